@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One setting for every Swift target: Swift 6 language mode (strict concurrency).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "assetd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "assetd", targets: ["assetd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // C libraries, each behind a module map and a shim of static inline wrappers.
+        .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
+
+        // Digests, HMAC and encodings over libcrypto.
+        .target(name: "Hashing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
+        // AWS Signature Version 4: canonical request, signing key, headers and presigned URLs.
+        .target(name: "SigV4", dependencies: ["Hashing"], swiftSettings: swiftSettings),
+        // S3 over libcurl, signed with SigV4.
+        .target(
+            name: "S3Client",
+            dependencies: ["CCurl", "SigV4", "Hashing", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // libfcgi accept loops on their own threads; Request, Response, Router, HTTPError.
+        .target(
+            name: "FastCGIServer",
+            dependencies: ["CFastCGI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Asset and upload records in SQLite, with migrations.
+        .target(
+            name: "AssetStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // Content detection with libmagic.
+        .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
+        // Routes, configuration, authentication; imports no C.
+        .target(
+            name: "AssetdApp",
+            dependencies: [
+                "FastCGIServer", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "assetd",
+            dependencies: [
+                "AssetdApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: swiftSettings),
+        .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
+        .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
+        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetStoreTests", dependencies: ["AssetStore"], swiftSettings: swiftSettings),
+        .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,42 @@
+internal import COpenSSL
+
+public enum HMAC {
+    /// HMAC-SHA256 of `message` under `key`.
+    public static func sha256<Key: Collection, Message: Collection>(key: Key, message: Message) -> [UInt8]
+    where Key.Element == UInt8, Message.Element == UInt8 {
+        let keyBytes = Array(key)
+        let messageBytes = Array(message)
+        var out = [UInt8](repeating: 0, count: 32)
+        let ok = keyBytes.withUnsafeBytes { k in
+            messageBytes.withUnsafeBytes { m in
+                out.withUnsafeMutableBufferPointer { o in
+                    assetd_crypto_hmac_sha256(k.baseAddress, k.count, m.baseAddress, m.count, o.baseAddress)
+                }
+            }
+        }
+        precondition(ok == 1, "libcrypto HMAC-SHA256 failed")
+        return out
+    }
+
+    /// HMAC-SHA256 of a string's UTF-8 bytes.
+    public static func sha256<Key: Collection>(key: Key, message: String) -> [UInt8] where Key.Element == UInt8 {
+        sha256(key: key, message: Array(message.utf8))
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    if a.isEmpty { return true }
+    return a.withUnsafeBytes { pa in
+        b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 }
+    }
+}
+
+/// `count` bytes from OpenSSL's CSPRNG.
+public func secureRandomBytes(_ count: Int) -> [UInt8] {
+    var out = [UInt8](repeating: 0, count: count)
+    let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32($0.count)) }
+    precondition(ok == 1, "libcrypto RAND_bytes failed")
+    return out
+}

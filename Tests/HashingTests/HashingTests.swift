@@ -1,0 +1,48 @@
+import Testing
+import Hashing
+
+struct HashingTests {
+    @Test func sha256KnownAnswers() {
+        #expect(Encoding.hex(SHA256.hash(Array("".utf8))) == SHA256.emptyHex)
+        #expect(Encoding.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func streamingEqualsOneShot() {
+        let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        var digest = Digest(.sha256)
+        for chunk in stride(from: 0, to: data.count, by: 777) {
+            digest.update(data[chunk..<min(chunk + 777, data.count)])
+        }
+        #expect(digest.finalize() == SHA256.hash(data))
+    }
+
+    @Test func md5KnownAnswer() {
+        var md5 = Digest(.md5)
+        md5.update(Array("The quick brown fox jumps over the lazy dog".utf8))
+        #expect(Encoding.hex(md5.finalize()) == "9e107d9d372bb6826bd81d3542a419d6")
+    }
+
+    /// RFC 4231 test case 2.
+    @Test func hmacRFC4231() {
+        let mac = HMAC.sha256(key: Array("Jefe".utf8), message: "what do ya want for nothing?")
+        #expect(Encoding.hex(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    }
+
+    @Test func base64RoundTrips() {
+        #expect(Encoding.base64(Array("foobar".utf8)) == "Zm9vYmFy")
+        #expect(Encoding.base64(Array("fooba".utf8)) == "Zm9vYmE=")
+        #expect(Encoding.base64(Array("foob".utf8)) == "Zm9vYg==")
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 97 &+ 250) }
+            #expect(Encoding.decodeBase64URL(Substring(Encoding.base64URL(bytes))) == bytes)
+        }
+        #expect(Encoding.decodeBase64URL("ab=c") == nil)
+        #expect(Encoding.decodeBase64URL("a") == nil)
+    }
+
+    @Test func constantTimeCompare() {
+        #expect(constantTimeEquals([1, 2, 3], [1, 2, 3]))
+        #expect(!constantTimeEquals([1, 2, 3], [1, 2, 4]))
+        #expect(!constantTimeEquals([1, 2], [1, 2, 3]))
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+@testable import SigV4
+
+struct PresignTests {
+    let signer = SigV4Signer(
+        credentials: Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        region: "us-east-1"
+    )
+
+    /// AWS's own presigned GET example for S3 (Authenticating Requests: Using Query Parameters).
+    @Test func awsDocumentedS3Example() {
+        let date = Date(timeIntervalSince1970: 1_369_353_600) // 2013-05-24T00:00:00Z
+        let query = signer.presignedQuery(
+            method: "GET", path: "/test.txt", headers: [("host", "examplebucket.s3.amazonaws.com")],
+            expires: 86400, date: date
+        )
+        #expect(query.hasSuffix("X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"))
+        #expect(query.contains("X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"))
+    }
+
+    /// AWS's documented GET Object header-signing example, with a Range header.
+    @Test func awsDocumentedHeaderExample() {
+        let date = Date(timeIntervalSince1970: 1_369_353_600)
+        let added = signer.signHeaders(
+            method: "GET", path: "/test.txt",
+            headers: [("host", "examplebucket.s3.amazonaws.com"), ("range", "bytes=0-9"),
+                      ("x-amz-content-sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")],
+            payloadHash: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", date: date
+        )
+        #expect(added.first { $0.name == "authorization" }?.value ==
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+    }
+
+    @Test func keysAreEncodedOnceAndSlashesKept() {
+        #expect(URIEncoding.encodePath("/1/digital_assets/a b+c.jpg") == "/1/digital_assets/a%20b%2Bc.jpg")
+        #expect(URIEncoding.encode("a/b=c") == "a%2Fb%3Dc")
+    }
+
+    @Test func sessionTokenIsSigned() {
+        let withToken = SigV4Signer(
+            credentials: Credentials(accessKeyID: "AK", secretAccessKey: "SK", sessionToken: "TOKEN/+="),
+            region: "eu-west-1"
+        )
+        let query = withToken.presignedQuery(method: "PUT", path: "/k", headers: [("host", "h")], expires: 60, date: Date(timeIntervalSince1970: 0))
+        #expect(query.contains("X-Amz-Security-Token=TOKEN%2F%2B%3D"))
+        let plain = SigV4Signer(credentials: Credentials(accessKeyID: "AK", secretAccessKey: "SK"), region: "eu-west-1")
+            .presignedQuery(method: "PUT", path: "/k", headers: [("host", "h")], expires: 60, date: Date(timeIntervalSince1970: 0))
+        #expect(!plain.contains("Security-Token"))
+        #expect(plain.suffix(64) != query.suffix(64))
+    }
+
+    @Test func signingKeyFollowsTheDay() {
+        let day1 = signer.presignedQuery(method: "GET", path: "/k", headers: [("host", "h")], expires: 60, date: Date(timeIntervalSince1970: 0))
+        let day2 = signer.presignedQuery(method: "GET", path: "/k", headers: [("host", "h")], expires: 60, date: Date(timeIntervalSince1970: 86400))
+        let day1Again = signer.presignedQuery(method: "GET", path: "/k", headers: [("host", "h")], expires: 60, date: Date(timeIntervalSince1970: 0))
+        #expect(day1 == day1Again)
+        #expect(day1 != day2)
+    }
+}
