@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
 
+        // A strict JSON parser and writer, small enough to fuzz.
+        .target(name: "JSON", swiftSettings: swiftSettings),
         // Digests, HMAC and encodings over libcrypto.
         .target(name: "Hashing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         // AWS Signature Version 4: canonical request, signing key, headers and presigned URLs.
@@ -38,7 +40,7 @@ let package = Package(
         // libfcgi accept loops on their own threads; Request, Response, Router, HTTPError.
         .target(
             name: "FastCGIServer",
-            dependencies: ["CFastCGI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Asset and upload records in SQLite, with migrations.
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
+                "FastCGIServer", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -68,6 +70,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),

@@ -1,0 +1,41 @@
+import Testing
+import JSON
+
+struct JSONTests {
+    func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
+
+    @Test func parsesDocument() throws {
+        let value = try parse(#" {"uploadId":"2~abc","assetId":12,"parts":[{"ETag":"\"e\"","PartNumber":1}],"x":null,"y":true} "#)
+        #expect(value["uploadId"] == "2~abc")
+        #expect(value["assetId"] == .number("12"))
+        #expect(value["parts"]?.arrayValue?.first?["ETag"] == "\"e\"")
+        #expect(value["x"] == .null)
+        #expect(value["y"] == .bool(true))
+    }
+
+    @Test func numbersKeepTheirText() throws {
+        #expect(try parse("1e3") == .number("1e3"))
+        #expect(try parse("-0.5") == .number("-0.5"))
+    }
+
+    @Test(arguments: ["", "{", "{\"a\":1,}", "[1,]", "01", "1.", "-", "\"\\x\"", "{\"a\":1,\"a\":2}", "\"\\ud800\"",
+                      "nul", "{} {}", "\"a\u{01}\"", "[1 2]", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)])
+    func refusesMalformed(text: String) {
+        #expect(throws: JSONError.self) { try JSONParser.parse(Array(text.utf8)) }
+    }
+
+    @Test func unicodeEscapes() throws {
+        #expect(try parse(#""\u00e9\ud83d\ude00\n""#) == .string("é😀\n"))
+    }
+
+    @Test func serializesAndRoundTrips() throws {
+        let value: JSONValue = ["a": "q\"\\\n\u{01}", "b": [1, true, nil], "c": ["d": .int(-5)]]
+        let text = String(decoding: value.serialized(), as: UTF8.self)
+        #expect(text == #"{"a":"q\"\\\n\u0001","b":[1,true,null],"c":{"d":-5}}"#)
+        #expect(try parse(text) == value)
+    }
+
+    @Test func refusesInvalidUTF8() {
+        #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xff, 0xfe, 0x22]) }
+    }
+}
