@@ -119,7 +119,7 @@ public struct SigV4Signer: Sendable {
         payloadHash: String, normalizePath: Bool
     ) -> CanonicalRequest {
         let uri = URIEncoding.encodePath(normalizePath ? Self.normalize(path) : (path.isEmpty ? "/" : path))
-        let canonicalQuery = Self.canonicalQuery(query)
+        let canonicalQuery = URIEncoding.canonicalQuery(query)
         let canonicalHeaders = Self.canonicalHeaders(headers)
         let text = [method, uri, canonicalQuery, canonicalHeaders.text, canonicalHeaders.signedHeaders, payloadHash]
             .joined(separator: "\n")
@@ -148,14 +148,6 @@ public struct SigV4Signer: Sendable {
 
     func scope(_ time: AmzTime) -> String {
         "\(time.date)/\(region)/\(service)/aws4_request"
-    }
-
-    static func canonicalQuery(_ query: [Field]) -> String {
-        query
-            .map { (URIEncoding.encode($0.name), URIEncoding.encode($0.value)) }
-            .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
     }
 
     /// Lower-cased names, sorted; values trimmed, inner runs of spaces folded into one,

@@ -26,6 +26,13 @@ public enum URIEncoding {
         encode(path, keepSlash: true)
     }
 
+    /// The canonical query string: names and values encoded, sorted by name then value.
+    public static func canonicalQuery(_ query: [(name: String, value: String)]) -> String {
+        let encoded: [(String, String)] = query.map { (encode($0.name), encode($0.value)) }
+        let sorted = encoded.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        return sorted.map { $0.0 + "=" + $0.1 }.joined(separator: "&")
+    }
+
     static func encode(_ text: String, keepSlash: Bool) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count + 16)

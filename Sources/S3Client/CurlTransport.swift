@@ -1,0 +1,204 @@
+internal import CCurl
+import Foundation
+import Glibc
+import Synchronization
+
+/// What an S3 request sends as its body.
+enum RequestBody {
+    case none
+    case bytes([UInt8])
+    /// `size` bytes of an open file, from offset 0 (read with pread, so a retry can replay it).
+    case file(descriptor: Int32, size: Int)
+
+    var size: Int {
+        switch self {
+        case .none: 0
+        case .bytes(let bytes): bytes.count
+        case .file(_, let size): size
+        }
+    }
+}
+
+struct TransportResponse {
+    var status: Int
+    var headers: [String: String]
+    var body: [UInt8]
+}
+
+/// HTTP over libcurl easy handles, kept in a pool so that each keeps its connections
+/// alive between requests. Any thread may borrow one; none is shared at once.
+final class CurlTransport: Sendable {
+    struct Timeouts: Sendable {
+        var connect: Int = 5_000
+        /// Whole-request limit for calls without a large body.
+        var request: Int = 30_000
+        /// Abort a transfer slower than 1 KiB/s for this long (large uploads and downloads).
+        var lowSpeedSeconds: Int = 30
+    }
+
+    /// A libcurl easy handle. It may move between threads; the pool lends it to one at a time.
+    private struct EasyHandle: @unchecked Sendable {
+        let raw: UnsafeMutableRawPointer
+    }
+
+    private let pool = Mutex<[EasyHandle]>([])
+    private let timeouts: Timeouts
+    /// The most bytes of an answer body kept in memory.
+    static let maxResponseBody = 64 * 1024 * 1024
+
+    init(timeouts: Timeouts = Timeouts()) {
+        self.timeouts = timeouts
+        Self.globalInit
+    }
+
+    deinit {
+        pool.withLock { handles in
+            for handle in handles { curl_easy_cleanup(handle.raw) }
+            handles.removeAll()
+        }
+    }
+
+    private static let globalInit: Void = {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    }()
+
+    private func borrow() -> UnsafeMutableRawPointer? {
+        if let handle = pool.withLock({ $0.popLast() }) {
+            curl_easy_reset(handle.raw)
+            return handle.raw
+        }
+        return curl_easy_init()
+    }
+
+    private func giveBack(_ handle: UnsafeMutableRawPointer) {
+        let handle = EasyHandle(raw: handle)
+        pool.withLock { $0.append(handle) }
+    }
+
+    /// Performs one request. Throws `S3Error` with code NetworkError or Timeout when no
+    /// answer came; an HTTP error status is a normal response for the caller to read.
+    func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, largeTransfer: Bool) throws -> TransportResponse {
+        guard let handle = borrow() else {
+            throw S3Error(code: "NetworkError", message: "libcurl could not create a handle")
+        }
+        defer { giveBack(handle) }
+
+        let state = TransferState(body: body)
+        let unmanaged = Unmanaged.passRetained(state)
+        defer { unmanaged.release() }
+        let userdata = unmanaged.toOpaque()
+
+        var list: UnsafeMutablePointer<curl_slist>?
+        for (name, value) in headers { list = curl_slist_append(list, "\(name): \(value)") }
+        // No 100-continue round trip, and no Accept header that was not signed.
+        list = curl_slist_append(list, "Expect:")
+        list = curl_slist_append(list, "Accept:")
+        defer { curl_slist_free_all(list) }
+
+        assetd_curl_setopt_string(handle, CURLOPT_URL, url)
+        assetd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        assetd_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
+        assetd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connect)
+        if largeTransfer {
+            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
+            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, timeouts.lowSpeedSeconds)
+        } else {
+            assetd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeouts.request)
+        }
+        assetd_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
+        assetd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, { buffer, size, count, userdata in
+            let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
+            let n = size * count
+            guard state.body.count + n <= CurlTransport.maxResponseBody else { return 0 }
+            if let buffer { state.body.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: n)) }
+            return n
+        })
+        assetd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, userdata)
+        assetd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION, { buffer, size, count, userdata in
+            let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
+            let n = size * count
+            if let buffer { state.header(line: UnsafeRawBufferPointer(start: buffer, count: n)) }
+            return n
+        })
+        assetd_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, userdata)
+
+        switch method {
+        case "GET": break
+        case "HEAD": assetd_curl_setopt_long(handle, CURLOPT_NOBODY, 1)
+        default: assetd_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)
+        }
+        if case .none = body {
+            if method == "POST" || method == "PUT" {
+                assetd_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+                assetd_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, 0)
+                assetd_curl_setopt_callback(handle, CURLOPT_READFUNCTION, { _, _, _, _ in 0 })
+            }
+        } else {
+            assetd_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
+            assetd_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(body.size))
+            assetd_curl_setopt_callback(handle, CURLOPT_READFUNCTION, { buffer, size, count, userdata in
+                let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
+                guard let buffer else { return 0 }
+                return state.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+            })
+            assetd_curl_setopt_pointer(handle, CURLOPT_READDATA, userdata)
+        }
+
+        let code = curl_easy_perform(handle)
+        guard code == CURLE_OK else {
+            let text = String(cString: curl_easy_strerror(code))
+            let name = code == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "NetworkError"
+            throw S3Error(code: name, message: "\(text) (\(method) \(Self.redact(url)))")
+        }
+        var status = 0
+        assetd_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return TransportResponse(status: status, headers: state.headers, body: state.body)
+    }
+
+    /// The URL without its query, for messages: presigned or not, a query can carry secrets.
+    static func redact(_ url: String) -> String {
+        String(url.split(separator: "?", maxSplits: 1)[0])
+    }
+}
+
+/// The mutable state of one transfer, reached from libcurl's callbacks.
+private final class TransferState {
+    let source: RequestBody
+    var offset = 0
+    var body: [UInt8] = []
+    var headers: [String: String] = [:]
+
+    init(body: RequestBody) { self.source = body }
+
+    func header(line: UnsafeRawBufferPointer) {
+        let text = String(decoding: line, as: UTF8.self)
+        if text.hasPrefix("HTTP/") {
+            headers.removeAll() // a new answer (after 100 Continue or a redirect)
+            return
+        }
+        guard let colon = text.firstIndex(of: ":") else { return }
+        let name = text[..<colon].lowercased()
+        let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        headers[name] = value
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        switch source {
+        case .none:
+            return 0
+        case .bytes(let bytes):
+            let n = min(buffer.count, bytes.count - offset)
+            guard n > 0 else { return 0 }
+            bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
+            offset += n
+            return n
+        case .file(let descriptor, let size):
+            let want = min(buffer.count, size - offset)
+            guard want > 0 else { return 0 }
+            let n = pread(descriptor, buffer.baseAddress, want, off_t(offset))
+            guard n > 0 else { return Int(CURL_READFUNC_ABORT) }
+            offset += n
+            return n
+        }
+    }
+}

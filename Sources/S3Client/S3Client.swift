@@ -1,0 +1,231 @@
+public import struct Foundation.Date
+import Foundation
+public import Logging
+public import SigV4
+import Hashing
+
+/// The S3 operations assetd uses, over libcurl, signed with SigV4.
+///
+/// Calls block the calling thread (a FastCGI worker or a Dispatch queue). Each borrows
+/// a pooled easy handle, so connections are reused. It knows nothing of FastCGI or SQL.
+public final class S3Client: Sendable {
+    public struct Configuration: Sendable {
+        public var bucket: String
+        public var region: String
+        public var credentials: Credentials
+        /// Where assetd itself sends requests.
+        public var endpoint: S3Endpoint
+        /// What presigned URLs name (ASSETD_S3_PUBLIC_ENDPOINT); the same as `endpoint` by default.
+        public var publicEndpoint: S3Endpoint
+
+        public init(bucket: String, region: String, credentials: Credentials, endpoint: S3Endpoint? = nil, publicEndpoint: S3Endpoint? = nil) {
+            self.bucket = bucket
+            self.region = region
+            self.credentials = credentials
+            let resolved = endpoint ?? .aws(region: region, bucket: bucket)
+            self.endpoint = resolved
+            self.publicEndpoint = publicEndpoint ?? resolved
+        }
+    }
+
+    public struct Part: Sendable, Equatable {
+        public var partNumber: Int
+        public var etag: String
+        public var size: Int
+        public init(partNumber: Int, etag: String, size: Int) {
+            self.partNumber = partNumber
+            self.etag = etag
+            self.size = size
+        }
+    }
+
+    public struct CompletedUpload: Sendable, Equatable {
+        public var location: String
+        public var etag: String
+    }
+
+    public struct ObjectInfo: Sendable, Equatable {
+        public var size: Int
+        public var etag: String
+        public var contentType: String?
+    }
+
+    public let configuration: Configuration
+    let signer: SigV4Signer
+    let transport: CurlTransport
+    let logger: Logger
+    /// Attempts for a call that failed in a way that may pass (network, 5xx, SlowDown).
+    let attempts = 3
+
+    public init(configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
+        self.transport = CurlTransport()
+        self.logger = logger
+    }
+
+    // MARK: - Multipart uploads
+
+    /// CreateMultipartUpload; returns the upload id.
+    public func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String {
+        var headers = [("content-type", contentType)]
+        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        let response = try send("POST", key: key, query: [("uploads", "")], headers: headers)
+        guard let uploadID = XMLTree.parse(response.body)?.value("UploadId"), !uploadID.isEmpty else {
+            throw S3Error(code: "MalformedResponse", message: "CreateMultipartUpload answered without an UploadId", httpStatus: response.status)
+        }
+        return uploadID
+    }
+
+    /// ListParts, following its pagination to the end.
+    public func listParts(key: String, uploadID: String) throws -> [Part] {
+        var parts: [Part] = []
+        var marker: String?
+        for _ in 0..<100 { // 10,000 parts at 1,000 a page: 10 pages; more is a server bug
+            var query = [("uploadId", uploadID), ("max-parts", "1000")]
+            if let marker { query.append(("part-number-marker", marker)) }
+            let response = try send("GET", key: key, query: query)
+            guard let tree = XMLTree.parse(response.body), tree.isResult(of: "ListParts") else {
+                throw S3Error(code: "MalformedResponse", message: "ListParts answered without a ListPartsResult", httpStatus: response.status)
+            }
+            for part in tree.all("Part") {
+                guard let number = part.value("PartNumber").flatMap(Int.init), let etag = part.value("ETag") else { continue }
+                parts.append(Part(partNumber: number, etag: etag, size: part.value("Size").flatMap(Int.init) ?? 0))
+            }
+            guard tree.value("IsTruncated") == "true", let next = tree.value("NextPartNumberMarker"), next != marker else { break }
+            marker = next
+        }
+        return parts
+    }
+
+    /// CompleteMultipartUpload. S3 may answer 200 with an `<Error>` body: that is a failure.
+    /// When the server leaves the ETag empty (Ceph RGW 16), HeadObject supplies it.
+    public func completeMultipartUpload(key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) throws -> CompletedUpload {
+        var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        for part in parts {
+            xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(xmlEscape(Self.quoted(part.etag)))</ETag></Part>"
+        }
+        xml += "</CompleteMultipartUpload>"
+        let response = try send("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")], body: .bytes(Array(xml.utf8)))
+        guard let tree = XMLTree.parse(response.body) else {
+            throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered without XML", httpStatus: response.status)
+        }
+        if tree.name == "Error" { throw Self.error(from: tree, status: response.status, headers: response.headers) }
+        guard tree.isResult(of: "CompleteMultipartUpload") else {
+            throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered with <\(tree.name)>", httpStatus: response.status)
+        }
+        var etag = tree.value("ETag") ?? ""
+        if etag.isEmpty || etag == "\"\"" {
+            etag = try headObject(key: key)?.etag ?? ""
+        }
+        // Servers disagree on Location (moto names an AWS host, Ceph its own): the public
+        // endpoint's URL of the key is the same answer everywhere.
+        return CompletedUpload(location: objectURL(key: key), etag: etag)
+    }
+
+    public func abortMultipartUpload(key: String, uploadID: String) throws {
+        _ = try send("DELETE", key: key, query: [("uploadId", uploadID)])
+    }
+
+    // MARK: - Objects
+
+    /// PutObject from an open file. `sha256Hex` and `md5` (raw digest) let S3 prove it
+    /// received the bytes intact.
+    public func putObject(
+        key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
+        sha256Hex: String, md5: [UInt8], cacheControl: String? = nil
+    ) throws -> String {
+        var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5))]
+        if let cacheControl { headers.append(("cache-control", cacheControl)) }
+        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        let response = try send("PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size), payloadHash: sha256Hex, largeTransfer: true)
+        return response.headers["etag"] ?? ""
+    }
+
+    /// PutObject of bytes in memory (thumbnails, small objects).
+    public func putObject(key: String, bytes: [UInt8], contentType: String, metadata: [String: String], cacheControl: String? = nil) throws -> String {
+        var md5 = Digest(.md5)
+        md5.update(bytes)
+        var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5.finalize()))]
+        if let cacheControl { headers.append(("cache-control", cacheControl)) }
+        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        let response = try send("PUT", key: key, headers: headers, body: .bytes(bytes), largeTransfer: true)
+        return response.headers["etag"] ?? ""
+    }
+
+    /// GetObject, whole or a byte range, into memory (at most 64 MiB).
+    public func getObject(key: String, range: ClosedRange<Int>? = nil) throws -> [UInt8] {
+        var headers: [(String, String)] = []
+        if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
+        return try send("GET", key: key, headers: headers, largeTransfer: true).body
+    }
+
+    /// HeadObject; nil when there is no such object.
+    public func headObject(key: String) throws -> ObjectInfo? {
+        do {
+            let response = try send("HEAD", key: key)
+            return ObjectInfo(
+                size: response.headers["content-length"].flatMap(Int.init) ?? 0,
+                etag: response.headers["etag"] ?? "",
+                contentType: response.headers["content-type"]
+            )
+        } catch let error as S3Error where error.httpStatus == 404 {
+            return nil
+        }
+    }
+
+    /// DeleteObject; deleting a missing object succeeds, as in S3.
+    public func deleteObject(key: String) throws {
+        do {
+            _ = try send("DELETE", key: key)
+        } catch let error as S3Error where error.httpStatus == 404 && error.code == "NoSuchKey" {
+            return
+        }
+    }
+
+    /// DeleteObjects (at most 1,000 keys); throws on the first key S3 could not delete.
+    public func deleteObjects(keys: [String]) throws {
+        guard !keys.isEmpty else { return }
+        precondition(keys.count <= 1000, "DeleteObjects takes at most 1,000 keys")
+        var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
+        for key in keys { xml += "<Object><Key>\(xmlEscape(key))</Key></Object>" }
+        xml += "</Delete>"
+        let body = Array(xml.utf8)
+        var md5 = Digest(.md5)
+        md5.update(body)
+        let response = try send("POST", key: "", query: [("delete", "")],
+                                headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],
+                                body: .bytes(body))
+        if let tree = XMLTree.parse(response.body), let failed = tree.child("Error") {
+            throw S3Error(code: failed.value("Code") ?? "InternalError",
+                          message: "could not delete \(failed.value("Key") ?? "an object"): \(failed.value("Message") ?? "")",
+                          httpStatus: response.status)
+        }
+    }
+
+    /// CopyObject within the bucket (for versions). Returns the new ETag.
+    public func copyObject(from source: String, to key: String, metadata: [String: String]? = nil, contentType: String? = nil) throws -> String {
+        var headers = [("x-amz-copy-source", URIEncoding.encodePath("/\(configuration.bucket)/\(source)"))]
+        if let metadata {
+            headers.append(("x-amz-metadata-directive", "REPLACE"))
+            if let contentType { headers.append(("content-type", contentType)) }
+            headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        }
+        let response = try send("PUT", key: key, headers: headers, largeTransfer: true)
+        guard let tree = XMLTree.parse(response.body) else {
+            throw S3Error(code: "MalformedResponse", message: "CopyObject answered without XML", httpStatus: response.status)
+        }
+        if tree.name == "Error" { throw Self.error(from: tree, status: response.status, headers: response.headers) }
+        return tree.value("ETag") ?? ""
+    }
+
+    /// The unsigned URL of an object (the `location` of a completed upload).
+    public func objectURL(key: String) -> String {
+        let endpoint = configuration.publicEndpoint
+        return "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(endpoint.path(bucket: configuration.bucket, key: key)))"
+    }
+
+    static func quoted(_ etag: String) -> String {
+        etag.hasPrefix("\"") ? etag : "\"\(etag)\""
+    }
+}

@@ -1,0 +1,73 @@
+import Testing
+@testable import S3Client
+
+struct S3ResponseTests {
+    @Test func errorBodyGivesS3Code() {
+        let body = Array("""
+        <?xml version="1.0" encoding="UTF-8"?>
+        <Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message><RequestId>R1</RequestId></Error>
+        """.utf8)
+        let error = S3Client.error(status: 404, body: body, headers: [:], method: "GET")
+        #expect(error.code == "NoSuchUpload")
+        #expect(error.httpStatus == 404)
+        #expect(error.requestID == "R1")
+        #expect(error.isNoSuchUpload)
+        #expect(!error.isTransient)
+    }
+
+    @Test func headWithoutBodyMapsStatus() {
+        #expect(S3Client.error(status: 404, body: [], headers: [:], method: "HEAD").code == "NotFound")
+        #expect(S3Client.error(status: 403, body: [], headers: [:], method: "HEAD").code == "AccessDenied")
+        let slow = S3Client.error(status: 503, body: [], headers: [:], method: "PUT")
+        #expect(slow.isTransient)
+    }
+
+    @Test func cephNoSuchKeyCountsAsGoneUpload() {
+        #expect(S3Error(code: "NoSuchKey", message: "", httpStatus: 404).isNoSuchUpload)
+        #expect(!S3Error(code: "AccessDenied", message: "", httpStatus: 403).isNoSuchUpload)
+    }
+
+    @Test func listPartsXMLWithNamespace() throws {
+        let xml = """
+        <ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><IsTruncated>true</IsTruncated>
+        <NextPartNumberMarker>2</NextPartNumberMarker>
+        <Part><PartNumber>1</PartNumber><ETag>&quot;abc&quot;</ETag><Size>5242880</Size></Part>
+        <Part><PartNumber>2</PartNumber><ETag>"def"</ETag><Size>10</Size></Part></ListPartsResult>
+        """
+        let tree = try #require(XMLTree.parse(Array(xml.utf8)))
+        #expect(tree.name == "ListPartsResult")
+        #expect(tree.all("Part").count == 2)
+        #expect(tree.all("Part")[0].value("ETag") == "\"abc\"")
+        #expect(tree.value("NextPartNumberMarker") == "2")
+    }
+
+    @Test func malformedXMLIsNil() {
+        #expect(XMLTree.parse(Array("<a><b></a>".utf8)) == nil)
+        #expect(XMLTree.parse([]) == nil)
+    }
+
+    @Test func externalEntitiesAreNotResolved() throws {
+        let xml = """
+        <?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]><Error><Code>&x;</Code></Error>
+        """
+        let code = XMLTree.parse(Array(xml.utf8))?.value("Code") ?? ""
+        #expect(code.isEmpty)
+    }
+
+    @Test func escapesXML() {
+        #expect(xmlEscape("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&apos;")
+    }
+
+    @Test func endpoints() throws {
+        let local = try #require(S3Endpoint(url: "http://127.0.0.1:9000"))
+        #expect(local.host == "127.0.0.1:9000")
+        #expect(local.pathStyle)
+        #expect(local.path(bucket: "b", key: "1/digital_assets/2.jpg") == "/b/1/digital_assets/2.jpg")
+        #expect(try #require(S3Endpoint(url: "https://minio.example:443/")).host == "minio.example")
+        #expect(S3Endpoint(url: "ftp://x") == nil)
+        #expect(S3Endpoint(url: "http://host/prefix") == nil)
+        let aws = S3Endpoint.aws(region: "eu-west-1", bucket: "assets")
+        #expect(aws.host == "assets.s3.eu-west-1.amazonaws.com")
+        #expect(aws.path(bucket: "assets", key: "k") == "/k")
+    }
+}
