@@ -1,0 +1,281 @@
+public import struct Foundation.Date
+import Foundation
+import GRDB
+
+/// Why the database failed; `description` is for the log, never for the client.
+public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+/// Asset and upload records in SQLite (WAL), through GRDB.
+///
+/// Every method is synchronous and safe to call from any thread: reads run concurrently,
+/// writes one at a time. It knows nothing of HTTP or S3.
+public final class AssetDatabase: Sendable {
+    private let pool: DatabasePool
+
+    /// Opens (creating it if needed) the database at `path` and migrates it.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw AssetStoreError(description: "cannot open ASSETD_DATABASE \(path): \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: assets and uploads") { db in
+            try db.execute(sql: """
+                CREATE TABLE asset (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    workspace_id INTEGER NOT NULL,
+                    key TEXT NOT NULL UNIQUE,
+                    file_name TEXT,
+                    file_type TEXT NOT NULL,
+                    size INTEGER,
+                    etag TEXT,
+                    sha256 TEXT,
+                    status TEXT NOT NULL,
+                    thumbnail_status TEXT NOT NULL DEFAULT 'none',
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX asset_by_workspace ON asset(workspace_id, id);
+                CREATE TABLE upload (
+                    upload_id TEXT PRIMARY KEY,
+                    asset_id INTEGER NOT NULL REFERENCES asset(id),
+                    workspace_id INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    file_size INTEGER,
+                    part_size INTEGER,
+                    status TEXT NOT NULL,
+                    parts_digest TEXT,
+                    location TEXT,
+                    etag TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX upload_by_asset ON upload(asset_id);
+                """)
+        }
+        return migrator
+    }
+
+    private func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as AssetStoreError {
+            throw error
+        } catch {
+            throw AssetStoreError(description: "database: \(error)")
+        }
+    }
+
+    // MARK: - Assets
+
+    /// Inserts a pending asset; the database picks its id, and its key follows from it.
+    public func createAsset(_ new: NewAsset, status: AssetStatus = .pending, now: Date = Date()) throws -> AssetRecord {
+        try run {
+            try pool.write { db in
+                // A placeholder key keeps the UNIQUE constraint until the id is known.
+                try db.execute(
+                    sql: """
+                        INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                        VALUES (?, 'pending:' || hex(randomblob(16)), ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [new.workspaceID, new.fileName, new.fileType, new.size, status.rawValue,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970])
+                let id = db.lastInsertedRowID
+                let key = AssetKeys.original(workspaceID: new.workspaceID, assetID: id, fileExtension: new.fileExtension)
+                try db.execute(sql: "UPDATE asset SET key = ? WHERE id = ?", arguments: [key, id])
+                return AssetRecord(
+                    id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
+                    size: new.size, etag: nil, sha256: nil, status: status, thumbnailStatus: .none,
+                    createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
+            }
+        }
+    }
+
+    /// The asset `id` if it belongs to `workspaceID`; nil otherwise, whichever workspace it is in.
+    public func asset(id: Int64, workspaceID: Int64) throws -> AssetRecord? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ? AND workspace_id = ?", arguments: [id, workspaceID])
+                    .map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// Removes an asset that never got an object (its S3 call failed), with its uploads.
+    public func discardAsset(id: Int64) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "DELETE FROM upload WHERE asset_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM asset WHERE id = ?", arguments: [id])
+            }
+        }
+    }
+
+    /// Records an asset's object as stored and complete: the one place an asset becomes ready.
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: "UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = ?, thumbnail_status = ?, updated_at = ? WHERE id = ?",
+                    arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, id])
+            }
+        }
+    }
+
+    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, id])
+                try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE asset_id = ? AND status = 'pending'",
+                               arguments: [now.timeIntervalSince1970, id])
+            }
+        }
+    }
+
+    public func setThumbnailStatus(assetID: Int64, _ status: ThumbnailStatus, now: Date = Date()) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE asset SET thumbnail_status = ?, updated_at = ? WHERE id = ?",
+                               arguments: [status.rawValue, now.timeIntervalSince1970, assetID])
+            }
+        }
+    }
+
+    /// Assets of a workspace, newest first, that are not deleted; `before` is the id
+    /// the previous page ended with.
+    public func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT * FROM asset WHERE workspace_id = ? AND status != 'deleted' AND id < ?
+                    ORDER BY id DESC LIMIT ?
+                    """, arguments: [workspaceID, before ?? Int64.max, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    // MARK: - Uploads
+
+    public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date = Date()) throws -> UploadRecord {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO upload (upload_id, asset_id, workspace_id, key, file_size, part_size, status, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                        """,
+                    arguments: [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970])
+            }
+            return UploadRecord(
+                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
+                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+        }
+    }
+
+    /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
+    public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM upload WHERE upload_id = ? AND asset_id = ? AND workspace_id = ?",
+                                 arguments: [uploadID, assetID, workspaceID]).map(Self.upload(from:))
+            }
+        }
+    }
+
+    /// Records a completed upload and its asset as ready, in one transaction. Returns false
+    /// (and changes nothing) when the upload was no longer pending.
+    public func completeUpload(
+        uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
+        thumbnail: ThumbnailStatus, now: Date = Date()
+    ) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
+                        WHERE upload_id = ? AND status = 'pending'
+                        """,
+                    arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
+                guard db.changesCount == 1 else { return false }
+                try db.execute(
+                    sql: """
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?
+                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)
+                        """,
+                    arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, uploadID])
+                return true
+            }
+        }
+    }
+
+    /// Marks a pending upload aborted, and its asset too while it has no object.
+    /// Returns the upload's status after the call (nil: no such upload).
+    public func abortUpload(uploadID: String, now: Date = Date()) throws -> UploadStatus? {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
+                               arguments: [now.timeIntervalSince1970, uploadID])
+                if db.changesCount == 1 {
+                    try db.execute(
+                        sql: "UPDATE asset SET status = 'aborted', updated_at = ? WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'",
+                        arguments: [now.timeIntervalSince1970, uploadID])
+                }
+                return try String.fetchOne(db, sql: "SELECT status FROM upload WHERE upload_id = ?", arguments: [uploadID])
+                    .flatMap(UploadStatus.init(rawValue:))
+            }
+        }
+    }
+
+    /// Uploads of an asset that are still pending (to abort when the asset is deleted).
+    public func pendingUploads(assetID: Int64) throws -> [UploadRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE asset_id = ? AND status = 'pending'", arguments: [assetID])
+                    .map(Self.upload(from:))
+            }
+        }
+    }
+
+    /// Answers when SQLite does (for /healthz).
+    public func ping() throws {
+        try run { _ = try pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") } }
+    }
+
+    // MARK: - Rows
+
+    private static func rounded(_ date: Date) -> Date {
+        Date(timeIntervalSince1970: date.timeIntervalSince1970)
+    }
+
+    private static func asset(from row: Row) -> AssetRecord {
+        AssetRecord(
+            id: row["id"], workspaceID: row["workspace_id"], key: row["key"], fileName: row["file_name"],
+            fileType: row["file_type"], size: row["size"], etag: row["etag"], sha256: row["sha256"],
+            status: AssetStatus(rawValue: row["status"]) ?? .pending,
+            thumbnailStatus: ThumbnailStatus(rawValue: row["thumbnail_status"]) ?? .none,
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    private static func upload(from row: Row) -> UploadRecord {
+        UploadRecord(
+            uploadID: row["upload_id"], assetID: row["asset_id"], workspaceID: row["workspace_id"], key: row["key"],
+            fileSize: row["file_size"], partSize: row["part_size"],
+            status: UploadStatus(rawValue: row["status"]) ?? .pending, partsDigest: row["parts_digest"],
+            location: row["location"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+}

@@ -1,0 +1,86 @@
+public import struct Foundation.Date
+
+/// Where an asset is in its life.
+public enum AssetStatus: String, Sendable, Codable {
+    /// Its multipart upload has started; its object is not complete yet.
+    case pending
+    /// Its object is stored and complete.
+    case ready
+    /// Its upload was aborted before it completed.
+    case aborted
+    /// Deleted: its objects are gone; the record stays so that a repeated delete is a success.
+    case deleted
+}
+
+/// Where a thumbnail is: none wanted (or possible), queued, made, or failed.
+public enum ThumbnailStatus: String, Sendable, Codable {
+    case none, pending, ready, failed
+}
+
+public enum UploadStatus: String, Sendable, Codable {
+    case pending, completed, aborted
+}
+
+public struct AssetRecord: Sendable, Equatable {
+    public var id: Int64
+    public var workspaceID: Int64
+    public var key: String
+    public var fileName: String?
+    public var fileType: String
+    public var size: Int64?
+    public var etag: String?
+    public var sha256: String?
+    public var status: AssetStatus
+    public var thumbnailStatus: ThumbnailStatus
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+public struct UploadRecord: Sendable, Equatable {
+    public var uploadID: String
+    public var assetID: Int64
+    public var workspaceID: Int64
+    public var key: String
+    public var fileSize: Int64?
+    public var partSize: Int64?
+    public var status: UploadStatus
+    /// A digest of the parts the upload was completed with, so that a retried
+    /// complete-upload can be told from a different one.
+    public var partsDigest: String?
+    public var location: String?
+    public var etag: String?
+    public var createdAt: Date
+}
+
+/// What a new asset is, before it has an id.
+public struct NewAsset: Sendable {
+    public var workspaceID: Int64
+    public var fileType: String
+    /// The extension of its key, without the dot (`jpg`).
+    public var fileExtension: String
+    public var fileName: String?
+    public var size: Int64?
+
+    public init(workspaceID: Int64, fileType: String, fileExtension: String, fileName: String?, size: Int64?) {
+        self.workspaceID = workspaceID
+        self.fileType = fileType
+        self.fileExtension = fileExtension
+        self.fileName = fileName
+        self.size = size
+    }
+}
+
+/// The S3 key layout of CONTRACT.md.
+public enum AssetKeys {
+    public static func original(workspaceID: Int64, assetID: Int64, fileExtension: String) -> String {
+        "\(workspaceID)/digital_assets/\(assetID).\(fileExtension)"
+    }
+
+    public static func thumbnail(workspaceID: Int64, assetID: Int64) -> String {
+        "\(workspaceID)/thumbnails/\(assetID).jpg"
+    }
+
+    public static func version(workspaceID: Int64, assetID: Int64, version: Int, fileExtension: String) -> String {
+        "\(workspaceID)/versions/\(assetID)/v\(version).\(fileExtension)"
+    }
+}

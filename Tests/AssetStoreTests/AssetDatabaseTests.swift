@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+@testable import AssetStore
+
+struct AssetDatabaseTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+    func open() throws -> AssetDatabase { try AssetDatabase(path: path) }
+
+    @Test func idsComeFromTheDatabaseAndKeysFollow() throws {
+        let db = try open()
+        let a = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/jpeg", fileExtension: "jpg", fileName: "a.jpg", size: 10))
+        let b = try db.createAsset(NewAsset(workspaceID: 7, fileType: "application/pdf", fileExtension: "pdf", fileName: nil, size: nil))
+        #expect(b.id == a.id + 1)
+        #expect(a.key == "7/digital_assets/\(a.id).jpg")
+        #expect(try db.asset(id: a.id, workspaceID: 7) == a)
+        #expect(try db.asset(id: a.id, workspaceID: 8) == nil)
+    }
+
+    @Test func uploadIsBoundToAssetAndWorkspace() throws {
+        let db = try open()
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        let other = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: "U1", asset: asset, fileSize: nil, partSize: nil)
+        #expect(try db.upload(uploadID: "U1", assetID: asset.id, workspaceID: 1)?.key == asset.key)
+        #expect(try db.upload(uploadID: "U1", assetID: other.id, workspaceID: 1) == nil)
+        #expect(try db.upload(uploadID: "U1", assetID: asset.id, workspaceID: 2) == nil)
+    }
+
+    @Test func completeIsOnceAndMakesTheAssetReady() throws {
+        let db = try open()
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: "U2", asset: asset, fileSize: nil, partSize: nil)
+        #expect(try db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending))
+        #expect(try !db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending))
+        let ready = try #require(try db.asset(id: asset.id, workspaceID: 1))
+        #expect(ready.status == .ready)
+        #expect(ready.size == 99)
+        #expect(ready.thumbnailStatus == .pending)
+        #expect(try db.abortUpload(uploadID: "U2") == .completed)
+    }
+
+    @Test func abortMarksUploadAndPendingAsset() throws {
+        let db = try open()
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: "U3", asset: asset, fileSize: nil, partSize: nil)
+        #expect(try db.abortUpload(uploadID: "U3") == .aborted)
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.status == .aborted)
+        #expect(try !db.completeUpload(uploadID: "U3", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none))
+    }
+
+    @Test func listingPagesNewestFirstAndHidesDeleted() throws {
+        let db = try open()
+        var ids: [Int64] = []
+        for _ in 0..<5 {
+            ids.append(try db.createAsset(NewAsset(workspaceID: 3, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil)).id)
+        }
+        _ = try db.createAsset(NewAsset(workspaceID: 4, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        try db.markAssetDeleted(id: ids[4])
+        let first = try db.assets(workspaceID: 3, limit: 2, before: nil)
+        #expect(first.map(\.id) == [ids[3], ids[2]])
+        let second = try db.assets(workspaceID: 3, limit: 2, before: first.last?.id)
+        #expect(second.map(\.id) == [ids[1], ids[0]])
+    }
+
+    @Test func reopeningKeepsRecordsAndMigrationsRunOnce() throws {
+        let asset = try open().createAsset(NewAsset(workspaceID: 1, fileType: "image/gif", fileExtension: "gif", fileName: "x", size: nil))
+        let again = try open()
+        #expect(try again.asset(id: asset.id, workspaceID: 1)?.fileName == "x")
+        try again.ping()
+    }
+
+    @Test func discardRemovesAssetAndUploads() throws {
+        let db = try open()
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: "U4", asset: asset, fileSize: nil, partSize: nil)
+        try db.discardAsset(id: asset.id)
+        #expect(try db.asset(id: asset.id, workspaceID: 1) == nil)
+        #expect(try db.upload(uploadID: "U4", assetID: asset.id, workspaceID: 1) == nil)
+    }
+}
