@@ -1,1 +1,96 @@
-print("assetd")
+import ArgumentParser
+import AssetdApp
+import Foundation
+import Logging
+
+/// Options every subcommand takes.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("A file of KEY=VALUE lines (the systemd EnvironmentFile); the environment wins over it.", valueName: "file"))
+    var config: String?
+
+    func load(requireAll: Bool = true) -> Configuration {
+        do {
+            return try Configuration(environment: ProcessInfo.processInfo.environment, file: config, requireAll: requireAll)
+        } catch {
+            FileHandle.standardError.write(Data("assetd: \(error)\n".utf8))
+            Foundation.exit(78) // EX_CONFIG
+        }
+    }
+}
+
+@main
+struct Assetd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assetd",
+        abstract: "FastCGI service that puts web frontends' assets into S3.",
+        discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; the README lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
+        subcommands: [Serve.self, Token.self, SetupBucket.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve FastCGI requests until SIGTERM (the default command).",
+        discussion: "Listens on ASSETD_SOCKET, or on standard input when it is a listening socket (spawn-fcgi, systemd)."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let configuration = options.load()
+        let logger = Bootstrap.logger(level: configuration.logLevel)
+        do {
+            try Bootstrap.serve(configuration, logger: logger)
+        } catch {
+            logger.critical("assetd cannot start: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a bearer token signed with ASSETD_JWT_SECRET (for development and load tests)."
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "The token's subject (user id).") var sub: String
+    @Option(help: "Comma-separated workspace ids the token grants, e.g. 1,2.") var workspaces: String
+    @Option(help: "Seconds until the token expires.") var ttl: Int = 3600
+
+    func validate() throws {
+        guard ttl > 0 else { throw ValidationError("--ttl must be a positive number of seconds") }
+        guard !sub.isEmpty else { throw ValidationError("--sub must not be empty") }
+        for piece in workspaces.split(separator: ",", omittingEmptySubsequences: false) where Input.parseID(piece) == nil {
+            throw ValidationError("--workspaces must be positive integers separated by commas, e.g. 1,2")
+        }
+    }
+
+    func run() throws {
+        let configuration = options.load(requireAll: false)
+        let ids = workspaces.split(separator: ",").compactMap { Input.parseID($0) }
+        print(JWTVerifier(secret: configuration.jwtSecret).mint(subject: sub, workspaces: ids, ttl: ttl))
+    }
+}
+
+struct SetupBucket: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup-bucket",
+        abstract: "Create the bucket if it is missing and apply its CORS rules and lifecycle rule (idempotent).",
+        discussion: "CORS: ASSETD_CORS_ORIGINS (default *), methods GET POST PUT DELETE HEAD, ETag exposed. Lifecycle: abort multipart uploads left incomplete after ASSETD_ABORT_INCOMPLETE_DAYS days (default 7)."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let configuration = options.load()
+        let logger = Bootstrap.logger(level: configuration.logLevel)
+        do {
+            try Bootstrap.setUpBucket(configuration, logger: logger)
+        } catch {
+            logger.critical("setup-bucket failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import AssetStore
+import FastCGIServer
+import Foundation
+import Hashing
+import JSON
+import S3Client
+
+/// The multipart upload routes: the browser PUTs parts straight to S3 with presigned URLs.
+extension App {
+    static let mebibyte: Int64 = 1024 * 1024
+    static let minimumPartSize: Int64 = 5 * mebibyte
+    static let maxParts: Int64 = 10_000
+    static let maxURLsAtOnce = 100
+
+    /// The smallest part size of at least 5 MiB, in whole MiB, that fits `fileSize` in 10,000 parts.
+    static func partSize(for fileSize: Int64) -> Int64 {
+        let perPart = (fileSize + maxParts - 1) / maxParts
+        let wholeMiB = (perPart + mebibyte - 1) / mebibyte * mebibyte
+        return max(minimumPartSize, wholeMiB)
+    }
+
+    @Sendable func startUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let query = request.query
+        let workspaceID = try workspace(query["workspaceId"], principal)
+        guard let claimed = query["fileType"], !claimed.isEmpty else { throw HTTPError(.badRequest, "fileType is required.") }
+        guard let (fileType, fileExtension) = configuration.mediaTypes.resolve(claimed) else {
+            throw HTTPError(.unsupportedMediaType, "fileType \(claimed) is not allowed; allowed: \(configuration.mediaTypes.allowed.sorted().joined(separator: ", ")).")
+        }
+        if query["assetId"] != nil {
+            throw HTTPError(.badRequest, "assetId: uploading a new version of an asset is not supported yet.")
+        }
+        var fileSize: Int64?
+        var partSize: Int64?
+        if let text = query["fileSize"] {
+            guard let size = Input.parseID(Substring(text)) else { throw HTTPError(.badRequest, "fileSize must be a positive integer (bytes).") }
+            let limit = min(configuration.maxUploadBytes, Configuration.s3MaxObjectBytes)
+            guard size <= limit else { throw HTTPError(.payloadTooLarge, "fileSize \(size) is over the limit of \(limit) bytes.") }
+            fileSize = size
+            partSize = Self.partSize(for: size)
+        }
+        let fileName = Input.fileName(query["fileName"])
+
+        let asset = try database.createAsset(
+            NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: fileName, size: fileSize),
+            now: now())
+        let uploadID: String
+        do {
+            uploadID = try store.createMultipartUpload(key: asset.key, contentType: fileType, metadata: metadata(asset))
+        } catch {
+            try? database.discardAsset(id: asset.id)
+            throw error
+        }
+        do {
+            _ = try database.createUpload(uploadID: uploadID, asset: asset, fileSize: fileSize, partSize: partSize, now: now())
+        } catch {
+            try? store.abortMultipartUpload(key: asset.key, uploadID: uploadID)
+            try? database.discardAsset(id: asset.id)
+            throw error
+        }
+        request.logger.info("upload started", metadata: ["asset": "\(asset.id)", "workspace": "\(workspaceID)", "key": "\(asset.key)"])
+        var members: [JSONValue.Member] = [.init("uploadId", .string(uploadID)), .init("assetId", .string(String(asset.id))), .init("key", .string(asset.key))]
+        if let partSize { members.append(.init("partSize", .int64(partSize))) }
+        return .json(.object(members))
+    }
+
+    /// The upload a part-URL request names, checked: workspace, asset, upload, still pending.
+    private func pendingUpload(_ request: Request, _ principal: Principal) throws -> UploadRecord {
+        let query = request.query
+        let workspaceID = try workspace(query["workspaceId"], principal)
+        let assetID = try Input.id(query["assetId"], field: "assetId")
+        let uploadID = try Input.token(query["UploadId"] ?? query["uploadId"], field: "UploadId")
+        let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+        try requirePending(upload)
+        return upload
+    }
+
+    func partURL(_ upload: UploadRecord, _ partNumber: Int) -> String {
+        presign("PUT", key: upload.key, query: [("partNumber", String(partNumber)), ("uploadId", upload.uploadID)],
+                expires: configuration.presignExpires)
+    }
+
+    @Sendable func uploadPartURL(_ request: Request, _ principal: Principal) throws -> Response {
+        let partText = request.query["PartNumber"] ?? request.query["partNumber"]
+        guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
+        let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...Self.maxParts)!
+        let upload = try pendingUpload(request, principal)
+        return .json(["url": .string(partURL(upload, Int(partNumber))), "expiresIn": .int(configuration.presignExpires)])
+    }
+
+    @Sendable func uploadPartURLs(_ request: Request, _ principal: Principal) throws -> Response {
+        let numbers = try Input.partNumbers(request.query["partNumbers"], field: "partNumbers", max: Self.maxURLsAtOnce)
+        let upload = try pendingUpload(request, principal)
+        let urls: [JSONValue] = numbers.map { ["partNumber": .int($0), "url": .string(partURL(upload, $0))] }
+        return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
+    }
+
+    @Sendable func listParts(_ request: Request, _ principal: Principal) throws -> Response {
+        let upload = try pendingUpload(request, principal)
+        let parts: [S3Client.Part]
+        do {
+            parts = try store.listParts(key: upload.key, uploadID: upload.uploadID)
+        } catch let error as S3Error where error.isNoSuchUpload {
+            throw HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
+        }
+        let list: [JSONValue] = parts.map { ["PartNumber": .int($0.partNumber), "ETag": .string($0.etag), "Size": .int($0.size)] }
+        return .json(["parts": .array(list)])
+    }
+
+    /// The parts of a complete-upload body: non-empty, each 1...10000, ascending, unique;
+    /// ETags quoted or not.
+    static func parts(_ value: JSONValue?) throws -> [(partNumber: Int, etag: String)] {
+        guard let list = value?.arrayValue else { throw HTTPError(.badRequest, "parts must be an array of {ETag, PartNumber}.") }
+        guard !list.isEmpty else { throw HTTPError(.badRequest, "parts must not be empty.") }
+        guard list.count <= Int(maxParts) else { throw HTTPError(.badRequest, "parts may hold at most 10000 parts.") }
+        var parts: [(partNumber: Int, etag: String)] = []
+        parts.reserveCapacity(list.count)
+        for (index, item) in list.enumerated() {
+            guard case .number(let text)? = item["PartNumber"], let number = Input.parseID(Substring(text)), number <= maxParts else {
+                throw HTTPError(.badRequest, "parts[\(index)].PartNumber must be an integer from 1 to 10000.")
+            }
+            guard var etag = item["ETag"]?.stringValue else { throw HTTPError(.badRequest, "parts[\(index)].ETag is required.") }
+            if etag.count >= 2, etag.hasPrefix("\""), etag.hasSuffix("\"") { etag = String(etag.dropFirst().dropLast()) }
+            guard !etag.isEmpty, etag.utf8.count <= 128, etag.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != 0x22 }) else {
+                throw HTTPError(.badRequest, "parts[\(index)].ETag is not a valid ETag.")
+            }
+            if let last = parts.last, last.partNumber >= Int(number) {
+                throw HTTPError(.badRequest, "parts must be in ascending PartNumber order without duplicates (parts[\(index)]).")
+            }
+            parts.append((Int(number), etag))
+        }
+        return parts
+    }
+
+    static func digest(_ parts: [(partNumber: Int, etag: String)]) -> String {
+        var text = ""
+        for part in parts { text += "\(part.partNumber):\(part.etag.lowercased())\n" }
+        return Encoding.hex(SHA256.hash(text.utf8))
+    }
+
+    @Sendable func completeUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let body = try jsonBody(request)
+        let workspaceID = try Input.id(body["workspaceId"], field: "workspaceId")
+        try principal.authorize(workspaceID)
+        let assetID = try Input.id(body["assetId"], field: "assetId")
+        let uploadID = try Input.token(body["uploadId"]?.stringValue, field: "uploadId")
+        let parts = try Self.parts(body["parts"])
+        let digest = Self.digest(parts)
+        let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+
+        func answer(_ upload: UploadRecord) throws -> Response {
+            guard upload.partsDigest == digest else {
+                throw HTTPError(.conflict, "Upload \(uploadID) was already completed with other parts.")
+            }
+            return .json(["success": true, "location": .optional(upload.location), "key": .string(upload.key), "etag": .optional(upload.etag)])
+        }
+        switch upload.status {
+        case .completed: return try answer(upload)
+        case .aborted: throw HTTPError(.conflict, "Upload \(uploadID) was aborted; start a new upload.")
+        case .pending: break
+        }
+
+        let completed: S3Client.CompletedUpload
+        do {
+            completed = try store.completeMultipartUpload(key: upload.key, uploadID: uploadID, parts: parts)
+        } catch let error as S3Error where error.isNoSuchUpload {
+            // Another request may have completed it a moment ago.
+            if let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID), again.status == .completed {
+                return try answer(again)
+            }
+            throw HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
+        }
+        guard let info = try store.headObject(key: upload.key) else {
+            throw HTTPError(.badGateway, "S3 failed: the completed object \(upload.key) cannot be found.")
+        }
+        let etag = completed.etag.isEmpty ? info.etag : completed.etag
+        guard try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: completed.location, etag: etag,
+                                          size: Int64(info.size), thumbnail: .none, now: now())
+        else {
+            guard let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) else {
+                throw HTTPError(.notFound, "Upload \(uploadID) was not found.")
+            }
+            if again.status == .completed { return try answer(again) }
+            throw HTTPError(.conflict, "Upload \(uploadID) was aborted while it was being completed.")
+        }
+        request.logger.info("upload completed", metadata: ["asset": "\(assetID)", "key": "\(upload.key)", "size": "\(info.size)"])
+        return .json(["success": true, "location": .string(completed.location), "key": .string(upload.key), "etag": .string(etag)])
+    }
+
+    @Sendable func abortUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let body = try jsonBody(request)
+        let workspaceID = try Input.id(body["workspaceId"], field: "workspaceId")
+        try principal.authorize(workspaceID)
+        let assetID = try Input.id(body["assetId"], field: "assetId")
+        let uploadID = try Input.token(body["uploadId"]?.stringValue, field: "uploadId")
+        let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+        switch upload.status {
+        case .aborted: return .json(["success": true])
+        case .completed: throw HTTPError(.conflict, "Upload \(uploadID) is already completed; delete the asset instead.")
+        case .pending: break
+        }
+        do {
+            try store.abortMultipartUpload(key: upload.key, uploadID: uploadID)
+        } catch let error as S3Error where error.isNoSuchUpload {
+            // Already gone in S3 (lifecycle rule, or a retried abort): record it all the same.
+        }
+        if try database.abortUpload(uploadID: uploadID, now: now()) == .completed {
+            throw HTTPError(.conflict, "Upload \(uploadID) is already completed; delete the asset instead.")
+        }
+        request.logger.info("upload aborted", metadata: ["asset": "\(assetID)", "key": "\(upload.key)"])
+        return .json(["success": true])
+    }
+}

@@ -1,0 +1,150 @@
+public import AssetStore
+public import Foundation
+public import FastCGIServer
+import JSON
+public import Logging
+import S3Client
+
+/// The routes of CONTRACT.md, wired to the database and the object store.
+/// Handlers are synchronous: they run on FastCGI worker threads and may block.
+public final class App: Sendable {
+    public let configuration: Configuration
+    let database: AssetDatabase
+    let store: any ObjectStore
+    let verifier: JWTVerifier
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, logger: Logger,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.configuration = configuration
+        self.database = database
+        self.store = store
+        self.verifier = JWTVerifier(secret: configuration.jwtSecret)
+        self.logger = logger
+        self.now = now
+    }
+
+    /// A route's handler, given the caller the token names.
+    typealias AuthenticatedHandler = @Sendable (Request, Principal) throws -> Response
+
+    public func router() -> Router {
+        var router = Router()
+        func authenticated(_ handler: @escaping AuthenticatedHandler) -> Handler {
+            { [self] request in
+                let principal = try verifier.verify(authorization: request.headers["authorization"], now: now())
+                return try handler(request, principal)
+            }
+        }
+        router.on("GET", "/s3/start-upload", authenticated(startUpload))
+        router.on("GET", "/s3/get-upload-url", authenticated(uploadPartURL))
+        router.on("GET", "/s3/get-upload-urls", authenticated(uploadPartURLs))
+        router.on("GET", "/s3/list-parts", authenticated(listParts))
+        router.on("POST", "/s3/complete-upload", authenticated(completeUpload))
+        router.on("POST", "/s3/abort-upload", authenticated(abortUpload))
+        router.on("GET", "/s3/download-url", authenticated(downloadURL))
+        router.on("DELETE", "/s3/delete", authenticated(deleteAsset))
+        router.on("GET", "/api/assets", authenticated(listAssets))
+        router.on("GET", "/api/assets/{assetId}", authenticated(getAsset))
+        router.on("GET", "/healthz", health)
+        router.wrapHandlers { [self] request, handler in
+            do {
+                return try handler(request)
+            } catch let error as S3Error {
+                throw httpError(for: error, request: request)
+            } catch let error as AssetStoreError {
+                logger.error("database failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
+                throw HTTPError(.internalServerError, "The asset database failed; the details are in the server log.")
+            }
+        }
+        return router
+    }
+
+    /// The status for an S3 failure: 502 with S3's code, except where S3 says the client's
+    /// input was wrong.
+    func httpError(for error: S3Error, request: Request) -> HTTPError {
+        switch error.code {
+        case "InvalidPart", "InvalidPartOrder", "EntityTooSmall":
+            return HTTPError(.badRequest, "parts: S3 refused the parts (\(error.code): \(error.message)).")
+        case "NoSuchUpload":
+            return HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
+        default:
+            logger.error("S3 failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
+            return HTTPError(.badGateway, "S3 failed: \(error.code).")
+        }
+    }
+
+    // MARK: - Shared steps
+
+    /// The workspace of a request, checked against the token: 400, then 403.
+    func workspace(_ value: String?, _ principal: Principal) throws -> Int64 {
+        let id = try Input.id(value, field: "workspaceId")
+        try principal.authorize(id)
+        return id
+    }
+
+    /// The asset, if it is in the workspace and not deleted; 404 otherwise.
+    func asset(_ id: Int64, in workspaceID: Int64) throws -> AssetRecord {
+        guard let asset = try database.asset(id: id, workspaceID: workspaceID), asset.status != .deleted else {
+            throw HTTPError(.notFound, "Asset \(id) was not found in workspace \(workspaceID).")
+        }
+        return asset
+    }
+
+    /// The upload, if it belongs to the asset in the workspace; 404 otherwise.
+    func upload(_ uploadID: String, asset assetID: Int64, in workspaceID: Int64) throws -> UploadRecord {
+        guard let upload = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) else {
+            throw HTTPError(.notFound, "Upload \(uploadID) was not found for asset \(assetID) in workspace \(workspaceID).")
+        }
+        return upload
+    }
+
+    /// 409 unless the upload still takes parts.
+    func requirePending(_ upload: UploadRecord) throws {
+        switch upload.status {
+        case .pending: return
+        case .completed: throw HTTPError(.conflict, "Upload \(upload.uploadID) is already completed.")
+        case .aborted: throw HTTPError(.conflict, "Upload \(upload.uploadID) was aborted.")
+        }
+    }
+
+    /// The metadata every object of an asset carries.
+    func metadata(_ asset: AssetRecord) -> [String: String] {
+        ["workspace_id": String(asset.workspaceID), "asset_id": String(asset.id)]
+    }
+
+    func jsonBody(_ request: Request) throws -> JSONValue {
+        let bytes = try request.readBody(limit: configuration.maxJSONBodyBytes)
+        guard !bytes.isEmpty else { throw HTTPError(.badRequest, "The request body must be a JSON object.") }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw HTTPError(.badRequest, "The request body is not valid JSON: \(error.description).")
+        }
+        guard case .object = value else { throw HTTPError(.badRequest, "The request body must be a JSON object.") }
+        return value
+    }
+
+    func presign(_ method: String, key: String, query: [(String, String)] = [], expires: Int) -> String {
+        store.presignedURL(method: method, key: key, query: query, expires: expires, date: now())
+    }
+
+    // MARK: - Health
+
+    @Sendable func health(_ request: Request) throws -> Response {
+        do {
+            try database.ping()
+        } catch {
+            logger.error("health: database failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.serviceUnavailable, "The asset database does not answer.")
+        }
+        do {
+            guard try store.bucketExists() else { throw HTTPError(.serviceUnavailable, "The bucket \(configuration.bucket) does not exist.") }
+        } catch let error as S3Error {
+            logger.error("health: S3 failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.serviceUnavailable, "S3 does not answer (\(error.code)).")
+        }
+        return .json(["ok": true])
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+public import S3Client
+public import SigV4
+
+/// A setting that is missing or malformed; `description` is the one line start-up prints.
+/// It names the setting and never contains a secret's value.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// assetd's settings, from the environment and optionally a KEY=VALUE file (the same
+/// file serves systemd's EnvironmentFile=). The environment wins over the file.
+public struct Configuration: Sendable {
+    public var region: String
+    public var bucket: String
+    public var credentials: Credentials
+    /// AWS_ENDPOINT_URL_S3: nil for AWS itself.
+    public var endpoint: S3Endpoint?
+    public var publicEndpoint: S3Endpoint?
+    public var jwtSecret: String
+    public var databasePath: String
+    /// ASSETD_SOCKET; nil to inherit a listening socket on standard input.
+    public var socketPath: String?
+    public var socketMode: UInt32
+    public var threads: Int
+    public var mediaTypes: MediaTypes
+    public var maxUploadBytes: Int64
+    public var maxDirectUploadBytes: Int64
+    public var maxJSONBodyBytes: Int
+    public var presignExpires: Int
+    public var abortIncompleteDays: Int
+    public var corsOrigins: [String]
+    public var stateDirectory: String
+    public var tmpDirectory: String
+    public var logLevel: String
+
+    /// S3's limit on an object built by a multipart upload: 5 TiB.
+    public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
+
+    /// Reads the settings. `required` false lets commands that need no S3 or database
+    /// (`assetd token`) run with only the settings they use.
+    public init(environment: [String: String], file: String? = nil, requireAll: Bool = true) throws {
+        var values: [String: String] = [:]
+        if let file {
+            values = try Self.readFile(file)
+        }
+        for (key, value) in environment { values[key] = value }
+        var reader = Reader(values: values, requireAll: requireAll)
+
+        region = reader.string("AWS_DEFAULT_REGION", default: "us-east-1")
+        bucket = try reader.required("AWS_BUCKET")
+        credentials = Credentials(
+            accessKeyID: try reader.required("AWS_ACCESS_KEY_ID"),
+            secretAccessKey: try reader.required("AWS_SECRET_ACCESS_KEY"),
+            sessionToken: reader.optional("AWS_SESSION_TOKEN")
+        )
+        endpoint = try reader.endpoint("AWS_ENDPOINT_URL_S3")
+        publicEndpoint = try reader.endpoint("ASSETD_S3_PUBLIC_ENDPOINT")
+        jwtSecret = try reader.required("ASSETD_JWT_SECRET")
+        if requireAll || !jwtSecret.isEmpty, jwtSecret.utf8.count < 32 {
+            throw ConfigurationError(description: "ASSETD_JWT_SECRET must be at least 32 characters long")
+        }
+        databasePath = try reader.required("ASSETD_DATABASE")
+        socketPath = reader.optional("ASSETD_SOCKET")
+        let mode = reader.string("ASSETD_SOCKET_MODE", default: "0660")
+        guard let parsedMode = UInt32(mode, radix: 8), parsedMode <= 0o777 else {
+            throw ConfigurationError(description: "ASSETD_SOCKET_MODE must be an octal file mode such as 0660, not \(mode)")
+        }
+        socketMode = parsedMode
+        threads = try reader.integer("ASSETD_THREADS", default: 16, in: 1...512)
+        let types = reader.optional("ASSETD_ALLOWED_TYPES").map { $0.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } }
+        do {
+            mediaTypes = try MediaTypes(allowed: types ?? MediaTypes.defaultAllowed)
+        } catch {
+            throw ConfigurationError(description: "ASSETD_ALLOWED_TYPES names \(error.type), which assetd cannot store (known: \(MediaTypes.extensions.keys.sorted().joined(separator: ", ")))")
+        }
+        maxUploadBytes = Int64(try reader.integer("ASSETD_MAX_UPLOAD_BYTES", default: Int(Self.s3MaxObjectBytes), in: 1...Int(Self.s3MaxObjectBytes)))
+        maxDirectUploadBytes = Int64(try reader.integer("ASSETD_MAX_DIRECT_UPLOAD_BYTES", default: 25 * 1024 * 1024, in: 1...(5 * 1024 * 1024 * 1024)))
+        maxJSONBodyBytes = try reader.integer("ASSETD_MAX_JSON_BYTES", default: 1024 * 1024, in: 1024...(16 * 1024 * 1024))
+        presignExpires = try reader.integer("ASSETD_PRESIGN_EXPIRES", default: 3600, in: 1...604_800)
+        abortIncompleteDays = try reader.integer("ASSETD_ABORT_INCOMPLETE_DAYS", default: 7, in: 1...3650)
+        corsOrigins = reader.string("ASSETD_CORS_ORIGINS", default: "*").split(separator: ",").map { String($0).trimmingSpaces() }
+        stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
+        tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
+        logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    public var s3: S3Client.Configuration {
+        S3Client.Configuration(bucket: bucket, region: region, credentials: credentials, endpoint: endpoint, publicEndpoint: publicEndpoint ?? endpoint)
+    }
+
+    /// KEY=VALUE lines; blank lines and `#` comments skipped; values may be quoted.
+    static func readFile(_ path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(description: "cannot read the configuration file \(path)")
+        }
+        var values: [String: String] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = String(raw).trimmingSpaces()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)) }
+            guard let eq = line.firstIndex(of: "="), eq != line.startIndex else {
+                throw ConfigurationError(description: "\(path):\(number + 1): expected KEY=VALUE")
+            }
+            let key = String(line[..<eq]).trimmingSpaces()
+            var value = String(line[line.index(after: eq)...]).trimmingSpaces()
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = String(value.dropFirst().dropLast())
+            }
+            values[key] = value
+        }
+        return values
+    }
+
+    private struct Reader {
+        let values: [String: String]
+        let requireAll: Bool
+
+        func optional(_ name: String) -> String? {
+            guard let value = values[name], !value.isEmpty else { return nil }
+            return value
+        }
+
+        func string(_ name: String, default fallback: String) -> String { optional(name) ?? fallback }
+
+        func required(_ name: String) throws -> String {
+            if let value = optional(name) { return value }
+            if !requireAll { return "" }
+            throw ConfigurationError(description: "\(name) is required but not set")
+        }
+
+        func integer(_ name: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
+            guard let text = optional(name) else { return fallback }
+            guard let value = Int(text), range.contains(value) else {
+                throw ConfigurationError(description: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), not \(text)")
+            }
+            return value
+        }
+
+        func endpoint(_ name: String) throws -> S3Endpoint? {
+            guard let text = optional(name) else { return nil }
+            guard let endpoint = S3Endpoint(url: text) else {
+                throw ConfigurationError(description: "\(name) must be an http(s) URL such as http://127.0.0.1:9000, not \(text)")
+            }
+            return endpoint
+        }
+    }
+}

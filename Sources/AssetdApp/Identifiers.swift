@@ -1,0 +1,96 @@
+public import FastCGIServer
+public import JSON
+
+/// Strict parsing of client input: ids, integers in a range, short strings.
+/// Every failure is a 400 that names the field.
+public enum Input {
+    /// A positive integer written as plain digits: no sign, space, exponent, leading zero,
+    /// fraction, slash or overflow.
+    public static func parseID(_ text: Substring) -> Int64? {
+        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.first != UInt8(ascii: "0"),
+              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+              let value = Int64(text), value > 0
+        else { return nil }
+        return value
+    }
+
+    public static func id(_ text: String?, field: String) throws -> Int64 {
+        guard let text else { throw HTTPError(.badRequest, "\(field) is required.") }
+        guard let value = parseID(Substring(text)) else {
+            throw HTTPError(.badRequest, "\(field) must be a positive integer.")
+        }
+        return value
+    }
+
+    /// An id from JSON: a number or a numeric string, under the same rules.
+    public static func id(_ value: JSONValue?, field: String) throws -> Int64 {
+        switch value {
+        case .none, .some(.null): throw HTTPError(.badRequest, "\(field) is required.")
+        case .some(.number(let text)), .some(.string(let text)):
+            guard let id = parseID(Substring(text)) else { throw HTTPError(.badRequest, "\(field) must be a positive integer.") }
+            return id
+        default: throw HTTPError(.badRequest, "\(field) must be a positive integer.")
+        }
+    }
+
+    /// An integer in `range`, given as digits.
+    public static func integer(_ text: String?, field: String, in range: ClosedRange<Int64>) throws -> Int64? {
+        guard let text else { return nil }
+        guard let value = parseID(Substring(text)), range.contains(value) else {
+            throw HTTPError(.badRequest, "\(field) must be an integer from \(range.lowerBound) to \(range.upperBound).")
+        }
+        return value
+    }
+
+    /// A token-like string (upload ids): printable ASCII, no spaces, at most `maxLength`.
+    public static func token(_ text: String?, field: String, maxLength: Int = 1024) throws -> String {
+        guard let text, !text.isEmpty else { throw HTTPError(.badRequest, "\(field) is required.") }
+        guard text.utf8.count <= maxLength, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+            throw HTTPError(.badRequest, "\(field) is not a valid upload id.")
+        }
+        return text
+    }
+
+    /// A file name as a label: the last path component, control characters removed,
+    /// at most 255 bytes. Never used to build a key.
+    public static func fileName(_ text: String?) -> String? {
+        guard let text else { return nil }
+        let last = text.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        var cleaned = String(String.UnicodeScalarView(last.unicodeScalars.filter {
+            $0.value >= 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) && $0 != "\u{202E}"
+        }))
+        cleaned = cleaned.trimmingSpaces()
+        while cleaned.utf8.count > 255 { cleaned.removeLast() }
+        return cleaned.isEmpty || cleaned == "." || cleaned == ".." ? nil : cleaned
+    }
+
+    /// Part numbers: `1-20`, `1,2,5` or both (`1-3,7`); ascending order, duplicates dropped.
+    public static func partNumbers(_ text: String?, field: String, max count: Int) throws -> [Int] {
+        guard let text, !text.isEmpty else { throw HTTPError(.badRequest, "\(field) is required.") }
+        var numbers = Set<Int>()
+        for piece in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = piece.split(separator: "-", omittingEmptySubsequences: false)
+            guard bounds.count == 1 || bounds.count == 2,
+                  let low = parseID(bounds[0]), let high = bounds.count == 2 ? parseID(bounds[1]) : low,
+                  low <= high, high <= 10_000
+            else {
+                throw HTTPError(.badRequest, "\(field) must be part numbers from 1 to 10000, as 1-20 or 1,2,5.")
+            }
+            guard high - low < Int64(count), numbers.count + Int(high - low) < count + 1 else {
+                throw HTTPError(.badRequest, "\(field) may name at most \(count) parts at once.")
+            }
+            for n in low...high { numbers.insert(Int(n)) }
+            guard numbers.count <= count else { throw HTTPError(.badRequest, "\(field) may name at most \(count) parts at once.") }
+        }
+        return numbers.sorted()
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var slice = Substring(self)
+        while slice.first?.isWhitespace == true { slice.removeFirst() }
+        while slice.last?.isWhitespace == true { slice.removeLast() }
+        return String(slice)
+    }
+}

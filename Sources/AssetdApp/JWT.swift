@@ -1,0 +1,103 @@
+public import struct Foundation.Date
+import Foundation
+public import FastCGIServer
+import Hashing
+import JSON
+
+/// Who is calling: the token's subject and the workspaces it may use.
+public struct Principal: Sendable, Equatable {
+    public let subject: String
+    public let workspaces: Set<Int64>
+
+    /// 403 unless the token names `workspaceID`.
+    public func authorize(_ workspaceID: Int64) throws {
+        guard workspaces.contains(workspaceID) else {
+            throw HTTPError(.forbidden, "This token does not grant access to workspace \(workspaceID).")
+        }
+    }
+}
+
+/// HS256 JSON Web Tokens (RFC 7519): verification for every route, and minting for
+/// `assetd token`. Any other algorithm is refused, `alg: none` above all.
+public struct JWTVerifier: Sendable {
+    private let secret: [UInt8]
+    /// Longer tokens are refused before any work is done.
+    static let maxTokenLength = 8192
+
+    public init(secret: String) {
+        self.secret = Array(secret.utf8)
+    }
+
+    /// The principal of `Authorization: Bearer <token>`; 401 for anything wrong with it.
+    public func verify(authorization: String?, now: Date = Date()) throws -> Principal {
+        guard let authorization, !authorization.isEmpty else {
+            throw unauthorized("The Authorization header with a Bearer token is missing.")
+        }
+        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw unauthorized("The Authorization header must be 'Bearer <token>'.")
+        }
+        return try verify(token: parts[1].trimmingCharacters(in: .whitespaces), now: now)
+    }
+
+    public func verify(token: String, now: Date = Date()) throws -> Principal {
+        guard token.utf8.count <= Self.maxTokenLength else { throw unauthorized("The token is too long.") }
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard segments.count == 3,
+              let headerBytes = Encoding.decodeBase64URL(segments[0]),
+              let payloadBytes = Encoding.decodeBase64URL(segments[1]),
+              let signature = Encoding.decodeBase64URL(segments[2]),
+              let header = try? JSONParser.parse(headerBytes),
+              let payload = try? JSONParser.parse(payloadBytes)
+        else { throw unauthorized("The token is malformed.") }
+
+        guard header["alg"] == "HS256" else { throw unauthorized("The token's algorithm is not HS256.") }
+        if let typ = header["typ"], typ != "JWT" { throw unauthorized("The token's type is not JWT.") }
+        if header["crit"] != nil { throw unauthorized("The token has critical extensions assetd does not know.") }
+
+        let signingInput = Array(token.utf8.prefix(segments[0].utf8.count + 1 + segments[1].utf8.count))
+        guard constantTimeEquals(HMAC.sha256(key: secret, message: signingInput), signature) else {
+            throw unauthorized("The token's signature is not valid.")
+        }
+
+        let seconds = now.timeIntervalSince1970
+        guard case .number(let expText)? = payload["exp"], let exp = Double(expText) else {
+            throw unauthorized("The token has no exp claim.")
+        }
+        guard seconds < exp else { throw unauthorized("The token has expired.") }
+        if let nbf = payload["nbf"] {
+            guard case .number(let nbfText) = nbf, let notBefore = Double(nbfText) else { throw unauthorized("The token's nbf claim is not a number.") }
+            guard seconds >= notBefore else { throw unauthorized("The token is not valid yet (nbf).") }
+        }
+        guard case .string(let subject)? = payload["sub"], !subject.isEmpty else {
+            throw unauthorized("The token has no sub claim.")
+        }
+        guard case .array(let list)? = payload["workspaces"] else {
+            throw unauthorized("The token has no workspaces claim.")
+        }
+        var workspaces = Set<Int64>()
+        for item in list {
+            guard case .number(let text) = item, let id = Input.parseID(Substring(text)) else {
+                throw unauthorized("The token's workspaces claim must list positive integers.")
+            }
+            workspaces.insert(id)
+        }
+        return Principal(subject: subject, workspaces: workspaces)
+    }
+
+    /// A signed token for `subject` and `workspaces`, valid for `ttl` seconds from `now`.
+    public func mint(subject: String, workspaces: [Int64], ttl: Int, now: Date = Date()) -> String {
+        let issued = Int64(now.timeIntervalSince1970)
+        let header: JSONValue = ["alg": "HS256", "typ": "JWT"]
+        let payload: JSONValue = [
+            "sub": .string(subject), "workspaces": .array(workspaces.map { .int64($0) }),
+            "iat": .int64(issued), "exp": .int64(issued + Int64(ttl)),
+        ]
+        let signingInput = Encoding.base64URL(header.serialized()) + "." + Encoding.base64URL(payload.serialized())
+        return signingInput + "." + Encoding.base64URL(HMAC.sha256(key: secret, message: signingInput))
+    }
+
+    private func unauthorized(_ message: String) -> HTTPError {
+        HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", "Bearer")])
+    }
+}

@@ -1,0 +1,18 @@
+public import struct Foundation.Date
+public import S3Client
+
+/// The S3 operations the routes use. `S3Client` is the real one; unit tests pass a fake.
+public protocol ObjectStore: Sendable {
+    func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String
+    func listParts(key: String, uploadID: String) throws -> [S3Client.Part]
+    func completeMultipartUpload(key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) throws -> S3Client.CompletedUpload
+    func abortMultipartUpload(key: String, uploadID: String) throws
+    func putObject(key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
+                   sha256Hex: String, md5: [UInt8], cacheControl: String?) throws -> String
+    func headObject(key: String) throws -> S3Client.ObjectInfo?
+    func deleteObjects(keys: [String]) throws
+    func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String
+    func bucketExists() throws -> Bool
+}
+
+extension S3Client: ObjectStore {}

@@ -1,0 +1,49 @@
+# Shared by scripts/dev-stack and scripts/test. Source it; do not run it.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# Debian packages that building, running and testing assetd need.
+APT_PACKAGES=(
+    nginx libfcgi-dev libfcgi-bin libcurl4-openssl-dev libssl-dev libmagic-dev libmagic-mgc
+    libsqlite3-dev libxml2 curl openssl wrk apache2-utils python3-pip
+)
+# Python packages for the local S3 server and the integration tests.
+PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow)
+
+# Installs what is missing; does nothing when everything is there (idempotent).
+install_dependencies() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        say "installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, flask, flask_cors' 2>/dev/null; then
+        say "installing Python packages: ${PIP_PACKAGES[*]}"
+        python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
+    fi
+    command -v swift >/dev/null || die "swift is not on PATH (Swift 6 toolchain required)"
+}
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds.
+wait_for() {
+    local what=$1 seconds=$2; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { warn "$what did not come up within ${seconds}s"; return 1; }
+        sleep 0.2
+    done
+}
+
+# A random secret of 48 hex characters.
+random_secret() { openssl rand -hex 24; }
