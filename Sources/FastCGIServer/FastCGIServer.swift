@@ -152,6 +152,11 @@ public final class FastCGIServer: Sendable {
         defer { request.deallocate() }
         FCGX_InitRequest(request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
         var buffer: [UInt8] = []
+        // SIGUSR2 (the shutdown wake-up) may interrupt accept(), never a request: it is
+        // blocked while one is served, and delivered harmlessly when the request is done.
+        var wake = sigset_t()
+        sigemptyset(&wake)
+        sigaddset(&wake, SIGUSR2)
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let rc = FCGX_Accept_r(request)
             if rc < 0 {
@@ -162,10 +167,12 @@ public final class FastCGIServer: Sendable {
                 }
                 continue
             }
+            pthread_sigmask(SIG_BLOCK, &wake, nil)
             inFlight.add(1, ordering: .sequentiallyConsistent)
             serve(request, buffer: &buffer)
             FCGX_Finish_r(request)
             inFlight.subtract(1, ordering: .sequentiallyConsistent)
+            pthread_sigmask(SIG_UNBLOCK, &wake, nil)
         }
         FCGX_Free(request, 1)
     }
