@@ -42,12 +42,21 @@ public final class S3Client: Sendable {
     public struct CompletedUpload: Sendable, Equatable {
         public var location: String
         public var etag: String
+        public init(location: String, etag: String) {
+            self.location = location
+            self.etag = etag
+        }
     }
 
     public struct ObjectInfo: Sendable, Equatable {
         public var size: Int
         public var etag: String
         public var contentType: String?
+        public init(size: Int, etag: String, contentType: String?) {
+            self.size = size
+            self.etag = etag
+            self.contentType = contentType
+        }
     }
 
     public let configuration: Configuration

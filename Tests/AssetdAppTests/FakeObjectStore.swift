@@ -1,0 +1,88 @@
+import Foundation
+import S3Client
+import Synchronization
+@testable import AssetdApp
+
+/// An in-memory object store that records every call, and fails when told to.
+final class FakeObjectStore: ObjectStore {
+    struct State {
+        var calls: [String] = []
+        var created: [(key: String, contentType: String, metadata: [String: String])] = []
+        var uploads: [String: String] = [:] // uploadID -> key
+        var objects: [String: Int] = [:]    // key -> size
+        var failNext: [String: S3Error] = [:]
+        var deleted: [[String]] = []
+    }
+
+    let state = Mutex(State())
+
+    func fail(_ operation: String, with error: S3Error) {
+        state.withLock { $0.failNext[operation] = error }
+    }
+
+    private func record(_ operation: String) throws {
+        let failure: S3Error? = state.withLock {
+            $0.calls.append(operation)
+            return $0.failNext.removeValue(forKey: operation)
+        }
+        if let failure { throw failure }
+    }
+
+    func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String {
+        try record("create")
+        return state.withLock {
+            let id = "upload-\($0.uploads.count + 1)"
+            $0.uploads[id] = key
+            $0.created.append((key, contentType, metadata))
+            return id
+        }
+    }
+
+    func listParts(key: String, uploadID: String) throws -> [S3Client.Part] {
+        try record("listParts")
+        return [S3Client.Part(partNumber: 1, etag: "\"e1\"", size: 5)]
+    }
+
+    func completeMultipartUpload(key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) throws -> S3Client.CompletedUpload {
+        try record("complete")
+        state.withLock {
+            $0.uploads[uploadID] = nil
+            $0.objects[key] = parts.count * 5
+        }
+        return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: "\"etag-\(parts.count)\"")
+    }
+
+    func abortMultipartUpload(key: String, uploadID: String) throws {
+        try record("abort")
+        state.withLock { $0.uploads[uploadID] = nil }
+    }
+
+    func putObject(key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
+                   sha256Hex: String, md5: [UInt8], cacheControl: String?) throws -> String {
+        try record("put")
+        state.withLock { $0.objects[key] = size }
+        return "\"put\""
+    }
+
+    func headObject(key: String) throws -> S3Client.ObjectInfo? {
+        try record("head")
+        return state.withLock { $0.objects[key] }.map { S3Client.ObjectInfo(size: $0, etag: "\"head\"", contentType: nil) }
+    }
+
+    func deleteObjects(keys: [String]) throws {
+        try record("deleteObjects")
+        state.withLock {
+            $0.deleted.append(keys)
+            for key in keys { $0.objects[key] = nil }
+        }
+    }
+
+    func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String {
+        "https://s3.test/\(key)?method=\(method)&expires=\(expires)" + query.map { "&\($0.0)=\($0.1)" }.joined()
+    }
+
+    func bucketExists() throws -> Bool {
+        try record("headBucket")
+        return true
+    }
+}

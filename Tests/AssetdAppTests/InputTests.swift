@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+import FastCGIServer
+@testable import AssetdApp
+
+struct InputTests {
+    @Test(arguments: ["1", "42", "9223372036854775807"])
+    func acceptsPlainIDs(text: String) {
+        #expect(Input.parseID(Substring(text)) == Int64(text))
+    }
+
+    @Test(arguments: ["", "0", "01", "-1", "+1", " 1", "1 ", "1e3", "1.0", "0x1", "../1", "1/2",
+                      "9223372036854775808", "99999999999999999999", "１", "1\u{0}"])
+    func refusesEverythingElse(text: String) {
+        #expect(Input.parseID(Substring(text)) == nil)
+    }
+
+    @Test func partNumberSpecs() throws {
+        #expect(try Input.partNumbers("1-3,7,2", field: "p", max: 100) == [1, 2, 3, 7])
+        #expect(try Input.partNumbers("9901-10000", field: "p", max: 100).count == 100)
+        for bad in ["0-2", "1-101", "3-1", "1,,2", "x", "1-2-3", "10000-10001", "-", "1-"] {
+            #expect(throws: HTTPError.self) { try Input.partNumbers(bad, field: "p", max: 100) }
+        }
+    }
+
+    @Test func fileNamesAreCleanLabels() {
+        #expect(Input.fileName("../../etc/passwd") == "passwd")
+        #expect(Input.fileName("C:\\Users\\me\\photo.jpg") == "photo.jpg")
+        #expect(Input.fileName("a\u{0}b\u{7}c.png") == "abc.png")
+        #expect(Input.fileName("..") == nil)
+        #expect(Input.fileName(String(repeating: "é", count: 300))!.utf8.count <= 255)
+    }
+
+    @Test func partSizes() {
+        let mib: Int64 = 1024 * 1024
+        #expect(App.partSize(for: 1) == 5 * mib)
+        #expect(App.partSize(for: 50_000 * mib) == 5 * mib)
+        #expect(App.partSize(for: 50_000 * mib + 1) == 6 * mib)
+        let fiveTiB: Int64 = 5 * 1024 * 1024 * mib
+        #expect(App.partSize(for: fiveTiB) * 10_000 >= fiveTiB)
+        #expect(App.partSize(for: fiveTiB) == 525 * mib)
+    }
+
+    @Test func mediaTypesNormalize() throws {
+        let types = try MediaTypes(allowed: MediaTypes.defaultAllowed)
+        #expect(types.resolve("image/JPG; charset=x")! == ("image/jpeg", "jpg"))
+        #expect(types.resolve("video/quicktime")! == ("video/quicktime", "mov"))
+        #expect(types.resolve("text/html") == nil)
+        #expect(types.resolve("image/svg+xml") == nil)
+        #expect(throws: MediaTypeError.self) { try MediaTypes(allowed: ["text/html"]) }
+    }
+}
+
+struct ConfigurationTests {
+    let base = ["AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "very-secret-value",
+                "ASSETD_JWT_SECRET": String(repeating: "j", count: 32), "ASSETD_DATABASE": "/tmp/x.sqlite"]
+
+    func error(_ env: [String: String]) -> String {
+        do { _ = try Configuration(environment: env); return "" } catch { return "\(error)" }
+    }
+
+    @Test func missingRequiredSettingIsNamed() {
+        for key in base.keys {
+            var env = base
+            env[key] = nil
+            #expect(error(env) == "\(key) is required but not set")
+        }
+    }
+
+    @Test func malformedSettingsAreNamedWithoutSecrets() {
+        #expect(error(base.merging(["ASSETD_THREADS": "many"]) { $1 }).hasPrefix("ASSETD_THREADS must be"))
+        #expect(error(base.merging(["AWS_ENDPOINT_URL_S3": "localhost:9000"]) { $1 }).hasPrefix("AWS_ENDPOINT_URL_S3 must be"))
+        #expect(error(base.merging(["ASSETD_ALLOWED_TYPES": "image/png,text/html"]) { $1 }).contains("text/html"))
+        let short = error(base.merging(["ASSETD_JWT_SECRET": "short-secret"]) { $1 })
+        #expect(short.hasPrefix("ASSETD_JWT_SECRET must be at least 32"))
+        #expect(!short.contains("short-secret"))
+    }
+
+    @Test func fileThenEnvironment() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).env").path
+        try "# comment\nexport AWS_BUCKET=\"from-file\"\nAWS_DEFAULT_REGION=eu-west-1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var env = base
+        env["AWS_BUCKET"] = nil
+        let fromFile = try Configuration(environment: env, file: path)
+        #expect(fromFile.bucket == "from-file")
+        #expect(fromFile.region == "eu-west-1")
+        #expect(try Configuration(environment: base, file: path).bucket == "b")
+        #expect("\(fromFile.credentials)".contains("very-secret-value") == false)
+    }
+}

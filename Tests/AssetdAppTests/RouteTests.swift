@@ -1,0 +1,114 @@
+import AssetStore
+import FastCGIServer
+import Foundation
+import JSON
+import Logging
+import S3Client
+import Testing
+@testable import AssetdApp
+
+/// The routes in process: a real SQLite file, a fake object store.
+struct RouteTests {
+    static let secret = String(repeating: "s", count: 40)
+    let store = FakeObjectStore()
+    let app: App
+    let router: Router
+    let token: String
+
+    init() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
+        let configuration = try Configuration(environment: [
+            "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+            "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path,
+        ])
+        app = App(configuration: configuration, database: try AssetDatabase(path: path), store: store, logger: Logger(label: "test"))
+        router = app.router()
+        token = JWTVerifier(secret: Self.secret).mint(subject: "u", workspaces: [1], ttl: 60)
+    }
+
+    func call(_ method: String, _ path: String, _ query: String = "", body: String? = nil) -> (Int, JSONValue) {
+        let request = Request(method: method, path: path, queryString: query,
+                              headers: ["authorization": "Bearer \(token)"],
+                              contentLength: body?.utf8.count, body: BytesBody(Array((body ?? "").utf8)))
+        let response = router.respond(to: request)
+        return (response.status.code, (try? JSONParser.parse(response.body)) ?? .null)
+    }
+
+    @Test func startUploadStoresMetadataTypeAndKey() throws {
+        let (status, body) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=Image/JPG&fileName=..%2Fx.jpg")
+        #expect(status == 200)
+        let assetID = try #require(body["assetId"]?.stringValue)
+        #expect(body["key"] == .string("1/digital_assets/\(assetID).jpg"))
+        let created = try #require(store.state.withLock { $0.created.first })
+        #expect(created.contentType == "image/jpeg")
+        #expect(created.metadata == ["workspace_id": "1", "asset_id": assetID])
+        let record = try #require(try app.database.asset(id: Int64(assetID)!, workspaceID: 1))
+        #expect(record.fileName == "x.jpg")
+        #expect(record.status == .pending)
+    }
+
+    @Test func s3FailureAtStartLeavesNoRecord() throws {
+        store.fail("create", with: S3Error(code: "AccessDenied", message: "no", httpStatus: 403))
+        let (status, body) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
+        #expect(status == 502)
+        #expect(body["error"]?.stringValue?.contains("AccessDenied") == true)
+        #expect(try app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+    }
+
+    @Test func completeFlowAndRetry() throws {
+        let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png&fileSize=6000000")
+        #expect(started["partSize"] == .number("5242880"))
+        let upload = started["uploadId"]!.stringValue!, asset = started["assetId"]!.stringValue!
+        let body = #"{"uploadId":"\#(upload)","assetId":"\#(asset)","workspaceId":1,"parts":[{"ETag":"\"a\"","PartNumber":1},{"ETag":"b","PartNumber":2}]}"#
+        let (status, first) = call("POST", "/s3/complete-upload", body: body)
+        #expect(status == 200)
+        #expect(first["etag"] == "\"etag-2\"")
+        let (again, second) = call("POST", "/s3/complete-upload", body: body.replacingOccurrences(of: #""\"a\"""#, with: #""a""#))
+        #expect(again == 200)
+        #expect(second == first)
+        #expect(store.state.withLock { $0.calls.filter { $0 == "complete" }.count } == 1)
+        #expect(try app.database.asset(id: Int64(asset)!, workspaceID: 1)?.status == .ready)
+    }
+
+    @Test func s3PartErrorsAre400AndGoneUploadIs409() throws {
+        let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
+        let upload = started["uploadId"]!.stringValue!, asset = started["assetId"]!.stringValue!
+        let body = #"{"uploadId":"\#(upload)","assetId":\#(asset),"workspaceId":"1","parts":[{"ETag":"a","PartNumber":1}]}"#
+        store.fail("complete", with: S3Error(code: "InvalidPart", message: "bad etag", httpStatus: 400))
+        #expect(call("POST", "/s3/complete-upload", body: body).0 == 400)
+        store.fail("complete", with: S3Error(code: "NoSuchUpload", message: "", httpStatus: 404))
+        #expect(call("POST", "/s3/complete-upload", body: body).0 == 409)
+        store.fail("complete", with: S3Error(code: "InternalError", message: "", httpStatus: 500))
+        #expect(call("POST", "/s3/complete-upload", body: body).0 == 502)
+        #expect(try app.database.asset(id: Int64(asset)!, workspaceID: 1)?.status == .pending)
+    }
+
+    @Test func deleteRemovesOriginalAndThumbnailAndAbortsPending() throws {
+        let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/webp")
+        let asset = started["assetId"]!.stringValue!
+        #expect(call("DELETE", "/s3/delete", "workspaceId=1&assetId=\(asset)").0 == 200)
+        let deleted = store.state.withLock { $0.deleted }
+        #expect(deleted == [["1/digital_assets/\(asset).webp", "1/thumbnails/\(asset).jpg"]])
+        #expect(store.state.withLock { $0.calls.contains("abort") })
+        #expect(call("DELETE", "/s3/delete", "workspaceId=1&assetId=\(asset)").0 == 200)
+        #expect(store.state.withLock { $0.calls.filter { $0 == "deleteObjects" }.count } == 1)
+    }
+
+    @Test func batchPresignNamesEachPart() throws {
+        let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=application/pdf")
+        let upload = started["uploadId"]!.stringValue!, asset = started["assetId"]!.stringValue!
+        let (status, body) = call("GET", "/s3/get-upload-urls", "workspaceId=1&assetId=\(asset)&UploadId=\(upload)&partNumbers=2-4,9")
+        #expect(status == 200)
+        let urls = try #require(body["urls"]?.arrayValue)
+        #expect(urls.map { $0["partNumber"] } == [.number("2"), .number("3"), .number("4"), .number("9")])
+        #expect(urls[0]["url"]?.stringValue?.contains("partNumber=2&uploadId=\(upload)") == true)
+    }
+
+    @Test func healthAsksDatabaseAndBucket() {
+        let request = Request(method: "GET", path: "/healthz")
+        let response = router.respond(to: request)
+        #expect(response.status == .ok)
+        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
+        #expect(router.respond(to: Request(method: "GET", path: "/healthz")).status == .serviceUnavailable)
+    }
+}
