@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Presign throughput: wrk (-t2 -c64, keep-alive) against GET /s3/get-upload-url through
+# the dev stack's TLS nginx (JWT, database ownership check, SigV4 presign), alternated
+# A/B/A/B with bench/floor.c behind the same nginx configuration: the transport floor.
+# Then a soak at 256 connections, with assetd's RSS before and after.
+#
+#   bench/presign.sh                 start a stack of its own, measure, stop it
+#   ROUND_SECONDS=10 SOAK_SECONDS=60 THREADS=16 bench/presign.sh
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib/common.sh"
+
+ROUND_SECONDS=${ROUND_SECONDS:-10}
+SOAK_SECONDS=${SOAK_SECONDS:-60}
+ROUNDS=${ROUNDS:-2}
+export ASSETD_THREADS=${THREADS:-16}
+export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-bench.XXXXXX)}
+export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443}
+export ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
+export ASSETD_LOG_LEVEL=warning
+FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
+STATE=$ASSETD_STATE_DIR
+
+floor_pid=""; floor_nginx=""
+cleanup() {
+    [ -n "$floor_nginx" ] && kill -QUIT "$floor_nginx" 2>/dev/null || true
+    [ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null || true
+    "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || install_dependencies
+"$ROOT/scripts/dev-stack" up >/dev/null
+BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
+TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
+BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
+start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg&fileSize=104857600")
+UPLOAD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
+ASSET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
+PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNumber=7"
+
+# The floor: the same nginx template, its upstream the C responder.
+cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
+"$STATE/floor" "$STATE/floor.sock" "$ASSETD_THREADS" & floor_pid=$!
+mkdir -p "$STATE/floor-nginx"
+sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$FLOOR_PORT|g" \
+    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" \
+    -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
+cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
+nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"
+wait_for "floor nginx" 10 test -s "$STATE/floor-nginx/nginx.pid"
+floor_nginx=$(cat "$STATE/floor-nginx/nginx.pid")
+# Access logs off for both, so that neither pays for disk writes the other does not.
+sed -i "s|access_log .*;|access_log off;|" "$STATE/nginx/nginx.conf" "$STATE/floor-nginx/nginx.conf"
+nginx -s reload -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"; nginx -s reload -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx"
+sleep 1
+
+curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$PATH_Q" >/dev/null || die "assetd does not answer the benchmark request"
+curl -sfk "https://127.0.0.1:$FLOOR_PORT$PATH_Q" >/dev/null || die "the floor does not answer"
+
+run() { # NAME PORT CONNECTIONS SECONDS
+    wrk -t2 -c"$3" -d"$4"s --latency -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$2$PATH_Q" >"$STATE/wrk-$1.txt"
+    local rps p99 non2xx
+    rps=$(awk '/Requests\/sec/ {print $2}' "$STATE/wrk-$1.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$STATE/wrk-$1.txt")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$STATE/wrk-$1.txt"); non2xx=${non2xx:-0}
+    echo "$rps $p99 $non2xx"
+}
+rss() { awk '/VmRSS/ {print $2}' "/proc/$(cat "$STATE/pids/assetd.pid")/status"; }
+
+say "warming up"
+run warm "$ASSETD_HTTPS_PORT" 64 3 >/dev/null
+run warmfloor "$FLOOR_PORT" 64 3 >/dev/null
+
+printf '\n%-8s %-6s %12s %10s %8s\n' round target req/s p99 non-2xx
+total_a=0; total_b=0
+for round in $(seq 1 "$ROUNDS"); do
+    read -r a_rps a_p99 a_bad < <(run "a$round" "$ASSETD_HTTPS_PORT" 64 "$ROUND_SECONDS")
+    printf '%-8s %-6s %12s %10s %8s\n' "$round" assetd "$a_rps" "$a_p99" "$a_bad"
+    read -r b_rps b_p99 b_bad < <(run "b$round" "$FLOOR_PORT" 64 "$ROUND_SECONDS")
+    printf '%-8s %-6s %12s %10s %8s\n' "$round" floor "$b_rps" "$b_p99" "$b_bad"
+    total_a=$(python3 -c "print($total_a + $a_rps)"); total_b=$(python3 -c "print($total_b + $b_rps)")
+done
+python3 -c "print(f'\nassetd / floor = {$total_a / $total_b:.2f} (target >= 0.80)')"
+
+before=$(rss)
+say "soak: ${SOAK_SECONDS}s at 256 connections"
+read -r s_rps s_p99 s_bad < <(run soak "$ASSETD_HTTPS_PORT" 256 "$SOAK_SECONDS")
+after=$(rss)
+echo "soak: $s_rps req/s, p99 $s_p99, non-2xx $s_bad; assetd RSS ${before} kB before, ${after} kB after"
+[ "$s_bad" = 0 ] || die "the soak saw $s_bad non-2xx answers"
