@@ -6,6 +6,8 @@
 #
 #   bench/presign.sh                 start a stack of its own, measure, stop it
 #   ROUND_SECONDS=10 SOAK_SECONDS=60 THREADS=16 bench/presign.sh
+#   ASSETD_NGINX_KEEP_CONN=on ASSETD_NGINX_UPSTREAM_KEEPALIVE="keepalive 4;" bench/presign.sh
+#                                    the same with FastCGI connections kept alive
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -40,10 +42,10 @@ PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNum
 
 # The floor: the same nginx template, its upstream the C responder.
 cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
-"$STATE/floor" "$STATE/floor.sock" "$ASSETD_THREADS" & floor_pid=$!
+"$STATE/floor" "$STATE/floor.sock" "$ASSETD_THREADS" >/dev/null 2>&1 & floor_pid=$!
 mkdir -p "$STATE/floor-nginx"
 sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$FLOOR_PORT|g" \
-    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" \
+    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" \
     -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
 cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
 nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"

@@ -107,9 +107,9 @@ public final class AssetDatabase: Sendable {
     /// The asset `id` if it belongs to `workspaceID`; nil otherwise, whichever workspace it is in.
     public func asset(id: Int64, workspaceID: Int64) throws -> AssetRecord? {
         try run {
-            try pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ? AND workspace_id = ?", arguments: [id, workspaceID])
-                    .map(Self.asset(from:))
+            try pool.unsafeReentrantRead { db in
+                let statement = try db.cachedStatement(sql: "SELECT * FROM asset WHERE id = ? AND workspace_id = ?")
+                return try Row.fetchOne(statement, arguments: [id, workspaceID]).map(Self.asset(from:))
             }
         }
     }
@@ -187,11 +187,21 @@ public final class AssetDatabase: Sendable {
     }
 
     /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
+    /// On the hot path (every presign): one cached statement, outside a transaction, which
+    /// a single SELECT does not need under WAL.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
         try run {
-            try pool.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM upload WHERE upload_id = ? AND asset_id = ? AND workspace_id = ?",
-                                 arguments: [uploadID, assetID, workspaceID]).map(Self.upload(from:))
+            try pool.unsafeReentrantRead { db in
+                let statement = try db.cachedStatement(sql: """
+                    SELECT upload_id, asset_id, workspace_id, key, file_size, part_size, status, parts_digest, location, etag, created_at
+                    FROM upload WHERE upload_id = ? AND asset_id = ? AND workspace_id = ?
+                    """)
+                return try Row.fetchOne(statement, arguments: [uploadID, assetID, workspaceID]).map { row in
+                    UploadRecord(
+                        uploadID: row[0], assetID: row[1], workspaceID: row[2], key: row[3], fileSize: row[4], partSize: row[5],
+                        status: UploadStatus(rawValue: row[6]) ?? .pending, partsDigest: row[7], location: row[8], etag: row[9],
+                        createdAt: Date(timeIntervalSince1970: row[10]))
+                }
             }
         }
     }

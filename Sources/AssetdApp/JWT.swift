@@ -3,6 +3,7 @@ import Foundation
 public import FastCGIServer
 import Hashing
 import JSON
+import Synchronization
 
 /// Who is calling: the token's subject and the workspaces it may use.
 public struct Principal: Sendable, Equatable {
@@ -21,6 +22,10 @@ public struct Principal: Sendable, Equatable {
 /// `assetd token`. Any other algorithm is refused, `alg: none` above all.
 public struct JWTVerifier: Sendable {
     private let secret: [UInt8]
+    /// Tokens already verified, by their exact text: a browser sends the same token with
+    /// every call, and a hit skips the HMAC and the JSON. The time claims are checked on
+    /// every hit all the same.
+    private let verified = VerifiedTokens(capacity: 4096)
     /// Longer tokens are refused before any work is done.
     static let maxTokenLength = 8192
 
@@ -33,15 +38,21 @@ public struct JWTVerifier: Sendable {
         guard let authorization, !authorization.isEmpty else {
             throw unauthorized("The Authorization header with a Bearer token is missing.")
         }
-        let parts = authorization.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        let parts = authorization.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].count == 6,
+              zip(parts[0], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+        else {
             throw unauthorized("The Authorization header must be 'Bearer <token>'.")
         }
-        return try verify(token: parts[1].trimmingCharacters(in: .whitespaces), now: now)
+        return try verify(token: String(decoding: parts[1], as: UTF8.self), now: now)
     }
 
     public func verify(token: String, now: Date = Date()) throws -> Principal {
         guard token.utf8.count <= Self.maxTokenLength else { throw unauthorized("The token is too long.") }
+        if let hit = verified.lookup(token) {
+            try checkTime(expires: hit.expires, notBefore: hit.notBefore, now: now)
+            return hit.principal
+        }
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard segments.count == 3,
               let headerBytes = Encoding.decodeBase64URL(segments[0]),
@@ -60,15 +71,15 @@ public struct JWTVerifier: Sendable {
             throw unauthorized("The token's signature is not valid.")
         }
 
-        let seconds = now.timeIntervalSince1970
         guard case .number(let expText)? = payload["exp"], let exp = Double(expText) else {
             throw unauthorized("The token has no exp claim.")
         }
-        guard seconds < exp else { throw unauthorized("The token has expired.") }
+        var notBefore: Double?
         if let nbf = payload["nbf"] {
-            guard case .number(let nbfText) = nbf, let notBefore = Double(nbfText) else { throw unauthorized("The token's nbf claim is not a number.") }
-            guard seconds >= notBefore else { throw unauthorized("The token is not valid yet (nbf).") }
+            guard case .number(let nbfText) = nbf, let value = Double(nbfText) else { throw unauthorized("The token's nbf claim is not a number.") }
+            notBefore = value
         }
+        try checkTime(expires: exp, notBefore: notBefore, now: now)
         guard case .string(let subject)? = payload["sub"], !subject.isEmpty else {
             throw unauthorized("The token has no sub claim.")
         }
@@ -82,7 +93,15 @@ public struct JWTVerifier: Sendable {
             }
             workspaces.insert(id)
         }
-        return Principal(subject: subject, workspaces: workspaces)
+        let principal = Principal(subject: subject, workspaces: workspaces)
+        verified.insert(token, .init(principal: principal, expires: exp, notBefore: notBefore))
+        return principal
+    }
+
+    private func checkTime(expires: Double, notBefore: Double?, now: Date) throws {
+        let seconds = now.timeIntervalSince1970
+        guard seconds < expires else { throw unauthorized("The token has expired.") }
+        if let notBefore, seconds < notBefore { throw unauthorized("The token is not valid yet (nbf).") }
     }
 
     /// A signed token for `subject` and `workspaces`, valid for `ttl` seconds from `now`.
@@ -99,5 +118,30 @@ public struct JWTVerifier: Sendable {
 
     private func unauthorized(_ message: String) -> HTTPError {
         HTTPError(.unauthorized, message, headers: [("WWW-Authenticate", "Bearer")])
+    }
+}
+
+/// A bounded map of verified tokens; emptied when full (tokens are short-lived anyway).
+final class VerifiedTokens: Sendable {
+    struct Entry: Sendable {
+        let principal: Principal
+        let expires: Double
+        let notBefore: Double?
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func lookup(_ token: String) -> Entry? {
+        entries.withLock { $0[token] }
+    }
+
+    func insert(_ token: String, _ entry: Entry) {
+        entries.withLock {
+            if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
+            $0[token] = entry
+        }
     }
 }

@@ -198,36 +198,53 @@ public final class FastCGIServer: Sendable {
         }
     }
 
+    /// Builds a Request from libfcgi's parameters, at the byte level: this runs for every
+    /// request, and Character-wise String work here cost more than the handlers.
     static func makeRequest(_ raw: UnsafeMutablePointer<FCGX_Request>, logger: Logger) -> Request {
         var method = "GET", documentURI: String?, requestURI = "/", query = "", contentLength: Int?
         var headers: [String: String] = [:]
         if var cursor = raw.pointee.envp {
             while let entry = cursor.pointee {
-                let text = String(cString: entry)
-                if let eq = text.firstIndex(of: "=") {
-                    let name = text[..<eq]
-                    let value = String(text[text.index(after: eq)...])
-                    switch name {
-                    case "REQUEST_METHOD": method = value
-                    case "DOCUMENT_URI": documentURI = value
-                    case "REQUEST_URI": requestURI = value
-                    case "QUERY_STRING": query = value
-                    case "CONTENT_LENGTH": contentLength = Int(value)
-                    case "CONTENT_TYPE": headers["content-type"] = value
-                    default:
-                        if name.hasPrefix("HTTP_") {
-                            headers[name.dropFirst(5).lowercased().replacingOccurrences(of: "_", with: "-")] = value
-                        }
-                    }
-                }
                 cursor += 1
+                let length = strlen(entry)
+                let bytes = UnsafeRawBufferPointer(start: entry, count: length).bindMemory(to: UInt8.self)
+                guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                let name = UnsafeBufferPointer(rebasing: bytes[..<eq])
+                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)...]), as: UTF8.self)
+                if name.starts(with: "HTTP_".utf8) {
+                    headers[headerName(UnsafeBufferPointer(rebasing: name[5...]))] = value
+                    continue
+                }
+                switch String(decoding: name, as: UTF8.self) {
+                case "REQUEST_METHOD": method = value
+                case "DOCUMENT_URI": documentURI = value
+                case "REQUEST_URI": requestURI = value
+                case "QUERY_STRING": query = value
+                case "CONTENT_LENGTH": contentLength = Int(value)
+                case "CONTENT_TYPE": headers["content-type"] = value
+                default: break
+                }
             }
         }
-        let path = documentURI ?? String(requestURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let path = documentURI ?? String(decoding: requestURI.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)[0], as: UTF8.self)
         return Request(
             method: method, path: path, queryString: query, headers: headers,
             contentLength: contentLength, body: FastCGIInput(raw.pointee.in), logger: logger
         )
+    }
+
+    /// `USER_AGENT` -> `user-agent`.
+    static func headerName(_ cgi: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: cgi.count) { out in
+            for (i, byte) in cgi.enumerated() {
+                switch byte {
+                case UInt8(ascii: "_"): out[i] = UInt8(ascii: "-")
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[i] = byte + 32
+                default: out[i] = byte
+                }
+            }
+            return cgi.count
+        }
     }
 }
 

@@ -44,6 +44,7 @@ public struct Digest: ~Copyable {
         EVP_DigestUpdate(context, base, bytes.count)
     }
 
+    @inlinable
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let done: Void? = bytes.withContiguousStorageIfAvailable { update(UnsafeRawBufferPointer($0)) }
         if done == nil {
@@ -61,10 +62,18 @@ public struct Digest: ~Copyable {
 
 public enum SHA256 {
     /// The SHA-256 of `bytes` in one call.
+    @inlinable
     public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
-        var digest = Digest(.sha256)
-        digest.update(bytes)
-        return digest.finalize()
+        if let digest = bytes.withContiguousStorageIfAvailable({ hash(raw: UnsafeRawBufferPointer($0)) }) { return digest }
+        return Array(bytes).withUnsafeBytes { hash(raw: $0) }
+    }
+
+    public static func hash(raw bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 32)
+        out.withUnsafeMutableBufferPointer { o in
+            _ = EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, nil, EVP_sha256(), nil)
+        }
+        return out
     }
 
     /// SHA-256 of the empty string, hex: the payload hash of a request without a body.

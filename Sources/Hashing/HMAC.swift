@@ -2,25 +2,32 @@ internal import COpenSSL
 
 public enum HMAC {
     /// HMAC-SHA256 of `message` under `key`.
+    @inlinable
     public static func sha256<Key: Collection, Message: Collection>(key: Key, message: Message) -> [UInt8]
     where Key.Element == UInt8, Message.Element == UInt8 {
-        let keyBytes = Array(key)
-        let messageBytes = Array(message)
+        withContiguous(key) { k in withContiguous(message) { m in sha256(rawKey: k, rawMessage: m) } }
+    }
+
+    /// HMAC-SHA256 of a string's UTF-8 bytes.
+    @inlinable
+    public static func sha256<Key: Collection>(key: Key, message: String) -> [UInt8] where Key.Element == UInt8 {
+        var message = message
+        return message.withUTF8 { m in withContiguous(key) { k in sha256(rawKey: k, rawMessage: UnsafeRawBufferPointer(m)) } }
+    }
+
+    public static func sha256(rawKey key: UnsafeRawBufferPointer, rawMessage message: UnsafeRawBufferPointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        let ok = keyBytes.withUnsafeBytes { k in
-            messageBytes.withUnsafeBytes { m in
-                out.withUnsafeMutableBufferPointer { o in
-                    assetd_crypto_hmac_sha256(k.baseAddress, k.count, m.baseAddress, m.count, o.baseAddress)
-                }
-            }
+        let ok = out.withUnsafeMutableBufferPointer { o in
+            assetd_crypto_hmac_sha256(key.baseAddress, key.count, message.baseAddress, message.count, o.baseAddress)
         }
         precondition(ok == 1, "libcrypto HMAC-SHA256 failed")
         return out
     }
 
-    /// HMAC-SHA256 of a string's UTF-8 bytes.
-    public static func sha256<Key: Collection>(key: Key, message: String) -> [UInt8] where Key.Element == UInt8 {
-        sha256(key: key, message: Array(message.utf8))
+    @inlinable
+    static func withContiguous<Bytes: Collection, R>(_ bytes: Bytes, _ body: (UnsafeRawBufferPointer) -> R) -> R where Bytes.Element == UInt8 {
+        if let result = bytes.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) { return result }
+        return Array(bytes).withUnsafeBytes(body)
     }
 }
 

@@ -156,7 +156,7 @@ public struct SigV4Signer: Sendable {
         var merged: [String: String] = [:]
         var order: [String] = []
         for (name, value) in headers {
-            let key = name.lowercased()
+            let key = name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) ? name.lowercased() : name
             let folded = foldSpaces(value)
             if let existing = merged[key] {
                 merged[key] = existing + "," + folded

@@ -57,3 +57,17 @@ struct JWTTests {
         #expect((try? verifier.verify(authorization: "Bearer", now: now)) == nil)
     }
 }
+
+struct JWTCacheTests {
+    @Test func cachedTokenStillExpires() throws {
+        let verifier = JWTVerifier(secret: String(repeating: "c", count: 32))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let token = verifier.mint(subject: "a", workspaces: [1], ttl: 10, now: start)
+        _ = try verifier.verify(token: token, now: start)          // verified and cached
+        _ = try verifier.verify(token: token, now: start + 5)      // a hit
+        #expect(throws: HTTPError.self) { try verifier.verify(token: token, now: start + 10) }
+        // The same claims under another key are not a hit.
+        let other = JWTVerifier(secret: String(repeating: "d", count: 32))
+        #expect(throws: HTTPError.self) { try other.verify(token: token, now: start) }
+    }
+}
