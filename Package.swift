@@ -27,6 +27,8 @@ let package = Package(
 
         // A strict JSON parser and writer, small enough to fuzz.
         .target(name: "JSON", swiftSettings: swiftSettings),
+        // A streaming multipart/form-data parser.
+        .target(name: "FormData", swiftSettings: swiftSettings),
         // Digests, HMAC and encodings over libcrypto.
         .target(name: "Hashing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         // AWS Signature Version 4: canonical request, signing key, headers and presigned URLs.
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
+                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -70,6 +72,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),

@@ -45,7 +45,7 @@ cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
 "$STATE/floor" "$STATE/floor.sock" "$ASSETD_THREADS" >/dev/null 2>&1 & floor_pid=$!
 mkdir -p "$STATE/floor-nginx"
 sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$FLOOR_PORT|g" \
-    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" \
+    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" -e "s|@MAX_DIRECT_BODY@|$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))|g" \
     -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
 cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
 nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"

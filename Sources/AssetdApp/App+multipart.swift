@@ -182,7 +182,9 @@ extension App {
             if again.status == .completed { return try answer(again) }
             throw HTTPError(.conflict, "Upload \(uploadID) was aborted while it was being completed.")
         }
-        request.logger.info("upload completed", metadata: ["asset": "\(assetID)", "key": "\(upload.key)", "size": "\(info.size)"])
+        if let record = try database.asset(id: assetID, workspaceID: workspaceID) {
+            assetBecameReady(record, request: request)
+        }
         return .json(["success": true, "location": .string(completed.location), "key": .string(upload.key), "etag": .string(etag)])
     }
 

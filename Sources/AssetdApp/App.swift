@@ -3,6 +3,7 @@ public import Foundation
 public import FastCGIServer
 import JSON
 public import Logging
+public import Media
 import S3Client
 
 /// The routes of CONTRACT.md, wired to the database and the object store.
@@ -12,14 +13,16 @@ public final class App: Sendable {
     let database: AssetDatabase
     let store: any ObjectStore
     let verifier: JWTVerifier
+    let detector: ContentDetector
     let logger: Logger
     let now: @Sendable () -> Date
 
-    public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, detector: ContentDetector,
+                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.database = database
         self.store = store
+        self.detector = detector
         self.verifier = JWTVerifier(secret: configuration.jwtSecret)
         self.logger = logger
         self.now = now
@@ -44,6 +47,7 @@ public final class App: Sendable {
         router.on("POST", "/s3/abort-upload", authenticated(abortUpload))
         router.on("GET", "/s3/download-url", authenticated(downloadURL))
         router.on("DELETE", "/s3/delete", authenticated(deleteAsset))
+        router.on("POST", "/api/assets/upload", authenticated(directUpload))
         router.on("GET", "/api/assets", authenticated(listAssets))
         router.on("GET", "/api/assets/{assetId}", authenticated(getAsset))
         router.on("GET", "/healthz", health)
@@ -106,6 +110,16 @@ public final class App: Sendable {
         case .completed: throw HTTPError(.conflict, "Upload \(upload.uploadID) is already completed.")
         case .aborted: throw HTTPError(.conflict, "Upload \(upload.uploadID) was aborted.")
         }
+    }
+
+    /// Every asset passes here once, right after its record says ready, whichever path
+    /// stored it (complete-upload or the direct upload). Work that follows a stored file,
+    /// such as its thumbnail, starts here.
+    func assetBecameReady(_ asset: AssetRecord, request: Request) {
+        request.logger.info("asset ready", metadata: [
+            "asset": "\(asset.id)", "workspace": "\(asset.workspaceID)", "key": "\(asset.key)",
+            "type": "\(asset.fileType)", "size": "\(asset.size ?? 0)",
+        ])
     }
 
     /// The metadata every object of an asset carries.

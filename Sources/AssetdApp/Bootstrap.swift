@@ -1,5 +1,6 @@
 import AssetStore
 import FastCGIServer
+import Media
 import Foundation
 public import Logging
 import S3Client
@@ -23,7 +24,8 @@ public enum Bootstrap {
                                                 attributes: [.posixPermissions: 0o700])
         let database = try AssetDatabase(path: configuration.databasePath)
         let s3 = S3Client(configuration: configuration.s3, logger: logger)
-        let app = App(configuration: configuration, database: database, store: s3, logger: logger)
+        let detector = try ContentDetector()
+        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger)
         let listen: FastCGIServer.Listen = configuration.socketPath.map { .path($0, mode: configuration.socketMode) } ?? .standardInput
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)

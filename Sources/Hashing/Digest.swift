@@ -3,8 +3,8 @@ internal import COpenSSL
 /// A streaming SHA-256 or MD5 digest over libcrypto's EVP interface.
 ///
 /// Feed it with `update(_:)` as bytes arrive and read the result once with `finalize()`.
-/// Not thread-safe: one value per stream.
-public struct Digest: ~Copyable {
+/// Not thread-safe: one object per stream.
+public final class Digest {
     public enum Algorithm: Sendable {
         case sha256
         case md5
@@ -39,20 +39,21 @@ public struct Digest: ~Copyable {
         EVP_MD_CTX_free(context)
     }
 
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         EVP_DigestUpdate(context, base, bytes.count)
     }
 
     @inlinable
-    public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    public func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         let done: Void? = bytes.withContiguousStorageIfAvailable { update(UnsafeRawBufferPointer($0)) }
         if done == nil {
             Array(bytes).withUnsafeBytes { update($0) }
         }
     }
 
-    public consuming func finalize() -> [UInt8] {
+    /// The digest; the object takes no more input after this.
+    public func finalize() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: algorithm.size)
         var length: UInt32 = 0
         out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }

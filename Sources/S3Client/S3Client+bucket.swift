@@ -74,7 +74,7 @@ extension S3Client {
 
     private func putBucketSubresource(_ name: String, xml: String) throws {
         let body = Array(xml.utf8)
-        var md5 = Digest(.md5)
+        let md5 = Digest(.md5)
         md5.update(body)
         _ = try send("PUT", key: "", query: [(name, "")],
                      headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],

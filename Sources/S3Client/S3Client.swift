@@ -153,7 +153,7 @@ public final class S3Client: Sendable {
 
     /// PutObject of bytes in memory (thumbnails, small objects).
     public func putObject(key: String, bytes: [UInt8], contentType: String, metadata: [String: String], cacheControl: String? = nil) throws -> String {
-        var md5 = Digest(.md5)
+        let md5 = Digest(.md5)
         md5.update(bytes)
         var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5.finalize()))]
         if let cacheControl { headers.append(("cache-control", cacheControl)) }
@@ -200,7 +200,7 @@ public final class S3Client: Sendable {
         for key in keys { xml += "<Object><Key>\(xmlEscape(key))</Key></Object>" }
         xml += "</Delete>"
         let body = Array(xml.utf8)
-        var md5 = Digest(.md5)
+        let md5 = Digest(.md5)
         md5.update(body)
         let response = try send("POST", key: "", query: [("delete", "")],
                                 headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],

@@ -2,6 +2,7 @@ import AssetStore
 import FastCGIServer
 import Foundation
 import JSON
+import Media
 import Logging
 import S3Client
 import Testing
@@ -19,9 +20,10 @@ struct RouteTests {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
         let configuration = try Configuration(environment: [
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
-            "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path,
+            "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
         ])
-        app = App(configuration: configuration, database: try AssetDatabase(path: path), store: store, logger: Logger(label: "test"))
+        app = App(configuration: configuration, database: try AssetDatabase(path: path), store: store,
+                  detector: try ContentDetector(), logger: Logger(label: "test"))
         router = app.router()
         token = JWTVerifier(secret: Self.secret).mint(subject: "u", workspaces: [1], ttl: 60)
     }

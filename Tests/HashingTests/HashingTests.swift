@@ -9,7 +9,7 @@ struct HashingTests {
 
     @Test func streamingEqualsOneShot() {
         let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        var digest = Digest(.sha256)
+        let digest = Digest(.sha256)
         for chunk in stride(from: 0, to: data.count, by: 777) {
             digest.update(data[chunk..<min(chunk + 777, data.count)])
         }
@@ -17,7 +17,7 @@ struct HashingTests {
     }
 
     @Test func md5KnownAnswer() {
-        var md5 = Digest(.md5)
+        let md5 = Digest(.md5)
         md5.update(Array("The quick brown fox jumps over the lazy dog".utf8))
         #expect(Encoding.hex(md5.finalize()) == "9e107d9d372bb6826bd81d3542a419d6")
     }

@@ -1,0 +1,157 @@
+import AssetStore
+import FastCGIServer
+import FormData
+import Foundation
+import JSON
+import S3Client
+
+/// POST /api/assets/upload: a small file in multipart/form-data, streamed to a spool file,
+/// checked by its content (libmagic), stored with PutObject.
+extension App {
+    /// Room for the form's own bytes (boundaries, headers, other fields) beyond the file.
+    static let formOverhead: Int64 = 1024 * 1024
+    static let readChunk = 64 * 1024
+
+    @Sendable func directUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        // Cheap refusals first, before a byte of the body is read.
+        let queryWorkspace = try request.query["workspaceId"].map { try workspace($0, principal) }
+        guard let boundary = MultipartParser.boundary(contentType: request.headers["content-type"]) else {
+            throw HTTPError(.badRequest, "Content-Type must be multipart/form-data with a boundary.")
+        }
+        let limit = configuration.maxDirectUploadBytes
+        if let length = request.contentLength, Int64(length) > limit + Self.formOverhead {
+            throw HTTPError(.payloadTooLarge, "The file is larger than \(limit) bytes; use the multipart upload routes.")
+        }
+
+        let spool: SpoolFile
+        do {
+            spool = try SpoolFile(directory: configuration.tmpDirectory)
+        } catch {
+            logger.error("spool failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+        }
+        var form = UploadForm(spool: spool, limit: limit)
+        do {
+            var parser = try MultipartParser(boundary: boundary)
+            var chunk = [UInt8](repeating: 0, count: Self.readChunk)
+            while true {
+                let n = try chunk.withUnsafeMutableBytes { try request.body.read(into: $0) }
+                if n == 0 { break }
+                try chunk.withUnsafeBytes { try parser.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), to: &form) }
+            }
+            try parser.finish()
+        } catch let error as MultipartError {
+            throw HTTPError(.badRequest, error.description)
+        } catch let error as SpoolError {
+            logger.error("spool failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+        }
+
+        let workspaceID: Int64
+        switch (queryWorkspace, form.workspaceID) {
+        case (let query?, let field?):
+            guard Input.parseID(Substring(field)) == query else {
+                throw HTTPError(.badRequest, "workspaceId differs between the query and the form.")
+            }
+            workspaceID = query
+        case (let query?, nil): workspaceID = query
+        case (nil, let field): workspaceID = try workspace(field, principal)
+        }
+        guard form.sawFile else { throw HTTPError(.badRequest, "file is required: send it as the form field 'file'.") }
+        guard spool.size > 0 else { throw HTTPError(.badRequest, "file is empty.") }
+
+        let detected: String
+        do {
+            detected = try detector.mimeType(ofFile: spool.descriptor)
+        } catch {
+            logger.error("content detection failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, "The file's type could not be detected; the details are in the server log.")
+        }
+        guard let (fileType, fileExtension) = configuration.mediaTypes.resolve(detected) else {
+            throw HTTPError(.unsupportedMediaType, "The file's content is \(detected), which is not allowed; allowed: \(configuration.mediaTypes.allowed.sorted().joined(separator: ", ")).")
+        }
+
+        let digests = spool.digests()
+        let asset = try database.createAsset(
+            NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: form.fileName, size: Int64(spool.size)),
+            now: now())
+        let etag: String
+        do {
+            etag = try store.putObject(key: asset.key, file: spool.descriptor, size: spool.size, contentType: fileType,
+                                       metadata: metadata(asset), sha256Hex: digests.sha256Hex, md5: digests.md5, cacheControl: nil)
+        } catch {
+            try? database.discardAsset(id: asset.id)
+            throw error
+        }
+        do {
+            try database.markAssetReady(id: asset.id, size: Int64(spool.size), etag: etag, sha256: digests.sha256Hex,
+                                        thumbnail: .none, now: now())
+        } catch {
+            // The object must not outlive a record that was never written.
+            try? store.deleteObjects(keys: [asset.key])
+            try? database.discardAsset(id: asset.id)
+            throw error
+        }
+        let record = try self.asset(asset.id, in: workspaceID)
+        assetBecameReady(record, request: request)
+        return .json(["asset": json(record)])
+    }
+}
+
+/// Collects the form: the one `file` part into the spool, the `workspaceId` field, and
+/// nothing else (other fields are read and dropped).
+struct UploadForm: MultipartHandler {
+    let spool: SpoolFile
+    let limit: Int64
+    private(set) var sawFile = false
+    private(set) var fileName: String?
+    private(set) var workspaceID: String?
+    private var current: Current = .ignored
+    private var field: [UInt8] = []
+
+    private enum Current { case file, workspace, ignored }
+
+    init(spool: SpoolFile, limit: Int64) {
+        self.spool = spool
+        self.limit = limit
+    }
+
+    mutating func beginPart(_ headers: PartHeaders) throws {
+        switch headers.name {
+        case "file":
+            guard !sawFile else { throw HTTPError(.badRequest, "Only one file may be uploaded at a time.") }
+            sawFile = true
+            fileName = Input.fileName(headers.fileName)
+            current = .file
+        case "workspaceId":
+            guard workspaceID == nil else { throw HTTPError(.badRequest, "workspaceId is given twice in the form.") }
+            field = []
+            current = .workspace
+        default:
+            if headers.fileName != nil {
+                throw HTTPError(.badRequest, "Unexpected file field '\(headers.name ?? "")': send the file as the field 'file', and only one.")
+            }
+            current = .ignored
+        }
+    }
+
+    mutating func partData(_ bytes: UnsafeRawBufferPointer) throws {
+        switch current {
+        case .file:
+            guard Int64(spool.size + bytes.count) <= limit else {
+                throw HTTPError(.payloadTooLarge, "The file is larger than \(limit) bytes; use the multipart upload routes.")
+            }
+            try spool.write(bytes)
+        case .workspace:
+            guard field.count + bytes.count <= 64 else { throw HTTPError(.badRequest, "workspaceId must be a positive integer.") }
+            field.append(contentsOf: bytes)
+        case .ignored:
+            break
+        }
+    }
+
+    mutating func endPart() throws {
+        if current == .workspace { workspaceID = String(decoding: field, as: UTF8.self) }
+        current = .ignored
+    }
+}
