@@ -1,0 +1,138 @@
+"""POST /api/assets/upload through TLS nginx: content checked by libmagic, stored by PutObject."""
+import io
+import os
+import struct
+import zipfile
+
+import requests
+
+from conftest import CERTIFICATE, Client, assert_json_error, make_token
+
+MiB = 1024 * 1024
+
+
+def images():
+    """Real files of each allowed kind, made here (Pillow for the images and the PDF)."""
+    from PIL import Image
+
+    picture = Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3))
+    files = {}
+    for kind, fmt in [("jpeg", "JPEG"), ("png", "PNG"), ("gif", "GIF"), ("webp", "WEBP"), ("pdf", "PDF")]:
+        out = io.BytesIO()
+        picture.save(out, fmt)
+        files[kind] = out.getvalue()
+    files["mp4"] = mp4()
+    return files
+
+
+def mp4():
+    """A small ISO base media file: ftyp, an empty moov and some mdat bytes."""
+    def box(kind, payload):
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+    ftyp = box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41")
+    mvhd = box(b"mvhd", bytes(4) + bytes(8) + struct.pack(">II", 1000, 0) + struct.pack(">I", 0x00010000)
+               + struct.pack(">H", 0x0100) + bytes(10) + bytes(36) + bytes(24) + struct.pack(">I", 2))
+    return ftyp + box(b"moov", mvhd) + box(b"mdat", os.urandom(2048))
+
+
+EXPECTED = {"jpeg": ("image/jpeg", "jpg"), "png": ("image/png", "png"), "gif": ("image/gif", "gif"),
+            "webp": ("image/webp", "webp"), "pdf": ("application/pdf", "pdf"), "mp4": ("video/mp4", "mp4")}
+
+
+def post(client, files, data=None, params=None, raw=None, headers=None):
+    h = client.headers(headers)
+    if raw is not None:
+        return requests.post(client.base + "/api/assets/upload", params=params, data=raw, headers=h, timeout=120, verify=CERTIFICATE)
+    return requests.post(client.base + "/api/assets/upload", params=params, files=files, data=data, headers=h,
+                         timeout=120, verify=CERTIFICATE)
+
+
+def listed(s3, bucket, prefix):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket):
+    for kind, data in images().items():
+        r = post(alice, {"file": (f"upload.{kind}", data, "application/octet-stream")}, params={"workspaceId": 1})
+        assert r.status_code == 200, (kind, r.text)
+        asset = r.json()["asset"]
+        mime, ext = EXPECTED[kind]
+        assert asset["fileType"] == mime, kind
+        assert asset["key"] == f"1/digital_assets/{asset['id']}.{ext}"
+        assert asset["status"] == "ready" and asset["size"] == len(data)
+        stored = s3.get_object(Bucket=bucket, Key=asset["key"])
+        assert stored["Body"].read() == data, kind
+        assert stored["ContentType"] == mime
+        again = alice.get(f"/api/assets/{asset['id']}", workspaceId=1).json()["asset"]
+        assert again == asset
+
+
+def test_png_sent_as_jpeg_is_stored_as_png(alice, s3, bucket):
+    png = images()["png"]
+    r = post(alice, {"file": ("holiday.jpg", png, "image/jpeg")}, data={"workspaceId": "1"})
+    assert r.status_code == 200, r.text
+    asset = r.json()["asset"]
+    assert asset["fileType"] == "image/png"
+    assert asset["key"].endswith(".png")
+    assert asset["fileName"] == "holiday.jpg"
+    assert s3.head_object(Bucket=bucket, Key=asset["key"])["ContentType"] == "image/png"
+
+
+def refused_leaves_nothing(client, s3, bucket, settings, response, status, workspace):
+    assert_json_error(response, status)
+    tmp = os.path.join(settings["ASSETD_STATE_DIR"], "tmp")
+    assert os.listdir(tmp) == [], "a spool file was left behind"
+    assert listed(s3, bucket, f"{workspace}/") == []
+    assert client.get("/api/assets", workspaceId=workspace).json()["assets"] == []
+
+
+def test_dangerous_or_empty_content_is_refused_and_leaves_nothing(base_url, secret, s3, bucket, settings):
+    client = Client(base_url, make_token(secret, "eve", [31]))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", "hello")
+    with open("/bin/true", "rb") as f:
+        elf = f.read()
+    cases = [
+        ("page.jpg", b"<!DOCTYPE html><html><body><script>alert(1)</script></body></html>", "image/jpeg", 415),
+        ("tool.png", elf, "image/png", 415),
+        ("logo.svg", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "image/svg+xml", 415),
+        ("photos.jpg", archive.getvalue(), "image/jpeg", 415),
+        ("empty.png", b"", "image/png", 400),
+    ]
+    for name, data, claimed, status in cases:
+        r = post(client, {"file": (name, data, claimed)}, params={"workspaceId": 31})
+        refused_leaves_nothing(client, s3, bucket, settings, r, status, 31)
+
+
+def test_form_errors(base_url, secret, s3, bucket, settings):
+    client = Client(base_url, make_token(secret, "eve", [32]))
+    png = images()["png"]
+    two = post(client, [("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))], params={"workspaceId": 32})
+    refused_leaves_nothing(client, s3, bucket, settings, two, 400, 32)
+    missing = post(client, {"other": ("a.png", png, "image/png")}, params={"workspaceId": 32})
+    refused_leaves_nothing(client, s3, bucket, settings, missing, 400, 32)
+    boundary = "----assetdTestBoundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n").encode() + png
+    truncated = post(client, None, params={"workspaceId": 32}, raw=body,
+                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    refused_leaves_nothing(client, s3, bucket, settings, truncated, 400, 32)
+    no_boundary = post(client, None, params={"workspaceId": 32}, raw=body + f"\r\n--{boundary}--\r\n".encode(),
+                       headers={"Content-Type": "multipart/form-data"})
+    refused_leaves_nothing(client, s3, bucket, settings, no_boundary, 400, 32)
+
+
+def test_too_large_is_413_json_from_nginx(base_url, secret, s3, bucket, settings):
+    client = Client(base_url, make_token(secret, "eve", [33]))
+    big = os.urandom(40 * MiB)
+    r = post(client, {"file": ("big.jpg", big, "image/jpeg")}, params={"workspaceId": 33})
+    refused_leaves_nothing(client, s3, bucket, settings, r, 413, 33)
+
+
+def test_workspace_and_token_checks(base_url, secret, alice, mallory):
+    png = images()["png"]
+    assert_json_error(post(mallory, {"file": ("a.png", png, "image/png")}, params={"workspaceId": 1}), 403)
+    assert_json_error(post(mallory, {"file": ("a.png", png, "image/png")}, data={"workspaceId": "1"}), 403)
+    assert_json_error(post(Client(base_url, None), {"file": ("a.png", png, "image/png")}, params={"workspaceId": 1}), 401)
+    assert_json_error(post(alice, {"file": ("a.png", png, "image/png")}), 400)  # no workspaceId at all
+    assert_json_error(post(alice, {"file": ("a.png", png, "image/png")}, params={"workspaceId": "../1"}), 400)
