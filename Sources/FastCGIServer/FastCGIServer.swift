@@ -53,6 +53,8 @@ public final class FastCGIServer: Sendable {
     }
 
     public func run() throws {
+        // Before any worker thread exists: one arena per thread would keep freed buffers.
+        assetd_fcgi_bound_malloc()
         guard FCGX_Init() == 0 else { throw ServerError(description: "libfcgi failed to initialise") }
         let (fd, createdPath) = try openListener()
         defer {
