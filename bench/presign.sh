@@ -25,7 +25,8 @@ STATE=$ASSETD_STATE_DIR
 floor_pid=""; floor_nginx=""
 cleanup() {
     [ -n "$floor_nginx" ] && kill -QUIT "$floor_nginx" 2>/dev/null || true
-    [ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null || true
+    # libfcgi handles SIGTERM itself (it only marks a shutdown), so the floor needs SIGKILL.
+    [ -n "$floor_pid" ] && kill -KILL "$floor_pid" 2>/dev/null || true
     "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
