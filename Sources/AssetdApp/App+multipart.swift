@@ -137,12 +137,17 @@ extension App {
         return Encoding.hex(SHA256.hash(text.utf8))
     }
 
-    @Sendable func completeUpload(_ request: Request, _ principal: Principal) throws -> Response {
-        let body = try jsonBody(request)
+    /// The workspace (checked against the token), asset and upload a JSON body names.
+    private func uploadIdentity(_ body: JSONValue, _ principal: Principal) throws -> (workspaceID: Int64, assetID: Int64, uploadID: String) {
         let workspaceID = try Input.id(body["workspaceId"], field: "workspaceId")
         try principal.authorize(workspaceID)
         let assetID = try Input.id(body["assetId"], field: "assetId")
-        let uploadID = try Input.token(body["uploadId"]?.stringValue, field: "uploadId")
+        return (workspaceID, assetID, try Input.token(body["uploadId"]?.stringValue, field: "uploadId"))
+    }
+
+    @Sendable func completeUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let body = try jsonBody(request)
+        let (workspaceID, assetID, uploadID) = try uploadIdentity(body, principal)
         let parts = try Self.parts(body["parts"])
         let digest = Self.digest(parts)
         let upload = try upload(uploadID, asset: assetID, in: workspaceID)
@@ -189,11 +194,7 @@ extension App {
     }
 
     @Sendable func abortUpload(_ request: Request, _ principal: Principal) throws -> Response {
-        let body = try jsonBody(request)
-        let workspaceID = try Input.id(body["workspaceId"], field: "workspaceId")
-        try principal.authorize(workspaceID)
-        let assetID = try Input.id(body["assetId"], field: "assetId")
-        let uploadID = try Input.token(body["uploadId"]?.stringValue, field: "uploadId")
+        let (workspaceID, assetID, uploadID) = try uploadIdentity(try jsonBody(request), principal)
         let upload = try upload(uploadID, asset: assetID, in: workspaceID)
         switch upload.status {
         case .aborted: return .json(["success": true])
