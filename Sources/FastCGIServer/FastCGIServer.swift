@@ -222,7 +222,7 @@ public final class FastCGIServer: Sendable {
                 case "DOCUMENT_URI": documentURI = value
                 case "REQUEST_URI": requestURI = value
                 case "QUERY_STRING": query = value
-                case "CONTENT_LENGTH": contentLength = Int(value)
+                case "CONTENT_LENGTH": contentLength = Int(value).flatMap { $0 >= 0 ? $0 : nil }
                 case "CONTENT_TYPE": headers["content-type"] = value
                 default: break
                 }

@@ -62,7 +62,7 @@ public final class Request {
             throw HTTPError(.payloadTooLarge, "The request body is larger than \(limit) bytes.")
         }
         var out: [UInt8] = []
-        out.reserveCapacity(min(contentLength ?? 4096, limit))
+        out.reserveCapacity(max(0, min(contentLength ?? 4096, limit)))
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let n = try chunk.withUnsafeMutableBytes { try body.read(into: $0) }

@@ -66,3 +66,10 @@ struct QueryParametersTests {
         #expect(query["missing"] == nil)
     }
 }
+
+struct HostileRequestTests {
+    @Test func negativeDeclaredLengthDoesNotTrap() throws {
+        let request = Request(method: "POST", path: "/", contentLength: -5, body: BytesBody(Array("{}".utf8)))
+        #expect(try request.readBody(limit: 100) == Array("{}".utf8))
+    }
+}
