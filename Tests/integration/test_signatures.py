@@ -55,3 +55,31 @@ def test_a_changed_signature_differs(alice, settings):
     theirs = botocore_url(settings, "upload_part", {"Bucket": settings["AWS_BUCKET"], "Key": started["key"],
                                                     "UploadId": started["uploadId"], "PartNumber": 1}, 3599, when)
     assert signature_and_time(theirs)[0] != signature
+
+
+import os
+
+import pytest
+import requests
+
+
+@pytest.mark.skipif(os.environ.get("ASSETD_TEST_S3_STRICT") != "1", reason="moto checks no signatures")
+def test_a_tampered_signature_is_refused_by_the_server(alice):
+    """On a server that checks signatures, one changed digit is a 403: the suite would
+    catch a signing bug there."""
+    from conftest import upload_whole
+    started, _ = upload_whole(alice, b"tamper" * 100)
+    url = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"]).json()["url"]
+    assert requests.get(url, timeout=30).status_code == 200
+    head, signature = url.rsplit("X-Amz-Signature=", 1)
+    flipped = signature[:10] + ("0" if signature[10] != "0" else "1") + signature[11:]
+    assert requests.get(head + "X-Amz-Signature=" + flipped, timeout=30).status_code == 403
+
+    part = start_upload(alice)
+    put_url = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=part["assetId"],
+                        UploadId=part["uploadId"]).json()["url"]
+    head, signature = put_url.rsplit("X-Amz-Signature=", 1)
+    flipped = signature[:-1] + ("0" if signature[-1] != "0" else "1")
+    r = requests.put(head + "X-Amz-Signature=" + flipped, data=b"x" * 100, timeout=30,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 403
