@@ -131,19 +131,19 @@ public struct SigV4Signer: Sendable {
         "\(Self.algorithm)\n\(time.dateTime)\n\(scope(time))\n\(Encoding.hex(SHA256.hash(canonicalRequest.utf8)))"
     }
 
-    /// Stage 3: the signing key, derived once a day and kept.
-    func signingKey(time: AmzTime) -> [UInt8] {
+    /// Stage 3: the signing key, derived once a day and kept, prepared for HMAC.
+    func signingKey(time: AmzTime) -> HMACKey {
         keyCache.key(for: time.date) {
             let dateKey = HMAC.sha256(key: Array("AWS4\(credentials.secretAccessKey)".utf8), message: time.date)
             let regionKey = HMAC.sha256(key: dateKey, message: region)
             let serviceKey = HMAC.sha256(key: regionKey, message: service)
-            return HMAC.sha256(key: serviceKey, message: "aws4_request")
+            return HMACKey(HMAC.sha256(key: serviceKey, message: "aws4_request"))
         }
     }
 
     /// Stage 4: the signature.
     func signature(stringToSign: String, time: AmzTime) -> String {
-        Encoding.hex(HMAC.sha256(key: signingKey(time: time), message: stringToSign))
+        Encoding.hex(signingKey(time: time).authenticate(stringToSign))
     }
 
     func scope(_ time: AmzTime) -> String {
@@ -227,9 +227,9 @@ struct AmzTime {
 
 /// Keeps the last derived signing key: it changes once a day.
 final class SigningKeyCache: Sendable {
-    private let cached = Mutex<(day: String, key: [UInt8])?>(nil)
+    private let cached = Mutex<(day: String, key: HMACKey)?>(nil)
 
-    func key(for day: String, derive: () -> [UInt8]) -> [UInt8] {
+    func key(for day: String, derive: () -> HMACKey) -> HMACKey {
         if let hit = cached.withLock({ $0 }), hit.day == day { return hit.key }
         let key = derive()
         cached.withLock { $0 = (day, key) }

@@ -29,22 +29,35 @@ public enum URIEncoding {
     /// The canonical query string: names and values encoded, sorted by name then value.
     public static func canonicalQuery(_ query: [(name: String, value: String)]) -> String {
         let encoded: [(String, String)] = query.map { (encode($0.name), encode($0.value)) }
-        let sorted = encoded.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+        // Byte order, as SigV4 wants; every encoded string is ASCII.
+        let sorted = encoded.sorted {
+            $0.0 != $1.0 ? $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) : $0.1.utf8.lexicographicallyPrecedes($1.1.utf8)
+        }
         return sorted.map { $0.0 + "=" + $0.1 }.joined(separator: "&")
     }
 
     static func encode(_ text: String, keepSlash: Bool) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count + 16)
-        for byte in text.utf8 {
-            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
-                out.append(byte)
-            } else {
-                out.append(UInt8(ascii: "%"))
-                out.append(upperHex[Int(byte >> 4)])
-                out.append(upperHex[Int(byte & 0x0f)])
+        var text = text
+        return text.withUTF8 { bytes in
+            var escapes = 0
+            for byte in bytes where !(isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/"))) { escapes += 1 }
+            // Most names and values need no escape: the text is its own encoding.
+            if escapes == 0 { return String(decoding: bytes, as: UTF8.self) }
+            return String(unsafeUninitializedCapacity: bytes.count + 2 * escapes) { out in
+                var i = 0
+                for byte in bytes {
+                    if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+                        out[i] = byte
+                        i += 1
+                    } else {
+                        out[i] = UInt8(ascii: "%")
+                        out[i + 1] = upperHex[Int(byte >> 4)]
+                        out[i + 2] = upperHex[Int(byte & 0x0f)]
+                        i += 3
+                    }
+                }
+                return i
             }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

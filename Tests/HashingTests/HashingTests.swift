@@ -46,3 +46,23 @@ struct HashingTests {
         #expect(!constantTimeEquals([1, 2], [1, 2, 3]))
     }
 }
+
+struct HMACKeyTests {
+    /// RFC 4231 cases 1, 2 and 6 (a 131-byte key, hashed first), against the one-shot HMAC.
+    @Test func preparedKeyMatchesOneShotAndRFC4231() {
+        let cases: [([UInt8], [UInt8], String)] = [
+            ([UInt8](repeating: 0x0b, count: 20), Array("Hi There".utf8), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (Array("Jefe".utf8), Array("what do ya want for nothing?".utf8), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            ([UInt8](repeating: 0xaa, count: 131), Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8),
+             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+        ]
+        for (key, message, expected) in cases {
+            let prepared = HMACKey(key)
+            let mac = message.withUnsafeBytes { prepared.authenticate($0) }
+            #expect(Encoding.hex(mac) == expected)
+            #expect(mac == HMAC.sha256(key: key, message: message))
+            // The prepared states are not consumed: a second message gives its own answer.
+            #expect(prepared.authenticate("x") == HMAC.sha256(key: key, message: "x"))
+        }
+    }
+}
