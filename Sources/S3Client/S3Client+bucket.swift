@@ -63,7 +63,13 @@ extension S3Client {
         } catch let error as S3Error where error.code == "NoSuchLifecycleConfiguration" {
             return nil
         }
-        guard let tree = XMLTree.parse(response.body) else { return nil }
+        return Self.abortIncompleteUploadsDays(lifecycle: response.body)
+    }
+
+    /// The days of the first enabled abort-incomplete-uploads rule in a lifecycle
+    /// configuration, whether the rule has a Filter (AWS) or a top-level Prefix (Ceph 16).
+    static func abortIncompleteUploadsDays(lifecycle body: [UInt8]) -> Int? {
+        guard let tree = XMLTree.parse(body) else { return nil }
         for rule in tree.all("Rule") where rule.value("Status") == "Enabled" {
             if let days = rule.child("AbortIncompleteMultipartUpload")?.value("DaysAfterInitiation").flatMap(Int.init) {
                 return days

@@ -123,10 +123,8 @@ public final class S3Client: Sendable {
         guard tree.isResult(of: "CompleteMultipartUpload") else {
             throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered with <\(tree.name)>", httpStatus: response.status)
         }
-        var etag = tree.value("ETag") ?? ""
-        if etag.isEmpty || etag == "\"\"" {
-            etag = try headObject(key: key)?.etag ?? ""
-        }
+        // Ceph RGW 16.2 may answer with an empty ETag: HeadObject knows it.
+        let etag = try Self.completedETag(tree) ?? headObject(key: key)?.etag ?? ""
         // Servers disagree on Location (moto names an AWS host, Ceph its own): the public
         // endpoint's URL of the key is the same answer everywhere.
         return CompletedUpload(location: objectURL(key: key), etag: etag)
@@ -232,6 +230,12 @@ public final class S3Client: Sendable {
     public func objectURL(key: String) -> String {
         let endpoint = configuration.publicEndpoint
         return "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(endpoint.path(bucket: configuration.bucket, key: key)))"
+    }
+
+    /// The ETag of a CompleteMultipartUpload answer; nil when it is empty or missing.
+    static func completedETag(_ tree: XMLTree) -> String? {
+        guard let etag = tree.value("ETag"), !etag.isEmpty, etag != "\"\"" else { return nil }
+        return etag
     }
 
     static func quoted(_ etag: String) -> String {

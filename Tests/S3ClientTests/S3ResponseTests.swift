@@ -71,3 +71,38 @@ struct S3ResponseTests {
         #expect(aws.path(bucket: "assets", key: "k") == "/k")
     }
 }
+
+/// The answers in which S3 servers differ (README: Tested against).
+struct ServerQuirkTests {
+    @Test func lifecycleRuleWithFilterOrTopLevelPrefix() {
+        let aws = Array("""
+        <LifecycleConfiguration><Rule><ID>x</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status>
+        <AbortIncompleteMultipartUpload><DaysAfterInitiation>7</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>
+        """.utf8)
+        let ceph = Array("""
+        <LifecycleConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Rule><ID>x</ID><Prefix></Prefix><Status>Enabled</Status>
+        <AbortIncompleteMultipartUpload><DaysAfterInitiation>3</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>
+        """.utf8)
+        let disabled = Array("""
+        <LifecycleConfiguration><Rule><Status>Disabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>1</DaysAfterInitiation>
+        </AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>
+        """.utf8)
+        #expect(S3Client.abortIncompleteUploadsDays(lifecycle: aws) == 7)
+        #expect(S3Client.abortIncompleteUploadsDays(lifecycle: ceph) == 3)
+        #expect(S3Client.abortIncompleteUploadsDays(lifecycle: disabled) == nil)
+    }
+
+    @Test func emptyCompleteETagAsksHeadObject() throws {
+        func tree(_ text: String) throws -> XMLTree { try #require(XMLTree.parse(Array(text.utf8))) }
+        #expect(S3Client.completedETag(try tree("<CompleteMultipartUploadResult><ETag>\"abc-2\"</ETag></CompleteMultipartUploadResult>")) == "\"abc-2\"")
+        #expect(S3Client.completedETag(try tree("<CompleteMultipartUploadResult><ETag></ETag></CompleteMultipartUploadResult>")) == nil)
+        #expect(S3Client.completedETag(try tree("<CompleteMultipartUploadResult><ETag>\"\"</ETag></CompleteMultipartUploadResult>")) == nil)
+        #expect(S3Client.completedETag(try tree("<CompleteMultipartUploadResult><Key>k</Key></CompleteMultipartUploadResult>")) == nil)
+    }
+
+    @Test func motoResponseRootsCountAsResults() throws {
+        #expect(try #require(XMLTree.parse(Array("<ListPartsResponse/>".utf8))).isResult(of: "ListParts"))
+        #expect(try #require(XMLTree.parse(Array("<ListPartsResult/>".utf8))).isResult(of: "ListParts"))
+        #expect(try !#require(XMLTree.parse(Array("<Error/>".utf8))).isResult(of: "ListParts"))
+    }
+}
