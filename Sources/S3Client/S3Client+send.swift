@@ -20,10 +20,11 @@ extension S3Client {
         }
         let canonicalQuery = query.isEmpty ? "" : "?" + URIEncoding.canonicalQuery(query.map { ($0.0, $0.1) })
         let url = "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(path))\(canonicalQuery)"
-        var unsignedHeaders = [("host", endpoint.host), ("x-amz-content-sha256", hash)] + headers
+        let unsignedHeaders = [("host", endpoint.host), ("x-amz-content-sha256", hash)] + headers
 
         var lastError: S3Error?
         for attempt in 1...attempts {
+            // Signed anew on each attempt: x-amz-date moves with the clock.
             let signed = signer.signHeaders(
                 method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: unsignedHeaders, payloadHash: hash
             )
@@ -41,7 +42,6 @@ extension S3Client {
                 ])
                 usleep(UInt32(100_000 * attempt * attempt))
             }
-            unsignedHeaders = unsignedHeaders.filter { $0.0 != "x-amz-date" }
         }
         throw lastError ?? S3Error(code: "NetworkError", message: "no attempt was made")
     }

@@ -8,6 +8,19 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("A file of KEY=VALUE lines (the systemd EnvironmentFile); the environment wins over it.", valueName: "file"))
     var config: String?
 
+    /// Loads the settings, sets up logging and runs `body`; a failure is logged as one
+    /// critical line that starts with `failure`, and exits 1.
+    func run(failure: String, _ body: (Configuration, Logger) throws -> Void) throws {
+        let configuration = load()
+        let logger = Bootstrap.logger(level: configuration.logLevel)
+        do {
+            try body(configuration, logger)
+        } catch {
+            logger.critical("\(failure): \(error)")
+            throw ExitCode(1)
+        }
+    }
+
     func load(requireAll: Bool = true) -> Configuration {
         do {
             return try Configuration(environment: ProcessInfo.processInfo.environment, file: config, requireAll: requireAll)
@@ -38,14 +51,7 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        let configuration = options.load()
-        let logger = Bootstrap.logger(level: configuration.logLevel)
-        do {
-            try Bootstrap.serve(configuration, logger: logger)
-        } catch {
-            logger.critical("assetd cannot start: \(error)")
-            throw ExitCode(1)
-        }
+        try options.run(failure: "assetd cannot start", Bootstrap.serve)
     }
 }
 
@@ -84,13 +90,6 @@ struct SetupBucket: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        let configuration = options.load()
-        let logger = Bootstrap.logger(level: configuration.logLevel)
-        do {
-            try Bootstrap.setUpBucket(configuration, logger: logger)
-        } catch {
-            logger.critical("setup-bucket failed: \(error)")
-            throw ExitCode(1)
-        }
+        try options.run(failure: "setup-bucket failed", Bootstrap.setUpBucket)
     }
 }

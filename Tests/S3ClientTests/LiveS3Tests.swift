@@ -68,10 +68,7 @@ struct LiveS3Tests {
     func putFromFileCopyAndDelete() throws {
         let s3 = try client()
         let bytes = partBytes(100_000, seed: 3)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-live-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        defer { unlink(path) }
-        let fd = open(path, O_RDONLY)
+        let fd = try temporaryFile(bytes)
         defer { close(fd) }
         let etag = try s3.putObject(
             key: "3/digital_assets/1.png", file: fd, size: bytes.count, contentType: "image/png",
@@ -91,10 +88,7 @@ struct LiveS3Tests {
     func wrongContentMD5IsRefused() throws {
         let s3 = try client()
         let bytes = partBytes(1000, seed: 9)
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-live-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        defer { unlink(path) }
-        let fd = open(path, O_RDONLY)
+        let fd = try temporaryFile(bytes)
         defer { close(fd) }
         #expect(throws: S3Error.self) {
             try s3.putObject(key: "4/digital_assets/1.png", file: fd, size: bytes.count, contentType: "image/png",
@@ -111,6 +105,16 @@ struct LiveS3Tests {
         #expect(try s3.abortIncompleteUploadsDays() == 7)
         try s3.createBucket() // idempotent
     }
+}
+
+/// An open descriptor of a file holding `bytes`; the file itself is already unlinked.
+func temporaryFile(_ bytes: [UInt8]) throws -> Int32 {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-live-\(UUID().uuidString)").path
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    defer { unlink(path) }
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw S3Error(code: "test", message: "cannot open \(path)") }
+    return fd
 }
 
 func curlPut(url: String, bytes: [UInt8]) throws -> String {
