@@ -13,6 +13,7 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 /// writes one at a time. It knows nothing of HTTP or S3.
 public final class AssetDatabase: Sendable {
     private let pool: DatabasePool
+    private let readers: ThreadReaders
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
     public init(path: String) throws {
@@ -25,6 +26,7 @@ public final class AssetDatabase: Sendable {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
+            readers = ThreadReaders(path: path)
         } catch {
             throw AssetStoreError(description: "cannot open ASSETD_DATABASE \(path): \(error)")
         }
@@ -187,23 +189,10 @@ public final class AssetDatabase: Sendable {
     }
 
     /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
-    /// On the hot path (every presign): one cached statement, outside a transaction, which
-    /// a single SELECT does not need under WAL.
+    /// On the hot path (every presign): the calling thread's own read-only connection and
+    /// prepared statement (ThreadReaders), outside GRDB's pool.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        try run {
-            try pool.unsafeReentrantRead { db in
-                let statement = try db.cachedStatement(sql: """
-                    SELECT upload_id, asset_id, workspace_id, key, file_size, part_size, status, parts_digest, location, etag, created_at
-                    FROM upload WHERE upload_id = ? AND asset_id = ? AND workspace_id = ?
-                    """)
-                return try Row.fetchOne(statement, arguments: [uploadID, assetID, workspaceID]).map { row in
-                    UploadRecord(
-                        uploadID: row[0], assetID: row[1], workspaceID: row[2], key: row[3], fileSize: row[4], partSize: row[5],
-                        status: UploadStatus(rawValue: row[6]) ?? .pending, partsDigest: row[7], location: row[8], etag: row[9],
-                        createdAt: Date(timeIntervalSince1970: row[10]))
-                }
-            }
-        }
+        try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
     }
 
     /// Records a completed upload and its asset as ready, in one transaction. Returns false

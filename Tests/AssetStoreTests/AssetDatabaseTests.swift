@@ -78,3 +78,33 @@ struct AssetDatabaseTests {
         #expect(try db.upload(uploadID: "U4", assetID: asset.id, workspaceID: 1) == nil)
     }
 }
+
+struct ThreadReaderTests {
+    /// The per-thread readers see every write at once, on any thread, and never a record
+    /// of another asset or workspace.
+    @Test func readersSeeWritesFromEveryThread() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-readers-\(UUID().uuidString).sqlite").path
+        let db = try AssetDatabase(path: path)
+        let asset = try db.createAsset(NewAsset(workspaceID: 9, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: "R1", asset: asset, fileSize: 10, partSize: nil)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    let mine = try db.upload(uploadID: "R1", assetID: asset.id, workspaceID: 9)
+                    let otherWorkspace = try db.upload(uploadID: "R1", assetID: asset.id, workspaceID: 8)
+                    let injected = try db.upload(uploadID: "R1'; --", assetID: asset.id, workspaceID: 9)
+                    #expect(mine?.status == .pending)
+                    #expect(otherWorkspace == nil)
+                    #expect(injected == nil)
+                }
+            }
+            try await group.waitForAll()
+        }
+        _ = try db.abortUpload(uploadID: "R1")
+        let seen = try db.upload(uploadID: "R1", assetID: asset.id, workspaceID: 9)
+        #expect(seen?.status == .aborted)
+        #expect(seen?.fileSize == 10)
+        #expect(seen?.partSize == nil)
+        #expect(seen?.key == asset.key)
+    }
+}
