@@ -126,13 +126,18 @@ public final class AssetDatabase: Sendable {
         }
     }
 
-    /// Records an asset's object as stored and complete: the one place an asset becomes ready.
-    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws {
+    /// Records a directly uploaded asset's object as stored and complete, and returns the
+    /// record as the same transaction left it.
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws -> AssetRecord {
         try run {
             try pool.write { db in
                 try db.execute(
                     sql: "UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = ?, thumbnail_status = ?, updated_at = ? WHERE id = ?",
                     arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, id])
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else {
+                    throw AssetStoreError(description: "asset \(id) vanished while it was marked ready")
+                }
+                return Self.asset(from: row)
             }
         }
     }
@@ -143,15 +148,6 @@ public final class AssetDatabase: Sendable {
                 try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, id])
                 try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE asset_id = ? AND status = 'pending'",
                                arguments: [now.timeIntervalSince1970, id])
-            }
-        }
-    }
-
-    public func setThumbnailStatus(assetID: Int64, _ status: ThumbnailStatus, now: Date = Date()) throws {
-        try run {
-            try pool.write { db in
-                try db.execute(sql: "UPDATE asset SET thumbnail_status = ?, updated_at = ? WHERE id = ?",
-                               arguments: [status.rawValue, now.timeIntervalSince1970, assetID])
             }
         }
     }
@@ -195,12 +191,12 @@ public final class AssetDatabase: Sendable {
         try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
     }
 
-    /// Records a completed upload and its asset as ready, in one transaction. Returns false
-    /// (and changes nothing) when the upload was no longer pending.
+    /// Records a completed upload and its asset as ready, in one transaction, and returns the
+    /// ready asset. Returns nil (and changes nothing) when the upload was no longer pending.
     public func completeUpload(
         uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
         thumbnail: ThumbnailStatus, now: Date = Date()
-    ) throws -> Bool {
+    ) throws -> AssetRecord? {
         try run {
             try pool.write { db in
                 try db.execute(
@@ -209,14 +205,15 @@ public final class AssetDatabase: Sendable {
                         WHERE upload_id = ? AND status = 'pending'
                         """,
                     arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
-                guard db.changesCount == 1 else { return false }
+                guard db.changesCount == 1 else { return nil }
                 try db.execute(
                     sql: """
                         UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?
                         WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)
                         """,
                     arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, uploadID])
-                return true
+                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
+                                        arguments: [uploadID]).map(Self.asset(from:))
             }
         }
     }

@@ -83,8 +83,9 @@ extension App {
             try? database.discardAsset(id: asset.id)
             throw error
         }
+        let record: AssetRecord
         do {
-            try database.markAssetReady(id: asset.id, size: Int64(spool.size), etag: etag, sha256: digests.sha256Hex,
+            record = try database.markAssetReady(id: asset.id, size: Int64(spool.size), etag: etag, sha256: digests.sha256Hex,
                                         thumbnail: .none, now: now())
         } catch {
             // The object must not outlive a record that was never written.
@@ -92,7 +93,6 @@ extension App {
             try? database.discardAsset(id: asset.id)
             throw error
         }
-        let record = try self.asset(asset.id, in: workspaceID)
         assetBecameReady(record, request: request)
         return .json(["asset": json(record)])
     }

@@ -178,8 +178,8 @@ extension App {
             throw HTTPError(.badGateway, "S3 failed: the completed object \(upload.key) cannot be found.")
         }
         let etag = completed.etag.isEmpty ? info.etag : completed.etag
-        guard try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: completed.location, etag: etag,
-                                          size: Int64(info.size), thumbnail: .none, now: now())
+        guard let ready = try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: completed.location,
+                                                      etag: etag, size: Int64(info.size), thumbnail: .none, now: now())
         else {
             guard let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) else {
                 throw HTTPError(.notFound, "Upload \(uploadID) was not found.")
@@ -187,9 +187,7 @@ extension App {
             if again.status == .completed { return try answer(again) }
             throw HTTPError(.conflict, "Upload \(uploadID) was aborted while it was being completed.")
         }
-        if let record = try database.asset(id: assetID, workspaceID: workspaceID) {
-            assetBecameReady(record, request: request)
-        }
+        assetBecameReady(ready, request: request)
         return .json(["success": true, "location": .string(completed.location), "key": .string(upload.key), "etag": .string(etag)])
     }
 

@@ -30,8 +30,10 @@ struct AssetDatabaseTests {
         let db = try open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U2", asset: asset, fileSize: nil, partSize: nil)
-        #expect(try db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending))
-        #expect(try !db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending))
+        let completed = try db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending)
+        #expect(completed?.id == asset.id)
+        #expect(completed?.status == .ready)
+        #expect(try db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending) == nil)
         let ready = try #require(try db.asset(id: asset.id, workspaceID: 1))
         #expect(ready.status == .ready)
         #expect(ready.size == 99)
@@ -45,7 +47,7 @@ struct AssetDatabaseTests {
         _ = try db.createUpload(uploadID: "U3", asset: asset, fileSize: nil, partSize: nil)
         #expect(try db.abortUpload(uploadID: "U3") == .aborted)
         #expect(try db.asset(id: asset.id, workspaceID: 1)?.status == .aborted)
-        #expect(try !db.completeUpload(uploadID: "U3", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none))
+        #expect(try db.completeUpload(uploadID: "U3", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none) == nil)
     }
 
     @Test func listingPagesNewestFirstAndHidesDeleted() throws {
