@@ -70,11 +70,15 @@ public enum SHA256 {
     }
 
     public static func hash(raw bytes: UnsafeRawBufferPointer) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBufferPointer { o in
-            _ = EVP_Digest(bytes.baseAddress, bytes.count, o.baseAddress, nil, EVP_sha256(), nil)
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            hash(raw: bytes, into: out.baseAddress!)
+            count = 32
         }
-        return out
+    }
+
+    /// Writes the SHA-256 of `bytes` into `out`, which must hold 32 bytes.
+    public static func hash(raw bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
+        assetd_sha256(bytes.baseAddress, bytes.count, out)
     }
 
     /// SHA-256 of the empty string, hex: the payload hash of a request without a body.

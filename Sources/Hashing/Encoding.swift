@@ -19,6 +19,17 @@ public enum Encoding {
         }
     }
 
+    /// Appends lower-case hex of `bytes` to `out`.
+    public static func appendHex(raw bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let digits: StaticString = "0123456789abcdef"
+        let table = digits.utf8Start
+        out.reserveCapacity(out.count + 2 * bytes.count)
+        for byte in bytes {
+            out.append(table[Int(byte >> 4)])
+            out.append(table[Int(byte & 0x0f)])
+        }
+    }
+
     private static let base64Alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Standard base64 with padding (Content-MD5).

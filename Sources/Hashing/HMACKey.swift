@@ -1,15 +1,14 @@
 internal import COpenSSL
 
 /// An HMAC-SHA256 key prepared once: the SHA-256 states after `key ⊕ ipad` and
-/// `key ⊕ opad` (RFC 2104) are kept, so each message costs two digest continuations
-/// instead of OpenSSL 3's one-shot `HMAC()`, which fetches the digest and pads the key
-/// on every call.
+/// `key ⊕ opad` (RFC 2104) are kept, so each message costs the digest of the message and
+/// one block more, instead of padding and hashing the key again on every call.
 ///
-/// The prepared states are never written after `init`; `authenticate` only copies them,
-/// so one key may be used from many threads at once.
+/// The states are plain `SHA256_CTX` values, never written after `init`; `authenticate`
+/// works on copies, so one key may be used from many threads at once.
 public final class HMACKey: @unchecked Sendable {
-    private let inner: OpaquePointer
-    private let outer: OpaquePointer
+    private let inner: SHA256_CTX
+    private let outer: SHA256_CTX
 
     public init<Key: Collection>(_ key: Key) where Key.Element == UInt8 {
         var block = Array(key)
@@ -19,33 +18,29 @@ public final class HMACKey: @unchecked Sendable {
         outer = Self.prepared(block.map { $0 ^ 0x5c })
     }
 
-    deinit {
-        EVP_MD_CTX_free(inner)
-        EVP_MD_CTX_free(outer)
+    private static func prepared(_ pad: [UInt8]) -> SHA256_CTX {
+        var context = SHA256_CTX()
+        assetd_sha256_init(&context)
+        pad.withUnsafeBytes { assetd_sha256_update(&context, $0.baseAddress, $0.count) }
+        return context
     }
 
-    private static func prepared(_ pad: [UInt8]) -> OpaquePointer {
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            fatalError("libcrypto could not prepare an HMAC key (out of memory)")
-        }
-        pad.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, $0.count) }
-        return context
+    /// Writes HMAC-SHA256 of `message` into `out`, which must hold 32 bytes.
+    public func authenticate(_ message: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
+        var context = inner
+        assetd_sha256_update(&context, message.baseAddress, message.count)
+        assetd_sha256_final(&context, out)
+        context = outer
+        assetd_sha256_update(&context, out, 32)
+        assetd_sha256_final(&context, out)
     }
 
     /// HMAC-SHA256 of `message`.
     public func authenticate(_ message: UnsafeRawBufferPointer) -> [UInt8] {
-        guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto could not allocate a digest context") }
-        defer { EVP_MD_CTX_free(context) }
-        var innerHash = [UInt8](repeating: 0, count: 32)
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        EVP_MD_CTX_copy_ex(context, inner)
-        EVP_DigestUpdate(context, message.baseAddress, message.count)
-        innerHash.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-        EVP_MD_CTX_copy_ex(context, outer)
-        innerHash.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, 32) }
-        out.withUnsafeMutableBufferPointer { _ = EVP_DigestFinal_ex(context, $0.baseAddress, &length) }
-        return out
+        [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            authenticate(message, into: out.baseAddress!)
+            count = 32
+        }
     }
 
     /// HMAC-SHA256 of a string's UTF-8 bytes.
