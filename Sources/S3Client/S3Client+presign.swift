@@ -7,11 +7,18 @@ extension S3Client {
     public func presignedURL(method: String, key: String, query: [(String, String)] = [], expires: Int, date: Date = Date()) -> String {
         let endpoint = configuration.publicEndpoint
         let path = endpoint.path(bucket: configuration.bucket, key: key)
-        let signed = signer.presignedQuery(
-            method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: [("host", endpoint.host)],
+        var url: [UInt8] = []
+        url.reserveCapacity(512)
+        url.append(contentsOf: endpoint.scheme.utf8)
+        url.append(contentsOf: "://".utf8)
+        url.append(contentsOf: endpoint.host.utf8)
+        URIEncoding.appendEncoded(path, to: &url, keepSlash: true)
+        url.append(UInt8(ascii: "?"))
+        signer.appendPresignedQuery(
+            to: &url, method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: [("host", endpoint.host)],
             expires: expires, date: date
         )
-        return "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(path))?\(signed)"
+        return String(decoding: url, as: UTF8.self)
     }
 
     /// A presigned UploadPart URL: the browser PUTs the part's bytes to it.

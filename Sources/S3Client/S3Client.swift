@@ -1,4 +1,3 @@
-public import struct Foundation.Date
 import Foundation
 public import Logging
 public import SigV4

@@ -49,6 +49,7 @@ public struct SigV4Signer: Sendable {
         omitSessionToken: Bool = false
     ) -> [Field] {
         let time = AmzTime(date)
+        let day = scope(time)
         var added: [Field] = [("x-amz-date", time.dateTime)]
         var signed = headers + added
         if let token = credentials.sessionToken {
@@ -59,10 +60,11 @@ public struct SigV4Signer: Sendable {
             method: method, path: path, query: query, headers: signed,
             payloadHash: payloadHash, normalizePath: normalizePath
         )
-        let signature = self.signature(stringToSign: stringToSign(canonicalRequest: canonical.text, time: time), time: time)
+        var signature: [UInt8] = []
+        appendSignature(of: canonical.bytes, time: time, day: day, to: &signature)
         added.append((
             "authorization",
-            "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope(time)), SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"
+            "\(Self.algorithm) Credential=\(day.credential), SignedHeaders=\(canonical.signedHeaders), Signature=\(String(decoding: signature, as: UTF8.self))"
         ))
         return added
     }
@@ -82,35 +84,65 @@ public struct SigV4Signer: Sendable {
         normalizePath: Bool = false,
         omitSessionToken: Bool = false
     ) -> String {
+        var out: [UInt8] = []
+        appendPresignedQuery(
+            to: &out, method: method, path: path, query: query, headers: headers, expires: expires,
+            payloadHash: payloadHash, date: date, normalizePath: normalizePath, omitSessionToken: omitSessionToken
+        )
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `presignedQuery`, appended to `out`, so that a caller can write the URL's scheme,
+    /// host and path first and make one String of the whole.
+    public func appendPresignedQuery(
+        to out: inout [UInt8],
+        method: String,
+        path: String,
+        query: [Field] = [],
+        headers: [Field],
+        expires: Int,
+        payloadHash: String = SigV4Signer.unsignedPayload,
+        date: Date = Date(),
+        normalizePath: Bool = false,
+        omitSessionToken: Bool = false
+    ) {
         let time = AmzTime(date)
-        let signedHeaders = Self.canonicalHeaders(headers).signedHeaders
+        let day = scope(time)
+        let sortedHeaders = Self.sortedHeaders(headers)
         var fields = query
+        fields.reserveCapacity(query.count + 6)
         fields.append(("X-Amz-Algorithm", Self.algorithm))
-        fields.append(("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope(time))"))
+        fields.append(("X-Amz-Credential", day.credential))
         fields.append(("X-Amz-Date", time.dateTime))
         fields.append(("X-Amz-Expires", String(expires)))
-        fields.append(("X-Amz-SignedHeaders", signedHeaders))
+        fields.append(("X-Amz-SignedHeaders", sortedHeaders.signedHeaders))
         if let token = credentials.sessionToken, !omitSessionToken {
             fields.append(("X-Amz-Security-Token", token))
         }
         let canonical = canonicalRequest(
-            method: method, path: path, query: fields, headers: headers,
+            method: method, path: path, query: fields, headers: sortedHeaders,
             payloadHash: payloadHash, normalizePath: normalizePath
         )
-        let signature = self.signature(stringToSign: stringToSign(canonicalRequest: canonical.text, time: time), time: time)
-        var result = canonical.query
+        out.reserveCapacity(out.count + canonical.query.count + 120)
+        canonical.bytes.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[canonical.query])) }
         if let token = credentials.sessionToken, omitSessionToken {
-            result += "&X-Amz-Security-Token=" + URIEncoding.encode(token)
+            out.append(contentsOf: "&X-Amz-Security-Token=".utf8)
+            URIEncoding.appendEncoded(token, to: &out, keepSlash: false)
         }
-        return result + "&X-Amz-Signature=" + signature
+        out.append(contentsOf: "&X-Amz-Signature=".utf8)
+        appendSignature(of: canonical.bytes, time: time, day: day, to: &out)
     }
 
     // MARK: - Stages
 
     struct CanonicalRequest {
-        var text: String
+        /// The canonical request, the input of stage 2.
+        var bytes: [UInt8]
+        /// Where the canonical query string sits in `bytes`.
+        var query: Range<Int>
         var signedHeaders: String
-        var query: String
+
+        var text: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     /// Stage 1: the canonical request.
@@ -118,59 +150,113 @@ public struct SigV4Signer: Sendable {
         method: String, path: String, query: [Field], headers: [Field],
         payloadHash: String, normalizePath: Bool
     ) -> CanonicalRequest {
-        let uri = URIEncoding.encodePath(normalizePath ? Self.normalize(path) : (path.isEmpty ? "/" : path))
-        let canonicalQuery = URIEncoding.canonicalQuery(query)
-        let canonicalHeaders = Self.canonicalHeaders(headers)
-        let text = [method, uri, canonicalQuery, canonicalHeaders.text, canonicalHeaders.signedHeaders, payloadHash]
-            .joined(separator: "\n")
-        return CanonicalRequest(text: text, signedHeaders: canonicalHeaders.signedHeaders, query: canonicalQuery)
+        canonicalRequest(method: method, path: path, query: query, headers: Self.sortedHeaders(headers),
+                         payloadHash: payloadHash, normalizePath: normalizePath)
+    }
+
+    func canonicalRequest(
+        method: String, path: String, query: [Field], headers: SortedHeaders,
+        payloadHash: String, normalizePath: Bool
+    ) -> CanonicalRequest {
+        let newline = UInt8(ascii: "\n")
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(512)
+        bytes.append(contentsOf: method.utf8)
+        bytes.append(newline)
+        let uri = normalizePath ? Self.normalize(path) : (path.isEmpty ? "/" : path)
+        URIEncoding.appendEncoded(uri, to: &bytes, keepSlash: true)
+        bytes.append(newline)
+        let queryStart = bytes.count
+        URIEncoding.appendCanonicalQuery(query, to: &bytes)
+        let queryRange = queryStart..<bytes.count
+        bytes.append(newline)
+        for (name, value) in headers.fields {
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(newline)
+        }
+        bytes.append(newline)
+        bytes.append(contentsOf: headers.signedHeaders.utf8)
+        bytes.append(newline)
+        bytes.append(contentsOf: payloadHash.utf8)
+        return CanonicalRequest(bytes: bytes, query: queryRange, signedHeaders: headers.signedHeaders)
     }
 
     /// Stage 2: the string to sign.
     func stringToSign(canonicalRequest: String, time: AmzTime) -> String {
-        "\(Self.algorithm)\n\(time.dateTime)\n\(scope(time))\n\(Encoding.hex(SHA256.hash(canonicalRequest.utf8)))"
+        String(decoding: stringToSign(canonicalRequest: Array(canonicalRequest.utf8), time: time, day: scope(time)), as: UTF8.self)
     }
 
-    /// Stage 3: the signing key, derived once a day and kept, prepared for HMAC.
-    func signingKey(time: AmzTime) -> HMACKey {
-        keyCache.key(for: time.date) {
+    func stringToSign(canonicalRequest: [UInt8], time: AmzTime, day: DayScope) -> [UInt8] {
+        var text: [UInt8] = []
+        text.reserveCapacity(160)
+        text.append(contentsOf: Self.algorithm.utf8)
+        text.append(UInt8(ascii: "\n"))
+        text.append(contentsOf: time.dateTime.utf8)
+        text.append(UInt8(ascii: "\n"))
+        text.append(contentsOf: day.scope.utf8)
+        text.append(UInt8(ascii: "\n"))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+            canonicalRequest.withUnsafeBytes { SHA256.hash(raw: $0, into: digest.baseAddress!) }
+            Encoding.appendHex(raw: UnsafeRawBufferPointer(digest), to: &text)
+        }
+        return text
+    }
+
+    /// Stage 3: the signing key, derived once a day and kept, prepared for HMAC, with
+    /// the day's credential scope.
+    func scope(_ time: AmzTime) -> DayScope {
+        keyCache.scope(for: time.date) {
             let dateKey = HMAC.sha256(key: Array("AWS4\(credentials.secretAccessKey)".utf8), message: time.date)
             let regionKey = HMAC.sha256(key: dateKey, message: region)
             let serviceKey = HMAC.sha256(key: regionKey, message: service)
-            return HMACKey(HMAC.sha256(key: serviceKey, message: "aws4_request"))
+            let scope = "\(time.date)/\(region)/\(service)/aws4_request"
+            return DayScope(
+                day: time.date, scope: scope, credential: "\(credentials.accessKeyID)/\(scope)",
+                key: HMACKey(HMAC.sha256(key: serviceKey, message: "aws4_request"))
+            )
         }
     }
 
     /// Stage 4: the signature.
     func signature(stringToSign: String, time: AmzTime) -> String {
-        Encoding.hex(signingKey(time: time).authenticate(stringToSign))
+        Encoding.hex(scope(time).key.authenticate(stringToSign))
     }
 
-    func scope(_ time: AmzTime) -> String {
-        "\(time.date)/\(region)/\(service)/aws4_request"
+    /// Stages 2 to 4: appends the hex signature of a canonical request to `out`.
+    func appendSignature(of canonicalRequest: [UInt8], time: AmzTime, day: DayScope, to out: inout [UInt8]) {
+        let text = stringToSign(canonicalRequest: canonicalRequest, time: time, day: day)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { mac in
+            text.withUnsafeBytes { day.key.authenticate($0, into: mac.baseAddress!) }
+            Encoding.appendHex(raw: UnsafeRawBufferPointer(mac), to: &out)
+        }
+    }
+
+    struct SortedHeaders {
+        /// Lower-case names in byte order, each once, with their canonical values.
+        var fields: [Field]
+        /// The names joined with `;`.
+        var signedHeaders: String
     }
 
     /// Lower-cased names, sorted; values trimmed, inner runs of spaces folded into one,
     /// repeated headers joined with commas in their order.
-    static func canonicalHeaders(_ headers: [Field]) -> (text: String, signedHeaders: String) {
-        var merged: [String: String] = [:]
-        var order: [String] = []
+    static func sortedHeaders(_ headers: [Field]) -> SortedHeaders {
+        var fields: [Field] = []
+        fields.reserveCapacity(headers.count)
         for (name, value) in headers {
             let key = name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) ? name.lowercased() : name
             let folded = foldSpaces(value)
-            if let existing = merged[key] {
-                merged[key] = existing + "," + folded
+            if let i = fields.firstIndex(where: { $0.name == key }) {
+                fields[i].value += "," + folded
             } else {
-                merged[key] = folded
-                order.append(key)
+                fields.append((key, folded))
             }
         }
-        let names = order.sorted()
-        var text = ""
-        for name in names {
-            text += name + ":" + (merged[name] ?? "") + "\n"
-        }
-        return (text, names.joined(separator: ";"))
+        if fields.count > 1 { fields.sort { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) } }
+        let signed = fields.count == 1 ? fields[0].name : fields.map(\.name).joined(separator: ";")
+        return SortedHeaders(fields: fields, signedHeaders: signed)
     }
 
     static func foldSpaces(_ value: String) -> String {
@@ -215,24 +301,49 @@ struct AmzTime {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        var digits: [UInt8] = []
+        digits.reserveCapacity(16)
+        func put(_ value: Int32, _ width: Int) {
+            var divisor: Int32 = 1
+            for _ in 1..<width { divisor *= 10 }
+            var value = value
+            while divisor > 0 {
+                digits.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value / divisor % 10))
+                value %= divisor
+                divisor /= 10
+            }
         }
-        let day = pad(parts.tm_year + 1900, 4) + pad(parts.tm_mon + 1, 2) + pad(parts.tm_mday, 2)
-        self.date = day
-        self.dateTime = day + "T" + pad(parts.tm_hour, 2) + pad(parts.tm_min, 2) + pad(parts.tm_sec, 2) + "Z"
+        put(parts.tm_year + 1900, 4)
+        put(parts.tm_mon + 1, 2)
+        put(parts.tm_mday, 2)
+        self.date = String(decoding: digits, as: UTF8.self)
+        digits.append(UInt8(ascii: "T"))
+        put(parts.tm_hour, 2)
+        put(parts.tm_min, 2)
+        put(parts.tm_sec, 2)
+        digits.append(UInt8(ascii: "Z"))
+        self.dateTime = String(decoding: digits, as: UTF8.self)
     }
 }
 
-/// Keeps the last derived signing key: it changes once a day.
-final class SigningKeyCache: Sendable {
-    private let cached = Mutex<(day: String, key: HMACKey)?>(nil)
+/// What depends only on the day: the credential scope and the signing key.
+struct DayScope: Sendable {
+    let day: String
+    /// `20150830/us-east-1/s3/aws4_request`
+    let scope: String
+    /// `AKID/20150830/us-east-1/s3/aws4_request`
+    let credential: String
+    let key: HMACKey
+}
 
-    func key(for day: String, derive: () -> HMACKey) -> HMACKey {
-        if let hit = cached.withLock({ $0 }), hit.day == day { return hit.key }
-        let key = derive()
-        cached.withLock { $0 = (day, key) }
-        return key
+/// Keeps the last day's scope and signing key: they change once a day.
+final class SigningKeyCache: Sendable {
+    private let cached = Mutex<DayScope?>(nil)
+
+    func scope(for day: String, derive: () -> DayScope) -> DayScope {
+        if let hit = cached.withLock({ $0 }), hit.day == day { return hit }
+        let fresh = derive()
+        cached.withLock { $0 = fresh }
+        return fresh
     }
 }

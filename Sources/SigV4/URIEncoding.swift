@@ -1,9 +1,10 @@
 /// Percent-encoding as SigV4 defines it: every byte but the unreserved characters
 /// `A-Z a-z 0-9 - _ . ~` becomes `%XX` with upper-case hex.
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html
+///
+/// The `append` forms write into a byte buffer: presigning runs on every part-URL request,
+/// and building, sorting and joining Strings cost more there than the hashing did.
 public enum URIEncoding {
-    private static let upperHex: [UInt8] = Array("0123456789ABCDEF".utf8)
-
     @inline(__always)
     static func isUnreserved(_ byte: UInt8) -> Bool {
         switch byte {
@@ -18,45 +19,76 @@ public enum URIEncoding {
 
     /// Encodes a query name or value (a `/` is encoded too).
     public static func encode(_ text: String) -> String {
-        encode(text, keepSlash: false)
+        var out: [UInt8] = []
+        appendEncoded(text, to: &out, keepSlash: false)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Encodes a path: each segment is encoded, the `/` between segments kept.
     public static func encodePath(_ path: String) -> String {
-        encode(path, keepSlash: true)
+        var out: [UInt8] = []
+        appendEncoded(path, to: &out, keepSlash: true)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The canonical query string: names and values encoded, sorted by name then value.
     public static func canonicalQuery(_ query: [(name: String, value: String)]) -> String {
-        let encoded: [(String, String)] = query.map { (encode($0.name), encode($0.value)) }
-        // Byte order, as SigV4 wants; every encoded string is ASCII.
-        let sorted = encoded.sorted {
-            $0.0 != $1.0 ? $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) : $0.1.utf8.lexicographicallyPrecedes($1.1.utf8)
-        }
-        return sorted.map { $0.0 + "=" + $0.1 }.joined(separator: "&")
+        var out: [UInt8] = []
+        appendCanonicalQuery(query, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func encode(_ text: String, keepSlash: Bool) -> String {
+    /// Appends the encoding of `text` to `out`.
+    public static func appendEncoded(_ text: String, to out: inout [UInt8], keepSlash: Bool) {
         var text = text
-        return text.withUTF8 { bytes in
-            var escapes = 0
-            for byte in bytes where !(isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/"))) { escapes += 1 }
-            // Most names and values need no escape: the text is its own encoding.
-            if escapes == 0 { return String(decoding: bytes, as: UTF8.self) }
-            return String(unsafeUninitializedCapacity: bytes.count + 2 * escapes) { out in
-                var i = 0
-                for byte in bytes {
-                    if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
-                        out[i] = byte
-                        i += 1
-                    } else {
-                        out[i] = UInt8(ascii: "%")
-                        out[i + 1] = upperHex[Int(byte >> 4)]
-                        out[i + 2] = upperHex[Int(byte & 0x0f)]
-                        i += 3
-                    }
+        text.withUTF8 { appendEncoded($0, to: &out, keepSlash: keepSlash) }
+    }
+
+    static func appendEncoded(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8], keepSlash: Bool) {
+        let hex: StaticString = "0123456789ABCDEF"
+        let table = hex.utf8Start
+        out.reserveCapacity(out.count + bytes.count)
+        for byte in bytes {
+            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+                out.append(byte)
+            } else {
+                out.append(UInt8(ascii: "%"))
+                out.append(table[Int(byte >> 4)])
+                out.append(table[Int(byte & 0x0f)])
+            }
+        }
+    }
+
+    /// Appends the canonical query of `query` to `out`: each name and value encoded, the
+    /// pairs sorted by encoded name, then encoded value, in byte order, joined with `&`.
+    public static func appendCanonicalQuery(_ query: [(name: String, value: String)], to out: inout [UInt8]) {
+        // Every pair is encoded once into one scratch buffer; the sort moves ranges.
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(query.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count } * 3 / 2)
+        var pairs: [(name: Range<Int>, value: Range<Int>)] = []
+        pairs.reserveCapacity(query.count)
+        for field in query {
+            let nameStart = scratch.count
+            appendEncoded(field.name, to: &scratch, keepSlash: false)
+            let valueStart = scratch.count
+            appendEncoded(field.value, to: &scratch, keepSlash: false)
+            pairs.append((nameStart..<valueStart, valueStart..<scratch.count))
+        }
+        scratch.withUnsafeBufferPointer { bytes in
+            func precedes(_ a: Range<Int>, _ b: Range<Int>) -> Bool? {
+                let common = min(a.count, b.count)
+                for i in 0..<common where bytes[a.lowerBound + i] != bytes[b.lowerBound + i] {
+                    return bytes[a.lowerBound + i] < bytes[b.lowerBound + i]
                 }
-                return i
+                return a.count == b.count ? nil : a.count < b.count
+            }
+            pairs.sort { precedes($0.name, $1.name) ?? precedes($0.value, $1.value) ?? false }
+            out.reserveCapacity(out.count + bytes.count + 2 * pairs.count)
+            for (i, pair) in pairs.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: "&")) }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pair.name]))
+                out.append(UInt8(ascii: "="))
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[pair.value]))
             }
         }
     }
