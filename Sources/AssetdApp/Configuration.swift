@@ -45,7 +45,7 @@ public struct Configuration: Sendable {
             values = try Self.readFile(file)
         }
         for (key, value) in environment { values[key] = value }
-        var reader = Reader(values: values, requireAll: requireAll)
+        let reader = Reader(values: values, requireAll: requireAll)
 
         region = reader.string("AWS_DEFAULT_REGION", default: "us-east-1")
         bucket = try reader.required("AWS_BUCKET")

@@ -1,4 +1,4 @@
-public import FastCGIServer
+import FastCGIServer
 public import JSON
 
 /// Strict parsing of client input: ids, integers in a range, short strings.

@@ -1,6 +1,5 @@
 public import struct Foundation.Date
-import Foundation
-public import FastCGIServer
+import FastCGIServer
 import Hashing
 import JSON
 import Synchronization
@@ -38,13 +37,29 @@ public struct JWTVerifier: Sendable {
         guard let authorization, !authorization.isEmpty else {
             throw unauthorized("The Authorization header with a Bearer token is missing.")
         }
-        let parts = authorization.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].count == 6,
-              zip(parts[0], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
-        else {
+        guard let token = Self.bearerToken(authorization) else {
             throw unauthorized("The Authorization header must be 'Bearer <token>'.")
         }
-        return try verify(token: String(decoding: parts[1], as: UTF8.self), now: now)
+        return try verify(token: token, now: now)
+    }
+
+    /// The token of `Bearer <token>` (the scheme in any case, spaces around either word).
+    static func bearerToken(_ authorization: String) -> String? {
+        var authorization = authorization
+        return authorization.withUTF8 { bytes -> String? in
+            var i = 0
+            func word() -> Range<Int> {
+                while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
+                let start = i
+                while i < bytes.count, bytes[i] != UInt8(ascii: " ") { i += 1 }
+                return start..<i
+            }
+            let scheme = word(), token = word()
+            guard word().isEmpty, !token.isEmpty, scheme.count == 6,
+                  zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+            else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[token]), as: UTF8.self)
+        }
     }
 
     public func verify(token: String, now: Date = Date()) throws -> Principal {

@@ -208,27 +208,29 @@ public final class FastCGIServer: Sendable {
         if var cursor = raw.pointee.envp {
             while let entry = cursor.pointee {
                 cursor += 1
-                let length = strlen(entry)
-                let bytes = UnsafeRawBufferPointer(start: entry, count: length).bindMemory(to: UInt8.self)
+                let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry))
                 guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
                 let name = UnsafeBufferPointer(rebasing: bytes[..<eq])
-                let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)...]), as: UTF8.self)
-                if name.starts(with: "HTTP_".utf8) {
+                // Only the parameters kept become Strings; nginx sends about twenty.
+                var value: String { String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)...]), as: UTF8.self) }
+                if name.count > 5, name.starts(with: "HTTP_") {
                     headers[headerName(UnsafeBufferPointer(rebasing: name[5...]))] = value
-                    continue
-                }
-                switch String(decoding: name, as: UTF8.self) {
-                case "REQUEST_METHOD": method = value
-                case "DOCUMENT_URI": documentURI = value
-                case "REQUEST_URI": requestURI = value
-                case "QUERY_STRING": query = value
-                case "CONTENT_LENGTH": contentLength = Int(value).flatMap { $0 >= 0 ? $0 : nil }
-                case "CONTENT_TYPE": headers["content-type"] = value
-                default: break
+                } else if name.equals("REQUEST_METHOD") {
+                    method = value
+                } else if name.equals("DOCUMENT_URI") {
+                    documentURI = value
+                } else if name.equals("REQUEST_URI") {
+                    requestURI = value
+                } else if name.equals("QUERY_STRING") {
+                    query = value
+                } else if name.equals("CONTENT_LENGTH") {
+                    contentLength = Int(value).flatMap { $0 >= 0 ? $0 : nil }
+                } else if name.equals("CONTENT_TYPE") {
+                    headers["content-type"] = value
                 }
             }
         }
-        let path = documentURI ?? String(decoding: requestURI.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false)[0], as: UTF8.self)
+        let path = documentURI ?? String(decoding: requestURI.utf8.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self)
         return Request(
             method: method, path: path, queryString: query, headers: headers,
             contentLength: contentLength, body: FastCGIInput(raw.pointee.in), logger: logger
@@ -263,5 +265,19 @@ final class FastCGIInput: BodySource {
             throw HTTPError(.badRequest, "The request body could not be read (connection closed).")
         }
         return Int(n)
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// Whether these bytes begin with `prefix`, compared with memcmp.
+    fileprivate func starts(with prefix: StaticString) -> Bool {
+        guard let base = baseAddress else { return prefix.utf8CodeUnitCount == 0 }
+        return count >= prefix.utf8CodeUnitCount && memcmp(base, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
+    }
+
+    /// Whether these bytes are exactly `text`.
+    fileprivate func equals(_ text: StaticString) -> Bool {
+        guard let base = baseAddress else { return text.utf8CodeUnitCount == 0 }
+        return count == text.utf8CodeUnitCount && memcmp(base, text.utf8Start, count) == 0
     }
 }

@@ -5,11 +5,23 @@ public struct QueryParameters: Sendable {
 
     public init(_ query: String) {
         guard !query.isEmpty else { return }
-        for piece in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let parts = piece.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.decode(parts[0])
-            let value = parts.count > 1 ? Self.decode(parts[1]) : ""
-            pairs.append((name, value))
+        var query = query
+        query.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                var equals: Int?
+                while end < bytes.count, bytes[end] != UInt8(ascii: "&") {
+                    if equals == nil, bytes[end] == UInt8(ascii: "=") { equals = end }
+                    end += 1
+                }
+                if end > start {
+                    let name = Self.decode(UnsafeBufferPointer(rebasing: bytes[start..<(equals ?? end)]))
+                    let value = equals.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[($0 + 1)..<end])) } ?? ""
+                    pairs.append((name, value))
+                }
+                start = end + 1
+            }
         }
     }
 
@@ -23,26 +35,26 @@ public struct QueryParameters: Sendable {
 
     /// Percent-decoding with `+` as space. Malformed escapes are kept as they are;
     /// bytes that are not UTF-8 become U+FFFD, so that strict parsers downstream refuse them.
-    static func decode(_ bytes: Substring.UTF8View.SubSequence) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let c = bytes[i]
-            if c == UInt8(ascii: "+") {
-                out.append(UInt8(ascii: " "))
-            } else if c == UInt8(ascii: "%"),
-                      let h = bytes.index(i, offsetBy: 1, limitedBy: bytes.endIndex), h < bytes.endIndex,
-                      let l = bytes.index(h, offsetBy: 1, limitedBy: bytes.endIndex), l < bytes.endIndex,
-                      let high = hexValue(bytes[h]), let low = hexValue(bytes[l]) {
-                out.append(high << 4 | low)
-                i = l
-            } else {
-                out.append(c)
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        // The String initialiser validates the bytes and repairs invalid UTF-8.
+        String(unsafeUninitializedCapacity: bytes.count) { out in
+            var i = 0, n = 0
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "+") {
+                    out[n] = UInt8(ascii: " ")
+                } else if c == UInt8(ascii: "%"), i + 2 < bytes.count,
+                          let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+                    out[n] = high << 4 | low
+                    i += 2
+                } else {
+                    out[n] = c
+                }
+                n += 1
+                i += 1
             }
-            i = bytes.index(after: i)
+            return n
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     private static func hexValue(_ c: UInt8) -> UInt8? {

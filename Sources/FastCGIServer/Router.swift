@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 
 /// Answers one request. Handlers run on a FastCGI worker thread and may block.
 public typealias Handler = @Sendable (Request) throws -> Response

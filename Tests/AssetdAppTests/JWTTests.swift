@@ -55,6 +55,10 @@ struct JWTTests {
         #expect((try? verifier.verify(authorization: "Basic \(minted)", now: now)) == nil)
         #expect((try? verifier.verify(authorization: nil, now: now)) == nil)
         #expect((try? verifier.verify(authorization: "Bearer", now: now)) == nil)
+        #expect((try? verifier.verify(authorization: "  BEARER   \(minted)  ", now: now)) != nil)
+        #expect((try? verifier.verify(authorization: "Bearer \(minted) extra", now: now)) == nil)
+        #expect((try? verifier.verify(authorization: "Bearerx \(minted)", now: now)) == nil)
+        #expect((try? verifier.verify(authorization: "Bearer ", now: now)) == nil)
     }
 }
 

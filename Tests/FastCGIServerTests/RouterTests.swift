@@ -65,6 +65,17 @@ struct QueryParametersTests {
         #expect(query["bad"] == "%zz%4")
         #expect(query["missing"] == nil)
     }
+
+    @Test func edgesOfTheSyntax() {
+        let query = QueryParameters("&&=v&x==y&e=%FF%41&t=%4&u=%&k")
+        #expect(query.pairs.map(\.name) == ["", "x", "e", "t", "u", "k"])
+        #expect(query[""] == "v")
+        #expect(query["x"] == "=y")
+        #expect(query["e"] == "\u{FFFD}A")
+        #expect(query["t"] == "%4")
+        #expect(query["u"] == "%")
+        #expect(query["k"] == "")
+    }
 }
 
 struct HostileRequestTests {
