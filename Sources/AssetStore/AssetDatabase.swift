@@ -1,5 +1,4 @@
 public import struct Foundation.Date
-import Foundation
 import GRDB
 
 /// Why the database failed; `description` is for the log, never for the client.
@@ -14,6 +13,7 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 public final class AssetDatabase: Sendable {
     private let pool: DatabasePool
     private let readers: ThreadReaders
+    private let uploads = UploadCache()
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
     public init(path: String) throws {
@@ -118,6 +118,7 @@ public final class AssetDatabase: Sendable {
 
     /// Removes an asset that never got an object (its S3 call failed), with its uploads.
     public func discardAsset(id: Int64) throws {
+        defer { uploads.invalidateAll() }
         try run {
             try pool.write { db in
                 try db.execute(sql: "DELETE FROM upload WHERE asset_id = ?", arguments: [id])
@@ -143,6 +144,7 @@ public final class AssetDatabase: Sendable {
     }
 
     public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
+        defer { uploads.invalidateAll() }
         try run {
             try pool.write { db in
                 try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, id])
@@ -185,11 +187,21 @@ public final class AssetDatabase: Sendable {
     }
 
     /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
-    /// On the hot path (every presign): the calling thread's own read-only connection and
-    /// prepared statement (ThreadReaders), outside GRDB's pool.
+    /// On the hot path (every presign): pending uploads come from memory (UploadCache); the
+    /// others from the calling thread's own read-only connection and prepared statement
+    /// (ThreadReaders), outside GRDB's pool.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
+        let (cached, generation) = uploads.lookup(uploadID)
+        if let cached {
+            return cached.assetID == assetID && cached.workspaceID == workspaceID ? cached : nil
+        }
+        let record = try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
+        if let record { uploads.insert(record, readAt: generation) }
+        return record
     }
+
+    /// How many pending uploads are held in memory (for tests).
+    var cachedUploadCount: Int { uploads.count }
 
     /// Records a completed upload and its asset as ready, in one transaction, and returns the
     /// ready asset. Returns nil (and changes nothing) when the upload was no longer pending.
@@ -197,7 +209,9 @@ public final class AssetDatabase: Sendable {
         uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
         thumbnail: ThumbnailStatus, now: Date = Date()
     ) throws -> AssetRecord? {
-        try run {
+        // After the commit, never before: see UploadCache.
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
             try pool.write { db in
                 try db.execute(
                     sql: """
@@ -221,7 +235,8 @@ public final class AssetDatabase: Sendable {
     /// Marks a pending upload aborted, and its asset too while it has no object.
     /// Returns the upload's status after the call (nil: no such upload).
     public func abortUpload(uploadID: String, now: Date = Date()) throws -> UploadStatus? {
-        try run {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
             try pool.write { db in
                 try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
                                arguments: [now.timeIntervalSince1970, uploadID])

@@ -110,3 +110,60 @@ struct ThreadReaderTests {
         #expect(seen?.key == asset.key)
     }
 }
+
+struct UploadCacheTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+
+    func pendingUpload(_ db: AssetDatabase, _ id: String) throws -> AssetRecord {
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try db.createUpload(uploadID: id, asset: asset, fileSize: nil, partSize: nil)
+        return asset
+    }
+
+    @Test func aCachedUploadIsStillBoundToItsAssetAndWorkspace() throws {
+        let db = try AssetDatabase(path: path)
+        let asset = try pendingUpload(db, "C1")
+        #expect(try db.upload(uploadID: "C1", assetID: asset.id, workspaceID: 1)?.status == .pending)
+        #expect(db.cachedUploadCount == 1)
+        #expect(try db.upload(uploadID: "C1", assetID: asset.id + 1, workspaceID: 1) == nil)
+        #expect(try db.upload(uploadID: "C1", assetID: asset.id, workspaceID: 2) == nil)
+        #expect(try db.upload(uploadID: "C1", assetID: asset.id, workspaceID: 1)?.key == asset.key)
+    }
+
+    @Test func abortCompleteAndDeleteAreSeenAtOnce() throws {
+        let db = try AssetDatabase(path: path)
+        let a = try pendingUpload(db, "A"), b = try pendingUpload(db, "B"), c = try pendingUpload(db, "C")
+        for (id, asset) in [("A", a), ("B", b), ("C", c)] {
+            #expect(try db.upload(uploadID: id, assetID: asset.id, workspaceID: 1)?.status == .pending)
+        }
+        #expect(db.cachedUploadCount == 3)
+        _ = try db.abortUpload(uploadID: "A")
+        #expect(try db.upload(uploadID: "A", assetID: a.id, workspaceID: 1)?.status == .aborted)
+        _ = try db.completeUpload(uploadID: "B", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none)
+        #expect(try db.upload(uploadID: "B", assetID: b.id, workspaceID: 1)?.status == .completed)
+        try db.markAssetDeleted(id: c.id)
+        #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1)?.status == .aborted)
+        try db.discardAsset(id: c.id)
+        #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1) == nil)
+        #expect(db.cachedUploadCount == 0)
+    }
+
+    @Test func aReadOlderThanAnInvalidationIsNotKept() {
+        let cache = UploadCache()
+        let record = UploadRecord(uploadID: "U", assetID: 1, workspaceID: 1, key: "1/digital_assets/1.png", fileSize: nil,
+                                  partSize: nil, status: .pending, partsDigest: nil, location: nil, etag: nil,
+                                  createdAt: Date(timeIntervalSince1970: 0))
+        let (_, before) = cache.lookup("U")
+        cache.invalidate(uploadID: "U")  // a commit lands between the read and the insert
+        cache.insert(record, readAt: before)
+        #expect(cache.lookup("U").record == nil)
+        let (_, now) = cache.lookup("U")
+        cache.insert(record, readAt: now)
+        #expect(cache.lookup("U").record == record)
+        var aborted = record
+        aborted.uploadID = "V"
+        aborted.status = .aborted
+        cache.insert(aborted, readAt: now)
+        #expect(cache.lookup("V").record == nil)
+    }
+}
