@@ -60,13 +60,20 @@ sleep 1
 curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$PATH_Q" >/dev/null || die "assetd does not answer the benchmark request"
 curl -sfk "https://127.0.0.1:$FLOOR_PORT$PATH_Q" >/dev/null || die "the floor does not answer"
 
-run() { # NAME PORT CONNECTIONS SECONDS
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # NAME PORT CONNECTIONS SECONDS [RESPONDER_PID]
+    local before=0 after=0
+    [ -n "${5:-}" ] && before=$(cpu_ticks "$5")
     wrk -t2 -c"$3" -d"$4"s --latency -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$2$PATH_Q" >"$STATE/wrk-$1.txt"
-    local rps p99 non2xx
+    [ -n "${5:-}" ] && after=$(cpu_ticks "$5")
+    local rps p99 non2xx requests
     rps=$(awk '/Requests\/sec/ {print $2}' "$STATE/wrk-$1.txt")
     p99=$(awk '$1 == "99%" {print $2}' "$STATE/wrk-$1.txt")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$STATE/wrk-$1.txt"); non2xx=${non2xx:-0}
-    echo "$rps $p99 $non2xx"
+    requests=$(awk '/requests in/ {print $1}' "$STATE/wrk-$1.txt")
+    # The responder's own CPU time per request, in µs: the figure that noise moves least.
+    echo "$rps $p99 $non2xx $(( (after - before) * 1000000 / $(getconf CLK_TCK) / (requests > 0 ? requests : 1) ))"
 }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$(cat "$STATE/pids/assetd.pid")/status"; }
 
@@ -74,13 +81,13 @@ say "warming up"
 run warm "$ASSETD_HTTPS_PORT" 64 3 >/dev/null
 run warmfloor "$FLOOR_PORT" 64 3 >/dev/null
 
-printf '\n%-8s %-6s %12s %10s %8s\n' round target req/s p99 non-2xx
+printf '\n%-8s %-6s %12s %10s %8s %14s\n' round target req/s p99 non-2xx "CPU µs/req"
 total_a=0; total_b=0
 for round in $(seq 1 "$ROUNDS"); do
-    read -r a_rps a_p99 a_bad < <(run "a$round" "$ASSETD_HTTPS_PORT" 64 "$ROUND_SECONDS")
-    printf '%-8s %-6s %12s %10s %8s\n' "$round" assetd "$a_rps" "$a_p99" "$a_bad"
-    read -r b_rps b_p99 b_bad < <(run "b$round" "$FLOOR_PORT" 64 "$ROUND_SECONDS")
-    printf '%-8s %-6s %12s %10s %8s\n' "$round" floor "$b_rps" "$b_p99" "$b_bad"
+    read -r a_rps a_p99 a_bad a_cpu < <(run "a$round" "$ASSETD_HTTPS_PORT" 64 "$ROUND_SECONDS" "$(cat "$STATE/pids/assetd.pid")")
+    printf '%-8s %-6s %12s %10s %8s %14s\n' "$round" assetd "$a_rps" "$a_p99" "$a_bad" "$a_cpu"
+    read -r b_rps b_p99 b_bad b_cpu < <(run "b$round" "$FLOOR_PORT" 64 "$ROUND_SECONDS" "$floor_pid")
+    printf '%-8s %-6s %12s %10s %8s %14s\n' "$round" floor "$b_rps" "$b_p99" "$b_bad" "$b_cpu"
     total_a=$(python3 -c "print($total_a + $a_rps)"); total_b=$(python3 -c "print($total_b + $b_rps)")
 done
 python3 -c "print(f'\nassetd / floor = {$total_a / $total_b:.2f} (target >= 0.80)')"
