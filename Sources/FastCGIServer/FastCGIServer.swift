@@ -192,24 +192,32 @@ public final class FastCGIServer: Sendable {
             ])
         }
         // Whatever the handler left unread is drained by FCGX_Finish_r.
-        buffer = response.serialized()
-        buffer.withUnsafeBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { chars in
-                _ = FCGX_PutStr(chars.baseAddress, Int32(chars.count), raw.pointee.out)
-            }
+        // The head into this worker's buffer, then the body as it is: libfcgi copies both
+        // into its own stream buffer anyway.
+        response.writeHead(to: &buffer)
+        Self.put(buffer, raw.pointee.out)
+        Self.put(response.body, raw.pointee.out)
+    }
+
+    private static func put(_ bytes: [UInt8], _ stream: UnsafeMutablePointer<FCGX_Stream>?) {
+        guard !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { raw in
+            _ = FCGX_PutStr(raw.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(raw.count), stream)
         }
     }
 
     /// Builds a Request from libfcgi's parameters, at the byte level: this runs for every
     /// request, and Character-wise String work here cost more than the handlers.
     static func makeRequest(_ raw: UnsafeMutablePointer<FCGX_Request>, logger: Logger) -> Request {
-        var method = "GET", documentURI: String?, requestURI = "/", query = "", contentLength: Int?
+        var method = "GET", documentURI: String?, requestURI: UnsafeBufferPointer<UInt8>?, query = "", contentLength: Int?
         var headers: [String: String] = [:]
         if var cursor = raw.pointee.envp {
             while let entry = cursor.pointee {
                 cursor += 1
-                let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry))
-                guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+                let length = strlen(entry)
+                guard let found = memchr(entry, Int32(UInt8(ascii: "=")), length) else { continue }
+                let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: length)
+                let eq = UnsafeRawPointer(found) - UnsafeRawPointer(entry)
                 let name = UnsafeBufferPointer(rebasing: bytes[..<eq])
                 // Only the parameters kept become Strings; nginx sends about twenty.
                 var value: String { String(decoding: UnsafeBufferPointer(rebasing: bytes[(eq + 1)...]), as: UTF8.self) }
@@ -220,7 +228,7 @@ public final class FastCGIServer: Sendable {
                 } else if name.equals("DOCUMENT_URI") {
                     documentURI = value
                 } else if name.equals("REQUEST_URI") {
-                    requestURI = value
+                    requestURI = UnsafeBufferPointer(rebasing: bytes[(eq + 1)...])
                 } else if name.equals("QUERY_STRING") {
                     query = value
                 } else if name.equals("CONTENT_LENGTH") {
@@ -230,7 +238,8 @@ public final class FastCGIServer: Sendable {
                 }
             }
         }
-        let path = documentURI ?? String(decoding: requestURI.utf8.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self)
+        // DOCUMENT_URI is the decoded path; without it, REQUEST_URI up to the query.
+        let path = documentURI ?? requestURI.map { String(decoding: $0.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) } ?? "/"
         return Request(
             method: method, path: path, queryString: query, headers: headers,
             contentLength: contentLength, body: FastCGIInput(raw.pointee.in), logger: logger

@@ -27,17 +27,42 @@ public struct Response: Sendable {
     /// The CGI response: a Status line, the headers, a blank line and the body.
     func serialized() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(body.count + 128)
-        out.append(contentsOf: "Status: \(status.code) \(status.reason)\r\n".utf8)
+        writeHead(to: &out)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// The CGI head (Status line, headers, Content-Length, blank line) into `out`, which is
+    /// emptied first and keeps its capacity: each worker reuses one buffer.
+    func writeHead(to out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        out.append(contentsOf: "Status: ".utf8)
+        Self.appendDecimal(status.code, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: status.reason.utf8)
+        out.append(contentsOf: "\r\n".utf8)
         for (name, value) in headers {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)
             // A header value never carries a line break into the stream.
-            out.append(contentsOf: value.utf8.filter { $0 != 0x0d && $0 != 0x0a })
+            for byte in value.utf8 where byte != 0x0d && byte != 0x0a { out.append(byte) }
             out.append(contentsOf: "\r\n".utf8)
         }
-        out.append(contentsOf: "Content-Length: \(body.count)\r\n\r\n".utf8)
-        out.append(contentsOf: body)
-        return out
+        out.append(contentsOf: "Content-Length: ".utf8)
+        Self.appendDecimal(body.count, to: &out)
+        out.append(contentsOf: "\r\n\r\n".utf8)
+    }
+
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        guard value > 0 else {
+            out.append(UInt8(ascii: "0"))
+            return
+        }
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        }
     }
 }

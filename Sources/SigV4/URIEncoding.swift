@@ -1,3 +1,5 @@
+internal import Glibc
+
 /// Percent-encoding as SigV4 defines it: every byte but the unreserved characters
 /// `A-Z a-z 0-9 - _ . ~` becomes `%XX` with upper-case hex.
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html
@@ -5,16 +7,14 @@
 /// The `append` forms write into a byte buffer: presigning runs on every part-URL request,
 /// and building, sorting and joining Strings cost more there than the hashing did.
 public enum URIEncoding {
+    /// Bit `b` set: byte `b` is unreserved (`- .` and digits below 64; letters, `_`, `~` above).
+    private static let unreservedLow: UInt64 = 0x03FF_6000_0000_0000
+    private static let unreservedHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
+    private static let slash: UInt64 = 1 << 47
+
     @inline(__always)
-    static func isUnreserved(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
+    static func isKept(_ byte: UInt8, low: UInt64) -> Bool {
+        byte < 64 ? (low >> UInt64(byte)) & 1 == 1 : byte < 128 && (unreservedHigh >> UInt64(byte - 64)) & 1 == 1
     }
 
     /// Encodes a query name or value (a `/` is encoded too).
@@ -45,11 +45,19 @@ public enum URIEncoding {
     }
 
     static func appendEncoded(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8], keepSlash: Bool) {
+        let low = keepSlash ? unreservedLow | slash : unreservedLow
+        var escapes = 0
+        for byte in bytes where !isKept(byte, low: low) { escapes += 1 }
+        // Most names and values need no escape: they are copied whole.
+        if escapes == 0 {
+            out.append(contentsOf: bytes)
+            return
+        }
         let hex: StaticString = "0123456789ABCDEF"
         let table = hex.utf8Start
-        out.reserveCapacity(out.count + bytes.count)
+        out.reserveCapacity(out.count + bytes.count + 2 * escapes)
         for byte in bytes {
-            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+            if isKept(byte, low: low) {
                 out.append(byte)
             } else {
                 out.append(UInt8(ascii: "%"))
@@ -62,6 +70,7 @@ public enum URIEncoding {
     /// Appends the canonical query of `query` to `out`: each name and value encoded, the
     /// pairs sorted by encoded name, then encoded value, in byte order, joined with `&`.
     public static func appendCanonicalQuery(_ query: [(name: String, value: String)], to out: inout [UInt8]) {
+        guard !query.isEmpty else { return }
         // Every pair is encoded once into one scratch buffer; the sort moves ranges.
         var scratch: [UInt8] = []
         scratch.reserveCapacity(query.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count } * 3 / 2)
@@ -75,11 +84,10 @@ public enum URIEncoding {
             pairs.append((nameStart..<valueStart, valueStart..<scratch.count))
         }
         scratch.withUnsafeBufferPointer { bytes in
+            let base = bytes.baseAddress!
             func precedes(_ a: Range<Int>, _ b: Range<Int>) -> Bool? {
-                let common = min(a.count, b.count)
-                for i in 0..<common where bytes[a.lowerBound + i] != bytes[b.lowerBound + i] {
-                    return bytes[a.lowerBound + i] < bytes[b.lowerBound + i]
-                }
+                let order = memcmp(base + a.lowerBound, base + b.lowerBound, min(a.count, b.count))
+                if order != 0 { return order < 0 }
                 return a.count == b.count ? nil : a.count < b.count
             }
             pairs.sort { precedes($0.name, $1.name) ?? precedes($0.value, $1.value) ?? false }

@@ -42,6 +42,14 @@ struct RouterTests {
         #expect(text.hasSuffix("Content-Length: 7\r\n\r\n{\"a\":1}"))
     }
 
+    @Test func decimalLengths() {
+        for value in [0, 1, 9, 10, 99, 100, 12_345, 1_000_000, Int(Int32.max), Int.max] {
+            var out: [UInt8] = []
+            Response.appendDecimal(value, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == String(value))
+        }
+    }
+
     @Test func bodyLimitIs413() {
         let big = Request(method: "POST", path: "/", contentLength: nil, body: BytesBody(Array(repeating: 1, count: 2000)))
         #expect(throws: HTTPError.self) { try big.readBody(limit: 1000) }

@@ -58,3 +58,29 @@ struct PresignTests {
         #expect(day1 != day2)
     }
 }
+
+struct URIEncodingTests {
+    /// Every byte value, against the rule spelled out: `A-Z a-z 0-9 - _ . ~` stay, the rest
+    /// becomes `%XX`; `/` stays only in a path.
+    @Test func everyByte() {
+        for value in 0...255 {
+            let byte = UInt8(value)
+            let unreserved = (0x41...0x5a).contains(value) || (0x61...0x7a).contains(value) || (0x30...0x39).contains(value)
+                || [0x2d, 0x5f, 0x2e, 0x7e].contains(value)
+            let escaped = Array(String(format: "%%%02X", value).utf8)
+            for keepSlash in [false, true] {
+                var out: [UInt8] = []
+                [byte].withUnsafeBufferPointer { URIEncoding.appendEncoded($0, to: &out, keepSlash: keepSlash) }
+                let kept = unreserved || (keepSlash && byte == UInt8(ascii: "/"))
+                #expect(out == (kept ? [byte] : escaped), "byte \(value), keepSlash \(keepSlash)")
+            }
+        }
+    }
+
+    @Test func mixedRunsAndSorting() {
+        #expect(URIEncoding.encode("a b/c~d%") == "a%20b%2Fc~d%25")
+        #expect(URIEncoding.encodePath("/k/ä b.jpg") == "/k/%C3%A4%20b.jpg")
+        #expect(URIEncoding.canonicalQuery([("b", "2"), ("a", "z"), ("a", "y"), ("A", "x"), ("a b", "")])
+                == "A=x&a=y&a=z&a%20b=&b=2")
+    }
+}
