@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Direct upload (POST /api/assets/upload) through TLS nginx and assetd to the S3 server:
 #  1. throughput for 10 MB and 25 MB JPEGs against a raw curl PUT of the same file to the
-#     same S3 server (a presigned URL), alternated, in the same run (target >= 0.8x);
+#     same S3 server (a presigned URL), alternated, in the same run (target >= 0.8x); with
+#     the same upload to bench/floor.c behind the same nginx (the transport floor: TLS,
+#     nginx's buffering and FastCGI, no work), and assetd's own split of its time
+#     (receive: form, spool, digests, libmagic; store: PutObject) from its log;
 #  2. assetd's peak RSS during 8 concurrent 25 MB uploads (target: grows < 32 MB);
 #  3. ab -n 2000 -c 32 with a 50 KB image: req/s, p99, failed requests (target 0).
 #
@@ -14,9 +17,12 @@ AB_REQUESTS=${AB_REQUESTS:-2000}
 export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-direct.XXXXXX)}
 export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-58443}
 export ASSETD_S3_PORT=${ASSETD_S3_PORT:-59000}
-export ASSETD_LOG_LEVEL=warning
+# info: the "asset ready" lines carry receive_ms and store_ms.
+export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
 STATE=$ASSETD_STATE_DIR
-trap '"$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true' EXIT
+FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
+source "$ROOT/bench/lib-floor.sh"
+trap 'stop_floor; "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true' EXIT
 
 command -v ab >/dev/null || install_dependencies
 "$ROOT/scripts/dev-stack" up >/dev/null
@@ -26,6 +32,7 @@ TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --t
 API="https://127.0.0.1:$ASSETD_HTTPS_PORT/api/assets/upload?workspaceId=1"
 CERT="$STATE/tls/cert.pem"
 PID=$(cat "$STATE/pids/assetd.pid")
+start_floor "$FLOOR_PORT" "${ASSETD_THREADS:-16}"
 
 say "making test images"
 python3 - "$STATE" <<'PY'
@@ -67,15 +74,23 @@ via_assetd() {
         -F "file=@$1;type=image/jpeg" "$API"
 }
 
-printf '\n%-8s %-6s %10s %10s %8s\n' size round raw_s assetd_s ratio
+via_floor() {
+    curl -sf -o /dev/null -w '%{time_total}' --cacert "$CERT" -F "file=@$1;type=image/jpeg" \
+        "https://127.0.0.1:$FLOOR_PORT/api/assets/upload"
+}
+# receive_ms and store_ms of the last "asset ready" line.
+phases() { grep '"asset ready"\|asset ready' "$STATE/logs/assetd.log" | tail -1 | grep -o 'receive_ms=[0-9]*\|store_ms=[0-9]*' | cut -d= -f2 | paste -sd' '; }
+
+printf '\n%-8s %-6s %10s %10s %10s %8s %11s %9s\n' size round raw_s floor_s assetd_s ratio receive_ms store_ms
 for size in 10MB 25MB; do
     file="$STATE/$size.jpg"
     bytes=$(stat -c %s "$file")
     raw_total=0; assetd_total=0
     for round in $(seq 1 "$ROUNDS"); do
-        r=$(raw_put "$file"); a=$(via_assetd "$file")
+        r=$(raw_put "$file"); f=$(via_floor "$file"); a=$(via_assetd "$file")
+        read -r receive store < <(phases)
         raw_total=$(python3 -c "print($raw_total + $r)"); assetd_total=$(python3 -c "print($assetd_total + $a)")
-        printf '%-8s %-6s %10s %10s %8s\n' "$size" "$round" "$r" "$a" "$(python3 -c "print(f'{$r / $a:.2f}')")"
+        printf '%-8s %-6s %10s %10s %10s %8s %11s %9s\n' "$size" "$round" "$r" "$f" "$a" "$(python3 -c "print(f'{$r / $a:.2f}')")" "$receive" "$store"
     done
     python3 -c "
 raw, ours, b = $raw_total, $assetd_total, $bytes

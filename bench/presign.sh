@@ -22,11 +22,9 @@ export ASSETD_LOG_LEVEL=warning
 FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
 STATE=$ASSETD_STATE_DIR
 
-floor_pid=""; floor_nginx=""
+source "$ROOT/bench/lib-floor.sh"
 cleanup() {
-    [ -n "$floor_nginx" ] && kill -QUIT "$floor_nginx" 2>/dev/null || true
-    # libfcgi handles SIGTERM itself (it only marks a shutdown), so the floor needs SIGKILL.
-    [ -n "$floor_pid" ] && kill -KILL "$floor_pid" 2>/dev/null || true
+    stop_floor
     "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -42,20 +40,7 @@ ASSET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' 
 PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNumber=7"
 
 # The floor: the same nginx template, its upstream the C responder.
-cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
-"$STATE/floor" "$STATE/floor.sock" "$ASSETD_THREADS" >/dev/null 2>&1 & floor_pid=$!
-mkdir -p "$STATE/floor-nginx"
-sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$FLOOR_PORT|g" \
-    -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" -e "s|@MAX_DIRECT_BODY@|$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))|g" \
-    -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
-cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
-nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"
-wait_for "floor nginx" 10 test -s "$STATE/floor-nginx/nginx.pid"
-floor_nginx=$(cat "$STATE/floor-nginx/nginx.pid")
-# Access logs off for both, so that neither pays for disk writes the other does not.
-sed -i "s|access_log .*;|access_log off;|" "$STATE/nginx/nginx.conf" "$STATE/floor-nginx/nginx.conf"
-nginx -s reload -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"; nginx -s reload -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx"
-sleep 1
+start_floor "$FLOOR_PORT" "$ASSETD_THREADS"
 
 curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$PATH_Q" >/dev/null || die "assetd does not answer the benchmark request"
 curl -sfk "https://127.0.0.1:$FLOOR_PORT$PATH_Q" >/dev/null || die "the floor does not answer"

@@ -25,11 +25,13 @@ extension App {
 
         let spool: SpoolFile
         do {
-            spool = try SpoolFile(directory: configuration.tmpDirectory)
+            spool = try SpoolFile(directory: configuration.tmpDirectory, expectedSize: request.contentLength)
         } catch {
             logger.error("spool failed", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
         }
+        let clock = ContinuousClock()
+        let started = clock.now
         var form = UploadForm(spool: spool, limit: limit)
         do {
             var parser = try MultipartParser(boundary: boundary)
@@ -71,7 +73,14 @@ extension App {
             throw HTTPError(.unsupportedMediaType, "The file's content is \(detected), which is not allowed; allowed: \(configuration.mediaTypes.allowed.sorted().joined(separator: ", ")).")
         }
 
-        let digests = spool.digests()
+        let digests: (sha256Hex: String, md5: [UInt8])
+        do {
+            digests = try spool.digests()
+        } catch {
+            logger.error("spool failed", metadata: ["error": "\(error)"])
+            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+        }
+        let received = clock.now
         let asset = try database.createAsset(
             NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: form.fileName, size: Int64(spool.size)),
             now: now())
@@ -93,8 +102,18 @@ extension App {
             try? database.discardAsset(id: asset.id)
             throw error
         }
+        // Where the time went, on the "asset ready" line: receiving, hashing and checking
+        // the form, then storing it in S3.
+        request.logger[metadataKey: "receive_ms"] = "\(Self.milliseconds(received - started))"
+        request.logger[metadataKey: "store_ms"] = "\(Self.milliseconds(clock.now - received))"
         assetBecameReady(record, request: request)
         return .json(["asset": json(record)])
+    }
+}
+
+extension App {
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }
 

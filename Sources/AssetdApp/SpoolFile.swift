@@ -5,13 +5,24 @@ import Hashing
 /// A private temporary file that an upload streams into, with its SHA-256 and MD5
 /// computed on the way. The file is unlinked as soon as it is created, so it disappears
 /// with its descriptor whatever happens: an error, a refusal or a crash.
+///
+/// Small files are digested inline. From `backgroundDigestBytes` on, the digests follow
+/// the file on threads of their own (FileDigests), so that receiving is not held up by
+/// MD5, the slowest stage of a large upload.
 final class SpoolFile {
     let descriptor: Int32
     private(set) var size = 0
-    private let sha256 = Digest(.sha256)
-    private let md5 = Digest(.md5)
+    private let digester: Digester
 
-    init(directory: String) throws {
+    private enum Digester {
+        case inline(sha256: Digest, md5: Digest)
+        case background(FileDigests)
+    }
+
+    static let backgroundDigestBytes = 1024 * 1024
+
+    /// `expectedSize`: the request's Content-Length, when it has one.
+    init(directory: String, expectedSize: Int?) throws {
         var template = Array("\(directory)/upload-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
@@ -19,9 +30,18 @@ final class SpoolFile {
         }
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
         descriptor = fd
+        if let expectedSize, expectedSize >= Self.backgroundDigestBytes {
+            digester = .background(FileDigests(descriptor: fd, algorithms: [.sha256, .md5]))
+        } else {
+            digester = .inline(sha256: Digest(.sha256), md5: Digest(.md5))
+        }
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        // The digest threads read this descriptor: they stop before it closes.
+        if case .background(let digests) = digester { digests.cancel() }
+        close(descriptor)
+    }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
@@ -33,14 +53,29 @@ final class SpoolFile {
             }
             offset += n
         }
-        sha256.update(bytes)
-        md5.update(bytes)
         size += bytes.count
+        switch digester {
+        case .inline(let sha256, let md5):
+            sha256.update(bytes)
+            md5.update(bytes)
+        case .background(let digests):
+            digests.advance(to: size)
+        }
     }
 
     /// The digests; call once, when the file is complete.
-    func digests() -> (sha256Hex: String, md5: [UInt8]) {
-        (Encoding.hex(sha256.finalize()), md5.finalize())
+    func digests() throws -> (sha256Hex: String, md5: [UInt8]) {
+        switch digester {
+        case .inline(let sha256, let md5):
+            return (Encoding.hex(sha256.finalize()), md5.finalize())
+        case .background(let digests):
+            do {
+                let both = try digests.finish()
+                return (Encoding.hex(both[0]), both[1])
+            } catch {
+                throw SpoolError(description: "\(error)")
+            }
+        }
     }
 }
 

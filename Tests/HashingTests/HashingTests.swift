@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import Hashing
 
 struct HashingTests {
@@ -64,5 +65,60 @@ struct HMACKeyTests {
             // The prepared states are not consumed: a second message gives its own answer.
             #expect(prepared.authenticate("x") == HMAC.sha256(key: key, message: "x"))
         }
+    }
+}
+
+struct FileDigestsTests {
+    func temporaryFile() -> Int32 {
+        var template = Array("/tmp/assetd-digest-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return fd
+    }
+
+    @Test func followsAFileWhileItIsWritten() throws {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        let digests = FileDigests(descriptor: fd, algorithms: [.sha256, .md5])
+        var all: [UInt8] = []
+        var size = 0
+        // Uneven writes, some larger than the threads' read size.
+        for (i, length) in [1, 4095, 300_000, 7, 1_048_576, 65_536, 3].enumerated() {
+            let chunk = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+            chunk.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+            all += chunk
+            size += length
+            digests.advance(to: size)
+        }
+        let both = try digests.finish()
+        #expect(both[0] == SHA256.hash(all))
+        let md5 = Digest(.md5)
+        md5.update(all)
+        #expect(both[1] == md5.finalize())
+    }
+
+    @Test func anEmptyFileHasTheEmptyDigests() throws {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        let both = try FileDigests(descriptor: fd, algorithms: [.sha256]).finish()
+        #expect(Encoding.hex(both[0]) == SHA256.emptyHex)
+    }
+
+    @Test func aFileShorterThanAnnouncedIsAnError() {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        _ = [UInt8](repeating: 1, count: 10).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let digests = FileDigests(descriptor: fd, algorithms: [.md5])
+        digests.advance(to: 20)
+        #expect(throws: FileDigestError.self) { try digests.finish() }
+    }
+
+    @Test func cancelStopsThreadsThatAreWaiting() {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        let digests = FileDigests(descriptor: fd, algorithms: [.sha256, .md5])
+        digests.advance(to: 0)
+        digests.cancel()  // returns only once both threads have ended
+        digests.cancel()  // and again, as deinit will
     }
 }

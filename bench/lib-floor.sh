@@ -1,0 +1,34 @@
+# The transport floor, shared by the benchmarks: bench/floor.c (a bare C libfcgi
+# responder) behind a second nginx rendered from the same template as the dev stack's,
+# on port FLOOR_PORT. Source it after the dev stack is up; it needs STATE and ROOT.
+#
+#   start_floor PORT THREADS     sets floor_pid and floor_nginx
+#   stop_floor                   (call it from the EXIT trap)
+floor_pid=""; floor_nginx=""
+
+start_floor() {
+    local port=$1 threads=$2
+    cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
+    "$STATE/floor" "$STATE/floor.sock" "$threads" >/dev/null 2>&1 & floor_pid=$!
+    mkdir -p "$STATE/floor-nginx"
+    sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$port|g" \
+        -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" \
+        -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" \
+        -e "s|@MAX_DIRECT_BODY@|$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))|g" \
+        -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
+    cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
+    nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"
+    wait_for "floor nginx" 10 test -s "$STATE/floor-nginx/nginx.pid"
+    floor_nginx=$(cat "$STATE/floor-nginx/nginx.pid")
+    # Access logs off for both, so that neither pays for disk writes the other does not.
+    sed -i "s|access_log .*;|access_log off;|" "$STATE/nginx/nginx.conf" "$STATE/floor-nginx/nginx.conf"
+    nginx -s reload -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"
+    nginx -s reload -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx"
+    sleep 1
+}
+
+stop_floor() {
+    [ -n "$floor_nginx" ] && kill -QUIT "$floor_nginx" 2>/dev/null || true
+    # libfcgi handles SIGTERM itself (it only marks a shutdown), so the floor needs SIGKILL.
+    [ -n "$floor_pid" ] && kill -KILL "$floor_pid" 2>/dev/null || true
+}
