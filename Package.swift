@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
 
+        // A read-write lock around a value, for the caches on the request path.
+        .target(name: "Locking", swiftSettings: swiftSettings),
         // A strict JSON parser and writer, small enough to fuzz.
         .target(name: "JSON", swiftSettings: swiftSettings),
         // A streaming multipart/form-data parser.
@@ -32,7 +34,7 @@ let package = Package(
         // Digests, HMAC and encodings over libcrypto.
         .target(name: "Hashing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         // AWS Signature Version 4: canonical request, signing key, headers and presigned URLs.
-        .target(name: "SigV4", dependencies: ["Hashing"], swiftSettings: swiftSettings),
+        .target(name: "SigV4", dependencies: ["Hashing", "Locking"], swiftSettings: swiftSettings),
         // S3 over libcurl, signed with SigV4.
         .target(
             name: "S3Client",
@@ -48,7 +50,7 @@ let package = Package(
         // Asset and upload records in SQLite, with migrations.
         .target(
             name: "AssetStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Locking", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Content detection with libmagic.
@@ -57,7 +59,7 @@ let package = Package(
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media",
+                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -74,6 +76,7 @@ let package = Package(
 
         .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
+        .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: swiftSettings),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"], swiftSettings: swiftSettings),
         .testTarget(name: "SigV4Tests", dependencies: ["SigV4"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Pending uploads by uploadId, kept in memory for the part-URL routes: a browser asks
 /// for a URL per part, so one upload is looked up again and again while it lasts.
@@ -15,20 +15,20 @@ final class UploadCache: Sendable {
         var generation: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state = ReadWriteLocked(State())
     private let capacity: Int
 
     init(capacity: Int = 8192) { self.capacity = capacity }
 
     /// The cached pending upload, or the generation to pass to `insert` after a read.
     func lookup(_ uploadID: String) -> (record: UploadRecord?, generation: UInt64) {
-        state.withLock { ($0.entries[uploadID], $0.generation) }
+        state.read { ($0.entries[uploadID], $0.generation) }
     }
 
     /// Keeps `record` if it is pending and nothing was invalidated since `generation`.
     func insert(_ record: UploadRecord, readAt generation: UInt64) {
         guard record.status == .pending else { return }
-        state.withLock {
+        state.write {
             guard $0.generation == generation else { return }
             // Full: start again rather than track recency; live uploads come back at once.
             if $0.entries.count >= capacity { $0.entries.removeAll(keepingCapacity: true) }
@@ -37,18 +37,18 @@ final class UploadCache: Sendable {
     }
 
     func invalidate(uploadID: String) {
-        state.withLock {
+        state.write {
             $0.generation &+= 1
             $0.entries[uploadID] = nil
         }
     }
 
     func invalidateAll() {
-        state.withLock {
+        state.write {
             $0.generation &+= 1
             $0.entries.removeAll(keepingCapacity: true)
         }
     }
 
-    var count: Int { state.withLock { $0.entries.count } }
+    var count: Int { state.read { $0.entries.count } }
 }

@@ -2,7 +2,7 @@ public import struct Foundation.Date
 import FastCGIServer
 import Hashing
 import JSON
-import Synchronization
+import Locking
 
 /// Who is calling: the token's subject and the workspaces it may use.
 public struct Principal: Sendable, Equatable {
@@ -144,17 +144,17 @@ final class VerifiedTokens: Sendable {
         let notBefore: Double?
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = ReadWriteLocked<[String: Entry]>([:])
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
     func lookup(_ token: String) -> Entry? {
-        entries.withLock { $0[token] }
+        entries.read { $0[token] }
     }
 
     func insert(_ token: String, _ entry: Entry) {
-        entries.withLock {
+        entries.write {
             if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
             $0[token] = entry
         }

@@ -136,6 +136,8 @@ final class CurlTransport: Sendable {
         } else {
             assetd_curl_setopt_long(handle, CURLOPT_UPLOAD, 1)
             assetd_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(body.size))
+            // Larger reads and sends for large bodies than curl's 64 KiB default.
+            assetd_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, body.size > 1 << 20 ? 512 * 1024 : 64 * 1024)
             assetd_curl_setopt_callback(handle, CURLOPT_READFUNCTION, { buffer, size, count, userdata in
                 let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
                 guard let buffer else { return 0 }

@@ -1,7 +1,7 @@
 public import struct Foundation.Date
 internal import Glibc
 internal import Hashing
-internal import Synchronization
+internal import Locking
 
 /// Signs requests with AWS Signature Version 4, in the Authorization header or in the
 /// query string (presigned URLs).
@@ -338,12 +338,12 @@ struct DayScope: Sendable {
 
 /// Keeps the last day's scope and signing key: they change once a day.
 final class SigningKeyCache: Sendable {
-    private let cached = Mutex<DayScope?>(nil)
+    private let cached = ReadWriteLocked<DayScope?>(nil)
 
     func scope(for day: String, derive: () -> DayScope) -> DayScope {
-        if let hit = cached.withLock({ $0 }), hit.day == day { return hit }
+        if let hit = cached.read({ $0 }), hit.day == day { return hit }
         let fresh = derive()
-        cached.withLock { $0 = fresh }
+        cached.write { $0 = fresh }
         return fresh
     }
 }
