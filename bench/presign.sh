@@ -79,7 +79,7 @@ python3 -c "print(f'\nassetd / floor = {$total_a / $total_b:.2f} (target >= 0.80
 
 before=$(rss)
 say "soak: ${SOAK_SECONDS}s at 256 connections"
-read -r s_rps s_p99 s_bad < <(run soak "$ASSETD_HTTPS_PORT" 256 "$SOAK_SECONDS")
+read -r s_rps s_p99 s_bad s_cpu < <(run soak "$ASSETD_HTTPS_PORT" 256 "$SOAK_SECONDS" "$(cat "$STATE/pids/assetd.pid")")
 after=$(rss)
-echo "soak: $s_rps req/s, p99 $s_p99, non-2xx $s_bad; assetd RSS ${before} kB before, ${after} kB after"
+echo "soak: $s_rps req/s, p99 $s_p99, non-2xx $s_bad, assetd CPU $s_cpu µs/req; assetd RSS ${before} kB before, ${after} kB after"
 [ "$s_bad" = 0 ] || die "the soak saw $s_bad non-2xx answers"
