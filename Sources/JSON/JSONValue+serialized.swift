@@ -39,7 +39,7 @@ extension JSONValue {
         // Most strings (keys, URLs, ids) need no escaping: copy them whole.
         var text = text
         let plain = text.withUTF8 { bytes -> Bool in
-            for byte in bytes where byte < 0x20 || byte == 0x7f || byte == 0x22 || byte == 0x5c { return false }
+            guard !needsEscape(bytes) else { return false }
             out.append(contentsOf: bytes)
             return true
         }
@@ -60,5 +60,10 @@ extension JSONValue {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any byte needs an escape: a control character, DEL, `"` or `\`.
+    static func needsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.contains { $0 < 0x20 || $0 == 0x7f || $0 == 0x22 || $0 == 0x5c }
     }
 }

@@ -45,17 +45,15 @@ public enum URIEncoding {
     }
 
     static func appendEncoded(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8], keepSlash: Bool) {
-        let low = keepSlash ? unreservedLow | slash : unreservedLow
-        var escapes = 0
-        for byte in bytes where !isKept(byte, low: low) { escapes += 1 }
         // Most names and values need no escape: they are copied whole.
-        if escapes == 0 {
+        if allKept(bytes, keepSlash: keepSlash) {
             out.append(contentsOf: bytes)
             return
         }
+        let low = keepSlash ? unreservedLow | slash : unreservedLow
         let hex: StaticString = "0123456789ABCDEF"
         let table = hex.utf8Start
-        out.reserveCapacity(out.count + bytes.count + 2 * escapes)
+        out.reserveCapacity(out.count + 3 * bytes.count)
         for byte in bytes {
             if isKept(byte, low: low) {
                 out.append(byte)
@@ -65,6 +63,12 @@ public enum URIEncoding {
                 out.append(table[Int(byte & 0x0f)])
             }
         }
+    }
+
+    /// Whether every byte stands for itself.
+    static func allKept(_ bytes: UnsafeBufferPointer<UInt8>, keepSlash: Bool) -> Bool {
+        let low = keepSlash ? unreservedLow | slash : unreservedLow
+        return bytes.allSatisfy { isKept($0, low: low) }
     }
 
     /// Appends the canonical query of `query` to `out`: each name and value encoded, the

@@ -39,3 +39,23 @@ struct JSONTests {
         #expect(throws: JSONError.self) { try JSONParser.parse([0x22, 0xff, 0xfe, 0x22]) }
     }
 }
+
+struct JSONStringWriterTests {
+    /// Each character that needs an escape, at every position of a string long enough to
+    /// cross the writer's 16-byte steps, is escaped; and the text parses back.
+    @Test func escapesAtEveryOffset() throws {
+        let escaped: [(Character, String)] = [("\"", "\\\""), ("\\", "\\\\"), ("\n", "\\n"), ("\u{1}", "\\u0001"), ("\u{7f}", "\\u007f")]
+        for (character, escape) in escaped {
+            for offset in 0..<40 {
+                var text = String(repeating: "a", count: 40)
+                let index = text.index(text.startIndex, offsetBy: offset)
+                text.replaceSubrange(index...index, with: String(character))
+                let written = String(decoding: JSONValue.string(text).serialized(), as: UTF8.self)
+                #expect(written.contains(escape), "offset \(offset)")
+                #expect(try JSONParser.parse(Array(written.utf8)) == .string(text))
+            }
+        }
+        let plain = String(repeating: "https://h/k?X-Amz-Signature=0f~", count: 20)
+        #expect(JSONValue.string(plain).serialized() == Array("\"\(plain)\"".utf8))
+    }
+}

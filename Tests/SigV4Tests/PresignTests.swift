@@ -77,6 +77,25 @@ struct URIEncodingTests {
         }
     }
 
+    /// Every byte value at offsets on both sides of the 16-byte steps of the fast check.
+    @Test func everyByteInsideLongerText() {
+        for value in 0...255 {
+            for offset in [0, 1, 15, 16, 17, 31, 32, 39] {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 40)
+                bytes[offset] = UInt8(value)
+                for keepSlash in [false, true] {
+                    var single: [UInt8] = []
+                    [UInt8(value)].withUnsafeBufferPointer { URIEncoding.appendEncoded($0, to: &single, keepSlash: keepSlash) }
+                    var out: [UInt8] = []
+                    bytes.withUnsafeBufferPointer { URIEncoding.appendEncoded($0, to: &out, keepSlash: keepSlash) }
+                    let expected = [UInt8](repeating: UInt8(ascii: "a"), count: offset) + single
+                        + [UInt8](repeating: UInt8(ascii: "a"), count: 39 - offset)
+                    #expect(out == expected, "byte \(value) at \(offset), keepSlash \(keepSlash)")
+                }
+            }
+        }
+    }
+
     @Test func mixedRunsAndSorting() {
         #expect(URIEncoding.encode("a b/c~d%") == "a%20b%2Fc~d%25")
         #expect(URIEncoding.encodePath("/k/ä b.jpg") == "/k/%C3%A4%20b.jpg")
