@@ -74,4 +74,18 @@ struct JWTCacheTests {
         let other = JWTVerifier(secret: String(repeating: "d", count: 32))
         #expect(throws: HTTPError.self) { try other.verify(token: token, now: start) }
     }
+
+    /// A token that shares its signature with a cached one but carries other claims is no
+    /// hit: it is verified, and refused.
+    @Test func aForgedTokenWithACachedSignatureIsRefused() throws {
+        let verifier = JWTVerifier(secret: String(repeating: "c", count: 32))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let token = verifier.mint(subject: "a", workspaces: [1], ttl: 60, now: start)
+        #expect(try verifier.verify(token: token, now: start).workspaces == [1])
+        let parts = token.split(separator: ".").map(String.init)
+        let claims = Encoding.base64URL(Array(#"{"sub":"a","workspaces":[2],"exp":1800000060}"#.utf8))
+        let forged = parts[0] + "." + claims + "." + parts[2]
+        #expect(throws: HTTPError.self) { try verifier.verify(token: forged, now: start) }
+        #expect(try verifier.verify(token: token, now: start).workspaces == [1])
+    }
 }

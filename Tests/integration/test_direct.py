@@ -67,6 +67,26 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket):
         assert again == asset
 
 
+def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket):
+    """Over 1 MiB the digests follow the spool on threads of their own: the object must still
+    be byte-identical, and its ETag the MD5 of the bytes (a single PutObject's ETag)."""
+    import hashlib
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (1500, 1500), os.urandom(1500 * 1500 * 3)).save(out, "JPEG", quality=95)
+    data = out.getvalue()
+    assert len(data) > 2 * MiB  # over SpoolFile.backgroundDigestBytes
+    r = post(alice, {"file": ("big.jpg", data, "image/jpeg")}, params={"workspaceId": 1})
+    assert r.status_code == 200, r.text
+    asset = r.json()["asset"]
+    assert asset["size"] == len(data)
+    assert asset["etag"].strip('"') == hashlib.md5(data).hexdigest()
+    stored = s3.get_object(Bucket=bucket, Key=asset["key"])
+    assert stored["Body"].read() == data
+    assert stored["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+
+
 def test_png_sent_as_jpeg_is_stored_as_png(alice, s3, bucket):
     png = images()["png"]
     r = post(alice, {"file": ("holiday.jpg", png, "image/jpeg")}, data={"workspaceId": "1"})
