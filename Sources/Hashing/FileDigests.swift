@@ -24,15 +24,42 @@ public final class FileDigests: @unchecked Sendable {
     /// How much each thread reads back at a time.
     static let chunk = 256 * 1024
 
-    public init(descriptor: Int32, algorithms: [Digest.Algorithm]) {
+    /// Digests whose thread could not be started; `finish()` computes them itself.
+    private var unstarted: [(Digest.Algorithm, Int)] = []
+
+    public convenience init(descriptor: Int32, algorithms: [Digest.Algorithm]) {
+        self.init(descriptor: descriptor, algorithms: algorithms, threads: true)
+    }
+
+    /// `threads: false` (for tests) starts none, as when the process has no more threads.
+    init(descriptor: Int32, algorithms: [Digest.Algorithm], threads: Bool) {
         self.descriptor = descriptor
         results = Array(repeating: nil, count: algorithms.count)
         running = algorithms.count
-        for (index, algorithm) in algorithms.enumerated() {
-            let thread = Thread { [self] in follow(algorithm, index) }
-            thread.name = "assetd-digest"
-            thread.start()
+        for (index, algorithm) in algorithms.enumerated()
+        where !(threads && Self.spawn({ [self] in follow(algorithm, index) })) {
+            unstarted.append((algorithm, index))
         }
+    }
+
+    /// Starts `body` on a detached thread of its own; false when none could be made.
+    private static func spawn(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Job: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let job = Unmanaged.passRetained(Job(body)).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { context in
+            Unmanaged<Job>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, job)
+        guard started == 0 else {
+            Unmanaged<Job>.fromOpaque(job).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
     }
 
     deinit { cancel() }
@@ -48,9 +75,16 @@ public final class FileDigests: @unchecked Sendable {
     /// Waits for every digest of the file's `size` bytes, in the order of `algorithms`.
     public func finish() throws -> [[UInt8]] {
         condition.lock()
-        defer { condition.unlock() }
         closed = true
         condition.broadcast()
+        let late = unstarted
+        unstarted = []
+        condition.unlock()
+        // Without a thread of its own (the process is out of threads), a digest is
+        // computed here, over the whole file, now that it is complete.
+        for (algorithm, index) in late { follow(algorithm, index) }
+        condition.lock()
+        defer { condition.unlock() }
         while running > 0 { condition.wait() }
         if let failure { throw FileDigestError(description: failure) }
         return results.map { $0 ?? [] }
@@ -61,6 +95,8 @@ public final class FileDigests: @unchecked Sendable {
         condition.lock()
         cancelled = true
         closed = true
+        running -= unstarted.count
+        unstarted = []
         condition.broadcast()
         while running > 0 { condition.wait() }
         condition.unlock()

@@ -1,6 +1,6 @@
 import Testing
 import Glibc
-import Hashing
+@testable import Hashing
 
 struct HashingTests {
     @Test func sha256KnownAnswers() {
@@ -111,6 +111,21 @@ struct FileDigestsTests {
         let digests = FileDigests(descriptor: fd, algorithms: [.md5])
         digests.advance(to: 20)
         #expect(throws: FileDigestError.self) { try digests.finish() }
+    }
+
+    /// With no thread to run on, the digests are computed by `finish()` itself.
+    @Test func withoutThreadsFinishComputesThem() throws {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        let bytes = (0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let digests = FileDigests(descriptor: fd, algorithms: [.md5, .sha256], threads: false)
+        bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+        digests.advance(to: bytes.count)
+        let both = try digests.finish()
+        let md5 = Digest(.md5)
+        md5.update(bytes)
+        #expect(both == [md5.finalize(), SHA256.hash(bytes)])
+        FileDigests(descriptor: fd, algorithms: [.md5], threads: false).cancel()  // and cancel does not wait for them
     }
 
     @Test func cancelStopsThreadsThatAreWaiting() {
