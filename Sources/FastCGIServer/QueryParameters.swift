@@ -7,6 +7,7 @@ public struct QueryParameters: Sendable {
         guard !query.isEmpty else { return }
         var query = query
         query.withUTF8 { bytes in
+            pairs.reserveCapacity(bytes.reduce(1) { $1 == UInt8(ascii: "&") ? $0 + 1 : $0 })
             var start = 0
             while start < bytes.count {
                 var end = start
