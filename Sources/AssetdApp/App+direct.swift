@@ -27,8 +27,7 @@ extension App {
         do {
             spool = try SpoolFile(directory: configuration.tmpDirectory, expectedSize: request.contentLength)
         } catch {
-            logger.error("spool failed", metadata: ["error": "\(error)"])
-            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+            throw spoolFailed(error)
         }
         let clock = ContinuousClock()
         let started = clock.now
@@ -45,8 +44,7 @@ extension App {
         } catch let error as MultipartError {
             throw HTTPError(.badRequest, error.description)
         } catch let error as SpoolError {
-            logger.error("spool failed", metadata: ["error": "\(error)"])
-            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+            throw spoolFailed(error)
         }
 
         let workspaceID: Int64
@@ -77,8 +75,7 @@ extension App {
         do {
             digests = try spool.digests()
         } catch {
-            logger.error("spool failed", metadata: ["error": "\(error)"])
-            throw HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
+            throw spoolFailed(error)
         }
         let received = clock.now
         let asset = try database.createAsset(
@@ -104,16 +101,18 @@ extension App {
         }
         // Where the time went, on the "asset ready" line: receiving, hashing and checking
         // the form, then storing it in S3.
-        request.logger[metadataKey: "receive_ms"] = "\(Self.milliseconds(received - started))"
-        request.logger[metadataKey: "store_ms"] = "\(Self.milliseconds(clock.now - received))"
+        request.logger[metadataKey: "receive_ms"] = "\(Int((received - started) / .milliseconds(1)))"
+        request.logger[metadataKey: "store_ms"] = "\(Int((clock.now - received) / .milliseconds(1)))"
         assetBecameReady(record, request: request)
         return .json(["asset": json(record)])
     }
 }
 
 extension App {
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    /// A spool file that could not be made, written or read back: logged, and a 500.
+    func spoolFailed(_ error: any Error) -> HTTPError {
+        logger.error("spool failed", metadata: ["error": "\(error)"])
+        return HTTPError(.internalServerError, "The upload could not be spooled; the details are in the server log.")
     }
 }
 
