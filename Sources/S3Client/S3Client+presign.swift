@@ -12,10 +12,8 @@ extension S3Client {
         url.append(contentsOf: endpoint.scheme.utf8)
         url.append(contentsOf: "://".utf8)
         url.append(contentsOf: endpoint.host.utf8)
-        URIEncoding.appendEncoded(path, to: &url, keepSlash: true)
-        url.append(UInt8(ascii: "?"))
         signer.appendPresignedQuery(
-            to: &url, method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: [("host", endpoint.host)],
+            to: &url, includingPath: true, method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: [("host", endpoint.host)],
             expires: expires, date: date
         )
         return String(decoding: url, as: UTF8.self)

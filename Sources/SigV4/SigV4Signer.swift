@@ -92,10 +92,12 @@ public struct SigV4Signer: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// `presignedQuery`, appended to `out`, so that a caller can write the URL's scheme,
-    /// host and path first and make one String of the whole.
+    /// `presignedQuery`, appended to `out`, so that a caller can write the URL's scheme and
+    /// host first and make one String of the whole. With `includingPath`, the path as it was
+    /// signed (percent-encoded) and the `?` come first.
     public func appendPresignedQuery(
         to out: inout [UInt8],
+        includingPath: Bool = false,
         method: String,
         path: String,
         query: [Field] = [],
@@ -123,8 +125,14 @@ public struct SigV4Signer: Sendable {
             method: method, path: path, query: fields, headers: sortedHeaders,
             payloadHash: payloadHash, normalizePath: normalizePath
         )
-        out.reserveCapacity(out.count + canonical.query.count + 120)
-        canonical.bytes.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[canonical.query])) }
+        out.reserveCapacity(out.count + canonical.path.count + canonical.query.count + 120)
+        canonical.bytes.withUnsafeBufferPointer { bytes in
+            if includingPath {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[canonical.path]))
+                out.append(UInt8(ascii: "?"))
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[canonical.query]))
+        }
         if let token = credentials.sessionToken, omitSessionToken {
             out.append(contentsOf: "&X-Amz-Security-Token=".utf8)
             URIEncoding.appendEncoded(token, to: &out, keepSlash: false)
@@ -138,7 +146,8 @@ public struct SigV4Signer: Sendable {
     struct CanonicalRequest {
         /// The canonical request, the input of stage 2.
         var bytes: [UInt8]
-        /// Where the canonical query string sits in `bytes`.
+        /// Where the encoded path and the canonical query string sit in `bytes`.
+        var path: Range<Int>
         var query: Range<Int>
         var signedHeaders: String
 
@@ -164,7 +173,9 @@ public struct SigV4Signer: Sendable {
         bytes.append(contentsOf: method.utf8)
         bytes.append(newline)
         let uri = normalizePath ? Self.normalize(path) : (path.isEmpty ? "/" : path)
+        let pathStart = bytes.count
         URIEncoding.appendEncoded(uri, to: &bytes, keepSlash: true)
+        let pathRange = pathStart..<bytes.count
         bytes.append(newline)
         let queryStart = bytes.count
         URIEncoding.appendCanonicalQuery(query, to: &bytes)
@@ -180,7 +191,7 @@ public struct SigV4Signer: Sendable {
         bytes.append(contentsOf: headers.signedHeaders.utf8)
         bytes.append(newline)
         bytes.append(contentsOf: payloadHash.utf8)
-        return CanonicalRequest(bytes: bytes, query: queryRange, signedHeaders: headers.signedHeaders)
+        return CanonicalRequest(bytes: bytes, path: pathRange, query: queryRange, signedHeaders: headers.signedHeaders)
     }
 
     /// Stage 2: the string to sign.

@@ -59,6 +59,20 @@ struct PresignTests {
     }
 }
 
+struct PresignedPathTests {
+    @Test func includingPathPutsTheSignedPathFirst() {
+        let signer = SigV4Signer(credentials: Credentials(accessKeyID: "AK", secretAccessKey: "SK"), region: "us-east-1")
+        let date = Date(timeIntervalSince1970: 1_800_000_000)
+        let path = "/bucket/1/digital_assets/a b+ä.jpg"
+        let query = signer.presignedQuery(method: "PUT", path: path, query: [("partNumber", "1")], headers: [("host", "h")],
+                                          expires: 60, date: date)
+        var out = Array("http://h".utf8)
+        signer.appendPresignedQuery(to: &out, includingPath: true, method: "PUT", path: path, query: [("partNumber", "1")],
+                                    headers: [("host", "h")], expires: 60, date: date)
+        #expect(String(decoding: out, as: UTF8.self) == "http://h" + URIEncoding.encodePath(path) + "?" + query)
+    }
+}
+
 struct URIEncodingTests {
     /// Every byte value, against the rule spelled out: `A-Z a-z 0-9 - _ . ~` stay, the rest
     /// becomes `%XX`; `/` stays only in a path.
