@@ -280,13 +280,12 @@ final class FastCGIInput: BodySource {
 extension UnsafeBufferPointer<UInt8> {
     /// Whether these bytes begin with `prefix`, compared with memcmp.
     fileprivate func starts(with prefix: StaticString) -> Bool {
-        guard let base = baseAddress else { return prefix.utf8CodeUnitCount == 0 }
-        return count >= prefix.utf8CodeUnitCount && memcmp(base, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
+        let n = prefix.utf8CodeUnitCount
+        return count >= n && (n == 0 || memcmp(baseAddress!, prefix.utf8Start, n) == 0)
     }
 
     /// Whether these bytes are exactly `text`.
     fileprivate func equals(_ text: StaticString) -> Bool {
-        guard let base = baseAddress else { return text.utf8CodeUnitCount == 0 }
-        return count == text.utf8CodeUnitCount && memcmp(base, text.utf8Start, count) == 0
+        count == text.utf8CodeUnitCount && starts(with: text)
     }
 }
