@@ -28,6 +28,9 @@ public struct JWTVerifier: Sendable {
     /// Longer tokens are refused before any work is done.
     static let maxTokenLength = 8192
 
+    /// The shortest secret accepted: 32 bytes, HMAC-SHA256's own output size (RFC 7518 §3.2).
+    public static let minimumSecretLength = 32
+
     public init(secret: String) {
         self.secret = Array(secret.utf8)
     }
@@ -62,36 +65,44 @@ public struct JWTVerifier: Sendable {
         }
     }
 
+    /// Verifies a token, in an order that gives an attacker nothing to work with: its
+    /// characters (base64url and two dots, nothing else), then the signature over its exact
+    /// bytes, and only then its JSON. The cache of verified tokens is keyed by those bytes,
+    /// so a token that differs in any byte (a Unicode look-alike of a letter, say) is never
+    /// taken for a cached one.
     public func verify(token: String, now: Date = Date()) throws -> Principal {
-        guard token.utf8.count <= Self.maxTokenLength else { throw unauthorized("The token is too long.") }
-        if let hit = verified.lookup(token) {
+        let bytes = Array(token.utf8)
+        guard bytes.count <= Self.maxTokenLength else { throw unauthorized("The token is too long.") }
+        if let hit = verified.lookup(bytes) {
             try checkTime(expires: hit.expires, notBefore: hit.notBefore, now: now)
             return hit.principal
         }
-        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard segments.count == 3,
-              let headerBytes = Encoding.decodeBase64URL(segments[0]),
-              let payloadBytes = Encoding.decodeBase64URL(segments[1]),
-              let signature = Encoding.decodeBase64URL(segments[2]),
+        guard bytes.allSatisfy(Self.isTokenByte) else { throw unauthorized("The token is malformed.") }
+        let dots = bytes.indices.filter { bytes[$0] == UInt8(ascii: ".") }
+        guard dots.count == 2 else { throw unauthorized("The token is malformed.") }
+        let headerText = bytes[..<dots[0]], payloadText = bytes[(dots[0] + 1)..<dots[1]], signatureText = bytes[(dots[1] + 1)...]
+        guard let signature = Encoding.decodeBase64URL(Substring(decoding: signatureText, as: UTF8.self)), signature.count == 32 else {
+            throw unauthorized("The token is malformed.")
+        }
+        guard constantTimeEquals(HMAC.sha256(key: secret, message: Array(bytes[..<dots[1]])), signature) else {
+            throw unauthorized("The token's signature is not valid.")
+        }
+
+        // Signed by us: only now is its JSON parsed.
+        guard let headerBytes = Encoding.decodeBase64URL(Substring(decoding: headerText, as: UTF8.self)),
+              let payloadBytes = Encoding.decodeBase64URL(Substring(decoding: payloadText, as: UTF8.self)),
               let header = try? JSONParser.parse(headerBytes),
               let payload = try? JSONParser.parse(payloadBytes)
         else { throw unauthorized("The token is malformed.") }
-
         guard header["alg"] == "HS256" else { throw unauthorized("The token's algorithm is not HS256.") }
         if let typ = header["typ"], typ != "JWT" { throw unauthorized("The token's type is not JWT.") }
         if header["crit"] != nil { throw unauthorized("The token has critical extensions assetd does not know.") }
 
-        let signingInput = Array(token.utf8.prefix(segments[0].utf8.count + 1 + segments[1].utf8.count))
-        guard constantTimeEquals(HMAC.sha256(key: secret, message: signingInput), signature) else {
-            throw unauthorized("The token's signature is not valid.")
-        }
-
-        guard case .number(let expText)? = payload["exp"], let exp = Double(expText) else {
-            throw unauthorized("The token has no exp claim.")
-        }
-        var notBefore: Double?
+        guard let expClaim = payload["exp"] else { throw unauthorized("The token has no exp claim.") }
+        guard let exp = Self.numericDate(expClaim) else { throw unauthorized("The token's exp claim is not an integer NumericDate.") }
+        var notBefore: Int64?
         if let nbf = payload["nbf"] {
-            guard case .number(let nbfText) = nbf, let value = Double(nbfText) else { throw unauthorized("The token's nbf claim is not a number.") }
+            guard let value = Self.numericDate(nbf) else { throw unauthorized("The token's nbf claim is not an integer NumericDate.") }
             notBefore = value
         }
         try checkTime(expires: exp, notBefore: notBefore, now: now)
@@ -109,14 +120,32 @@ public struct JWTVerifier: Sendable {
             workspaces.insert(id)
         }
         let principal = Principal(subject: subject, workspaces: workspaces)
-        verified.insert(token, .init(principal: principal, expires: exp, notBefore: notBefore))
+        verified.insert(bytes, .init(principal: principal, expires: exp, notBefore: notBefore))
         return principal
     }
 
-    private func checkTime(expires: Double, notBefore: Double?, now: Date) throws {
+    /// base64url's alphabet and the dots between the three parts.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."): true
+        default: false
+        }
+    }
+
+    /// An integer NumericDate (RFC 7519 §2), as every issuer writes it: digits with an
+    /// optional minus, no fraction, no exponent, within Int64.
+    static func numericDate(_ value: JSONValue) -> Int64? {
+        guard case .number(let text) = value else { return nil }
+        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int64(text)
+    }
+
+    private func checkTime(expires: Int64, notBefore: Int64?, now: Date) throws {
         let seconds = now.timeIntervalSince1970
-        guard seconds < expires else { throw unauthorized("The token has expired.") }
-        if let notBefore, seconds < notBefore { throw unauthorized("The token is not valid yet (nbf).") }
+        guard seconds < Double(expires) else { throw unauthorized("The token has expired.") }
+        if let notBefore, seconds < Double(notBefore) { throw unauthorized("The token is not valid yet (nbf).") }
     }
 
     /// A signed token for `subject` and `workspaces`, valid for `ttl` seconds from `now`.
@@ -140,20 +169,22 @@ public struct JWTVerifier: Sendable {
 final class VerifiedTokens: Sendable {
     struct Entry: Sendable {
         let principal: Principal
-        let expires: Double
-        let notBefore: Double?
+        let expires: Int64
+        let notBefore: Int64?
     }
 
-    private let entries = ReadWriteLocked<[String: Entry]>([:])
+    // Keyed by the token's bytes: String keys compare Unicode-equivalent texts as equal
+    // (U+212A KELVIN SIGN == "K"), which would let a look-alike token hit a cached one.
+    private let entries = ReadWriteLocked<[[UInt8]: Entry]>([:])
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func lookup(_ token: String) -> Entry? {
+    func lookup(_ token: [UInt8]) -> Entry? {
         entries.read { $0[token] }
     }
 
-    func insert(_ token: String, _ entry: Entry) {
+    func insert(_ token: [UInt8], _ entry: Entry) {
         entries.write {
             if $0.count >= capacity { $0.removeAll(keepingCapacity: true) }
             $0[token] = entry

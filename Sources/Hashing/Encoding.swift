@@ -55,7 +55,32 @@ public enum Encoding {
         return String(text.map { $0 == "+" ? "-" : $0 == "/" ? "_" : $0 })
     }
 
-    /// Decodes unpadded base64url; nil for any character outside the alphabet or a bad length.
+    /// Decodes hex (either case); nil for an odd length or a character that is not hex.
+    public static func decodeHex<Text: StringProtocol>(_ text: Text) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count / 2)
+        var i = 0
+        while i < utf8.count {
+            guard let high = nibble(utf8[i]), let low = nibble(utf8[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
+    }
+
+    /// Decodes canonical unpadded base64url (RFC 4648 §5 and §3.5): nil for any character
+    /// outside the alphabet, padding, a length that cannot be, or leftover bits that are not
+    /// zero, so that each byte string has exactly one accepted text.
     public static func decodeBase64URL(_ text: Substring) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count * 3 / 4)
@@ -78,8 +103,10 @@ public enum Encoding {
                 out.append(UInt8((accumulator >> UInt32(bits)) & 0xff))
             }
         }
-        // A single leftover character (6 bits) can never encode a byte.
+        // A single leftover character (6 bits) can never encode a byte, and the bits that
+        // pad the last byte must be zero (else "AB" and "AC" would both decode to [0x00]).
         if bits >= 6 { return nil }
+        if bits > 0, accumulator & ((1 << UInt32(bits)) - 1) != 0 { return nil }
         return out
     }
 }

@@ -75,6 +75,10 @@ struct Token: ParsableCommand {
 
     func run() throws {
         let configuration = options.load(requireAll: false)
+        guard configuration.jwtSecret.utf8.count >= JWTVerifier.minimumSecretLength else {
+            FileHandle.standardError.write(Data("assetd: ASSETD_JWT_SECRET must be set, at least \(JWTVerifier.minimumSecretLength) characters long, to sign a token\n".utf8))
+            throw ExitCode(78)
+        }
         let ids = workspaces.split(separator: ",").compactMap { Input.parseID($0) }
         print(JWTVerifier(secret: configuration.jwtSecret).mint(subject: sub, workspaces: ids, ttl: ttl))
     }

@@ -59,3 +59,18 @@ struct JSONStringWriterTests {
         #expect(JSONValue.string(plain).serialized() == Array("\"\(plain)\"".utf8))
     }
 }
+
+/// Duplicate keys past the small-object scan are still found (the set takes over).
+struct JSONDuplicateKeyTests {
+    @Test func aDuplicateFarIntoALargeObjectIsFound() throws {
+        var members = (0..<5000).map { #""k\#($0)":\#($0)"# }
+        let distinct = "{" + members.joined(separator: ",") + "}"
+        let value = try JSONParser.parse(Array(distinct.utf8))
+        #expect(value["k4999"] == .number("4999"))
+        members.append(#""k1234":0"#)
+        let duplicated = "{" + members.joined(separator: ",") + "}"
+        #expect(throws: JSONError.self) { try JSONParser.parse(Array(duplicated.utf8)) }
+        // And in the first sixteen, where a scan finds it.
+        #expect(throws: JSONError.self) { try JSONParser.parse(Array(#"{"a":1,"b":2,"a":3}"#.utf8)) }
+    }
+}
