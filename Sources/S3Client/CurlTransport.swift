@@ -28,12 +28,16 @@ struct TransportResponse {
 /// HTTP over libcurl easy handles, kept in a pool so that each keeps its connections
 /// alive between requests. Any thread may borrow one; none is shared at once.
 final class CurlTransport: Sendable {
-    struct Timeouts: Sendable {
-        var connect: Int = 5_000
-        /// Whole-request limit for calls without a large body.
-        var request: Int = 30_000
-        /// Abort a transfer slower than 1 KiB/s for this long (large uploads and downloads).
-        var lowSpeedSeconds: Int = 30
+    /// How long one attempt may take. Every request has a total deadline; large transfers
+    /// also stop when they crawl.
+    struct Limits: Sendable {
+        var connectMilliseconds: Int = 3_000
+        /// The whole attempt: connect, send, wait, receive.
+        var totalMilliseconds: Int
+        /// Stop a transfer that moves fewer than `bytesPerSecond` for `seconds` (a hung
+        /// server during a long transfer, or a CompleteMultipartUpload whose keep-alive
+        /// whitespace stopped).
+        var lowSpeed: (bytesPerSecond: Int, seconds: Int)?
     }
 
     /// A libcurl easy handle. It may move between threads; the pool lends it to one at a time.
@@ -42,12 +46,10 @@ final class CurlTransport: Sendable {
     }
 
     private let pool = Mutex<[EasyHandle]>([])
-    private let timeouts: Timeouts
     /// The most bytes of an answer body kept in memory.
     static let maxResponseBody = 64 * 1024 * 1024
 
-    init(timeouts: Timeouts = Timeouts()) {
-        self.timeouts = timeouts
+    init() {
         Self.globalInit
     }
 
@@ -77,7 +79,7 @@ final class CurlTransport: Sendable {
 
     /// Performs one request. Throws `S3Error` with code NetworkError or Timeout when no
     /// answer came; an HTTP error status is a normal response for the caller to read.
-    func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, largeTransfer: Bool) throws -> TransportResponse {
+    func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, limits: Limits) throws -> TransportResponse {
         guard let handle = borrow() else {
             throw S3Error(code: "NetworkError", message: "libcurl could not create a handle")
         }
@@ -98,12 +100,11 @@ final class CurlTransport: Sendable {
         assetd_curl_setopt_string(handle, CURLOPT_URL, url)
         assetd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         assetd_curl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
-        assetd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeouts.connect)
-        if largeTransfer {
-            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1024)
-            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, timeouts.lowSpeedSeconds)
-        } else {
-            assetd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeouts.request)
+        assetd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(limits.connectMilliseconds, limits.totalMilliseconds))
+        assetd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, limits.totalMilliseconds))
+        if let lowSpeed = limits.lowSpeed {
+            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, lowSpeed.bytesPerSecond)
+            assetd_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, lowSpeed.seconds)
         }
         assetd_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, list)
         assetd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, { buffer, size, count, userdata in

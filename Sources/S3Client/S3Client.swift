@@ -16,6 +16,9 @@ public final class S3Client: Sendable {
         public var endpoint: S3Endpoint
         /// What presigned URLs name (ASSETD_S3_PUBLIC_ENDPOINT); the same as `endpoint` by default.
         public var publicEndpoint: S3Endpoint
+        public var deadlines = Deadlines()
+        /// The bulkhead and breaker every call passes; nil for none (one-shot commands).
+        public var gate: S3Gate.Configuration?
 
         public init(bucket: String, region: String, credentials: Credentials, endpoint: S3Endpoint? = nil, publicEndpoint: S3Endpoint? = nil) {
             self.bucket = bucket
@@ -25,6 +28,26 @@ public final class S3Client: Sendable {
             self.endpoint = resolved
             self.publicEndpoint = publicEndpoint ?? resolved
         }
+    }
+
+    /// How long calls may take. Every call has a total deadline, so that a hung S3 costs a
+    /// bounded time; only CompleteMultipartUpload and CopyObject get minutes.
+    public struct Deadlines: Sendable {
+        /// One attempt of a call without a large body.
+        public var call: Duration = .seconds(10)
+        /// A call and its retries together.
+        public var budget: Duration = .seconds(20)
+        /// The slowest rate a transfer is given time for: an attempt to send N bytes may
+        /// take `call + N / transferBytesPerSecond`.
+        public var transferBytesPerSecond = 1 << 20
+        /// A transfer that moves under 1 KiB/s for this long is stopped.
+        public var stalledSeconds = 20
+        /// CompleteMultipartUpload and CopyObject, never retried.
+        public var complete: Duration = .seconds(600)
+        /// ... stopped when not a byte came for this long (AWS sends whitespace while it works).
+        public var completeSilenceSeconds = 60
+
+        public init() {}
     }
 
     public struct Part: Sendable, Equatable {
@@ -61,6 +84,8 @@ public final class S3Client: Sendable {
     public let configuration: Configuration
     let signer: SigV4Signer
     let transport: CurlTransport
+    /// Every call passes it: see S3Gate.
+    public let gate: S3Gate?
     let logger: Logger
     /// Attempts for a call that failed in a way that may pass (network, 5xx, SlowDown).
     let attempts = 3
@@ -69,6 +94,7 @@ public final class S3Client: Sendable {
         self.configuration = configuration
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         self.transport = CurlTransport()
+        self.gate = configuration.gate.map(S3Gate.init(configuration:))
         self.logger = logger
     }
 
@@ -114,7 +140,8 @@ public final class S3Client: Sendable {
             xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(xmlEscape(Self.quoted(part.etag)))</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
-        let response = try send("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")], body: .bytes(Array(xml.utf8)))
+        let response = try send("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")],
+                                body: .bytes(Array(xml.utf8)), kind: .once)
         guard let tree = XMLTree.parse(response.body) else {
             throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered without XML", httpStatus: response.status)
         }
@@ -144,7 +171,8 @@ public final class S3Client: Sendable {
         var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5))]
         if let cacheControl { headers.append(("cache-control", cacheControl)) }
         headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send("PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size), payloadHash: sha256Hex, largeTransfer: true)
+        let response = try send("PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size), payloadHash: sha256Hex,
+                                kind: .transfer(bytes: size))
         return response.headers["etag"] ?? ""
     }
 
@@ -155,7 +183,7 @@ public final class S3Client: Sendable {
         var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5.finalize()))]
         if let cacheControl { headers.append(("cache-control", cacheControl)) }
         headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send("PUT", key: key, headers: headers, body: .bytes(bytes), largeTransfer: true)
+        let response = try send("PUT", key: key, headers: headers, body: .bytes(bytes), kind: .transfer(bytes: bytes.count))
         return response.headers["etag"] ?? ""
     }
 
@@ -163,7 +191,7 @@ public final class S3Client: Sendable {
     public func getObject(key: String, range: ClosedRange<Int>? = nil) throws -> [UInt8] {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
-        return try send("GET", key: key, headers: headers, largeTransfer: true).body
+        return try send("GET", key: key, headers: headers, kind: .transfer(bytes: range?.count ?? CurlTransport.maxResponseBody)).body
     }
 
     /// HeadObject; nil when there is no such object.
@@ -217,7 +245,7 @@ public final class S3Client: Sendable {
             if let contentType { headers.append(("content-type", contentType)) }
             headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
         }
-        let response = try send("PUT", key: key, headers: headers, largeTransfer: true)
+        let response = try send("PUT", key: key, headers: headers, kind: .once)
         guard let tree = XMLTree.parse(response.body) else {
             throw S3Error(code: "MalformedResponse", message: "CopyObject answered without XML", httpStatus: response.status)
         }

@@ -1,18 +1,21 @@
 /// An S3 call that failed: S3's own error code (`NoSuchUpload`, `AccessDenied`, ...), or
 /// one of assetd's for a failure before S3 answered (`NetworkError`, `Timeout`,
-/// `MalformedResponse`).
+/// `MalformedResponse`), or for a call the gate refused (`Overloaded`, `Unavailable`).
 public struct S3Error: Error, Sendable, CustomStringConvertible {
     public let code: String
     public let message: String
     /// The HTTP status S3 answered with; nil when it never answered.
     public let httpStatus: Int?
     public let requestID: String?
+    /// For a call the gate refused: when to try again, in seconds.
+    public let retryAfter: Int?
 
-    public init(code: String, message: String, httpStatus: Int? = nil, requestID: String? = nil) {
+    public init(code: String, message: String, httpStatus: Int? = nil, requestID: String? = nil, retryAfter: Int? = nil) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus
         self.requestID = requestID
+        self.retryAfter = retryAfter
     }
 
     public var description: String {
@@ -31,4 +34,11 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
         if httpStatus == nil { return code == "NetworkError" || code == "Timeout" }
         return [500, 502, 503, 504].contains(httpStatus!) || code == "SlowDown" || code == "InternalError"
     }
+
+    /// No answer came: the request may or may not have taken effect in S3 (a PUT may have
+    /// landed). The caller must find out (HeadObject) before it assumes either.
+    public var isAmbiguous: Bool { httpStatus == nil && (code == "NetworkError" || code == "Timeout") }
+
+    /// The gate refused the call before it reached S3: nothing happened there.
+    public var isRefusedByGate: Bool { httpStatus == nil && (code == "Overloaded" || code == "Unavailable") }
 }
