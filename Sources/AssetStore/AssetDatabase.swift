@@ -68,6 +68,13 @@ public final class AssetDatabase: Sendable {
                 CREATE INDEX upload_by_asset ON upload(asset_id);
                 """)
         }
+        migrator.registerMigration("v2: the reconciler's work lists") { db in
+            // Small partial indexes: the reconciler reads only records that are mid-way.
+            try db.execute(sql: """
+                CREATE INDEX asset_unsettled ON asset(status, updated_at) WHERE status IN ('pending', 'deleting');
+                CREATE INDEX upload_pending ON upload(created_at) WHERE status = 'pending';
+                """)
+        }
         return migrator
     }
 
@@ -90,17 +97,17 @@ public final class AssetDatabase: Sendable {
                 // A placeholder key keeps the UNIQUE constraint until the id is known.
                 try db.execute(
                     sql: """
-                        INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
-                        VALUES (?, 'pending:' || hex(randomblob(16)), ?, ?, ?, ?, ?, ?)
+                        INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, created_at, updated_at)
+                        VALUES (?, 'pending:' || hex(randomblob(16)), ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [new.workspaceID, new.fileName, new.fileType, new.size, status.rawValue,
+                    arguments: [new.workspaceID, new.fileName, new.fileType, new.size, new.etag, status.rawValue,
                                 now.timeIntervalSince1970, now.timeIntervalSince1970])
                 let id = db.lastInsertedRowID
                 let key = AssetKeys.original(workspaceID: new.workspaceID, assetID: id, fileExtension: new.fileExtension)
                 try db.execute(sql: "UPDATE asset SET key = ? WHERE id = ?", arguments: [key, id])
                 return AssetRecord(
                     id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
-                    size: new.size, etag: nil, sha256: nil, status: status, thumbnailStatus: .none,
+                    size: new.size, etag: new.etag, sha256: nil, status: status, thumbnailStatus: .none,
                     createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
             }
         }
@@ -116,42 +123,97 @@ public final class AssetDatabase: Sendable {
         }
     }
 
-    /// Removes an asset that never got an object (its S3 call failed), with its uploads.
-    public func discardAsset(id: Int64) throws {
+    // Every status change below is a compare-and-set: an UPDATE that names the state it
+    // expects, and reports whether it won. The loser of a race compensates (deletes the
+    // object it stored, answers 409 or 404) and never overwrites the winner.
+
+    /// Removes a pending asset that never got an object (its S3 call failed), with its
+    /// uploads. Returns false, and changes nothing, when it is no longer pending: a delete
+    /// that began meanwhile keeps its record, so that a repeated DELETE still succeeds.
+    @discardableResult
+    public func discardPendingAsset(id: Int64) throws -> Bool {
         defer { uploads.invalidateAll() }
-        try run {
+        return try run {
             try pool.write { db in
+                guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [id]) == AssetStatus.pending.rawValue else {
+                    return false
+                }
                 try db.execute(sql: "DELETE FROM upload WHERE asset_id = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM asset WHERE id = ?", arguments: [id])
+                return true
             }
         }
     }
 
-    /// Records a directly uploaded asset's object as stored and complete, and returns the
-    /// record as the same transaction left it.
-    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws -> AssetRecord {
+    /// pending -> ready for a directly uploaded asset whose object is stored and complete.
+    /// Returns the record as the same transaction left it, or nil when the asset was no
+    /// longer pending (deleted meanwhile): then the caller deletes the object it stored.
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws -> AssetRecord? {
         try run {
             try pool.write { db in
                 try db.execute(
-                    sql: "UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = ?, thumbnail_status = ?, updated_at = ? WHERE id = ?",
+                    sql: """
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = coalesce(?, sha256), thumbnail_status = ?, updated_at = ?
+                        WHERE id = ? AND status = 'pending'
+                        """,
                     arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, id])
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else {
-                    throw AssetStoreError(description: "asset \(id) vanished while it was marked ready")
-                }
-                return Self.asset(from: row)
+                guard db.changesCount == 1 else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
             }
         }
     }
 
-    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
+    /// What `beginDelete` found.
+    public enum DeleteStart: Sendable, Equatable {
+        /// The asset was deleted already: a repeated DELETE, answered as a success.
+        case alreadyDeleted
+        /// The asset is now `deleting` (or was, after a delete that failed midway): its
+        /// objects and these uploads (not completed; they may still exist in S3) are to go.
+        case deleting(AssetRecord, uploads: [UploadRecord])
+    }
+
+    /// Any state -> deleting, recorded before the first S3 call. Pending uploads of the
+    /// asset become aborted in the same transaction, so that a complete-upload racing the
+    /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
+    public func beginDelete(id: Int64, now: Date = Date()) throws -> DeleteStart? {
         defer { uploads.invalidateAll() }
-        try run {
+        return try run {
             try pool.write { db in
-                try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, id])
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else { return nil }
+                var asset = Self.asset(from: row)
+                if asset.status == .deleted { return .alreadyDeleted }
+                if asset.status != .deleting {
+                    try db.execute(sql: "UPDATE asset SET status = 'deleting', updated_at = ? WHERE id = ? AND status = ?",
+                                   arguments: [now.timeIntervalSince1970, id, asset.status.rawValue])
+                    guard db.changesCount == 1 else { throw AssetStoreError(description: "asset \(id) changed during its delete") }
+                    asset.status = .deleting
+                }
                 try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE asset_id = ? AND status = 'pending'",
                                arguments: [now.timeIntervalSince1970, id])
+                let open = try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE asset_id = ? AND status != 'completed'", arguments: [id])
+                    .map(Self.upload(from:))
+                return .deleting(asset, uploads: open)
             }
         }
+    }
+
+    /// deleting -> deleted, once every object of the asset is gone. False when the asset
+    /// was not `deleting` (another request finished the delete first).
+    @discardableResult
+    public func finishDelete(id: Int64, now: Date = Date()) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ? AND status = 'deleting'",
+                               arguments: [now.timeIntervalSince1970, id])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// Test support: a delete that stopped after its first step.
+    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
+        guard case .deleting? = try beginDelete(id: id, now: now) else { return }
+        try finishDelete(id: id, now: now)
     }
 
     /// Assets of a workspace, newest first, that are not deleted; `before` is the id
@@ -203,8 +265,9 @@ public final class AssetDatabase: Sendable {
     /// How many pending uploads are held in memory (for tests).
     var cachedUploadCount: Int { uploads.count }
 
-    /// Records a completed upload and its asset as ready, in one transaction, and returns the
-    /// ready asset. Returns nil (and changes nothing) when the upload was no longer pending.
+    /// upload pending -> completed and asset pending -> ready, in one transaction; returns
+    /// the ready asset. Returns nil (and changes nothing) when either had moved on: the
+    /// upload aborted or completed by another request, or the asset being deleted.
     public func completeUpload(
         uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
         thumbnail: ThumbnailStatus, now: Date = Date()
@@ -212,7 +275,8 @@ public final class AssetDatabase: Sendable {
         // After the commit, never before: see UploadCache.
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
-            try pool.write { db in
+            do {
+                return try pool.write { db in
                 try db.execute(
                     sql: """
                         UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
@@ -223,14 +287,22 @@ public final class AssetDatabase: Sendable {
                 try db.execute(
                     sql: """
                         UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?
-                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)
+                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'
                         """,
                     arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, uploadID])
+                // The asset left pending (a delete began): undo the upload's change too.
+                guard db.changesCount == 1 else { throw Rollback() }
                 return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
                                         arguments: [uploadID]).map(Self.asset(from:))
+                }
+            } catch is Rollback {
+                return nil
             }
         }
     }
+
+    /// Thrown inside a write to roll its transaction back.
+    private struct Rollback: Error {}
 
     /// Marks a pending upload aborted, and its asset too while it has no object.
     /// Returns the upload's status after the call (nil: no such upload).
@@ -251,12 +323,56 @@ public final class AssetDatabase: Sendable {
         }
     }
 
-    /// Uploads of an asset that are still pending (to abort when the asset is deleted).
-    public func pendingUploads(assetID: Int64) throws -> [UploadRecord] {
+    /// upload pending -> expired and asset pending -> expired: an upload that never
+    /// completed within ASSETD_PENDING_UPLOAD_TTL, aborted in S3 by the reconciler.
+    @discardableResult
+    public func expireUpload(uploadID: String, now: Date = Date()) throws -> Bool {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE upload SET status = 'expired', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
+                               arguments: [now.timeIntervalSince1970, uploadID])
+                guard db.changesCount == 1 else { return false }
+                try db.execute(
+                    sql: "UPDATE asset SET status = 'expired', updated_at = ? WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'",
+                    arguments: [now.timeIntervalSince1970, uploadID])
+                return true
+            }
+        }
+    }
+
+    // MARK: - The reconciler's work lists
+
+    /// Directly uploaded assets (no multipart upload) still pending since before `before`:
+    /// a crash or an unanswered PutObject left them between the record and the object.
+    public func pendingDirectAssets(updatedBefore before: Date, limit: Int = 500) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE asset_id = ? AND status = 'pending'", arguments: [assetID])
-                    .map(Self.upload(from:))
+                try Row.fetchAll(db, sql: """
+                    SELECT * FROM asset WHERE status = 'pending' AND updated_at < ?
+                    AND NOT EXISTS (SELECT 1 FROM upload WHERE upload.asset_id = asset.id)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// Multipart uploads still pending that were started before `before`.
+    public func pendingUploads(startedBefore before: Date, limit: Int = 500) throws -> [UploadRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE status = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?",
+                                 arguments: [before.timeIntervalSince1970, limit]).map(Self.upload(from:))
+            }
+        }
+    }
+
+    /// Assets whose delete began before `before` and never finished.
+    public func deletingAssets(updatedBefore before: Date, limit: Int = 500) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM asset WHERE status = 'deleting' AND updated_at < ? ORDER BY id LIMIT ?",
+                                 arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
             }
         }
     }

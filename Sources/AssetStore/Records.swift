@@ -8,8 +8,18 @@ public enum AssetStatus: String, Sendable, Codable {
     case ready
     /// Its upload was aborted before it completed.
     case aborted
+    /// Its content or size check failed; its object was deleted.
+    case rejected
+    /// Its multipart upload never completed within ASSETD_PENDING_UPLOAD_TTL.
+    case expired
+    /// A delete has begun: the record says so before the first S3 call, so that a delete
+    /// that failed midway is finished (by a repeated DELETE or the reconciler).
+    case deleting
     /// Deleted: its objects are gone; the record stays so that a repeated delete is a success.
     case deleted
+
+    /// Deleted or being deleted: the asset answers 404 everywhere but a repeated DELETE.
+    public var isGone: Bool { self == .deleting || self == .deleted }
 }
 
 /// Where a thumbnail is: none wanted (or possible), queued, made, or failed.
@@ -18,7 +28,13 @@ public enum ThumbnailStatus: String, Sendable, Codable {
 }
 
 public enum UploadStatus: String, Sendable, Codable {
-    case pending, completed, aborted
+    /// Parts may still be sent.
+    case pending
+    case completed
+    /// Aborted by the client, or by a delete of its asset.
+    case aborted
+    /// Aborted by the reconciler after ASSETD_PENDING_UPLOAD_TTL.
+    case expired
 }
 
 public struct AssetRecord: Sendable, Equatable {
@@ -60,13 +76,17 @@ public struct NewAsset: Sendable {
     public var fileExtension: String
     public var fileName: String?
     public var size: Int64?
+    /// The ETag its object will have, when known before it is stored (a direct upload's
+    /// MD5): the reconciler compares it with the object after a crash.
+    public var etag: String?
 
-    public init(workspaceID: Int64, fileType: String, fileExtension: String, fileName: String?, size: Int64?) {
+    public init(workspaceID: Int64, fileType: String, fileExtension: String, fileName: String?, size: Int64?, etag: String? = nil) {
         self.workspaceID = workspaceID
         self.fileType = fileType
         self.fileExtension = fileExtension
         self.fileName = fileName
         self.size = size
+        self.etag = etag
     }
 }
 

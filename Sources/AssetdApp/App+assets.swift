@@ -25,6 +25,11 @@ extension App {
         return .json(["url": .string(presign("GET", key: asset.key, expires: Int(expires))), "expiresIn": .int64(expires)])
     }
 
+    /// DELETE /s3/delete. The asset is marked `deleting` before the first S3 call (pending
+    /// uploads aborted in the same transaction), then its uploads are aborted and its
+    /// objects deleted in S3, then it is marked deleted. A delete that fails midway answers
+    /// 502 and is finished by a repeated DELETE or by the reconciler; meanwhile the asset
+    /// answers 404.
     @Sendable func deleteAsset(_ request: Request, _ principal: Principal) throws -> Response {
         let query = request.query
         let workspaceID = try workspace(query["workspaceId"], principal)
@@ -33,15 +38,26 @@ extension App {
             throw HTTPError(.notFound, "Asset \(assetID) was not found in workspace \(workspaceID).")
         }
         if asset.status == .deleted { return .json(["success": true]) }
-        for upload in try database.pendingUploads(assetID: asset.id) {
+        switch try database.beginDelete(id: asset.id, now: now()) {
+        case nil, .alreadyDeleted?:
+            return .json(["success": true])
+        case .deleting(let record, let uploads)?:
+            try finishDelete(record, uploads: uploads)
+        }
+        request.logger.info("asset deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
+        return .json(["success": true])
+    }
+
+    /// The S3 half of a delete that `beginDelete` recorded: abort the asset's uploads,
+    /// delete its objects, then mark it deleted. Safe to run again after a failure.
+    func finishDelete(_ asset: AssetRecord, uploads: [UploadRecord]) throws {
+        for upload in uploads {
             do {
                 try store.abortMultipartUpload(key: upload.key, uploadID: upload.uploadID)
             } catch let error as S3Error where error.isNoSuchUpload {}
         }
-        try store.deleteObjects(keys: [asset.key, AssetKeys.thumbnail(workspaceID: workspaceID, assetID: asset.id)])
-        try database.markAssetDeleted(id: asset.id, now: now())
-        request.logger.info("asset deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
-        return .json(["success": true])
+        try store.deleteObjects(keys: [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)])
+        try database.finishDelete(id: asset.id, now: now())
     }
 
     @Sendable func getAsset(_ request: Request, _ principal: Principal) throws -> Response {

@@ -4,6 +4,7 @@ import FormData
 import Foundation
 import JSON
 import S3Client
+import Hashing
 
 /// POST /api/assets/upload: a small file in multipart/form-data, streamed to a spool file,
 /// checked by its content (libmagic), stored with PutObject.
@@ -78,37 +79,102 @@ extension App {
             throw spoolFailed(error)
         }
         let received = clock.now
-        let asset = try database.createAsset(
-            NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: form.fileName, size: Int64(spool.size)),
-            now: now())
-        let etag: String
-        do {
-            etag = try store.putObject(key: asset.key, file: spool.descriptor, size: spool.size, contentType: fileType,
-                                       metadata: metadata(asset), sha256Hex: digests.sha256Hex, md5: digests.md5, cacheControl: nil)
-        } catch {
-            try? database.discardAsset(id: asset.id)
-            throw error
-        }
-        let record: AssetRecord
-        do {
-            record = try database.markAssetReady(id: asset.id, size: Int64(spool.size), etag: etag, sha256: digests.sha256Hex,
-                                        thumbnail: .none, now: now())
-        } catch {
-            // The object must not outlive a record that was never written.
-            try? store.deleteObjects(keys: [asset.key])
-            try? database.discardAsset(id: asset.id)
-            throw error
-        }
+        let record = try store(spool, workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension,
+                               fileName: form.fileName, digests: digests, request: request)
         // Where the time went, on the "asset ready" line: receiving, hashing and checking
         // the form, then storing it in S3.
         request.logger[metadataKey: "receive_ms"] = "\(Int((received - started) / .milliseconds(1)))"
         request.logger[metadataKey: "store_ms"] = "\(Int((clock.now - received) / .milliseconds(1)))"
-        assetBecameReady(record, request: request)
+        assetBecameReady(record, logger: request.logger)
         return .json(["asset": json(record)])
     }
 }
 
 extension App {
+    /// Records the asset, stores its object, marks it ready. The order, and what each
+    /// failure leaves:
+    /// 1. The record, pending, with the size and ETag (MD5) the object must have. A crash
+    ///    from here on leaves a pending record that the reconciler settles: ready if the
+    ///    object is there and complete, else discarded and its key deleted.
+    /// 2. PutObject. A clear refusal discards the record. No answer (timeout, reset) is
+    ///    ambiguous: the object may have landed, so HeadObject decides, and what landed is
+    ///    deleted before the record is discarded; when S3 cannot even say, the record stays
+    ///    pending for the reconciler.
+    /// 3. The compare-and-set pending -> ready. A delete that began meanwhile wins: the
+    ///    object is deleted, and the answer is 409.
+    func store(_ spool: SpoolFile, workspaceID: Int64, fileType: String, fileExtension: String, fileName: String?,
+               digests: (sha256Hex: String, md5: [UInt8]), request: Request) throws -> AssetRecord {
+        let expectedETag = Encoding.hex(digests.md5)
+        let asset = try database.createAsset(
+            NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: fileName,
+                     size: Int64(spool.size), etag: expectedETag),
+            now: now())
+        directUploadsInFlight.write { _ = $0.insert(asset.id) }
+        defer { directUploadsInFlight.write { _ = $0.remove(asset.id) } }
+
+        let etag: String
+        do {
+            etag = try store.putObject(key: asset.key, file: spool.descriptor, size: spool.size, contentType: fileType,
+                                       metadata: metadata(asset), sha256Hex: digests.sha256Hex, md5: digests.md5, cacheControl: nil)
+        } catch let error as S3Error where error.isAmbiguous {
+            settleAmbiguousPut(asset, error: error, request: request)
+            throw error
+        } catch {
+            try? database.discardPendingAsset(id: asset.id)
+            throw error
+        }
+        Faults.point("direct-upload-stored")
+        let ready: AssetRecord?
+        do {
+            ready = try database.markAssetReady(id: asset.id, size: Int64(spool.size), etag: etag.isEmpty ? expectedETag : etag,
+                                                sha256: digests.sha256Hex, thumbnail: .none, now: now())
+        } catch {
+            // The object must not outlive a record that was never written.
+            try? store.deleteObjects(keys: [asset.key])
+            try? database.discardPendingAsset(id: asset.id)
+            throw error
+        }
+        guard let ready else {
+            // A delete won the race: it answered 200, so nothing may remain.
+            try store.deleteObjects(keys: [asset.key])
+            request.logger.notice("direct upload lost to a delete; its object was deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
+            throw HTTPError(.conflict, "Asset \(asset.id) was deleted while it was being uploaded.")
+        }
+        return ready
+    }
+
+    /// After a PutObject that got no answer: delete whatever landed, then discard the
+    /// record. If S3 cannot be asked either, the record stays pending for the reconciler.
+    private func settleAmbiguousPut(_ asset: AssetRecord, error: S3Error, request: Request) {
+        do {
+            if try store.headObject(key: asset.key) != nil {
+                try store.deleteObjects(keys: [asset.key])
+                request.logger.notice("an unanswered PutObject had landed; deleted", metadata: ["key": "\(asset.key)"])
+            }
+            try database.discardPendingAsset(id: asset.id)
+        } catch {
+            request.logger.warning("an unanswered PutObject could not be settled; the reconciler will", metadata: [
+                "asset": "\(asset.id)", "key": "\(asset.key)", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// GET /api/assets/upload/authorize: nginx's auth_request before it reads a direct
+    /// upload's body, so that a request without a valid token, or for a workspace outside
+    /// it, is refused at once instead of after megabytes. The refusal's message travels
+    /// back in X-Assetd-Error (JSON-escaped), for nginx's JSON error page.
+    @Sendable func authorizeDirectUpload(_ request: Request) throws -> Response {
+        do {
+            let principal = try verifier.verify(authorization: request.headers["authorization"], now: now())
+            if let workspaceID = request.query["workspaceId"] { _ = try workspace(workspaceID, principal) }
+            return .json(["ok": true])
+        } catch var error as HTTPError {
+            let escaped = JSONValue.string(error.message).serialized().dropFirst().dropLast()
+            error.headers.append(("X-Assetd-Error", String(decoding: escaped, as: UTF8.self)))
+            throw error
+        }
+    }
+
     /// A spool file that could not be made, written or read back: logged, and a 500.
     func spoolFailed(_ error: any Error) -> HTTPError {
         logger.error("spool failed", metadata: ["error": "\(error)"])

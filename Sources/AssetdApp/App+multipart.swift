@@ -47,14 +47,16 @@ extension App {
         do {
             uploadID = try store.createMultipartUpload(key: asset.key, contentType: fileType, metadata: metadata(asset))
         } catch {
-            try? database.discardAsset(id: asset.id)
+            // Nothing in S3 but, after a timeout, perhaps an upload with no parts: the
+            // bucket's lifecycle rule aborts it.
+            try? database.discardPendingAsset(id: asset.id)
             throw error
         }
         do {
             _ = try database.createUpload(uploadID: uploadID, asset: asset, fileSize: fileSize, partSize: partSize, now: now())
         } catch {
             try? store.abortMultipartUpload(key: asset.key, uploadID: uploadID)
-            try? database.discardAsset(id: asset.id)
+            try? database.discardPendingAsset(id: asset.id)
             throw error
         }
         request.logger.info("upload started", metadata: ["asset": "\(asset.id)", "workspace": "\(workspaceID)", "key": "\(asset.key)"])
@@ -145,12 +147,36 @@ extension App {
         return (workspaceID, assetID, try Input.token(body["uploadId"]?.stringValue, field: "uploadId"))
     }
 
+    /// The ETag S3 gives an object made by CompleteMultipartUpload: the MD5 of the parts'
+    /// binary MD5s, then `-N`. Nil when a part's ETag is not an MD5 (SSE-KMS, some servers).
+    static func multipartETag(_ parts: [(partNumber: Int, etag: String)]) -> String? {
+        var joined: [UInt8] = []
+        joined.reserveCapacity(parts.count * 16)
+        for part in parts {
+            guard let md5 = Encoding.decodeHex(part.etag), md5.count == 16 else { return nil }
+            joined += md5
+        }
+        let digest = Digest(.md5)
+        digest.update(joined)
+        return Encoding.hex(digest.finalize()) + "-\(parts.count)"
+    }
+
+    /// POST /s3/complete-upload. The order of its steps, and who wins a race:
+    /// 1. The upload and its asset are read; a deleted asset is 404, an aborted or expired
+    ///    upload 409, a completed one answers as before (the same parts) or 409.
+    /// 2. CompleteMultipartUpload, once, with a long deadline (never retried blindly). If S3
+    ///    says NoSuchUpload, S3 may have finished it already (an answer lost to a timeout or
+    ///    a crash, or a retry racing): HeadObject, and an object whose ETag is the multipart
+    ///    ETag of these parts counts as completed.
+    /// 3. The compare-and-set pending -> completed/ready. If an abort or a delete won it
+    ///    meanwhile, the object just made is deleted and the answer is 409 (or 404).
     @Sendable func completeUpload(_ request: Request, _ principal: Principal) throws -> Response {
         let body = try jsonBody(request)
         let (workspaceID, assetID, uploadID) = try uploadIdentity(body, principal)
         let parts = try Self.parts(body["parts"])
         let digest = Self.digest(parts)
-        let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+        let asset = try asset(assetID, in: workspaceID)
+        let upload = try upload(uploadID, asset: asset.id, in: workspaceID)
 
         func answer(_ upload: UploadRecord) throws -> Response {
             guard upload.partsDigest == digest else {
@@ -161,53 +187,92 @@ extension App {
         switch upload.status {
         case .completed: return try answer(upload)
         case .aborted: throw HTTPError(.conflict, "Upload \(uploadID) was aborted; start a new upload.")
+        case .expired: throw HTTPError(.conflict, "Upload \(uploadID) expired; start a new upload.")
         case .pending: break
         }
 
-        let completed: S3Client.CompletedUpload
+        var location = store.objectURL(key: upload.key)
+        let etag: String
+        let size: Int64
         do {
-            completed = try store.completeMultipartUpload(key: upload.key, uploadID: uploadID, parts: parts)
+            let completed = try store.completeMultipartUpload(key: upload.key, uploadID: uploadID, parts: parts)
+            location = completed.location
+            guard let info = try store.headObject(key: upload.key) else {
+                // Gone already: a delete that raced this complete removed it.
+                if try database.asset(id: assetID, workspaceID: workspaceID)?.status.isGone ?? true {
+                    throw HTTPError(.notFound, "Asset \(assetID) was deleted while its upload was being completed.")
+                }
+                throw HTTPError(.badGateway, "S3 failed: the completed object \(upload.key) cannot be found.")
+            }
+            etag = completed.etag.isEmpty ? info.etag : completed.etag
+            size = Int64(info.size)
         } catch let error as S3Error where error.isNoSuchUpload {
-            // Another request may have completed it a moment ago.
+            // Completed a moment ago by another request, or by S3 after our answer was lost?
             if let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID), again.status == .completed {
                 return try answer(again)
             }
-            throw HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
-        }
-        guard let info = try store.headObject(key: upload.key) else {
-            throw HTTPError(.badGateway, "S3 failed: the completed object \(upload.key) cannot be found.")
-        }
-        let etag = completed.etag.isEmpty ? info.etag : completed.etag
-        guard let ready = try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: completed.location,
-                                                      etag: etag, size: Int64(info.size), thumbnail: .none, now: now())
-        else {
-            guard let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) else {
-                throw HTTPError(.notFound, "Upload \(uploadID) was not found.")
+            guard let expected = Self.multipartETag(parts), let info = try store.headObject(key: upload.key),
+                  Self.unquoted(info.etag) == expected
+            else {
+                throw HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
             }
-            if again.status == .completed { return try answer(again) }
-            throw HTTPError(.conflict, "Upload \(uploadID) was aborted while it was being completed.")
+            request.logger.notice("complete-upload recovered: S3 had completed it already", metadata: ["upload": "\(uploadID)", "key": "\(upload.key)"])
+            etag = info.etag
+            size = Int64(info.size)
         }
-        assetBecameReady(ready, request: request)
-        return .json(["success": true, "location": .string(completed.location), "key": .string(upload.key), "etag": .string(etag)])
+
+        if let ready = try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: location,
+                                                   etag: etag, size: size, thumbnail: .none, now: now()) {
+            assetBecameReady(ready, logger: request.logger)
+            return .json(["success": true, "location": .string(location), "key": .string(upload.key), "etag": .string(etag)])
+        }
+        // Lost the compare-and-set. To a retry of this same complete: its answer. To an
+        // abort or a delete: the object must not outlive them.
+        let again = try database.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
+        if let again, again.status == .completed { return try answer(again) }
+        do {
+            try store.deleteObjects(keys: [upload.key])
+        } catch {
+            // The reconciler cannot know of it: say so loudly.
+            request.logger.error("an object outlived its aborted upload and could not be deleted", metadata: [
+                "key": "\(upload.key)", "error": "\(error)",
+            ])
+            throw error
+        }
+        request.logger.notice("complete-upload lost to an abort or delete; its object was deleted", metadata: ["upload": "\(uploadID)", "key": "\(upload.key)"])
+        if try database.asset(id: assetID, workspaceID: workspaceID)?.status.isGone ?? true {
+            throw HTTPError(.notFound, "Asset \(assetID) was deleted while its upload was being completed.")
+        }
+        throw HTTPError(.conflict, "Upload \(uploadID) was aborted while it was being completed.")
     }
 
+    static func unquoted(_ etag: String) -> String {
+        etag.count >= 2 && etag.hasPrefix("\"") && etag.hasSuffix("\"") ? String(etag.dropFirst().dropLast()) : etag
+    }
+
+    /// POST /s3/abort-upload: S3's abort first, then the compare-and-set pending -> aborted.
+    /// If a complete won the race, the answer is 409 and its object stays; if this abort
+    /// wins, the complete finds it lost and deletes what it made.
     @Sendable func abortUpload(_ request: Request, _ principal: Principal) throws -> Response {
         let (workspaceID, assetID, uploadID) = try uploadIdentity(try jsonBody(request), principal)
-        let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+        let asset = try asset(assetID, in: workspaceID)
+        let upload = try upload(uploadID, asset: asset.id, in: workspaceID)
         switch upload.status {
-        case .aborted: return .json(["success": true])
+        case .aborted, .expired: return .json(["success": true])
         case .completed: throw HTTPError(.conflict, "Upload \(uploadID) is already completed; delete the asset instead.")
         case .pending: break
         }
         do {
             try store.abortMultipartUpload(key: upload.key, uploadID: uploadID)
         } catch let error as S3Error where error.isNoSuchUpload {
-            // Already gone in S3 (lifecycle rule, or a retried abort): record it all the same.
+            // Already gone in S3 (lifecycle rule, a retried abort, or a complete racing this).
         }
-        if try database.abortUpload(uploadID: uploadID, now: now()) == .completed {
+        switch try database.abortUpload(uploadID: uploadID, now: now()) {
+        case .completed?:
             throw HTTPError(.conflict, "Upload \(uploadID) is already completed; delete the asset instead.")
+        default:
+            request.logger.info("upload aborted", metadata: ["asset": "\(assetID)", "key": "\(upload.key)"])
+            return .json(["success": true])
         }
-        request.logger.info("upload aborted", metadata: ["asset": "\(assetID)", "key": "\(upload.key)"])
-        return .json(["success": true])
     }
 }

@@ -5,6 +5,7 @@ import JSON
 public import Logging
 public import Media
 import S3Client
+import Locking
 
 /// The routes of CONTRACT.md, wired to the database and the object store.
 /// Handlers are synchronous: they run on FastCGI worker threads and may block.
@@ -16,6 +17,10 @@ public final class App: Sendable {
     let detector: ContentDetector
     let logger: Logger
     let now: @Sendable () -> Date
+    /// Direct uploads between their record and their object, by asset id: the reconciler
+    /// leaves these alone (one assetd process owns its database).
+    let directUploadsInFlight = ReadWriteLocked<Set<Int64>>([])
+    let readiness = ReadinessProbe()
 
     public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, detector: ContentDetector,
                 logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
@@ -39,18 +44,22 @@ public final class App: Sendable {
                 return try handler(request, principal)
             }
         }
+        // start-upload is a GET with a side effect (it creates an asset): it answers no HEAD.
         router.on("GET", "/s3/start-upload", authenticated(startUpload))
-        router.on("GET", "/s3/get-upload-url", authenticated(uploadPartURL))
-        router.on("GET", "/s3/get-upload-urls", authenticated(uploadPartURLs))
-        router.on("GET", "/s3/list-parts", authenticated(listParts))
+        router.on("GET", "/s3/get-upload-url", answersHEAD: true, authenticated(uploadPartURL))
+        router.on("GET", "/s3/get-upload-urls", answersHEAD: true, authenticated(uploadPartURLs))
+        router.on("GET", "/s3/list-parts", answersHEAD: true, authenticated(listParts))
         router.on("POST", "/s3/complete-upload", authenticated(completeUpload))
         router.on("POST", "/s3/abort-upload", authenticated(abortUpload))
-        router.on("GET", "/s3/download-url", authenticated(downloadURL))
+        router.on("GET", "/s3/download-url", answersHEAD: true, authenticated(downloadURL))
         router.on("DELETE", "/s3/delete", authenticated(deleteAsset))
         router.on("POST", "/api/assets/upload", authenticated(directUpload))
-        router.on("GET", "/api/assets", authenticated(listAssets))
-        router.on("GET", "/api/assets/{assetId}", authenticated(getAsset))
-        router.on("GET", "/healthz", health)
+        // nginx asks this (auth_request) before it reads a direct upload's body.
+        router.on("GET", "/api/assets/upload/authorize", answersHEAD: true, authorizeDirectUpload)
+        router.on("GET", "/api/assets", answersHEAD: true, authenticated(listAssets))
+        router.on("GET", "/api/assets/{assetId}", answersHEAD: true, authenticated(getAsset))
+        router.on("GET", "/healthz", answersHEAD: true, health)
+        router.on("GET", "/readyz", answersHEAD: true, ready)
         router.wrapHandlers { [self] request, handler in
             do {
                 return try handler(request)
@@ -72,6 +81,13 @@ public final class App: Sendable {
             return HTTPError(.badRequest, "parts: S3 refused the parts (\(error.code): \(error.message)).")
         case "NoSuchUpload":
             return HTTPError(.conflict, "The upload no longer exists in S3 (aborted or expired).")
+        case "Overloaded", "Unavailable":
+            request.logger.warning("S3 call refused by the gate", metadata: ["path": "\(request.path)", "error": "\(error)"])
+            return HTTPError(.serviceUnavailable, "S3 is not answering in time; try again in \(error.retryAfter ?? 1) s.",
+                             headers: [("Retry-After", String(error.retryAfter ?? 1))])
+        case "Timeout":
+            logger.error("S3 timed out", metadata: ["path": "\(request.path)", "error": "\(error)"])
+            return HTTPError(.gatewayTimeout, "S3 did not answer in time.", headers: [("Retry-After", "5")])
         default:
             logger.error("S3 failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
             return HTTPError(.badGateway, "S3 failed: \(error.code).")
@@ -87,9 +103,9 @@ public final class App: Sendable {
         return id
     }
 
-    /// The asset, if it is in the workspace and not deleted; 404 otherwise.
+    /// The asset, if it is in the workspace and not deleted (or being deleted); 404 otherwise.
     func asset(_ id: Int64, in workspaceID: Int64) throws -> AssetRecord {
-        guard let asset = try database.asset(id: id, workspaceID: workspaceID), asset.status != .deleted else {
+        guard let asset = try database.asset(id: id, workspaceID: workspaceID), !asset.status.isGone else {
             throw HTTPError(.notFound, "Asset \(id) was not found in workspace \(workspaceID).")
         }
         return asset
@@ -109,14 +125,15 @@ public final class App: Sendable {
         case .pending: return
         case .completed: throw HTTPError(.conflict, "Upload \(upload.uploadID) is already completed.")
         case .aborted: throw HTTPError(.conflict, "Upload \(upload.uploadID) was aborted.")
+        case .expired: throw HTTPError(.conflict, "Upload \(upload.uploadID) expired; start a new upload.")
         }
     }
 
     /// Every asset passes here once, right after its record says ready, whichever path
     /// stored it (complete-upload or the direct upload). Work that follows a stored file,
     /// such as its thumbnail, starts here.
-    func assetBecameReady(_ asset: AssetRecord, request: Request) {
-        request.logger.info("asset ready", metadata: [
+    func assetBecameReady(_ asset: AssetRecord, logger: Logger) {
+        logger.info("asset ready", metadata: [
             "asset": "\(asset.id)", "workspace": "\(asset.workspaceID)", "key": "\(asset.key)",
             "type": "\(asset.fileType)", "size": "\(asset.size ?? 0)",
         ])
@@ -146,19 +163,38 @@ public final class App: Sendable {
 
     // MARK: - Health
 
+    /// Liveness: the process serves requests. No database and no S3 call, so that a slow
+    /// dependency never gets a healthy process restarted.
     @Sendable func health(_ request: Request) throws -> Response {
+        .json(["ok": true])
+    }
+
+    /// Readiness: the database and S3 answer, from a probe cached for a few seconds (one
+    /// request probes at a time; the others read the last result). Names no bucket.
+    @Sendable func ready(_ request: Request) throws -> Response {
+        let state = readiness.current { [self] in probeDependencies() }
+        let body: JSONValue = ["ok": .bool(state.ok), "database": .bool(state.database), "s3": .bool(state.s3)]
+        guard state.ok else {
+            return .json(body, status: .serviceUnavailable).adding(("Retry-After", "5"))
+        }
+        return .json(body)
+    }
+
+    func probeDependencies() -> ReadinessProbe.State {
+        var database = true, s3 = true
         do {
-            try database.ping()
+            try self.database.ping()
         } catch {
-            logger.error("health: database failed", metadata: ["error": "\(error)"])
-            throw HTTPError(.serviceUnavailable, "The asset database does not answer.")
+            logger.error("readiness: the database failed", metadata: ["error": "\(error)"])
+            database = false
         }
         do {
-            guard try store.bucketExists() else { throw HTTPError(.serviceUnavailable, "The bucket \(configuration.bucket) does not exist.") }
-        } catch let error as S3Error {
-            logger.error("health: S3 failed", metadata: ["error": "\(error)"])
-            throw HTTPError(.serviceUnavailable, "S3 does not answer (\(error.code)).")
+            s3 = try store.bucketExists()
+            if !s3 { logger.error("readiness: the bucket does not exist") }
+        } catch {
+            logger.error("readiness: S3 failed", metadata: ["error": "\(error)"])
+            s3 = false
         }
-        return .json(["ok": true])
+        return .init(database: database, s3: s3)
     }
 }

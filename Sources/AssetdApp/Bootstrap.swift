@@ -23,7 +23,7 @@ public enum Bootstrap {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let database = try AssetDatabase(path: configuration.databasePath)
-        let s3 = S3Client(configuration: configuration.s3, logger: logger)
+        let s3 = S3Client(configuration: configuration.s3(gated: true), logger: logger)
         let detector = try ContentDetector()
         let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger)
         let listen: FastCGIServer.Listen = configuration.socketPath.map { .path($0, mode: configuration.socketMode) } ?? .standardInput
@@ -31,13 +31,15 @@ public enum Bootstrap {
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
-            "endpoint": "\(configuration.s3.endpoint)", "database": "\(configuration.databasePath)",
+            "endpoint": "\(configuration.s3().endpoint)", "database": "\(configuration.databasePath)",
+            "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
+        Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
         try FastCGIServer(configuration: serverConfiguration, responder: app.router(), logger: logger).run()
     }
 
     public static func setUpBucket(_ configuration: Configuration, logger: Logger) throws {
-        let s3 = S3Client(configuration: configuration.s3, logger: logger)
+        let s3 = S3Client(configuration: configuration.s3(), logger: logger)
         if try s3.bucketExists() {
             logger.info("bucket exists", metadata: ["bucket": "\(configuration.bucket)"])
         } else {

@@ -30,6 +30,16 @@ public struct Configuration: Sendable {
     public var presignExpires: Int
     public var abortIncompleteDays: Int
     public var corsOrigins: [String]
+    /// ASSETD_RECONCILE_INTERVAL: seconds between the reconciler's passes.
+    public var reconcileInterval: Int
+    /// ASSETD_PENDING_UPLOAD_TTL: seconds a multipart upload may stay pending before the
+    /// reconciler aborts it (the bucket's lifecycle rule does the same in S3).
+    public var pendingUploadTTL: Int
+    /// ASSETD_S3_TIMEOUT: seconds one S3 call without a large body may take.
+    public var s3Timeout: Int
+    /// ASSETD_S3_CONCURRENCY: S3 calls at once (the bulkhead); below `threads`, so that
+    /// workers stay free for the routes that need no S3 while S3 hangs.
+    public var s3Concurrency: Int
     public var stateDirectory: String
     public var tmpDirectory: String
     public var logLevel: String
@@ -79,6 +89,10 @@ public struct Configuration: Sendable {
         maxJSONBodyBytes = try reader.integer("ASSETD_MAX_JSON_BYTES", default: 1024 * 1024, in: 1024...(16 * 1024 * 1024))
         presignExpires = try reader.integer("ASSETD_PRESIGN_EXPIRES", default: 3600, in: 1...604_800)
         abortIncompleteDays = try reader.integer("ASSETD_ABORT_INCOMPLETE_DAYS", default: 7, in: 1...3650)
+        reconcileInterval = try reader.integer("ASSETD_RECONCILE_INTERVAL", default: 300, in: 1...86_400)
+        pendingUploadTTL = try reader.integer("ASSETD_PENDING_UPLOAD_TTL", default: abortIncompleteDays * 86_400, in: 1...(3650 * 86_400))
+        s3Timeout = try reader.integer("ASSETD_S3_TIMEOUT", default: 10, in: 1...600)
+        s3Concurrency = try reader.integer("ASSETD_S3_CONCURRENCY", default: max(1, threads - max(2, threads / 4)), in: 1...512)
         corsOrigins = reader.string("ASSETD_CORS_ORIGINS", default: "*").split(separator: ",").map { String($0).trimmingSpaces() }
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
@@ -88,8 +102,14 @@ public struct Configuration: Sendable {
         }
     }
 
-    public var s3: S3Client.Configuration {
-        S3Client.Configuration(bucket: bucket, region: region, credentials: credentials, endpoint: endpoint, publicEndpoint: publicEndpoint ?? endpoint)
+    /// The S3 client's settings; `gated` adds the bulkhead and breaker that `serve` uses.
+    public func s3(gated: Bool = false) -> S3Client.Configuration {
+        var s3 = S3Client.Configuration(bucket: bucket, region: region, credentials: credentials, endpoint: endpoint,
+                                        publicEndpoint: publicEndpoint ?? endpoint)
+        s3.deadlines.call = .seconds(s3Timeout)
+        s3.deadlines.budget = .seconds(2 * s3Timeout)
+        if gated { s3.gate = S3Gate.Configuration(permits: s3Concurrency) }
+        return s3
     }
 
     /// KEY=VALUE lines; blank lines and `#` comments skipped; values may be quoted.

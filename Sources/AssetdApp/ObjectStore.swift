@@ -13,6 +13,8 @@ public protocol ObjectStore: Sendable {
     func deleteObjects(keys: [String]) throws
     func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String
     func bucketExists() throws -> Bool
+    /// The unsigned URL of an object (a completed upload's `location`).
+    func objectURL(key: String) -> String
 }
 
 extension S3Client: ObjectStore {}

@@ -22,4 +22,5 @@ public struct HTTPStatus: Sendable, Equatable, Hashable, CustomStringConvertible
     public static let internalServerError = HTTPStatus(500, "Internal Server Error")
     public static let badGateway = HTTPStatus(502, "Bad Gateway")
     public static let serviceUnavailable = HTTPStatus(503, "Service Unavailable")
+    public static let gatewayTimeout = HTTPStatus(504, "Gateway Timeout")
 }

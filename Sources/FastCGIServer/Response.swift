@@ -17,6 +17,13 @@ public struct Response: Sendable {
         Response(status: status, headers: [("Content-Type", "application/json")], body: value.serialized())
     }
 
+    /// This answer with one more header.
+    public func adding(_ header: (String, String)) -> Response {
+        var copy = self
+        copy.headers.append(header)
+        return copy
+    }
+
     /// The JSON form of an error: `{"error": "..."}`.
     public static func error(_ error: HTTPError) -> Response {
         var response = json(["error": .string(error.message)], status: error.status)

@@ -18,7 +18,14 @@ public struct Router: Responder {
 
     public init() {}
 
-    public mutating func on(_ method: String, _ path: String, _ handler: @escaping Handler) {
+    /// Routes `method` on `path` to `handler`. A GET without side effects passes
+    /// `answersHEAD: true` to answer HEAD the same way (nginx drops the body); HEAD on any
+    /// other route is 405, so that a HEAD can never create or change anything.
+    public mutating func on(_ method: String, _ path: String, answersHEAD: Bool = false, _ handler: @escaping Handler) {
+        if answersHEAD {
+            precondition(method == "GET", "only a GET route can answer HEAD")
+            on("HEAD", path, handler)
+        }
         if path.contains("{") {
             let segments = path.split(separator: "/")
             if let i = patterns.firstIndex(where: { $0.segments == segments }) {
@@ -56,8 +63,7 @@ public struct Router: Responder {
             methods = matchPattern(request)
         }
         guard let methods else { throw HTTPError(.notFound, "No route for \(request.path).") }
-        // HEAD is answered like GET; nginx drops the body.
-        guard let handler = methods[request.method] ?? (request.method == "HEAD" ? methods["GET"] : nil) else {
+        guard let handler = methods[request.method] else {
             let allowed = methods.keys.sorted().joined(separator: ", ")
             throw HTTPError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path); use \(allowed).", headers: [("Allow", allowed)])
         }

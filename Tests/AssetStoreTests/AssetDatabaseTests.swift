@@ -75,7 +75,7 @@ struct AssetDatabaseTests {
         let db = try open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U4", asset: asset, fileSize: nil, partSize: nil)
-        try db.discardAsset(id: asset.id)
+        #expect(try db.discardPendingAsset(id: asset.id))
         #expect(try db.asset(id: asset.id, workspaceID: 1) == nil)
         #expect(try db.upload(uploadID: "U4", assetID: asset.id, workspaceID: 1) == nil)
     }
@@ -143,8 +143,9 @@ struct UploadCacheTests {
         #expect(try db.upload(uploadID: "B", assetID: b.id, workspaceID: 1)?.status == .completed)
         try db.markAssetDeleted(id: c.id)
         #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1)?.status == .aborted)
-        try db.discardAsset(id: c.id)
-        #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1) == nil)
+        // A deleted asset is not pending: discarding it changes nothing.
+        #expect(try db.discardPendingAsset(id: c.id) == false)
+        #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1)?.status == .aborted)
         #expect(db.cachedUploadCount == 0)
     }
 

@@ -10,7 +10,10 @@ final class FakeObjectStore: ObjectStore {
         var created: [(key: String, contentType: String, metadata: [String: String])] = []
         var uploads: [String: String] = [:] // uploadID -> key
         var objects: [String: Int] = [:]    // key -> size
+        var etags: [String: String] = [:]   // key -> ETag, when not "head"
         var failNext: [String: S3Error] = [:]
+        /// Run once, inside the named operation after its effect: another request racing it.
+        var during: [String: @Sendable () -> Void] = [:]
         var deleted: [[String]] = []
     }
 
@@ -18,6 +21,15 @@ final class FakeObjectStore: ObjectStore {
 
     func fail(_ operation: String, with error: S3Error) {
         state.withLock { $0.failNext[operation] = error }
+    }
+
+    /// Runs `body` once, in the middle of the next `operation` (after its effect in S3).
+    func during(_ operation: String, _ body: @escaping @Sendable () -> Void) {
+        state.withLock { $0.during[operation] = body }
+    }
+
+    private func race(_ operation: String) {
+        if let body = state.withLock({ $0.during.removeValue(forKey: operation) }) { body() }
     }
 
     private func record(_ operation: String) throws {
@@ -49,6 +61,7 @@ final class FakeObjectStore: ObjectStore {
             $0.uploads[uploadID] = nil
             $0.objects[key] = parts.count * 5
         }
+        race("complete")
         return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: "\"etag-\(parts.count)\"")
     }
 
@@ -59,14 +72,24 @@ final class FakeObjectStore: ObjectStore {
 
     func putObject(key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
                    sha256Hex: String, md5: [UInt8], cacheControl: String?) throws -> String {
-        try record("put")
+        // A failure without an answer (timeout, reset) comes after the object landed, as
+        // when S3 stored it but its answer was lost; any other failure stores nothing.
+        do {
+            try record("put")
+        } catch let error as S3Error where error.isAmbiguous {
+            state.withLock { $0.objects[key] = size }
+            throw error
+        }
         state.withLock { $0.objects[key] = size }
+        race("put")
         return "\"put\""
     }
 
     func headObject(key: String) throws -> S3Client.ObjectInfo? {
         try record("head")
-        return state.withLock { $0.objects[key] }.map { S3Client.ObjectInfo(size: $0, etag: "\"head\"", contentType: nil) }
+        return state.withLock { state in
+            state.objects[key].map { S3Client.ObjectInfo(size: $0, etag: state.etags[key] ?? "\"head\"", contentType: nil) }
+        }
     }
 
     func deleteObjects(keys: [String]) throws {
@@ -79,6 +102,10 @@ final class FakeObjectStore: ObjectStore {
 
     func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String {
         "https://s3.test/\(key)?method=\(method)&expires=\(expires)" + query.map { "&\($0.0)=\($0.1)" }.joined()
+    }
+
+    func objectURL(key: String) -> String {
+        "http://s3.test/bucket/\(key)"
     }
 
     func bucketExists() throws -> Bool {

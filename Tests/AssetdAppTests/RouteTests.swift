@@ -106,11 +106,26 @@ struct RouteTests {
         #expect(urls[0]["url"]?.stringValue?.contains("partNumber=2&uploadId=\(upload)") == true)
     }
 
-    @Test func healthAsksDatabaseAndBucket() {
-        let request = Request(method: "GET", path: "/healthz")
-        let response = router.respond(to: request)
-        #expect(response.status == .ok)
+    @Test func livenessMakesNoS3Call() {
         store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
-        #expect(router.respond(to: Request(method: "GET", path: "/healthz")).status == .serviceUnavailable)
+        #expect(router.respond(to: Request(method: "GET", path: "/healthz")).status == .ok)
+        #expect(router.respond(to: Request(method: "HEAD", path: "/healthz")).status == .ok)
+        #expect(store.state.withLock { $0.calls }.isEmpty)
+    }
+
+    @Test func readinessProbesOnceThenReadsTheCache() throws {
+        let first = router.respond(to: Request(method: "GET", path: "/readyz"))
+        #expect(first.status == .ok)
+        #expect(try JSONParser.parse(first.body) == ["ok": true, "database": true, "s3": true])
+        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
+        // Within the cache's few seconds: the same answer, and no second S3 call.
+        #expect(router.respond(to: Request(method: "GET", path: "/readyz")).status == .ok)
+        #expect(store.state.withLock { $0.calls } == ["headBucket"])
+        // A fresh probe sees S3 down; the answer is 503 and names no bucket.
+        let state = app.probeDependencies()
+        #expect(state.database && !state.s3 && !state.ok)
+        let probe = ReadinessProbe(maxAge: .zero)
+        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
+        #expect(probe.current { app.probeDependencies() }.ok == false)
     }
 }
