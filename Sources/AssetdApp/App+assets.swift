@@ -42,6 +42,7 @@ extension App {
         case nil, .alreadyDeleted?:
             return .json(["success": true])
         case .deleting(let record, let uploads)?:
+            Faults.point("delete-begun")
             try finishDelete(record, uploads: uploads)
         }
         request.logger.info("asset deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])

@@ -196,6 +196,7 @@ extension App {
         let size: Int64
         do {
             let completed = try store.completeMultipartUpload(key: upload.key, uploadID: uploadID, parts: parts)
+            Faults.point("complete-s3-done")
             location = completed.location
             guard let info = try store.headObject(key: upload.key) else {
                 // Gone already: a delete that raced this complete removed it.

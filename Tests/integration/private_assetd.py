@@ -1,0 +1,173 @@
+"""A second assetd for the crash and outage tests: the release binary on its own socket,
+database and bucket (so that it can be killed, restarted and pointed at a stopped S3
+without touching the stack's own assetd), spoken to over raw FastCGI."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+
+from conftest import make_token, read_env_file
+
+BEGIN, END, PARAMS, STDIN, STDOUT = 1, 3, 4, 5, 6
+
+
+def _record(kind, content, request_id=1):
+    return struct.pack(">BBHHBB", 1, kind, request_id, len(content), 0, 0) + content
+
+
+def _pair(name, value):
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    name, value = name.encode(), value.encode()
+    return length(len(name)) + length(len(value)) + name + value
+
+
+class Response:
+    def __init__(self, raw):
+        head, _, self.body = raw.partition(b"\r\n\r\n")
+        self.headers = {}
+        self.status = None
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                self.status = int(value.strip().split()[0])
+            elif name:
+                self.headers[name.strip().lower()] = value.strip()
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class PrivateAssetd:
+    """One assetd process; `start` again after `kill` reuses the same database and bucket."""
+
+    def __init__(self, workdir, **overrides):
+        self.workdir = workdir
+        self.env = dict(os.environ)
+        self.env.update(read_env_file(os.environ["ASSETD_ENV_FILE"]))
+        self.env.update({
+            "ASSETD_SOCKET": os.path.join(workdir, "assetd.sock"),
+            "ASSETD_DATABASE": os.path.join(workdir, "assetd.sqlite"),
+            "ASSETD_STATE_DIR": workdir,
+            "AWS_BUCKET": "assetd-private-" + uuid.uuid4().hex[:12],
+        })
+        self.env.update({k: str(v) for k, v in overrides.items()})
+        self.process = None
+        self.secret = self.env["ASSETD_JWT_SECRET"]
+        self.token = make_token(self.secret, "private", [1])
+        self.bucket = self.env["AWS_BUCKET"]
+        self.s3 = boto3.client(
+            "s3", endpoint_url=self.env["AWS_ENDPOINT_URL_S3"], region_name=self.env.get("AWS_DEFAULT_REGION", "us-east-1"),
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}))
+        self.s3.create_bucket(Bucket=self.bucket)
+
+    def log(self):
+        with open(os.path.join(self.workdir, "assetd.log"), errors="replace") as f:
+            return f.read()
+
+    def start(self, **overrides):
+        env = dict(self.env)
+        env.pop("ASSETD_FAULT", None)
+        env.update({k: str(v) for k, v in overrides.items()})
+        path = env["ASSETD_SOCKET"]
+        if os.path.exists(path):
+            os.unlink(path)
+        log = open(os.path.join(self.workdir, "assetd.log"), "ab")
+        self.process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log)
+        deadline = time.time() + 20
+        while not os.path.exists(path):
+            assert self.process.poll() is None, self.log()
+            assert time.time() < deadline, "assetd did not create its socket"
+            time.sleep(0.05)
+        return self
+
+    def kill(self):
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def request(self, method, uri, query="", body=b"", content_type="", token=True, timeout=60):
+        """One request over FastCGI; None when the process died before it answered."""
+        params = {"REQUEST_METHOD": method, "DOCUMENT_URI": uri, "QUERY_STRING": query,
+                  "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
+        if token:
+            params["HTTP_AUTHORIZATION"] = "Bearer " + self.token
+        encoded = b"".join(_pair(k, v) for k, v in params.items())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.env["ASSETD_SOCKET"])
+            out = _record(BEGIN, struct.pack(">HB5x", 1, 0)) + _record(PARAMS, encoded) + _record(PARAMS, b"")
+            for i in range(0, len(body), 60000):
+                out += _record(STDIN, body[i:i + 60000])
+            sock.sendall(out + _record(STDIN, b""))
+            raw, buffer = b"", b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                buffer += chunk
+                while len(buffer) >= 8:
+                    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", buffer[:8])
+                    if len(buffer) < 8 + length + padding:
+                        break
+                    content = buffer[8:8 + length]
+                    buffer = buffer[8 + length + padding:]
+                    if kind == STDOUT:
+                        raw += content
+                    elif kind == END:
+                        return Response(raw)
+        except (ConnectionResetError, BrokenPipeError):
+            return None
+        finally:
+            sock.close()
+
+    def keys(self):
+        listed = self.s3.list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+    def multipart_uploads(self):
+        return self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+
+    def close(self):
+        self.kill()
+        try:
+            for key in self.keys():
+                self.s3.delete_object(Bucket=self.bucket, Key=key)
+            for upload in self.multipart_uploads():
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            self.s3.delete_bucket(Bucket=self.bucket)
+        except Exception:  # the bucket is throwaway; a failed cleanup must not hide the test's result
+            pass
+
+
+def form(file_bytes, filename="photo.png", boundary="assetdBoundary7"):
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + file_bytes + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def wait_until(what, predicate, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {seconds} s")
