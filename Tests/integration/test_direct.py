@@ -154,6 +154,39 @@ def test_the_spool_check_sees_an_unlinked_open_file(settings):
     assert deleted_files_open(os.getpid(), tmp) == []
 
 
+def test_the_spool_check_sees_the_spool_of_a_request_in_flight(settings, secret):
+    """And it sees assetd's own spool: while a direct upload is held mid-body over raw
+    FastCGI, assetd holds one unlinked spool file open; once the body ends, none."""
+    import json
+    import socket
+
+    from test_shutdown import BEGIN, PARAMS, STDIN, pair, read_response, record
+
+    boundary = "----assetdSpoolBoundary"
+    png = images()["png"]
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    params = b"".join(pair(k, v) for k, v in {
+        "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/api/assets/upload", "QUERY_STRING": "workspaceId=34",
+        "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}", "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": "Bearer " + make_token(secret, "eve", [34]),
+    }.items())
+    tmp, pid = spool_directory(settings), assetd_pid(settings)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(settings["ASSETD_SOCKET"])
+        sock.sendall(record(BEGIN, struct.pack(">HB5x", 1, 0)) + record(PARAMS, params) + record(PARAMS, b""))
+        sock.sendall(record(STDIN, body[:100]))
+        deadline = time.monotonic() + 10
+        while not (held := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(held) == 1 and "/upload-" in held[0], held
+        sock.sendall(record(STDIN, body[100:]) + record(STDIN, b""))
+        response = read_response(sock).decode()
+    assert response.startswith("Status: 200"), response[:300]
+    assert json.loads(response.partition("\r\n\r\n")[2])["asset"]["fileType"] == "image/png"
+    assert_no_spool_left(settings)
+
+
 def refused_leaves_nothing(client, s3, bucket, settings, response, status, workspace):
     assert_json_error(response, status)
     assert_no_spool_left(settings)
