@@ -1,5 +1,7 @@
-import Testing
+import Dispatch
+import Foundation
 import Glibc
+import Testing
 @testable import Hashing
 
 struct HashingTests {
@@ -68,6 +70,11 @@ struct HMACKeyTests {
     }
 }
 
+/// The digest threads are joined by `finish()` and `cancel()`, which wait on a condition:
+/// each such call runs through `bounded`, so that a thread that never ends fails its test
+/// instead of hanging the run. The suite's time limit is the second line of defence: it
+/// reports, but cannot stop a thread blocked outside Swift concurrency.
+@Suite(.timeLimit(.minutes(1)))
 struct FileDigestsTests {
     func temporaryFile() -> Int32 {
         var template = Array("/tmp/assetd-digest-XXXXXX".utf8CString)
@@ -76,21 +83,24 @@ struct FileDigestsTests {
         return fd
     }
 
+    func append(_ bytes: [UInt8], to fd: Int32) {
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        precondition(written == bytes.count, "short write to the test file")
+    }
+
     @Test func followsAFileWhileItIsWritten() throws {
         let fd = temporaryFile()
         defer { close(fd) }
         let digests = FileDigests(descriptor: fd, algorithms: [.sha256, .md5])
         var all: [UInt8] = []
-        var size = 0
         // Uneven writes, some larger than the threads' read size.
         for (i, length) in [1, 4095, 300_000, 7, 1_048_576, 65_536, 3].enumerated() {
             let chunk = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
-            chunk.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+            append(chunk, to: fd)
             all += chunk
-            size += length
-            digests.advance(to: size)
+            digests.advance(to: all.count)
         }
-        let both = try digests.finish()
+        let both = try #require(try bounded { try digests.finish() })
         #expect(both[0] == SHA256.hash(all))
         let md5 = Digest(.md5)
         md5.update(all)
@@ -100,17 +110,19 @@ struct FileDigestsTests {
     @Test func anEmptyFileHasTheEmptyDigests() throws {
         let fd = temporaryFile()
         defer { close(fd) }
-        let both = try FileDigests(descriptor: fd, algorithms: [.sha256]).finish()
-        #expect(Encoding.hex(both[0]) == SHA256.emptyHex)
+        let digests = FileDigests(descriptor: fd, algorithms: [.sha256])
+        let both = try #require(try bounded { try digests.finish() })
+        #expect(both.map(Encoding.hex) == [SHA256.emptyHex])
     }
 
-    @Test func aFileShorterThanAnnouncedIsAnError() {
+    @Test func aFileShorterThanAnnouncedIsAnError() throws {
         let fd = temporaryFile()
         defer { close(fd) }
-        _ = [UInt8](repeating: 1, count: 10).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        append([UInt8](repeating: 1, count: 10), to: fd)
         let digests = FileDigests(descriptor: fd, algorithms: [.md5])
         digests.advance(to: 20)
-        #expect(throws: FileDigestError.self) { try digests.finish() }
+        let outcome = try #require(try bounded { Result { try digests.finish() } })
+        #expect(throws: FileDigestError.self) { try outcome.get() }
     }
 
     /// With no thread to run on, the digests are computed by `finish()` itself.
@@ -119,21 +131,61 @@ struct FileDigestsTests {
         defer { close(fd) }
         let bytes = (0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let digests = FileDigests(descriptor: fd, algorithms: [.md5, .sha256], threads: false)
-        bytes.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+        append(bytes, to: fd)
         digests.advance(to: bytes.count)
-        let both = try digests.finish()
+        let both = try #require(try bounded { try digests.finish() })
         let md5 = Digest(.md5)
         md5.update(bytes)
         #expect(both == [md5.finalize(), SHA256.hash(bytes)])
-        FileDigests(descriptor: fd, algorithms: [.md5], threads: false).cancel()  // and cancel does not wait for them
+        // And cancel does not wait for threads that were never started.
+        let unstarted = FileDigests(descriptor: fd, algorithms: [.md5], threads: false)
+        #expect(try bounded(5) { unstarted.cancel() } != nil)
     }
 
-    @Test func cancelStopsThreadsThatAreWaiting() {
+    /// `cancel()` ends threads that wait for bytes, and returns only once every one has
+    /// ended: `finish()` afterwards finds none running and returns at once.
+    @Test func cancelStopsThreadsThatAreWaiting() throws {
         let fd = temporaryFile()
         defer { close(fd) }
         let digests = FileDigests(descriptor: fd, algorithms: [.sha256, .md5])
         digests.advance(to: 0)
-        digests.cancel()  // returns only once both threads have ended
-        digests.cancel()  // and again, as deinit will
+        #expect(try bounded { digests.cancel() } != nil)
+        #expect(try bounded { digests.cancel() } != nil)  // and again, as deinit will
+        #expect(try bounded(5) { try digests.finish() }?.count == 2)
     }
+
+    /// The same for threads that are reading back a file larger than their read size.
+    @Test func cancelStopsThreadsThatAreReading() throws {
+        let fd = temporaryFile()
+        defer { close(fd) }
+        let digests = FileDigests(descriptor: fd, algorithms: [.sha256, .md5])
+        let bytes = (0..<(8 * FileDigests.chunk + 5)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        append(bytes, to: fd)
+        digests.advance(to: bytes.count)
+        #expect(try bounded { digests.cancel() } != nil)
+        #expect(try bounded(5) { try digests.finish() }?.count == 2)
+    }
+}
+
+/// Holds a result across threads; written before the semaphore is signalled, read after.
+private final class Outcome<Value: Sendable>: @unchecked Sendable {
+    var value: Result<Value, any Error>?
+}
+
+/// `body` run on a thread of its own, waited for at most `seconds`: its result, or nil
+/// with a recorded issue when it has not returned by then (the thread is left behind).
+func bounded<Value: Sendable>(
+    _ seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: @escaping @Sendable () throws -> Value
+) throws -> Value? {
+    let outcome = Outcome<Value>(), done = DispatchSemaphore(value: 0)
+    Thread {
+        outcome.value = Result { try body() }
+        done.signal()
+    }.start()
+    guard done.wait(timeout: .now() + seconds) == .success else {
+        Issue.record("did not return within \(seconds) s", sourceLocation: sourceLocation)
+        return nil
+    }
+    return try outcome.value!.get()
 }

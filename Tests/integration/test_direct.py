@@ -2,6 +2,8 @@
 import io
 import os
 import struct
+import tempfile
+import time
 import zipfile
 
 import requests
@@ -51,7 +53,7 @@ def listed(s3, bucket, prefix):
     return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
 
 
-def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket):
+def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings):
     for kind, data in images().items():
         r = post(alice, {"file": (f"upload.{kind}", data, "application/octet-stream")}, params={"workspaceId": 1})
         assert r.status_code == 200, (kind, r.text)
@@ -65,9 +67,10 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket):
         assert stored["ContentType"] == mime
         again = alice.get(f"/api/assets/{asset['id']}", workspaceId=1).json()["asset"]
         assert again == asset
+    assert_no_spool_left(settings)
 
 
-def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket):
+def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket, settings):
     """Over 1 MiB the digests follow the spool on threads of their own: the object must still
     be byte-identical, and its ETag the MD5 of the bytes (a single PutObject's ETag)."""
     import hashlib
@@ -85,9 +88,10 @@ def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket):
     stored = s3.get_object(Bucket=bucket, Key=asset["key"])
     assert stored["Body"].read() == data
     assert stored["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    assert_no_spool_left(settings)  # the digest threads stopped, and the spool closed
 
 
-def test_png_sent_as_jpeg_is_stored_as_png(alice, s3, bucket):
+def test_png_sent_as_jpeg_is_stored_as_png(alice, s3, bucket, settings):
     png = images()["png"]
     r = post(alice, {"file": ("holiday.jpg", png, "image/jpeg")}, data={"workspaceId": "1"})
     assert r.status_code == 200, r.text
@@ -96,12 +100,96 @@ def test_png_sent_as_jpeg_is_stored_as_png(alice, s3, bucket):
     assert asset["key"].endswith(".png")
     assert asset["fileName"] == "holiday.jpg"
     assert s3.head_object(Bucket=bucket, Key=asset["key"])["ContentType"] == "image/png"
+    assert_no_spool_left(settings)
+
+
+def spool_directory(settings):
+    return os.path.realpath(settings.get("ASSETD_TMP_DIR") or os.path.join(settings["ASSETD_STATE_DIR"], "tmp"))
+
+
+def assetd_pid(settings):
+    with open(os.path.join(settings["ASSETD_STATE_DIR"], "pids", "assetd.pid")) as f:
+        return int(f.read().strip())
+
+
+def deleted_files_open(pid, directory):
+    """The descriptors of process `pid` that point at unlinked files in `directory`, as
+    /proc/PID/fd shows them: '<path> (deleted)'. A spool file is unlinked right after
+    mkstemp, so this, not the directory listing, is where a leaked one shows."""
+    found = []
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            target = os.readlink(os.path.join(fds, fd))
+        except FileNotFoundError:
+            continue  # closed while we looked
+        if target.startswith(directory + "/") and target.endswith(" (deleted)"):
+            found.append(f"fd {fd} -> {target}")
+    return found
+
+
+def assert_no_spool_left(settings, wait=5.0):
+    """No spool file in assetd's tmp directory, by name or by an open descriptor of the
+    running assetd. Waits a little: the spool closes once the request ends."""
+    tmp = spool_directory(settings)
+    assert os.listdir(tmp) == [], "a spool file was left behind"
+    pid = assetd_pid(settings)
+    deadline = time.monotonic() + wait
+    while (open_spools := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert open_spools == [], f"assetd (pid {pid}) still holds spool files open: {open_spools}"
+
+
+def test_the_spool_check_sees_an_unlinked_open_file(settings):
+    """The check above can fail: a file made and unlinked as SpoolFile does, in the same
+    directory and held open by this process, is found, and is gone once closed."""
+    tmp = spool_directory(settings)
+    fd, path = tempfile.mkstemp(prefix="upload-", dir=tmp)
+    try:
+        os.unlink(path)
+        assert deleted_files_open(os.getpid(), tmp) == [f"fd {fd} -> {path} (deleted)"]
+        assert deleted_files_open(assetd_pid(settings), tmp) == []
+    finally:
+        os.close(fd)
+    assert deleted_files_open(os.getpid(), tmp) == []
+
+
+def test_the_spool_check_sees_the_spool_of_a_request_in_flight(settings, secret):
+    """And it sees assetd's own spool: while a direct upload is held mid-body over raw
+    FastCGI, assetd holds one unlinked spool file open; once the body ends, none."""
+    import json
+    import socket
+
+    from test_shutdown import BEGIN, PARAMS, STDIN, pair, read_response, record
+
+    boundary = "----assetdSpoolBoundary"
+    png = images()["png"]
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    params = b"".join(pair(k, v) for k, v in {
+        "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/api/assets/upload", "QUERY_STRING": "workspaceId=34",
+        "CONTENT_TYPE": f"multipart/form-data; boundary={boundary}", "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": "Bearer " + make_token(secret, "eve", [34]),
+    }.items())
+    tmp, pid = spool_directory(settings), assetd_pid(settings)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(settings["ASSETD_SOCKET"])
+        sock.sendall(record(BEGIN, struct.pack(">HB5x", 1, 0)) + record(PARAMS, params) + record(PARAMS, b""))
+        sock.sendall(record(STDIN, body[:100]))
+        deadline = time.monotonic() + 10
+        while not (held := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(held) == 1 and "/upload-" in held[0], held
+        sock.sendall(record(STDIN, body[100:]) + record(STDIN, b""))
+        response = read_response(sock).decode()
+    assert response.startswith("Status: 200"), response[:300]
+    assert json.loads(response.partition("\r\n\r\n")[2])["asset"]["fileType"] == "image/png"
+    assert_no_spool_left(settings)
 
 
 def refused_leaves_nothing(client, s3, bucket, settings, response, status, workspace):
     assert_json_error(response, status)
-    tmp = os.path.join(settings["ASSETD_STATE_DIR"], "tmp")
-    assert os.listdir(tmp) == [], "a spool file was left behind"
+    assert_no_spool_left(settings)
     assert listed(s3, bucket, f"{workspace}/") == []
     assert client.get("/api/assets", workspaceId=workspace).json()["assets"] == []
 

@@ -25,36 +25,63 @@ def signature_and_time(url):
     return query["X-Amz-Signature"][0], when, query
 
 
+PRESIGN_EXPIRES_DEFAULT = 3600  # ASSETD_PRESIGN_EXPIRES when the settings file does not set it
+
+
+def part_url(client, started, number):
+    r = client.get("/s3/get-upload-url", PartNumber=number, workspaceId=1, assetId=started["assetId"],
+                   UploadId=started["uploadId"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def test_upload_part_url_matches_botocore(alice, settings):
+    """A part URL is valid for the configured presign expiry, says so in expiresIn, and is
+    signed as botocore signs that same request at that same time and expiry."""
+    configured = int(settings.get("ASSETD_PRESIGN_EXPIRES", PRESIGN_EXPIRES_DEFAULT))
     started = start_upload(alice)
-    ours = alice.get("/s3/get-upload-url", PartNumber=7, workspaceId=1, assetId=started["assetId"],
-                     UploadId=started["uploadId"]).json()["url"]
-    signature, when, query = signature_and_time(ours)
+    answer = part_url(alice, started, 7)
+    signature, when, query = signature_and_time(answer["url"])
+    assert answer["expiresIn"] == configured
+    assert query["X-Amz-Expires"] == [str(configured)]
     theirs = botocore_url(settings, "upload_part", {"Bucket": settings["AWS_BUCKET"], "Key": started["key"],
                                                     "UploadId": started["uploadId"], "PartNumber": 7},
-                          int(query["X-Amz-Expires"][0]), when)
+                          configured, when)
     assert signature_and_time(theirs)[0] == signature
-    assert urlsplit(theirs).path == urlsplit(ours).path
+    assert urlsplit(theirs).path == urlsplit(answer["url"]).path
 
 
 def test_download_url_matches_botocore(alice, settings):
+    """A download URL is valid for the expiresIn that was asked, and signed as botocore signs it."""
     from conftest import upload_whole
     started, _ = upload_whole(alice, b"sig" * 100)
-    ours = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"], expiresIn=900).json()["url"]
-    signature, when, _ = signature_and_time(ours)
+    answer = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"], expiresIn=900).json()
+    signature, when, query = signature_and_time(answer["url"])
+    assert answer["expiresIn"] == 900
+    assert query["X-Amz-Expires"] == ["900"]
     theirs = botocore_url(settings, "get_object", {"Bucket": settings["AWS_BUCKET"], "Key": started["key"]}, 900, when)
     assert signature_and_time(theirs)[0] == signature
 
 
-def test_a_changed_signature_differs(alice, settings):
-    """The comparison can fail: a different expiry gives botocore another signature."""
-    started = start_upload(alice)
-    ours = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=started["assetId"],
-                     UploadId=started["uploadId"]).json()["url"]
-    signature, when, _ = signature_and_time(ours)
-    theirs = botocore_url(settings, "upload_part", {"Bucket": settings["AWS_BUCKET"], "Key": started["key"],
-                                                    "UploadId": started["uploadId"], "PartNumber": 1}, 3599, when)
-    assert signature_and_time(theirs)[0] != signature
+def test_the_expiry_is_signed(alice, settings):
+    """Each expiresIn that is asked is the X-Amz-Expires of the URL and is covered by its
+    signature: botocore signs the same request, at the same time, with the expiry assetd
+    wrote, and gets assetd's signature; with any other expiry it gets another one. So a
+    URL whose X-Amz-Expires was not the one signed would fail here."""
+    from conftest import upload_whole
+    started, _ = upload_whole(alice, b"expiry" * 100)
+    params = {"Bucket": settings["AWS_BUCKET"], "Key": started["key"]}
+    signatures = set()
+    for asked in (60, 3600, 604800):
+        answer = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"], expiresIn=asked).json()
+        signature, when, query = signature_and_time(answer["url"])
+        assert answer["expiresIn"] == asked
+        assert query["X-Amz-Expires"] == [str(asked)]
+        assert signature_and_time(botocore_url(settings, "get_object", params, asked, when))[0] == signature
+        for other in (asked - 1, asked + 1):
+            assert signature_and_time(botocore_url(settings, "get_object", params, other, when))[0] != signature, other
+        signatures.add(signature)
+    assert len(signatures) == 3
 
 
 import os
@@ -74,6 +101,9 @@ def test_a_tampered_signature_is_refused_by_the_server(alice):
     head, signature = url.rsplit("X-Amz-Signature=", 1)
     flipped = signature[:10] + ("0" if signature[10] != "0" else "1") + signature[11:]
     assert requests.get(head + "X-Amz-Signature=" + flipped, timeout=30).status_code == 403
+    # The expiry is signed: a shorter one with the same signature is refused too.
+    assert "X-Amz-Expires=3600&" in url
+    assert requests.get(url.replace("X-Amz-Expires=3600&", "X-Amz-Expires=3599&"), timeout=30).status_code == 403
 
     part = start_upload(alice)
     put_url = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=part["assetId"],

@@ -28,7 +28,7 @@ install_dependencies() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, flask, flask_cors' 2>/dev/null; then
+    if ! python3 -c 'import moto, boto3, requests, pytest, PIL' 2>/dev/null; then
         say "installing Python packages: ${PIP_PACKAGES[*]}"
         python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
     fi
