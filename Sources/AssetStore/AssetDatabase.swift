@@ -11,9 +11,9 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
 /// writes one at a time. It knows nothing of HTTP or S3.
 public final class AssetDatabase: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     private let readers: ThreadReaders
-    private let uploads = UploadCache()
+    let uploads = UploadCache()
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
     public init(path: String) throws {
@@ -75,10 +75,42 @@ public final class AssetDatabase: Sendable {
                 CREATE INDEX upload_pending ON upload(created_at) WHERE status = 'pending';
                 """)
         }
+        migrator.registerMigration("v4: versions") { db in
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN current_version INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE asset ADD COLUMN version_created_at REAL;
+                ALTER TABLE upload ADD COLUMN version INTEGER;
+                ALTER TABLE upload ADD COLUMN file_type TEXT;
+                ALTER TABLE upload ADD COLUMN file_name TEXT;
+                CREATE TABLE asset_version (
+                    asset_id INTEGER NOT NULL REFERENCES asset(id),
+                    version INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    file_type TEXT NOT NULL,
+                    size INTEGER,
+                    etag TEXT,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (asset_id, version)
+                );
+                CREATE TABLE version_switch (
+                    asset_id INTEGER PRIMARY KEY REFERENCES asset(id),
+                    workspace_id INTEGER NOT NULL,
+                    version INTEGER NOT NULL,
+                    staging_key TEXT NOT NULL,
+                    new_key TEXT NOT NULL,
+                    file_type TEXT NOT NULL,
+                    file_name TEXT,
+                    size INTEGER NOT NULL,
+                    etag TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 
-    private func run<T>(_ body: () throws -> T) throws -> T {
+    func run<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as AssetStoreError {
@@ -153,10 +185,11 @@ public final class AssetDatabase: Sendable {
             try pool.write { db in
                 try db.execute(
                     sql: """
-                        UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = coalesce(?, sha256), thumbnail_status = ?, updated_at = ?
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = coalesce(?, sha256), thumbnail_status = ?,
+                            updated_at = ?, version_created_at = ?
                         WHERE id = ? AND status = 'pending'
                         """,
-                    arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, id])
+                    arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, id])
                 guard db.changesCount == 1 else { return nil }
                 return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
             }
@@ -167,9 +200,10 @@ public final class AssetDatabase: Sendable {
     public enum DeleteStart: Sendable, Equatable {
         /// The asset was deleted already: a repeated DELETE, answered as a success.
         case alreadyDeleted
-        /// The asset is now `deleting` (or was, after a delete that failed midway): its
-        /// objects and these uploads (not completed; they may still exist in S3) are to go.
-        case deleting(AssetRecord, uploads: [UploadRecord])
+        /// The asset is now `deleting` (or was, after a delete that failed midway): these
+        /// uploads (not completed; they may still exist in S3) are to be aborted, and these
+        /// keys (current, thumbnail, every version, staged new versions) deleted.
+        case deleting(AssetRecord, uploads: [UploadRecord], keys: [String])
     }
 
     /// Any state -> deleting, recorded before the first S3 call. Pending uploads of the
@@ -192,7 +226,12 @@ public final class AssetDatabase: Sendable {
                                arguments: [now.timeIntervalSince1970, id])
                 let open = try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE asset_id = ? AND status != 'completed'", arguments: [id])
                     .map(Self.upload(from:))
-                return .deleting(asset, uploads: open)
+                var keys = [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)]
+                keys += try String.fetchAll(db, sql: "SELECT key FROM asset_version WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT staging_key FROM version_switch WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT key FROM upload WHERE asset_id = ? AND key != ?", arguments: [id, asset.key])
+                var seen = Set<String>()
+                return .deleting(asset, uploads: open, keys: keys.filter { seen.insert($0).inserted })
             }
         }
     }
@@ -205,7 +244,9 @@ public final class AssetDatabase: Sendable {
             try pool.write { db in
                 try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ? AND status = 'deleting'",
                                arguments: [now.timeIntervalSince1970, id])
-                return db.changesCount == 1
+                guard db.changesCount == 1 else { return false }
+                try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [id])
+                return true
             }
         }
     }
@@ -248,6 +289,57 @@ public final class AssetDatabase: Sendable {
         }
     }
 
+    /// Why a new version cannot start now.
+    public enum VersionConflict: Error, Sendable, Equatable {
+        /// The asset is not ready (pending, deleted, being deleted, ...).
+        case notReady(AssetStatus)
+        /// Another upload of it is still pending, or a new version is still being switched in.
+        case busy
+    }
+
+    /// Whether `assetID` may take a new version now: ready, with no pending upload and no
+    /// version switch in progress. Run inside the transaction that records the new version.
+    static func checkVersionable(_ db: GRDB.Database, assetID: Int64) throws {
+        guard let status = try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [assetID])
+            .flatMap(AssetStatus.init(rawValue:)) else { throw VersionConflict.notReady(.deleted) }
+        guard status == .ready else { throw VersionConflict.notReady(status) }
+        let busy = try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM upload WHERE asset_id = ?1 AND status = 'pending')
+                OR EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?1)
+            """, arguments: [assetID]) ?? false
+        if busy { throw VersionConflict.busy }
+    }
+
+    /// Records the multipart upload of version `version` of a ready asset, whose parts go to
+    /// `stagingKey`. Throws `VersionConflict` (and records nothing) when the asset is not
+    /// ready or is busy with another upload.
+    public func createVersionUpload(
+        uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
+        fileSize: Int64?, partSize: Int64?, now: Date = Date()
+    ) throws -> UploadRecord {
+        do {
+            return try pool.write { db in
+                try Self.checkVersionable(db, assetID: asset.id)
+                try db.execute(
+                    sql: """
+                        INSERT INTO upload (upload_id, asset_id, workspace_id, key, file_size, part_size, status, created_at, updated_at,
+                                            version, file_type, file_name)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970, version, fileType, fileName])
+                return UploadRecord(
+                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
+                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
+                    version: version, fileType: fileType, fileName: fileName)
+            }
+        } catch let conflict as VersionConflict {
+            throw conflict
+        } catch {
+            throw AssetStoreError(description: "database: \(error)")
+        }
+    }
+
     /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
     /// On the hot path (every presign): pending uploads come from memory (UploadCache); the
     /// others from the calling thread's own read-only connection and prepared statement
@@ -286,10 +378,10 @@ public final class AssetDatabase: Sendable {
                 guard db.changesCount == 1 else { return nil }
                 try db.execute(
                     sql: """
-                        UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?, version_created_at = ?
                         WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'
                         """,
-                    arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, uploadID])
+                    arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, uploadID])
                 // The asset left pending (a delete began): undo the upload's change too.
                 guard db.changesCount == 1 else { throw Rollback() }
                 return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
@@ -302,7 +394,7 @@ public final class AssetDatabase: Sendable {
     }
 
     /// Thrown inside a write to roll its transaction back.
-    private struct Rollback: Error {}
+    struct Rollback: Error {}
 
     /// Marks a pending upload aborted, and its asset too while it has no object.
     /// Returns the upload's status after the call (nil: no such upload).
@@ -384,25 +476,28 @@ public final class AssetDatabase: Sendable {
 
     // MARK: - Rows
 
-    private static func rounded(_ date: Date) -> Date {
+    static func rounded(_ date: Date) -> Date {
         Date(timeIntervalSince1970: date.timeIntervalSince1970)
     }
 
-    private static func asset(from row: Row) -> AssetRecord {
+    static func asset(from row: Row) -> AssetRecord {
         AssetRecord(
             id: row["id"], workspaceID: row["workspace_id"], key: row["key"], fileName: row["file_name"],
             fileType: row["file_type"], size: row["size"], etag: row["etag"], sha256: row["sha256"],
             status: AssetStatus(rawValue: row["status"]) ?? .pending,
             thumbnailStatus: ThumbnailStatus(rawValue: row["thumbnail_status"]) ?? .none,
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
-            updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
+            currentVersion: row["current_version"] ?? 1,
+            versionCreatedAt: (row["version_created_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
     }
 
-    private static func upload(from row: Row) -> UploadRecord {
+    static func upload(from row: Row) -> UploadRecord {
         UploadRecord(
             uploadID: row["upload_id"], assetID: row["asset_id"], workspaceID: row["workspace_id"], key: row["key"],
             fileSize: row["file_size"], partSize: row["part_size"],
             status: UploadStatus(rawValue: row["status"]) ?? .pending, partsDigest: row["parts_digest"],
-            location: row["location"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            location: row["location"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            version: row["version"], fileType: row["file_type"], fileName: row["file_name"])
     }
 }

@@ -31,6 +31,8 @@ public enum UploadStatus: String, Sendable, Codable {
     /// Parts may still be sent.
     case pending
     case completed
+    /// Completed in S3, but its content or size check failed: its object was deleted.
+    case rejected
     /// Aborted by the client, or by a delete of its asset.
     case aborted
     /// Aborted by the reconciler after ASSETD_PENDING_UPLOAD_TTL.
@@ -50,6 +52,66 @@ public struct AssetRecord: Sendable, Equatable {
     public var thumbnailStatus: ThumbnailStatus
     public var createdAt: Date
     public var updatedAt: Date
+    /// The number of the current version: 1 for the first upload.
+    public var currentVersion: Int = 1
+    /// When the current version became current.
+    public var versionCreatedAt: Date? = nil
+
+    /// The extension of the current key (`jpg`).
+    public var fileExtension: String { AssetKeys.fileExtension(of: key) }
+}
+
+/// A version that is no longer current, kept at `{ws}/versions/{id}/v{N}.{ext}`.
+public struct AssetVersionRecord: Sendable, Equatable {
+    public var assetID: Int64
+    public var version: Int
+    public var key: String
+    public var fileType: String
+    public var size: Int64?
+    public var etag: String?
+    public var createdAt: Date
+}
+
+/// A new version on its way to becoming current, recorded before the first S3 call that
+/// stores or moves its bytes, so that the reconciler can finish it or undo it after a crash.
+public struct VersionSwitch: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// A direct upload is storing the bytes at `stagingKey`: they may not be there yet.
+        case uploading
+        /// The bytes are complete at `stagingKey` and checked: what is left is to archive the
+        /// current object, promote these bytes and record it.
+        case stored
+    }
+
+    public var assetID: Int64
+    public var workspaceID: Int64
+    /// The number the new version will have.
+    public var version: Int
+    /// Where the new bytes are until they become current: the version's own archive key.
+    public var stagingKey: String
+    /// Where they go: `{ws}/digital_assets/{id}.{ext}` with the new type's extension.
+    public var newKey: String
+    public var fileType: String
+    public var fileName: String?
+    public var size: Int64
+    public var etag: String
+    public var state: State
+    public var createdAt: Date
+
+    public init(assetID: Int64, workspaceID: Int64, version: Int, stagingKey: String, newKey: String, fileType: String,
+                fileName: String?, size: Int64, etag: String, state: State, createdAt: Date) {
+        self.assetID = assetID
+        self.workspaceID = workspaceID
+        self.version = version
+        self.stagingKey = stagingKey
+        self.newKey = newKey
+        self.fileType = fileType
+        self.fileName = fileName
+        self.size = size
+        self.etag = etag
+        self.state = state
+        self.createdAt = createdAt
+    }
 }
 
 public struct UploadRecord: Sendable, Equatable {
@@ -66,6 +128,12 @@ public struct UploadRecord: Sendable, Equatable {
     public var location: String?
     public var etag: String?
     public var createdAt: Date
+    /// The version this upload makes: nil for an asset's first upload.
+    public var version: Int? = nil
+    /// The type declared at start-upload for a new version (the asset's own otherwise).
+    public var fileType: String? = nil
+    /// The file name given with a new version.
+    public var fileName: String? = nil
 }
 
 /// What a new asset is, before it has an id.
@@ -102,5 +170,16 @@ public enum AssetKeys {
 
     public static func version(workspaceID: Int64, assetID: Int64, version: Int, fileExtension: String) -> String {
         "\(workspaceID)/versions/\(assetID)/v\(version).\(fileExtension)"
+    }
+
+    /// Every version key of an asset starts with this.
+    public static func versionsPrefix(workspaceID: Int64, assetID: Int64) -> String {
+        "\(workspaceID)/versions/\(assetID)/"
+    }
+
+    /// The extension of a key assetd made (`1/digital_assets/7.jpg` -> `jpg`).
+    public static func fileExtension(of key: String) -> String {
+        guard let dot = key.lastIndex(of: "."), !key[dot...].contains("/") else { return "" }
+        return String(key[key.index(after: dot)...])
     }
 }

@@ -47,7 +47,8 @@ final class Reader {
         sqlite3_busy_timeout(connection, 5000)
         var statement: OpaquePointer?
         let sql = """
-            SELECT upload_id, asset_id, workspace_id, key, file_size, part_size, status, parts_digest, location, etag, created_at
+            SELECT upload_id, asset_id, workspace_id, key, file_size, part_size, status, parts_digest, location, etag, created_at,
+                   version, file_type, file_name
             FROM upload WHERE upload_id = ?1 AND asset_id = ?2 AND workspace_id = ?3
             """
         guard sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
@@ -94,7 +95,8 @@ final class Reader {
                 uploadID: text(0) ?? "", assetID: sqlite3_column_int64(statement, 1), workspaceID: sqlite3_column_int64(statement, 2),
                 key: text(3) ?? "", fileSize: integer(4), partSize: integer(5),
                 status: text(6).flatMap(UploadStatus.init(rawValue:)) ?? .pending, partsDigest: text(7), location: text(8),
-                etag: text(9), createdAt: Date(timeIntervalSince1970: sqlite3_column_double(statement, 10)))
+                etag: text(9), createdAt: Date(timeIntervalSince1970: sqlite3_column_double(statement, 10)),
+                version: integer(11).map(Int.init), fileType: text(12), fileName: text(13))
         default:
             throw error("step")
         }

@@ -13,16 +13,28 @@ extension App {
         let workspaceID = try workspace(query["workspaceId"], principal)
         let assetID = try Input.id(query["assetId"], field: "assetId")
         let expires = try Input.integer(query["expiresIn"], field: "expiresIn", in: 1...Self.maxExpires) ?? 3600
-        let version = try Input.integer(query["version"], field: "version", in: 1...Int64(Int32.max))
+        let version = try Input.integer(query["version"], field: "version", in: 1...Int64(Int32.max)).map(Int.init)
+        let disposition = query["disposition"]
+        guard disposition == nil || disposition == "attachment" || disposition == "inline" else {
+            throw HTTPError(.badRequest, "disposition must be attachment or inline.")
+        }
         let asset = try asset(assetID, in: workspaceID)
         guard asset.status == .ready else {
             throw HTTPError(.conflict, "Asset \(assetID) has no stored file yet (status \(asset.status.rawValue)).")
         }
-        // Version 1 is the original; later versions come with the versions feature.
-        if let version, version != 1 {
-            throw HTTPError(.notFound, "Asset \(assetID) has no version \(version).")
+        var key = asset.key
+        if let version, version != asset.currentVersion {
+            guard let archived = try database.versions(assetID: asset.id).first(where: { $0.version == version }) else {
+                throw HTTPError(.notFound, "Asset \(assetID) has no version \(version).")
+            }
+            key = archived.key
         }
-        return .json(["url": .string(presign("GET", key: asset.key, expires: Int(expires))), "expiresIn": .int64(expires)])
+        var presignQuery: [(String, String)] = []
+        if let disposition {
+            let name = Self.downloadName(asset, version: version, fileExtension: AssetKeys.fileExtension(of: key))
+            presignQuery.append(("response-content-disposition", Self.contentDisposition(disposition, fileName: name)))
+        }
+        return .json(["url": .string(presign("GET", key: key, query: presignQuery, expires: Int(expires))), "expiresIn": .int64(expires)])
     }
 
     /// DELETE /s3/delete. The asset is marked `deleting` before the first S3 call (pending
@@ -41,30 +53,41 @@ extension App {
         switch try database.beginDelete(id: asset.id, now: now()) {
         case nil, .alreadyDeleted?:
             return .json(["success": true])
-        case .deleting(let record, let uploads)?:
+        case .deleting(let record, let uploads, let keys)?:
             Faults.point("delete-begun")
-            try finishDelete(record, uploads: uploads)
+            try finishDelete(record, uploads: uploads, keys: keys)
         }
         request.logger.info("asset deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
         return .json(["success": true])
     }
 
     /// The S3 half of a delete that `beginDelete` recorded: abort the asset's uploads,
-    /// delete its objects, then mark it deleted. Safe to run again after a failure.
-    func finishDelete(_ asset: AssetRecord, uploads: [UploadRecord]) throws {
+    /// delete every key it recorded and whatever else is under its versions prefix
+    /// (DeleteObjects, 1,000 keys a call), then mark it deleted. Safe to run again after a
+    /// failure: nothing is marked deleted while an object may remain.
+    func finishDelete(_ asset: AssetRecord, uploads: [UploadRecord], keys: [String]) throws {
         for upload in uploads {
             do {
                 try store.abortMultipartUpload(key: upload.key, uploadID: upload.uploadID)
             } catch let error as S3Error where error.isNoSuchUpload {}
         }
-        try store.deleteObjects(keys: [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)])
+        var all = keys
+        let recorded = Set(keys)
+        all += try store.listKeys(prefix: AssetKeys.versionsPrefix(workspaceID: asset.workspaceID, assetID: asset.id), limit: 100_000)
+            .filter { !recorded.contains($0) }
+        var start = 0
+        while start < all.count {
+            try store.deleteObjects(keys: Array(all[start..<min(start + 1000, all.count)]))
+            start += 1000
+        }
         try database.finishDelete(id: asset.id, now: now())
     }
 
     @Sendable func getAsset(_ request: Request, _ principal: Principal) throws -> Response {
         let workspaceID = try workspace(request.query["workspaceId"], principal)
         let assetID = try Input.id(request.parameters["assetId"], field: "assetId")
-        return .json(["asset": json(try asset(assetID, in: workspaceID))])
+        let asset = try asset(assetID, in: workspaceID)
+        return .json(["asset": json(asset, versions: try database.versions(assetID: asset.id))])
     }
 
     @Sendable func listAssets(_ request: Request, _ principal: Principal) throws -> Response {
@@ -74,11 +97,21 @@ extension App {
         let cursor = try query["cursor"].map { try Input.id($0, field: "cursor") }
         let assets = try database.assets(workspaceID: workspaceID, limit: Int(limit), before: cursor)
         let next: JSONValue = assets.count == Int(limit) ? .string(String(assets.last!.id)) : .null
-        return .json(["assets": .array(assets.map(json)), "next": next])
+        let versions = try database.versions(assetIDs: assets.map(\.id))
+        return .json(["assets": .array(assets.map { json($0, versions: versions[$0.id] ?? []) }), "next": next])
     }
 
-    /// The JSON form of an asset record (CONTRACT.md: GET /api/assets/{assetId}).
-    func json(_ asset: AssetRecord) -> JSONValue {
+    /// The JSON form of an asset record (CONTRACT.md: GET /api/assets/{assetId}), with its
+    /// archived `versions` and the current one.
+    func json(_ asset: AssetRecord, versions archived: [AssetVersionRecord] = []) -> JSONValue {
+        func version(_ number: Int, _ type: String, _ size: Int64?, _ etag: String?, _ created: Date) -> JSONValue {
+            ["version": .int(number), "fileType": .string(type), "size": size.map { .int64($0) } ?? .null,
+             "etag": .optional(etag), "createdAt": .string(created.formatted(.iso8601))]
+        }
+        var versions = archived.map { version($0.version, $0.fileType, $0.size, $0.etag, $0.createdAt) }
+        if asset.status == .ready {
+            versions.append(version(asset.currentVersion, asset.fileType, asset.size, asset.etag, asset.versionCreatedAt ?? asset.createdAt))
+        }
         let thumbnailURL: JSONValue = asset.thumbnailStatus == .ready
             ? .string(presign("GET", key: AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id), expires: configuration.presignExpires))
             : .null
@@ -92,7 +125,7 @@ extension App {
             "etag": .optional(asset.etag),
             "status": .string(asset.status.rawValue),
             "thumbnail": ["status": .string(asset.thumbnailStatus.rawValue), "url": thumbnailURL],
-            "versions": [],
+            "versions": .array(versions),
             "createdAt": .string(asset.createdAt.formatted(.iso8601)),
         ]
     }

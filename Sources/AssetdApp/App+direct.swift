@@ -59,6 +59,17 @@ extension App {
         case (nil, let field): workspaceID = try workspace(field, principal)
         }
         guard form.sawFile else { throw HTTPError(.badRequest, "file is required: send it as the form field 'file'.") }
+        // A new version of an asset: `assetId` in the query or the form (the same if both).
+        let assetText: String?
+        switch (request.query["assetId"], form.assetID) {
+        case (let query?, let field?):
+            guard Input.parseID(Substring(query)) != nil, Input.parseID(Substring(query)) == Input.parseID(Substring(field)) else {
+                throw HTTPError(.badRequest, "assetId differs between the query and the form.")
+            }
+            assetText = query
+        case (let query, let field): assetText = query ?? field
+        }
+        let target = try assetText.map { try asset(Input.id($0, field: "assetId"), in: workspaceID) }
         guard spool.size > 0 else { throw HTTPError(.badRequest, "file is empty.") }
 
         let detected: String
@@ -79,14 +90,20 @@ extension App {
             throw spoolFailed(error)
         }
         let received = clock.now
-        let record = try store(spool, workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension,
+        let record: AssetRecord
+        if let target {
+            record = try storeDirectVersion(spool, asset: target, fileType: fileType, fileExtension: fileExtension,
+                                            fileName: form.fileName, digests: digests, request: request)
+        } else {
+            record = try store(spool, workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension,
                                fileName: form.fileName, digests: digests, request: request)
+        }
         // Where the time went, on the "asset ready" line: receiving, hashing and checking
         // the form, then storing it in S3.
         request.logger[metadataKey: "receive_ms"] = "\(Int((received - started) / .milliseconds(1)))"
         request.logger[metadataKey: "store_ms"] = "\(Int((clock.now - received) / .milliseconds(1)))"
         assetBecameReady(record, logger: request.logger)
-        return .json(["asset": json(record)])
+        return .json(["asset": json(record, versions: try database.versions(assetID: record.id))])
     }
 }
 
@@ -187,18 +204,19 @@ extension App {
     }
 }
 
-/// Collects the form: the one `file` part into the spool, the `workspaceId` field, and
-/// nothing else (other fields are read and dropped).
+/// Collects the form: the one `file` part into the spool, the `workspaceId` and `assetId`
+/// fields, and nothing else (other fields are read and dropped).
 struct UploadForm: MultipartHandler {
     let spool: SpoolFile
     let limit: Int64
     private(set) var sawFile = false
     private(set) var fileName: String?
     private(set) var workspaceID: String?
+    private(set) var assetID: String?
     private var current: Current = .ignored
     private var field: [UInt8] = []
 
-    private enum Current { case file, workspace, ignored }
+    private enum Current { case file, workspace, asset, ignored }
 
     init(spool: SpoolFile, limit: Int64) {
         self.spool = spool
@@ -210,12 +228,16 @@ struct UploadForm: MultipartHandler {
         case "file":
             guard !sawFile else { throw HTTPError(.badRequest, "Only one file may be uploaded at a time.") }
             sawFile = true
-            fileName = Input.fileName(headers.fileName)
+            fileName = try Input.fileName(headers.fileName)
             current = .file
         case "workspaceId":
             guard workspaceID == nil else { throw HTTPError(.badRequest, "workspaceId is given twice in the form.") }
             field = []
             current = .workspace
+        case "assetId":
+            guard assetID == nil else { throw HTTPError(.badRequest, "assetId is given twice in the form.") }
+            field = []
+            current = .asset
         default:
             if headers.fileName != nil {
                 throw HTTPError(.badRequest, "Unexpected file field '\(headers.name ?? "")': send the file as the field 'file', and only one.")
@@ -231,8 +253,10 @@ struct UploadForm: MultipartHandler {
                 throw HTTPError(.payloadTooLarge, "The file is larger than \(limit) bytes; use the multipart upload routes.")
             }
             try spool.write(bytes)
-        case .workspace:
-            guard field.count + bytes.count <= 64 else { throw HTTPError(.badRequest, "workspaceId must be a positive integer.") }
+        case .workspace, .asset:
+            guard field.count + bytes.count <= 64 else {
+                throw HTTPError(.badRequest, "\(current == .asset ? "assetId" : "workspaceId") must be a positive integer.")
+            }
             field.append(contentsOf: bytes)
         case .ignored:
             break
@@ -241,6 +265,7 @@ struct UploadForm: MultipartHandler {
 
     mutating func endPart() throws {
         if current == .workspace { workspaceID = String(decoding: field, as: UTF8.self) }
+        if current == .asset { assetID = String(decoding: field, as: UTF8.self) }
         current = .ignored
     }
 }

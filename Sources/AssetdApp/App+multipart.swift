@@ -26,9 +26,6 @@ extension App {
         guard let (fileType, fileExtension) = configuration.mediaTypes.resolve(claimed) else {
             throw HTTPError(.unsupportedMediaType, "fileType \(claimed) is not allowed; allowed: \(configuration.mediaTypes.allowed.sorted().joined(separator: ", ")).")
         }
-        if query["assetId"] != nil {
-            throw HTTPError(.badRequest, "assetId: uploading a new version of an asset is not supported yet.")
-        }
         var fileSize: Int64?
         var partSize: Int64?
         if let text = query["fileSize"] {
@@ -38,7 +35,11 @@ extension App {
             fileSize = size
             partSize = Self.partSize(for: size)
         }
-        let fileName = Input.fileName(query["fileName"])
+        let fileName = try Input.fileName(query["fileName"])
+        if let assetText = query["assetId"] {
+            return try startVersionUpload(request, workspaceID: workspaceID, assetText: assetText, fileType: fileType, fileExtension: fileExtension,
+                                          fileName: fileName, fileSize: fileSize, partSize: partSize)
+        }
 
         let asset = try database.createAsset(
             NewAsset(workspaceID: workspaceID, fileType: fileType, fileExtension: fileExtension, fileName: fileName, size: fileSize),
@@ -182,12 +183,22 @@ extension App {
             guard upload.partsDigest == digest else {
                 throw HTTPError(.conflict, "Upload \(uploadID) was already completed with other parts.")
             }
-            return .json(["success": true, "location": .optional(upload.location), "key": .string(upload.key), "etag": .optional(upload.etag)])
+            guard let version = upload.version else {
+                return .json(["success": true, "location": .optional(upload.location), "key": .string(upload.key), "etag": .optional(upload.etag)])
+            }
+            // A new version: if its switch was interrupted (a crash), this retry finishes it.
+            if let change = try database.versionSwitch(assetID: upload.assetID), change.version == version {
+                if let current = try finishVersionSwitch(change, logger: request.logger) { assetBecameReady(current, logger: request.logger) }
+            }
+            let key = AssetKeys.original(workspaceID: upload.workspaceID, assetID: upload.assetID, fileExtension: AssetKeys.fileExtension(of: upload.key))
+            return .json(["success": true, "location": .string(store.objectURL(key: key)), "key": .string(key),
+                          "etag": .optional(upload.etag), "version": .int(version)])
         }
         switch upload.status {
         case .completed: return try answer(upload)
         case .aborted: throw HTTPError(.conflict, "Upload \(uploadID) was aborted; start a new upload.")
         case .expired: throw HTTPError(.conflict, "Upload \(uploadID) expired; start a new upload.")
+        case .rejected: throw HTTPError(.conflict, "Upload \(uploadID) was refused by its content or size check; start a new upload.")
         case .pending: break
         }
 
@@ -222,8 +233,23 @@ extension App {
             size = Int64(info.size)
         }
 
-        if let ready = try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: location,
-                                                   etag: etag, size: size, thumbnail: .none, now: now()) {
+        try checkCompleted(upload, declaredType: upload.fileType ?? asset.fileType, size: size, request: request)
+        if let version = upload.version {
+            let change = VersionSwitch(
+                assetID: asset.id, workspaceID: workspaceID, version: version, stagingKey: upload.key,
+                newKey: AssetKeys.original(workspaceID: workspaceID, assetID: asset.id, fileExtension: AssetKeys.fileExtension(of: upload.key)),
+                fileType: upload.fileType ?? asset.fileType, fileName: upload.fileName, size: size, etag: etag, state: .stored, createdAt: now())
+            if let recorded = try database.completeVersionUpload(uploadID: uploadID, partsDigest: digest, location: location, change: change, now: now()) {
+                Faults.point("version-recorded")
+                guard let current = try finishVersionSwitch(recorded, logger: request.logger) else {
+                    throw HTTPError(.notFound, "Asset \(assetID) was deleted while its new version was being completed.")
+                }
+                assetBecameReady(current, logger: request.logger)
+                return .json(["success": true, "location": .string(store.objectURL(key: current.key)), "key": .string(current.key),
+                              "etag": .string(etag), "version": .int(version)])
+            }
+        } else if let ready = try database.completeUpload(uploadID: uploadID, partsDigest: digest, location: location,
+                                                          etag: etag, size: size, thumbnail: .none, now: now()) {
             assetBecameReady(ready, logger: request.logger)
             return .json(["success": true, "location": .string(location), "key": .string(upload.key), "etag": .string(etag)])
         }
@@ -259,7 +285,7 @@ extension App {
         let asset = try asset(assetID, in: workspaceID)
         let upload = try upload(uploadID, asset: asset.id, in: workspaceID)
         switch upload.status {
-        case .aborted, .expired: return .json(["success": true])
+        case .aborted, .expired, .rejected: return .json(["success": true])
         case .completed: throw HTTPError(.conflict, "Upload \(uploadID) is already completed; delete the asset instead.")
         case .pending: break
         }

@@ -126,6 +126,7 @@ public final class App: Sendable {
         case .completed: throw HTTPError(.conflict, "Upload \(upload.uploadID) is already completed.")
         case .aborted: throw HTTPError(.conflict, "Upload \(upload.uploadID) was aborted.")
         case .expired: throw HTTPError(.conflict, "Upload \(upload.uploadID) expired; start a new upload.")
+        case .rejected: throw HTTPError(.conflict, "Upload \(upload.uploadID) was refused by its content or size check.")
         }
     }
 

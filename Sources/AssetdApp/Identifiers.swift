@@ -53,15 +53,22 @@ public enum Input {
 
     /// A file name as a label: the last path component, control characters removed,
     /// at most 255 bytes. Never used to build a key.
-    public static func fileName(_ text: String?) -> String? {
+    public static func fileName(_ text: String?) throws -> String? {
         guard let text else { return nil }
+        // Control characters (C0, DEL, C1) and bidirectional overrides are refused, not
+        // dropped: a name with CR LF or NUL in it is an attack or a bug, never a file name.
+        if text.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) || isBidiControl($0) }) {
+            throw HTTPError(.badRequest, "fileName must not contain control characters.")
+        }
         let last = text.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
-        var cleaned = String(String.UnicodeScalarView(last.unicodeScalars.filter {
-            $0.value >= 0x20 && $0.value != 0x7f && !(0x80...0x9f).contains($0.value) && $0 != "\u{202E}"
-        }))
-        cleaned = cleaned.trimmingSpaces()
+        var cleaned = last.trimmingSpaces()
+        // At most 255 bytes of UTF-8, cut at a character boundary.
         while cleaned.utf8.count > 255 { cleaned.removeLast() }
         return cleaned.isEmpty || cleaned == "." || cleaned == ".." ? nil : cleaned
+    }
+
+    private static func isBidiControl(_ scalar: Unicode.Scalar) -> Bool {
+        (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) || scalar.value == 0x200E || scalar.value == 0x200F
     }
 
     /// Part numbers: `1-20`, `1,2,5` or both (`1-3,7`); ascending order, duplicates dropped.

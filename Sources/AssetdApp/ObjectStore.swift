@@ -11,6 +11,13 @@ public protocol ObjectStore: Sendable {
                    sha256Hex: String, md5: [UInt8], cacheControl: String?) throws -> String
     func headObject(key: String) throws -> S3Client.ObjectInfo?
     func deleteObjects(keys: [String]) throws
+    /// A byte range of an object, into memory (the content check reads 64 KiB).
+    func getObject(key: String, range: ClosedRange<Int>?) throws -> [UInt8]
+    /// Copies an object within the bucket, keeping its type and metadata (part by part over 5 GiB).
+    func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
+              partSize: Int64, singleCopyLimit: Int64) throws
+    /// Every key under a prefix.
+    func listKeys(prefix: String, limit: Int) throws -> [String]
     func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String
     func bucketExists() throws -> Bool
     /// The unsigned URL of an object (a completed upload's `location`).

@@ -14,7 +14,9 @@ import S3Client
 ///   whatever is at its key deleted;
 /// - a multipart upload pending for longer than ASSETD_PENDING_UPLOAD_TTL: aborted in S3,
 ///   and it and its asset marked expired;
-/// - a delete that stopped midway (`deleting`): finished.
+/// - a delete that stopped midway (`deleting`): finished;
+/// - a new version whose switch stopped midway: finished when its bytes are there whole and
+///   checked, else undone (its staged bytes deleted, the current version left as it was).
 ///
 /// It assumes, like the upload cache, that one assetd process owns the database: a direct
 /// upload in flight in this process is skipped by id, and records younger than `grace`
@@ -52,6 +54,8 @@ final class Reconciler: Sendable {
         var directDiscarded = 0
         var uploadsExpired = 0
         var deletesFinished = 0
+        var versionsFinished = 0
+        var versionsUndone = 0
         var failures = 0
     }
 
@@ -73,6 +77,10 @@ final class Reconciler: Sendable {
             for asset in try app.database.deletingAssets(updatedBefore: settledBefore) {
                 finishDelete(asset, fixes: &fixes)
             }
+            for change in try app.database.versionSwitches(createdBefore: settledBefore) {
+                if app.directUploadsInFlight.read({ $0.contains(change.assetID) }) { continue }
+                settleVersionSwitch(change, fixes: &fixes)
+            }
         } catch {
             fixes.failures += 1
             logger.error("reconciler: the database failed; next pass in \(interval)", metadata: ["error": "\(error)"])
@@ -81,6 +89,7 @@ final class Reconciler: Sendable {
             logger.info("reconciler pass done", metadata: [
                 "direct_ready": "\(fixes.directReady)", "direct_discarded": "\(fixes.directDiscarded)",
                 "uploads_expired": "\(fixes.uploadsExpired)", "deletes_finished": "\(fixes.deletesFinished)",
+                "versions_finished": "\(fixes.versionsFinished)", "versions_undone": "\(fixes.versionsUndone)",
                 "failures": "\(fixes.failures)",
             ])
         }
@@ -136,11 +145,48 @@ final class Reconciler: Sendable {
         }
     }
 
+    private func settleVersionSwitch(_ change: VersionSwitch, fixes: inout Fixes) {
+        let logger = app.logger
+        do {
+            var change = change
+            if change.state == .uploading {
+                // A direct upload of the version was cut off: are its bytes there, whole?
+                let info = try app.store.headObject(key: change.stagingKey)
+                guard let info, Int64(info.size) == change.size,
+                      App.unquoted(info.etag).lowercased() == App.unquoted(change.etag).lowercased()
+                else {
+                    if info != nil { try app.store.deleteObjects(keys: [change.stagingKey]) }
+                    try app.database.discardVersionSwitch(assetID: change.assetID)
+                    fixes.versionsUndone += 1
+                    logger.notice("reconciler: a new version whose upload was cut off is undone; the current version stays", metadata: [
+                        "asset": "\(change.assetID)", "version": "\(change.version)", "key": "\(change.stagingKey)",
+                    ])
+                    return
+                }
+                try app.database.markVersionStored(assetID: change.assetID, etag: info.etag)
+                change.state = .stored
+            }
+            if let current = try app.finishVersionSwitch(change, logger: logger) {
+                fixes.versionsFinished += 1
+                logger.notice("reconciler: finished switching in a new version", metadata: [
+                    "asset": "\(change.assetID)", "version": "\(change.version)", "key": "\(current.key)",
+                ])
+                app.assetBecameReady(current, logger: logger)
+            } else {
+                fixes.versionsUndone += 1
+                logger.notice("reconciler: a new version of an asset that moved on is undone", metadata: ["asset": "\(change.assetID)"])
+            }
+        } catch {
+            fixes.failures += 1
+            logger.warning("reconciler: could not settle a new version", metadata: ["asset": "\(change.assetID)", "error": "\(error)"])
+        }
+    }
+
     private func finishDelete(_ asset: AssetRecord, fixes: inout Fixes) {
         let logger = app.logger
         do {
-            guard case .deleting(let record, let uploads)? = try app.database.beginDelete(id: asset.id, now: app.now()) else { return }
-            try app.finishDelete(record, uploads: uploads)
+            guard case .deleting(let record, let uploads, let keys)? = try app.database.beginDelete(id: asset.id, now: app.now()) else { return }
+            try app.finishDelete(record, uploads: uploads, keys: keys)
             fixes.deletesFinished += 1
             logger.notice("reconciler: finished a delete that had stopped midway", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
         } catch {

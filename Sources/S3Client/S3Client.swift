@@ -253,6 +253,59 @@ public final class S3Client: Sendable {
         return tree.value("ETag") ?? ""
     }
 
+    /// CopyObject's own limit: larger objects are copied part by part.
+    public static let singleCopyLimit: Int64 = 5 * 1024 * 1024 * 1024
+
+    /// Copies an object within the bucket, keeping its type and metadata. Objects over
+    /// `singleCopyLimit` (CopyObject's 5 GiB) are copied with a multipart upload of
+    /// UploadPartCopy parts of `partSize`, which get `contentType` and `metadata`; a failure
+    /// midway aborts that upload.
+    public func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
+                     partSize: Int64 = 512 * 1024 * 1024, singleCopyLimit: Int64 = S3Client.singleCopyLimit) throws {
+        guard size > singleCopyLimit else {
+            _ = try copyObject(from: source, to: key)
+            return
+        }
+        let uploadID = try createMultipartUpload(key: key, contentType: contentType, metadata: metadata)
+        do {
+            var parts: [(partNumber: Int, etag: String)] = []
+            var offset: Int64 = 0
+            while offset < size {
+                let last = min(offset + partSize, size) - 1
+                let response = try send("PUT", key: key, query: [("partNumber", String(parts.count + 1)), ("uploadId", uploadID)],
+                                        headers: [("x-amz-copy-source", URIEncoding.encodePath("/\(configuration.bucket)/\(source)")),
+                                                  ("x-amz-copy-source-range", "bytes=\(offset)-\(last)")],
+                                        kind: .once)
+                guard let tree = XMLTree.parse(response.body), tree.name != "Error", let etag = tree.value("ETag") else {
+                    throw S3Error(code: "MalformedResponse", message: "UploadPartCopy answered without an ETag", httpStatus: response.status)
+                }
+                parts.append((parts.count + 1, etag))
+                offset = last + 1
+            }
+            _ = try completeMultipartUpload(key: key, uploadID: uploadID, parts: parts)
+        } catch {
+            try? abortMultipartUpload(key: key, uploadID: uploadID)
+            throw error
+        }
+    }
+
+    /// ListObjectsV2: every key under `prefix`, following pagination, at most `limit`.
+    public func listKeys(prefix: String, limit: Int = 100_000) throws -> [String] {
+        var keys: [String] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try send("GET", key: "", query: query)
+            guard let tree = XMLTree.parse(response.body), tree.isResult(of: "ListBucket") else {
+                throw S3Error(code: "MalformedResponse", message: "ListObjectsV2 answered without a ListBucketResult", httpStatus: response.status)
+            }
+            keys += tree.all("Contents").compactMap { $0.value("Key") }
+            token = tree.value("IsTruncated") == "true" ? tree.value("NextContinuationToken") : nil
+        } while token != nil && keys.count < limit
+        return keys
+    }
+
     /// The unsigned URL of an object (the `location` of a completed upload).
     public func objectURL(key: String) -> String {
         let endpoint = configuration.publicEndpoint

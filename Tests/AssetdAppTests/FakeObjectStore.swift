@@ -9,8 +9,14 @@ final class FakeObjectStore: ObjectStore {
         var calls: [String] = []
         var created: [(key: String, contentType: String, metadata: [String: String])] = []
         var uploads: [String: String] = [:] // uploadID -> key
+        var uploadsCreated = 0
         var objects: [String: Int] = [:]    // key -> size
         var etags: [String: String] = [:]   // key -> ETag, when not "head"
+        var contents: [String: [UInt8]] = [:] // key -> bytes, for the objects a test reads back
+        /// The size of the next completed multipart object (else 5 bytes a part).
+        var completedSize: Int?
+        /// The bytes of the next completed multipart object (else the magic of its extension).
+        var completedContent: [UInt8]?
         var failNext: [String: S3Error] = [:]
         /// Run once, inside the named operation after its effect: another request racing it.
         var during: [String: @Sendable () -> Void] = [:]
@@ -43,7 +49,8 @@ final class FakeObjectStore: ObjectStore {
     func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String {
         try record("create")
         return state.withLock {
-            let id = "upload-\($0.uploads.count + 1)"
+            $0.uploadsCreated += 1
+            let id = "upload-\($0.uploadsCreated)"
             $0.uploads[id] = key
             $0.created.append((key, contentType, metadata))
             return id
@@ -59,7 +66,8 @@ final class FakeObjectStore: ObjectStore {
         try record("complete")
         state.withLock {
             $0.uploads[uploadID] = nil
-            $0.objects[key] = parts.count * 5
+            $0.objects[key] = $0.completedSize ?? parts.count * 5
+            $0.contents[key] = $0.completedContent ?? Self.magic(forKey: key)
         }
         race("complete")
         return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: "\"etag-\(parts.count)\"")
@@ -102,6 +110,39 @@ final class FakeObjectStore: ObjectStore {
 
     func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String {
         "https://s3.test/\(key)?method=\(method)&expires=\(expires)" + query.map { "&\($0.0)=\($0.1)" }.joined()
+    }
+
+    /// The first bytes of a file of the key's extension: enough for libmagic.
+    static func magic(forKey key: String) -> [UInt8] {
+        switch key.split(separator: ".").last {
+        case "png": RouteTests.png
+        case "jpg": [0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10] + Array("JFIF".utf8) + [0, 1, 1, 0, 0, 1, 0, 1, 0, 0]
+        case "pdf": Array("%PDF-1.4\n%\u{e2}\u{e3}\n1 0 obj\n<<>>\nendobj\n".utf8)
+        default: []
+        }
+    }
+
+    func getObject(key: String, range: ClosedRange<Int>?) throws -> [UInt8] {
+        try record("get")
+        let bytes = state.withLock { $0.contents[key] } ?? []
+        guard let range else { return bytes }
+        return Array(bytes[min(range.lowerBound, bytes.count)..<min(range.upperBound + 1, bytes.count)])
+    }
+
+    func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
+              partSize: Int64, singleCopyLimit: Int64) throws {
+        try record("copy")
+        state.withLock {
+            $0.objects[key] = $0.objects[source]
+            $0.etags[key] = $0.etags[source]
+            $0.contents[key] = $0.contents[source]
+        }
+        race("copy")
+    }
+
+    func listKeys(prefix: String, limit: Int) throws -> [String] {
+        try record("list")
+        return state.withLock { $0.objects.keys.filter { $0.hasPrefix(prefix) }.sorted() }
     }
 
     func objectURL(key: String) -> String {

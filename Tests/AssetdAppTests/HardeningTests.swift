@@ -100,6 +100,7 @@ import Testing
         routes.store.state.withLock {
             $0.objects[started.key] = 5
             $0.etags[started.key] = "\"\(expected)\""
+            $0.contents[started.key] = FakeObjectStore.magic(forKey: started.key)
         }
         routes.store.fail("complete", with: S3Error(code: "NoSuchUpload", message: "", httpStatus: 404))
         let (status, body) = routes.call("POST", "/s3/complete-upload", body: completeBody(started))

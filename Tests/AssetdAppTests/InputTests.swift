@@ -23,12 +23,17 @@ struct InputTests {
         }
     }
 
-    @Test func fileNamesAreCleanLabels() {
-        #expect(Input.fileName("../../etc/passwd") == "passwd")
-        #expect(Input.fileName("C:\\Users\\me\\photo.jpg") == "photo.jpg")
-        #expect(Input.fileName("a\u{0}b\u{7}c.png") == "abc.png")
-        #expect(Input.fileName("..") == nil)
-        #expect(Input.fileName(String(repeating: "é", count: 300))!.utf8.count <= 255)
+    @Test func fileNamesAreCleanLabels() throws {
+        #expect(try Input.fileName("../../etc/passwd") == "passwd")
+        #expect(try Input.fileName("C:\\Users\\me\\photo.jpg") == "photo.jpg")
+        #expect(try Input.fileName("..") == nil)
+        let long = try #require(try Input.fileName(String(repeating: "é", count: 300)))
+        #expect(long.utf8.count == 254 && long.allSatisfy { $0 == "é" })
+        #expect(try Input.fileName("résumé ✓.pdf") == "résumé ✓.pdf")
+        // Control characters are refused, naming the field, never dropped.
+        for bad in ["a\u{0}b.png", "report\r\nSet-Cookie: x.pdf", "tab\t.jpg", "del\u{7f}.jpg", "c1\u{85}.jpg", "rlo\u{202E}gpj.exe"] {
+            #expect(throws: HTTPError.self, "\(bad.debugDescription)") { try Input.fileName(bad) }
+        }
     }
 
     @Test func partSizes() {

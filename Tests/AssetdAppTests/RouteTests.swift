@@ -62,6 +62,7 @@ struct RouteTests {
         #expect(started["partSize"] == .number("5242880"))
         let upload = started["uploadId"]!.stringValue!, asset = started["assetId"]!.stringValue!
         let body = #"{"uploadId":"\#(upload)","assetId":"\#(asset)","workspaceId":1,"parts":[{"ETag":"\"a\"","PartNumber":1},{"ETag":"b","PartNumber":2}]}"#
+        store.state.withLock { $0.completedSize = 6_000_000 }
         let (status, first) = call("POST", "/s3/complete-upload", body: body)
         #expect(status == 200)
         #expect(first["etag"] == "\"etag-2\"")

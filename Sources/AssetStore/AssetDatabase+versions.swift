@@ -1,0 +1,187 @@
+public import struct Foundation.Date
+import GRDB
+
+/// Versions: the archive of earlier versions, and the switch that makes a new version
+/// current. A switch is recorded before the first S3 call that stores or moves the new
+/// bytes, and removed in the transaction that records the new version as current, so
+/// that after a crash the reconciler can finish or undo whatever is recorded.
+extension AssetDatabase {
+    /// The archived versions of an asset (not the current one), oldest first.
+    public func versions(assetID: Int64) throws -> [AssetVersionRecord] {
+        try versions(assetIDs: [assetID])[assetID] ?? []
+    }
+
+    /// The archived versions of several assets at once (one query for a page of assets).
+    public func versions(assetIDs: [Int64]) throws -> [Int64: [AssetVersionRecord]] {
+        guard !assetIDs.isEmpty else { return [:] }
+        return try run {
+            try pool.read { db in
+                let marks = Array(repeating: "?", count: assetIDs.count).joined(separator: ",")
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM asset_version WHERE asset_id IN (\(marks)) ORDER BY asset_id, version",
+                                            arguments: StatementArguments(assetIDs))
+                var out: [Int64: [AssetVersionRecord]] = [:]
+                for row in rows {
+                    let record = AssetVersionRecord(
+                        assetID: row["asset_id"], version: row["version"], key: row["key"], fileType: row["file_type"],
+                        size: row["size"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+                    out[record.assetID, default: []].append(record)
+                }
+                return out
+            }
+        }
+    }
+
+    /// A directly uploaded new version: the switch is recorded (state `uploading`) before
+    /// its PutObject. Throws `VersionConflict` when the asset is not ready or is busy.
+    public func beginDirectVersion(_ change: VersionSwitch) throws -> VersionSwitch {
+        do {
+            return try pool.write { db in
+                try Self.checkVersionable(db, assetID: change.assetID)
+                try Self.insert(change, db)
+                return change
+            }
+        } catch let conflict as VersionConflict {
+            throw conflict
+        } catch {
+            throw AssetStoreError(description: "database: \(error)")
+        }
+    }
+
+    /// uploading -> stored, once the direct upload's PutObject has answered.
+    @discardableResult
+    public func markVersionStored(assetID: Int64, etag: String) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE version_switch SET state = 'stored', etag = ? WHERE asset_id = ? AND state = 'uploading'",
+                               arguments: [etag, assetID])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// A multipart upload of a new version, completed in S3 and checked: upload pending ->
+    /// completed and the switch (state `stored`) recorded, in one transaction. Nil when the
+    /// upload was no longer pending or the asset no longer ready (an abort or a delete won).
+    public func completeVersionUpload(
+        uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date = Date()
+    ) throws -> VersionSwitch? {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            do {
+                return try pool.write { db in
+                    try db.execute(
+                        sql: """
+                            UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
+                            WHERE upload_id = ? AND status = 'pending'
+                            """,
+                        arguments: [partsDigest, location, change.etag, now.timeIntervalSince1970, uploadID])
+                    guard db.changesCount == 1 else { return nil }
+                    guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [change.assetID]) == "ready",
+                          try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?)", arguments: [change.assetID]) == false
+                    else { throw Rollback() }
+                    try Self.insert(change, db)
+                    return change
+                }
+            } catch is Rollback {
+                return nil
+            }
+        }
+    }
+
+    /// The switch in progress for an asset, if any.
+    public func versionSwitch(assetID: Int64) throws -> VersionSwitch? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM version_switch WHERE asset_id = ?", arguments: [assetID]).map(Self.versionSwitch(from:))
+            }
+        }
+    }
+
+    /// Switches recorded before `before` (the reconciler's work list).
+    public func versionSwitches(createdBefore before: Date, limit: Int = 500) throws -> [VersionSwitch] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM version_switch WHERE created_at < ? ORDER BY asset_id LIMIT ?",
+                                 arguments: [before.timeIntervalSince1970, limit]).map(Self.versionSwitch(from:))
+            }
+        }
+    }
+
+    /// Drops a switch that will not happen (its bytes never arrived, or were refused).
+    public func discardVersionSwitch(assetID: Int64) throws {
+        try run { try pool.write { db in try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [assetID]) } }
+    }
+
+    /// The last step of a switch: the current version is archived under `archiveKey`, the
+    /// new one becomes current, and the switch is removed, in one transaction. Nil (and
+    /// nothing changed) when the asset is no longer ready at the version before this one.
+    public func finishVersionSwitch(_ change: VersionSwitch, archiveKey: String, now: Date = Date()) throws -> AssetRecord? {
+        try run {
+            do {
+                return try pool.write { db in
+                    guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [change.assetID]) else {
+                        throw Rollback()
+                    }
+                    let current = Self.asset(from: row)
+                    guard current.status == .ready, current.currentVersion == change.version - 1 else { throw Rollback() }
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO asset_version (asset_id, version, key, file_type, size, etag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [current.id, current.currentVersion, archiveKey, current.fileType, current.size, current.etag,
+                                    (current.versionCreatedAt ?? current.createdAt).timeIntervalSince1970])
+                    try db.execute(
+                        sql: """
+                            UPDATE asset SET key = ?, file_type = ?, file_name = coalesce(?, file_name), size = ?, etag = ?, sha256 = NULL,
+                                current_version = ?, version_created_at = ?, thumbnail_status = 'none', updated_at = ?
+                            WHERE id = ? AND status = 'ready' AND current_version = ?
+                            """,
+                        arguments: [change.newKey, change.fileType, change.fileName, change.size, change.etag, change.version,
+                                    now.timeIntervalSince1970, now.timeIntervalSince1970, current.id, current.currentVersion])
+                    guard db.changesCount == 1 else { throw Rollback() }
+                    try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [current.id])
+                    return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [current.id]).map(Self.asset(from:))
+                }
+            } catch is Rollback {
+                return nil
+            }
+        }
+    }
+
+    /// A completed upload whose content or size check failed: upload pending -> rejected,
+    /// and for a first upload its asset pending -> rejected. A new version's asset stays
+    /// as it was. False when the upload was no longer pending.
+    @discardableResult
+    public func rejectUpload(uploadID: String, now: Date = Date()) throws -> Bool {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE upload SET status = 'rejected', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
+                               arguments: [now.timeIntervalSince1970, uploadID])
+                guard db.changesCount == 1 else { return false }
+                try db.execute(
+                    sql: """
+                        UPDATE asset SET status = 'rejected', updated_at = ?
+                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ? AND version IS NULL) AND status = 'pending'
+                        """,
+                    arguments: [now.timeIntervalSince1970, uploadID])
+                return true
+            }
+        }
+    }
+
+    private static func insert(_ change: VersionSwitch, _ db: GRDB.Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO version_switch (asset_id, workspace_id, version, staging_key, new_key, file_type, file_name, size, etag, state, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [change.assetID, change.workspaceID, change.version, change.stagingKey, change.newKey, change.fileType,
+                        change.fileName, change.size, change.etag, change.state.rawValue, change.createdAt.timeIntervalSince1970])
+    }
+
+    static func versionSwitch(from row: Row) -> VersionSwitch {
+        VersionSwitch(
+            assetID: row["asset_id"], workspaceID: row["workspace_id"], version: row["version"], stagingKey: row["staging_key"],
+            newKey: row["new_key"], fileType: row["file_type"], fileName: row["file_name"], size: row["size"], etag: row["etag"],
+            state: VersionSwitch.State(rawValue: row["state"]) ?? .stored, createdAt: Date(timeIntervalSince1970: row["created_at"]))
+    }
+}
