@@ -83,7 +83,7 @@ let package = Package(
             name: "SigV4Tests", dependencies: ["SigV4"], resources: [.copy("Resources/sigv4")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
+        .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "Hashing"], swiftSettings: swiftSettings),
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetStoreTests", dependencies: ["AssetStore"], swiftSettings: swiftSettings),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),

@@ -73,6 +73,10 @@ extension App {
         let assetID = try Input.id(query["assetId"], field: "assetId")
         let uploadID = try Input.token(query["UploadId"] ?? query["uploadId"], field: "UploadId")
         let upload = try upload(uploadID, asset: assetID, in: workspaceID)
+        if upload.status != .pending {
+            // Off the hot path: a deleted asset's uploads answer 404 like the asset itself.
+            _ = try asset(assetID, in: workspaceID)
+        }
         try requirePending(upload)
         return upload
     }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Testing
 import SigV4
+import Hashing
 @testable import S3Client
 
 /// Against the real S3 server that scripts/test starts (moto, or Ceph RGW): set
@@ -53,6 +54,37 @@ struct LiveS3Tests {
         // app keeps its own record of completed uploads rather than rely on either.
         try s3.deleteObjects(keys: [key])
         #expect(try s3.headObject(key: key) == nil)
+    }
+
+    /// Over CopyObject's limit, `copy` copies part by part (UploadPartCopy). The limit is
+    /// 5 GiB; here it is lowered to 5 MiB so that an 11 MiB object takes three parts.
+    @Test(.enabled(if: endpoint != nil, "ASSETD_TEST_S3_ENDPOINT is not set"))
+    func copyPartByPartOverTheLimit() throws {
+        let s3 = try client()
+        let bytes = partBytes(11 * 1024 * 1024 + 17, seed: 3)
+        let md5 = Digest(.md5)
+        md5.update(bytes)
+        let source = "1/digital_assets/7.bin"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-copy-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        _ = try s3.putObject(key: source, file: fd, size: bytes.count, contentType: "application/pdf", metadata: ["asset_id": "7"],
+                             sha256Hex: Encoding.hex(SHA256.hash(bytes)), md5: md5.finalize())
+        try s3.copy(from: source, to: "1/versions/7/v1.bin", size: Int64(bytes.count), contentType: "application/pdf",
+                    metadata: ["asset_id": "7"], partSize: 5 * 1024 * 1024, singleCopyLimit: 5 * 1024 * 1024)
+        let copied = try #require(try s3.headObject(key: "1/versions/7/v1.bin"))
+        #expect(copied.size == bytes.count)
+        #expect(copied.etag.hasSuffix("-3\""), "a copy in three parts has a three-part multipart ETag")
+        #expect(copied.contentType == "application/pdf")
+        #expect(try s3.getObject(key: "1/versions/7/v1.bin", range: nil) == bytes)
+        // Under the limit: one CopyObject, the same bytes.
+        try s3.copy(from: source, to: "1/versions/7/v2.bin", size: Int64(bytes.count), contentType: "application/pdf",
+                    metadata: [:], partSize: 5 * 1024 * 1024, singleCopyLimit: S3Client.singleCopyLimit)
+        #expect(try s3.getObject(key: "1/versions/7/v2.bin", range: nil) == bytes)
+        #expect(try s3.listKeys(prefix: "1/versions/7/", limit: 100) == ["1/versions/7/v1.bin", "1/versions/7/v2.bin"])
+        try s3.deleteObjects(keys: [source, "1/versions/7/v1.bin", "1/versions/7/v2.bin"])
     }
 
     @Test(.enabled(if: endpoint != nil, "ASSETD_TEST_S3_ENDPOINT is not set"))

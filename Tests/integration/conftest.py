@@ -152,6 +152,15 @@ def big_jpeg():
     return noise_jpeg(12 * 1024 * 1024 + 1, 15 * 1024 * 1024 - 1)
 
 
+JPEG_HEAD = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+
+
+def as_jpeg(payload):
+    """`payload` behind a JPEG header: what libmagic, and so complete-upload's content
+    check, takes for image/jpeg. For tests about anything but the content itself."""
+    return JPEG_HEAD + payload
+
+
 def put_part(url, data):
     """PUT one part to a presigned URL, as the browser does."""
     r = requests.put(url, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=120)

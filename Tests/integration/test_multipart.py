@@ -3,7 +3,7 @@ import os
 
 import requests
 
-from conftest import CERTIFICATE, assert_json_error, put_part, start_upload, upload_whole
+from conftest import CERTIFICATE, assert_json_error, put_part, start_upload, upload_whole, as_jpeg
 
 MiB = 1024 * 1024
 
@@ -77,7 +77,7 @@ def test_list_parts_batch_presign_abort_then_complete_is_409(alice, s3, bucket):
 
 
 def test_complete_retried_after_success_is_200_with_same_result(alice):
-    data = b"x" * (6 * MiB)
+    data = as_jpeg(b"x" * (6 * MiB))
     started, first = upload_whole(alice, data)
     parts = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=started["assetId"], UploadId=started["uploadId"])
     assert_json_error(parts, 409)  # completed uploads hand out no more URLs
@@ -104,7 +104,7 @@ def test_complete_checks_parts(alice):
 
 
 def test_delete_removes_object_and_is_idempotent(alice, s3, bucket):
-    started, _ = upload_whole(alice, b"y" * 1000)
+    started, _ = upload_whole(alice, as_jpeg(b"y" * 1000))
     key = started["key"]
     s3.head_object(Bucket=bucket, Key=key)
     assert alice.delete("/s3/delete", workspaceId=1, assetId=started["assetId"]).json() == {"success": True}
@@ -117,7 +117,7 @@ def test_delete_removes_object_and_is_idempotent(alice, s3, bucket):
 def test_list_assets_pages_newest_first(base_url, secret):
     from conftest import Client, make_token
     client = Client(base_url, make_token(secret, "lister", [77]))
-    made = [upload_whole(client, b"z" * 100, workspace=77)[0]["assetId"] for _ in range(3)]
+    made = [upload_whole(client, as_jpeg(b"z" * 100), workspace=77)[0]["assetId"] for _ in range(3)]
     page = client.get("/api/assets", workspaceId=77, limit=2).json()
     assert [a["id"] for a in page["assets"]] == [made[2], made[1]]
     rest = client.get("/api/assets", workspaceId=77, limit=2, cursor=page["next"]).json()

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 from botocore.config import Config
 
-from conftest import start_upload
+from conftest import start_upload, as_jpeg
 
 
 def botocore_url(settings, operation, params, expires, when):
@@ -54,7 +54,7 @@ def test_upload_part_url_matches_botocore(alice, settings):
 def test_download_url_matches_botocore(alice, settings):
     """A download URL is valid for the expiresIn that was asked, and signed as botocore signs it."""
     from conftest import upload_whole
-    started, _ = upload_whole(alice, b"sig" * 100)
+    started, _ = upload_whole(alice, as_jpeg(b"sig" * 100))
     answer = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"], expiresIn=900).json()
     signature, when, query = signature_and_time(answer["url"])
     assert answer["expiresIn"] == 900
@@ -69,7 +69,7 @@ def test_the_expiry_is_signed(alice, settings):
     wrote, and gets assetd's signature; with any other expiry it gets another one. So a
     URL whose X-Amz-Expires was not the one signed would fail here."""
     from conftest import upload_whole
-    started, _ = upload_whole(alice, b"expiry" * 100)
+    started, _ = upload_whole(alice, as_jpeg(b"expiry" * 100))
     params = {"Bucket": settings["AWS_BUCKET"], "Key": started["key"]}
     signatures = set()
     for asked in (60, 3600, 604800):
@@ -95,7 +95,7 @@ def test_a_tampered_signature_is_refused_by_the_server(alice):
     """On a server that checks signatures, one changed digit is a 403: the suite would
     catch a signing bug there."""
     from conftest import upload_whole
-    started, _ = upload_whole(alice, b"tamper" * 100)
+    started, _ = upload_whole(alice, as_jpeg(b"tamper" * 100))
     url = alice.get("/s3/download-url", workspaceId=1, assetId=started["assetId"]).json()["url"]
     assert requests.get(url, timeout=30).status_code == 200
     head, signature = url.rsplit("X-Amz-Signature=", 1)
