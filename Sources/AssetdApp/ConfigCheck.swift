@@ -75,14 +75,15 @@ public struct ConfigCheck {
         }
         if path.contains(":") { return Item(name: name, ok: true, reason: "TCP \(path)") }
         var info = stat()
-        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFSOCK {
+        let exists = lstat(path, &info) == 0
+        if exists, (info.st_mode & S_IFMT) != S_IFSOCK {
             return Item(name: name, ok: false, reason: "\(path) exists and is not a socket")
         }
         let directory = (path as NSString).deletingLastPathComponent
         guard access(directory, W_OK | X_OK) == 0 else {
             return Item(name: name, ok: false, reason: "the socket's directory \(directory) is missing or not writable by uid \(geteuid())")
         }
-        return Item(name: name, ok: true, reason: "\(path) can be created")
+        return Item(name: name, ok: true, reason: exists ? "\(path) is a socket, replaced at start" : "\(path) can be created")
     }
 
     func spool(_ path: String) -> Item {
