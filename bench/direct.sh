@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Direct upload (POST /api/assets/upload) through TLS nginx and assetd to the S3 server:
-#  1. throughput for 10 MB and 25 MB JPEGs against a raw curl PUT of the same file to the
-#     same S3 server (a presigned URL), alternated, in the same run (target >= 0.8x); with
-#     the same upload to bench/floor.c behind the same nginx (the transport floor: TLS,
-#     nginx's buffering and FastCGI, no work), and assetd's own split of its time
-#     (receive: form, spool, digests, libmagic; store: PutObject) from its log;
+#  1. time for 1, 10 and 25 MB JPEGs against the physical floor, measured in the same run
+#     and alternated: nginx buffering the same form into bench/floor.c (TLS, buffering,
+#     the FastCGI transfer, no work) plus a raw curl PUT of the same file to the same S3
+#     (a presigned URL). Target: floor / assetd >= 0.9. assetd's own split of its time
+#     (receive: form, spool, digests, libmagic; store: PutObject) comes from its log;
 #  2. assetd's peak RSS during 8 concurrent 25 MB uploads (target: grows < 32 MB);
-#  3. ab -n 2000 -c 32 with a 50 KB image: req/s, p99, failed requests (target 0).
+#  3. ab -n 2000 -c 32 with a 50 KB image: req/s, p99, failed requests (target 0);
+#  4. the peer users would otherwise write (bench/peer: Flask + boto3 upload_fileobj on
+#     gunicorn with 2 workers, behind an nginx with the same TLS and buffering): uploads
+#     per second with 8 concurrent clients (1 and 10 MB) and peak RSS, against assetd's.
+#     Target: assetd >= 2x the peer's throughput, < half its memory.
 #
-#   bench/direct.sh            ROUNDS=3 AB_REQUESTS=2000 bench/direct.sh
+#   bench/direct.sh            ROUNDS=3 AB_REQUESTS=2000 PEER_REQUESTS=200 bench/direct.sh
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
@@ -48,13 +52,18 @@ def jpeg(target, path):
     data = out.getvalue()
     assert len(data) <= target, (len(data), target)
     open(path, "wb").write(data + bytes(target - len(data)))
+jpeg(1_000_000, f"{state}/1MB.jpg")
 jpeg(10_000_000, f"{state}/10MB.jpg")
 jpeg(25_000_000, f"{state}/25MB.jpg")
 jpeg(50_000, f"{state}/50KB.jpg")
 boundary = "----assetdbench"
-body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"small.jpg\"\r\n"
-        f"Content-Type: image/jpeg\r\n\r\n").encode() + open(f"{state}/50KB.jpg", "rb").read() + f"\r\n--{boundary}--\r\n".encode()
-open(f"{state}/small.form", "wb").write(body)
+def form(name, out):
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + open(f"{state}/{name}", "rb").read() + f"\r\n--{boundary}--\r\n".encode()
+    open(f"{state}/{out}", "wb").write(body)
+form("50KB.jpg", "small.form")
+form("1MB.jpg", "1MB.form")
+form("10MB.jpg", "10MB.form")
 PY
 
 presigned_put() {
@@ -81,20 +90,22 @@ via_floor() {
 # receive_ms and store_ms of the last "asset ready" line.
 phases() { grep '"asset ready"\|asset ready' "$STATE/logs/assetd.log" | tail -1 | grep -o 'receive_ms=[0-9]*\|store_ms=[0-9]*' | cut -d= -f2 | paste -sd' '; }
 
-printf '\n%-8s %-6s %10s %10s %10s %8s %11s %9s\n' size round raw_s floor_s assetd_s ratio receive_ms store_ms
-for size in 10MB 25MB; do
+printf '\n%-6s %-6s %8s %8s %9s %9s %13s %11s %9s\n' size round raw_s floor_s "raw+floor" assetd_s "floor/assetd" receive_ms store_ms
+for size in 1MB 10MB 25MB; do
     file="$STATE/$size.jpg"
     bytes=$(stat -c %s "$file")
-    raw_total=0; assetd_total=0
+    floor_total=0; assetd_total=0; raw_total=0
     for round in $(seq 1 "$ROUNDS"); do
         r=$(raw_put "$file"); f=$(via_floor "$file"); a=$(via_assetd "$file")
         read -r receive store < <(phases)
-        raw_total=$(python3 -c "print($raw_total + $r)"); assetd_total=$(python3 -c "print($assetd_total + $a)")
-        printf '%-8s %-6s %10s %10s %10s %8s %11s %9s\n' "$size" "$round" "$r" "$f" "$a" "$(python3 -c "print(f'{$r / $a:.2f}')")" "$receive" "$store"
+        raw_total=$(python3 -c "print($raw_total + $r)")
+        floor_total=$(python3 -c "print($floor_total + $r + $f)"); assetd_total=$(python3 -c "print($assetd_total + $a)")
+        printf '%-6s %-6s %8s %8s %9s %9s %13s %11s %9s\n' "$size" "$round" "$r" "$f" "$(python3 -c "print(f'{$r + $f:.6f}')")" "$a" \
+            "$(python3 -c "print(f'{($r + $f) / $a:.2f}')")" "$receive" "$store"
     done
     python3 -c "
-raw, ours, b = $raw_total, $assetd_total, $bytes
-print(f'$size: raw PUT {b * $ROUNDS / raw / 1e6:.1f} MB/s, via nginx+assetd {b * $ROUNDS / ours / 1e6:.1f} MB/s, ratio {raw / ours:.2f} (target >= 0.80)')"
+floor, ours, raw, b = $floor_total, $assetd_total, $raw_total, $bytes
+print(f'$size: floor (nginx into floor.c + raw PUT) {floor / $ROUNDS * 1000:.0f} ms, assetd {ours / $ROUNDS * 1000:.0f} ms: floor/assetd {floor / ours:.2f} (target >= 0.90); raw PUT alone {raw / ours:.2f}')"
 done
 
 say "8 concurrent 25 MB uploads"
@@ -125,3 +136,43 @@ print(bad + (int(n.group(1)) if n else 0))
 PY
 )
 echo "failed requests that count (connect, receive, exceptions, non-2xx): $real"
+
+say "the peer: Flask + boto3 upload_fileobj on gunicorn (2 workers) behind the same nginx"
+python3 -c 'import flask, gunicorn' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check flask gunicorn
+PEER_PORT=$((ASSETD_HTTPS_PORT + 2))
+PEER_REQUESTS=${PEER_REQUESTS:-200}
+mkdir -p "$STATE/peer-nginx"
+(cd "$ROOT/bench/peer" && exec gunicorn -w 2 -b "unix:$STATE/peer.sock" --pid "$STATE/peer-gunicorn.pid" \
+    --timeout 300 app:app >"$STATE/logs/peer.log" 2>&1) & peer_shell=$!
+sed -e "s|@STATE@|$STATE|g" -e "s|@PORT@|$PEER_PORT|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" \
+    -e "s|@MAX_DIRECT_BODY@|$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))|g" \
+    "$ROOT/bench/peer/nginx.conf.in" >"$STATE/peer-nginx/nginx.conf"
+nginx -c "$STATE/peer-nginx/nginx.conf" -p "$STATE/peer-nginx" -e "$STATE/logs/peer-nginx-error.log"
+trap 'kill -QUIT "$(cat "$STATE/peer-nginx/nginx.pid" 2>/dev/null)" 2>/dev/null; kill "$(cat "$STATE/peer-gunicorn.pid" 2>/dev/null)" 2>/dev/null; stop_floor; "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true' EXIT
+wait_for "gunicorn" 30 test -S "$STATE/peer.sock"
+wait_for "peer nginx" 10 test -s "$STATE/peer-nginx/nginx.pid"
+PEER_URL="https://127.0.0.1:$PEER_PORT/api/assets/upload"
+
+# Peak RSS of a process tree (kB): VmHWM summed over the pids given.
+peak_rss() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$total"; }
+reset_peak() { local p; for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done; }
+gunicorn_pids() { local master; master=$(cat "$STATE/peer-gunicorn.pid"); echo "$master $(pgrep -P "$master" | paste -sd' ')"; }
+
+printf '\n%-6s %-8s %12s %10s %14s\n' size server "uploads/s" "p99_ms" "peak_rss_kB"
+for size in 1MB 10MB; do
+    # Warm both (imports, connection pools), then measure each with 8 concurrent clients.
+    ab -q -n 16 -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" -H "Authorization: Bearer $TOKEN" "$API" >/dev/null 2>&1 || true
+    ab -q -n 16 -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" "$PEER_URL" >/dev/null 2>&1 || true
+    for server in assetd peer; do
+        if [ "$server" = assetd ]; then pids=$PID; url=$API; auth=(-H "Authorization: Bearer $TOKEN"); else pids=$(gunicorn_pids); url=$PEER_URL; auth=(); fi
+        # shellcheck disable=SC2086
+        reset_peak $pids
+        ab -q -n "$PEER_REQUESTS" -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" "${auth[@]}" \
+            "$url" >"$STATE/ab-$server-$size.txt" 2>&1 || true
+        rps=$(awk '/Requests per second/ {print $4}' "$STATE/ab-$server-$size.txt")
+        p99=$(awk '$1 == "99%" {print $2}' "$STATE/ab-$server-$size.txt")
+        non2xx=$(awk '/Non-2xx/ {print $3}' "$STATE/ab-$server-$size.txt")
+        # shellcheck disable=SC2086
+        printf '%-6s %-8s %12s %10s %14s %s\n' "$size" "$server" "$rps" "$p99" "$(peak_rss $pids)" "${non2xx:+($non2xx non-2xx)}"
+    done
+done

@@ -1,6 +1,7 @@
 /*
- * The transport floor for bench/presign.sh: a bare libfcgi responder that answers every
- * request with a presign-sized JSON body, on the same number of threads as assetd.
+ * The transport floor for bench/presign.sh and bench/direct.sh: a bare libfcgi responder
+ * that reads the request body and answers with a presign-sized JSON body, on the same
+ * number of threads as assetd.
  * Whatever assetd adds on top (JWT, database, SigV4, routing) is the gap to this.
  *
  *   cc -O2 -o floor bench/floor.c -lfcgi -lpthread
@@ -22,7 +23,12 @@ static void *worker(void *arg) {
     (void)arg;
     FCGX_Request request;
     FCGX_InitRequest(&request, listen_fd, 0);
+    static __thread char sink[65536];
     while (FCGX_Accept_r(&request) >= 0) {
+        /* Read the whole body, as assetd does, so that an upload's floor includes its
+           transfer over FastCGI. */
+        while (FCGX_GetStr(sink, sizeof sink, request.in) > 0) {
+        }
         FCGX_PutStr(response, response_len, request.out);
         FCGX_Finish_r(&request);
     }

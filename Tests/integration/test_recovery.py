@@ -116,4 +116,6 @@ def test_a_complete_whose_answer_was_lost_is_recovered(private):
     assert r.status == 200, r.body
     assert r.json()["key"] == started["key"]
     assert asset_status(private, started["assetId"]) == "ready"
-    assert "complete-upload recovered" in private.log()
+    # AWS (and moto) may answer a second Complete of a finished upload with its result;
+    # others (Ceph) say NoSuchUpload, and assetd then recognises the object by its
+    # multipart ETag ("complete-upload recovered" in its log; HardeningTests covers both).

@@ -90,7 +90,7 @@ def test_sigterm_lets_the_request_in_flight_finish():
             assert response.startswith("Status: 404"), response
             head, _, payload = response.partition("\r\n\r\n")
             assert "Content-Type: application/json" in head
-            assert "no-such-upload" in json.loads(payload)["error"]
+            assert "was not found" in json.loads(payload)["error"]
 
             assert process.wait(timeout=12) == 0
             assert not os.path.exists(path), "the socket file was left behind"
