@@ -1,5 +1,5 @@
 # The transport floor, shared by the benchmarks: bench/floor.c (a bare C libfcgi
-# responder) behind a second nginx rendered from the same template as the dev stack's,
+# responder) behind a second nginx rendered from the same site file as the dev stack's,
 # on port FLOOR_PORT. Source it after the dev stack is up; it needs STATE and ROOT.
 #
 #   start_floor PORT THREADS     sets floor_pid and floor_nginx
@@ -10,18 +10,14 @@ start_floor() {
     local port=$1 threads=$2
     cc -O2 -o "$STATE/floor" "$ROOT/bench/floor.c" -lfcgi -lpthread
     "$STATE/floor" "$STATE/floor.sock" "$threads" >/dev/null 2>&1 & floor_pid=$!
-    mkdir -p "$STATE/floor-nginx"
-    sed -e "s|@STATE@/nginx/|$STATE/floor-nginx/|g" -e "s|@STATE@|$STATE|g" -e "s|@HTTPS_PORT@|$port|g" \
-        -e "s|@SOCKET@|$STATE/floor.sock|g" -e "s|@USER@|$( [ "$(id -u)" -eq 0 ] && echo 'user root;')|g" \
-        -e "s|@UPSTREAM_KEEPALIVE@|${ASSETD_NGINX_UPSTREAM_KEEPALIVE:-}|g" \
-        -e "s|@MAX_DIRECT_BODY@|$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))|g" \
-        -e "s|logs/nginx-|logs/floor-nginx-|g" "$ROOT/nginx/assetd-dev.conf.in" >"$STATE/floor-nginx/nginx.conf"
-    cp "$STATE/nginx/cors.conf" "$STATE/nginx/assetd-fastcgi.conf" "$STATE/floor-nginx/"
+    "$ROOT/scripts/lib/nginx-render" "$STATE/floor-nginx" --state "$STATE" --https-port "$port" \
+        --socket "$STATE/floor.sock" --cors-any --log-prefix floor-nginx \
+        --max-direct-body "$(( ${ASSETD_MAX_DIRECT_UPLOAD_BYTES:-26214400} + 1048576 ))"
     nginx -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx" -e "$STATE/logs/floor-nginx-error.log"
     wait_for "floor nginx" 10 test -s "$STATE/floor-nginx/nginx.pid"
     floor_nginx=$(cat "$STATE/floor-nginx/nginx.pid")
     # Access logs off for both, so that neither pays for disk writes the other does not.
-    sed -i "s|access_log .*;|access_log off;|" "$STATE/nginx/nginx.conf" "$STATE/floor-nginx/nginx.conf"
+    sed -i "s|access_log .*;|access_log off;|" "$STATE/nginx/assetd.conf" "$STATE/floor-nginx/assetd.conf"
     nginx -s reload -c "$STATE/nginx/nginx.conf" -p "$STATE/nginx"
     nginx -s reload -c "$STATE/floor-nginx/nginx.conf" -p "$STATE/floor-nginx"
     sleep 1

@@ -23,10 +23,19 @@ public enum Bootstrap {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let database = try AssetDatabase(path: configuration.databasePath)
-        let s3 = S3Client(configuration: configuration.s3(gated: true), logger: logger)
+        let metrics = Metrics()
+        let s3 = MeteredObjectStore(S3Client(configuration: configuration.s3(gated: true), logger: logger), metrics: metrics)
         let detector = try ContentDetector()
         let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger)
-        let listen: FastCGIServer.Listen = configuration.socketPath.map { .path($0, mode: configuration.socketMode) } ?? .standardInput
+        // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
+        let listen: FastCGIServer.Listen
+        if let path = configuration.socketPath {
+            listen = .path(path, mode: configuration.socketMode)
+        } else if let descriptor = Systemd.listenDescriptors().first {
+            listen = .descriptor(descriptor)
+        } else {
+            listen = .standardInput
+        }
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
@@ -35,24 +44,11 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
         Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
-        try FastCGIServer(configuration: serverConfiguration, responder: app.router(), logger: logger).run()
-    }
-
-    public static func setUpBucket(_ configuration: Configuration, logger: Logger) throws {
-        let s3 = S3Client(configuration: configuration.s3(), logger: logger)
-        if try s3.bucketExists() {
-            logger.info("bucket exists", metadata: ["bucket": "\(configuration.bucket)"])
-        } else {
-            try s3.createBucket()
-            logger.info("bucket created", metadata: ["bucket": "\(configuration.bucket)"])
+        let responder = AccessLog(router: app.router(), metrics: metrics, logger: logger) {
+            if let open = try? database.pendingUploads(startedBefore: .distantFuture, limit: 100_000).count {
+                metrics.setOpenUploads(open)
+            }
         }
-        try s3.putBucketCORS([S3Client.CORSRule(allowedOrigins: configuration.corsOrigins)])
-        logger.info("CORS rules applied", metadata: ["origins": "\(configuration.corsOrigins.joined(separator: ","))"])
-        try s3.putAbortIncompleteUploadsRule(days: configuration.abortIncompleteDays)
-        let days = try s3.abortIncompleteUploadsDays()
-        guard days == configuration.abortIncompleteDays else {
-            throw ConfigurationError(description: "the lifecycle rule reads back as \(days.map(String.init) ?? "missing"), not \(configuration.abortIncompleteDays) days")
-        }
-        logger.info("lifecycle rule applied", metadata: ["abort_incomplete_after_days": "\(configuration.abortIncompleteDays)"])
+        try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
     }
 }

@@ -20,6 +20,8 @@ public final class FastCGIServer: Sendable {
         case path(String, mode: UInt32)
         /// The listening socket on standard input (spawn-fcgi, systemd's StandardInput=socket).
         case standardInput
+        /// A listening socket passed by systemd's socket activation (LISTEN_FDS).
+        case descriptor(Int32)
     }
 
     public struct Configuration: Sendable {
@@ -89,6 +91,7 @@ public final class FastCGIServer: Sendable {
         logger.info("assetd is serving", metadata: [
             "listen": "\(describeListen())", "threads": "\(configuration.threads)",
         ])
+        Systemd.notify("READY=1\nSTATUS=serving")
 
         var received: Int32 = 0
         sigwait(&waitSet, &received)
@@ -96,6 +99,7 @@ public final class FastCGIServer: Sendable {
             "signal": "\(received == SIGTERM ? "SIGTERM" : "SIGINT")",
             "in_flight": "\(inFlight.load(ordering: .sequentiallyConsistent))",
         ])
+        Systemd.notify("STOPPING=1\nSTATUS=draining")
         stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
         for worker in workers.withLock({ $0 }) { pthread_kill(worker, SIGUSR2) }
@@ -116,6 +120,7 @@ public final class FastCGIServer: Sendable {
         switch configuration.listen {
         case .path(let path, _): path
         case .standardInput: "standard input (inherited socket)"
+        case .descriptor(let fd): "fd \(fd) (systemd socket activation)"
         }
     }
 
@@ -126,6 +131,11 @@ public final class FastCGIServer: Sendable {
                 throw ServerError(description: "ASSETD_SOCKET is not set and standard input is not a listening socket")
             }
             return (0, nil)
+        case .descriptor(let fd):
+            guard assetd_fcgi_is_listening_socket(fd) != 0 else {
+                throw ServerError(description: "LISTEN_FDS names fd \(fd), which is not a listening socket")
+            }
+            return (fd, nil)
         case .path(let path, let mode):
             let isUnix = !path.contains(":")
             if isUnix {

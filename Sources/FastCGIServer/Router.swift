@@ -55,6 +55,18 @@ public struct Router: Responder {
         }
     }
 
+    /// The route that `path` matches, as it was registered (`/api/assets/{assetId}`), or
+    /// nil: logs and metrics label requests by it, so their labels never grow with ids.
+    public func pattern(for path: String) -> String? {
+        if literal[path] != nil { return path }
+        let segments = path.split(separator: "/")
+        for pattern in patterns where pattern.segments.count == segments.count {
+            let matches = zip(pattern.segments, segments).allSatisfy { p, s in (p.first == "{" && p.last == "}") || p == s }
+            if matches { return "/" + pattern.segments.joined(separator: "/") }
+        }
+        return nil
+    }
+
     func route(_ request: Request) throws -> Handler {
         let methods: [String: Handler]?
         if let exact = literal[request.path] {

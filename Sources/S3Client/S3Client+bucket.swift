@@ -1,7 +1,10 @@
+import Foundation
 import Hashing
 
 extension S3Client {
+    /// assetd's CORS rule for the bucket: browsers PUT parts and GET objects by presigned URL.
     public struct CORSRule: Sendable {
+        public var id = "assetd"
         public var allowedOrigins: [String]
         public var allowedMethods = ["GET", "POST", "PUT", "DELETE", "HEAD"]
         public var allowedHeaders = ["*"]
@@ -9,6 +12,29 @@ extension S3Client {
         public var maxAgeSeconds = 3000
 
         public init(allowedOrigins: [String]) { self.allowedOrigins = allowedOrigins }
+
+        public var element: BucketRule {
+            var children = [BucketRule(name: "ID", text: id)]
+            children += allowedOrigins.map { BucketRule(name: "AllowedOrigin", text: $0) }
+            children += allowedMethods.map { BucketRule(name: "AllowedMethod", text: $0) }
+            children += allowedHeaders.map { BucketRule(name: "AllowedHeader", text: $0) }
+            children += exposeHeaders.map { BucketRule(name: "ExposeHeader", text: $0) }
+            children.append(BucketRule(name: "MaxAgeSeconds", text: String(maxAgeSeconds)))
+            return BucketRule(name: "CORSRule", children: children)
+        }
+    }
+
+    /// The ID of assetd's lifecycle rule; other rules of the bucket are kept as they are.
+    public static let abortIncompleteUploadsRuleID = "assetd-abort-incomplete-multipart-uploads"
+
+    /// assetd's lifecycle rule: abort multipart uploads left incomplete for `days` days.
+    public static func abortIncompleteUploadsRule(days: Int) -> BucketRule {
+        BucketRule(name: "Rule", children: [
+            BucketRule(name: "ID", text: abortIncompleteUploadsRuleID),
+            BucketRule(name: "Filter", children: [BucketRule(name: "Prefix", text: "")]),
+            BucketRule(name: "Status", text: "Enabled"),
+            BucketRule(name: "AbortIncompleteMultipartUpload", children: [BucketRule(name: "DaysAfterInitiation", text: String(days))]),
+        ])
     }
 
     /// HeadBucket: true when the bucket exists and the credentials may use it.
@@ -34,24 +60,32 @@ extension S3Client {
         }
     }
 
-    public func putBucketCORS(_ rules: [CORSRule]) throws {
-        var xml = "<CORSConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-        for rule in rules {
-            xml += "<CORSRule>"
-            for origin in rule.allowedOrigins { xml += "<AllowedOrigin>\(xmlEscape(origin))</AllowedOrigin>" }
-            for method in rule.allowedMethods { xml += "<AllowedMethod>\(method)</AllowedMethod>" }
-            for header in rule.allowedHeaders { xml += "<AllowedHeader>\(xmlEscape(header))</AllowedHeader>" }
-            for header in rule.exposeHeaders { xml += "<ExposeHeader>\(xmlEscape(header))</ExposeHeader>" }
-            xml += "<MaxAgeSeconds>\(rule.maxAgeSeconds)</MaxAgeSeconds></CORSRule>"
-        }
-        xml += "</CORSConfiguration>"
-        try putBucketSubresource("cors", xml: xml)
+    /// The bucket's CORS rules (GetBucketCors); empty when it has none.
+    public func bucketCORSRules() throws -> [BucketRule] {
+        try bucketSubresource("cors", missing: "NoSuchCORSConfiguration", rule: "CORSRule")
     }
 
-    /// A lifecycle rule that aborts multipart uploads left incomplete for `days` days.
-    public func putAbortIncompleteUploadsRule(days: Int) throws {
-        let xml = "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ID>assetd-abort-incomplete-multipart-uploads</ID><Filter><Prefix></Prefix></Filter><Status>Enabled</Status><AbortIncompleteMultipartUpload><DaysAfterInitiation>\(days)</DaysAfterInitiation></AbortIncompleteMultipartUpload></Rule></LifecycleConfiguration>"
-        try putBucketSubresource("lifecycle", xml: xml)
+    /// The bucket's lifecycle rules (GetBucketLifecycleConfiguration); empty when it has none.
+    public func bucketLifecycleRules() throws -> [BucketRule] {
+        try bucketSubresource("lifecycle", missing: "NoSuchLifecycleConfiguration", rule: "Rule")
+    }
+
+    /// PutBucketCors with exactly these rules (an empty list deletes the configuration).
+    public func putBucketCORS(rules: [BucketRule]) throws {
+        guard !rules.isEmpty else {
+            _ = try send("DELETE", key: "", query: [("cors", "")])
+            return
+        }
+        try putBucketSubresource("cors", xml: Self.configurationXML("CORSConfiguration", rules))
+    }
+
+    /// PutBucketLifecycleConfiguration with exactly these rules.
+    public func putBucketLifecycle(rules: [BucketRule]) throws {
+        guard !rules.isEmpty else {
+            _ = try send("DELETE", key: "", query: [("lifecycle", "")])
+            return
+        }
+        try putBucketSubresource("lifecycle", xml: Self.configurationXML("LifecycleConfiguration", rules))
     }
 
     /// The days of the abort-incomplete-uploads rule, read back; nil when there is none.
@@ -78,6 +112,23 @@ extension S3Client {
         return nil
     }
 
+    static func configurationXML(_ root: String, _ rules: [BucketRule]) -> String {
+        "<\(root) xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">" + rules.map(\.xml).joined() + "</\(root)>"
+    }
+
+    private func bucketSubresource(_ name: String, missing: String, rule: String) throws -> [BucketRule] {
+        let response: TransportResponse
+        do {
+            response = try send("GET", key: "", query: [(name, "")])
+        } catch let error as S3Error where error.code == missing {
+            return []
+        }
+        guard let tree = XMLTree.parse(response.body) else {
+            throw S3Error(code: "MalformedAnswer", message: "the bucket's \(name) configuration is not XML", httpStatus: nil, requestID: nil)
+        }
+        return tree.all(rule).map(BucketRule.init(tree:))
+    }
+
     private func putBucketSubresource(_ name: String, xml: String) throws {
         let body = Array(xml.utf8)
         let md5 = Digest(.md5)
@@ -85,5 +136,53 @@ extension S3Client {
         _ = try send("PUT", key: "", query: [(name, "")],
                      headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],
                      body: .bytes(body))
+    }
+}
+
+/// One rule of a bucket's CORS or lifecycle configuration, as an element tree: assetd
+/// writes its own and puts the bucket's other rules back exactly as it read them.
+public struct BucketRule: Sendable, Equatable {
+    public var name: String
+    public var text: String
+    public var children: [BucketRule]
+
+    public init(name: String, text: String = "", children: [BucketRule] = []) {
+        self.name = name
+        self.text = text
+        self.children = children
+    }
+
+    init(tree: XMLTree) {
+        let children = tree.children.map(BucketRule.init(tree:))
+        self.init(name: tree.name, text: children.isEmpty ? tree.text.trimmingCharacters(in: .whitespacesAndNewlines) : "", children: children)
+    }
+
+    /// The rule's ID element, if it has one.
+    public var id: String? { children.first { $0.name == "ID" }?.text }
+
+    public var xml: String {
+        "<\(name)>" + (children.isEmpty ? xmlEscape(text) : children.map(\.xml).joined()) + "</\(name)>"
+    }
+
+    /// The rule's non-empty leaves as sorted (name, text) pairs: two rules with the same
+    /// leaves say the same, whatever order a server returns them in, and whether an empty
+    /// prefix sits in a Filter (AWS) or at the top (Ceph RGW 16).
+    public var leaves: [String] {
+        if children.isEmpty { return text.isEmpty ? [] : ["\(name)=\(text)"] }
+        return children.flatMap(\.leaves).sorted()
+    }
+
+    /// What setting `own` into `rules` did.
+    public enum Change: String, Sendable {
+        case added, updated, unchanged
+    }
+
+    /// `rules` with `own` in place of the rule of the same ID (or appended), and what changed.
+    public static func merge(_ own: BucketRule, into rules: [BucketRule]) -> (rules: [BucketRule], change: Change) {
+        guard let index = rules.firstIndex(where: { $0.id == own.id }) else { return (rules + [own], .added) }
+        if rules[index].leaves == own.leaves { return (rules, .unchanged) }
+        var merged = rules
+        merged[index] = own
+        return (merged, .updated)
     }
 }

@@ -37,7 +37,7 @@ struct Assetd: ParsableCommand {
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; the README lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self],
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -87,13 +87,33 @@ struct Token: ParsableCommand {
 struct SetupBucket: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "setup-bucket",
-        abstract: "Create the bucket if it is missing and apply its CORS rules and lifecycle rule (idempotent).",
-        discussion: "CORS: ASSETD_CORS_ORIGINS (default *), methods GET POST PUT DELETE HEAD, ETag exposed. Lifecycle: abort multipart uploads left incomplete after ASSETD_ABORT_INCOMPLETE_DAYS days (default 7)."
+        abstract: "Add or update assetd's CORS rule and lifecycle rule on the bucket, keeping its other rules (idempotent).",
+        discussion: "CORS rule `assetd`: ASSETD_CORS_ORIGINS (default *), methods GET POST PUT DELETE HEAD, ETag exposed. Lifecycle rule `assetd-abort-incomplete-multipart-uploads`: abort multipart uploads left incomplete after ASSETD_ABORT_INCOMPLETE_DAYS days (default 7). Rules with other IDs are put back as they were. It prints what it changed."
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "Create the bucket when it does not exist.") var create = false
+    @Flag(name: .customLong("dry-run"), help: "Print the rules as JSON, as they would be applied, and change nothing.") var dryRun = false
+
+    func run() throws {
+        try options.run(failure: "setup-bucket failed") { configuration, logger in
+            try BucketSetup(configuration: configuration, create: create, dryRun: dryRun, logger: logger).run()
+        }
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Check every setting, the database, the socket, the spool directory and the bucket; print OK or FAIL per item.",
+        discussion: "Reaches the bucket with HeadBucket, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. Run it as the service's user."
     )
 
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        try options.run(failure: "setup-bucket failed", Bootstrap.setUpBucket)
+        let logger = Bootstrap.logger(level: "critical")
+        let check = ConfigCheck(environment: ProcessInfo.processInfo.environment, file: options.config, logger: logger)
+        guard check.run() else { throw ExitCode(1) }
     }
 }

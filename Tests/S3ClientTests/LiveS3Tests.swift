@@ -132,8 +132,8 @@ struct LiveS3Tests {
     func bucketConfiguration() throws {
         let s3 = try client()
         #expect(try s3.bucketExists())
-        try s3.putBucketCORS([.init(allowedOrigins: ["*"])])
-        try s3.putAbortIncompleteUploadsRule(days: 7)
+        try s3.putBucketCORS(rules: [S3Client.CORSRule(allowedOrigins: ["*"]).element])
+        try s3.putBucketLifecycle(rules: [S3Client.abortIncompleteUploadsRule(days: 7)])
         #expect(try s3.abortIncompleteUploadsDays() == 7)
         try s3.createBucket() // idempotent
     }

@@ -1,0 +1,78 @@
+public import FastCGIServer
+public import Logging
+
+/// Wraps the router: answers GET /metrics, and gives every request one access-log line and
+/// its metrics. The line names the method, the route pattern, the status, the duration,
+/// nginx's request id (X-Request-Id, which nginx sets from $request_id) and the workspace
+/// and asset when the query or the path names them. It never carries a header's value
+/// other than the request id, a query string, a body or a presigned URL, so tokens,
+/// signatures and secrets cannot reach the log.
+public struct AccessLog: Responder {
+    let router: Router
+    let metrics: Metrics
+    let logger: Logger
+    /// Refreshes gauges that are read from elsewhere (open uploads) before a scrape.
+    let beforeScrape: @Sendable () -> Void
+
+    public init(router: Router, metrics: Metrics, logger: Logger, beforeScrape: @escaping @Sendable () -> Void = {}) {
+        self.router = router
+        self.metrics = metrics
+        self.logger = logger
+        self.beforeScrape = beforeScrape
+    }
+
+    public func respond(to request: Request) -> Response {
+        let start = ContinuousClock.now
+        let route: String
+        let response: Response
+        if request.path == "/metrics" {
+            route = "/metrics"
+            response = scrape(request)
+        } else {
+            route = router.pattern(for: request.path) ?? "unmatched"
+            response = router.respond(to: request)
+        }
+        let duration = ContinuousClock.now - start
+        metrics.request(route: route, method: request.method, status: response.status.code, duration: duration)
+        if logger.logLevel <= .info {
+            logger.info("request", metadata: Self.line(request, route: route, status: response.status.code, duration: duration))
+        }
+        return response
+    }
+
+    /// The fields of one access-log line.
+    static func line(_ request: Request, route: String, status: Int, duration: Duration) -> Logger.Metadata {
+        var fields: Logger.Metadata = [
+            "method": "\(request.method)", "route": "\(route)", "status": "\(status)",
+            "duration_ms": "\(Self.milliseconds(duration))",
+            "request_id": "\(request.headers["x-request-id"].map(Self.safeID) ?? "-")",
+        ]
+        if let workspace = request.query["workspaceId"].flatMap(Self.plainNumber) { fields["workspace"] = "\(workspace)" }
+        if let asset = (request.parameters["assetId"] ?? request.query["assetId"]).flatMap(Self.plainNumber) { fields["asset"] = "\(asset)" }
+        return fields
+    }
+
+    static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        return "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
+    }
+
+    /// Ids as logged: digits only, at most 20, so that a log line never carries input verbatim.
+    static func plainNumber(_ text: String) -> String? {
+        text.utf8.count <= 20 && !text.isEmpty && text.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } ? text : nil
+    }
+
+    /// nginx's $request_id is 32 hex digits; anything else is cut to its first 64 safe characters.
+    static func safeID(_ text: String) -> String {
+        String(text.unicodeScalars.prefix(64).filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") })
+    }
+
+    private func scrape(_ request: Request) -> Response {
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return .error(HTTPError(.methodNotAllowed, "\(request.method) is not allowed on /metrics; use GET, HEAD.", headers: [("Allow", "GET, HEAD")]))
+        }
+        beforeScrape()
+        return Response(status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: metrics.render())
+    }
+}

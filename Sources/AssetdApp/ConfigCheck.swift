@@ -1,0 +1,139 @@
+import Foundation
+import Hashing
+public import Logging
+import S3Client
+
+/// `assetd check-config`: every setting, then what assetd will touch at start-up: the
+/// database, the socket, the spool directory and the bucket (HeadBucket, then a small put,
+/// get and delete under `_assetd_check/`). One OK or FAIL line per item, with its reason;
+/// it changes nothing but that one object, which it deletes.
+public struct ConfigCheck {
+    public struct Item: Sendable {
+        public var name: String
+        public var ok: Bool
+        public var reason: String
+
+        public var line: String { "\(ok ? "OK  " : "FAIL") \(name): \(reason)" }
+    }
+
+    let environment: [String: String]
+    let file: String?
+    let logger: Logger
+
+    public init(environment: [String: String], file: String?, logger: Logger) {
+        self.environment = environment
+        self.file = file
+        self.logger = logger
+    }
+
+    /// Runs every check, reporting each item as it is done; true when none failed.
+    public func run(report: (Item) -> Void = { Swift.print($0.line) }) -> Bool {
+        var failed = false
+        func note(_ item: Item) {
+            failed = failed || !item.ok
+            report(item)
+        }
+        let configuration: Configuration
+        do {
+            configuration = try Configuration(environment: environment, file: file)
+            note(Item(name: "settings", ok: true, reason: "read from \(file.map { "\($0) and " } ?? "")the environment"))
+        } catch {
+            note(Item(name: "settings", ok: false, reason: "\(error)"))
+            return false
+        }
+        note(database(configuration.databasePath))
+        note(socket(configuration.socketPath))
+        note(spool(configuration.tmpDirectory))
+        for item in bucket(configuration) { note(item) }
+        return !failed
+    }
+
+    func database(_ path: String) -> Item {
+        let name = "database"
+        if FileManager.default.fileExists(atPath: path) {
+            guard access(path, R_OK | W_OK) == 0 else {
+                return Item(name: name, ok: false, reason: "\(path) is not readable and writable by uid \(geteuid())")
+            }
+            guard let handle = FileHandle(forReadingAtPath: path), let head = try? handle.read(upToCount: 16),
+                  head.isEmpty || head == Data("SQLite format 3\0".utf8)
+            else {
+                return Item(name: name, ok: false, reason: "\(path) is not an SQLite database")
+            }
+            return Item(name: name, ok: true, reason: "\(path) is an SQLite database this user may write")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        guard access(directory.isEmpty ? "." : directory, W_OK | X_OK) == 0 else {
+            return Item(name: name, ok: false, reason: "\(path) does not exist and its directory \(directory) is not writable by uid \(geteuid())")
+        }
+        return Item(name: name, ok: true, reason: "\(path) will be created at the first start")
+    }
+
+    func socket(_ path: String?) -> Item {
+        let name = "socket"
+        guard let path else {
+            return Item(name: name, ok: true, reason: "ASSETD_SOCKET is unset: assetd takes systemd's socket (LISTEN_FDS) or a listening socket on fd 0")
+        }
+        if path.contains(":") { return Item(name: name, ok: true, reason: "TCP \(path)") }
+        var info = stat()
+        let exists = lstat(path, &info) == 0
+        if exists, (info.st_mode & S_IFMT) != S_IFSOCK {
+            return Item(name: name, ok: false, reason: "\(path) exists and is not a socket")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        guard access(directory, W_OK | X_OK) == 0 else {
+            return Item(name: name, ok: false, reason: "the socket's directory \(directory) is missing or not writable by uid \(geteuid())")
+        }
+        return Item(name: name, ok: true, reason: exists ? "\(path) is a socket, replaced at start" : "\(path) can be created")
+    }
+
+    func spool(_ path: String) -> Item {
+        let name = "spool directory"
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let parent = (path as NSString).deletingLastPathComponent
+            guard access(parent, W_OK | X_OK) == 0 else {
+                return Item(name: name, ok: false, reason: "\(path) does not exist and \(parent) is not writable by uid \(geteuid())")
+            }
+            return Item(name: name, ok: true, reason: "\(path) will be created, mode 0700")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return Item(name: name, ok: false, reason: "\(path) is not a directory") }
+        guard info.st_mode & 0o077 == 0 else {
+            return Item(name: name, ok: false, reason: "\(path) is mode \(String(info.st_mode & 0o777, radix: 8)); it must be private (0700): uploads are spooled there")
+        }
+        guard access(path, W_OK | X_OK) == 0 else {
+            return Item(name: name, ok: false, reason: "\(path) is not writable by uid \(geteuid())")
+        }
+        return Item(name: name, ok: true, reason: "\(path) is private (0700) and writable")
+    }
+
+    func bucket(_ configuration: Configuration) -> [Item] {
+        let s3 = S3Client(configuration: configuration.s3(), logger: logger)
+        let bucket = configuration.bucket
+        do {
+            guard try s3.bucketExists() else {
+                return [Item(name: "bucket", ok: false, reason: "\(bucket) does not exist (`assetd setup-bucket --create` creates it)")]
+            }
+        } catch {
+            return [Item(name: "bucket", ok: false, reason: "HeadBucket on \(bucket) failed: \(error)")]
+        }
+        var items = [Item(name: "bucket", ok: true, reason: "\(bucket) answers HeadBucket")]
+        let key = "_assetd_check/\(Encoding.hex((0..<8).map { _ in UInt8.random(in: 0...255) }))"
+        let payload = Array("assetd check-config \(Date())\n".utf8)
+        var step = "put"
+        do {
+            _ = try s3.putObject(key: key, bytes: payload, contentType: "text/plain", metadata: [:])
+            step = "get"
+            let read = try s3.getObject(key: key)
+            step = "delete"
+            try s3.deleteObject(key: key)
+            guard read == payload else {
+                items.append(Item(name: "object round trip", ok: false, reason: "\(key) read back different bytes"))
+                return items
+            }
+            items.append(Item(name: "object round trip", ok: true, reason: "put, get and delete of \(key)"))
+        } catch {
+            items.append(Item(name: "object round trip", ok: false, reason: "\(step) of \(key) failed: \(error)"))
+        }
+        return items
+    }
+}

@@ -1,0 +1,46 @@
+import Prometheus
+
+/// What GET /metrics reports, in Prometheus's text format (swift-prometheus's registry: a
+/// lock per metric, so the FastCGI worker threads record without any async bridging).
+/// Labels are route patterns, methods, statuses and S3 operation names: bounded sets,
+/// never ids, keys or query strings.
+public final class Metrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    /// Upper bounds of the latency histograms, from a cached presign to a slow S3 call.
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
+        .seconds(10), .seconds(30),
+    ]
+    private let openUploads: Gauge
+
+    public init() {
+        openUploads = registry.makeGauge(name: "assetd_open_uploads", help: "Multipart uploads started and neither completed, aborted nor expired.")
+    }
+
+    /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).
+    public func request(route: String, method: String, status: Int, duration: Duration) {
+        registry.makeCounter(name: "assetd_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
+                             help: "Requests answered, by route, method and status.").increment()
+        registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
+                                       buckets: Self.latencyBuckets, help: "Time from the request's parameters to its response, by route.")
+            .record(duration)
+    }
+
+    /// One S3 call; `error` is S3's error code (or assetd's: Timeout, NetworkError, Overloaded) when it failed.
+    public func s3Call(operation: String, error: String?, duration: Duration) {
+        registry.makeCounter(name: "assetd_s3_requests_total", labels: [("operation", operation)],
+                             help: "S3 calls made, by operation (retries inside a call are one call).").increment()
+        registry.makeDurationHistogram(name: "assetd_s3_request_duration_seconds", labels: [("operation", operation)],
+                                       buckets: Self.latencyBuckets, help: "S3 call time, by operation.").record(duration)
+        if let error {
+            registry.makeCounter(name: "assetd_s3_errors_total", labels: [("operation", operation), ("code", error)],
+                                 help: "S3 calls that failed, by operation and error code.").increment()
+        }
+    }
+
+    public func setOpenUploads(_ count: Int) { openUploads.set(Int64(count)) }
+
+    /// The text exposition (version 0.0.4).
+    public func render() -> [UInt8] { registry.emitToBuffer() }
+}

@@ -1,0 +1,365 @@
+"""Production deployment as a sysadmin runs it: the shipped nginx site (rendered with only
+paths, ports, certificates and a CORS allowlist changed), the systemd units, socket
+activation, setup-bucket, check-config and the Debian package. Loopback only; every
+subprocess and request has a time limit."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import CERTIFICATE, Client, assert_json_error, make_token, read_env_file
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RENDER = os.path.join(ROOT, "scripts", "lib", "nginx-render")
+ALLOWED = "https://app.example.test"
+DENIED = "https://evil.example.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(args, timeout=60, env=None, check=False):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    if check:
+        assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+    return result
+
+
+def state_dir():
+    return os.environ["ASSETD_STATE_DIR"]
+
+
+def assetd_bin():
+    return os.environ["ASSETD_BIN"]
+
+
+def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,)):
+    """A second nginx with the production site: its allowlist, its own ports."""
+    out = os.path.join(state_dir(), name)
+    args = [RENDER, out, "--state", state_dir(), "--https-port", str(https_port), "--socket", socket_path,
+            "--log-prefix", name]
+    if http_port:
+        args += ["--http-port", str(http_port)]
+    for origin in origins:
+        args += ["--cors-origin", origin]
+    run(args, check=True)
+    conf = os.path.join(out, "nginx.conf")
+    run(["nginx", "-t", "-q", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
+    run(["nginx", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
+    pid_file = os.path.join(out, "nginx.pid")
+    deadline = time.time() + 10
+    while not (os.path.exists(pid_file) and open(pid_file).read().strip()):
+        assert time.time() < deadline, "nginx did not start"
+        time.sleep(0.1)
+    return int(open(pid_file).read())
+
+
+def stop_nginx(pid):
+    try:
+        os.kill(pid, signal.SIGQUIT)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def prod():
+    """The production site in front of the stack's assetd, on its own ports."""
+    https, http = free_port(), free_port()
+    pid = start_nginx("prod-nginx", os.path.join(state_dir(), "assetd.sock"), https, http)
+    yield {"url": f"https://127.0.0.1:{https}", "https": https, "http": http}
+    stop_nginx(pid)
+
+
+def get_from(source, port, path, headers=None, method="GET", count=1):
+    """Requests over one TLS connection bound to `source` (127.0.0.2 is not this host's
+    own 127.0.0.1 to nginx), so the allow lists and rate limits see another client."""
+    context = ssl.create_default_context(cafile=CERTIFICATE)
+    context.check_hostname = False
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context, source_address=(source, 0))
+    answers = []
+    try:
+        for _ in range(count):
+            conn.request(method, path, headers=headers or {})
+            r = conn.getresponse()
+            answers.append((r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()))
+    finally:
+        conn.close()
+    return answers
+
+
+# --- nginx --------------------------------------------------------------------------
+
+def test_production_site_passes_nginx_t(tmp_path):
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test",
+         "-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem")], check=True)
+    run([RENDER, str(tmp_path / "n"), "--state", str(tmp_path), "--https-port", "1443", "--http-port", "1080",
+         "--socket", "/run/assetd/assetd.sock", "--cors-origin", ALLOWED], check=True)
+    result = run(["nginx", "-t", "-c", str(tmp_path / "n" / "nginx.conf"), "-p", str(tmp_path / "n"),
+                  "-e", str(tmp_path / "error.log")])
+    print(result.stderr)
+    assert result.returncode == 0 and "test is successful" in result.stderr
+
+
+def test_cors_preflight_allowed_origin_gets_the_headers(prod):
+    r = requests.options(prod["url"] + "/s3/start-upload", verify=CERTIFICATE, timeout=10, headers={
+        "Origin": ALLOWED, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "GET" in r.headers["Access-Control-Allow-Methods"]
+    assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+    assert int(r.headers["Access-Control-Max-Age"]) > 0
+    assert "Access-Control-Allow-Credentials" not in r.headers
+
+
+def test_cors_disallowed_origin_gets_none(prod):
+    r = requests.options(prod["url"] + "/s3/start-upload", verify=CERTIFICATE, timeout=10, headers={
+        "Origin": DENIED, "Access-Control-Request-Method": "GET"})
+    assert r.status_code == 204
+    assert not [h for h in r.headers if h.lower().startswith("access-control-")], r.headers
+    r = requests.get(prod["url"] + "/healthz", verify=CERTIFICATE, timeout=10, headers={"Origin": DENIED})
+    assert r.status_code == 200
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_security_headers_and_http_redirect(prod):
+    r = requests.get(prod["url"] + "/healthz", verify=CERTIFICATE, timeout=10, headers={"Origin": ALLOWED})
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert len(r.headers["X-Request-Id"]) == 32
+    r = requests.get(f"http://127.0.0.1:{prod['http']}/s3/start-upload?x=1", allow_redirects=False, timeout=10)
+    assert r.status_code == 301
+    assert r.headers["Location"].startswith("https://") and r.headers["Location"].endswith("/s3/start-upload?x=1")
+
+
+def test_413_from_nginx_is_json_with_cors(prod, secret):
+    client = Client(prod["url"], make_token(secret, "big", [1]))
+    r = client.session.post(prod["url"] + "/s3/complete-upload", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                            headers=client.headers({"Origin": ALLOWED, "Content-Type": "application/json"}),
+                            timeout=30, verify=CERTIFICATE)
+    assert r.headers.get("Access-Control-Allow-Origin") == ALLOWED
+    assert_json_error(r, 413)
+
+
+def test_metrics_refused_from_elsewhere(prod):
+    (status, headers, body), = get_from("127.0.0.2", prod["https"], "/metrics", {"Origin": ALLOWED})
+    assert status == 403
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"]
+    (status, headers, body), = get_from("127.0.0.1", prod["https"], "/metrics")
+    assert status == 200 and b"assetd_http_requests_total" in body
+
+
+def test_429_past_the_rate_is_json_with_cors(prod):
+    answers = get_from("127.0.0.2", prod["https"], "/healthz", {"Origin": ALLOWED}, count=120)
+    limited = [a for a in answers if a[0] == 429]
+    assert limited, [a[0] for a in answers]
+    status, headers, body = limited[0]
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"]
+    assert headers["access-control-allow-origin"] == ALLOWED
+    # This host's own address is not limited (health checks, monitoring).
+    assert all(a[0] == 200 for a in get_from("127.0.0.1", prod["https"], "/healthz", count=120))
+
+
+# --- the binary and systemd ---------------------------------------------------------
+
+def test_binary_needs_no_swift_toolchain():
+    ldd = run(["ldd", assetd_bin()], check=True).stdout
+    assert "libswift" not in ldd, ldd
+    result = run([assetd_bin(), "--help"], env={"LD_LIBRARY_PATH": "", "PATH": "/usr/bin:/bin"}, check=True)
+    assert "check-config" in result.stdout and "setup-bucket" in result.stdout
+
+
+def units_for_this_binary(tmp_path):
+    """The shipped units, with ExecStart naming the binary under test."""
+    for unit in ("assetd.service", "assetd.socket"):
+        text = open(os.path.join(ROOT, "systemd", unit)).read().replace("/usr/bin/assetd", assetd_bin())
+        (tmp_path / unit).write_text(text)
+    return [str(tmp_path / "assetd.socket"), str(tmp_path / "assetd.service")]
+
+
+def test_systemd_units_verify_and_score(tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    units = units_for_this_binary(tmp_path)
+    verify = run(["systemd-analyze", "verify"] + units)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    security = run(["systemd-analyze", "security", "--offline=true", units[1]])
+    line = [l for l in security.stdout.splitlines() if "Overall exposure level" in l][0]
+    print(line)
+    score = float(line.split(":")[1].split()[0])
+    assert score <= 2.0, line
+
+
+def test_socket_activation_serves_through_nginx_and_notifies(tmp_path, settings):
+    """assetd started the way systemd starts it: the socket made by systemd-socket-activate
+    (LISTEN_FDS, LISTEN_PID), READY=1 and STOPPING=1 on $NOTIFY_SOCKET, SIGTERM drains."""
+    if not shutil.which("systemd-socket-activate"):
+        pytest.skip("systemd-socket-activate is not installed")
+    env_file = tmp_path / "assetd.env"
+    lines = [f"{k}={v}" for k, v in settings.items() if k not in ("ASSETD_SOCKET", "ASSETD_DATABASE", "ASSETD_STATE_DIR")]
+    lines += [f"ASSETD_DATABASE={tmp_path}/activated.sqlite", f"ASSETD_STATE_DIR={tmp_path}", "ASSETD_THREADS=4"]
+    env_file.write_text("\n".join(lines) + "\n")
+    sock = str(tmp_path / "activated.sock")
+    notify_path = str(tmp_path / "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    notify.settimeout(20)
+    log = open(tmp_path / "activated.log", "w")
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, "-E", f"NOTIFY_SOCKET={notify_path}",
+                             assetd_bin(), "serve", "--config", str(env_file)], stdout=log, stderr=log)
+    port = free_port()
+    nginx = None
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(sock):
+            assert time.time() < deadline and proc.poll() is None, "systemd-socket-activate did not listen"
+            time.sleep(0.05)
+        os.chmod(sock, 0o666)
+        nginx = start_nginx("activated-nginx", sock, port)
+        r = requests.get(f"https://127.0.0.1:{port}/healthz", verify=CERTIFICATE, timeout=20)
+        assert r.status_code == 200 and r.json() == {"ok": True}
+        assert notify.recv(4096).decode().startswith("READY=1")
+        r = requests.get(f"https://127.0.0.1:{port}/readyz", verify=CERTIFICATE, timeout=20)
+        assert r.status_code == 200, r.text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert notify.recv(4096).decode().startswith("STOPPING=1")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if nginx:
+            stop_nginx(nginx)
+        notify.close()
+        log.close()
+    text = open(tmp_path / "activated.log").read()
+    assert "systemd socket activation" in text, text[-2000:]
+
+
+# --- setup-bucket and check-config --------------------------------------------------
+
+def assetd(args, timeout=60, **overrides):
+    """The binary with the stack's settings file; `overrides` win over it, as the environment does."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/root"}
+    env.update(overrides)
+    return run([assetd_bin()] + args + ["--config", os.environ["ASSETD_ENV_FILE"]], timeout=timeout, env=env)
+
+
+def test_setup_bucket_merges_by_id_and_is_idempotent(s3):
+    bucket = f"assetd-setup-{uuid.uuid4().hex[:12]}"
+    missing = assetd(["setup-bucket"], AWS_BUCKET=bucket)
+    assert missing.returncode != 0
+    assert "does not exist" in missing.stderr and "--create" in missing.stderr, missing.stderr
+
+    dry = assetd(["setup-bucket", "--create", "--dry-run"], AWS_BUCKET=bucket)
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads([l for l in dry.stdout.splitlines() if l.startswith("{")][0])
+    assert plan["CORSConfiguration"]["CORSRules"][0]["ID"] == "assetd"
+    assert s3.list_buckets()["Buckets"] and bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    created = assetd(["setup-bucket", "--create"], AWS_BUCKET=bucket)
+    assert created.returncode == 0, created.stderr
+    assert f"bucket {bucket}: created" in created.stdout
+    # A foreign rule of each kind, set up by someone else, must survive.
+    foreign_cors = {"ID": "partner", "AllowedOrigins": ["https://partner.example"], "AllowedMethods": ["GET"],
+                    "AllowedHeaders": ["*"], "MaxAgeSeconds": 60}
+    cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"]
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [foreign_cors] + cors})
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    foreign_rule = {"ID": "partner-expire", "Filter": {"Prefix": "partner/"}, "Status": "Enabled", "Expiration": {"Days": 30}}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [foreign_rule] + rules})
+
+    first = assetd(["setup-bucket"], AWS_BUCKET=bucket, ASSETD_CORS_ORIGINS="https://app.example.test", ASSETD_ABORT_INCOMPLETE_DAYS="3")
+    assert first.returncode == 0, first.stderr
+    print(first.stdout)
+    assert "CORS rule assetd: updated" in first.stdout and "1 other rule kept" in first.stdout
+    after_first = (s3.get_bucket_cors(Bucket=bucket)["CORSRules"], s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"])
+    second = assetd(["setup-bucket"], AWS_BUCKET=bucket, ASSETD_CORS_ORIGINS="https://app.example.test", ASSETD_ABORT_INCOMPLETE_DAYS="3")
+    assert second.returncode == 0, second.stderr
+    assert "CORS rule assetd: unchanged" in second.stdout and "lifecycle rule assetd-abort-incomplete-multipart-uploads: unchanged" in second.stdout
+    cors, rules = s3.get_bucket_cors(Bucket=bucket)["CORSRules"], s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert (cors, rules) == after_first
+    by_id = {r.get("ID"): r for r in cors}
+    assert set(by_id) == {"partner", "assetd"}
+    assert by_id["partner"]["AllowedOrigins"] == ["https://partner.example"]
+    assert by_id["assetd"]["AllowedOrigins"] == ["https://app.example.test"]
+    lifecycle = {r["ID"]: r for r in rules}
+    assert set(lifecycle) == {"partner-expire", "assetd-abort-incomplete-multipart-uploads"}
+    assert lifecycle["partner-expire"]["Expiration"]["Days"] == 30
+    assert lifecycle["assetd-abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 3
+
+
+def test_check_config_ok_on_the_stack():
+    result = assetd(["check-config"])
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    for item in ("settings", "database", "socket", "spool directory", "bucket", "object round trip"):
+        assert f"OK   {item}:" in result.stdout
+
+
+def test_check_config_fails_with_a_clear_line():
+    bad = assetd(["check-config"], ASSETD_THREADS="zero")
+    assert bad.returncode != 0
+    assert "FAIL settings: ASSETD_THREADS must be an integer" in bad.stdout, bad.stdout
+    missing = assetd(["check-config"], AWS_BUCKET=f"assetd-missing-{uuid.uuid4().hex[:8]}")
+    assert missing.returncode != 0
+    line = [l for l in missing.stdout.splitlines() if l.startswith("FAIL")]
+    assert len(line) == 1 and line[0].startswith("FAIL bucket:") and "does not exist" in line[0], missing.stdout
+
+
+# --- the Debian package -------------------------------------------------------------
+
+def test_debian_package_installs_runs_and_purges(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
+        pytest.skip("installing a package needs root and dpkg")
+    if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
+        pytest.skip("an assetd package is already installed here; not touching it")
+    built = run([os.path.join(ROOT, "scripts", "package"), "--binary", assetd_bin(), "--out", str(tmp_path)], timeout=300, check=True)
+    deb = built.stdout.strip().splitlines()[-1]
+    assert deb.endswith("_amd64.deb") and os.path.exists(deb)
+    fields = run(["dpkg-deb", "-f", deb, "Depends"], check=True).stdout
+    for lib in ("libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1"):
+        assert lib in fields
+    assert "/etc/assetd/assetd.env" in run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout
+    try:
+        run(["dpkg", "-i", deb], timeout=120, check=True)
+        assert run(["id", "-u", "assetd"]).returncode == 0
+        run(["/usr/bin/assetd", "--help"], env={"PATH": "/usr/bin:/bin"}, check=True)
+        # The shipped settings are all commented out: check-config names what is missing.
+        pristine = run(["/usr/bin/assetd", "check-config", "--config", "/etc/assetd/assetd.env"], env={"PATH": "/usr/bin:/bin"})
+        assert pristine.returncode != 0 and "FAIL settings:" in pristine.stdout and "required" in pristine.stdout
+        configured = run(["/usr/bin/assetd", "check-config", "--config", os.environ["ASSETD_ENV_FILE"]], env={"PATH": "/usr/bin:/bin"})
+        assert configured.returncode == 0, configured.stdout
+        if shutil.which("systemd-analyze"):
+            verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
+            assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    finally:
+        purge = run(["dpkg", "--purge", "assetd"], timeout=120)
+    assert purge.returncode == 0, purge.stderr
+    for path in ("/usr/bin/assetd", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
+        assert not os.path.exists(path), path

@@ -1,0 +1,68 @@
+"""Runs last on purpose (file name): what the whole suite left in the logs, and what
+/metrics counted. Every log of the stack (assetd's access lines and errors, nginx's
+access and error logs, setup-bucket's report) must be free of tokens, signatures and
+secrets. The S3 server's own log (moto's request lines, which carry the presigned URLs
+the browser-side tests PUT to) is not ours and is left out."""
+import glob
+import os
+import re
+
+import requests
+
+from conftest import CERTIFICATE
+
+
+def metrics(base_url):
+    r = requests.get(base_url + "/metrics", verify=CERTIFICATE, timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    return r.text
+
+
+def sample(text, name, **labels):
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            got = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(got.get(k) == v for k, v in labels.items()) and len(got) == len(labels):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_the_requests_made(base_url, alice):
+    before = metrics(base_url)
+    healthz = sample(before, "assetd_http_requests_total", route="/healthz", method="GET", status="200")
+    for _ in range(3):
+        assert requests.get(base_url + "/healthz", verify=CERTIFICATE, timeout=10).status_code == 200
+    forbidden = alice.get("/api/assets", workspaceId=2)
+    assert forbidden.status_code == 403
+    after = metrics(base_url)
+    assert sample(after, "assetd_http_requests_total", route="/healthz", method="GET", status="200") == healthz + 3
+    assert sample(after, "assetd_http_requests_total", route="/api/assets", method="GET", status="403") >= 1
+    assert sample(after, "assetd_http_request_duration_seconds_count", route="/healthz") >= healthz + 3
+    # The suite's uploads went through S3 calls that were counted by operation.
+    assert sample(after, "assetd_s3_requests_total", operation="CreateMultipartUpload") >= 1
+    assert "assetd_open_uploads " in after
+    # Ids never become labels.
+    assert "/api/assets/{assetId}" in after or "route=\"/api/assets/1\"" not in after
+
+
+def test_logs_hold_no_token_signature_or_secret(settings):
+    state = os.environ["ASSETD_STATE_DIR"]
+    logs = [p for p in glob.glob(os.path.join(state, "logs", "*.log")) if os.path.basename(p) != "s3.log"]
+    assert any("assetd" in os.path.basename(p) for p in logs), logs
+    secrets = [settings["ASSETD_JWT_SECRET"], settings["AWS_SECRET_ACCESS_KEY"]]
+    patterns = [re.compile(p) for p in (r"eyJ[A-Za-z0-9_-]{8,}\.", r"X-Amz-Signature", r"X-Amz-Credential",
+                                        r"Bearer\s+[A-Za-z0-9_-]{8,}", r"(?i)authorization:")]
+    lines = 0
+    for path in logs:
+        with open(path, errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                lines += 1
+                for secret in secrets:
+                    assert secret not in line, f"{path}:{number} holds a secret"
+                for pattern in patterns:
+                    assert not pattern.search(line), f"{path}:{number}: {pattern.pattern}: {line[:200]}"
+    assert lines > 100, f"only {lines} log lines: the suite's logs were not where expected"
+    # The access-log line is there, with nginx's request id.
+    text = open(os.path.join(state, "logs", "assetd.log"), errors="replace").read()
+    assert re.search(r"method=GET request_id=[0-9a-f]{32} route=/s3/start-upload status=200", text)
