@@ -59,6 +59,22 @@ public struct MeteredObjectStore: ObjectStore {
         try measure("DeleteObjects") { try base.deleteObjects(keys: keys) }
     }
 
+    public func getObject(key: String, range: ClosedRange<Int>?) throws -> [UInt8] {
+        try measure("GetObject") { try base.getObject(key: key, range: range) }
+    }
+
+    public func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
+                     partSize: Int64, singleCopyLimit: Int64) throws {
+        try measure(size > singleCopyLimit ? "UploadPartCopy" : "CopyObject") {
+            try base.copy(from: source, to: key, size: size, contentType: contentType, metadata: metadata,
+                          partSize: partSize, singleCopyLimit: singleCopyLimit)
+        }
+    }
+
+    public func listKeys(prefix: String, limit: Int) throws -> [String] {
+        try measure("ListObjectsV2") { try base.listKeys(prefix: prefix, limit: limit) }
+    }
+
     public func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String {
         base.presignedURL(method: method, key: key, query: query, expires: expires, date: date)
     }
