@@ -237,7 +237,10 @@ extension App {
             size = Int64(info.size)
         }
 
+        let checking = ContinuousClock.now
         try checkCompleted(upload, declaredType: upload.fileType ?? asset.fileType, size: size, request: request)
+        // On the "asset ready" line: what the content check (one ranged GET) cost.
+        request.logger[metadataKey: "check_ms"] = "\(Double((ContinuousClock.now - checking) / .microseconds(1)) / 1000)"
         if let version = upload.version {
             let change = VersionSwitch(
                 assetID: asset.id, workspaceID: workspaceID, version: version, stagingKey: upload.key,
