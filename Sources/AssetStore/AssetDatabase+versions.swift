@@ -69,13 +69,8 @@ extension AssetDatabase {
         return try run {
             do {
                 return try pool.write { db in
-                    try db.execute(
-                        sql: """
-                            UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
-                            WHERE upload_id = ? AND status = 'pending'
-                            """,
-                        arguments: [partsDigest, location, change.etag, now.timeIntervalSince1970, uploadID])
-                    guard db.changesCount == 1 else { return nil }
+                    guard try Self.markUploadCompleted(db, uploadID: uploadID, partsDigest: partsDigest, location: location,
+                                                       etag: change.etag, now: now) else { return nil }
                     guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [change.assetID]) == "ready",
                           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?)", arguments: [change.assetID]) == false
                     else { throw Rollback() }

@@ -369,13 +369,8 @@ public final class AssetDatabase: Sendable {
         return try run {
             do {
                 return try pool.write { db in
-                try db.execute(
-                    sql: """
-                        UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
-                        WHERE upload_id = ? AND status = 'pending'
-                        """,
-                    arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
-                guard db.changesCount == 1 else { return nil }
+                guard try Self.markUploadCompleted(db, uploadID: uploadID, partsDigest: partsDigest, location: location,
+                                                   etag: etag, now: now) else { return nil }
                 try db.execute(
                     sql: """
                         UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?, version_created_at = ?
@@ -391,6 +386,18 @@ public final class AssetDatabase: Sendable {
                 return nil
             }
         }
+    }
+
+    /// The compare-and-set upload pending -> completed, inside a write; false when it lost.
+    static func markUploadCompleted(_ db: GRDB.Database, uploadID: String, partsDigest: String, location: String, etag: String,
+                                    now: Date) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
+                WHERE upload_id = ? AND status = 'pending'
+                """,
+            arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
+        return db.changesCount == 1
     }
 
     /// Thrown inside a write to roll its transaction back.

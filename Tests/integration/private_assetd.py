@@ -10,7 +10,10 @@ import subprocess
 import time
 import uuid
 
+import tempfile
+
 import boto3
+import pytest
 from botocore.config import Config
 
 from conftest import make_token, read_env_file
@@ -18,11 +21,11 @@ from conftest import make_token, read_env_file
 BEGIN, END, PARAMS, STDIN, STDOUT = 1, 3, 4, 5, 6
 
 
-def _record(kind, content, request_id=1):
+def record(kind, content, request_id=1):
     return struct.pack(">BBHHBB", 1, kind, request_id, len(content), 0, 0) + content
 
 
-def _pair(name, value):
+def pair(name, value):
     def length(n):
         return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
     name, value = name.encode(), value.encode()
@@ -108,15 +111,15 @@ class PrivateAssetd:
                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
         if token:
             params["HTTP_AUTHORIZATION"] = "Bearer " + self.token
-        encoded = b"".join(_pair(k, v) for k, v in params.items())
+        encoded = b"".join(pair(k, v) for k, v in params.items())
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(self.env["ASSETD_SOCKET"])
-            out = _record(BEGIN, struct.pack(">HB5x", 1, 0)) + _record(PARAMS, encoded) + _record(PARAMS, b"")
+            out = record(BEGIN, struct.pack(">HB5x", 1, 0)) + record(PARAMS, encoded) + record(PARAMS, b"")
             for i in range(0, len(body), 60000):
-                out += _record(STDIN, body[i:i + 60000])
-            sock.sendall(out + _record(STDIN, b""))
+                out += record(STDIN, body[i:i + 60000])
+            sock.sendall(out + record(STDIN, b""))
             raw, buffer = b"", b""
             while True:
                 chunk = sock.recv(65536)
@@ -155,6 +158,17 @@ class PrivateAssetd:
             self.s3.delete_bucket(Bucket=self.bucket)
         except Exception:  # the bucket is throwaway; a failed cleanup must not hide the test's result
             pass
+
+
+@pytest.fixture
+def private():
+    """A private assetd (4 threads) for one test; its bucket is emptied and removed after."""
+    with tempfile.TemporaryDirectory() as workdir:
+        instance = PrivateAssetd(workdir, ASSETD_THREADS=4)
+        try:
+            yield instance
+        finally:
+            instance.close()
 
 
 def form(file_bytes, filename="photo.png", boundary="assetdBoundary7"):

@@ -4,29 +4,18 @@ again; the reconciler must bring the records and the bucket back into agreement.
 Each test runs a private assetd (its own socket, database and bucket) whose ASSETD_FAULT
 setting makes it SIGKILL itself at a named point of a request."""
 import io
-import tempfile
 import time
 
 import pytest
 from PIL import Image
 
-from private_assetd import PrivateAssetd, form, wait_until
+from private_assetd import form, private, wait_until  # noqa: F401 (private is a fixture)
 
 
 def png_bytes(seed=3):
     out = io.BytesIO()
     Image.new("RGB", (64 + seed, 48), (seed * 40 % 256, 90, 200)).save(out, "PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def private():
-    with tempfile.TemporaryDirectory() as workdir:
-        instance = PrivateAssetd(workdir, ASSETD_THREADS=4)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def asset_status(private, asset_id):

@@ -13,18 +13,7 @@ import time
 
 from conftest import make_token, read_env_file
 
-BEGIN, END, PARAMS, STDIN, STDOUT = 1, 3, 4, 5, 6
-
-
-def record(kind, content, request_id=1):
-    return struct.pack(">BBHHBB", 1, kind, request_id, len(content), 0, 0) + content
-
-
-def pair(name, value):
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-    name, value = name.encode(), value.encode()
-    return length(len(name)) + length(len(value)) + name + value
+from private_assetd import BEGIN, END, PARAMS, STDIN, STDOUT, pair, record
 
 
 def read_response(sock):

@@ -2,14 +2,13 @@
 own name, and a delete that leaves no key, through the real stack."""
 import os
 import signal
-import tempfile
 import time
 
 import pytest
 import requests
 
 from conftest import assert_json_error, put_part, start_upload
-from private_assetd import PrivateAssetd, wait_until
+from private_assetd import private, wait_until  # noqa: F401 (private is a fixture)
 from test_hardening import s3_server_pid
 
 MiB = 1024 * 1024
@@ -158,16 +157,6 @@ def test_delete_leaves_no_key_and_no_pending_upload(alice, s3, bucket):
                          ("/s3/get-upload-url", {"UploadId": pending["uploadId"], "PartNumber": 1})]:
         assert alice.get(path, workspaceId=1, assetId=asset_id, **params).status_code == 404, path
     assert alice.get(f"/api/assets/{asset_id}", workspaceId=1).status_code == 404
-
-
-@pytest.fixture
-def private():
-    with tempfile.TemporaryDirectory() as workdir:
-        instance = PrivateAssetd(workdir, ASSETD_THREADS=4)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def private_upload(private, data, file_type, asset_id=None):
