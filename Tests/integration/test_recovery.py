@@ -33,7 +33,7 @@ def test_a_direct_upload_killed_after_its_object_landed_becomes_ready(private):
 
     private.start()  # the reconciler's first pass runs at start-up
     wait_until("the asset to become ready", lambda: asset_status(private, 1) == "ready")
-    assert "reconciler: a direct upload left pending has its whole object; marked ready" in private.log()
+    wait_until("the reconciler's log line", lambda: "reconciler: a direct upload left pending has its whole object; marked ready" in private.log())
     r = private.request("GET", "/api/assets/1", "workspaceId=1")
     assert r.json()["asset"]["size"] == len(data)
 
@@ -46,7 +46,7 @@ def test_a_direct_upload_killed_before_its_object_is_discarded(private):
     private.start()
     wait_until("the record to be discarded", lambda: asset_status(private, 1) == 404)
     assert private.keys() == []
-    assert "has no complete object; discarded" in private.log()
+    wait_until("the reconciler's log line", lambda: "has no complete object; discarded" in private.log())
 
 
 def test_a_delete_killed_midway_is_finished(private):
@@ -65,7 +65,7 @@ def test_a_delete_killed_midway_is_finished(private):
     private.start()
     wait_until("the delete to be finished", lambda: private.keys() == [])
     assert asset_status(private, asset_id) == 404
-    assert "reconciler: finished a delete that had stopped midway" in private.log()
+    wait_until("the reconciler's log line", lambda: "reconciler: finished a delete that had stopped midway" in private.log())
     # A repeated DELETE is still a success.
     assert private.request("DELETE", "/s3/delete", f"workspaceId=1&assetId={asset_id}").status == 200
 
@@ -81,7 +81,7 @@ def test_a_multipart_upload_past_its_ttl_is_aborted_and_expired(private):
     r = private.request("GET", "/s3/get-upload-url",
                         f"workspaceId=1&assetId={started['assetId']}&UploadId={started['uploadId']}&PartNumber=1")
     assert r.status == 409 and "expired" in r.json()["error"]
-    assert "outlived ASSETD_PENDING_UPLOAD_TTL; aborted and marked expired" in private.log()
+    wait_until("the reconciler's log line", lambda: "outlived ASSETD_PENDING_UPLOAD_TTL; aborted and marked expired" in private.log())
 
 
 def test_a_complete_whose_answer_was_lost_is_recovered(private):
