@@ -11,7 +11,8 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
 /// writes one at a time. It knows nothing of HTTP or S3.
 public final class AssetDatabase: Sendable {
-    private let pool: DatabasePool
+    /// Internal, not private: the extensions in other files (AssetDatabase+thumbnails) use it.
+    let pool: DatabasePool
     private let readers: ThreadReaders
     private let uploads = UploadCache()
 
@@ -75,10 +76,24 @@ public final class AssetDatabase: Sendable {
                 CREATE INDEX upload_pending ON upload(created_at) WHERE status = 'pending';
                 """)
         }
+        migrator.registerMigration("v3: thumbnail tasks") { db in
+            // A thumbnail task's state lives on its asset: thumbnail_status (none, pending,
+            // ready, failed), why it failed or has none, and how many attempts began.
+            // `none` with no reason on a ready asset is a task never queued (a crash came
+            // between the two writes); assets stored before this migration get a reason.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN thumbnail_reason TEXT;
+                ALTER TABLE asset ADD COLUMN thumbnail_attempts INTEGER NOT NULL DEFAULT 0;
+                UPDATE asset SET thumbnail_reason = 'stored before assetd made thumbnails'
+                    WHERE thumbnail_status = 'none' AND status != 'pending';
+                CREATE INDEX asset_thumbnail_unsettled ON asset(id)
+                    WHERE status = 'ready' AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL));
+                """)
+        }
         return migrator
     }
 
-    private func run<T>(_ body: () throws -> T) throws -> T {
+    func run<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as AssetStoreError {
@@ -388,7 +403,7 @@ public final class AssetDatabase: Sendable {
         Date(timeIntervalSince1970: date.timeIntervalSince1970)
     }
 
-    private static func asset(from row: Row) -> AssetRecord {
+    static func asset(from row: Row) -> AssetRecord {
         AssetRecord(
             id: row["id"], workspaceID: row["workspace_id"], key: row["key"], fileName: row["file_name"],
             fileType: row["file_type"], size: row["size"], etag: row["etag"], sha256: row["sha256"],

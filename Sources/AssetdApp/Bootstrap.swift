@@ -25,7 +25,9 @@ public enum Bootstrap {
         let database = try AssetDatabase(path: configuration.databasePath)
         let s3 = S3Client(configuration: configuration.s3(gated: true), logger: logger)
         let detector = try ContentDetector()
-        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger)
+        let thumbnails = try thumbnailWorker(configuration, database: database, store: s3, detector: detector, logger: logger)
+        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger,
+                      thumbnails: thumbnails)
         let listen: FastCGIServer.Listen = configuration.socketPath.map { .path($0, mode: configuration.socketMode) } ?? .standardInput
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)
@@ -35,7 +37,11 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
         Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
+        try thumbnails?.resume()
         try FastCGIServer(configuration: serverConfiguration, responder: app.router(), logger: logger).run()
+        // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
+        // waiting ones stay pending for the next start.
+        thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
     }
 
     public static func setUpBucket(_ configuration: Configuration, logger: Logger) throws {
