@@ -36,7 +36,8 @@ public final class ThumbnailWorker: Sendable {
         self.store = store
         self.detector = detector
         self.thumbnailer = thumbnailer
-        self.queue = TaskQueue(label: "assetd.thumbnails", concurrency: concurrency)
+        // Nice 10: decoding yields the cores to the FastCGI threads under load.
+        self.queue = TaskQueue(label: "assetd.thumbnails", concurrency: concurrency, niceness: 10)
         self.scratchDirectory = scratchDirectory
         self.logger = logger
         self.backoff = backoff

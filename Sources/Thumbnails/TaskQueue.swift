@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Glibc
 import Synchronization
 
 /// A FIFO of task ids run on Dispatch queues, at most `concurrency` at once.
@@ -39,9 +40,14 @@ public final class TaskQueue: Sendable {
     private let timers: DispatchQueue
     private let work = Mutex<(@Sendable (Int64) -> Void)?>(nil)
 
+    /// Added to the nice value of a thread while it runs tasks (Linux niceness is per
+    /// thread), so that tasks yield the cores to the request threads.
+    private let niceness: Int32
+
     /// A queue that runs nothing until `start`.
-    public init(label: String, concurrency: Int) {
+    public init(label: String, concurrency: Int, niceness: Int32 = 0) {
         self.concurrency = max(1, concurrency)
+        self.niceness = niceness
         self.slots = (0..<self.concurrency).map { DispatchQueue(label: "\(label).\($0)", qos: .utility) }
         self.timers = DispatchQueue(label: "\(label).timers", qos: .utility)
         self.state = Mutex(State(freeSlots: Array((0..<self.concurrency).reversed())))
@@ -71,6 +77,13 @@ public final class TaskQueue: Sendable {
 
     private func drain(_ slot: Int) {
         guard let work = work.withLock({ $0 }) else { preconditionFailure("TaskQueue.start was not called") }
+        // Dispatch lends the thread: give its priority back when the FIFO is empty.
+        let thread = id_t(threadID())
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        errno = 0
+        let previous = getpriority(which, thread)
+        let lowered = niceness != 0 && errno == 0 && setpriority(which, thread, previous + niceness) == 0
+        defer { if lowered { setpriority(which, thread, previous) } }
         while let id = state.withLock({ state -> Int64? in
             if !state.stopped, let id = state.take() { return id }
             state.running -= 1
@@ -102,3 +115,7 @@ public final class TaskQueue: Sendable {
 
     public var isStopped: Bool { state.withLock { $0.stopped } }
 }
+
+/// glibc's gettid (2.30+), declared only under _GNU_SOURCE.
+@_silgen_name("gettid")
+private func threadID() -> Int32

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Glibc
 import Testing
 @testable import Thumbnails
 
@@ -77,3 +78,22 @@ import Testing
         #expect(clock.now - started >= .milliseconds(200))
     }
 }
+
+@Suite struct TaskQueueNicenessTests {
+    @Test func tasksRunAtALowerPriority() {
+        let seen = Mutex<Int32?>(nil)
+        let queue = TaskQueue(label: "test", concurrency: 1, niceness: 5)
+        let base = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        queue.start { _ in
+            seen.withLock { $0 = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(currentThreadID())) }
+        }
+        queue.enqueue(1)
+        let deadline = Date().addingTimeInterval(5)
+        while seen.withLock({ $0 }) == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        // At least 5 more than the process: Dispatch may lower a utility thread a little itself.
+        #expect((seen.withLock { $0 } ?? base) >= base + 5)
+    }
+}
+
+@_silgen_name("gettid")
+private func currentThreadID() -> Int32
