@@ -35,8 +35,13 @@ extension Bootstrap {
         settings.maxPixels = configuration.thumbnailMaxPixels
         settings.vipsThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.thumbnailConcurrency)
         let thumbnailer = try Thumbnailer(settings: settings)
+        // Its own private directory beside the spool: sources and frames are files with a
+        // name while libvips and ffmpeg read them, unlike the spool's unlinked files.
+        let scratch = configuration.stateDirectory + "/thumbnail-tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         let worker = ThumbnailWorker(database: database, store: store, detector: detector, thumbnailer: thumbnailer,
-                                     concurrency: configuration.thumbnailConcurrency, scratchDirectory: configuration.tmpDirectory,
+                                     concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
                                      logger: logger)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [

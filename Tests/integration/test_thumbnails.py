@@ -267,7 +267,7 @@ def thumbnail_row(private, asset_id):
 
 
 def scratch_files(private):
-    folder = os.path.join(private.workdir, "tmp")
+    folder = os.path.join(private.workdir, "thumbnail-tmp")
     return [name for name in os.listdir(folder) if name.startswith(("thumbnail-source-", "frame-"))] if os.path.isdir(folder) else []
 
 
