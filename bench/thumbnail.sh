@@ -99,16 +99,46 @@ rss_peak=$STATE/rss-peak
   done ) &
 sampler=$!
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
-start=$(date +%s.%N)
-export -f upload; export STATE TOKEN ASSETD_HTTPS_PORT
-ids=$(seq 0 $((BURST - 1)) | xargs -P 8 -I{} bash -c 'upload "$STATE/burst-{}.jpg"')
-for id in $ids; do wait_ready "$id"; done
-end=$(date +%s.%N)
-touch "$STATE/burst-done"; wait "$sampler" || true
-python3 - "$start" "$end" "$BURST" "$(cat "$rss_peak")" "$rss_before" <<'PY'
-import sys
-start, end, burst, peak, before = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-print(f"  {burst} uploads to {burst} thumbnails in {end - start:.1f} s: {burst / (end - start):.1f} thumbnails/s "
-      f"(uploads included); assetd RSS {before/1024:.0f} MB before, peak {peak/1024:.0f} MB (target < 150 MB)", file=sys.stderr)
+python3 - "$STATE" "$BURST" "$TOKEN" "$ASSETD_HTTPS_PORT" "$rss_before" "$rss_peak" <<'PY'
+import concurrent.futures, json, os, sys, time
+import requests
+state, burst, token, port, before, peak_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+base, cert = f"https://127.0.0.1:{port}", f"{state}/tls/cert.pem"
+headers = {"Authorization": f"Bearer {token}"}
+def upload(i):
+    data = open(f"{state}/burst-{i}.jpg", "rb").read()
+    for _ in range(20):
+        r = requests.post(base + "/api/assets/upload", params={"workspaceId": 1}, headers=headers, verify=cert, timeout=120,
+                          files={"file": (f"b{i}.jpg", data, "image/jpeg")})
+        if r.status_code == 200:
+            return r.json()["asset"]["id"], 0
+        if r.status_code != 503:
+            raise SystemExit(f"upload {i}: {r.status_code} {r.text[:200]}")
+        time.sleep(0.2)
+    raise SystemExit(f"upload {i}: still 503")
+start = time.monotonic()
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    ids = [asset_id for asset_id, _ in pool.map(upload, range(burst))]
+uploaded = time.monotonic()
+pending = set(ids)
+while pending and time.monotonic() - start < 300:
+    for asset_id in list(pending):
+        status = requests.get(f"{base}/api/assets/{asset_id}", params={"workspaceId": 1}, headers=headers, verify=cert,
+                              timeout=30).json()["asset"]["thumbnail"]["status"]
+        if status == "failed":
+            raise SystemExit(f"thumbnail of {asset_id} failed")
+        if status == "ready":
+            pending.discard(asset_id)
+    time.sleep(0.05)
+end = time.monotonic()
+if pending:
+    raise SystemExit(f"{len(pending)} thumbnails not ready after 300 s")
+open(f"{state}/burst-done", "w").close()
+time.sleep(0.1)
+peak = int(open(peak_file).read().strip() or 0)
+print(f"  {burst} uploads in {uploaded - start:.1f} s; all {burst} thumbnails ready {end - start:.1f} s after the first upload: "
+      f"{burst / (end - start):.1f} thumbnails/s (uploads included); assetd RSS {before / 1024:.0f} MB before, "
+      f"peak {peak / 1024:.0f} MB (target < 150 MB)", file=sys.stderr)
 PY
+wait "$sampler" || true
 grep -c "thumbnail ready" "$LOG" | xargs -I{} echo "  thumbnail ready lines in the log: {}" >&2
