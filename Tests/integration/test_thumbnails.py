@@ -358,3 +358,26 @@ def test_thumbnails_off_records_none(private):
     assert r.status == 200
     assert r.json()["asset"]["thumbnail"] == {"status": "none", "url": None}
     assert thumbnail_row(private, 1) == ("ready", "none", "thumbnails are off (ASSETD_THUMBNAILS)", 0)
+
+
+@pytest.mark.parametrize("fmt,name", [("GIF", "anim.gif"), ("WEBP", "pic.webp"), ("TIFF", "pic.tiff"), ("PNG", "alpha.png")])
+def test_gif_webp_tiff_and_transparent_png_get_thumbnails(alice, fmt, name):
+    image = gradient(1024, 768)
+    out = io.BytesIO()
+    if fmt == "GIF":  # two frames: the thumbnail is the first (red band), not the second
+        second = Image.new("RGB", (1024, 768), (0, 0, 255))
+        image.save(out, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
+    elif fmt == "PNG":  # transparent: flattened on white
+        rgba = image.convert("RGBA")
+        rgba.putalpha(Image.new("L", rgba.size, 0))
+        rgba.save(out, "PNG")
+    else:
+        image.save(out, fmt)
+    thumb, response = thumbnail_image(settled(alice, direct_upload(alice, out.getvalue(), name)["id"]))
+    keep(f"format-{name}.jpg", response.content)
+    assert thumb.size == (512, 384) and thumb.mode == "RGB"
+    top, middle = thumb.getpixel((256, 10)), thumb.getpixel((256, 200))
+    if fmt == "PNG":
+        assert min(middle) > 240, middle
+    else:
+        assert top[0] > 150 and top[2] < 120, top
