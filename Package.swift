@@ -26,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
 
         // A read-write lock around a value, for the caches on the request path.
         .target(name: "Locking", swiftSettings: swiftSettings),
@@ -57,11 +58,13 @@ let package = Package(
         ),
         // Content detection with libmagic.
         .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
+        // JPEG thumbnails with libvips (ffmpeg for a video's frame), and the bounded task queue.
+        .target(name: "Thumbnails", dependencies: ["CVips"], swiftSettings: swiftSettings),
         // Routes, configuration, authentication; imports no C.
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking",
+                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking", "Thumbnails",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -90,6 +93,7 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetStoreTests", dependencies: ["AssetStore"], swiftSettings: swiftSettings),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
+        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp"], swiftSettings: swiftSettings),
     ]
 )

@@ -126,7 +126,8 @@ extension AssetDatabase {
                     try db.execute(
                         sql: """
                             UPDATE asset SET key = ?, file_type = ?, file_name = coalesce(?, file_name), size = ?, etag = ?, sha256 = NULL,
-                                current_version = ?, version_created_at = ?, thumbnail_status = 'none', updated_at = ?
+                                current_version = ?, version_created_at = ?, thumbnail_status = 'none', thumbnail_reason = NULL,
+                                thumbnail_attempts = 0, updated_at = ?
                             WHERE id = ? AND status = 'ready' AND current_version = ?
                             """,
                         arguments: [change.newKey, change.fileType, change.fileName, change.size, change.etag, change.version,

@@ -11,6 +11,7 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
 /// writes one at a time. It knows nothing of HTTP or S3.
 public final class AssetDatabase: Sendable {
+    /// Internal, not private: the extensions in other files (AssetDatabase+thumbnails) use it.
     let pool: DatabasePool
     private let readers: ThreadReaders
     let uploads = UploadCache()
@@ -73,6 +74,20 @@ public final class AssetDatabase: Sendable {
             try db.execute(sql: """
                 CREATE INDEX asset_unsettled ON asset(status, updated_at) WHERE status IN ('pending', 'deleting');
                 CREATE INDEX upload_pending ON upload(created_at) WHERE status = 'pending';
+                """)
+        }
+        migrator.registerMigration("v3: thumbnail tasks") { db in
+            // A thumbnail task's state lives on its asset: thumbnail_status (none, pending,
+            // ready, failed), why it failed or has none, and how many attempts began.
+            // `none` with no reason on a ready asset is a task never queued (a crash came
+            // between the two writes); assets stored before this migration get a reason.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN thumbnail_reason TEXT;
+                ALTER TABLE asset ADD COLUMN thumbnail_attempts INTEGER NOT NULL DEFAULT 0;
+                UPDATE asset SET thumbnail_reason = 'stored before assetd made thumbnails'
+                    WHERE thumbnail_status = 'none' AND status != 'pending';
+                CREATE INDEX asset_thumbnail_unsettled ON asset(id)
+                    WHERE status = 'ready' AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL));
                 """)
         }
         migrator.registerMigration("v4: versions") { db in

@@ -21,9 +21,12 @@ public final class App: Sendable {
     /// leaves these alone (one assetd process owns its database).
     let directUploadsInFlight = ReadWriteLocked<Set<Int64>>([])
     let readiness = ReadinessProbe()
+    /// Thumbnail tasks; nil when ASSETD_THUMBNAILS is off.
+    let thumbnails: ThumbnailWorker?
 
     public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, detector: ContentDetector,
-                logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+                logger: Logger, thumbnails: ThumbnailWorker? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.thumbnails = thumbnails
         self.configuration = configuration
         self.database = database
         self.store = store
@@ -138,6 +141,7 @@ public final class App: Sendable {
             "asset": "\(asset.id)", "workspace": "\(asset.workspaceID)", "key": "\(asset.key)",
             "type": "\(asset.fileType)", "size": "\(asset.size ?? 0)",
         ])
+        queueThumbnail(asset)
     }
 
     /// The metadata every object of an asset carries.

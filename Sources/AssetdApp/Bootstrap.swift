@@ -26,7 +26,9 @@ public enum Bootstrap {
         let metrics = Metrics()
         let s3 = MeteredObjectStore(S3Client(configuration: configuration.s3(gated: true), logger: logger), metrics: metrics)
         let detector = try ContentDetector()
-        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger)
+        let thumbnails = try thumbnailWorker(configuration, database: database, store: s3, detector: detector, logger: logger)
+        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger,
+                      thumbnails: thumbnails)
         // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
         let listen: FastCGIServer.Listen
         if let path = configuration.socketPath {
@@ -44,11 +46,15 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
         Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
+        try thumbnails?.resume()
         let responder = AccessLog(router: app.router(), metrics: metrics, logger: logger) {
             if let open = try? database.pendingUploads(startedBefore: .distantFuture, limit: 100_000).count {
                 metrics.setOpenUploads(open)
             }
         }
         try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
+        // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
+        // waiting ones stay pending for the next start.
+        thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
     }
 }

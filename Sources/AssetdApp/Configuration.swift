@@ -43,6 +43,18 @@ public struct Configuration: Sendable {
     public var stateDirectory: String
     public var tmpDirectory: String
     public var logLevel: String
+    // Thumbnails (see App+thumbnails.swift).
+    /// ASSETD_THUMBNAILS (on/off): off for deployments that make thumbnails elsewhere.
+    public var thumbnailsEnabled: Bool
+    /// ASSETD_THUMBNAIL_SIZE: the longest edge in pixels.
+    public var thumbnailSize: Int
+    /// ASSETD_THUMBNAIL_QUALITY: JPEG quality.
+    public var thumbnailQuality: Int
+    /// ASSETD_THUMBNAIL_CONCURRENCY: tasks at once; half the cores by default, at least 1.
+    public var thumbnailConcurrency: Int
+    /// ASSETD_THUMBNAIL_MAX_PIXELS: larger images fail from their header (an integer, or
+    /// with an M suffix for millions: 100M).
+    public var thumbnailMaxPixels: Int
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -97,6 +109,22 @@ public struct Configuration: Sendable {
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
         logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
+        switch reader.string("ASSETD_THUMBNAILS", default: "on").lowercased() {
+        case "on", "true", "1", "yes": thumbnailsEnabled = true
+        case "off", "false", "0", "no": thumbnailsEnabled = false
+        case let other: throw ConfigurationError(description: "ASSETD_THUMBNAILS must be on or off, not \(other)")
+        }
+        thumbnailSize = try reader.integer("ASSETD_THUMBNAIL_SIZE", default: 512, in: 16...4096)
+        thumbnailQuality = try reader.integer("ASSETD_THUMBNAIL_QUALITY", default: 80, in: 1...100)
+        thumbnailConcurrency = try reader.integer("ASSETD_THUMBNAIL_CONCURRENCY",
+                                                  default: max(1, ProcessInfo.processInfo.activeProcessorCount / 2), in: 1...64)
+        let pixels = reader.string("ASSETD_THUMBNAIL_MAX_PIXELS", default: "100M")
+        let millions = pixels.uppercased().hasSuffix("M")
+        guard let count = Int(millions ? String(pixels.dropLast()) : pixels), count > 0,
+              count <= (millions ? 10_000 : 10_000_000_000) else {
+            throw ConfigurationError(description: "ASSETD_THUMBNAIL_MAX_PIXELS must be a pixel count such as 100000000 or 100M, not \(pixels)")
+        }
+        thumbnailMaxPixels = millions ? count * 1_000_000 : count
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }

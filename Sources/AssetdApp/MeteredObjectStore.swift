@@ -71,6 +71,16 @@ public struct MeteredObjectStore: ObjectStore {
         }
     }
 
+    public func getObject(key: String, toFile descriptor: Int32, expectedSize: Int) throws -> Int {
+        try measure("GetObject") { try base.getObject(key: key, toFile: descriptor, expectedSize: expectedSize) }
+    }
+
+    public func putObject(key: String, bytes: [UInt8], contentType: String, metadata: [String: String], cacheControl: String?) throws -> String {
+        try measure("PutObject") {
+            try base.putObject(key: key, bytes: bytes, contentType: contentType, metadata: metadata, cacheControl: cacheControl)
+        }
+    }
+
     public func listKeys(prefix: String, limit: Int) throws -> [String] {
         try measure("ListObjectsV2") { try base.listKeys(prefix: prefix, limit: limit) }
     }

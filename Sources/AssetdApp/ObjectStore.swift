@@ -22,6 +22,10 @@ public protocol ObjectStore: Sendable {
     func bucketExists() throws -> Bool
     /// The unsigned URL of an object (a completed upload's `location`).
     func objectURL(key: String) -> String
+    /// GetObject streamed into an open file (thumbnail tasks); returns the bytes written.
+    func getObject(key: String, toFile descriptor: Int32, expectedSize: Int) throws -> Int
+    /// PutObject of bytes in memory (thumbnails).
+    func putObject(key: String, bytes: [UInt8], contentType: String, metadata: [String: String], cacheControl: String?) throws -> String
 }
 
 extension S3Client: ObjectStore {}

@@ -19,10 +19,21 @@ enum RequestBody {
     }
 }
 
+/// Where a response body goes.
+enum ResponseSink {
+    /// Into `TransportResponse.body` (at most `CurlTransport.maxResponseBody`).
+    case memory
+    /// A 2xx body is written to an open file from offset 0 with pwrite (a retry starts
+    /// over); any other status's body (S3's `<Error>`) still goes to memory.
+    case file(descriptor: Int32)
+}
+
 struct TransportResponse {
     var status: Int
     var headers: [String: String]
     var body: [UInt8]
+    /// Bytes written to a `.file` sink.
+    var fileBytes: Int = 0
 }
 
 /// HTTP over libcurl easy handles, kept in a pool so that each keeps its connections
@@ -79,13 +90,14 @@ final class CurlTransport: Sendable {
 
     /// Performs one request. Throws `S3Error` with code NetworkError or Timeout when no
     /// answer came; an HTTP error status is a normal response for the caller to read.
-    func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, limits: Limits) throws -> TransportResponse {
+    func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, limits: Limits,
+                 sink: ResponseSink = .memory) throws -> TransportResponse {
         guard let handle = borrow() else {
             throw S3Error(code: "NetworkError", message: "libcurl could not create a handle")
         }
         defer { giveBack(handle) }
 
-        let state = TransferState(body: body)
+        let state = TransferState(body: body, sink: sink)
         let unmanaged = Unmanaged.passRetained(state)
         defer { unmanaged.release() }
         let userdata = unmanaged.toOpaque()
@@ -110,9 +122,8 @@ final class CurlTransport: Sendable {
         assetd_curl_setopt_callback(handle, CURLOPT_WRITEFUNCTION, { buffer, size, count, userdata in
             let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
             let n = size * count
-            guard state.body.count + n <= CurlTransport.maxResponseBody else { return 0 }
-            if let buffer { state.body.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: n)) }
-            return n
+            guard let buffer else { return n }
+            return state.write(UnsafeRawBufferPointer(start: buffer, count: n))
         })
         assetd_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, userdata)
         assetd_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION, { buffer, size, count, userdata in
@@ -155,7 +166,10 @@ final class CurlTransport: Sendable {
         }
         var status = 0
         assetd_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return TransportResponse(status: status, headers: state.headers, body: state.body)
+        if state.fileError != 0 {
+            throw S3Error(code: "LocalFileError", message: "cannot write the downloaded body: errno \(state.fileError)")
+        }
+        return TransportResponse(status: status, headers: state.headers, body: state.body, fileBytes: state.fileOffset)
     }
 
     /// The URL without its query, for messages: presigned or not, a query can carry secrets.
@@ -167,16 +181,46 @@ final class CurlTransport: Sendable {
 /// The mutable state of one transfer, reached from libcurl's callbacks.
 private final class TransferState {
     let source: RequestBody
+    let sink: ResponseSink
     var offset = 0
     var body: [UInt8] = []
     var headers: [String: String] = [:]
+    /// The status of the answer being received, from its status line.
+    var status = 0
+    var fileOffset = 0
+    var fileError: Int32 = 0
 
-    init(body: RequestBody) { self.source = body }
+    init(body: RequestBody, sink: ResponseSink) {
+        self.source = body
+        self.sink = sink
+    }
+
+    /// A piece of the response body; returning less than its size stops the transfer.
+    func write(_ bytes: UnsafeRawBufferPointer) -> Int {
+        if case .file(let descriptor) = sink, (200..<300).contains(status) {
+            var done = 0
+            while done < bytes.count {
+                let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(fileOffset + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else {
+                    fileError = errno
+                    return 0
+                }
+                done += n
+            }
+            fileOffset += done
+            return bytes.count
+        }
+        guard body.count + bytes.count <= CurlTransport.maxResponseBody else { return 0 }
+        body.append(contentsOf: bytes)
+        return bytes.count
+    }
 
     func header(line: UnsafeRawBufferPointer) {
         let text = String(decoding: line, as: UTF8.self)
         if text.hasPrefix("HTTP/") {
             headers.removeAll() // a new answer (after 100 Continue or a redirect)
+            status = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
             return
         }
         guard let colon = text.firstIndex(of: ":") else { return }

@@ -21,7 +21,7 @@ extension S3Client {
     /// throws `S3Error` for any answer that is not 2xx. Every attempt passes the gate.
     func send(
         _ method: String, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
-        body: RequestBody = .none, payloadHash: String? = nil, kind: CallKind = .short
+        body: RequestBody = .none, payloadHash: String? = nil, kind: CallKind = .short, sink: ResponseSink = .memory
     ) throws -> TransportResponse {
         let endpoint = configuration.endpoint
         let path = endpoint.path(bucket: configuration.bucket, key: key)
@@ -66,7 +66,7 @@ extension S3Client {
             do {
                 defer { gate?.leave(outcome) }
                 let limits = CurlTransport.Limits(totalMilliseconds: Self.milliseconds(limit), lowSpeed: lowSpeed)
-                let response = try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits)
+                let response = try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits, sink: sink)
                 if response.status < 500 { outcome = .answered }
                 if (200..<300).contains(response.status) { return response }
                 throw Self.error(status: response.status, body: response.body, headers: response.headers, method: method)

@@ -12,6 +12,8 @@ APT_PACKAGES=(
     nginx libfcgi-dev libfcgi-bin libcurl4-openssl-dev libssl-dev libmagic-dev libmagic-mgc
     libsqlite3-dev libxml2 curl openssl wrk apache2-utils python3-pip
     systemd
+    # Thumbnails: libvips 8.14 (with its poppler and HEIF modules) and ffmpeg for video frames.
+    libvips-dev libvips-tools ffmpeg
 )
 # Python packages for the local S3 server and the integration tests.
 PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow)

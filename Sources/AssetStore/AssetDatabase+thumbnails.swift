@@ -1,0 +1,107 @@
+public import struct Foundation.Date
+import GRDB
+
+/// A thumbnail task as the queue sees it: the asset, and which attempt this is.
+public struct ThumbnailTask: Sendable, Equatable {
+    public var asset: AssetRecord
+    /// Attempts begun, this one included.
+    public var attempts: Int
+}
+
+/// What a thumbnail task recorded, besides the status (for tests and operators).
+public struct ThumbnailState: Sendable, Equatable {
+    public var status: ThumbnailStatus
+    public var reason: String?
+    public var attempts: Int
+}
+
+// Thumbnail tasks (migration "v3: thumbnail tasks"). Every change is a compare-and-set on
+// a ready asset: a task whose asset was deleted or replaced meanwhile changes nothing.
+extension AssetDatabase {
+    /// Queues the thumbnail of a ready asset: pending, no reason, no attempt yet.
+    /// False when the asset is not ready (deleted meanwhile).
+    @discardableResult
+    public func queueThumbnail(assetID: Int64, now: Date = Date()) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0, updated_at = ?
+                    WHERE id = ? AND status = 'ready'
+                    """, arguments: [now.timeIntervalSince1970, assetID])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// A ready asset that gets no thumbnail (its type has none, or thumbnails are off).
+    public func recordNoThumbnail(assetID: Int64, reason: String, now: Date = Date()) throws {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_status = 'none', thumbnail_reason = ?, updated_at = ?
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status IN ('none', 'pending')
+                    """, arguments: [reason, now.timeIntervalSince1970, assetID])
+            }
+        }
+    }
+
+    /// Begins an attempt: counts it before any work, so that a file that crashes the
+    /// process is given up after a few starts. Nil when there is nothing to do (the asset
+    /// is gone, or its thumbnail no longer pending).
+    public func claimThumbnail(assetID: Int64) throws -> ThumbnailTask? {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_attempts = thumbnail_attempts + 1
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending'
+                    """, arguments: [assetID])
+                guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [assetID]) else {
+                    return nil
+                }
+                return ThumbnailTask(asset: Self.asset(from: row), attempts: row["thumbnail_attempts"])
+            }
+        }
+    }
+
+    /// pending -> ready, failed or none, for the version (ETag) the task worked on. False
+    /// when the asset moved on meanwhile (deleted, or a newer version): then the caller
+    /// removes what it stored.
+    @discardableResult
+    public func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date = Date()) throws -> Bool {
+        precondition(status != .pending, "a finished thumbnail task is not pending")
+        return try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_status = ?, thumbnail_reason = ?, updated_at = ?
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS ?
+                    """, arguments: [status.rawValue, reason, now.timeIntervalSince1970, assetID, etag])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// Ready assets whose thumbnail task a crash or a stop interrupted, or never queued.
+    public func unsettledThumbnails(limit: Int = 10_000) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT * FROM asset WHERE status = 'ready'
+                    AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
+                    ORDER BY id LIMIT ?
+                    """, arguments: [limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    public func thumbnailState(assetID: Int64) throws -> ThumbnailState? {
+        try run {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT thumbnail_status, thumbnail_reason, thumbnail_attempts FROM asset WHERE id = ?",
+                                 arguments: [assetID]).map { row in
+                    ThumbnailState(status: ThumbnailStatus(rawValue: row["thumbnail_status"]) ?? .none,
+                                   reason: row["thumbnail_reason"], attempts: row["thumbnail_attempts"])
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Glibc
+
+/// One frame of a video, taken by Debian's `ffmpeg`: spawned with an argument list (never
+/// a shell), reading only local files, with no descriptor of assetd's but /dev/null, and
+/// killed when it runs past its deadline.
+enum VideoFrame {
+    /// ffmpeg's demuxer for each video type libmagic names; the input format is forced,
+    /// so that a file is never read as a format other than the one it was accepted as.
+    static let demuxers = ["video/mp4": "mov", "video/quicktime": "mov", "video/webm": "matroska", "video/x-matroska": "matroska"]
+
+    /// Writes a PNG of the frame at about `second` (or the first frame of a shorter clip)
+    /// to `output`.
+    static func extract(from input: String, type: String, to output: String, second: Double = 1,
+                        timeout: Duration = .seconds(30), executable: String = "ffmpeg") throws(ThumbnailError) {
+        guard let demuxer = demuxers[type] else { throw ThumbnailError("no video demuxer for \(type)") }
+        for seek in [second, 0] {
+            unlink(output)
+            var arguments = [executable, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file",
+                             "-threads", "1", "-f", demuxer]
+            if seek > 0 { arguments += ["-ss", String(seek)] }
+            arguments += ["-i", input, "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn", "-f", "image2", "-c:v", "png", "-y", output]
+            let status = try run(arguments, timeout: timeout)
+            var info = stat()
+            if stat(output, &info) == 0, info.st_size > 0 { return }
+            if seek == 0 {
+                throw ThumbnailError(status == 0 ? "the video has no frame" : "ffmpeg could not decode the video (exit status \(status))")
+            }
+        }
+    }
+
+    /// Runs a program to its end and returns its exit status; kills it at the deadline.
+    static func run(_ arguments: [String], timeout: Duration) throws(ThumbnailError) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in 0...2 {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        // Nothing of assetd's (the FastCGI socket, the database, curl's connections) goes along.
+        _ = addCloseFrom(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Default signal dispositions and an empty mask: assetd's own are not the child's.
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let environment = ["PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for pointer in envp { free(pointer) } }
+
+        var pid = pid_t()
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
+        guard spawned == 0 else { throw ThumbnailError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))") }
+
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 && errno != EINTR { throw ThumbnailError("lost \(arguments[0]): errno \(errno)") }
+            if clock.now >= deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                throw ThumbnailError("\(arguments[0]) ran past \(timeout) and was killed")
+            }
+            usleep(10_000)
+        }
+        // WIFEXITED / WEXITSTATUS are macros: the bits, as glibc lays them out.
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+}
+
+/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), declared only under _GNU_SOURCE,
+/// which the Glibc module does not set.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func addCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32

@@ -1,0 +1,86 @@
+internal import CVips
+import Foundation
+
+/// libvips, set up once per process: untrusted loaders blocked, every loader but the
+/// allowed ones blocked too, the operation cache off and the thread pool bounded.
+enum Vips {
+    /// The loaders assetd lets libvips use, by the abstract class that covers a loader's
+    /// file, buffer and source forms. PDF (poppler) is one that libvips itself calls
+    /// untrusted: it is re-enabled here on purpose, and only it.
+    static let allowedLoaderClasses = [
+        "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadNsgif", "VipsForeignLoadWebp",
+        "VipsForeignLoadTiff", "VipsForeignLoadHeif", "VipsForeignLoadPdf",
+    ]
+
+    private static let started: String? = {
+        guard assetd_vips_init("assetd") == 0 else { return "libvips could not start: \(takeError())" }
+        vips_block_untrusted_set(1)
+        vips_operation_block_set("VipsForeignLoad", 1)
+        for name in allowedLoaderClasses { vips_operation_block_set(name, 0) }
+        // No operation cache: every task opens a different file, so a cache only holds memory.
+        vips_cache_set_max(0)
+        vips_cache_set_max_mem(0)
+        vips_cache_set_max_files(0)
+        return nil
+    }()
+
+    /// Starts libvips (once); `threads` bounds its worker pool for each image.
+    static func start(threads: Int) throws(ThumbnailError) {
+        if let failure = started { throw ThumbnailError(failure) }
+        vips_concurrency_set(Int32(max(1, threads)))
+    }
+
+    /// libvips' error buffer, emptied.
+    static func takeError() -> String {
+        let text = vips_error_buffer().map { String(cString: $0) } ?? ""
+        vips_error_clear()
+        let line = text.split(separator: "\n").first.map(String.init) ?? "unknown error"
+        return line.isEmpty ? "unknown error" : line
+    }
+
+    /// The loader libvips would choose for a file, e.g. "jpegload"; nil when no loader it
+    /// is allowed to use recognizes the bytes.
+    static func loader(forFile path: String) -> String? {
+        guard let name = assetd_vips_loader_nickname(path) else {
+            vips_error_clear()
+            return nil
+        }
+        return String(cString: name)
+    }
+
+    /// Width and height from the header, without decoding pixels.
+    static func dimensions(ofFile path: String) throws(ThumbnailError) -> (width: Int, height: Int) {
+        guard let image = assetd_vips_open_header(path) else { throw .vips("cannot read the image header") }
+        defer { assetd_vips_unref(image) }
+        return (Int(vips_image_get_width(image)), Int(vips_image_get_height(image)))
+    }
+
+    /// The JPEG thumbnail of a file whose loader and size were checked.
+    static func thumbnailJPEG(ofFile path: String, size: Int, quality: Int) throws(ThumbnailError) -> [UInt8] {
+        var image: UnsafeMutablePointer<VipsImage>?
+        guard assetd_vips_thumbnail(path, &image, Int32(size)) == 0, let thumbnail = image else {
+            throw .vips("cannot decode the image")
+        }
+        var current = thumbnail
+        defer { assetd_vips_unref(current) }
+        if vips_image_hasalpha(current) != 0 {
+            var flat: UnsafeMutablePointer<VipsImage>?
+            guard assetd_vips_flatten_white(current, &flat) == 0, let flat else { throw .vips("cannot flatten the alpha channel") }
+            assetd_vips_unref(current)
+            current = flat
+        }
+        if current.pointee.Type != VIPS_INTERPRETATION_sRGB || current.pointee.BandFmt != VIPS_FORMAT_UCHAR {
+            var srgb: UnsafeMutablePointer<VipsImage>?
+            guard assetd_vips_to_srgb8(current, &srgb) == 0, let srgb else { throw .vips("cannot convert to sRGB") }
+            assetd_vips_unref(current)
+            current = srgb
+        }
+        var buffer: UnsafeMutableRawPointer?
+        var length = 0
+        guard assetd_vips_jpegsave(current, &buffer, &length, Int32(quality)) == 0, let buffer else {
+            throw .vips("cannot encode the JPEG")
+        }
+        defer { g_free(buffer) }
+        return Array(UnsafeRawBufferPointer(start: buffer, count: length))
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+@testable import AssetStore
+
+struct AssetDatabaseThumbnailTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+    func open() throws -> AssetDatabase { try AssetDatabase(path: path) }
+
+    func readyAsset(_ db: AssetDatabase, etag: String = "\"e1\"") throws -> AssetRecord {
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
+        return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: etag, sha256: nil, thumbnail: .none))
+    }
+
+    @Test func aTaskIsQueuedClaimedAndFinishedOnce() throws {
+        let db = try open()
+        let asset = try readyAsset(db)
+        #expect(try db.unsettledThumbnails().map(\.id) == [asset.id], "ready, none, no reason: never queued")
+        #expect(try db.queueThumbnail(assetID: asset.id))
+        let task = try #require(try db.claimThumbnail(assetID: asset.id))
+        #expect(task.attempts == 1)
+        #expect(try db.unsettledThumbnails().map(\.id) == [asset.id], "pending: resumed after a crash")
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .failed, reason: "late") == false)
+        #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 1))
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.thumbnailStatus == .ready)
+        #expect(try db.unsettledThumbnails().isEmpty)
+        #expect(try db.claimThumbnail(assetID: asset.id) == nil, "nothing left to do")
+    }
+
+    @Test func attemptsCountEachClaim() throws {
+        let db = try open()
+        let asset = try readyAsset(db)
+        try db.queueThumbnail(assetID: asset.id)
+        for n in 1...3 { #expect(try db.claimThumbnail(assetID: asset.id)?.attempts == n) }
+    }
+
+    @Test func aTaskForAnotherVersionOrADeletedAssetChangesNothing() throws {
+        let db = try open()
+        let asset = try readyAsset(db)
+        try db.queueThumbnail(assetID: asset.id)
+        _ = try db.claimThumbnail(assetID: asset.id)
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"other\"", status: .ready, reason: nil) == false)
+        try db.markAssetDeleted(id: asset.id)
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil) == false)
+        #expect(try db.queueThumbnail(assetID: asset.id) == false)
+        #expect(try db.claimThumbnail(assetID: asset.id) == nil)
+        #expect(try db.unsettledThumbnails().isEmpty)
+    }
+
+    @Test func noneWithAReasonIsSettled() throws {
+        let db = try open()
+        let asset = try readyAsset(db)
+        try db.recordNoThumbnail(assetID: asset.id, reason: "thumbnails are off")
+        #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .none, reason: "thumbnails are off", attempts: 0))
+        #expect(try db.unsettledThumbnails().isEmpty)
+    }
+}
