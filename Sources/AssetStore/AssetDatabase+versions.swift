@@ -22,7 +22,7 @@ extension AssetDatabase {
                 var out: [Int64: [AssetVersionRecord]] = [:]
                 for row in rows {
                     let record = AssetVersionRecord(
-                        assetID: row["asset_id"], version: row["version"], key: row["key"], fileType: row["file_type"],
+                        assetID: row["asset_id"], version: row["version"], key: row["key"], fileType: row["file_type"], fileName: row["file_name"],
                         size: row["size"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
                     out[record.assetID, default: []].append(record)
                 }
@@ -36,7 +36,7 @@ extension AssetDatabase {
     public func beginDirectVersion(_ change: VersionSwitch) throws -> VersionSwitch {
         do {
             return try pool.write { db in
-                try Self.checkVersionable(db, assetID: change.assetID)
+                try Self.checkVersionable(db, assetID: change.assetID, version: change.version)
                 try Self.insert(change, db)
                 return change
             }
@@ -71,7 +71,8 @@ extension AssetDatabase {
                 return try pool.write { db in
                     guard try Self.markUploadCompleted(db, uploadID: uploadID, partsDigest: partsDigest, location: location,
                                                        etag: change.etag, now: now) else { return nil }
-                    guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [change.assetID]) == "ready",
+                    guard try Row.fetchOne(db, sql: "SELECT status, current_version FROM asset WHERE id = ?", arguments: [change.assetID])
+                            .map({ $0["status"] == "ready" && $0["current_version"] == change.version - 1 }) == true,
                           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?)", arguments: [change.assetID]) == false
                     else { throw Rollback() }
                     try Self.insert(change, db)
@@ -102,9 +103,16 @@ extension AssetDatabase {
         }
     }
 
-    /// Drops a switch that will not happen (its bytes never arrived, or were refused).
-    public func discardVersionSwitch(assetID: Int64) throws {
-        try run { try pool.write { db in try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [assetID]) } }
+    /// Drops the switch to `version` that will not happen (its bytes never arrived, or were
+    /// refused); false when there was no such switch (another run dropped or finished it).
+    @discardableResult
+    public func discardVersionSwitch(assetID: Int64, version: Int) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ? AND version = ?", arguments: [assetID, version])
+                return db.changesCount == 1
+            }
+        }
     }
 
     /// The last step of a switch: the current version is archived under `archiveKey`, the
@@ -120,8 +128,11 @@ extension AssetDatabase {
                     let current = Self.asset(from: row)
                     guard current.status == .ready, current.currentVersion == change.version - 1 else { throw Rollback() }
                     try db.execute(
-                        sql: "INSERT OR REPLACE INTO asset_version (asset_id, version, key, file_type, size, etag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        arguments: [current.id, current.currentVersion, archiveKey, current.fileType, current.size, current.etag,
+                        sql: """
+                            INSERT OR REPLACE INTO asset_version (asset_id, version, key, file_type, file_name, size, etag, created_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [current.id, current.currentVersion, archiveKey, current.fileType, current.fileName, current.size, current.etag,
                                     (current.versionCreatedAt ?? current.createdAt).timeIntervalSince1970])
                     try db.execute(
                         sql: """

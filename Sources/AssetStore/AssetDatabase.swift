@@ -102,6 +102,7 @@ public final class AssetDatabase: Sendable {
                     version INTEGER NOT NULL,
                     key TEXT NOT NULL,
                     file_type TEXT NOT NULL,
+                    file_name TEXT,
                     size INTEGER,
                     etag TEXT,
                     created_at REAL NOT NULL,
@@ -244,6 +245,7 @@ public final class AssetDatabase: Sendable {
                 var keys = [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)]
                 keys += try String.fetchAll(db, sql: "SELECT key FROM asset_version WHERE asset_id = ?", arguments: [id])
                 keys += try String.fetchAll(db, sql: "SELECT staging_key FROM version_switch WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT new_key FROM version_switch WHERE asset_id = ?", arguments: [id])
                 keys += try String.fetchAll(db, sql: "SELECT key FROM upload WHERE asset_id = ? AND key != ?", arguments: [id, asset.key])
                 var seen = Set<String>()
                 return .deleting(asset, uploads: open, keys: keys.filter { seen.insert($0).inserted })
@@ -314,10 +316,14 @@ public final class AssetDatabase: Sendable {
 
     /// Whether `assetID` may take a new version now: ready, with no pending upload and no
     /// version switch in progress. Run inside the transaction that records the new version.
-    static func checkVersionable(_ db: GRDB.Database, assetID: Int64) throws {
-        guard let status = try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [assetID])
-            .flatMap(AssetStatus.init(rawValue:)) else { throw VersionConflict.notReady(.deleted) }
+    static func checkVersionable(_ db: GRDB.Database, assetID: Int64, version: Int) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT status, current_version FROM asset WHERE id = ?", arguments: [assetID]) else {
+            throw VersionConflict.notReady(.deleted)
+        }
+        let status = AssetStatus(rawValue: row["status"]) ?? .deleted
         guard status == .ready else { throw VersionConflict.notReady(status) }
+        // The number was read before an S3 call: another version may have come in since.
+        guard row["current_version"] == version - 1 else { throw VersionConflict.busy }
         let busy = try Bool.fetchOne(db, sql: """
             SELECT EXISTS (SELECT 1 FROM upload WHERE asset_id = ?1 AND status = 'pending')
                 OR EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?1)
@@ -334,7 +340,7 @@ public final class AssetDatabase: Sendable {
     ) throws -> UploadRecord {
         do {
             return try pool.write { db in
-                try Self.checkVersionable(db, assetID: asset.id)
+                try Self.checkVersionable(db, assetID: asset.id, version: version)
                 try db.execute(
                     sql: """
                         INSERT INTO upload (upload_id, asset_id, workspace_id, key, file_size, part_size, status, created_at, updated_at,

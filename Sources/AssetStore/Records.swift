@@ -67,6 +67,8 @@ public struct AssetVersionRecord: Sendable, Equatable {
     public var version: Int
     public var key: String
     public var fileType: String
+    /// The asset's file name while this version was current.
+    public var fileName: String?
     public var size: Int64?
     public var etag: String?
     public var createdAt: Date

@@ -23,15 +23,19 @@ extension App {
             throw HTTPError(.conflict, "Asset \(assetID) has no stored file yet (status \(asset.status.rawValue)).")
         }
         var key = asset.key
+        var recordedName = asset.fileName
         if let version, version != asset.currentVersion {
             guard let archived = try database.versions(assetID: asset.id).first(where: { $0.version == version }) else {
                 throw HTTPError(.notFound, "Asset \(assetID) has no version \(version).")
             }
             key = archived.key
+            recordedName = archived.fileName ?? asset.fileName
         }
         var presignQuery: [(String, String)] = []
         if let disposition {
-            let name = Self.downloadName(asset, version: version, fileExtension: AssetKeys.fileExtension(of: key))
+            var named = asset
+            named.fileName = recordedName
+            let name = Self.downloadName(named, version: version, fileExtension: AssetKeys.fileExtension(of: key))
             presignQuery.append(("response-content-disposition", Self.contentDisposition(disposition, fileName: name)))
         }
         return .json(["url": .string(presign("GET", key: key, query: presignQuery, expires: Int(expires))), "expiresIn": .int64(expires)])
@@ -50,13 +54,18 @@ extension App {
             throw HTTPError(.notFound, "Asset \(assetID) was not found in workspace \(workspaceID).")
         }
         if asset.status == .deleted { return .json(["success": true]) }
-        switch try database.beginDelete(id: asset.id, now: now()) {
-        case nil, .alreadyDeleted?:
-            return .json(["success": true])
-        case .deleting(let record, let uploads, let keys)?:
-            Faults.point("delete-begun")
-            try finishDelete(record, uploads: uploads, keys: keys)
+        // Not while a new version's objects are being moved (nor a second delete).
+        let started = try exclusively(asset.id) { () throws -> Bool in
+            switch try database.beginDelete(id: asset.id, now: now()) {
+            case nil, .alreadyDeleted?:
+                return false
+            case .deleting(let record, let uploads, let keys)?:
+                Faults.point("delete-begun")
+                try finishDelete(record, uploads: uploads, keys: keys)
+                return true
+            }
         }
+        guard started else { return .json(["success": true]) }
         request.logger.info("asset deleted", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
         return .json(["success": true])
     }

@@ -42,7 +42,7 @@ extension Bootstrap {
                                                 attributes: [.posixPermissions: 0o700])
         let worker = ThumbnailWorker(database: database, store: store, detector: detector, thumbnailer: thumbnailer,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
-                                     logger: logger)
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",

@@ -102,16 +102,24 @@ extension App {
     /// 4. record: one transaction archives version N, makes N+1 current and drops the switch.
     /// Nil when the asset moved on meanwhile (deleted): the switch is then undone.
     func finishVersionSwitch(_ change: VersionSwitch, logger: Logger) throws -> AssetRecord? {
+        try exclusively(change.assetID) { try switchIn(change, logger: logger) }
+    }
+
+    private func switchIn(_ change: VersionSwitch, logger: Logger) throws -> AssetRecord? {
         guard let asset = try database.asset(id: change.assetID, workspaceID: change.workspaceID),
               asset.status == .ready, asset.currentVersion == change.version - 1
         else {
-            try store.deleteObjects(keys: [change.stagingKey])
-            try database.discardVersionSwitch(assetID: change.assetID)
+            // Never delete a key that the record still calls a version.
+            if try database.discardVersionSwitch(assetID: change.assetID, version: change.version),
+               try !database.versions(assetID: change.assetID).contains(where: { $0.key == change.stagingKey }) {
+                try store.deleteObjects(keys: [change.stagingKey])
+            }
             return nil
         }
         let archiveKey = AssetKeys.version(workspaceID: asset.workspaceID, assetID: asset.id, version: asset.currentVersion,
                                            fileExtension: asset.fileExtension)
-        if try store.headObject(key: archiveKey) == nil {
+        // Archived already by an earlier run of this switch (the same size), or not yet.
+        if try store.headObject(key: archiveKey).map({ Int64($0.size) != asset.size }) ?? true {
             try store.copy(from: asset.key, to: archiveKey, size: asset.size ?? 0, contentType: asset.fileType, metadata: metadata(asset),
                            partSize: 512 * 1024 * 1024, singleCopyLimit: S3Client.singleCopyLimit)
         }
@@ -125,6 +133,10 @@ extension App {
         if change.newKey != asset.key { stale.append(asset.key) }
         try store.deleteObjects(keys: stale)
         guard let current = try database.finishVersionSwitch(change, archiveKey: archiveKey, now: now()) else {
+            // The asset moved on (deleted) while its objects were moved: none may stay.
+            if try database.asset(id: asset.id, workspaceID: asset.workspaceID)?.status.isGone ?? true {
+                try store.deleteObjects(keys: [change.newKey, archiveKey, change.stagingKey])
+            }
             return nil
         }
         logger.info("version switched in", metadata: ["asset": "\(asset.id)", "version": "\(change.version)", "key": "\(change.newKey)"])
@@ -158,7 +170,7 @@ extension App {
             request.logger.warning("an unanswered PutObject of a new version is left to the reconciler", metadata: ["key": "\(change.stagingKey)"])
             throw error
         } catch {
-            try? database.discardVersionSwitch(assetID: asset.id)
+            try? database.discardVersionSwitch(assetID: asset.id, version: version)
             throw error
         }
         try database.markVersionStored(assetID: asset.id, etag: etag.isEmpty ? change.etag : etag)

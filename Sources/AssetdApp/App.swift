@@ -20,6 +20,10 @@ public final class App: Sendable {
     /// Direct uploads between their record and their object, by asset id: the reconciler
     /// leaves these alone (one assetd process owns its database).
     let directUploadsInFlight = ReadWriteLocked<Set<Int64>>([])
+    /// Assets whose objects a version switch or a delete is moving right now, in this
+    /// process: one at a time per asset, so that two runs of the same switch (a retried
+    /// complete, the reconciler) or a switch and a delete never interleave their copies.
+    let assetsInMotion = ReadWriteLocked<Set<Int64>>([])
     let readiness = ReadinessProbe()
     /// Thumbnail tasks; nil when ASSETD_THUMBNAILS is off.
     let thumbnails: ThumbnailWorker?
@@ -143,6 +147,19 @@ public final class App: Sendable {
         ])
         queueThumbnail(asset)
     }
+
+    /// Runs `body` holding `assetID` (see `assetsInMotion`); 409 with Retry-After when
+    /// another request or the reconciler holds it.
+    func exclusively<T>(_ assetID: Int64, _ body: () throws -> T) throws -> T {
+        guard assetsInMotion.write({ $0.insert(assetID).inserted }) else {
+            throw HTTPError(.conflict, "Asset \(assetID) is being changed by another request; try again shortly.",
+                            headers: [("Retry-After", "1")])
+        }
+        defer { assetsInMotion.write { _ = $0.remove(assetID) } }
+        return try body()
+    }
+
+    func isInMotion(_ assetID: Int64) -> Bool { assetsInMotion.read { $0.contains(assetID) } }
 
     /// The metadata every object of an asset carries.
     func metadata(_ asset: AssetRecord) -> [String: String] {

@@ -55,6 +55,9 @@ public struct Configuration: Sendable {
     /// ASSETD_THUMBNAIL_MAX_PIXELS: larger images fail from their header (an integer, or
     /// with an M suffix for millions: 100M).
     public var thumbnailMaxPixels: Int
+    /// ASSETD_THUMBNAIL_MAX_SOURCE_BYTES: larger objects get no thumbnail (the task
+    /// downloads the source whole to the state disk).
+    public var thumbnailMaxSourceBytes: Int64
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -125,6 +128,7 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_THUMBNAIL_MAX_PIXELS must be a pixel count such as 100000000 or 100M, not \(pixels)")
         }
         thumbnailMaxPixels = millions ? count * 1_000_000 : count
+        thumbnailMaxSourceBytes = Int64(try reader.integer("ASSETD_THUMBNAIL_MAX_SOURCE_BYTES", default: 2 << 30, in: 1...(1 << 40)))
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }

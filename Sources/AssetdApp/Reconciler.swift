@@ -28,10 +28,15 @@ final class Reconciler: Sendable {
     /// of this process can own a record, so the first pass takes every one.
     let grace: Duration
 
+    /// When this process started: a record older than that cannot belong to a live
+    /// request of it, which is what the start-up pass relies on.
+    let processStarted: Date
+
     init(app: App, interval: Duration, grace: Duration = .seconds(120)) {
         self.app = app
         self.interval = interval
         self.grace = grace
+        self.processStarted = app.now()
     }
 
     /// Starts the passes on their own thread: the first at once, then one per interval.
@@ -63,7 +68,9 @@ final class Reconciler: Sendable {
     func pass(startUp: Bool = false) -> Fixes {
         var fixes = Fixes()
         let now = app.now()
-        let settledBefore = startUp ? now : now.addingTimeInterval(-Double(grace.components.seconds))
+        // At start-up: whatever this process's requests cannot own yet, however young; later,
+        // only what no request has touched for the grace period.
+        let settledBefore = startUp ? processStarted : now.addingTimeInterval(-Double(grace.components.seconds))
         let logger = app.logger
         do {
             for asset in try app.database.pendingDirectAssets(updatedBefore: settledBefore) {
@@ -74,10 +81,10 @@ final class Reconciler: Sendable {
             for upload in try app.database.pendingUploads(startedBefore: ttlAgo) {
                 expire(upload, fixes: &fixes)
             }
-            for asset in try app.database.deletingAssets(updatedBefore: settledBefore) {
+            for asset in try app.database.deletingAssets(updatedBefore: settledBefore) where !app.isInMotion(asset.id) {
                 finishDelete(asset, fixes: &fixes)
             }
-            for change in try app.database.versionSwitches(createdBefore: settledBefore) {
+            for change in try app.database.versionSwitches(createdBefore: settledBefore) where !app.isInMotion(change.assetID) {
                 if app.directUploadsInFlight.read({ $0.contains(change.assetID) }) { continue }
                 settleVersionSwitch(change, fixes: &fixes)
             }
@@ -131,7 +138,13 @@ final class Reconciler: Sendable {
             do {
                 try app.store.abortMultipartUpload(key: upload.key, uploadID: upload.uploadID)
             } catch let error as S3Error where error.isNoSuchUpload {
-                // The lifecycle rule was first.
+                // The lifecycle rule was first, or S3 completed it and the answer was never
+                // recorded (a crash, and no retry): then an unchecked object sits at its key.
+                let firstUploadPending = try app.database.asset(id: upload.assetID, workspaceID: upload.workspaceID)?.status == .pending
+                if upload.version != nil || firstUploadPending, try app.store.headObject(key: upload.key) != nil {
+                    try app.store.deleteObjects(keys: [upload.key])
+                    logger.notice("reconciler: deleted the unrecorded object of an expired upload", metadata: ["key": "\(upload.key)"])
+                }
             }
             if try app.database.expireUpload(uploadID: upload.uploadID, now: app.now()) {
                 fixes.uploadsExpired += 1
@@ -155,8 +168,9 @@ final class Reconciler: Sendable {
                 guard let info, Int64(info.size) == change.size,
                       App.unquoted(info.etag).lowercased() == App.unquoted(change.etag).lowercased()
                 else {
-                    if info != nil { try app.store.deleteObjects(keys: [change.stagingKey]) }
-                    try app.database.discardVersionSwitch(assetID: change.assetID)
+                    if try app.database.discardVersionSwitch(assetID: change.assetID, version: change.version), info != nil {
+                        try app.store.deleteObjects(keys: [change.stagingKey])
+                    }
                     fixes.versionsUndone += 1
                     logger.notice("reconciler: a new version whose upload was cut off is undone; the current version stays", metadata: [
                         "asset": "\(change.assetID)", "version": "\(change.version)", "key": "\(change.stagingKey)",
@@ -185,8 +199,14 @@ final class Reconciler: Sendable {
     private func finishDelete(_ asset: AssetRecord, fixes: inout Fixes) {
         let logger = app.logger
         do {
-            guard case .deleting(let record, let uploads, let keys)? = try app.database.beginDelete(id: asset.id, now: app.now()) else { return }
-            try app.finishDelete(record, uploads: uploads, keys: keys)
+            let finished = try app.exclusively(asset.id) { () throws -> Bool in
+                guard case .deleting(let record, let uploads, let keys)? = try app.database.beginDelete(id: asset.id, now: app.now()) else {
+                    return false
+                }
+                try app.finishDelete(record, uploads: uploads, keys: keys)
+                return true
+            }
+            guard finished else { return }
             fixes.deletesFinished += 1
             logger.notice("reconciler: finished a delete that had stopped midway", metadata: ["asset": "\(asset.id)", "key": "\(asset.key)"])
         } catch {

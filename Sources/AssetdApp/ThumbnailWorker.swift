@@ -25,13 +25,17 @@ public final class ThumbnailWorker: Sendable {
     let queue: TaskQueue
     /// A private (0700) directory for the downloaded sources and video frames.
     let scratchDirectory: String
+    /// ASSETD_THUMBNAIL_MAX_SOURCE_BYTES: a larger object gets no thumbnail (status none),
+    /// since the task downloads it whole to the state disk.
+    let maxSourceBytes: Int64
     let logger: Logger
     /// The pause before attempt n + 1 after an S3 failure in attempt n.
     let backoff: @Sendable (Int) -> Duration
 
     public init(database: AssetDatabase, store: any ObjectStore, detector: ContentDetector, thumbnailer: Thumbnailer,
-                concurrency: Int, scratchDirectory: String, logger: Logger,
+                concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
+        self.maxSourceBytes = maxSourceBytes
         self.database = database
         self.store = store
         self.detector = detector
@@ -149,6 +153,10 @@ public final class ThumbnailWorker: Sendable {
         defer {
             close(descriptor)
             unlink(path)
+        }
+        // The whole object comes to the state disk: past the cap (a long video), none.
+        if let size = asset.size, size > maxSourceBytes {
+            throw .final(.none, "the file (\(size) bytes) is over ASSETD_THUMBNAIL_MAX_SOURCE_BYTES (\(maxSourceBytes))")
         }
         do {
             _ = try store.getObject(key: asset.key, toFile: descriptor, expectedSize: Int(asset.size ?? 0))

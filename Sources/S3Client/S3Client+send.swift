@@ -61,10 +61,10 @@ extension S3Client {
             let signed = signer.signHeaders(
                 method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: unsignedHeaders, payloadHash: hash
             )
-            try gate?.enter()
+            let probe = try gate?.enter() ?? false
             var outcome = S3Gate.Outcome.failed
             do {
-                defer { gate?.leave(outcome) }
+                defer { gate?.leave(outcome, probe: probe) }
                 let limits = CurlTransport.Limits(totalMilliseconds: Self.milliseconds(limit), lowSpeed: lowSpeed)
                 let response = try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits, sink: sink)
                 if response.status < 500 { outcome = .answered }

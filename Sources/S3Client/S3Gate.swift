@@ -12,8 +12,8 @@ import Foundation
 ///   Under a heavy but healthy load calls finish all the time, so callers wait their turn.
 /// - **Breaker.** After `failuresToOpen` calls in a row that got no answer (timeout,
 ///   refused connection, 5xx), the gate opens for `openFor`: calls fail at once with
-///   `Unavailable`. The first call after that is a probe: its success closes the gate,
-///   its failure opens it again.
+///   `Unavailable`. The first call after that is a probe, alone while it runs: its success
+///   closes the gate, its failure opens it again.
 ///
 /// Refusals are `S3Error`s without an HTTP status: `Overloaded` (bulkhead) and
 /// `Unavailable` (breaker), with `retryAfter` seconds for the client.
@@ -44,6 +44,8 @@ public final class S3Gate: @unchecked Sendable {
     private var lastFinished: ContinuousClock.Instant
     private var failuresInARow = 0
     private var openUntil: ContinuousClock.Instant?
+    /// The half-open probe is out: everyone else waits for its verdict.
+    private var probing = false
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -55,25 +57,34 @@ public final class S3Gate: @unchecked Sendable {
     /// Takes a permit, waiting while S3 makes progress; throws when the breaker is open, S3
     /// has stalled, or no permit came within `maxWait`. Every successful `enter` must be
     /// followed by one `leave`.
-    public func enter() throws(S3Error) {
+    @discardableResult
+    public func enter() throws(S3Error) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         let started = ContinuousClock.now
+        var probe = false
         while true {
             let now = ContinuousClock.now
+            if probing {
+                throw S3Error(code: "Unavailable", message: "S3 failed \(configuration.failuresToOpen) times in a row; a probe call is out",
+                              retryAfter: 1)
+            }
             if let openUntil {
                 if now < openUntil {
                     throw S3Error(code: "Unavailable", message: "S3 failed \(configuration.failuresToOpen) times in a row; calls are paused",
                                   retryAfter: Self.seconds(openUntil - now))
                 }
-                // Half-open: this call is the probe; the next failure opens the gate again.
+                // Half-open: this call is the probe, alone until it returns; its failure
+                // opens the gate again.
                 self.openUntil = nil
                 failuresInARow = configuration.failuresToOpen - 1
+                probe = true
             }
             if inUse < configuration.permits {
                 inUse += 1
                 if inUse == configuration.permits { fullSince = now }
-                return
+                if probe { probing = true }
+                return probe
             }
             let quietSince = max(fullSince, lastFinished)
             if now - quietSince >= configuration.stallAfter {
@@ -87,11 +98,13 @@ public final class S3Gate: @unchecked Sendable {
         }
     }
 
-    /// Gives the permit back and tells the breaker how the call went.
-    public func leave(_ outcome: Outcome) {
+    /// Gives the permit back and tells the breaker how the call went; `probe` is what
+    /// `enter` returned.
+    public func leave(_ outcome: Outcome, probe: Bool = false) {
         condition.lock()
         defer { condition.unlock() }
         inUse -= 1
+        if probe { probing = false }
         let now = ContinuousClock.now
         lastFinished = now
         switch outcome {

@@ -177,4 +177,34 @@ import Testing
         #expect(refused == 400)
         #expect(error["error"]?.stringValue?.contains("fileName") == true)
     }
+
+    @Test func aDeleteWaitsWhileAVersionIsSwitchedIn() throws {
+        let (_, _, id) = try upload(type: "application/pdf")
+        let router = routes.router, token = routes.token
+        routes.store.during("copy") {
+            let request = Request(method: "DELETE", path: "/s3/delete", queryString: "workspaceId=1&assetId=\(id)",
+                                  headers: ["authorization": "Bearer \(token)"])
+            let response = router.respond(to: request)
+            #expect(response.status == .conflict)
+            #expect(response.headers.contains { $0.0 == "Retry-After" })
+        }
+        #expect(try upload(type: "image/png", assetID: id).0 == 200)
+        #expect(keys == ["1/digital_assets/\(id).png", "1/versions/\(id)/v1.pdf"])
+        #expect(routes.call("DELETE", "/s3/delete", "workspaceId=1&assetId=\(id)").0 == 200)
+        #expect(keys.isEmpty)
+    }
+
+    @Test func aVersionNumberReadBeforeAnotherVersionCameInIsRefused() throws {
+        let (_, _, id) = try upload(type: "application/pdf")
+        #expect(try upload(type: "application/pdf", assetID: id).0 == 200)
+        let asset = try #require(try routes.app.database.asset(id: Int64(id)!, workspaceID: 1))
+        #expect(asset.currentVersion == 2)
+        // Version 2 again, as a request that read version 1 before the switch would ask.
+        #expect(throws: AssetDatabase.VersionConflict.busy) {
+            try routes.app.database.createVersionUpload(uploadID: "late", asset: asset, version: 2, stagingKey: "1/versions/\(id)/v2.pdf",
+                                                        fileType: "application/pdf", fileName: nil, fileSize: nil, partSize: nil)
+        }
+        // And a stale switch is dropped only by its own version.
+        #expect(try routes.app.database.discardVersionSwitch(assetID: Int64(id)!, version: 2) == false)
+    }
 }
