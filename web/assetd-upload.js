@@ -267,8 +267,9 @@ async function api(ctx, method, path, { query, body, idempotent = true } = {}) {
         let status = 0;
         let text = "";
         let retryAfter = null;
+        // Outside the try: a getToken that throws is the caller's error, not the network's.
+        const headers = { Authorization: `Bearer ${await ctx.o.getToken()}` };
         try {
-            const headers = { Authorization: `Bearer ${await ctx.o.getToken()}` };
             if (body !== undefined) headers["Content-Type"] = "application/json";
             const response = await ctx.fetch(url.toString(), {
                 method,

@@ -331,3 +331,10 @@ test("direct upload: one POST, progress scaled to the file, ends at the total", 
     assert.equal(sent.body.get("file").size, 80);
     assert.deepEqual(events, [20, 80]);
 });
+
+test("a getToken that throws fails the upload at once with its own error", async () => {
+    const s = fakeService();
+    const problem = new Error("signed out");
+    await assert.rejects(upload(file(3000), options(s, { getToken: () => { throw problem; } })), (e) => e === problem);
+    assert.deepEqual(s.calls, []);
+});
