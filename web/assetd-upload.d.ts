@@ -75,6 +75,10 @@ export interface UploadResult {
 /** Uploads a file (or any Blob with a `name`) to assetd. */
 export function upload(file: Blob & { name?: string; lastModified?: number }, options: UploadOptions): Promise<UploadResult>;
 
+/** Gives up a paused or failed multipart upload of `file`: abort-upload, and its resume
+ * record forgotten. Resolves to false when there was none. */
+export function abandon(file: Blob & { name?: string; lastModified?: number }, options: UploadOptions): Promise<boolean>;
+
 /** An error answer of assetd or S3. `status` is 0 for a network failure. */
 export class UploadError extends Error {
     constructor(message: string, status?: number, details?: object);

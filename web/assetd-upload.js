@@ -220,24 +220,8 @@ function retryAfterMs(value, fallback) {
  * @returns {Promise<import("./assetd-upload").UploadResult>}
  */
 export async function upload(file, options) {
-    const o = { ...DEFAULTS, ...options };
-    if (!o.workspaceId) throw new TypeError("upload: workspaceId is required");
-    if (typeof o.getToken !== "function") throw new TypeError("upload: getToken must be a function");
-    if (!(o.concurrency >= 1)) throw new TypeError("upload: concurrency must be at least 1");
-    const baseUrl = String(o.baseUrl ?? (typeof location !== "undefined" ? location.origin : "")).replace(/\/+$/, "");
-    const ctx = {
-        o,
-        file,
-        baseUrl,
-        fetch: o.fetch || globalThis.fetch.bind(globalThis),
-        xhrFactory: o.xhrFactory || (() => new XMLHttpRequest()),
-        storage: o.storage === undefined ? defaultStorage() : o.storage,
-        random: o.random || Math.random,
-        now: o.now || Date.now,
-        onlineTarget: o.onlineTarget || (typeof window !== "undefined" ? window : null),
-        // Aborts everything in flight: the caller's signal, or a failure of one part.
-        controller: new AbortController(),
-    };
+    const ctx = context(file, options);
+    const o = ctx.o;
     const signal = ctx.controller.signal;
     const forward = () => ctx.controller.abort(o.signal.reason);
     if (o.signal) {
@@ -253,6 +237,44 @@ export async function upload(file, options) {
     } finally {
         o.signal?.removeEventListener("abort", forward);
     }
+}
+
+/**
+ * Gives up a paused (or failed) multipart upload of `file` for good: abort-upload, and its
+ * resume record forgotten. Resolves to false when there was none.
+ * @param {Blob & {name?: string, lastModified?: number}} file
+ * @param {import("./assetd-upload").UploadOptions} options
+ */
+export async function abandon(file, options) {
+    const ctx = context(file, options);
+    const key = resumeKey(file, ctx.baseUrl, ctx.o.workspaceId);
+    const record = readRecord(ctx.storage, key);
+    if (!record) return false;
+    removeRecord(ctx.storage, key);
+    await api(ctx, "POST", "/s3/abort-upload", {
+        body: { uploadId: record.uploadId, assetId: record.assetId, workspaceId: ctx.o.workspaceId },
+    });
+    return true;
+}
+
+function context(file, options) {
+    const o = { ...DEFAULTS, ...options };
+    if (!o.workspaceId) throw new TypeError("upload: workspaceId is required");
+    if (typeof o.getToken !== "function") throw new TypeError("upload: getToken must be a function");
+    if (!(o.concurrency >= 1)) throw new TypeError("upload: concurrency must be at least 1");
+    return {
+        o,
+        file,
+        baseUrl: String(o.baseUrl ?? (typeof location !== "undefined" ? location.origin : "")).replace(/\/+$/, ""),
+        fetch: o.fetch || globalThis.fetch.bind(globalThis),
+        xhrFactory: o.xhrFactory || (() => new XMLHttpRequest()),
+        storage: o.storage === undefined ? defaultStorage() : o.storage,
+        random: o.random || Math.random,
+        now: o.now || Date.now,
+        onlineTarget: o.onlineTarget || (typeof window !== "undefined" ? window : null),
+        // Aborts everything in flight: the caller's signal, or a failure of one part.
+        controller: new AbortController(),
+    };
 }
 
 /** One JSON call to assetd, retried (on the network, 5xx and 429) when `idempotent`, or

@@ -3,7 +3,7 @@
 // and `workspaceId` from its query string (`/?token=...&workspaceId=7`), keeps them in
 // sessionStorage (so a reload still works) and removes the token from the address bar.
 // `api=` names assetd's origin when the page is served from elsewhere.
-import { UploadPaused, upload } from "./assetd-upload.js";
+import { UploadPaused, abandon, upload } from "./assetd-upload.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const params = new URLSearchParams(location.search);
@@ -71,14 +71,14 @@ function addUpload(file) {
         retry.hidden = mode !== "failed" && mode !== "cancelled";
     };
 
+    const options = () => ({ baseUrl: session.api, workspaceId: session.workspaceId, getToken: () => session.token });
+
     async function run() {
         controller = new AbortController();
         show("Starting…", "running");
         try {
             const result = await upload(file, {
-                baseUrl: session.api,
-                workspaceId: session.workspaceId,
-                getToken: () => session.token,
+                ...options(),
                 signal: controller.signal,
                 onProgress: ({ loaded, total }) => {
                     bar.value = loaded;
@@ -107,9 +107,15 @@ function addUpload(file) {
         if (controller) controller.abort(new UploadPaused());
         else run(); // Resume: the same file again goes on from list-parts
     });
-    cancel.addEventListener("click", () => {
-        if (controller) controller.abort();
-        else show("Cancelled", "cancelled"); // paused: nothing in flight to stop
+    cancel.addEventListener("click", async () => {
+        if (controller) return controller.abort();
+        // Paused: nothing in flight, but S3 keeps the parts until abort-upload.
+        try {
+            await abandon(file, options());
+            show("Cancelled", "cancelled");
+        } catch (error) {
+            show(`Cancel failed: ${error.message}`, "paused");
+        }
     });
     retry.addEventListener("click", run);
     run();

@@ -338,3 +338,18 @@ test("a getToken that throws fails the upload at once with its own error", async
     await assert.rejects(upload(file(3000), options(s, { getToken: () => { throw problem; } })), (e) => e === problem);
     assert.deepEqual(s.calls, []);
 });
+
+test("abandon: a paused upload is aborted and forgotten", async () => {
+    const { abandon } = await import("../../web/assetd-upload.js");
+    const s = fakeService({ part: (n) => (n >= 2 ? { hang: true } : { status: 200 }) });
+    const storage = memoryStorage();
+    const controller = new AbortController();
+    const first = upload(file(3000), options(s, { storage, signal: controller.signal }));
+    await new Promise((r) => setTimeout(r, 30));
+    controller.abort(new UploadPaused());
+    await assert.rejects(first, (e) => e.paused === true);
+    assert.equal(await abandon(file(3000), options(s, { storage })), true);
+    assert.deepEqual(s.aborted, { uploadId: "up-1", assetId: "7", workspaceId: 1 });
+    assert.equal(storage.map.size, 0);
+    assert.equal(await abandon(file(3000), options(s, { storage })), false);
+});
