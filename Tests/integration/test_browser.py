@@ -367,3 +367,25 @@ def test_a_part_answering_500_once_is_retried(page, big_jpeg, tmp_path, disturbe
     assert part_numbers(puts) == sorted(list(range(1, count + 1)) + [2]), puts
     assert [p["redirected"] for p in puts if part_numbers([p]) == [2]] == [True, False]
     assert page.downloaded(ids["retried.jpg"]) == big_jpeg
+
+
+def test_pause_then_cancel_aborts_the_paused_upload(page, big_jpeg, tmp_path, disturber, s3, bucket):
+    from selenium.webdriver.common.by import By
+
+    page.driver.execute_script(
+        "const d = arguments[0]; window.__redirect = url => /[?&]partNumber=1(&|$)/.test(url) ? null : d + '/hang';", disturber)
+    page.pick(write(tmp_path, "pause-me.jpg", big_jpeg))
+    prefix = f"{page.workspace}/"
+    deadline = time.monotonic() + WAIT
+    while not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"):
+        assert time.monotonic() < deadline, "no multipart upload appeared in S3"
+        time.sleep(0.2)
+    page.driver.find_element(By.CSS_SELECTOR, "#uploads li .pause").click()
+    page.wait("return document.querySelector('#uploads li .state').textContent === 'Paused'")
+    assert "POST /s3/abort-upload" not in page.driver.execute_script("return window.__calls")
+    assert s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"), "a pause must keep the upload"
+    page.driver.find_element(By.CSS_SELECTOR, "#uploads li .cancel").click()
+    page.wait("return document.querySelector('#uploads li .state').textContent === 'Cancelled'")
+    assert "POST /s3/abort-upload" in page.driver.execute_script("return window.__calls")
+    assert not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"), "a pending upload remains in S3"
+    assert page.driver.execute_script("return localStorage.length") == 0
