@@ -128,6 +128,8 @@ function pick(files) {
 // ---- the asset list -----------------------------------------------------------------
 
 let nextCursor = null;
+let pendingTimer = null;
+let pendingChecks = 0;
 
 function renderAsset(asset) {
     const item = $("#asset-template").content.firstElementChild.cloneNode(true);
@@ -177,12 +179,20 @@ async function loadAssets(cursor) {
         nextCursor = page.next;
         $("#more").hidden = !nextCursor;
         status.textContent = list.children.length ? "" : "No assets yet.";
+        // Thumbnails are made after the upload: look again while some are pending, for a
+        // minute at most after the last upload.
+        clearTimeout(pendingTimer);
+        if (!cursor && page.assets.some((a) => a.thumbnail && a.thumbnail.status === "pending") && pendingChecks < 30) {
+            pendingChecks++;
+            pendingTimer = setTimeout(() => loadAssets(null), 2000);
+        }
     } catch (error) {
         status.textContent = `Could not list the assets: ${error.message}`;
     }
 }
 
 function refreshAssets() {
+    pendingChecks = 0;
     return loadAssets(null);
 }
 

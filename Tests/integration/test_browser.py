@@ -233,15 +233,20 @@ def test_page_uploads_a_multipart_file_and_a_direct_image(page, big_jpeg, tmp_pa
         assert asset["fileType"] == kind and asset["size"] == len(data) and asset["fileName"] == name
         assert page.downloaded(ids[name]) == data, f"{name}: the bytes read back differ"
 
-    # The asset list shows both, each with its thumbnail or, while there is none, a placeholder.
-    page.wait("return [...document.querySelectorAll('#assets [data-listed-asset-id]')].length >= 2")
-    listed = page.get("/api/assets")["assets"]
-    for asset in listed:
-        selector = f"#assets [data-listed-asset-id='{asset['id']}']"
-        if asset["thumbnail"]["url"]:
-            page.wait(f"const i = document.querySelector(\"{selector} img\"); return i && i.complete && i.naturalWidth > 0")
+    # The asset list shows both with their thumbnails, once assetd has made them (the page
+    # looks again while any is pending); an asset without one shows a placeholder.
+    deadline = time.monotonic() + WAIT
+    while any(page.get(f"/api/assets/{i}")["asset"]["thumbnail"]["status"] == "pending" for i in ids.values()):
+        assert time.monotonic() < deadline, "the thumbnails stayed pending"
+        time.sleep(0.5)
+    for name, asset_id in ids.items():
+        thumbnail = page.get(f"/api/assets/{asset_id}")["asset"]["thumbnail"]
+        selector = f"#assets [data-listed-asset-id='{asset_id}']"
+        if thumbnail["url"]:
+            page.wait(f"const i = document.querySelector(\"{selector} img\"); return i && i.complete && i.naturalWidth > 0", 30)
         else:
-            assert page.driver.execute_script(f"return !!document.querySelector(\"{selector} .placeholder\")")
+            assert thumbnail["status"] in ("none", "failed"), (name, thumbnail)
+            page.wait(f"return !!document.querySelector(\"{selector} .placeholder\")", 30)
     shots = os.path.join(os.environ.get("ASSETD_STATE_DIR", str(tmp_path)), "screenshots")
     os.makedirs(shots, exist_ok=True)
     path = os.path.join(shots, "page-after-uploads.png")
@@ -249,22 +254,26 @@ def test_page_uploads_a_multipart_file_and_a_direct_image(page, big_jpeg, tmp_pa
     assert os.path.getsize(path) > 10_000
     print(f"screenshot: {path}")
 
-    # Thumbnails are another issue's work; until then, show that the list draws one when
-    # `thumbnail.url` is set: the image's own presigned GET stands in for it.
-    url = page.get("/s3/download-url", assetId=ids["small.png"])["url"]
+
+def test_the_list_shows_a_placeholder_without_a_thumbnail(page):
+    """An asset whose thumbnail.url is null (pending, failed, none) gets a placeholder."""
+    png = small_png()
+    r = page.api.post(page.base + "/api/assets/upload", params={"workspaceId": page.workspace},
+                      files={"file": ("p.png", png, "image/png")}, timeout=60, verify=CERTIFICATE)
+    assert r.status_code == 200, r.text
+    asset_id = r.json()["asset"]["id"]
     page.driver.execute_script("""
-        const [id, url] = arguments, fetch = window.fetch;
+        const fetch = window.fetch;
         window.fetch = async (input, init) => {
           const response = await fetch(input, init);
           if (!String(input).includes('/api/assets?')) return response;
           const body = await response.json();
-          for (const a of body.assets) if (a.id === id) a.thumbnail = { status: 'ready', url };
+          for (const a of body.assets) a.thumbnail = { status: 'failed', url: null };
           return new Response(JSON.stringify(body), { status: response.status, headers: response.headers });
         };
-        document.querySelector('#refresh').click();""", ids["small.png"], url)
-    page.wait(f"const i = document.querySelector(\"#assets [data-listed-asset-id='{ids['small.png']}'] img\");"
-              " return i && i.complete && i.naturalWidth === 185")
-    page.driver.save_screenshot(os.path.join(shots, "page-with-a-thumbnail.png"))
+        document.querySelector('#refresh').click();""")
+    page.wait(f"return !!document.querySelector(\"#assets [data-listed-asset-id='{asset_id}'] .placeholder\")", 30)
+    assert not page.driver.execute_script(f"return document.querySelector(\"#assets [data-listed-asset-id='{asset_id}'] img\")")
 
 
 def test_progress_only_grows_and_ends_at_the_total(page):
