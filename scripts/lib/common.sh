@@ -14,9 +14,12 @@ APT_PACKAGES=(
     systemd
     # Thumbnails: libvips 8.14 (with its poppler and HEIF modules) and ffmpeg for video frames.
     libvips-dev libvips-tools ffmpeg
+    # The browser tests: Debian's chromium, driven through chromium-driver.
+    chromium chromium-driver
 )
-# Python packages for the local S3 server and the integration tests.
-PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow)
+# Python packages for the local S3 server and the integration tests (selenium drives
+# Debian's chromium through chromium-driver for the browser tests).
+PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium)
 
 # Installs what is missing; does nothing when everything is there (idempotent).
 install_dependencies() {
@@ -31,7 +34,7 @@ install_dependencies() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if ! python3 -c 'import moto, boto3, requests, pytest, PIL' 2>/dev/null; then
+    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium' 2>/dev/null; then
         say "installing Python packages: ${PIP_PACKAGES[*]}"
         python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
     fi
