@@ -85,10 +85,20 @@ class PrivateAssetd:
             os.unlink(path)
         log = open(os.path.join(self.workdir, "assetd.log"), "ab")
         self.process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log)
+        # The socket file appears at bind(); wait until it accepts a connection too.
         deadline = time.time() + 20
-        while not os.path.exists(path):
+        while True:
             assert self.process.poll() is None, self.log()
-            assert time.time() < deadline, "assetd did not create its socket"
+            assert time.time() < deadline, "assetd did not accept connections on its socket within 20 s"
+            if os.path.exists(path):
+                probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    probe.connect(path)
+                    break
+                except OSError:
+                    pass
+                finally:
+                    probe.close()
             time.sleep(0.05)
         return self
 
