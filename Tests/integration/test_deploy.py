@@ -343,7 +343,7 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
     deb = built.stdout.strip().splitlines()[-1]
     assert deb.endswith("_amd64.deb") and os.path.exists(deb)
     fields = run(["dpkg-deb", "-f", deb, "Depends"], check=True).stdout
-    for lib in ("libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1"):
+    for lib in ("libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1", "libvips42"):
         assert lib in fields
     assert "/etc/assetd/assetd.env" in run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout
     try:
