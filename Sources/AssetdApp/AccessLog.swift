@@ -33,12 +33,17 @@ public struct AccessLog: Responder {
             response = router.respond(to: request)
         }
         let duration = ContinuousClock.now - start
-        metrics.request(route: route, method: request.method, status: response.status.code, duration: duration)
+        // A method label from a fixed set: nginx passes any token, and each new label
+        // value would be a series kept for ever.
+        let method = Self.knownMethods.contains(request.method) ? request.method : "other"
+        metrics.request(route: route, method: method, status: response.status.code, duration: duration)
         if logger.logLevel <= .info {
             logger.info("request", metadata: Self.line(request, route: route, status: response.status.code, duration: duration))
         }
         return response
     }
+
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
     /// The fields of one access-log line.
     static func line(_ request: Request, route: String, status: Int, duration: Duration) -> Logger.Metadata {
