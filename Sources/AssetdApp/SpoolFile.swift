@@ -19,7 +19,7 @@ final class SpoolFile {
         case background(FileDigests)
     }
 
-    static let backgroundDigestBytes = 1024 * 1024
+    static let backgroundDigestBytes = 256 * 1024
 
     /// `expectedSize`: the request's Content-Length, when it has one.
     init(directory: String, expectedSize: Int?) throws {

@@ -74,7 +74,7 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings
 
 
 def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket, settings):
-    """Over 1 MiB the digests follow the spool on threads of their own: the object must still
+    """From 256 KiB on, the digests follow the spool on threads of their own: the object must still
     be byte-identical, and its ETag the MD5 of the bytes (a single PutObject's ETag)."""
     import hashlib
     from PIL import Image
