@@ -4,6 +4,7 @@ with Pillow, the video with ffmpeg; every check looks at the stored JPEG itself.
 import concurrent.futures
 import io
 import os
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -381,3 +382,19 @@ def test_gif_webp_tiff_and_transparent_png_get_thumbnails(alice, fmt, name):
         assert min(middle) > 240, middle
     else:
         assert top[0] > 150 and top[2] < 120, top
+
+
+@pytest.mark.skipif(shutil.which("vips") is None, reason="vips (libvips-tools) makes the HEIC; scripts/test installs it")
+def test_heic_gets_a_thumbnail(alice, tmp_path):
+    """HEIC, which Pillow cannot write: libvips' own heifsave makes it from a gradient."""
+    source, heic = tmp_path / "g.png", tmp_path / "g.heic"
+    gradient(1024, 768).save(source, "PNG")
+    subprocess.run(["vips", "copy", str(source), str(heic)], check=True, timeout=60)
+    data = heic.read_bytes()
+    asset = direct_upload(alice, data, "photo.heic")
+    assert asset["fileType"] == "image/heic" and asset["key"].endswith(".heic")
+    thumb, response = thumbnail_image(settled(alice, asset["id"]))
+    keep("format-heic.jpg", response.content)
+    assert thumb.size == (512, 384) and thumb.mode == "RGB"
+    top = thumb.getpixel((256, 10))
+    assert top[0] > 150 and top[2] < 120, top
