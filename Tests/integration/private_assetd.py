@@ -32,6 +32,26 @@ def pair(name, value):
     return length(len(name)) + length(len(value)) + name + value
 
 
+def read_stdout(sock):
+    """The STDOUT records of one answer, and whether its END_REQUEST came before EOF."""
+    out, buffer = b"", b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out, False
+        buffer += chunk
+        while len(buffer) >= 8:
+            _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", buffer[:8])
+            if len(buffer) < 8 + length + padding:
+                break
+            content = buffer[8:8 + length]
+            buffer = buffer[8 + length + padding:]
+            if kind == STDOUT:
+                out += content
+            elif kind == END:
+                return out, True
+
+
 class Response:
     def __init__(self, raw):
         head, _, self.body = raw.partition(b"\r\n\r\n")
@@ -130,22 +150,8 @@ class PrivateAssetd:
             for i in range(0, len(body), 60000):
                 out += record(STDIN, body[i:i + 60000])
             sock.sendall(out + record(STDIN, b""))
-            raw, buffer = b"", b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return None
-                buffer += chunk
-                while len(buffer) >= 8:
-                    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", buffer[:8])
-                    if len(buffer) < 8 + length + padding:
-                        break
-                    content = buffer[8:8 + length]
-                    buffer = buffer[8 + length + padding:]
-                    if kind == STDOUT:
-                        raw += content
-                    elif kind == END:
-                        return Response(raw)
+            raw, ended = read_stdout(sock)
+            return Response(raw) if ended else None
         except (ConnectionResetError, BrokenPipeError):
             return None
         finally:

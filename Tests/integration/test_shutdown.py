@@ -13,28 +13,12 @@ import time
 
 from conftest import make_token, read_env_file
 
-from private_assetd import BEGIN, END, PARAMS, STDIN, STDOUT, pair, record
+from private_assetd import BEGIN, PARAMS, STDIN, pair, read_stdout, record
 
 
 def read_response(sock):
-    out, buffer = b"", b""
     sock.settimeout(15)
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        buffer += chunk
-        while len(buffer) >= 8:
-            _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", buffer[:8])
-            if len(buffer) < 8 + length + padding:
-                break
-            content = buffer[8:8 + length]
-            buffer = buffer[8 + length + padding:]
-            if kind == STDOUT:
-                out += content
-            elif kind == END:
-                return out
-    return out
+    return read_stdout(sock)[0]
 
 
 def start_assetd(env_file, workdir):
