@@ -487,6 +487,11 @@ public final class AssetDatabase: Sendable {
         }
     }
 
+    /// How many multipart uploads are pending (for /metrics): a count, not the rows.
+    public func pendingUploadCount() throws -> Int {
+        try run { try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM upload WHERE status = 'pending'") ?? 0 } }
+    }
+
     /// Assets whose delete began before `before` and never finished.
     public func deletingAssets(updatedBefore before: Date, limit: Int = 500) throws -> [AssetRecord] {
         try run {

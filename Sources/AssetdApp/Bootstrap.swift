@@ -48,7 +48,7 @@ public enum Bootstrap {
         Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
         try thumbnails?.resume()
         let responder = AccessLog(router: app.router(), metrics: metrics, logger: logger) {
-            if let open = try? database.pendingUploads(startedBefore: .distantFuture, limit: 100_000).count {
+            if let open = try? database.pendingUploadCount() {
                 metrics.setOpenUploads(open)
             }
         }

@@ -137,6 +137,7 @@ struct UploadCacheTests {
             #expect(try db.upload(uploadID: id, assetID: asset.id, workspaceID: 1)?.status == .pending)
         }
         #expect(db.cachedUploadCount == 3)
+        #expect(try db.pendingUploadCount() == 3)
         _ = try db.abortUpload(uploadID: "A")
         #expect(try db.upload(uploadID: "A", assetID: a.id, workspaceID: 1)?.status == .aborted)
         _ = try db.completeUpload(uploadID: "B", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none)
@@ -147,6 +148,7 @@ struct UploadCacheTests {
         #expect(try db.discardPendingAsset(id: c.id) == false)
         #expect(try db.upload(uploadID: "C", assetID: c.id, workspaceID: 1)?.status == .aborted)
         #expect(db.cachedUploadCount == 0)
+        #expect(try db.pendingUploadCount() == 0)
     }
 
     @Test func aReadOlderThanAnInvalidationIsNotKept() {
