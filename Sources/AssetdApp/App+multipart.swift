@@ -125,8 +125,8 @@ extension App {
             guard case .number(let text)? = item["PartNumber"], let number = Input.parseID(Substring(text)), number <= maxParts else {
                 throw HTTPError(.badRequest, "parts[\(index)].PartNumber must be an integer from 1 to 10000.")
             }
-            guard var etag = item["ETag"]?.stringValue else { throw HTTPError(.badRequest, "parts[\(index)].ETag is required.") }
-            if etag.count >= 2, etag.hasPrefix("\""), etag.hasSuffix("\"") { etag = String(etag.dropFirst().dropLast()) }
+            guard let quoted = item["ETag"]?.stringValue else { throw HTTPError(.badRequest, "parts[\(index)].ETag is required.") }
+            let etag = unquoted(quoted)
             guard !etag.isEmpty, etag.utf8.count <= 128, etag.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != 0x22 }) else {
                 throw HTTPError(.badRequest, "parts[\(index)].ETag is not a valid ETag.")
             }

@@ -38,7 +38,4 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
     /// No answer came: the request may or may not have taken effect in S3 (a PUT may have
     /// landed). The caller must find out (HeadObject) before it assumes either.
     public var isAmbiguous: Bool { httpStatus == nil && (code == "NetworkError" || code == "Timeout") }
-
-    /// The gate refused the call before it reached S3: nothing happened there.
-    public var isRefusedByGate: Bool { httpStatus == nil && (code == "Overloaded" || code == "Unavailable") }
 }
