@@ -389,6 +389,10 @@ def test_pause_then_cancel_aborts_the_paused_upload(page, big_jpeg, tmp_path, di
     while not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"):
         assert time.monotonic() < deadline, "no multipart upload appeared in S3"
         time.sleep(0.2)
+    # The upload exists in S3 once CreateMultipartUpload returns, before the browser has
+    # start-upload's answer: pause only once the client holds the uploadId (it asks for
+    # part URLs with it), as a person pausing a running upload would.
+    page.wait("return window.__calls.some(c => c.startsWith('GET /s3/get-upload-url'))")
     page.driver.find_element(By.CSS_SELECTOR, "#uploads li .pause").click()
     page.wait("return document.querySelector('#uploads li .state').textContent === 'Paused'")
     assert "POST /s3/abort-upload" not in page.driver.execute_script("return window.__calls")
