@@ -139,26 +139,24 @@ public struct MultipartParser {
     }
 
     private func lineEnd(from start: Int) -> Int? {
-        guard start < buffer.count else { return nil }
-        var i = start
-        while i + 1 < buffer.count {
-            if buffer[i] == 0x0d && buffer[i + 1] == 0x0a { return i }
-            i += 1
-        }
-        return nil
+        find([0x0d, 0x0a], from: start)
     }
 
+    /// The first `needle` in the buffer at or after `start`. memchr finds each candidate
+    /// first byte (at memory speed: a part's data is scanned once, and a megabyte of it
+    /// took a byte-by-byte loop about a millisecond), then memcmp checks the rest.
     private func find(_ needle: [UInt8], from start: Int) -> Int? {
         guard buffer.count - start >= needle.count else { return nil }
         return buffer.withUnsafeBytes { haystack -> Int? in
             needle.withUnsafeBytes { pattern -> Int? in
+                let base = haystack.baseAddress!
+                let first = Int32(pattern[0])
+                let last = haystack.count - pattern.count  // the last offset a match may start at
                 var i = start
-                let first = pattern[0]
-                let last = haystack.count - pattern.count
                 while i <= last {
-                    if haystack[i] == first && memcmp(haystack.baseAddress! + i, pattern.baseAddress!, pattern.count) == 0 {
-                        return i
-                    }
+                    guard let hit = memchr(base + i, first, last - i + 1) else { return nil }
+                    i = base.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(base + i, pattern.baseAddress!, pattern.count) == 0 { return i }
                     i += 1
                 }
                 return nil

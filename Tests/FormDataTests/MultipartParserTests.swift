@@ -62,6 +62,33 @@ struct MultipartParserTests {
         #expect(!result.open)
     }
 
+    /// Part data made of near-misses of the delimiter (CR, LF, dashes, pieces of the
+    /// boundary), fed in random chunk sizes: the data must come back byte for byte, so a
+    /// search that skips or stops early on a candidate byte fails here.
+    @Test func nearMissesOfTheDelimiterSurvive() throws {
+        var generator = SystemRandomNumberGenerator()
+        let boundary = "xYz"
+        let delimiter = Array("\r\n--\(boundary)".utf8)
+        let pieces: [[UInt8]] = [[0x0d], [0x0a], [0x2d], [0x0d, 0x0a], Array("\r\n-".utf8), Array("\r\n--".utf8),
+                                 Array("\r\n--xY".utf8), Array("xYz".utf8), [0x00], Array("abc".utf8)]
+        for _ in 0..<200 {
+            var data: [UInt8] = []
+            while data.count < Int.random(in: 0...400, using: &generator) {
+                data += pieces.randomElement(using: &generator)!
+            }
+            // Never the whole delimiter, which would end the part. (The delimiter has no
+            // prefix that is also its suffix, so none can start in the data and end in
+            // the closing one.)
+            guard !(0..<max(0, data.count - delimiter.count + 1)).contains(where: { data[$0..<($0 + delimiter.count)].elementsEqual(delimiter) })
+            else { continue }
+            let body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".utf8)
+                + data + Array("\r\n--\(boundary)--\r\n".utf8)
+            let result = try parse(body, boundary: boundary, chunk: Int.random(in: 1...64, using: &generator))
+            #expect(result.parts.count == 1)
+            #expect(result.parts.first?.data == data, "data: \(data)")
+        }
+    }
+
     @Test func noPreambleAndTransportPadding() throws {
         let body = Array("--b\r\nContent-Disposition: form-data; name=x\r\n\r\nv\r\n--b  \r\nContent-Disposition: form-data; name=y\r\n\r\n\r\n--b--".utf8)
         let result = try parse(body, boundary: "b", chunk: 3)
