@@ -74,7 +74,10 @@ extension App {
 
         let detected: String
         do {
-            detected = try detector.mimeType(ofFile: spool.descriptor)
+            // The file's first bytes, kept as they arrived: the same 64 KiB the multipart
+            // path's content check reads back from S3 (reading the spool instead made
+            // libmagic read up to its limit of the file: 0.7 ms for 1 MB, against 0.04).
+            detected = try form.head.withUnsafeBytes { try detector.mimeType(of: $0) }
         } catch {
             logger.error("content detection failed", metadata: ["error": "\(error)"])
             throw HTTPError(.internalServerError, "The file's type could not be detected; the details are in the server log.")
@@ -100,10 +103,12 @@ extension App {
         }
         // Where the time went, on the "asset ready" line: receiving, hashing and checking
         // the form, then storing it in S3.
-        request.logger[metadataKey: "receive_ms"] = "\(Int((received - started) / .milliseconds(1)))"
-        request.logger[metadataKey: "store_ms"] = "\(Int((clock.now - received) / .milliseconds(1)))"
+        request.logger[metadataKey: "receive_ms"] = "\(AccessLog.milliseconds(received - started))"
+        request.logger[metadataKey: "store_ms"] = "\(AccessLog.milliseconds(clock.now - received))"
         assetBecameReady(record, logger: request.logger)
-        return .json(["asset": json(record, versions: try database.versions(assetID: record.id))])
+        // A new asset has no earlier versions: no query for them.
+        let versions = target == nil ? [] : try database.versions(assetID: record.id)
+        return .json(["asset": json(record, versions: versions)])
     }
 }
 
@@ -210,6 +215,8 @@ struct UploadForm: MultipartHandler {
     let spool: SpoolFile
     let limit: Int64
     private(set) var sawFile = false
+    /// The file's first `App.contentCheckBytes`, for libmagic.
+    private(set) var head: [UInt8] = []
     private(set) var fileName: String?
     private(set) var workspaceID: String?
     private(set) var assetID: String?
@@ -221,6 +228,7 @@ struct UploadForm: MultipartHandler {
     init(spool: SpoolFile, limit: Int64) {
         self.spool = spool
         self.limit = limit
+        head.reserveCapacity(App.contentCheckBytes)
     }
 
     mutating func beginPart(_ headers: PartHeaders) throws {
@@ -252,6 +260,9 @@ struct UploadForm: MultipartHandler {
             guard Int64(spool.size + bytes.count) <= limit else {
                 throw HTTPError(.payloadTooLarge, "The file is larger than \(limit) bytes; use the multipart upload routes.")
             }
+            if head.count < App.contentCheckBytes {
+                head.append(contentsOf: bytes.prefix(App.contentCheckBytes - head.count))
+            }
             try spool.write(bytes)
         case .workspace, .asset:
             guard field.count + bytes.count <= 64 else {
@@ -269,3 +280,4 @@ struct UploadForm: MultipartHandler {
         current = .ignored
     }
 }
+

@@ -13,7 +13,8 @@ import S3Client
 /// there, and only then switched in (`finishVersionSwitch`), so that a refused or
 /// half-finished version never replaces the current one.
 extension App {
-    /// The first 64 KiB of a completed multipart object decide its type.
+    /// The first 64 KiB of an object decide its type: read back from S3 after a multipart
+    /// upload, kept as they arrived on the direct path.
     static let contentCheckBytes = 64 * 1024
 
     /// GET /s3/start-upload with `assetId`: a multipart upload of a new version of a ready
