@@ -88,7 +88,7 @@ via_floor() {
         "https://127.0.0.1:$FLOOR_PORT/api/assets/upload"
 }
 # receive_ms and store_ms of the last "asset ready" line.
-phases() { grep '"asset ready"\|asset ready' "$STATE/logs/assetd.log" | tail -1 | grep -o 'receive_ms=[0-9]*\|store_ms=[0-9]*' | cut -d= -f2 | paste -sd' '; }
+phases() { grep '"asset ready"\|asset ready' "$STATE/logs/assetd.log" | tail -1 | grep -o 'receive_ms=[0-9.]*\|store_ms=[0-9.]*' | cut -d= -f2 | paste -sd' '; }
 
 printf '\n%-6s %-6s %8s %8s %9s %9s %13s %11s %9s\n' size round raw_s floor_s "raw+floor" assetd_s "floor/assetd" receive_ms store_ms
 for size in 1MB 10MB 25MB; do
