@@ -15,6 +15,7 @@ public final class FileDigests: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`.
     private var written = 0
+    private var announced = 0  // `written` when the threads were last woken
     private var closed = false
     private var cancelled = false
     private var results: [[UInt8]?]
@@ -64,11 +65,16 @@ public final class FileDigests: @unchecked Sendable {
 
     deinit { cancel() }
 
-    /// The file now holds `size` bytes.
+    /// The file now holds `size` bytes. The threads are woken once a `chunk` more is
+    /// there (or at `finish`), not after every write: a wake-up for each 64 KiB that the
+    /// writer adds cost more than the hashing on a machine with few cores.
     public func advance(to size: Int) {
         condition.lock()
         written = size
-        condition.broadcast()
+        if size - announced >= Self.chunk {
+            announced = size
+            condition.broadcast()
+        }
         condition.unlock()
     }
 
