@@ -10,7 +10,14 @@
 #  4. the peer users would otherwise write (bench/peer: Flask + boto3 upload_fileobj on
 #     gunicorn with 2 workers, behind an nginx with the same TLS and buffering): uploads
 #     per second with 8 concurrent clients (1 and 10 MB) and peak RSS, against assetd's.
-#     Target: assetd >= 2x the peer's throughput, < half its memory.
+#     Target: assetd >= 2x the peer's throughput, < half its memory. Each run also counts
+#     the CPU that every process spent per upload (S3 server, nginx, the service, and the
+#     rest: the ab client and the kernel), and S3 alone is timed with wrk (raw PUTs of
+#     the same file, 8 at once): on a machine whose cores all of them share, these say
+#     how fast the service could be at best.
+#
+# ASSETD_THUMBNAILS is off unless set: the floor and the peer make no thumbnails, so
+# assetd makes none either (like for like). ASSETD_THUMBNAILS=on measures it with them.
 #
 #   bench/direct.sh            ROUNDS=3 AB_REQUESTS=2000 PEER_REQUESTS=200 bench/direct.sh
 set -euo pipefail
@@ -23,6 +30,7 @@ export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-58443}
 export ASSETD_S3_PORT=${ASSETD_S3_PORT:-59000}
 # info: the "asset ready" lines carry receive_ms and store_ms.
 export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
+export ASSETD_THUMBNAILS=${ASSETD_THUMBNAILS:-off}
 STATE=$ASSETD_STATE_DIR
 FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
 source "$ROOT/bench/lib-floor.sh"
@@ -77,7 +85,8 @@ print(s3.generate_presigned_url("put_object", Params={"Bucket": os.environ["AWS_
 PY
 }
 
-raw_put() { curl -sf -o /dev/null -w '%{time_total}' -T "$1" -H 'Content-Type: image/jpeg' "$(presigned_put "$(basename "$1")")"; }
+# Without Expect: 100-continue, as assetd's own PutObject (curl waits for a 100 above 1 MiB).
+raw_put() { curl -sf -o /dev/null -w '%{time_total}' -T "$1" -H 'Expect:' -H 'Content-Type: image/jpeg' "$(presigned_put "$(basename "$1")")"; }
 via_assetd() {
     curl -sf -o /dev/null -w '%{time_total}' --cacert "$CERT" -H "Authorization: Bearer $TOKEN" \
         -F "file=@$1;type=image/jpeg" "$API"
@@ -158,21 +167,100 @@ peak_rss() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmHWM/ 
 reset_peak() { local p; for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done; }
 gunicorn_pids() { local master; master=$(cat "$STATE/peer-gunicorn.pid"); echo "$master $(pgrep -P "$master" | paste -sd' ')"; }
 
-printf '\n%-6s %-8s %12s %10s %14s\n' size server "uploads/s" "p99_ms" "peak_rss_kB"
+# CPU time (ms) of a set of pids, from /proc/PID/stat (utime + stime, all threads).
+cpu_ms() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $((t * 1000 / $(getconf CLK_TCK))); }
+busy_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print int(($2 + $3 + $4 + $7 + $8) * 1000 / hz)}' /proc/stat; }
+children() { echo "$1 $(pgrep -P "$1" | paste -sd' ')"; }
+S3_PID=$(cat "$STATE/pids/s3.pid" 2>/dev/null || true)
+: >"$STATE/cpu.txt"
+
+printf '\n%-6s %-8s %10s %8s %12s   %s\n' size server "uploads/s" "p99_ms" "peak_rss_kB" "CPU ms per upload: s3 nginx service rest (ab, kernel)"
 for size in 1MB 10MB; do
     # Warm both (imports, connection pools), then measure each with 8 concurrent clients.
     ab -q -n 16 -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" -H "Authorization: Bearer $TOKEN" "$API" >/dev/null 2>&1 || true
     ab -q -n 16 -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" "$PEER_URL" >/dev/null 2>&1 || true
     for server in assetd peer; do
-        if [ "$server" = assetd ]; then pids=$PID; url=$API; auth=(-H "Authorization: Bearer $TOKEN"); else pids=$(gunicorn_pids); url=$PEER_URL; auth=(); fi
+        if [ "$server" = assetd ]; then
+            pids=$PID; url=$API; auth=(-H "Authorization: Bearer $TOKEN"); web=$(children "$(cat "$STATE/pids/nginx.pid")")
+        else
+            pids=$(gunicorn_pids); url=$PEER_URL; auth=(); web=$(children "$(cat "$STATE/peer-nginx/nginx.pid")")
+        fi
         # shellcheck disable=SC2086
         reset_peak $pids
+        # shellcheck disable=SC2086
+        s3_0=$(cpu_ms $S3_PID); web_0=$(cpu_ms $web); svc_0=$(cpu_ms $pids); all_0=$(busy_ms)
         ab -q -n "$PEER_REQUESTS" -c 8 -p "$STATE/$size.form" -T "multipart/form-data; boundary=----assetdbench" "${auth[@]}" \
             "$url" >"$STATE/ab-$server-$size.txt" 2>&1 || true
+        # shellcheck disable=SC2086
+        s3_1=$(cpu_ms $S3_PID); web_1=$(cpu_ms $web); svc_1=$(cpu_ms $pids); all_1=$(busy_ms)
         rps=$(awk '/Requests per second/ {print $4}' "$STATE/ab-$server-$size.txt")
         p99=$(awk '$1 == "99%" {print $2}' "$STATE/ab-$server-$size.txt")
         non2xx=$(awk '/Non-2xx/ {print $3}' "$STATE/ab-$server-$size.txt")
+        cpu=$(python3 -c "
+n = $PEER_REQUESTS
+s3, web, svc, total = ($s3_1 - $s3_0) / n, ($web_1 - $web_0) / n, ($svc_1 - $svc_0) / n, ($all_1 - $all_0) / n
+print(f'{s3:.2f} {web:.2f} {svc:.2f} {max(0.0, total - s3 - web - svc):.2f}')")
+        echo "$size $server $cpu" >>"$STATE/cpu.txt"
         # shellcheck disable=SC2086
-        printf '%-6s %-8s %12s %10s %14s %s\n' "$size" "$server" "$rps" "$p99" "$(peak_rss $pids)" "${non2xx:+($non2xx non-2xx)}"
+        printf '%-6s %-8s %10s %8s %12s   %s %s\n' "$size" "$server" "$rps" "$p99" "$(peak_rss $pids)" "$cpu" "${non2xx:+($non2xx non-2xx)}"
     done
 done
+
+# What the peer target would take here. With every process on the same cores, uploads/s
+# is at most cores / (CPU per upload). Were assetd's own CPU zero, the rest of its path
+# (S3, nginx, client, kernel) would still cap it; the lines say whether 2x the peer fits
+# under that cap, and how much CPU per upload assetd could spend at 2x.
+python3 - "$STATE" "$(nproc)" <<'PY'
+import re, sys
+state, cores = sys.argv[1], int(sys.argv[2])
+cpu = {}
+for line in open(f"{state}/cpu.txt"):
+    size, server, *v = line.split()
+    cpu[(size, server)] = [float(x) for x in v]
+def rps(server, size):
+    m = re.search(r"Requests per second:\s+([\d.]+)", open(f"{state}/ab-{server}-{size}.txt").read())
+    return float(m.group(1)) if m else 0.0
+for size in ("1MB", "10MB"):
+    s3, web, svc, rest = cpu[(size, "assetd")]
+    peer = rps("peer", size)
+    others = s3 + web + rest
+    cap = cores * 1000 / others
+    allowed = cores * 1000 / (2 * peer) - others if peer else float("nan")
+    print(f"{size}: assetd {rps('assetd', size) / peer if peer else 0:.2f}x the peer. Were assetd's own CPU zero, the rest of its path "
+          f"({others:.1f} ms per upload: S3 {s3:.1f}, nginx {web:.1f}, ab and kernel {rest:.1f}) would cap it at {cap:.0f} uploads/s "
+          f"on {cores} cores; 2x the peer is {2 * peer:.0f}/s, which leaves assetd {allowed:.2f} ms of CPU per upload (it used {svc:.2f}).")
+PY
+
+say "S3 alone: raw PUTs of the 1 MB file, 8 at once, for 8 s (wrk, distinct keys)"
+if command -v wrk >/dev/null; then
+    python3 - <<'PY' >"$STATE/raw-urls.txt"
+import os, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"], region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                  aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                  config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+for i in range(512):
+    print(s3.generate_presigned_url("put_object", Params={"Bucket": os.environ["AWS_BUCKET"], "Key": f"bench/raw/wrk-{i}"}, ExpiresIn=3600))
+PY
+    # moto loses concurrent PUTs to one key (a 500), so each request has a key of its own.
+    cat >"$STATE/raw-put.lua" <<LUA
+local f = io.open("$STATE/1MB.jpg", "rb"); local body = f:read("*all"); f:close()
+local paths = {}
+for line in io.lines("$STATE/raw-urls.txt") do paths[#paths + 1] = line:match("^https?://[^/]+(/.*)$") end
+local i = 0
+request = function()
+    i = i + 1
+    return wrk.format("PUT", paths[(i % #paths) + 1], {["Content-Type"] = "image/jpeg"}, body)
+end
+LUA
+    # shellcheck disable=SC2086
+    s3_0=$(cpu_ms $S3_PID)
+    wrk -t 1 -c 8 -d 8s -s "$STATE/raw-put.lua" "$(head -1 "$STATE/raw-urls.txt" | sed 's|^\(https\?://[^/]*\)/.*|\1/|')" >"$STATE/wrk-raw.txt" 2>&1 || true
+    # shellcheck disable=SC2086
+    s3_1=$(cpu_ms $S3_PID)
+    n=$(awk '/requests in/ {print $1}' "$STATE/wrk-raw.txt")
+    echo "S3 alone: $(awk '/Requests\/sec/ {print $2}' "$STATE/wrk-raw.txt") PUT/s ($(awk '/Non-2xx/ {print $NF}' "$STATE/wrk-raw.txt") non-2xx);" \
+        "S3's CPU $(python3 -c "print(f'{($s3_1 - $s3_0) / max(1, ${n:-1}):.2f}')") ms per PUT"
+else
+    warn "wrk is not installed: no S3-alone figure"
+fi
