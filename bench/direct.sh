@@ -259,7 +259,8 @@ LUA
     # shellcheck disable=SC2086
     s3_1=$(cpu_ms $S3_PID)
     n=$(awk '/requests in/ {print $1}' "$STATE/wrk-raw.txt")
-    echo "S3 alone: $(awk '/Requests\/sec/ {print $2}' "$STATE/wrk-raw.txt") PUT/s ($(awk '/Non-2xx/ {print $NF}' "$STATE/wrk-raw.txt") non-2xx);" \
+    bad=$(awk '/Non-2xx/ {print $NF}' "$STATE/wrk-raw.txt")
+    echo "S3 alone: $(awk '/Requests\/sec/ {print $2}' "$STATE/wrk-raw.txt") PUT/s (${bad:-0} non-2xx);" \
         "S3's CPU $(python3 -c "print(f'{($s3_1 - $s3_0) / max(1, ${n:-1}):.2f}')") ms per PUT"
 else
     warn "wrk is not installed: no S3-alone figure"

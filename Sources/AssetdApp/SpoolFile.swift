@@ -3,8 +3,13 @@ import Glibc
 import Hashing
 
 /// A private temporary file that an upload streams into, with its SHA-256 and MD5
-/// computed on the way. The file is unlinked as soon as it is created, so it disappears
-/// with its descriptor whatever happens: an error, a refusal or a crash.
+/// computed on the way. The file has no name (O_TMPFILE; or, where the file system cannot
+/// do that, it is unlinked as soon as it is made), so it disappears with its descriptor
+/// whatever happens: an error, a refusal or a crash.
+///
+/// The descriptor is closed on a background queue: closing the last descriptor of an
+/// unlinked file frees its pages there and then (about 1 ms for 10 MB), which would
+/// otherwise come before the answer.
 ///
 /// Small files are digested inline. From `backgroundDigestBytes` on, the digests follow
 /// the file on threads of their own (FileDigests), so that receiving is not held up by
@@ -23,12 +28,7 @@ final class SpoolFile {
 
     /// `expectedSize`: the request's Content-Length, when it has one.
     init(directory: String, expectedSize: Int?) throws {
-        var template = Array("\(directory)/upload-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
-        }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        let fd = try Self.makeNameless(in: directory)
         descriptor = fd
         if let expectedSize, expectedSize >= Self.backgroundDigestBytes {
             digester = .background(FileDigests(descriptor: fd, algorithms: [.sha256, .md5]))
@@ -40,7 +40,37 @@ final class SpoolFile {
     deinit {
         // The digest threads read this descriptor: they stop before it closes.
         if case .background(let digests) = digester { digests.cancel() }
-        close(descriptor)
+        let descriptor = descriptor
+        Self.closer.async { close(descriptor) }
+    }
+
+    /// Closes finished spool files, one at a time, off the request's path.
+    private static let closer = DispatchQueue(label: "assetd.spool-closer", qos: .utility)
+
+    /// A new file in `directory` that no other process can open: O_TMPFILE, or mkstemp
+    /// then unlink where the file system has no O_TMPFILE.
+    private static func makeNameless(in directory: String) throws -> Int32 {
+        #if os(Linux) && (arch(x86_64) || arch(arm64))
+        // O_TMPFILE is a C macro that Swift does not import: __O_TMPFILE | O_DIRECTORY,
+        // with __O_TMPFILE 020000000 on these architectures (asm-generic/fcntl.h).
+        let tmpfile: Int32 = 0o20000000 | O_DIRECTORY
+        let fd = open(directory, tmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        if fd >= 0 { return fd }
+        #else
+        let fd: Int32 = -1
+        errno = EOPNOTSUPP
+        #endif
+        guard errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL else {
+            throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
+        }
+        var template = Array("\(directory)/upload-XXXXXX".utf8CString)
+        let named = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard named >= 0 else {
+            throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        _ = fcntl(named, F_SETFD, FD_CLOEXEC)
+        return named
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
