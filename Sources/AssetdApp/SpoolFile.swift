@@ -54,7 +54,8 @@ final class SpoolFile {
         // O_TMPFILE is a C macro that Swift does not import: __O_TMPFILE | O_DIRECTORY,
         // with __O_TMPFILE 020000000 on these architectures (asm-generic/fcntl.h).
         let tmpfile: Int32 = 0o20000000 | O_DIRECTORY
-        let fd = open(directory, tmpfile | O_RDWR | O_CLOEXEC, 0o600)
+        // O_EXCL: it can never be linked into the file system (linkat via /proc) either.
+        let fd = open(directory, tmpfile | O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 { return fd }
         #else
         let fd: Int32 = -1
