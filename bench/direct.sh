@@ -117,7 +117,7 @@ import statistics as st, sys
 rows = [[float(x) for x in line.split()] for line in open(sys.argv[1])]
 raw, floor, ours = ([r[i] for r in rows] for i in range(3))
 mean_floor, mean_ours = st.mean(raw) + st.mean(floor), st.mean(ours)
-median_floor, median_ours = st.median(raw) + st.median(floor), st.median(ours)
+median_floor, median_ours = st.median(a + b for a, b in zip(raw, floor)), st.median(ours)
 receive, store = st.median(r[3] for r in rows), st.median(r[4] for r in rows)
 print(f"{sys.argv[2]}: floor (nginx into floor.c + raw PUT) {mean_floor * 1000:.1f} ms, assetd {mean_ours * 1000:.1f} ms: "
       f"floor/assetd {mean_floor / mean_ours:.2f} by means, {median_floor / median_ours:.2f} by medians (target >= 0.90); "
@@ -176,7 +176,8 @@ reset_peak() { local p; for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/n
 gunicorn_pids() { local master; master=$(cat "$STATE/peer-gunicorn.pid"); echo "$master $(pgrep -P "$master" | paste -sd' ')"; }
 
 # CPU time (ms) of a set of pids, from /proc/PID/stat (utime + stime, all threads).
-cpu_ms() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $((t * 1000 / $(getconf CLK_TCK))); }
+# (Fields counted after the ")" that ends the command name, which may hold spaces.)
+cpu_ms() { local t=0 p; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$p/stat"))); done; echo $((t * 1000 / $(getconf CLK_TCK))); }
 busy_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print int(($2 + $3 + $4 + $7 + $8) * 1000 / hz)}' /proc/stat; }
 children() { echo "$1 $(pgrep -P "$1" | paste -sd' ')"; }
 S3_PID=$(cat "$STATE/pids/s3.pid" 2>/dev/null || true)

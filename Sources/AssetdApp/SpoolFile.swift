@@ -47,8 +47,8 @@ final class SpoolFile {
     /// Closes finished spool files, one at a time, off the request's path.
     private static let closer = DispatchQueue(label: "assetd.spool-closer", qos: .utility)
 
-    /// A new file in `directory` that no other process can open: O_TMPFILE, or mkstemp
-    /// then unlink where the file system has no O_TMPFILE.
+    /// A new file in `directory` that no other process can open: O_TMPFILE, or, where the
+    /// file system has none, a new name opened exclusively and unlinked at once.
     private static func makeNameless(in directory: String) throws -> Int32 {
         #if os(Linux) && (arch(x86_64) || arch(arm64))
         // O_TMPFILE is a C macro that Swift does not import: __O_TMPFILE | O_DIRECTORY,
@@ -58,20 +58,24 @@ final class SpoolFile {
         let fd = open(directory, tmpfile | O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 { return fd }
         #else
-        let fd: Int32 = -1
         errno = EOPNOTSUPP
         #endif
         guard errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL else {
             throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
         }
-        var template = Array("\(directory)/upload-XXXXXX".utf8CString)
-        let named = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard named >= 0 else {
-            throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
+        // As mkstemp, but close-on-exec from the start (mkostemp is not imported): a
+        // thread spawning ffmpeg meanwhile must not pass the upload on to it.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let path = "\(directory)/upload-\(String(generator.next(), radix: 36))"
+            let named = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
+            if named >= 0 {
+                unlink(path)
+                return named
+            }
+            guard errno == EEXIST else { break }
         }
-        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-        _ = fcntl(named, F_SETFD, FD_CLOEXEC)
-        return named
+        throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {

@@ -9,8 +9,10 @@ final class SpoolFileTests {
     let directory: String
 
     init() throws {
-        directory = NSTemporaryDirectory() + "spool-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = NSTemporaryDirectory() + "spool-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // As /proc shows it: with any symbolic link in TMPDIR resolved.
+        directory = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }

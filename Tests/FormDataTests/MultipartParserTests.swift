@@ -73,7 +73,8 @@ struct MultipartParserTests {
                                  Array("\r\n--xY".utf8), Array("xYz".utf8), [0x00], Array("abc".utf8)]
         for _ in 0..<200 {
             var data: [UInt8] = []
-            while data.count < Int.random(in: 0...400, using: &generator) {
+            let length = Int.random(in: 0...400, using: &generator)
+            while data.count < length {
                 data += pieces.randomElement(using: &generator)!
             }
             // Never the whole delimiter, which would end the part. (The delimiter has no
@@ -83,9 +84,10 @@ struct MultipartParserTests {
             else { continue }
             let body = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".utf8)
                 + data + Array("\r\n--\(boundary)--\r\n".utf8)
-            let result = try parse(body, boundary: boundary, chunk: Int.random(in: 1...64, using: &generator))
+            let chunk = Int.random(in: 1...64, using: &generator)
+            let result = try parse(body, boundary: boundary, chunk: chunk)
             #expect(result.parts.count == 1)
-            #expect(result.parts.first?.data == data, "data: \(data)")
+            #expect(result.parts.first?.data == data, "chunks of \(chunk), data: \(data)")
         }
     }
 
