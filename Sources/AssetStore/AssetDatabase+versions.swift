@@ -160,18 +160,7 @@ extension AssetDatabase {
     public func rejectUpload(uploadID: String, now: Date = Date()) throws -> Bool {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
-            try pool.write { db in
-                try db.execute(sql: "UPDATE upload SET status = 'rejected', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
-                               arguments: [now.timeIntervalSince1970, uploadID])
-                guard db.changesCount == 1 else { return false }
-                try db.execute(
-                    sql: """
-                        UPDATE asset SET status = 'rejected', updated_at = ?
-                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ? AND version IS NULL) AND status = 'pending'
-                        """,
-                    arguments: [now.timeIntervalSince1970, uploadID])
-                return true
-            }
+            try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .rejected, now: now) }
         }
     }
 

@@ -430,13 +430,7 @@ public final class AssetDatabase: Sendable {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
             try pool.write { db in
-                try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
-                               arguments: [now.timeIntervalSince1970, uploadID])
-                if db.changesCount == 1 {
-                    try db.execute(
-                        sql: "UPDATE asset SET status = 'aborted', updated_at = ? WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'",
-                        arguments: [now.timeIntervalSince1970, uploadID])
-                }
+                try Self.endPendingUpload(db, uploadID: uploadID, as: .aborted, now: now)
                 return try String.fetchOne(db, sql: "SELECT status FROM upload WHERE upload_id = ?", arguments: [uploadID])
                     .flatMap(UploadStatus.init(rawValue:))
             }
@@ -449,16 +443,25 @@ public final class AssetDatabase: Sendable {
     public func expireUpload(uploadID: String, now: Date = Date()) throws -> Bool {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
-            try pool.write { db in
-                try db.execute(sql: "UPDATE upload SET status = 'expired', updated_at = ? WHERE upload_id = ? AND status = 'pending'",
-                               arguments: [now.timeIntervalSince1970, uploadID])
-                guard db.changesCount == 1 else { return false }
-                try db.execute(
-                    sql: "UPDATE asset SET status = 'expired', updated_at = ? WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'",
-                    arguments: [now.timeIntervalSince1970, uploadID])
-                return true
-            }
+            try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .expired, now: now) }
         }
+    }
+
+    /// The compare-and-set that ends a pending upload: upload pending -> `status`, and, for
+    /// a first upload, its asset pending -> the same status (a new version's asset is ready
+    /// and stays so). False, and nothing changed, when the upload was no longer pending.
+    @discardableResult
+    static func endPendingUpload(_ db: GRDB.Database, uploadID: String, as status: UploadStatus, now: Date) throws -> Bool {
+        try db.execute(sql: "UPDATE upload SET status = ?, updated_at = ? WHERE upload_id = ? AND status = 'pending'",
+                       arguments: [status.rawValue, now.timeIntervalSince1970, uploadID])
+        guard db.changesCount == 1 else { return false }
+        try db.execute(
+            sql: """
+                UPDATE asset SET status = ?, updated_at = ?
+                WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ? AND version IS NULL) AND status = 'pending'
+                """,
+            arguments: [status.rawValue, now.timeIntervalSince1970, uploadID])
+        return true
     }
 
     // MARK: - The reconciler's work lists
