@@ -284,6 +284,13 @@ extension App {
         etag.count >= 2 && etag.hasPrefix("\"") && etag.hasSuffix("\"") ? String(etag.dropFirst().dropLast()) : etag
     }
 
+    /// Whether the object HeadObject found is the one recorded: its size and ETag (quoted
+    /// or not, in any case) are those expected. False when there is no object or no record.
+    static func isRecordedObject(_ info: S3Client.ObjectInfo?, size: Int64?, etag: String?) -> Bool {
+        guard let info, let size, let etag else { return false }
+        return Int64(info.size) == size && unquoted(info.etag).lowercased() == unquoted(etag).lowercased()
+    }
+
     /// POST /s3/abort-upload: S3's abort first, then the compare-and-set pending -> aborted.
     /// If a complete won the race, the answer is 409 and its object stays; if this abort
     /// wins, the complete finds it lost and deletes what it made.

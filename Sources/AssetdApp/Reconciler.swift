@@ -107,8 +107,7 @@ final class Reconciler: Sendable {
         let logger = app.logger
         do {
             let info = try app.store.headObject(key: asset.key)
-            if let info, let size = asset.size, let etag = asset.etag, Int64(info.size) == size,
-               App.unquoted(info.etag).lowercased() == App.unquoted(etag).lowercased() {
+            if let info, let size = asset.size, App.isRecordedObject(info, size: size, etag: asset.etag) {
                 if let ready = try app.database.markAssetReady(id: asset.id, size: size, etag: info.etag, sha256: nil,
                                                                thumbnail: .none, now: app.now()) {
                     fixes.directReady += 1
@@ -165,9 +164,7 @@ final class Reconciler: Sendable {
             if change.state == .uploading {
                 // A direct upload of the version was cut off: are its bytes there, whole?
                 let info = try app.store.headObject(key: change.stagingKey)
-                guard let info, Int64(info.size) == change.size,
-                      App.unquoted(info.etag).lowercased() == App.unquoted(change.etag).lowercased()
-                else {
+                guard let info, App.isRecordedObject(info, size: change.size, etag: change.etag) else {
                     if try app.database.discardVersionSwitch(assetID: change.assetID, version: change.version), info != nil {
                         try app.store.deleteObjects(keys: [change.stagingKey])
                     }
