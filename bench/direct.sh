@@ -74,14 +74,16 @@ form("1MB.jpg", "1MB.form")
 form("10MB.jpg", "10MB.form")
 PY
 
+# Presigned PUT URLs, one per line, for the keys given (under bench/raw/).
 presigned_put() {
-    python3 - "$1" <<'PY'
+    python3 - "$@" <<'PY'
 import os, sys, boto3
 from botocore.config import Config
 s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"], region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
                   aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
                   config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
-print(s3.generate_presigned_url("put_object", Params={"Bucket": os.environ["AWS_BUCKET"], "Key": "bench/raw/" + sys.argv[1]}, ExpiresIn=3600))
+for key in sys.argv[1:]:
+    print(s3.generate_presigned_url("put_object", Params={"Bucket": os.environ["AWS_BUCKET"], "Key": "bench/raw/" + key}, ExpiresIn=3600))
 PY
 }
 
@@ -242,15 +244,8 @@ PY
 
 say "S3 alone: raw PUTs of the 1 MB file, 8 at once, for 8 s (wrk, distinct keys)"
 if command -v wrk >/dev/null; then
-    python3 - <<'PY' >"$STATE/raw-urls.txt"
-import os, boto3
-from botocore.config import Config
-s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL_S3"], region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                  aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                  config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
-for i in range(512):
-    print(s3.generate_presigned_url("put_object", Params={"Bucket": os.environ["AWS_BUCKET"], "Key": f"bench/raw/wrk-{i}"}, ExpiresIn=3600))
-PY
+    # shellcheck disable=SC2046
+    presigned_put $(seq -f 'wrk-%g' 0 511) >"$STATE/raw-urls.txt"
     # moto loses concurrent PUTs to one key (a 500), so each request has a key of its own.
     cat >"$STATE/raw-put.lua" <<LUA
 local f = io.open("$STATE/1MB.jpg", "rb"); local body = f:read("*all"); f:close()
