@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // glibc extras behind _GNU_SOURCE or macros: O_TMPFILE, gettid, closefrom for posix_spawn.
+        .target(name: "CSystem"),
 
         // A read-write lock around a value, for the caches on the request path.
         .target(name: "Locking", swiftSettings: swiftSettings),
@@ -50,7 +52,7 @@ let package = Package(
             dependencies: ["CFastCGI", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // Asset and upload records in SQLite, with migrations.
+        // The storage protocol (RecordStore) and its SQLite backend (GRDB), with migrations.
         .target(
             name: "AssetStore",
             dependencies: ["Locking", .product(name: "GRDB", package: "GRDB.swift")],
@@ -59,12 +61,13 @@ let package = Package(
         // Content detection with libmagic.
         .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
         // JPEG thumbnails with libvips (ffmpeg for a video's frame), and the bounded task queue.
-        .target(name: "Thumbnails", dependencies: ["CVips"], swiftSettings: swiftSettings),
-        // Routes, configuration, authentication; imports no C.
+        .target(name: "Thumbnails", dependencies: ["CVips", "CSystem"], swiftSettings: swiftSettings),
+        // Configuration, JWT, the service (workflows with domain errors), thin routes, the
+        // reconciler and the thumbnail worker; C only through CSystem's O_TMPFILE for the spool.
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking", "Thumbnails",
+                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking", "Thumbnails", "CSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

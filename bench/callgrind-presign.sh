@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Instructions per GET /s3/get-upload-url inside assetd, counted by callgrind: a figure
-# that does not move with the machine's noise. Starts a stack of its own, runs assetd
-# under valgrind, sends N requests through nginx, and divides.
+# Instructions per request inside assetd, counted by callgrind: a figure that does not
+# move with the machine's noise. Starts a stack of its own, runs assetd under valgrind,
+# sends N requests through nginx, and divides.
 #
-#   bench/callgrind-presign.sh [N=2000]
+#   bench/callgrind-presign.sh [N=2000]             GET /s3/get-upload-url (a part URL)
+#   ROUTE=list bench/callgrind-presign.sh [N=500]   GET /api/assets: a page of 50 of 60 assets
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
-N=${1:-2000}
+ROUTE=${ROUTE:-presign}
+case "$ROUTE" in
+    presign) N=${1:-2000} ;;
+    list) N=${1:-500} ;;
+    *) die "ROUTE must be presign or list" ;;
+esac
 export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-callgrind.XXXXXX)}
 export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-38443} ASSETD_S3_PORT=${ASSETD_S3_PORT:-39000} ASSETD_THREADS=2
 STATE=$ASSETD_STATE_DIR
@@ -16,6 +22,14 @@ trap cleanup EXIT
 
 "$ROOT/scripts/dev-stack" up >/dev/null
 BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
+if [ "$ROUTE" = list ]; then
+    # 59 assets before valgrind starts (their S3 calls are not counted), one more below.
+    SEED_TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub cg --workspaces 1)
+    for _ in $(seq 59); do
+        curl -sfk -o /dev/null -H "Authorization: Bearer $SEED_TOKEN" \
+            "https://127.0.0.1:$ASSETD_HTTPS_PORT/s3/start-upload?workspaceId=1&fileType=image/jpeg"
+    done
+fi
 kill "$(cat "$STATE/pids/assetd.pid")"; sleep 1
 (set -a; source "$STATE/assetd.env"; set +a
  exec valgrind --tool=callgrind --dump-instr=no --toggle-collect='*FastCGIServerAAC5serve*' \
@@ -28,6 +42,7 @@ start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?works
 UPLOAD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
 ASSET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
 URL="$BASE/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNumber=7"
+[ "$ROUTE" = list ] && URL="$BASE/api/assets?workspaceId=1&limit=50"
 curl -sfk -H "Authorization: Bearer $TOKEN" "$URL" >/dev/null
 ab -q -n "$N" -c 2 -H "Authorization: Bearer $TOKEN" "$URL" | grep -E "Complete requests|Failed requests"
 kill -INT "$(cat "$STATE/pids/assetd.pid")"
@@ -35,5 +50,5 @@ wait_for "callgrind's output" 60 test -s "$STATE/callgrind.out"
 sleep 2
 total=$(callgrind_annotate "$STATE/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 # N requests plus the two curl calls above.
-echo "instructions per request: $((total / (N + 2)))  ($total in FastCGIServer.serve over $((N + 2)) requests)"
+echo "$ROUTE: instructions per request: $((total / (N + 2)))  ($total in FastCGIServer.serve over $((N + 2)) requests)"
 echo "top functions: callgrind_annotate $STATE/callgrind.out | head -40"

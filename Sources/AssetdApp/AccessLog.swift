@@ -49,18 +49,12 @@ public struct AccessLog: Responder {
     static func line(_ request: Request, route: String, status: Int, duration: Duration) -> Logger.Metadata {
         var fields: Logger.Metadata = [
             "method": "\(request.method)", "route": "\(route)", "status": "\(status)",
-            "duration_ms": "\(Self.milliseconds(duration))",
+            "duration_ms": "\(duration.milliseconds)",
             "request_id": "\(request.headers["x-request-id"].map(Self.safeID) ?? "-")",
         ]
         if let workspace = request.query["workspaceId"].flatMap(Self.plainNumber) { fields["workspace"] = "\(workspace)" }
         if let asset = (request.parameters["assetId"] ?? request.query["assetId"]).flatMap(Self.plainNumber) { fields["asset"] = "\(asset)" }
         return fields
-    }
-
-    static func milliseconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
-        return "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"
     }
 
     /// Ids as logged: digits only, at most 20, so that a log line never carries input verbatim.

@@ -4,8 +4,9 @@ import Media
 import Foundation
 public import Logging
 import S3Client
+import Thumbnails
 
-/// Start-up: the steps `assetd serve` and `assetd setup-bucket` run, in order.
+/// Start-up: the steps `assetd serve` runs, in order.
 public enum Bootstrap {
     /// A logger for the whole process, on standard error (journald reads it there).
     public static func logger(level: String) -> Logger {
@@ -22,13 +23,17 @@ public enum Bootstrap {
     public static func serve(_ configuration: Configuration, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let database = try AssetDatabase(path: configuration.databasePath)
+        let records = try SQLiteRecordStore(path: configuration.databasePath)
         let metrics = Metrics()
-        let s3 = MeteredObjectStore(S3Client(configuration: configuration.s3(gated: true), logger: logger), metrics: metrics)
+        var s3Configuration = configuration.s3(gated: true)
+        s3Configuration.observer = { operation, error, duration in
+            metrics.s3Call(operation: operation, error: error?.label, duration: duration)
+        }
+        let s3 = S3Client(configuration: s3Configuration, logger: logger)
         let detector = try ContentDetector()
-        let thumbnails = try thumbnailWorker(configuration, database: database, store: s3, detector: detector, logger: logger)
-        let app = App(configuration: configuration, database: database, store: s3, detector: detector, logger: logger,
-                      thumbnails: thumbnails)
+        let thumbnails = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger)
+        let service = AssetService(configuration: configuration, records: records, objects: s3, detector: detector, logger: logger,
+                                   thumbnails: thumbnails)
         // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
         let listen: FastCGIServer.Listen
         if let path = configuration.socketPath {
@@ -45,10 +50,10 @@ public enum Bootstrap {
             "endpoint": "\(configuration.s3().endpoint)", "database": "\(configuration.databasePath)",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
-        Reconciler(app: app, interval: .seconds(configuration.reconcileInterval)).start()
+        Reconciler(service: service, interval: .seconds(configuration.reconcileInterval)).start()
         try thumbnails?.resume()
-        let responder = AccessLog(router: app.router(), metrics: metrics, logger: logger) {
-            if let open = try? database.pendingUploadCount() {
+        let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
+            if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
             }
         }
@@ -56,5 +61,36 @@ public enum Bootstrap {
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+    }
+
+    /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips
+    /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
+    /// cache off, its threads bounded so that tasks × threads stays near the core count.
+    static func thumbnailWorker(_ configuration: Configuration, records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage,
+                                detector: ContentDetector, logger: Logger) throws -> ThumbnailWorker? {
+        guard configuration.thumbnailsEnabled else {
+            logger.info("thumbnails are off (ASSETD_THUMBNAILS=off)")
+            return nil
+        }
+        var settings = Thumbnailer.Settings()
+        settings.size = configuration.thumbnailSize
+        settings.quality = configuration.thumbnailQuality
+        settings.maxPixels = configuration.thumbnailMaxPixels
+        settings.vipsThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.thumbnailConcurrency)
+        let thumbnailer = try Thumbnailer(settings: settings)
+        // Its own private directory beside the spool: sources and frames are files with a
+        // name while libvips and ffmpeg read them, unlike the spool's unlinked files.
+        let scratch = configuration.stateDirectory + "/thumbnail-tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, thumbnailer: thumbnailer,
+                                     concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)
+        worker.sweepScratch()
+        logger.info("thumbnails on", metadata: [
+            "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",
+            "max_pixels": "\(settings.maxPixels)", "vips_threads": "\(settings.vipsThreads)",
+        ])
+        return worker
     }
 }

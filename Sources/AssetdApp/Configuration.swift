@@ -43,7 +43,7 @@ public struct Configuration: Sendable {
     public var stateDirectory: String
     public var tmpDirectory: String
     public var logLevel: String
-    // Thumbnails (see App+thumbnails.swift).
+    // Thumbnails (see Bootstrap.thumbnailWorker).
     /// ASSETD_THUMBNAILS (on/off): off for deployments that make thumbnails elsewhere.
     public var thumbnailsEnabled: Bool
     /// ASSETD_THUMBNAIL_SIZE: the longest edge in pixels.

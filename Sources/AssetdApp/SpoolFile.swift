@@ -1,3 +1,4 @@
+internal import CSystem
 import Foundation
 import Glibc
 import Hashing
@@ -50,16 +51,9 @@ final class SpoolFile {
     /// A new file in `directory` that no other process can open: O_TMPFILE, or, where the
     /// file system has none, a new name opened exclusively and unlinked at once.
     private static func makeNameless(in directory: String) throws -> Int32 {
-        #if os(Linux) && (arch(x86_64) || arch(arm64))
-        // O_TMPFILE is a C macro that Swift does not import: __O_TMPFILE | O_DIRECTORY,
-        // with __O_TMPFILE 020000000 on these architectures (asm-generic/fcntl.h).
-        let tmpfile: Int32 = 0o20000000 | O_DIRECTORY
         // O_EXCL: it can never be linked into the file system (linkat via /proc) either.
-        let fd = open(directory, tmpfile | O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
+        let fd = assetd_system_open_tmpfile(directory, O_RDWR | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 { return fd }
-        #else
-        errno = EOPNOTSUPP
-        #endif
         guard errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL else {
             throw SpoolError(description: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
         }

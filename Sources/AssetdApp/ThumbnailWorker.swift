@@ -10,7 +10,7 @@ public import Thumbnails
 /// a private temporary file, checks its content with libmagic, makes the JPEG with
 /// libvips (ffmpeg first for a video), stores it beside the asset and records the result.
 ///
-/// The task's state lives in the database (AssetDatabase+thumbnails), so that a crash or
+/// The task's state lives in the database (`ThumbnailRecords`), so that a crash or
 /// a stop loses nothing: `resume` queues again what was left pending at the last exit.
 public final class ThumbnailWorker: Sendable {
     /// Attempts a task gets in all: S3 failures are retried with backoff, and an attempt
@@ -18,8 +18,8 @@ public final class ThumbnailWorker: Sendable {
     static let maxAttempts = 3
     static let cacheControl = "max-age=31536000"
 
-    let database: AssetDatabase
-    let store: any ObjectStore
+    let records: any ThumbnailRecords & AssetRecords
+    let objects: any ObjectStorage
     let detector: ContentDetector
     let thumbnailer: Thumbnailer
     let queue: TaskQueue
@@ -32,12 +32,12 @@ public final class ThumbnailWorker: Sendable {
     /// The pause before attempt n + 1 after an S3 failure in attempt n.
     let backoff: @Sendable (Int) -> Duration
 
-    public init(database: AssetDatabase, store: any ObjectStore, detector: ContentDetector, thumbnailer: Thumbnailer,
+    public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, thumbnailer: Thumbnailer,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
         self.maxSourceBytes = maxSourceBytes
-        self.database = database
-        self.store = store
+        self.records = records
+        self.objects = objects
         self.detector = detector
         self.thumbnailer = thumbnailer
         // Nice 10: decoding yields the cores to the FastCGI threads under load.
@@ -49,17 +49,22 @@ public final class ThumbnailWorker: Sendable {
     }
 
     /// Queues the thumbnail of an asset that just became ready; records `none` at once
-    /// for a type that has no thumbnail. Never waits for the task.
-    func assetBecameReady(_ asset: AssetRecord) {
+    /// for a type that has no thumbnail. Never waits for the task. Returns the thumbnail's
+    /// state as recorded: `pending` once queued.
+    @discardableResult
+    func enqueue(_ asset: AssetRecord) -> ThumbnailStatus {
         do {
             guard Thumbnailer.makesThumbnail(of: asset.fileType) else {
-                try database.recordNoThumbnail(assetID: asset.id, reason: "no thumbnail for \(asset.fileType)")
-                return
+                try records.recordNoThumbnail(assetID: asset.id, reason: "no thumbnail for \(asset.fileType)", now: Date())
+                return .none
             }
-            if try database.queueThumbnail(assetID: asset.id) { queue.enqueue(asset.id) }
+            guard try records.queueThumbnail(assetID: asset.id, now: Date()) else { return asset.thumbnailStatus }
+            queue.enqueue(asset.id)
+            return .pending
         } catch {
             // The record stays `none` without a reason: the next start queues it (resume).
             logger.error("could not queue a thumbnail", metadata: ["asset": "\(asset.id)", "error": "\(error)"])
+            return asset.thumbnailStatus
         }
     }
 
@@ -67,9 +72,9 @@ public final class ThumbnailWorker: Sendable {
     /// crash kept from being queued. Returns how many.
     @discardableResult
     public func resume() throws -> Int {
-        let unsettled = try database.unsettledThumbnails()
+        let unsettled = try records.unsettledThumbnails(limit: 10_000)
         for asset in unsettled {
-            if asset.thumbnailStatus == .pending { queue.enqueue(asset.id) } else { assetBecameReady(asset) }
+            if asset.thumbnailStatus == .pending { queue.enqueue(asset.id) } else { enqueue(asset) }
         }
         if !unsettled.isEmpty { logger.notice("thumbnail tasks resumed", metadata: ["count": "\(unsettled.count)"]) }
         return unsettled.count
@@ -96,7 +101,7 @@ public final class ThumbnailWorker: Sendable {
     func run(_ id: Int64) {
         let task: ThumbnailTask
         do {
-            guard let claimed = try database.claimThumbnail(assetID: id) else { return }
+            guard let claimed = try records.claimThumbnail(assetID: id) else { return }
             task = claimed
         } catch {
             logger.error("thumbnail task: the database failed", metadata: ["asset": "\(id)", "error": "\(error)"])
@@ -114,14 +119,14 @@ public final class ThumbnailWorker: Sendable {
             let (jpeg, decodeTime) = try makeThumbnail(asset)
             let key = AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)
             do {
-                _ = try store.putObject(key: key, bytes: jpeg, contentType: "image/jpeg",
+                _ = try objects.putObject(key: key, bytes: jpeg, contentType: "image/jpeg",
                                         metadata: ["workspace_id": String(asset.workspaceID), "asset_id": String(asset.id)],
                                         cacheControl: Self.cacheControl)
             } catch {
                 throw Outcome.transient("storing the thumbnail failed: \(error)")
             }
-            metadata["decode_ms"] = "\(Self.milliseconds(decodeTime))"
-            metadata["total_ms"] = "\(Self.milliseconds(clock.now - started))"
+            metadata["decode_ms"] = "\(decodeTime.milliseconds)"
+            metadata["total_ms"] = "\((clock.now - started).milliseconds)"
             metadata["bytes"] = "\(jpeg.count)"
             if !finish(asset, .ready, reason: nil, metadata: metadata) {
                 removeIfGone(asset, key: key)
@@ -159,7 +164,7 @@ public final class ThumbnailWorker: Sendable {
             throw .final(.none, "the file (\(size) bytes) is over ASSETD_THUMBNAIL_MAX_SOURCE_BYTES (\(maxSourceBytes))")
         }
         do {
-            _ = try store.getObject(key: asset.key, toFile: descriptor, expectedSize: Int(asset.size ?? 0))
+            _ = try objects.getObject(key: asset.key, toFile: descriptor, expectedSize: Int(asset.size ?? 0))
         } catch let error as S3Error where error.httpStatus == 404 {
             throw .final(.failed, "the object is missing from S3")
         } catch {
@@ -190,7 +195,7 @@ public final class ThumbnailWorker: Sendable {
         var metadata = metadata
         if let reason { metadata["reason"] = "\(reason)" }
         do {
-            let won = try database.finishThumbnail(assetID: asset.id, etag: asset.etag, status: status, reason: reason)
+            let won = try records.finishThumbnail(assetID: asset.id, etag: asset.etag, status: status, reason: reason, now: Date())
             if won {
                 logger.info("thumbnail \(status.rawValue)", metadata: metadata)
             } else {
@@ -207,9 +212,9 @@ public final class ThumbnailWorker: Sendable {
     /// nothing outlives its asset.
     private func removeIfGone(_ asset: AssetRecord, key: String) {
         do {
-            let current = try database.asset(id: asset.id, workspaceID: asset.workspaceID)
+            let current = try records.asset(id: asset.id, workspaceID: asset.workspaceID)
             if current == nil || current!.status.isGone {
-                try store.deleteObjects(keys: [key])
+                try objects.deleteObjects(keys: [key])
             }
         } catch {
             logger.warning("could not remove the thumbnail of a deleted asset", metadata: ["key": "\(key)", "error": "\(error)"])
@@ -222,9 +227,5 @@ public final class ThumbnailWorker: Sendable {
         for name in names where name.hasPrefix("thumbnail-source-") || name.hasPrefix("frame-") {
             unlink(scratchDirectory + "/" + name)
         }
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -39,11 +39,3 @@ public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 }
     }
 }
-
-/// `count` bytes from OpenSSL's CSPRNG.
-public func secureRandomBytes(_ count: Int) -> [UInt8] {
-    var out = [UInt8](repeating: 0, count: count)
-    let ok = out.withUnsafeMutableBufferPointer { RAND_bytes($0.baseAddress, Int32($0.count)) }
-    precondition(ok == 1, "libcrypto RAND_bytes failed")
-    return out
-}

@@ -7,7 +7,7 @@ import Glibc
 /// key), read on every request and written rarely. Behind a `Mutex`, every reader waited
 /// for every other one, and spun while the holder was descheduled: perf showed 4% of the
 /// CPU in the mutex's slow path at 15k requests a second on 2 cores.
-public final class ReadWriteLocked<Value>: @unchecked Sendable {
+public final class ReadWriteLocked<Value> {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
     // Only touched with `lock` held: shared for `read`, exclusive for `write`.
     private var value: Value
@@ -38,3 +38,6 @@ public final class ReadWriteLocked<Value>: @unchecked Sendable {
         return try body(&value)
     }
 }
+
+// The lock makes it safe to share across threads only what is itself safe to share.
+extension ReadWriteLocked: @unchecked Sendable where Value: Sendable {}

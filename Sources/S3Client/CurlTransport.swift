@@ -88,12 +88,12 @@ final class CurlTransport: Sendable {
         pool.withLock { $0.append(handle) }
     }
 
-    /// Performs one request. Throws `S3Error` with code NetworkError or Timeout when no
+    /// Performs one request. Throws `S3Error.network` or `.timeout` when no
     /// answer came; an HTTP error status is a normal response for the caller to read.
     func perform(method: String, url: String, headers: [(String, String)], body: RequestBody, limits: Limits,
                  sink: ResponseSink = .memory) throws -> TransportResponse {
         guard let handle = borrow() else {
-            throw S3Error(code: "NetworkError", message: "libcurl could not create a handle")
+            throw S3Error.network("libcurl could not create a handle")
         }
         defer { giveBack(handle) }
 
@@ -161,13 +161,13 @@ final class CurlTransport: Sendable {
         let code = curl_easy_perform(handle)
         guard code == CURLE_OK else {
             let text = String(cString: curl_easy_strerror(code))
-            let name = code == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "NetworkError"
-            throw S3Error(code: name, message: "\(text) (\(method) \(Self.redact(url)))")
+            let message = "\(text) (\(method) \(Self.redact(url)))"
+            throw code == CURLE_OPERATION_TIMEDOUT ? S3Error.timeout(message) : S3Error.network(message)
         }
         var status = 0
         assetd_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         if state.fileError != 0 {
-            throw S3Error(code: "LocalFileError", message: "cannot write the downloaded body: errno \(state.fileError)")
+            throw S3Error.local("cannot write the downloaded body: errno \(state.fileError)")
         }
         return TransportResponse(status: status, headers: state.headers, body: state.body, fileBytes: state.fileOffset)
     }

@@ -40,7 +40,7 @@ extension S3Client {
     /// HeadBucket: true when the bucket exists and the credentials may use it.
     public func bucketExists() throws -> Bool {
         do {
-            _ = try send("HEAD", key: "")
+            _ = try send(.headBucket, "HEAD", key: "")
             return true
         } catch let error as S3Error where error.httpStatus == 404 {
             return false
@@ -54,26 +54,26 @@ extension S3Client {
             body = .bytes(Array("<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LocationConstraint>\(xmlEscape(configuration.region))</LocationConstraint></CreateBucketConfiguration>".utf8))
         }
         do {
-            _ = try send("PUT", key: "", body: body)
-        } catch let error as S3Error where error.code == "BucketAlreadyOwnedByYou" {
+            _ = try send(.createBucket, "PUT", key: "", body: body)
+        } catch let error as S3Error where error.code == .bucketAlreadyOwnedByYou {
             return
         }
     }
 
     /// The bucket's CORS rules (GetBucketCors); empty when it has none.
     public func bucketCORSRules() throws -> [BucketRule] {
-        try bucketSubresource("cors", missing: "NoSuchCORSConfiguration", rule: "CORSRule")
+        try bucketSubresource("cors", missing: .noSuchCORSConfiguration, rule: "CORSRule")
     }
 
     /// The bucket's lifecycle rules (GetBucketLifecycleConfiguration); empty when it has none.
     public func bucketLifecycleRules() throws -> [BucketRule] {
-        try bucketSubresource("lifecycle", missing: "NoSuchLifecycleConfiguration", rule: "Rule")
+        try bucketSubresource("lifecycle", missing: .noSuchLifecycleConfiguration, rule: "Rule")
     }
 
     /// PutBucketCors with exactly these rules (an empty list deletes the configuration).
     public func putBucketCORS(rules: [BucketRule]) throws {
         guard !rules.isEmpty else {
-            _ = try send("DELETE", key: "", query: [("cors", "")])
+            _ = try send(.bucketConfiguration, "DELETE", key: "", query: [("cors", "")])
             return
         }
         try putBucketSubresource("cors", xml: Self.configurationXML("CORSConfiguration", rules))
@@ -82,7 +82,7 @@ extension S3Client {
     /// PutBucketLifecycleConfiguration with exactly these rules.
     public func putBucketLifecycle(rules: [BucketRule]) throws {
         guard !rules.isEmpty else {
-            _ = try send("DELETE", key: "", query: [("lifecycle", "")])
+            _ = try send(.bucketConfiguration, "DELETE", key: "", query: [("lifecycle", "")])
             return
         }
         try putBucketSubresource("lifecycle", xml: Self.configurationXML("LifecycleConfiguration", rules))
@@ -93,8 +93,8 @@ extension S3Client {
     public func abortIncompleteUploadsDays() throws -> Int? {
         let response: TransportResponse
         do {
-            response = try send("GET", key: "", query: [("lifecycle", "")])
-        } catch let error as S3Error where error.code == "NoSuchLifecycleConfiguration" {
+            response = try send(.bucketConfiguration, "GET", key: "", query: [("lifecycle", "")])
+        } catch let error as S3Error where error.code == .noSuchLifecycleConfiguration {
             return nil
         }
         return Self.abortIncompleteUploadsDays(lifecycle: response.body)
@@ -116,15 +116,15 @@ extension S3Client {
         "<\(root) xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">" + rules.map(\.xml).joined() + "</\(root)>"
     }
 
-    private func bucketSubresource(_ name: String, missing: String, rule: String) throws -> [BucketRule] {
+    private func bucketSubresource(_ name: String, missing: S3Error.Code, rule: String) throws -> [BucketRule] {
         let response: TransportResponse
         do {
-            response = try send("GET", key: "", query: [(name, "")])
+            response = try send(.bucketConfiguration, "GET", key: "", query: [(name, "")])
         } catch let error as S3Error where error.code == missing {
             return []
         }
         guard let tree = XMLTree.parse(response.body) else {
-            throw S3Error(code: "MalformedAnswer", message: "the bucket's \(name) configuration is not XML", httpStatus: nil, requestID: nil)
+            throw S3Error.malformed("the bucket's \(name) configuration is not XML")
         }
         return tree.all(rule).map(BucketRule.init(tree:))
     }
@@ -133,7 +133,7 @@ extension S3Client {
         let body = Array(xml.utf8)
         let md5 = Digest(.md5)
         md5.update(body)
-        _ = try send("PUT", key: "", query: [(name, "")],
+        _ = try send(.bucketConfiguration, "PUT", key: "", query: [(name, "")],
                      headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],
                      body: .bytes(body))
     }

@@ -5,12 +5,12 @@ extension S3Client {
     /// held in memory. `expectedSize` sets the deadline, as for an upload of that size.
     /// Returns the bytes written; a body shorter than its Content-Length is an error.
     public func getObject(key: String, toFile descriptor: Int32, expectedSize: Int) throws -> Int {
-        let response = try send("GET", key: key, kind: .transfer(bytes: expectedSize), sink: .file(descriptor: descriptor))
+        let response = try send(.getObject, "GET", key: key, kind: .transfer(bytes: expectedSize), sink: .file(descriptor: descriptor))
         guard ftruncate(descriptor, off_t(response.fileBytes)) == 0 else {
-            throw S3Error(code: "LocalFileError", message: "cannot truncate the downloaded file: errno \(errno)")
+            throw S3Error.local("cannot truncate the downloaded file: errno \(errno)")
         }
         if let length = response.headers["content-length"].flatMap(Int.init), length != response.fileBytes {
-            throw S3Error(code: "IncompleteBody", message: "GetObject \(key) sent \(response.fileBytes) of \(length) bytes")
+            throw S3Error.network("GetObject \(key) sent \(response.fileBytes) of \(length) bytes")
         }
         return response.fileBytes
     }

@@ -17,24 +17,48 @@ extension S3Client {
         case once
     }
 
+    /// The S3 operations, by the names S3's documentation and the metrics use.
+    enum Operation: String {
+        case createMultipartUpload = "CreateMultipartUpload", listParts = "ListParts"
+        case completeMultipartUpload = "CompleteMultipartUpload", abortMultipartUpload = "AbortMultipartUpload"
+        case putObject = "PutObject", getObject = "GetObject", headObject = "HeadObject"
+        case deleteObject = "DeleteObject", deleteObjects = "DeleteObjects"
+        case copyObject = "CopyObject", uploadPartCopy = "UploadPartCopy", listObjects = "ListObjectsV2"
+        case headBucket = "HeadBucket", createBucket = "CreateBucket", bucketConfiguration = "BucketConfiguration"
+    }
+
     /// Signs and sends one request, retrying a transient failure while its deadline lasts;
-    /// throws `S3Error` for any answer that is not 2xx. Every attempt passes the gate.
+    /// throws `S3Error` for any answer that is not 2xx. Every attempt passes the gate, and
+    /// the call as a whole (its retries included) is reported once to the observer.
     func send(
-        _ method: String, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
+        _ operation: Operation, _ method: String, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
         body: RequestBody = .none, payloadHash: String? = nil, kind: CallKind = .short, sink: ResponseSink = .memory
     ) throws -> TransportResponse {
-        let endpoint = configuration.endpoint
-        let path = endpoint.path(bucket: configuration.bucket, key: key)
+        guard let observer = configuration.observer else {
+            return try sendRetrying(method, key: key, query: query, headers: headers, body: body, payloadHash: payloadHash, kind: kind, sink: sink)
+        }
+        let started = ContinuousClock.now
+        do {
+            let response = try sendRetrying(method, key: key, query: query, headers: headers, body: body, payloadHash: payloadHash,
+                                            kind: kind, sink: sink)
+            observer(operation.rawValue, nil, ContinuousClock.now - started)
+            return response
+        } catch let error as S3Error {
+            observer(operation.rawValue, error, ContinuousClock.now - started)
+            throw error
+        }
+    }
+
+    private func sendRetrying(
+        _ method: String, key: String, query: [(String, String)], headers: [(String, String)],
+        body: RequestBody, payloadHash: String?, kind: CallKind, sink: ResponseSink
+    ) throws -> TransportResponse {
         let hash: String
         switch body {
         case .none: hash = payloadHash ?? SHA256.emptyHex
         case .bytes(let bytes): hash = payloadHash ?? Encoding.hex(SHA256.hash(bytes))
         case .file: hash = payloadHash ?? SigV4Signer.unsignedPayload
         }
-        let canonicalQuery = query.isEmpty ? "" : "?" + URIEncoding.canonicalQuery(query.map { ($0.0, $0.1) })
-        let url = "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(path))\(canonicalQuery)"
-        let unsignedHeaders = [("host", endpoint.host), ("x-amz-content-sha256", hash)] + headers
-
         let deadlines = configuration.deadlines
         let perAttempt: Duration, budget: Duration, tries: Int
         var lowSpeed: (bytesPerSecond: Int, seconds: Int)?
@@ -56,17 +80,13 @@ extension S3Client {
         for attempt in 1...tries {
             let remaining = budget - (clock.now - started)
             guard remaining >= .milliseconds(50) else { break }
-            let limit = min(perAttempt, remaining)
-            // Signed anew on each attempt: x-amz-date moves with the clock.
-            let signed = signer.signHeaders(
-                method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: unsignedHeaders, payloadHash: hash
-            )
-            let probe = try gate?.enter() ?? false
+            let limits = CurlTransport.Limits(totalMilliseconds: Self.milliseconds(min(perAttempt, remaining)), lowSpeed: lowSpeed)
+            try gate?.enter(probe: probeBucket)
             var outcome = S3Gate.Outcome.failed
             do {
-                defer { gate?.leave(outcome, probe: probe) }
-                let limits = CurlTransport.Limits(totalMilliseconds: Self.milliseconds(limit), lowSpeed: lowSpeed)
-                let response = try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits, sink: sink)
+                defer { gate?.leave(outcome) }
+                let response = try perform(method, key: key, query: query, headers: headers, body: body, payloadHash: hash,
+                                           limits: limits, sink: sink)
                 if response.status < 500 { outcome = .answered }
                 if (200..<300).contains(response.status) { return response }
                 throw Self.error(status: response.status, body: response.body, headers: response.headers, method: method)
@@ -81,7 +101,35 @@ extension S3Client {
                 Thread.sleep(forTimeInterval: Double(pause.components.attoseconds) / 1e18 + Double(pause.components.seconds))
             }
         }
-        throw lastError ?? S3Error(code: "Timeout", message: "the call's deadline of \(budget) passed before an attempt could start")
+        throw lastError ?? S3Error.timeout("the call's deadline of \(budget) passed before an attempt could start")
+    }
+
+    /// One attempt: signed anew (x-amz-date moves with the clock) and sent, past the gate.
+    private func perform(
+        _ method: String, key: String, query: [(String, String)], headers: [(String, String)], body: RequestBody,
+        payloadHash: String, limits: CurlTransport.Limits, sink: ResponseSink
+    ) throws -> TransportResponse {
+        let endpoint = configuration.endpoint
+        let path = endpoint.path(bucket: configuration.bucket, key: key)
+        let canonicalQuery = query.isEmpty ? "" : "?" + URIEncoding.canonicalQuery(query.map { ($0.0, $0.1) })
+        let url = "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(path))\(canonicalQuery)"
+        let unsignedHeaders = [("host", endpoint.host), ("x-amz-content-sha256", payloadHash)] + headers
+        let signed = signer.signHeaders(
+            method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: unsignedHeaders, payloadHash: payloadHash
+        )
+        return try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits, sink: sink)
+    }
+
+    /// The gate's probe after its pause: one HeadBucket with a short deadline, outside the
+    /// gate and without retries. Any answer below 500 means S3 answers again.
+    func probeBucket() -> Bool {
+        let limit = min(configuration.deadlines.call, .seconds(2))
+        let limits = CurlTransport.Limits(totalMilliseconds: Self.milliseconds(limit), lowSpeed: nil)
+        guard let response = try? perform("HEAD", key: "", query: [], headers: [], body: .none, payloadHash: SHA256.emptyHex,
+                                          limits: limits, sink: .memory)
+        else { return false }
+        logger.notice("S3 answered the gate's probe", metadata: ["status": "\(response.status)"])
+        return response.status < 500
     }
 
     static func milliseconds(_ duration: Duration) -> Int {
@@ -89,30 +137,24 @@ extension S3Client {
     }
 
     /// The S3Error for an HTTP error answer: S3's `<Error>` body when there is one,
-    /// otherwise a code from the status (HEAD answers have no body).
+    /// otherwise what the status alone says. A 404 without a body is `.notFound`: it does
+    /// not say whether the key, the upload or the bucket is missing.
     static func error(status: Int, body: [UInt8], headers: [String: String], method: String) -> S3Error {
         if let tree = XMLTree.parse(body), tree.name == "Error" {
             return error(from: tree, status: status, headers: headers)
         }
-        let code = switch status {
-        case 301, 307: "PermanentRedirect"
-        case 400: "BadRequest"
-        case 403: "AccessDenied"
-        case 404: method == "HEAD" ? "NotFound" : "NoSuchKey"
-        case 409: "Conflict"
-        case 412: "PreconditionFailed"
-        case 503: "SlowDown"
-        default: "HTTP\(status)"
+        let code: S3Error.Code = switch status {
+        case 403: .accessDenied
+        case 404: .notFound
+        case 412: .preconditionFailed
+        case 503: .slowDown
+        default: .other("HTTP\(status)")
         }
-        return S3Error(code: code, message: "", httpStatus: status, requestID: headers["x-amz-request-id"])
+        return .service(code, status: status, message: "", requestID: headers["x-amz-request-id"])
     }
 
     static func error(from tree: XMLTree, status: Int, headers: [String: String]) -> S3Error {
-        S3Error(
-            code: tree.value("Code") ?? "HTTP\(status)",
-            message: tree.value("Message") ?? "",
-            httpStatus: status,
-            requestID: tree.value("RequestId") ?? headers["x-amz-request-id"]
-        )
+        .service(S3Error.Code(tree.value("Code") ?? "HTTP\(status)"), status: status, message: tree.value("Message") ?? "",
+                 requestID: tree.value("RequestId") ?? headers["x-amz-request-id"])
     }
 }

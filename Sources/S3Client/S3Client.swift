@@ -19,6 +19,9 @@ public final class S3Client: Sendable {
         public var deadlines = Deadlines()
         /// The bulkhead and breaker every call passes; nil for none (one-shot commands).
         public var gate: S3Gate.Configuration?
+        /// Told of every call once it ends (its retries included): the operation's name
+        /// (`PutObject`), its error if it failed, and how long it took. For metrics.
+        public var observer: (@Sendable (_ operation: String, _ error: S3Error?, _ duration: Duration) -> Void)?
 
         public init(bucket: String, region: String, credentials: Credentials, endpoint: S3Endpoint? = nil, publicEndpoint: S3Endpoint? = nil) {
             self.bucket = bucket
@@ -104,9 +107,9 @@ public final class S3Client: Sendable {
     public func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String {
         var headers = [("content-type", contentType)]
         headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send("POST", key: key, query: [("uploads", "")], headers: headers)
+        let response = try send(.createMultipartUpload, "POST", key: key, query: [("uploads", "")], headers: headers)
         guard let uploadID = XMLTree.parse(response.body)?.value("UploadId"), !uploadID.isEmpty else {
-            throw S3Error(code: "MalformedResponse", message: "CreateMultipartUpload answered without an UploadId", httpStatus: response.status)
+            throw S3Error.malformed("CreateMultipartUpload answered without an UploadId")
         }
         return uploadID
     }
@@ -118,9 +121,9 @@ public final class S3Client: Sendable {
         for _ in 0..<100 { // 10,000 parts at 1,000 a page: 10 pages; more is a server bug
             var query = [("uploadId", uploadID), ("max-parts", "1000")]
             if let marker { query.append(("part-number-marker", marker)) }
-            let response = try send("GET", key: key, query: query)
+            let response = try send(.listParts, "GET", key: key, query: query)
             guard let tree = XMLTree.parse(response.body), tree.isResult(of: "ListParts") else {
-                throw S3Error(code: "MalformedResponse", message: "ListParts answered without a ListPartsResult", httpStatus: response.status)
+                throw S3Error.malformed("ListParts answered without a ListPartsResult")
             }
             for part in tree.all("Part") {
                 guard let number = part.value("PartNumber").flatMap(Int.init), let etag = part.value("ETag") else { continue }
@@ -140,14 +143,14 @@ public final class S3Client: Sendable {
             xml += "<Part><PartNumber>\(part.partNumber)</PartNumber><ETag>\(xmlEscape(Self.quoted(part.etag)))</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
-        let response = try send("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")],
+        let response = try send(.completeMultipartUpload, "POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")],
                                 body: .bytes(Array(xml.utf8)), kind: .once)
         guard let tree = XMLTree.parse(response.body) else {
-            throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered without XML", httpStatus: response.status)
+            throw S3Error.malformed("CompleteMultipartUpload answered without XML")
         }
         if tree.name == "Error" { throw Self.error(from: tree, status: response.status, headers: response.headers) }
         guard tree.isResult(of: "CompleteMultipartUpload") else {
-            throw S3Error(code: "MalformedResponse", message: "CompleteMultipartUpload answered with <\(tree.name)>", httpStatus: response.status)
+            throw S3Error.malformed("CompleteMultipartUpload answered with <\(tree.name)>")
         }
         // Ceph RGW 16.2 may answer with an empty ETag: HeadObject knows it.
         let etag = try Self.completedETag(tree) ?? headObject(key: key)?.etag ?? ""
@@ -157,7 +160,7 @@ public final class S3Client: Sendable {
     }
 
     public func abortMultipartUpload(key: String, uploadID: String) throws {
-        _ = try send("DELETE", key: key, query: [("uploadId", uploadID)])
+        _ = try send(.abortMultipartUpload, "DELETE", key: key, query: [("uploadId", uploadID)])
     }
 
     // MARK: - Objects
@@ -166,13 +169,12 @@ public final class S3Client: Sendable {
     /// received the bytes intact.
     public func putObject(
         key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
-        sha256Hex: String, md5: [UInt8], cacheControl: String? = nil
+        sha256Hex: String, md5: [UInt8]
     ) throws -> String {
         var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5))]
-        if let cacheControl { headers.append(("cache-control", cacheControl)) }
         headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send("PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size), payloadHash: sha256Hex,
-                                kind: .transfer(bytes: size))
+        let response = try send(.putObject, "PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size),
+                                payloadHash: sha256Hex, kind: .transfer(bytes: size))
         return response.headers["etag"] ?? ""
     }
 
@@ -183,7 +185,7 @@ public final class S3Client: Sendable {
         var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5.finalize()))]
         if let cacheControl { headers.append(("cache-control", cacheControl)) }
         headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send("PUT", key: key, headers: headers, body: .bytes(bytes), kind: .transfer(bytes: bytes.count))
+        let response = try send(.putObject, "PUT", key: key, headers: headers, body: .bytes(bytes), kind: .transfer(bytes: bytes.count))
         return response.headers["etag"] ?? ""
     }
 
@@ -191,13 +193,13 @@ public final class S3Client: Sendable {
     public func getObject(key: String, range: ClosedRange<Int>? = nil) throws -> [UInt8] {
         var headers: [(String, String)] = []
         if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
-        return try send("GET", key: key, headers: headers, kind: .transfer(bytes: range?.count ?? CurlTransport.maxResponseBody)).body
+        return try send(.getObject, "GET", key: key, headers: headers, kind: .transfer(bytes: range?.count ?? CurlTransport.maxResponseBody)).body
     }
 
     /// HeadObject; nil when there is no such object.
     public func headObject(key: String) throws -> ObjectInfo? {
         do {
-            let response = try send("HEAD", key: key)
+            let response = try send(.headObject, "HEAD", key: key)
             return ObjectInfo(
                 size: response.headers["content-length"].flatMap(Int.init) ?? 0,
                 etag: response.headers["etag"] ?? "",
@@ -211,29 +213,36 @@ public final class S3Client: Sendable {
     /// DeleteObject; deleting a missing object succeeds, as in S3.
     public func deleteObject(key: String) throws {
         do {
-            _ = try send("DELETE", key: key)
-        } catch let error as S3Error where error.httpStatus == 404 && error.code == "NoSuchKey" {
+            _ = try send(.deleteObject, "DELETE", key: key)
+        } catch let error as S3Error where error.httpStatus == 404 {
             return
         }
     }
 
-    /// DeleteObjects (at most 1,000 keys); throws on the first key S3 could not delete.
+    /// DeleteObjects, 1,000 keys a call (S3's limit); throws on the first key S3 could not
+    /// delete. Deleting a missing key succeeds, as in S3.
     public func deleteObjects(keys: [String]) throws {
-        guard !keys.isEmpty else { return }
-        precondition(keys.count <= 1000, "DeleteObjects takes at most 1,000 keys")
+        var start = 0
+        while start < keys.count {
+            try deleteObjectsCall(keys: keys[start..<min(start + 1000, keys.count)])
+            start += 1000
+        }
+    }
+
+    private func deleteObjectsCall(keys: ArraySlice<String>) throws {
         var xml = "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>"
         for key in keys { xml += "<Object><Key>\(xmlEscape(key))</Key></Object>" }
         xml += "</Delete>"
         let body = Array(xml.utf8)
         let md5 = Digest(.md5)
         md5.update(body)
-        let response = try send("POST", key: "", query: [("delete", "")],
+        let response = try send(.deleteObjects, "POST", key: "", query: [("delete", "")],
                                 headers: [("content-type", "application/xml"), ("content-md5", Encoding.base64(md5.finalize()))],
                                 body: .bytes(body))
         if let tree = XMLTree.parse(response.body), let failed = tree.child("Error") {
-            throw S3Error(code: failed.value("Code") ?? "InternalError",
-                          message: "could not delete \(failed.value("Key") ?? "an object"): \(failed.value("Message") ?? "")",
-                          httpStatus: response.status)
+            throw S3Error.service(S3Error.Code(failed.value("Code") ?? "InternalError"), status: response.status,
+                                  message: "could not delete \(failed.value("Key") ?? "an object"): \(failed.value("Message") ?? "")",
+                                  requestID: response.headers["x-amz-request-id"])
         }
     }
 
@@ -245,9 +254,9 @@ public final class S3Client: Sendable {
             if let contentType { headers.append(("content-type", contentType)) }
             headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
         }
-        let response = try send("PUT", key: key, headers: headers, kind: .once)
+        let response = try send(.copyObject, "PUT", key: key, headers: headers, kind: .once)
         guard let tree = XMLTree.parse(response.body) else {
-            throw S3Error(code: "MalformedResponse", message: "CopyObject answered without XML", httpStatus: response.status)
+            throw S3Error.malformed("CopyObject answered without XML")
         }
         if tree.name == "Error" { throw Self.error(from: tree, status: response.status, headers: response.headers) }
         return tree.value("ETag") ?? ""
@@ -256,14 +265,20 @@ public final class S3Client: Sendable {
     /// CopyObject's own limit: larger objects are copied part by part.
     public static let singleCopyLimit: Int64 = 5 * 1024 * 1024 * 1024
 
-    /// Copies an object within the bucket, keeping its type and metadata. Objects over
-    /// `singleCopyLimit` (CopyObject's 5 GiB) are copied with a multipart upload of
-    /// UploadPartCopy parts of `partSize`, which get `contentType` and `metadata`; a failure
-    /// midway aborts that upload.
+    /// Copies an object within the bucket; the copy gets `contentType` and `metadata`
+    /// whatever its size. Objects over `singleCopyLimit` (CopyObject's 5 GiB) are copied
+    /// with a multipart upload of UploadPartCopy parts of `partSize`; a failure midway
+    /// aborts that upload.
+    public func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String]) throws {
+        try copy(from: source, to: key, size: size, contentType: contentType, metadata: metadata,
+                 partSize: 512 * 1024 * 1024, singleCopyLimit: Self.singleCopyLimit)
+    }
+
+    /// `copy` with its part size and single-copy limit set (tests lower both).
     public func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
-                     partSize: Int64 = 512 * 1024 * 1024, singleCopyLimit: Int64 = S3Client.singleCopyLimit) throws {
+                     partSize: Int64, singleCopyLimit: Int64) throws {
         guard size > singleCopyLimit else {
-            _ = try copyObject(from: source, to: key)
+            _ = try copyObject(from: source, to: key, metadata: metadata, contentType: contentType)
             return
         }
         let uploadID = try createMultipartUpload(key: key, contentType: contentType, metadata: metadata)
@@ -272,12 +287,12 @@ public final class S3Client: Sendable {
             var offset: Int64 = 0
             while offset < size {
                 let last = min(offset + partSize, size) - 1
-                let response = try send("PUT", key: key, query: [("partNumber", String(parts.count + 1)), ("uploadId", uploadID)],
+                let response = try send(.uploadPartCopy, "PUT", key: key, query: [("partNumber", String(parts.count + 1)), ("uploadId", uploadID)],
                                         headers: [("x-amz-copy-source", URIEncoding.encodePath("/\(configuration.bucket)/\(source)")),
                                                   ("x-amz-copy-source-range", "bytes=\(offset)-\(last)")],
                                         kind: .once)
                 guard let tree = XMLTree.parse(response.body), tree.name != "Error", let etag = tree.value("ETag") else {
-                    throw S3Error(code: "MalformedResponse", message: "UploadPartCopy answered without an ETag", httpStatus: response.status)
+                    throw S3Error.malformed("UploadPartCopy answered without an ETag")
                 }
                 parts.append((parts.count + 1, etag))
                 offset = last + 1
@@ -296,9 +311,9 @@ public final class S3Client: Sendable {
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
             if let token { query.append(("continuation-token", token)) }
-            let response = try send("GET", key: "", query: query)
+            let response = try send(.listObjects, "GET", key: "", query: query)
             guard let tree = XMLTree.parse(response.body), tree.isResult(of: "ListBucket") else {
-                throw S3Error(code: "MalformedResponse", message: "ListObjectsV2 answered without a ListBucketResult", httpStatus: response.status)
+                throw S3Error.malformed("ListObjectsV2 answered without a ListBucketResult")
             }
             keys += tree.all("Contents").compactMap { $0.value("Key") }
             token = tree.value("IsTruncated") == "true" ? tree.value("NextContinuationToken") : nil

@@ -1,41 +1,105 @@
-/// An S3 call that failed: S3's own error code (`NoSuchUpload`, `AccessDenied`, ...), or
-/// one of assetd's for a failure before S3 answered (`NetworkError`, `Timeout`,
-/// `MalformedResponse`), or for a call the gate refused (`Overloaded`, `Unavailable`).
-public struct S3Error: Error, Sendable, CustomStringConvertible {
-    public let code: String
-    public let message: String
+/// Why an S3 call failed. S3's own answers carry a typed `Code`; the other cases say what
+/// happened before or instead of an answer, so that no caller compares strings.
+public enum S3Error: Error, Sendable, CustomStringConvertible {
+    /// S3 answered with an error status, or with a 200 that carried an `<Error>`.
+    case service(Code, status: Int, message: String, requestID: String?)
+    /// No answer within the call's deadline. The request may have taken effect.
+    case timeout(String)
+    /// No answer: the connection was refused, reset or cut short. If the request was
+    /// sent, it may have taken effect.
+    case network(String)
+    /// The gate refused the call without sending it (S3 is failing or saturated): try
+    /// again in `retryAfter` seconds.
+    case refused(String, retryAfter: Int)
+    /// S3 answered 2xx, but not with what the operation returns.
+    case malformed(String)
+    /// The local side failed: a downloaded body could not be written to its file.
+    case local(String)
+
+    /// The error codes of S3's that assetd acts on; any other is `.other` with its text.
+    public enum Code: Sendable, Hashable, CustomStringConvertible {
+        case noSuchUpload, noSuchKey, noSuchBucket
+        /// A 404 without a body (HEAD answers have none): nothing says what is missing.
+        case notFound
+        case invalidPart, invalidPartOrder, entityTooSmall, badDigest
+        case accessDenied, preconditionFailed, slowDown, internalError
+        case bucketAlreadyOwnedByYou, noSuchCORSConfiguration, noSuchLifecycleConfiguration
+        case other(String)
+
+        private static let named: [String: Code] = [
+            "NoSuchUpload": .noSuchUpload, "NoSuchKey": .noSuchKey, "NoSuchBucket": .noSuchBucket, "NotFound": .notFound,
+            "InvalidPart": .invalidPart, "InvalidPartOrder": .invalidPartOrder, "EntityTooSmall": .entityTooSmall,
+            "BadDigest": .badDigest, "AccessDenied": .accessDenied, "PreconditionFailed": .preconditionFailed,
+            "SlowDown": .slowDown, "InternalError": .internalError, "BucketAlreadyOwnedByYou": .bucketAlreadyOwnedByYou,
+            "NoSuchCORSConfiguration": .noSuchCORSConfiguration, "NoSuchLifecycleConfiguration": .noSuchLifecycleConfiguration,
+        ]
+
+        /// The code S3 wrote in an `<Error>` body.
+        public init(_ text: String) {
+            self = Self.named[text] ?? .other(text)
+        }
+
+        /// S3's own spelling (`NoSuchUpload`).
+        public var description: String {
+            if case .other(let text) = self { return text }
+            return Self.named.first { $0.value == self }!.key
+        }
+    }
+
+    /// S3's code, for an answer from S3; nil when none came.
+    public var code: Code? {
+        if case .service(let code, _, _, _) = self { return code }
+        return nil
+    }
+
     /// The HTTP status S3 answered with; nil when it never answered.
-    public let httpStatus: Int?
-    public let requestID: String?
-    /// For a call the gate refused: when to try again, in seconds.
-    public let retryAfter: Int?
-
-    public init(code: String, message: String, httpStatus: Int? = nil, requestID: String? = nil, retryAfter: Int? = nil) {
-        self.code = code
-        self.message = message
-        self.httpStatus = httpStatus
-        self.requestID = requestID
-        self.retryAfter = retryAfter
-    }
-
-    public var description: String {
-        var text = "S3 \(code)"
-        if let httpStatus { text += " (HTTP \(httpStatus))" }
-        if !message.isEmpty { text += ": \(message)" }
-        return text
-    }
-
-    /// True for the codes that mean the multipart upload is gone: AWS says NoSuchUpload,
-    /// Ceph RGW 16 says NoSuchKey for an aborted upload.
-    public var isNoSuchUpload: Bool { code == "NoSuchUpload" || code == "NoSuchKey" }
-
-    /// Whether trying the same request again may succeed.
-    var isTransient: Bool {
-        if httpStatus == nil { return code == "NetworkError" || code == "Timeout" }
-        return [500, 502, 503, 504].contains(httpStatus!) || code == "SlowDown" || code == "InternalError"
+    public var httpStatus: Int? {
+        if case .service(_, let status, _, _) = self { return status }
+        return nil
     }
 
     /// No answer came: the request may or may not have taken effect in S3 (a PUT may have
     /// landed). The caller must find out (HeadObject) before it assumes either.
-    public var isAmbiguous: Bool { httpStatus == nil && (code == "NetworkError" || code == "Timeout") }
+    public var isAmbiguous: Bool {
+        switch self {
+        case .timeout, .network: true
+        default: false
+        }
+    }
+
+    /// Whether the same request may succeed if sent again.
+    var isTransient: Bool {
+        switch self {
+        case .timeout, .network: true
+        case .service(let code, let status, _, _): [500, 502, 503, 504].contains(status) || code == .slowDown || code == .internalError
+        case .refused, .malformed, .local: false
+        }
+    }
+
+    /// A bounded label for metrics and logs: S3's code, or the kind of failure.
+    public var label: String {
+        switch self {
+        case .service(let code, _, _, _): code.description
+        case .timeout: "Timeout"
+        case .network: "NetworkError"
+        case .refused: "Refused"
+        case .malformed: "MalformedResponse"
+        case .local: "LocalError"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .service(let code, let status, let message, let requestID):
+            var text = "S3 \(code) (HTTP \(status))"
+            if !message.isEmpty { text += ": \(message)" }
+            if let requestID { text += " [request \(requestID)]" }
+            return text
+        case .timeout(let message): return "S3 did not answer in time: \(message)"
+        case .network(let message): return "S3 could not be reached: \(message)"
+        case .refused(let message, let retryAfter): return "S3 call refused by the gate (retry in \(retryAfter) s): \(message)"
+        case .malformed(let message): return "S3 answered malformed: \(message)"
+        case .local(let message): return "S3 transfer failed locally: \(message)"
+        }
+    }
 }

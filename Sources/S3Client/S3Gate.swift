@@ -12,11 +12,10 @@ import Foundation
 ///   Under a heavy but healthy load calls finish all the time, so callers wait their turn.
 /// - **Breaker.** After `failuresToOpen` calls in a row that got no answer (timeout,
 ///   refused connection, 5xx), the gate opens for `openFor`: calls fail at once with
-///   `Unavailable`. The first call after that is a probe, alone while it runs: its success
-///   closes the gate, its failure opens it again.
+///   `refused`. After that the gate sends a short probe of its own (HeadBucket), alone
+///   while it runs: its answer closes the gate, its failure opens it again.
 ///
-/// Refusals are `S3Error`s without an HTTP status: `Overloaded` (bulkhead) and
-/// `Unavailable` (breaker), with `retryAfter` seconds for the client.
+/// Refusals are `S3Error.refused`, with `retryAfter` seconds for the client.
 public final class S3Gate: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var permits: Int
@@ -44,7 +43,7 @@ public final class S3Gate: @unchecked Sendable {
     private var lastFinished: ContinuousClock.Instant
     private var failuresInARow = 0
     private var openUntil: ContinuousClock.Instant?
-    /// The half-open probe is out: everyone else waits for its verdict.
+    /// The half-open probe is out: everyone else is refused until its verdict.
     private var probing = false
 
     public init(configuration: Configuration) {
@@ -54,57 +53,64 @@ public final class S3Gate: @unchecked Sendable {
         lastFinished = now
     }
 
-    /// Takes a permit, waiting while S3 makes progress; throws when the breaker is open, S3
-    /// has stalled, or no permit came within `maxWait`. Every successful `enter` must be
-    /// followed by one `leave`.
-    @discardableResult
-    public func enter() throws(S3Error) -> Bool {
+    /// Takes a permit, waiting while S3 makes progress; throws `S3Error.refused` when the
+    /// breaker is open, S3 has stalled, or no permit came within `maxWait`. Every
+    /// successful `enter` must be followed by one `leave`.
+    ///
+    /// When the breaker's pause is over, the caller that finds it so runs `probe` (a short
+    /// call of the client's own, such as HeadBucket) before its own call, while every other
+    /// caller is refused at once. The probe's answer closes the gate or opens it again: a
+    /// caller's own call is never the probe, so a long one (a CompleteMultipartUpload, a
+    /// large download) cannot keep the gate half-open for minutes.
+    public func enter(probe: () -> Bool) throws(S3Error) {
         condition.lock()
         defer { condition.unlock() }
         let started = ContinuousClock.now
-        var probe = false
         while true {
             let now = ContinuousClock.now
             if probing {
-                throw S3Error(code: "Unavailable", message: "S3 failed \(configuration.failuresToOpen) times in a row; a probe call is out",
-                              retryAfter: 1)
+                throw .refused("S3 failed \(configuration.failuresToOpen) times in a row; a probe call is out", retryAfter: 1)
             }
             if let openUntil {
                 if now < openUntil {
-                    throw S3Error(code: "Unavailable", message: "S3 failed \(configuration.failuresToOpen) times in a row; calls are paused",
-                                  retryAfter: Self.seconds(openUntil - now))
+                    throw .refused("S3 failed \(configuration.failuresToOpen) times in a row; calls are paused",
+                                   retryAfter: Self.seconds(openUntil - now))
                 }
-                // Half-open: this call is the probe, alone until it returns; its failure
-                // opens the gate again.
+                probing = true
+                condition.unlock()
+                let answered = probe()
+                condition.lock()
+                probing = false
+                guard answered else {
+                    self.openUntil = ContinuousClock.now + configuration.openFor
+                    throw .refused("S3 did not answer the gate's probe; calls are paused", retryAfter: Self.seconds(configuration.openFor))
+                }
                 self.openUntil = nil
-                failuresInARow = configuration.failuresToOpen - 1
-                probe = true
+                failuresInARow = 0
+                condition.broadcast()
+                continue
             }
             if inUse < configuration.permits {
                 inUse += 1
                 if inUse == configuration.permits { fullSince = now }
-                if probe { probing = true }
-                return probe
+                return
             }
             let quietSince = max(fullSince, lastFinished)
             if now - quietSince >= configuration.stallAfter {
-                throw S3Error(code: "Overloaded", message: "every S3 permit is held by a call that has not finished; S3 seems stalled",
-                              retryAfter: 1)
+                throw .refused("every S3 permit is held by a call that has not finished; S3 seems stalled", retryAfter: 1)
             }
             if now - started >= configuration.maxWait {
-                throw S3Error(code: "Overloaded", message: "no S3 permit came free within \(configuration.maxWait)", retryAfter: 1)
+                throw .refused("no S3 permit came free within \(configuration.maxWait)", retryAfter: 1)
             }
             _ = condition.wait(until: Date().addingTimeInterval(0.05))
         }
     }
 
-    /// Gives the permit back and tells the breaker how the call went; `probe` is what
-    /// `enter` returned.
-    public func leave(_ outcome: Outcome, probe: Bool = false) {
+    /// Gives the permit back and tells the breaker how the call went.
+    public func leave(_ outcome: Outcome) {
         condition.lock()
         defer { condition.unlock() }
         inUse -= 1
-        if probe { probing = false }
         let now = ContinuousClock.now
         lastFinished = now
         switch outcome {

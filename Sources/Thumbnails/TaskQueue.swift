@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import CSystem
 import Glibc
 import Synchronization
 
@@ -78,7 +79,7 @@ public final class TaskQueue: Sendable {
     private func drain(_ slot: Int) {
         guard let work = work.withLock({ $0 }) else { preconditionFailure("TaskQueue.start was not called") }
         // Dispatch lends the thread: give its priority back when the FIFO is empty.
-        let thread = id_t(threadID())
+        let thread = id_t(assetd_system_gettid())
         let which = __priority_which_t(PRIO_PROCESS.rawValue)
         errno = 0
         let previous = getpriority(which, thread)
@@ -112,10 +113,5 @@ public final class TaskQueue: Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
     }
-
-    public var isStopped: Bool { state.withLock { $0.stopped } }
 }
 
-/// glibc's gettid (2.30+), declared only under _GNU_SOURCE.
-@_silgen_name("gettid")
-private func threadID() -> Int32

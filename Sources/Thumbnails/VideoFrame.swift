@@ -1,4 +1,5 @@
 import Foundation
+import CSystem
 import Glibc
 
 /// One frame of a video, taken by Debian's `ffmpeg`: spawned with an argument list (never
@@ -38,7 +39,7 @@ enum VideoFrame {
             posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
         }
         // Nothing of assetd's (the FastCGI socket, the database, curl's connections) goes along.
-        _ = addCloseFrom(&actions, 3)
+        _ = assetd_system_spawn_addclosefrom(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -79,7 +80,3 @@ enum VideoFrame {
     }
 }
 
-/// glibc's posix_spawn_file_actions_addclosefrom_np (2.34+), declared only under _GNU_SOURCE,
-/// which the Glibc module does not set.
-@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
-private func addCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32

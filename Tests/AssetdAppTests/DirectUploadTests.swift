@@ -70,12 +70,12 @@ extension RouteTests {
             #expect(answer["error"]?.stringValue?.isEmpty == false)
         }
         #expect(routes.store.state.withLock { $0.calls }.isEmpty)
-        #expect(try routes.app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        #expect(try routes.records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
     }
 
     @Test func s3FailureLeavesNoRecord() throws {
-        routes.store.fail("put", with: .init(code: "InternalError", message: "", httpStatus: 500))
+        routes.store.fail("put", with: S3Error.service(.internalError, status: 500, message: "", requestID: nil))
         #expect(routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)])).0 == 502)
-        #expect(try routes.app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        #expect(try routes.records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
     }
 }

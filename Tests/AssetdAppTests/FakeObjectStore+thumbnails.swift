@@ -13,7 +13,7 @@ extension FakeObjectStore {
         }
         if let failure { throw failure }
         guard state.withLock({ $0.objects[key] }) != nil else {
-            throw S3Error(code: "NoSuchKey", message: "", httpStatus: 404)
+            throw S3Error.service(.noSuchKey, status: 404, message: "", requestID: nil)
         }
         return 0
     }

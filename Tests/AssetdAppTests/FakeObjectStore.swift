@@ -21,6 +21,7 @@ final class FakeObjectStore: ObjectStore {
         /// Run once, inside the named operation after its effect: another request racing it.
         var during: [String: @Sendable () -> Void] = [:]
         var deleted: [[String]] = []
+        var copies: [(source: String, key: String, contentType: String, metadata: [String: String])] = []
     }
 
     let state = Mutex(State())
@@ -79,7 +80,7 @@ final class FakeObjectStore: ObjectStore {
     }
 
     func putObject(key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
-                   sha256Hex: String, md5: [UInt8], cacheControl: String?) throws -> String {
+                   sha256Hex: String, md5: [UInt8]) throws -> String {
         // A failure without an answer (timeout, reset) comes after the object landed, as
         // when S3 stored it but its answer was lost; any other failure stores nothing.
         do {
@@ -129,10 +130,10 @@ final class FakeObjectStore: ObjectStore {
         return Array(bytes[min(range.lowerBound, bytes.count)..<min(range.upperBound + 1, bytes.count)])
     }
 
-    func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String],
-              partSize: Int64, singleCopyLimit: Int64) throws {
+    func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String]) throws {
         try record("copy")
         state.withLock {
+            $0.copies.append((source, key, contentType, metadata))
             $0.objects[key] = $0.objects[source]
             $0.etags[key] = $0.etags[source]
             $0.contents[key] = $0.contents[source]

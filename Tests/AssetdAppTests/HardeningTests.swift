@@ -31,7 +31,7 @@ import Testing
     }
 
     func status(of assetID: String) throws -> AssetStatus? {
-        try routes.app.database.asset(id: Int64(assetID)!, workspaceID: 1)?.status
+        try routes.records.asset(id: Int64(assetID)!, workspaceID: 1)?.status
     }
 
     func objectExists(_ key: String) -> Bool {
@@ -43,7 +43,7 @@ import Testing
         #expect(status == 405)
         #expect(body["error"]?.stringValue?.contains("HEAD") == true)
         #expect(routes.store.state.withLock { $0.calls }.isEmpty)
-        #expect(try routes.app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        #expect(try routes.records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
         // A GET without side effects answers HEAD.
         #expect(routes.call("HEAD", "/api/assets", "workspaceId=1").0 == 200)
     }
@@ -59,7 +59,7 @@ import Testing
 
     @Test func completeLosingToAbortIs409AndLeavesNoObject() throws {
         let started = try start()
-        let database = routes.app.database
+        let database = routes.records
         // The abort's compare-and-set lands between S3's complete and the complete's own.
         routes.store.during("complete") { _ = try? database.abortUpload(uploadID: started.uploadID) }
         let (status, body) = routes.call("POST", "/s3/complete-upload", body: completeBody(started))
@@ -96,13 +96,13 @@ import Testing
         let started = try start()
         // S3 completed it, but the answer was lost: the retry meets NoSuchUpload, and the
         // object's ETag is the multipart ETag of the submitted parts.
-        let expected = App.multipartETag([(1, Self.etag)])!
+        let expected = AssetService.multipartETag([(1, Self.etag)])!
         routes.store.state.withLock {
             $0.objects[started.key] = 5
             $0.etags[started.key] = "\"\(expected)\""
             $0.contents[started.key] = FakeObjectStore.magic(forKey: started.key)
         }
-        routes.store.fail("complete", with: S3Error(code: "NoSuchUpload", message: "", httpStatus: 404))
+        routes.store.fail("complete", with: S3Error.service(.noSuchUpload, status: 404, message: "", requestID: nil))
         let (status, body) = routes.call("POST", "/s3/complete-upload", body: completeBody(started))
         #expect(status == 200, "\(body)")
         #expect(try self.status(of: started.assetID) == .ready)
@@ -114,7 +114,7 @@ import Testing
             $0.objects[started.key] = 5
             $0.etags[started.key] = "\"ffffffffffffffffffffffffffffffff-1\""
         }
-        routes.store.fail("complete", with: S3Error(code: "NoSuchUpload", message: "", httpStatus: 404))
+        routes.store.fail("complete", with: S3Error.service(.noSuchUpload, status: 404, message: "", requestID: nil))
         #expect(routes.call("POST", "/s3/complete-upload", body: completeBody(started)).0 == 409)
         #expect(try self.status(of: started.assetID) == .pending)
     }
@@ -124,12 +124,12 @@ import Testing
         let digest = Digest(.md5)
         digest.update([UInt8](repeating: 0, count: 16) + [UInt8](repeating: 0xff, count: 16))
         let expected = Encoding.hex(digest.finalize()) + "-2"
-        #expect(App.multipartETag([(1, String(repeating: "0", count: 32)), (2, String(repeating: "F", count: 32))]) == expected)
-        #expect(App.multipartETag([(1, "not-an-md5")]) == nil)
+        #expect(AssetService.multipartETag([(1, String(repeating: "0", count: 32)), (2, String(repeating: "F", count: 32))]) == expected)
+        #expect(AssetService.multipartETag([(1, "not-an-md5")]) == nil)
     }
 
     @Test func deleteRacingADirectUploadWins() throws {
-        let router = routes.router, token = routes.token, database = routes.app.database
+        let router = routes.router, token = routes.token, database = routes.records
         routes.store.during("put") {
             // The asset the upload is storing: the newest of workspace 1.
             let id = try! database.assets(workspaceID: 1, limit: 1, before: nil)[0].id
@@ -145,39 +145,39 @@ import Testing
     }
 
     @Test func anUnansweredPutThatLandedIsDeleted() throws {
-        routes.store.fail("put", with: S3Error(code: "Timeout", message: "no answer"))
+        routes.store.fail("put", with: S3Error.timeout("no answer"))
         let (status, _) = routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)]))
         #expect(status == 504)
         #expect(routes.store.state.withLock { $0.objects.isEmpty })
-        #expect(try routes.app.database.asset(id: 1, workspaceID: 1) == nil)
+        #expect(try routes.records.asset(id: 1, workspaceID: 1) == nil)
         #expect(routes.store.state.withLock { $0.calls } == ["put", "head", "deleteObjects"])
     }
 
     @Test func anUnsettledPutStaysPendingForTheReconciler() throws {
-        routes.store.fail("put", with: S3Error(code: "NetworkError", message: "reset"))
-        routes.store.fail("head", with: S3Error(code: "NetworkError", message: "still down"))
+        routes.store.fail("put", with: S3Error.network("reset"))
+        routes.store.fail("head", with: S3Error.network("still down"))
         #expect(routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)])).0 == 502)
-        #expect(try routes.app.database.asset(id: 1, workspaceID: 1)?.status == .pending)
+        #expect(try routes.records.asset(id: 1, workspaceID: 1)?.status == .pending)
         // S3 is back: the reconciler finds the whole object and marks the asset ready.
-        let key = try #require(try routes.app.database.asset(id: 1, workspaceID: 1)?.key)
+        let key = try #require(try routes.records.asset(id: 1, workspaceID: 1)?.key)
         let md5 = Digest(.md5)
         md5.update(RouteTests.png)
         routes.store.state.withLock { $0.etags[key] = "\"\(Encoding.hex(md5.finalize()))\"" }
-        let fixes = Reconciler(app: routes.app, interval: .seconds(60)).pass(startUp: true)
+        let fixes = Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true)
         #expect(fixes.directReady == 1)
-        #expect(try routes.app.database.asset(id: 1, workspaceID: 1)?.status == .ready)
+        #expect(try routes.records.asset(id: 1, workspaceID: 1)?.status == .ready)
     }
 
     @Test func reconcilerDiscardsAPendingDirectUploadWithoutItsObject() throws {
-        let asset = try routes.app.database.createAsset(
+        let asset = try routes.records.createAsset(
             NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: 10, etag: Self.etag))
         // A partial object of another size: deleted with the record.
         routes.store.state.withLock { $0.objects[asset.key] = 3 }
-        let reconciler = Reconciler(app: routes.app, interval: .seconds(60))
+        let reconciler = Reconciler(service: routes.app.service, interval: .seconds(60))
         // A periodic pass leaves a young record to the request that may still own it.
         #expect(reconciler.pass().directDiscarded == 0)
         #expect(reconciler.pass(startUp: true).directDiscarded == 1)
-        #expect(try routes.app.database.asset(id: asset.id, workspaceID: 1) == nil)
+        #expect(try routes.records.asset(id: asset.id, workspaceID: 1) == nil)
         #expect(!objectExists(asset.key))
     }
 
@@ -186,15 +186,15 @@ import Testing
         let done = try start()
         #expect(routes.call("POST", "/s3/complete-upload", body: completeBody(done)).0 == 200)
         // A delete that stopped after its first step.
-        guard case .deleting? = try routes.app.database.beginDelete(id: Int64(done.assetID)!) else {
+        guard case .deleting? = try routes.records.beginDelete(id: Int64(done.assetID)!, now: Date()) else {
             Issue.record("beginDelete did not start the delete")
             return
         }
         #expect(routes.call("GET", "/api/assets/\(done.assetID)", "workspaceId=1").0 == 404)
         let later = Date().addingTimeInterval(Double(routes.app.configuration.pendingUploadTTL) + 1)
-        let app = App(configuration: routes.app.configuration, database: routes.app.database, store: routes.store,
-                      detector: routes.app.detector, logger: routes.app.logger, now: { later })
-        let fixes = Reconciler(app: app, interval: .seconds(60)).pass()
+        let service = AssetService(configuration: routes.app.configuration, records: routes.records, objects: routes.store,
+                                   detector: routes.app.service.detector, logger: routes.app.logger, now: { later })
+        let fixes = Reconciler(service: service, interval: .seconds(60)).pass()
         #expect(fixes.uploadsExpired == 1)
         #expect(fixes.deletesFinished == 1)
         #expect(try status(of: started.assetID) == .expired)
@@ -205,14 +205,14 @@ import Testing
     }
 
     @Test func s3RefusalsAreBoundedStatuses() throws {
-        routes.store.fail("create", with: S3Error(code: "Unavailable", message: "paused", retryAfter: 4))
+        routes.store.fail("create", with: S3Error.refused("paused", retryAfter: 4))
         let request = Request(method: "GET", path: "/s3/start-upload", queryString: "workspaceId=1&fileType=image/jpeg",
                               headers: ["authorization": "Bearer \(routes.token)"])
         let response = routes.router.respond(to: request)
         #expect(response.status == .serviceUnavailable)
         #expect(response.headers.contains { $0.0 == "Retry-After" && $0.1 == "4" })
-        #expect(try routes.app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
-        routes.store.fail("create", with: S3Error(code: "Timeout", message: "slow"))
+        #expect(try routes.records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        routes.store.fail("create", with: S3Error.timeout("slow"))
         #expect(routes.call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/jpeg").0 == 504)
     }
 }

@@ -38,12 +38,12 @@ struct InputTests {
 
     @Test func partSizes() {
         let mib: Int64 = 1024 * 1024
-        #expect(App.partSize(for: 1) == 5 * mib)
-        #expect(App.partSize(for: 50_000 * mib) == 5 * mib)
-        #expect(App.partSize(for: 50_000 * mib + 1) == 6 * mib)
+        #expect(AssetService.partSize(for: 1) == 5 * mib)
+        #expect(AssetService.partSize(for: 50_000 * mib) == 5 * mib)
+        #expect(AssetService.partSize(for: 50_000 * mib + 1) == 6 * mib)
         let fiveTiB: Int64 = 5 * 1024 * 1024 * mib
-        #expect(App.partSize(for: fiveTiB) * 10_000 >= fiveTiB)
-        #expect(App.partSize(for: fiveTiB) == 525 * mib)
+        #expect(AssetService.partSize(for: fiveTiB) * 10_000 >= fiveTiB)
+        #expect(AssetService.partSize(for: fiveTiB) == 525 * mib)
     }
 
     @Test func mediaTypesNormalize() throws {

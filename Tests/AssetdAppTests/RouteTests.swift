@@ -12,7 +12,7 @@ import Testing
 struct RouteTests {
     static let secret = String(repeating: "s", count: 40)
     let store = FakeObjectStore()
-    let app: App
+    let app: Routes
     let router: Router
     let token: String
 
@@ -22,11 +22,14 @@ struct RouteTests {
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
         ])
-        app = App(configuration: configuration, database: try AssetDatabase(path: path), store: store,
-                  detector: try ContentDetector(), logger: Logger(label: "test"))
+        let service = AssetService(configuration: configuration, records: try SQLiteRecordStore(path: path), objects: store,
+                                   detector: try ContentDetector(), logger: Logger(label: "test"))
+        app = Routes(service: service)
         router = app.router()
         token = JWTVerifier(secret: Self.secret).mint(subject: "u", workspaces: [1], ttl: 60)
     }
+
+    var records: any RecordStore { app.service.records }
 
     func call(_ method: String, _ path: String, _ query: String = "", body: String? = nil) -> (Int, JSONValue) {
         let request = Request(method: method, path: path, queryString: query,
@@ -44,17 +47,17 @@ struct RouteTests {
         let created = try #require(store.state.withLock { $0.created.first })
         #expect(created.contentType == "image/jpeg")
         #expect(created.metadata == ["workspace_id": "1", "asset_id": assetID])
-        let record = try #require(try app.database.asset(id: Int64(assetID)!, workspaceID: 1))
+        let record = try #require(try records.asset(id: Int64(assetID)!, workspaceID: 1))
         #expect(record.fileName == "x.jpg")
         #expect(record.status == .pending)
     }
 
     @Test func s3FailureAtStartLeavesNoRecord() throws {
-        store.fail("create", with: S3Error(code: "AccessDenied", message: "no", httpStatus: 403))
+        store.fail("create", with: S3Error.service(.accessDenied, status: 403, message: "no", requestID: nil))
         let (status, body) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
         #expect(status == 502)
         #expect(body["error"]?.stringValue?.contains("AccessDenied") == true)
-        #expect(try app.database.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        #expect(try records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
     }
 
     @Test func completeFlowAndRetry() throws {
@@ -70,20 +73,20 @@ struct RouteTests {
         #expect(again == 200)
         #expect(second == first)
         #expect(store.state.withLock { $0.calls.filter { $0 == "complete" }.count } == 1)
-        #expect(try app.database.asset(id: Int64(asset)!, workspaceID: 1)?.status == .ready)
+        #expect(try records.asset(id: Int64(asset)!, workspaceID: 1)?.status == .ready)
     }
 
     @Test func s3PartErrorsAre400AndGoneUploadIs409() throws {
         let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
         let upload = started["uploadId"]!.stringValue!, asset = started["assetId"]!.stringValue!
         let body = #"{"uploadId":"\#(upload)","assetId":\#(asset),"workspaceId":"1","parts":[{"ETag":"a","PartNumber":1}]}"#
-        store.fail("complete", with: S3Error(code: "InvalidPart", message: "bad etag", httpStatus: 400))
+        store.fail("complete", with: S3Error.service(.invalidPart, status: 400, message: "bad etag", requestID: nil))
         #expect(call("POST", "/s3/complete-upload", body: body).0 == 400)
-        store.fail("complete", with: S3Error(code: "NoSuchUpload", message: "", httpStatus: 404))
+        store.fail("complete", with: S3Error.service(.noSuchUpload, status: 404, message: "", requestID: nil))
         #expect(call("POST", "/s3/complete-upload", body: body).0 == 409)
-        store.fail("complete", with: S3Error(code: "InternalError", message: "", httpStatus: 500))
+        store.fail("complete", with: S3Error.service(.internalError, status: 500, message: "", requestID: nil))
         #expect(call("POST", "/s3/complete-upload", body: body).0 == 502)
-        #expect(try app.database.asset(id: Int64(asset)!, workspaceID: 1)?.status == .pending)
+        #expect(try records.asset(id: Int64(asset)!, workspaceID: 1)?.status == .pending)
     }
 
     @Test func deleteRemovesOriginalAndThumbnailAndAbortsPending() throws {
@@ -108,7 +111,7 @@ struct RouteTests {
     }
 
     @Test func livenessMakesNoS3Call() {
-        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
+        store.fail("headBucket", with: S3Error.network("down"))
         #expect(router.respond(to: Request(method: "GET", path: "/healthz")).status == .ok)
         #expect(router.respond(to: Request(method: "HEAD", path: "/healthz")).status == .ok)
         #expect(store.state.withLock { $0.calls }.isEmpty)
@@ -118,15 +121,33 @@ struct RouteTests {
         let first = router.respond(to: Request(method: "GET", path: "/readyz"))
         #expect(first.status == .ok)
         #expect(try JSONParser.parse(first.body) == ["ok": true, "database": true, "s3": true])
-        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
+        store.fail("headBucket", with: S3Error.network("down"))
         // Within the cache's few seconds: the same answer, and no second S3 call.
         #expect(router.respond(to: Request(method: "GET", path: "/readyz")).status == .ok)
         #expect(store.state.withLock { $0.calls } == ["headBucket"])
-        // A fresh probe sees S3 down; the answer is 503 and names no bucket.
-        let state = app.probeDependencies()
+        // A fresh probe sees S3 down; the answer is 503, with Retry-After, and names no bucket.
+        let state = app.service.probeDependencies()
         #expect(state.database && !state.s3 && !state.ok)
-        let probe = ReadinessProbe(maxAge: .zero)
-        store.fail("headBucket", with: S3Error(code: "NetworkError", message: "down"))
-        #expect(probe.current { app.probeDependencies() }.ok == false)
+        store.fail("headBucket", with: S3Error.network("down"))
+        let fresh = Routes(service: app.service, readinessMaxAge: .zero).router().respond(to: Request(method: "GET", path: "/readyz"))
+        #expect(fresh.status == .serviceUnavailable)
+        #expect(try JSONParser.parse(fresh.body) == ["ok": false, "database": true, "s3": false])
+        #expect(fresh.headers.contains { $0.0 == "Retry-After" && $0.1 == "5" })
+    }
+
+    /// An asset whose delete began but did not finish answers 404 by id: the list must not
+    /// show it either, nor presign its thumbnail (it used to list every status but deleted).
+    @Test func anAssetBeingDeletedIsNotListed() throws {
+        let (_, kept) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
+        let (_, going) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/png")
+        let goingID = try #require(going["assetId"]?.stringValue)
+        guard case .deleting? = try records.beginDelete(id: Int64(goingID)!, now: Date()) else {
+            Issue.record("beginDelete did not start the delete")
+            return
+        }
+        #expect(call("GET", "/api/assets/\(goingID)", "workspaceId=1").0 == 404)
+        let (status, list) = call("GET", "/api/assets", "workspaceId=1")
+        #expect(status == 200)
+        #expect(list["assets"]?.arrayValue?.map { $0["id"] } == [kept["assetId"]!])
     }
 }

@@ -64,6 +64,9 @@ import Testing
         #expect(record["key"] == .string("1/digital_assets/\(id).png"))
         #expect(record["fileType"] == "image/png")
         #expect(record["versions"]?.arrayValue?.map { $0["fileType"] } == ["application/pdf", "image/png"])
+        // The promoted copy carries the new type, the archived one the old.
+        let copies = routes.store.state.withLock { $0.copies.map { "\($0.key) \($0.contentType)" } }
+        #expect(copies == ["1/versions/\(id)/v1.pdf application/pdf", "1/digital_assets/\(id).png image/png"])
     }
 
     @Test func contentThatIsNotTheDeclaredTypeIs415AndRemoved() throws {
@@ -72,7 +75,7 @@ import Testing
         #expect(status == 415, "\(answer)")
         #expect(answer["error"]?.stringValue?.contains("text/html") == true)
         #expect(keys.isEmpty)
-        #expect(try routes.app.database.asset(id: Int64(id)!, workspaceID: 1)?.status == .rejected)
+        #expect(try routes.records.asset(id: Int64(id)!, workspaceID: 1)?.status == .rejected)
         // As a new version: the previous bytes stay current.
         let (_, _, ready) = try upload(type: "image/jpeg")
         #expect(try upload(type: "image/jpeg", assetID: ready, content: html).0 == 415)
@@ -108,7 +111,7 @@ import Testing
         #expect(status == 200, "\(body)")
         #expect(body["asset"]?["versions"]?.arrayValue?.count == 2)
         #expect(keys == ["1/digital_assets/\(id).png", "1/versions/\(id)/v1.png"])
-        #expect(try routes.app.database.versionSwitch(assetID: Int64(id)!) == nil)
+        #expect(try routes.records.versionSwitch(assetID: Int64(id)!) == nil)
     }
 
     @Test func deleteRemovesEveryKeyOfTheAsset() throws {
@@ -139,9 +142,9 @@ import Testing
         }
         let change = VersionSwitch(assetID: assetID, workspaceID: 1, version: 2, stagingKey: staging, newKey: "1/digital_assets/\(id).png",
                                    fileType: "image/png", fileName: nil, size: Int64(RouteTests.png.count), etag: "e", state: .stored, createdAt: Date())
-        _ = try routes.app.database.beginDirectVersion(change)
-        try routes.app.database.markVersionStored(assetID: assetID, etag: "e")
-        let fixes = Reconciler(app: routes.app, interval: .seconds(60)).pass(startUp: true)
+        _ = try routes.records.beginDirectVersion(change)
+        try routes.records.markVersionStored(assetID: assetID, etag: "e")
+        let fixes = Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true)
         #expect(fixes.versionsFinished == 1)
         #expect(keys == ["1/digital_assets/\(id).png", "1/versions/\(id)/v1.pdf"])
         #expect(asset(id)["versions"]?.arrayValue?.count == 2)
@@ -152,10 +155,10 @@ import Testing
         let change = VersionSwitch(assetID: Int64(id)!, workspaceID: 1, version: 2, stagingKey: "1/versions/\(id)/v2.png",
                                    newKey: "1/digital_assets/\(id).png", fileType: "image/png", fileName: nil, size: 100, etag: "e",
                                    state: .uploading, createdAt: Date())
-        _ = try routes.app.database.beginDirectVersion(change)
-        #expect(Reconciler(app: routes.app, interval: .seconds(60)).pass(startUp: true).versionsUndone == 1)
+        _ = try routes.records.beginDirectVersion(change)
+        #expect(Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true).versionsUndone == 1)
         #expect(keys == ["1/digital_assets/\(id).pdf"])
-        #expect(try routes.app.database.versionSwitch(assetID: Int64(id)!) == nil)
+        #expect(try routes.records.versionSwitch(assetID: Int64(id)!) == nil)
     }
 
     @Test func downloadsCarryTheRecordedNameEncodedPerRFC6266() throws {
@@ -197,14 +200,14 @@ import Testing
     @Test func aVersionNumberReadBeforeAnotherVersionCameInIsRefused() throws {
         let (_, _, id) = try upload(type: "application/pdf")
         #expect(try upload(type: "application/pdf", assetID: id).0 == 200)
-        let asset = try #require(try routes.app.database.asset(id: Int64(id)!, workspaceID: 1))
+        let asset = try #require(try routes.records.asset(id: Int64(id)!, workspaceID: 1))
         #expect(asset.currentVersion == 2)
         // Version 2 again, as a request that read version 1 before the switch would ask.
         #expect(throws: AssetDatabase.VersionConflict.busy) {
-            try routes.app.database.createVersionUpload(uploadID: "late", asset: asset, version: 2, stagingKey: "1/versions/\(id)/v2.pdf",
+            try routes.records.createVersionUpload(uploadID: "late", asset: asset, version: 2, stagingKey: "1/versions/\(id)/v2.pdf",
                                                         fileType: "application/pdf", fileName: nil, fileSize: nil, partSize: nil)
         }
         // And a stale switch is dropped only by its own version.
-        #expect(try routes.app.database.discardVersionSwitch(assetID: Int64(id)!, version: 2) == false)
+        #expect(try routes.records.discardVersionSwitch(assetID: Int64(id)!, version: 2) == false)
     }
 }

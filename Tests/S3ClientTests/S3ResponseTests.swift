@@ -8,23 +8,37 @@ struct S3ResponseTests {
         <Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message><RequestId>R1</RequestId></Error>
         """.utf8)
         let error = S3Client.error(status: 404, body: body, headers: [:], method: "GET")
-        #expect(error.code == "NoSuchUpload")
-        #expect(error.httpStatus == 404)
-        #expect(error.requestID == "R1")
-        #expect(error.isNoSuchUpload)
+        guard case .service(.noSuchUpload, 404, _, "R1") = error else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(!error.isTransient)
+        #expect(!error.isAmbiguous)
     }
 
-    @Test func headWithoutBodyMapsStatus() {
-        #expect(S3Client.error(status: 404, body: [], headers: [:], method: "HEAD").code == "NotFound")
-        #expect(S3Client.error(status: 403, body: [], headers: [:], method: "HEAD").code == "AccessDenied")
+    @Test func answersWithoutBodyMapStatus() {
+        #expect(S3Client.error(status: 404, body: [], headers: [:], method: "HEAD").code == .notFound)
+        #expect(S3Client.error(status: 403, body: [], headers: [:], method: "HEAD").code == .accessDenied)
         let slow = S3Client.error(status: 503, body: [], headers: [:], method: "PUT")
         #expect(slow.isTransient)
     }
 
-    @Test func cephNoSuchKeyCountsAsGoneUpload() {
-        #expect(S3Error(code: "NoSuchKey", message: "", httpStatus: 404).isNoSuchUpload)
-        #expect(!S3Error(code: "AccessDenied", message: "", httpStatus: 403).isNoSuchUpload)
+    /// A 404 without a body used to become NoSuchKey, which the app read as "the upload
+    /// is gone": it is `.notFound` now, whatever the method, and says nothing more.
+    @Test func aBodiless404IsNotFoundNotNoSuchKey() {
+        for method in ["GET", "POST", "DELETE", "HEAD"] {
+            #expect(S3Client.error(status: 404, body: [], headers: [:], method: method).code == .notFound)
+        }
+    }
+
+    @Test func codesKeepS3sSpelling() {
+        for text in ["NoSuchUpload", "NoSuchKey", "InvalidPart", "SlowDown", "SomethingNew"] {
+            #expect(S3Error.Code(text).description == text)
+        }
+        #expect(S3Error.Code("SomethingNew") == .other("SomethingNew"))
+        #expect(S3Error.timeout("x").isAmbiguous && S3Error.network("x").isAmbiguous)
+        #expect(!S3Error.refused("x", retryAfter: 1).isAmbiguous)
+        #expect(S3Error.timeout("x").label == "Timeout")
     }
 
     @Test func listPartsXMLWithNamespace() throws {

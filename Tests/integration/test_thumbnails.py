@@ -103,6 +103,13 @@ def test_exif_orientation_6_comes_out_portrait_at_512_with_its_headers(alice, s3
     assert asset["status"] == "ready"
 
 
+def test_a_direct_upload_answers_its_queued_thumbnail_as_pending(alice):
+    # The answer used to say "none" while the task was already queued.
+    asset = direct_upload(alice, jpeg_bytes(gradient(300, 200)), "queued.jpg")
+    assert asset["thumbnail"] == {"status": "pending", "url": None}, asset
+    assert settled(alice, asset["id"])["thumbnail"]["status"] == "ready"
+
+
 def test_a_cmyk_jpeg_comes_out_as_rgb(alice):
     data = jpeg_bytes(gradient(900, 600, colour=(0, 0, 255)).convert("CMYK"))
     assert Image.open(io.BytesIO(data)).mode == "CMYK"

@@ -1,0 +1,110 @@
+import AssetStore
+import FastCGIServer
+import JSON
+
+/// The multipart upload routes: the browser PUTs parts straight to S3 with presigned URLs.
+extension Routes {
+    static let maxURLsAtOnce = 100
+
+    @Sendable func startUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let query = request.query
+        let workspaceID = try workspace(query["workspaceId"], principal)
+        guard let fileType = query["fileType"], !fileType.isEmpty else { throw HTTPError(.badRequest, "fileType is required.") }
+        let fileSize = try query["fileSize"].map { text in
+            guard let size = Input.parseID(Substring(text)) else { throw HTTPError(.badRequest, "fileSize must be a positive integer (bytes).") }
+            return size
+        }
+        let fileName = try Input.fileName(query["fileName"])
+        let assetID = try query["assetId"].map { try Input.id($0, field: "assetId") }
+        let started = try service.startUpload(
+            UploadRequest(workspaceID: workspaceID, fileType: fileType, fileName: fileName, fileSize: fileSize, assetID: assetID),
+            logger: request.logger)
+        var members: [JSONValue.Member] = [
+            .init("uploadId", .string(started.uploadID)), .init("assetId", .string(String(started.assetID))), .init("key", .string(started.key)),
+        ]
+        if let version = started.version { members.append(.init("version", .int(version))) }
+        if let partSize = started.partSize { members.append(.init("partSize", .int64(partSize))) }
+        return .json(.object(members))
+    }
+
+    /// The upload a part-URL request names, checked: workspace, asset, upload, still pending.
+    private func pendingUpload(_ request: Request, _ principal: Principal) throws -> UploadRecord {
+        let query = request.query
+        let workspaceID = try workspace(query["workspaceId"], principal)
+        let assetID = try Input.id(query["assetId"], field: "assetId")
+        let uploadID = try Input.token(query["UploadId"] ?? query["uploadId"], field: "UploadId")
+        return try service.pendingUpload(uploadID, asset: assetID, in: workspaceID)
+    }
+
+    @Sendable func uploadPartURL(_ request: Request, _ principal: Principal) throws -> Response {
+        let partText = request.query["PartNumber"] ?? request.query["partNumber"]
+        guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
+        let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
+        let upload = try pendingUpload(request, principal)
+        return .json(["url": .string(service.partURL(upload, partNumber: Int(partNumber))), "expiresIn": .int(configuration.presignExpires)])
+    }
+
+    @Sendable func uploadPartURLs(_ request: Request, _ principal: Principal) throws -> Response {
+        let numbers = try Input.partNumbers(request.query["partNumbers"], field: "partNumbers", max: Self.maxURLsAtOnce)
+        let upload = try pendingUpload(request, principal)
+        let urls: [JSONValue] = numbers.map { ["partNumber": .int($0), "url": .string(service.partURL(upload, partNumber: $0))] }
+        return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
+    }
+
+    @Sendable func listParts(_ request: Request, _ principal: Principal) throws -> Response {
+        let parts = try service.listParts(of: pendingUpload(request, principal))
+        let list: [JSONValue] = parts.map { ["PartNumber": .int($0.partNumber), "ETag": .string($0.etag), "Size": .int($0.size)] }
+        return .json(["parts": .array(list)])
+    }
+
+    /// The parts of a complete-upload body: non-empty, each 1...10000, ascending, unique;
+    /// ETags quoted or not.
+    static func parts(_ value: JSONValue?) throws -> [CompletedPart] {
+        guard let list = value?.arrayValue else { throw HTTPError(.badRequest, "parts must be an array of {ETag, PartNumber}.") }
+        guard !list.isEmpty else { throw HTTPError(.badRequest, "parts must not be empty.") }
+        guard list.count <= Int(AssetService.maxParts) else { throw HTTPError(.badRequest, "parts may hold at most 10000 parts.") }
+        var parts: [CompletedPart] = []
+        parts.reserveCapacity(list.count)
+        for (index, item) in list.enumerated() {
+            guard case .number(let text)? = item["PartNumber"], let number = Input.parseID(Substring(text)), number <= AssetService.maxParts else {
+                throw HTTPError(.badRequest, "parts[\(index)].PartNumber must be an integer from 1 to 10000.")
+            }
+            guard let quoted = item["ETag"]?.stringValue else { throw HTTPError(.badRequest, "parts[\(index)].ETag is required.") }
+            let etag = AssetService.unquoted(quoted)
+            guard !etag.isEmpty, etag.utf8.count <= 128, etag.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != 0x22 }) else {
+                throw HTTPError(.badRequest, "parts[\(index)].ETag is not a valid ETag.")
+            }
+            if let last = parts.last, last.partNumber >= Int(number) {
+                throw HTTPError(.badRequest, "parts must be in ascending PartNumber order without duplicates (parts[\(index)]).")
+            }
+            parts.append((Int(number), etag))
+        }
+        return parts
+    }
+
+    /// The workspace (checked against the token), asset and upload a JSON body names.
+    private func uploadIdentity(_ body: JSONValue, _ principal: Principal) throws -> (workspaceID: Int64, assetID: Int64, uploadID: String) {
+        let workspaceID = try Input.id(body["workspaceId"], field: "workspaceId")
+        try principal.authorize(workspaceID)
+        let assetID = try Input.id(body["assetId"], field: "assetId")
+        return (workspaceID, assetID, try Input.token(body["uploadId"]?.stringValue, field: "uploadId"))
+    }
+
+    @Sendable func completeUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let body = try jsonBody(request)
+        let (workspaceID, assetID, uploadID) = try uploadIdentity(body, principal)
+        let parts = try Self.parts(body["parts"])
+        let done = try service.completeUpload(uploadID, asset: assetID, in: workspaceID, parts: parts, logger: request.logger)
+        var members: [JSONValue.Member] = [
+            .init("success", true), .init("location", .optional(done.location)), .init("key", .string(done.key)), .init("etag", .optional(done.etag)),
+        ]
+        if let version = done.version { members.append(.init("version", .int(version))) }
+        return .json(.object(members))
+    }
+
+    @Sendable func abortUpload(_ request: Request, _ principal: Principal) throws -> Response {
+        let (workspaceID, assetID, uploadID) = try uploadIdentity(try jsonBody(request), principal)
+        try service.abortUpload(uploadID, asset: assetID, in: workspaceID, logger: request.logger)
+        return .json(["success": true])
+    }
+}
