@@ -17,7 +17,7 @@ public struct ThumbnailState: Sendable, Equatable {
 
 // Thumbnail tasks (migration "v3: thumbnail tasks"). Every change is a compare-and-set on
 // a ready asset: a task whose asset was deleted or replaced meanwhile changes nothing.
-extension AssetDatabase {
+extension SQLiteRecordStore {
     /// Queues the thumbnail of a ready asset: pending, no reason, no attempt yet.
     /// False when the asset is not ready (deleted meanwhile).
     @discardableResult

@@ -5,7 +5,7 @@ import GRDB
 /// current. A switch is recorded before the first S3 call that stores or moves the new
 /// bytes, and removed in the transaction that records the new version as current, so
 /// that after a crash the reconciler can finish or undo whatever is recorded.
-extension AssetDatabase {
+extension SQLiteRecordStore {
     /// The archived versions of an asset (not the current one), oldest first.
     public func versions(assetID: Int64) throws -> [AssetVersionRecord] {
         try versions(assetIDs: [assetID])[assetID] ?? []
@@ -118,7 +118,7 @@ extension AssetDatabase {
     /// The last step of a switch: the current version is archived under `archiveKey`, the
     /// new one becomes current, and the switch is removed, in one transaction. Nil (and
     /// nothing changed) when the asset is no longer ready at the version before this one.
-    public func finishVersionSwitch(_ change: VersionSwitch, archiveKey: String, now: Date = Date()) throws -> AssetRecord? {
+    public func recordVersionSwitched(_ change: VersionSwitch, archiveKey: String, now: Date = Date()) throws -> AssetRecord? {
         try run {
             do {
                 return try pool.write { db in

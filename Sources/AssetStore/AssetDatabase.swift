@@ -10,8 +10,8 @@ public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
 ///
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
 /// writes one at a time. It knows nothing of HTTP or S3.
-public final class AssetDatabase: Sendable {
-    /// Internal, not private: the extensions in other files (AssetDatabase+thumbnails) use it.
+public final class SQLiteRecordStore: Sendable {
+    /// Internal, not private: the extensions in other files (SQLiteRecordStore+thumbnails) use it.
     let pool: DatabasePool
     private let readers: ThreadReaders
     let uploads = UploadCache()
@@ -212,16 +212,6 @@ public final class AssetDatabase: Sendable {
         }
     }
 
-    /// What `beginDelete` found.
-    public enum DeleteStart: Sendable, Equatable {
-        /// The asset was deleted already: a repeated DELETE, answered as a success.
-        case alreadyDeleted
-        /// The asset is now `deleting` (or was, after a delete that failed midway): these
-        /// uploads (not completed; they may still exist in S3) are to be aborted, and these
-        /// keys (current, thumbnail, every version, staged new versions) deleted.
-        case deleting(AssetRecord, uploads: [UploadRecord], keys: [String])
-    }
-
     /// Any state -> deleting, recorded before the first S3 call. Pending uploads of the
     /// asset become aborted in the same transaction, so that a complete-upload racing the
     /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
@@ -256,7 +246,7 @@ public final class AssetDatabase: Sendable {
     /// deleting -> deleted, once every object of the asset is gone. False when the asset
     /// was not `deleting` (another request finished the delete first).
     @discardableResult
-    public func finishDelete(id: Int64, now: Date = Date()) throws -> Bool {
+    public func markDeleted(id: Int64, now: Date = Date()) throws -> Bool {
         try run {
             try pool.write { db in
                 try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ? AND status = 'deleting'",
@@ -271,7 +261,7 @@ public final class AssetDatabase: Sendable {
     /// Test support: a delete that stopped after its first step.
     public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
         guard case .deleting? = try beginDelete(id: id, now: now) else { return }
-        try finishDelete(id: id, now: now)
+        try markDeleted(id: id, now: now)
     }
 
     /// Assets of a workspace, newest first, that are not deleted; `before` is the id
@@ -304,14 +294,6 @@ public final class AssetDatabase: Sendable {
                 uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
                 partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
         }
-    }
-
-    /// Why a new version cannot start now.
-    public enum VersionConflict: Error, Sendable, Equatable {
-        /// The asset is not ready (pending, deleted, being deleted, ...).
-        case notReady(AssetStatus)
-        /// Another upload of it is still pending, or a new version is still being switched in.
-        case busy
     }
 
     /// Whether `assetID` may take a new version now: ready, with no pending upload and no

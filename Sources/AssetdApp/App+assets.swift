@@ -89,7 +89,7 @@ extension App {
             try store.deleteObjects(keys: Array(all[start..<min(start + 1000, all.count)]))
             start += 1000
         }
-        try database.finishDelete(id: asset.id, now: now())
+        try database.markDeleted(id: asset.id, now: now())
     }
 
     @Sendable func getAsset(_ request: Request, _ principal: Principal) throws -> Response {

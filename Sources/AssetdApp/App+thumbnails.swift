@@ -23,7 +23,7 @@ extension Bootstrap {
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips
     /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
     /// cache off, its threads bounded so that tasks × threads stays near the core count.
-    static func thumbnailWorker(_ configuration: Configuration, database: AssetDatabase, store: any ObjectStore,
+    static func thumbnailWorker(_ configuration: Configuration, database: SQLiteRecordStore, store: any ObjectStore,
                                 detector: ContentDetector, logger: Logger) throws -> ThumbnailWorker? {
         guard configuration.thumbnailsEnabled else {
             logger.info("thumbnails are off (ASSETD_THUMBNAILS=off)")

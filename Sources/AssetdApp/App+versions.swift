@@ -46,7 +46,7 @@ extension App {
     }
 
     static func versionError(_ error: any Error, assetID: Int64) -> any Error {
-        switch error as? AssetDatabase.VersionConflict {
+        switch error as? VersionConflict {
         case .busy?:
             return HTTPError(.conflict, "Asset \(assetID) has an upload in progress; complete or abort it first.")
         case .notReady(let status)?:
@@ -133,7 +133,7 @@ extension App {
         var stale = [change.stagingKey]
         if change.newKey != asset.key { stale.append(asset.key) }
         try store.deleteObjects(keys: stale)
-        guard let current = try database.finishVersionSwitch(change, archiveKey: archiveKey, now: now()) else {
+        guard let current = try database.recordVersionSwitched(change, archiveKey: archiveKey, now: now()) else {
             // The asset moved on (deleted) while its objects were moved: none may stay.
             if try database.asset(id: asset.id, workspaceID: asset.workspaceID)?.status.isGone ?? true {
                 try store.deleteObjects(keys: [change.newKey, archiveKey, change.stagingKey])

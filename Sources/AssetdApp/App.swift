@@ -11,7 +11,7 @@ import Locking
 /// Handlers are synchronous: they run on FastCGI worker threads and may block.
 public final class App: Sendable {
     public let configuration: Configuration
-    let database: AssetDatabase
+    let database: SQLiteRecordStore
     let store: any ObjectStore
     let verifier: JWTVerifier
     let detector: ContentDetector
@@ -28,7 +28,7 @@ public final class App: Sendable {
     /// Thumbnail tasks; nil when ASSETD_THUMBNAILS is off.
     let thumbnails: ThumbnailWorker?
 
-    public init(configuration: Configuration, database: AssetDatabase, store: any ObjectStore, detector: ContentDetector,
+    public init(configuration: Configuration, database: SQLiteRecordStore, store: any ObjectStore, detector: ContentDetector,
                 logger: Logger, thumbnails: ThumbnailWorker? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.thumbnails = thumbnails
         self.configuration = configuration

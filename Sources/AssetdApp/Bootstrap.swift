@@ -22,7 +22,7 @@ public enum Bootstrap {
     public static func serve(_ configuration: Configuration, logger: Logger) throws {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let database = try AssetDatabase(path: configuration.databasePath)
+        let database = try SQLiteRecordStore(path: configuration.databasePath)
         let metrics = Metrics()
         let s3 = MeteredObjectStore(S3Client(configuration: configuration.s3(gated: true), logger: logger), metrics: metrics)
         let detector = try ContentDetector()

@@ -10,7 +10,7 @@ public import Thumbnails
 /// a private temporary file, checks its content with libmagic, makes the JPEG with
 /// libvips (ffmpeg first for a video), stores it beside the asset and records the result.
 ///
-/// The task's state lives in the database (AssetDatabase+thumbnails), so that a crash or
+/// The task's state lives in the database (SQLiteRecordStore+thumbnails), so that a crash or
 /// a stop loses nothing: `resume` queues again what was left pending at the last exit.
 public final class ThumbnailWorker: Sendable {
     /// Attempts a task gets in all: S3 failures are retried with backoff, and an attempt
@@ -18,7 +18,7 @@ public final class ThumbnailWorker: Sendable {
     static let maxAttempts = 3
     static let cacheControl = "max-age=31536000"
 
-    let database: AssetDatabase
+    let database: SQLiteRecordStore
     let store: any ObjectStore
     let detector: ContentDetector
     let thumbnailer: Thumbnailer
@@ -32,7 +32,7 @@ public final class ThumbnailWorker: Sendable {
     /// The pause before attempt n + 1 after an S3 failure in attempt n.
     let backoff: @Sendable (Int) -> Duration
 
-    public init(database: AssetDatabase, store: any ObjectStore, detector: ContentDetector, thumbnailer: Thumbnailer,
+    public init(database: SQLiteRecordStore, store: any ObjectStore, detector: ContentDetector, thumbnailer: Thumbnailer,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
         self.maxSourceBytes = maxSourceBytes

@@ -22,7 +22,7 @@ struct RouteTests {
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
         ])
-        app = App(configuration: configuration, database: try AssetDatabase(path: path), store: store,
+        app = App(configuration: configuration, database: try SQLiteRecordStore(path: path), store: store,
                   detector: try ContentDetector(), logger: Logger(label: "test"))
         router = app.router()
         token = JWTVerifier(secret: Self.secret).mint(subject: "u", workspaces: [1], ttl: 60)
