@@ -203,3 +203,17 @@ public enum VersionConflict: Error, Sendable, Equatable {
     /// Another upload of it is still pending, or a new version is still being switched in.
     case busy
 }
+
+/// A thumbnail task as the queue sees it: the asset, and which attempt this is.
+public struct ThumbnailTask: Sendable, Equatable {
+    public var asset: AssetRecord
+    /// Attempts begun, this one included.
+    public var attempts: Int
+}
+
+/// What a thumbnail task recorded, besides the status (for tests and operators).
+public struct ThumbnailState: Sendable, Equatable {
+    public var status: ThumbnailStatus
+    public var reason: String?
+    public var attempts: Int
+}

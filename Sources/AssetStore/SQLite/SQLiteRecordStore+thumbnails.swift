@@ -1,20 +1,6 @@
 public import struct Foundation.Date
 import GRDB
 
-/// A thumbnail task as the queue sees it: the asset, and which attempt this is.
-public struct ThumbnailTask: Sendable, Equatable {
-    public var asset: AssetRecord
-    /// Attempts begun, this one included.
-    public var attempts: Int
-}
-
-/// What a thumbnail task recorded, besides the status (for tests and operators).
-public struct ThumbnailState: Sendable, Equatable {
-    public var status: ThumbnailStatus
-    public var reason: String?
-    public var attempts: Int
-}
-
 // Thumbnail tasks (migration "v3: thumbnail tasks"). Every change is a compare-and-set on
 // a ready asset: a task whose asset was deleted or replaced meanwhile changes nothing.
 extension SQLiteRecordStore {
