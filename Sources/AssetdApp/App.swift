@@ -72,7 +72,7 @@ public final class App: Sendable {
                 return try handler(request)
             } catch let error as S3Error {
                 throw httpError(for: error, request: request)
-            } catch let error as AssetStoreError {
+            } catch let error as RecordStoreError {
                 logger.error("database failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
                 throw HTTPError(.internalServerError, "The asset database failed; the details are in the server log.")
             }

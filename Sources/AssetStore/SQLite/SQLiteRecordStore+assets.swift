@@ -90,7 +90,7 @@ extension SQLiteRecordStore {
                 if asset.status != .deleting {
                     try db.execute(sql: "UPDATE asset SET status = 'deleting', updated_at = ? WHERE id = ? AND status = ?",
                                    arguments: [now.timeIntervalSince1970, id, asset.status.rawValue])
-                    guard db.changesCount == 1 else { throw AssetStoreError(description: "asset \(id) changed during its delete") }
+                    guard db.changesCount == 1 else { throw RecordStoreError.database("asset \(id) changed during its delete") }
                     asset.status = .deleting
                 }
                 try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE asset_id = ? AND status = 'pending'",

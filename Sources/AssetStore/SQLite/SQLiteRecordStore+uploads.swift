@@ -28,8 +28,8 @@ extension SQLiteRecordStore {
         uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
         fileSize: Int64?, partSize: Int64?, now: Date = Date()
     ) throws -> UploadRecord {
-        do {
-            return try pool.write { db in
+        try run {
+            try pool.write { db in
                 try Self.checkVersionable(db, assetID: asset.id, version: version)
                 try db.execute(
                     sql: """
@@ -44,10 +44,6 @@ extension SQLiteRecordStore {
                     partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
                     version: version, fileType: fileType, fileName: fileName)
             }
-        } catch let conflict as VersionConflict {
-            throw conflict
-        } catch {
-            throw AssetStoreError(description: "database: \(error)")
         }
     }
 

@@ -49,16 +49,12 @@ extension SQLiteRecordStore {
     /// A directly uploaded new version: the switch is recorded (state `uploading`) before
     /// its PutObject. Throws `VersionConflict` when the asset is not ready or is busy.
     public func beginDirectVersion(_ change: VersionSwitch) throws -> VersionSwitch {
-        do {
-            return try pool.write { db in
+        try run {
+            try pool.write { db in
                 try Self.checkVersionable(db, assetID: change.assetID, version: change.version)
                 try Self.insert(change, db)
                 return change
             }
-        } catch let conflict as VersionConflict {
-            throw conflict
-        } catch {
-            throw AssetStoreError(description: "database: \(error)")
         }
     }
 

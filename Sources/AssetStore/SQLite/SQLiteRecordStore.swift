@@ -1,11 +1,6 @@
 public import struct Foundation.Date
 import GRDB
 
-/// Why the database failed; `description` is for the log, never for the client.
-public struct AssetStoreError: Error, Sendable, CustomStringConvertible {
-    public let description: String
-}
-
 /// Asset and upload records in SQLite (WAL), through GRDB.
 ///
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
@@ -29,17 +24,23 @@ public final class SQLiteRecordStore: Sendable {
             try Self.migrator.migrate(pool)
             readers = ThreadReaders(path: path)
         } catch {
-            throw AssetStoreError(description: "cannot open ASSETD_DATABASE \(path): \(error)")
+            throw RecordStoreError.database("cannot open ASSETD_DATABASE \(path): \(error)")
         }
     }
 
+    /// The one error wrapper of every method: a `RecordStoreError` (a corrupt record) and a
+    /// `VersionConflict` (an answer, not a failure) pass through as they are; anything else
+    /// (GRDB's errors) becomes `RecordStoreError.database`, so that no GRDB type leaves
+    /// the module.
     func run<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
-        } catch let error as AssetStoreError {
+        } catch let error as RecordStoreError {
             throw error
+        } catch let conflict as VersionConflict {
+            throw conflict
         } catch {
-            throw AssetStoreError(description: "database: \(error)")
+            throw RecordStoreError.database("database: \(error)")
         }
     }
 
