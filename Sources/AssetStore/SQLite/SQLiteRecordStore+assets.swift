@@ -8,7 +8,7 @@ import GRDB
 // stored, answers 409 or 404) and never overwrites the winner.
 extension SQLiteRecordStore {
     /// Inserts a pending asset; the database picks its id, and its key follows from it.
-    public func createAsset(_ new: NewAsset, status: AssetStatus = .pending, now: Date = Date()) throws -> AssetRecord {
+    public func createAsset(_ new: NewAsset, status: AssetStatus, now: Date) throws -> AssetRecord {
         try run {
             try pool.write { db in
                 // A placeholder key keeps the UNIQUE constraint until the id is known.
@@ -61,7 +61,7 @@ extension SQLiteRecordStore {
     /// pending -> ready for a directly uploaded asset whose object is stored and complete.
     /// Returns the record as the same transaction left it, or nil when the asset was no
     /// longer pending (deleted meanwhile): then the caller deletes the object it stored.
-    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date = Date()) throws -> AssetRecord? {
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date) throws -> AssetRecord? {
         try run {
             try pool.write { db in
                 try db.execute(
@@ -80,7 +80,7 @@ extension SQLiteRecordStore {
     /// Any state -> deleting, recorded before the first S3 call. Pending uploads of the
     /// asset become aborted in the same transaction, so that a complete-upload racing the
     /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
-    public func beginDelete(id: Int64, now: Date = Date()) throws -> DeleteStart? {
+    public func beginDelete(id: Int64, now: Date) throws -> DeleteStart? {
         defer { uploads.invalidateAll() }
         return try run {
             try pool.write { db in
@@ -111,7 +111,7 @@ extension SQLiteRecordStore {
     /// deleting -> deleted, once every object of the asset is gone. False when the asset
     /// was not `deleting` (another request finished the delete first).
     @discardableResult
-    public func markDeleted(id: Int64, now: Date = Date()) throws -> Bool {
+    public func markDeleted(id: Int64, now: Date) throws -> Bool {
         try run {
             try pool.write { db in
                 try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ? AND status = 'deleting'",

@@ -4,7 +4,7 @@ import GRDB
 // Multipart uploads: their records, the hot lookup (UploadCache, ThreadReaders), and the
 // compare-and-sets that end them.
 extension SQLiteRecordStore {
-    public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date = Date()) throws -> UploadRecord {
+    public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date) throws -> UploadRecord {
         try run {
             try pool.write { db in
                 try db.execute(
@@ -26,7 +26,7 @@ extension SQLiteRecordStore {
     /// ready or is busy with another upload.
     public func createVersionUpload(
         uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
-        fileSize: Int64?, partSize: Int64?, now: Date = Date()
+        fileSize: Int64?, partSize: Int64?, now: Date
     ) throws -> UploadRecord {
         try run {
             try pool.write { db in
@@ -66,7 +66,7 @@ extension SQLiteRecordStore {
     /// upload aborted or completed by another request, or the asset being deleted.
     public func completeUpload(
         uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
-        thumbnail: ThumbnailStatus, now: Date = Date()
+        thumbnail: ThumbnailStatus, now: Date
     ) throws -> AssetRecord? {
         // After the commit, never before: see UploadCache.
         defer { uploads.invalidate(uploadID: uploadID) }
@@ -106,7 +106,7 @@ extension SQLiteRecordStore {
 
     /// Marks a pending upload aborted, and its asset too while it has no object.
     /// Returns the upload's status after the call (nil: no such upload).
-    public func abortUpload(uploadID: String, now: Date = Date()) throws -> UploadStatus? {
+    public func abortUpload(uploadID: String, now: Date) throws -> UploadStatus? {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
             try pool.write { db in
@@ -120,7 +120,7 @@ extension SQLiteRecordStore {
     /// upload pending -> expired and asset pending -> expired: an upload that never
     /// completed within ASSETD_PENDING_UPLOAD_TTL, aborted in S3 by the reconciler.
     @discardableResult
-    public func expireUpload(uploadID: String, now: Date = Date()) throws -> Bool {
+    public func expireUpload(uploadID: String, now: Date) throws -> Bool {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
             try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .expired, now: now) }
@@ -148,7 +148,7 @@ extension SQLiteRecordStore {
     /// and for a first upload its asset pending -> rejected. A new version's asset stays
     /// as it was. False when the upload was no longer pending.
     @discardableResult
-    public func rejectUpload(uploadID: String, now: Date = Date()) throws -> Bool {
+    public func rejectUpload(uploadID: String, now: Date) throws -> Bool {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
             try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .rejected, now: now) }

@@ -74,7 +74,7 @@ extension SQLiteRecordStore {
     /// completed and the switch (state `stored`) recorded, in one transaction. Nil when the
     /// upload was no longer pending or the asset no longer ready (an abort or a delete won).
     public func completeVersionUpload(
-        uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date = Date()
+        uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date
     ) throws -> VersionSwitch? {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
@@ -119,7 +119,7 @@ extension SQLiteRecordStore {
     /// The last step of a switch: the current version is archived under `archiveKey`, the
     /// new one becomes current, and the switch is removed, in one transaction. Nil (and
     /// nothing changed) when the asset is no longer ready at the version before this one.
-    public func recordVersionSwitched(_ change: VersionSwitch, archiveKey: String, now: Date = Date()) throws -> AssetRecord? {
+    public func recordVersionSwitched(_ change: VersionSwitch, archiveKey: String, now: Date) throws -> AssetRecord? {
         try run {
             do {
                 return try pool.write { db in

@@ -5,7 +5,7 @@ import GRDB
 extension SQLiteRecordStore {
     /// Directly uploaded assets (no multipart upload) still pending since before `before`:
     /// a crash or an unanswered PutObject left them between the record and the object.
-    public func pendingDirectAssets(updatedBefore before: Date, limit: Int = 500) throws -> [AssetRecord] {
+    public func pendingDirectAssets(updatedBefore before: Date, limit: Int) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
@@ -18,7 +18,7 @@ extension SQLiteRecordStore {
     }
 
     /// Multipart uploads still pending that were started before `before`.
-    public func pendingUploads(startedBefore before: Date, limit: Int = 500) throws -> [UploadRecord] {
+    public func pendingUploads(startedBefore before: Date, limit: Int) throws -> [UploadRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE status = 'pending' AND created_at < ? ORDER BY created_at LIMIT ?",
@@ -33,7 +33,7 @@ extension SQLiteRecordStore {
     }
 
     /// Assets whose delete began before `before` and never finished.
-    public func deletingAssets(updatedBefore before: Date, limit: Int = 500) throws -> [AssetRecord] {
+    public func deletingAssets(updatedBefore before: Date, limit: Int) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM asset WHERE status = 'deleting' AND updated_at < ? ORDER BY id LIMIT ?",
@@ -43,7 +43,7 @@ extension SQLiteRecordStore {
     }
 
     /// Switches recorded before `before` (the reconciler's work list).
-    public func versionSwitches(createdBefore before: Date, limit: Int = 500) throws -> [VersionSwitch] {
+    public func versionSwitches(createdBefore before: Date, limit: Int) throws -> [VersionSwitch] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM version_switch WHERE created_at < ? ORDER BY asset_id LIMIT ?",

@@ -1,11 +1,11 @@
 public import struct Foundation.Date
 import GRDB
 
-/// Asset and upload records in SQLite (WAL), through GRDB.
+/// The records in SQLite (WAL), through GRDB: the first `RecordStore`.
 ///
 /// Every method is synchronous and safe to call from any thread: reads run concurrently,
 /// writes one at a time. It knows nothing of HTTP or S3.
-public final class SQLiteRecordStore: Sendable {
+public final class SQLiteRecordStore: RecordStore {
     /// Internal, not private: the extensions in the other files of this folder use them.
     let pool: DatabasePool
     let readers: ThreadReaders
