@@ -185,3 +185,35 @@ public enum AssetKeys {
         return String(key[key.index(after: dot)...])
     }
 }
+
+/// What `beginDelete` found.
+public enum DeleteStart: Sendable, Equatable {
+    /// The asset was deleted already: a repeated DELETE, answered as a success.
+    case alreadyDeleted
+    /// The asset is now `deleting` (or was, after a delete that failed midway): these
+    /// uploads (not completed; they may still exist in S3) are to be aborted, and these
+    /// keys (current, thumbnail, every version, staged new versions) deleted.
+    case deleting(AssetRecord, uploads: [UploadRecord], keys: [String])
+}
+
+/// Why a new version cannot start now.
+public enum VersionConflict: Error, Sendable, Equatable {
+    /// The asset is not ready (pending, deleted, being deleted, ...).
+    case notReady(AssetStatus)
+    /// Another upload of it is still pending, or a new version is still being switched in.
+    case busy
+}
+
+/// A thumbnail task as the queue sees it: the asset, and which attempt this is.
+public struct ThumbnailTask: Sendable, Equatable {
+    public var asset: AssetRecord
+    /// Attempts begun, this one included.
+    public var attempts: Int
+}
+
+/// What a thumbnail task recorded, besides the status (for tests and operators).
+public struct ThumbnailState: Sendable, Equatable {
+    public var status: ThumbnailStatus
+    public var reason: String?
+    public var attempts: Int
+}

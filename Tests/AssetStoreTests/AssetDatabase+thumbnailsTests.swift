@@ -2,11 +2,11 @@ import Foundation
 import Testing
 @testable import AssetStore
 
-struct AssetDatabaseThumbnailTests {
+struct SQLiteRecordStoreThumbnailTests {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
-    func open() throws -> AssetDatabase { try AssetDatabase(path: path) }
+    func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
 
-    func readyAsset(_ db: AssetDatabase, etag: String = "\"e1\"") throws -> AssetRecord {
+    func readyAsset(_ db: SQLiteRecordStore, etag: String = "\"e1\"") throws -> AssetRecord {
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
         return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: etag, sha256: nil, thumbnail: .none))
     }

@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import AssetStore
 
-struct AssetDatabaseTests {
+struct SQLiteRecordStoreTests {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
-    func open() throws -> AssetDatabase { try AssetDatabase(path: path) }
+    func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
 
     @Test func idsComeFromTheDatabaseAndKeysFollow() throws {
         let db = try open()
@@ -86,7 +86,7 @@ struct ThreadReaderTests {
     /// of another asset or workspace.
     @Test func readersSeeWritesFromEveryThread() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-readers-\(UUID().uuidString).sqlite").path
-        let db = try AssetDatabase(path: path)
+        let db = try SQLiteRecordStore(path: path)
         let asset = try db.createAsset(NewAsset(workspaceID: 9, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "R1", asset: asset, fileSize: 10, partSize: nil)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -114,14 +114,14 @@ struct ThreadReaderTests {
 struct UploadCacheTests {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
 
-    func pendingUpload(_ db: AssetDatabase, _ id: String) throws -> AssetRecord {
+    func pendingUpload(_ db: SQLiteRecordStore, _ id: String) throws -> AssetRecord {
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: id, asset: asset, fileSize: nil, partSize: nil)
         return asset
     }
 
     @Test func aCachedUploadIsStillBoundToItsAssetAndWorkspace() throws {
-        let db = try AssetDatabase(path: path)
+        let db = try SQLiteRecordStore(path: path)
         let asset = try pendingUpload(db, "C1")
         #expect(try db.upload(uploadID: "C1", assetID: asset.id, workspaceID: 1)?.status == .pending)
         #expect(db.cachedUploadCount == 1)
@@ -131,7 +131,7 @@ struct UploadCacheTests {
     }
 
     @Test func abortCompleteAndDeleteAreSeenAtOnce() throws {
-        let db = try AssetDatabase(path: path)
+        let db = try SQLiteRecordStore(path: path)
         let a = try pendingUpload(db, "A"), b = try pendingUpload(db, "B"), c = try pendingUpload(db, "C")
         for (id, asset) in [("A", a), ("B", b), ("C", c)] {
             #expect(try db.upload(uploadID: id, assetID: asset.id, workspaceID: 1)?.status == .pending)

@@ -203,7 +203,7 @@ import Testing
         let asset = try #require(try routes.records.asset(id: Int64(id)!, workspaceID: 1))
         #expect(asset.currentVersion == 2)
         // Version 2 again, as a request that read version 1 before the switch would ask.
-        #expect(throws: AssetDatabase.VersionConflict.busy) {
+        #expect(throws: VersionConflict.busy) {
             try routes.records.createVersionUpload(uploadID: "late", asset: asset, version: 2, stagingKey: "1/versions/\(id)/v2.pdf",
                                                         fileType: "application/pdf", fileName: nil, fileSize: nil, partSize: nil)
         }

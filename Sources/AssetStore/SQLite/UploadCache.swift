@@ -3,7 +3,7 @@ import Locking
 /// Pending uploads by uploadId, kept in memory for the part-URL routes: a browser asks
 /// for a URL per part, so one upload is looked up again and again while it lasts.
 ///
-/// Every change to an upload goes through `AssetDatabase`, which invalidates the entry
+/// Every change to an upload goes through `SQLiteRecordStore`, which invalidates the entry
 /// once its transaction has committed. A generation counter closes the race with a
 /// lookup that read the row before that commit: its insert is dropped when any
 /// invalidation happened since it began. The cache therefore assumes that one assetd

@@ -5,7 +5,7 @@ import GRDB
 /// current. A switch is recorded before the first S3 call that stores or moves the new
 /// bytes, and removed in the transaction that records the new version as current, so
 /// that after a crash the reconciler can finish or undo whatever is recorded.
-extension AssetDatabase {
+extension SQLiteRecordStore {
     /// The archived versions of an asset (not the current one), oldest first.
     public func versions(assetID: Int64) throws -> [AssetVersionRecord] {
         try versions(assetIDs: [assetID])[assetID] ?? []
@@ -21,9 +21,7 @@ extension AssetDatabase {
                                             arguments: StatementArguments(assetIDs))
                 var out: [Int64: [AssetVersionRecord]] = [:]
                 for row in rows {
-                    let record = AssetVersionRecord(
-                        assetID: row["asset_id"], version: row["version"], key: row["key"], fileType: row["file_type"], fileName: row["file_name"],
-                        size: row["size"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]))
+                    let record = Self.version(from: row)
                     out[record.assetID, default: []].append(record)
                 }
                 return out
@@ -31,19 +29,32 @@ extension AssetDatabase {
         }
     }
 
+    /// Whether `assetID` may take a new version now: ready, with no pending upload and no
+    /// version switch in progress. Run inside the transaction that records the new version.
+    static func checkVersionable(_ db: GRDB.Database, assetID: Int64, version: Int) throws {
+        guard let row = try Row.fetchOne(db, sql: "SELECT status, current_version FROM asset WHERE id = ?", arguments: [assetID]) else {
+            throw VersionConflict.notReady(.deleted)
+        }
+        let status = AssetStatus(rawValue: row["status"]) ?? .deleted
+        guard status == .ready else { throw VersionConflict.notReady(status) }
+        // The number was read before an S3 call: another version may have come in since.
+        guard row["current_version"] == version - 1 else { throw VersionConflict.busy }
+        let busy = try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM upload WHERE asset_id = ?1 AND status = 'pending')
+                OR EXISTS (SELECT 1 FROM version_switch WHERE asset_id = ?1)
+            """, arguments: [assetID]) ?? false
+        if busy { throw VersionConflict.busy }
+    }
+
     /// A directly uploaded new version: the switch is recorded (state `uploading`) before
     /// its PutObject. Throws `VersionConflict` when the asset is not ready or is busy.
     public func beginDirectVersion(_ change: VersionSwitch) throws -> VersionSwitch {
-        do {
-            return try pool.write { db in
+        try run {
+            try pool.write { db in
                 try Self.checkVersionable(db, assetID: change.assetID, version: change.version)
                 try Self.insert(change, db)
                 return change
             }
-        } catch let conflict as VersionConflict {
-            throw conflict
-        } catch {
-            throw AssetStoreError(description: "database: \(error)")
         }
     }
 
@@ -63,7 +74,7 @@ extension AssetDatabase {
     /// completed and the switch (state `stored`) recorded, in one transaction. Nil when the
     /// upload was no longer pending or the asset no longer ready (an abort or a delete won).
     public func completeVersionUpload(
-        uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date = Date()
+        uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date
     ) throws -> VersionSwitch? {
         defer { uploads.invalidate(uploadID: uploadID) }
         return try run {
@@ -93,16 +104,6 @@ extension AssetDatabase {
         }
     }
 
-    /// Switches recorded before `before` (the reconciler's work list).
-    public func versionSwitches(createdBefore before: Date, limit: Int = 500) throws -> [VersionSwitch] {
-        try run {
-            try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM version_switch WHERE created_at < ? ORDER BY asset_id LIMIT ?",
-                                 arguments: [before.timeIntervalSince1970, limit]).map(Self.versionSwitch(from:))
-            }
-        }
-    }
-
     /// Drops the switch to `version` that will not happen (its bytes never arrived, or were
     /// refused); false when there was no such switch (another run dropped or finished it).
     @discardableResult
@@ -118,7 +119,7 @@ extension AssetDatabase {
     /// The last step of a switch: the current version is archived under `archiveKey`, the
     /// new one becomes current, and the switch is removed, in one transaction. Nil (and
     /// nothing changed) when the asset is no longer ready at the version before this one.
-    public func finishVersionSwitch(_ change: VersionSwitch, archiveKey: String, now: Date = Date()) throws -> AssetRecord? {
+    public func recordVersionSwitched(_ change: VersionSwitch, archiveKey: String, now: Date) throws -> AssetRecord? {
         try run {
             do {
                 return try pool.write { db in
@@ -153,17 +154,6 @@ extension AssetDatabase {
         }
     }
 
-    /// A completed upload whose content or size check failed: upload pending -> rejected,
-    /// and for a first upload its asset pending -> rejected. A new version's asset stays
-    /// as it was. False when the upload was no longer pending.
-    @discardableResult
-    public func rejectUpload(uploadID: String, now: Date = Date()) throws -> Bool {
-        defer { uploads.invalidate(uploadID: uploadID) }
-        return try run {
-            try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .rejected, now: now) }
-        }
-    }
-
     private static func insert(_ change: VersionSwitch, _ db: GRDB.Database) throws {
         try db.execute(
             sql: """
@@ -172,12 +162,5 @@ extension AssetDatabase {
                 """,
             arguments: [change.assetID, change.workspaceID, change.version, change.stagingKey, change.newKey, change.fileType,
                         change.fileName, change.size, change.etag, change.state.rawValue, change.createdAt.timeIntervalSince1970])
-    }
-
-    static func versionSwitch(from row: Row) -> VersionSwitch {
-        VersionSwitch(
-            assetID: row["asset_id"], workspaceID: row["workspace_id"], version: row["version"], stagingKey: row["staging_key"],
-            newKey: row["new_key"], fileType: row["file_type"], fileName: row["file_name"], size: row["size"], etag: row["etag"],
-            state: VersionSwitch.State(rawValue: row["state"]) ?? .stored, createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 }

@@ -42,7 +42,7 @@ final class Reader {
         guard sqlite3_open_v2(path, &connection, flags, nil) == SQLITE_OK, let connection else {
             let message = connection.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(connection)
-            throw AssetStoreError(description: "cannot open a reader on \(path): \(message)")
+            throw RecordStoreError.database("cannot open a reader on \(path): \(message)")
         }
         sqlite3_busy_timeout(connection, 5000)
         var statement: OpaquePointer?
@@ -54,7 +54,7 @@ final class Reader {
         guard sqlite3_prepare_v3(connection, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil) == SQLITE_OK, let statement else {
             let message = String(cString: sqlite3_errmsg(connection))
             sqlite3_close(connection)
-            throw AssetStoreError(description: "cannot prepare the upload lookup: \(message)")
+            throw RecordStoreError.database("cannot prepare the upload lookup: \(message)")
         }
         self.connection = connection
         self.uploadStatement = statement
@@ -102,7 +102,7 @@ final class Reader {
         }
     }
 
-    private func error(_ stage: String) -> AssetStoreError {
-        AssetStoreError(description: "upload lookup (\(stage)): \(String(cString: sqlite3_errmsg(connection)))")
+    private func error(_ stage: String) -> RecordStoreError {
+        .database("upload lookup (\(stage)): \(String(cString: sqlite3_errmsg(connection)))")
     }
 }

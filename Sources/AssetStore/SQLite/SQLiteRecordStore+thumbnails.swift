@@ -1,27 +1,13 @@
 public import struct Foundation.Date
 import GRDB
 
-/// A thumbnail task as the queue sees it: the asset, and which attempt this is.
-public struct ThumbnailTask: Sendable, Equatable {
-    public var asset: AssetRecord
-    /// Attempts begun, this one included.
-    public var attempts: Int
-}
-
-/// What a thumbnail task recorded, besides the status (for tests and operators).
-public struct ThumbnailState: Sendable, Equatable {
-    public var status: ThumbnailStatus
-    public var reason: String?
-    public var attempts: Int
-}
-
 // Thumbnail tasks (migration "v3: thumbnail tasks"). Every change is a compare-and-set on
 // a ready asset: a task whose asset was deleted or replaced meanwhile changes nothing.
-extension AssetDatabase {
+extension SQLiteRecordStore {
     /// Queues the thumbnail of a ready asset: pending, no reason, no attempt yet.
     /// False when the asset is not ready (deleted meanwhile).
     @discardableResult
-    public func queueThumbnail(assetID: Int64, now: Date = Date()) throws -> Bool {
+    public func queueThumbnail(assetID: Int64, now: Date) throws -> Bool {
         try run {
             try pool.write { db in
                 try db.execute(sql: """
@@ -34,7 +20,7 @@ extension AssetDatabase {
     }
 
     /// A ready asset that gets no thumbnail (its type has none, or thumbnails are off).
-    public func recordNoThumbnail(assetID: Int64, reason: String, now: Date = Date()) throws {
+    public func recordNoThumbnail(assetID: Int64, reason: String, now: Date) throws {
         try run {
             try pool.write { db in
                 try db.execute(sql: """
@@ -67,7 +53,7 @@ extension AssetDatabase {
     /// when the asset moved on meanwhile (deleted, or a newer version): then the caller
     /// removes what it stored.
     @discardableResult
-    public func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date = Date()) throws -> Bool {
+    public func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool {
         precondition(status != .pending, "a finished thumbnail task is not pending")
         return try run {
             try pool.write { db in
@@ -81,7 +67,7 @@ extension AssetDatabase {
     }
 
     /// Ready assets whose thumbnail task a crash or a stop interrupted, or never queued.
-    public func unsettledThumbnails(limit: Int = 10_000) throws -> [AssetRecord] {
+    public func unsettledThumbnails(limit: Int) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """

@@ -1,0 +1,214 @@
+public import struct Foundation.Date
+
+// What the app needs of its records, one protocol a concern, so that a backend (SQLite
+// today, PostgreSQL next) can be swapped without touching routes or workflows.
+//
+// Rules every implementation keeps:
+// - Every status change is a compare-and-set: it names the state it expects and reports
+//   whether it won (a Bool, or nil for a record). The loser changes nothing.
+// - Failures throw `RecordStoreError`; a stored value no case of its type has throws
+//   `RecordStoreError.corruptRecord`, never a guess. A refused new version throws
+//   `VersionConflict`.
+// - Every method is synchronous and safe to call from any thread.
+//
+// A requirement takes every argument; the defaults callers rely on (`now` is the current
+// time, a work list's `limit`) are extensions that forward to it.
+
+/// The whole store: what `App` is given.
+public typealias RecordStore = AssetRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists & StoreHealth
+
+/// Assets: creation, lookup, the listing, and the steps of their life.
+public protocol AssetRecords: AnyObject, Sendable {
+    /// Inserts an asset (pending unless said otherwise); the store picks its id, and its
+    /// key follows from it (`AssetKeys.original`).
+    func createAsset(_ new: NewAsset, status: AssetStatus, now: Date) throws -> AssetRecord
+    /// The asset `id` if it belongs to `workspaceID`, whatever its status; nil otherwise.
+    func asset(id: Int64, workspaceID: Int64) throws -> AssetRecord?
+    /// Removes a pending asset that never got an object, with its uploads. False, and
+    /// nothing changed, when it is no longer pending.
+    @discardableResult
+    func discardPendingAsset(id: Int64) throws -> Bool
+    /// pending -> ready for a directly uploaded asset; the record as left, or nil when it
+    /// was no longer pending.
+    func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date) throws -> AssetRecord?
+    /// Any state -> deleting (pending uploads -> aborted), before the first S3 call; nil
+    /// when there is no such asset.
+    func beginDelete(id: Int64, now: Date) throws -> DeleteStart?
+    /// deleting -> deleted, once every object is gone; false when it was not deleting.
+    @discardableResult
+    func markDeleted(id: Int64, now: Date) throws -> Bool
+    /// The assets of a workspace, newest first, neither deleted nor being deleted; `before`
+    /// is the id the previous page ended with.
+    func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord]
+}
+
+extension AssetRecords {
+    public func createAsset(_ new: NewAsset, now: Date = Date()) throws -> AssetRecord {
+        try createAsset(new, status: .pending, now: now)
+    }
+
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus) throws -> AssetRecord? {
+        try markAssetReady(id: id, size: size, etag: etag, sha256: sha256, thumbnail: thumbnail, now: Date())
+    }
+
+    public func beginDelete(id: Int64) throws -> DeleteStart? {
+        try beginDelete(id: id, now: Date())
+    }
+}
+
+/// Multipart uploads: first uploads and new versions, the hot lookup, and their ends.
+public protocol UploadRecords: AnyObject, Sendable {
+    /// Records the pending multipart upload of an asset's first version.
+    func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date) throws -> UploadRecord
+    /// Records the pending multipart upload of version `version`, whose parts go to
+    /// `stagingKey`. Throws `VersionConflict` (recording nothing) when the asset is not
+    /// ready or busy.
+    func createVersionUpload(
+        uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
+        fileSize: Int64?, partSize: Int64?, now: Date
+    ) throws -> UploadRecord
+    /// The upload if it belongs to asset `assetID` in `workspaceID`; nil otherwise. On the
+    /// hot path: every presigned part URL asks it.
+    func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord?
+    /// upload pending -> completed and asset pending -> ready, together; the ready asset,
+    /// or nil (nothing changed) when either had moved on.
+    func completeUpload(
+        uploadID: String, partsDigest: String, location: String, etag: String, size: Int64, thumbnail: ThumbnailStatus, now: Date
+    ) throws -> AssetRecord?
+    /// pending -> aborted (and a first upload's asset too); the upload's status after the
+    /// call, nil when there is no such upload.
+    func abortUpload(uploadID: String, now: Date) throws -> UploadStatus?
+    /// pending -> expired (and a first upload's asset too); false when no longer pending.
+    @discardableResult
+    func expireUpload(uploadID: String, now: Date) throws -> Bool
+    /// pending -> rejected (and a first upload's asset too); false when no longer pending.
+    @discardableResult
+    func rejectUpload(uploadID: String, now: Date) throws -> Bool
+}
+
+extension UploadRecords {
+    public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?) throws -> UploadRecord {
+        try createUpload(uploadID: uploadID, asset: asset, fileSize: fileSize, partSize: partSize, now: Date())
+    }
+
+    public func createVersionUpload(
+        uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
+        fileSize: Int64?, partSize: Int64?
+    ) throws -> UploadRecord {
+        try createVersionUpload(uploadID: uploadID, asset: asset, version: version, stagingKey: stagingKey, fileType: fileType,
+                                fileName: fileName, fileSize: fileSize, partSize: partSize, now: Date())
+    }
+
+    public func completeUpload(
+        uploadID: String, partsDigest: String, location: String, etag: String, size: Int64, thumbnail: ThumbnailStatus
+    ) throws -> AssetRecord? {
+        try completeUpload(uploadID: uploadID, partsDigest: partsDigest, location: location, etag: etag, size: size,
+                           thumbnail: thumbnail, now: Date())
+    }
+
+    public func abortUpload(uploadID: String) throws -> UploadStatus? {
+        try abortUpload(uploadID: uploadID, now: Date())
+    }
+}
+
+/// Versions: the archive of earlier ones, and the switch that makes a new one current.
+public protocol VersionRecords: AnyObject, Sendable {
+    /// The archived versions of an asset (not the current one), oldest first.
+    func versions(assetID: Int64) throws -> [AssetVersionRecord]
+    /// The archived versions of several assets at once, by asset id.
+    func versions(assetIDs: [Int64]) throws -> [Int64: [AssetVersionRecord]]
+    /// Records the switch (state `uploading`) of a direct new version before its PutObject.
+    /// Throws `VersionConflict` when the asset is not ready or busy.
+    func beginDirectVersion(_ change: VersionSwitch) throws -> VersionSwitch
+    /// uploading -> stored once the PutObject has answered; false when it was not uploading.
+    @discardableResult
+    func markVersionStored(assetID: Int64, etag: String) throws -> Bool
+    /// A new version's multipart upload pending -> completed, and its switch (state `stored`)
+    /// recorded, together; nil when the upload or the asset had moved on.
+    func completeVersionUpload(uploadID: String, partsDigest: String, location: String, change: VersionSwitch, now: Date) throws -> VersionSwitch?
+    /// The switch in progress for an asset, if any.
+    func versionSwitch(assetID: Int64) throws -> VersionSwitch?
+    /// Drops the switch to `version`; false when there was none.
+    @discardableResult
+    func discardVersionSwitch(assetID: Int64, version: Int) throws -> Bool
+    /// The last step of a switch: the current version archived under `archiveKey`, the new
+    /// one current, the switch removed, together. Nil (nothing changed) when the asset is
+    /// no longer ready at the version before this one.
+    func recordVersionSwitched(_ change: VersionSwitch, archiveKey: String, now: Date) throws -> AssetRecord?
+}
+
+/// Thumbnail tasks, whose state lives on their asset so that a crash loses none.
+public protocol ThumbnailRecords: AnyObject, Sendable {
+    /// Queues the thumbnail of a ready asset; false when it is not ready.
+    @discardableResult
+    func queueThumbnail(assetID: Int64, now: Date) throws -> Bool
+    /// A ready asset that gets no thumbnail, and why.
+    func recordNoThumbnail(assetID: Int64, reason: String, now: Date) throws
+    /// Begins an attempt (counted before any work); nil when there is nothing to do.
+    func claimThumbnail(assetID: Int64) throws -> ThumbnailTask?
+    /// pending -> ready, failed or none for the version (ETag) the task worked on; false
+    /// when the asset moved on meanwhile.
+    @discardableResult
+    func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool
+    /// Ready assets whose thumbnail task was interrupted, or never queued.
+    func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
+    /// What a task recorded (for tests and operators); nil when there is no such asset.
+    func thumbnailState(assetID: Int64) throws -> ThumbnailState?
+}
+
+extension ThumbnailRecords {
+    @discardableResult
+    public func queueThumbnail(assetID: Int64) throws -> Bool {
+        try queueThumbnail(assetID: assetID, now: Date())
+    }
+
+    public func recordNoThumbnail(assetID: Int64, reason: String) throws {
+        try recordNoThumbnail(assetID: assetID, reason: reason, now: Date())
+    }
+
+    @discardableResult
+    public func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?) throws -> Bool {
+        try finishThumbnail(assetID: assetID, etag: etag, status: status, reason: reason, now: Date())
+    }
+
+    public func unsettledThumbnails() throws -> [AssetRecord] {
+        try unsettledThumbnails(limit: 10_000)
+    }
+}
+
+/// The reconciler's work lists: records a crash or a failed S3 call left mid-way.
+public protocol RepairWorkLists: AnyObject, Sendable {
+    /// Directly uploaded assets (no multipart upload) still pending since before `before`.
+    func pendingDirectAssets(updatedBefore before: Date, limit: Int) throws -> [AssetRecord]
+    /// Multipart uploads still pending that were started before `before`.
+    func pendingUploads(startedBefore before: Date, limit: Int) throws -> [UploadRecord]
+    /// Assets whose delete began before `before` and never finished.
+    func deletingAssets(updatedBefore before: Date, limit: Int) throws -> [AssetRecord]
+    /// Version switches recorded before `before`.
+    func versionSwitches(createdBefore before: Date, limit: Int) throws -> [VersionSwitch]
+    /// How many multipart uploads are pending (for /metrics).
+    func pendingUploadCount() throws -> Int
+}
+
+extension RepairWorkLists {
+    public func pendingDirectAssets(updatedBefore before: Date) throws -> [AssetRecord] {
+        try pendingDirectAssets(updatedBefore: before, limit: 500)
+    }
+
+    public func pendingUploads(startedBefore before: Date) throws -> [UploadRecord] {
+        try pendingUploads(startedBefore: before, limit: 500)
+    }
+
+    public func deletingAssets(updatedBefore before: Date) throws -> [AssetRecord] {
+        try deletingAssets(updatedBefore: before, limit: 500)
+    }
+
+    public func versionSwitches(createdBefore before: Date) throws -> [VersionSwitch] {
+        try versionSwitches(createdBefore: before, limit: 500)
+    }
+}
+
+/// Whether the store answers (for /healthz).
+public protocol StoreHealth: AnyObject, Sendable {
+    func ping() throws
+}

@@ -1,0 +1,144 @@
+public import struct Foundation.Date
+import GRDB
+
+// Assets: creation, lookup, the listing, and the status changes of their life.
+//
+// Every status change is a compare-and-set: an UPDATE that names the state it expects,
+// and reports whether it won. The loser of a race compensates (deletes the object it
+// stored, answers 409 or 404) and never overwrites the winner.
+extension SQLiteRecordStore {
+    /// Inserts a pending asset; the database picks its id, and its key follows from it.
+    public func createAsset(_ new: NewAsset, status: AssetStatus, now: Date) throws -> AssetRecord {
+        try run {
+            try pool.write { db in
+                // A placeholder key keeps the UNIQUE constraint until the id is known.
+                try db.execute(
+                    sql: """
+                        INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, created_at, updated_at)
+                        VALUES (?, 'pending:' || hex(randomblob(16)), ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [new.workspaceID, new.fileName, new.fileType, new.size, new.etag, status.rawValue,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970])
+                let id = db.lastInsertedRowID
+                let key = AssetKeys.original(workspaceID: new.workspaceID, assetID: id, fileExtension: new.fileExtension)
+                try db.execute(sql: "UPDATE asset SET key = ? WHERE id = ?", arguments: [key, id])
+                return AssetRecord(
+                    id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
+                    size: new.size, etag: new.etag, sha256: nil, status: status, thumbnailStatus: .none,
+                    createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
+            }
+        }
+    }
+
+    /// The asset `id` if it belongs to `workspaceID`; nil otherwise, whichever workspace it is in.
+    public func asset(id: Int64, workspaceID: Int64) throws -> AssetRecord? {
+        try run {
+            try pool.unsafeReentrantRead { db in
+                let statement = try db.cachedStatement(sql: "SELECT * FROM asset WHERE id = ? AND workspace_id = ?")
+                return try Row.fetchOne(statement, arguments: [id, workspaceID]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// Removes a pending asset that never got an object (its S3 call failed), with its
+    /// uploads. Returns false, and changes nothing, when it is no longer pending: a delete
+    /// that began meanwhile keeps its record, so that a repeated DELETE still succeeds.
+    @discardableResult
+    public func discardPendingAsset(id: Int64) throws -> Bool {
+        defer { uploads.invalidateAll() }
+        return try run {
+            try pool.write { db in
+                guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [id]) == AssetStatus.pending.rawValue else {
+                    return false
+                }
+                try db.execute(sql: "DELETE FROM upload WHERE asset_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM asset WHERE id = ?", arguments: [id])
+                return true
+            }
+        }
+    }
+
+    /// pending -> ready for a directly uploaded asset whose object is stored and complete.
+    /// Returns the record as the same transaction left it, or nil when the asset was no
+    /// longer pending (deleted meanwhile): then the caller deletes the object it stored.
+    public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date) throws -> AssetRecord? {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, sha256 = coalesce(?, sha256), thumbnail_status = ?,
+                            updated_at = ?, version_created_at = ?
+                        WHERE id = ? AND status = 'pending'
+                        """,
+                    arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, id])
+                guard db.changesCount == 1 else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// Any state -> deleting, recorded before the first S3 call. Pending uploads of the
+    /// asset become aborted in the same transaction, so that a complete-upload racing the
+    /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
+    public func beginDelete(id: Int64, now: Date) throws -> DeleteStart? {
+        defer { uploads.invalidateAll() }
+        return try run {
+            try pool.write { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else { return nil }
+                var asset = Self.asset(from: row)
+                if asset.status == .deleted { return .alreadyDeleted }
+                if asset.status != .deleting {
+                    try db.execute(sql: "UPDATE asset SET status = 'deleting', updated_at = ? WHERE id = ? AND status = ?",
+                                   arguments: [now.timeIntervalSince1970, id, asset.status.rawValue])
+                    guard db.changesCount == 1 else { throw RecordStoreError.database("asset \(id) changed during its delete") }
+                    asset.status = .deleting
+                }
+                try db.execute(sql: "UPDATE upload SET status = 'aborted', updated_at = ? WHERE asset_id = ? AND status = 'pending'",
+                               arguments: [now.timeIntervalSince1970, id])
+                let open = try Row.fetchAll(db, sql: "SELECT * FROM upload WHERE asset_id = ? AND status != 'completed'", arguments: [id])
+                    .map(Self.upload(from:))
+                var keys = [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)]
+                keys += try String.fetchAll(db, sql: "SELECT key FROM asset_version WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT staging_key FROM version_switch WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT new_key FROM version_switch WHERE asset_id = ?", arguments: [id])
+                keys += try String.fetchAll(db, sql: "SELECT key FROM upload WHERE asset_id = ? AND key != ?", arguments: [id, asset.key])
+                var seen = Set<String>()
+                return .deleting(asset, uploads: open, keys: keys.filter { seen.insert($0).inserted })
+            }
+        }
+    }
+
+    /// deleting -> deleted, once every object of the asset is gone. False when the asset
+    /// was not `deleting` (another request finished the delete first).
+    @discardableResult
+    public func markDeleted(id: Int64, now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE asset SET status = 'deleted', updated_at = ? WHERE id = ? AND status = 'deleting'",
+                               arguments: [now.timeIntervalSince1970, id])
+                guard db.changesCount == 1 else { return false }
+                try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [id])
+                return true
+            }
+        }
+    }
+
+    /// Test support: a delete that stopped after its first step.
+    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
+        guard case .deleting? = try beginDelete(id: id, now: now) else { return }
+        try markDeleted(id: id, now: now)
+    }
+
+    /// Assets of a workspace, newest first, that are not deleted; `before` is the id
+    /// the previous page ended with.
+    public func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT * FROM asset WHERE workspace_id = ? AND status != 'deleted' AND id < ?
+                    ORDER BY id DESC LIMIT ?
+                    """, arguments: [workspaceID, before ?? Int64.max, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import GRDB
+
+/// The schema, one migration a change; GRDB records which ran.
+extension SQLiteRecordStore {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: assets and uploads") { db in
+            try db.execute(sql: """
+                CREATE TABLE asset (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    workspace_id INTEGER NOT NULL,
+                    key TEXT NOT NULL UNIQUE,
+                    file_name TEXT,
+                    file_type TEXT NOT NULL,
+                    size INTEGER,
+                    etag TEXT,
+                    sha256 TEXT,
+                    status TEXT NOT NULL,
+                    thumbnail_status TEXT NOT NULL DEFAULT 'none',
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX asset_by_workspace ON asset(workspace_id, id);
+                CREATE TABLE upload (
+                    upload_id TEXT PRIMARY KEY,
+                    asset_id INTEGER NOT NULL REFERENCES asset(id),
+                    workspace_id INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    file_size INTEGER,
+                    part_size INTEGER,
+                    status TEXT NOT NULL,
+                    parts_digest TEXT,
+                    location TEXT,
+                    etag TEXT,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                CREATE INDEX upload_by_asset ON upload(asset_id);
+                """)
+        }
+        migrator.registerMigration("v2: the reconciler's work lists") { db in
+            // Small partial indexes: the reconciler reads only records that are mid-way.
+            try db.execute(sql: """
+                CREATE INDEX asset_unsettled ON asset(status, updated_at) WHERE status IN ('pending', 'deleting');
+                CREATE INDEX upload_pending ON upload(created_at) WHERE status = 'pending';
+                """)
+        }
+        migrator.registerMigration("v3: thumbnail tasks") { db in
+            // A thumbnail task's state lives on its asset: thumbnail_status (none, pending,
+            // ready, failed), why it failed or has none, and how many attempts began.
+            // `none` with no reason on a ready asset is a task never queued (a crash came
+            // between the two writes); assets stored before this migration get a reason.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN thumbnail_reason TEXT;
+                ALTER TABLE asset ADD COLUMN thumbnail_attempts INTEGER NOT NULL DEFAULT 0;
+                UPDATE asset SET thumbnail_reason = 'stored before assetd made thumbnails'
+                    WHERE thumbnail_status = 'none' AND status != 'pending';
+                CREATE INDEX asset_thumbnail_unsettled ON asset(id)
+                    WHERE status = 'ready' AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL));
+                """)
+        }
+        migrator.registerMigration("v4: versions") { db in
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN current_version INTEGER NOT NULL DEFAULT 1;
+                ALTER TABLE asset ADD COLUMN version_created_at REAL;
+                ALTER TABLE upload ADD COLUMN version INTEGER;
+                ALTER TABLE upload ADD COLUMN file_type TEXT;
+                ALTER TABLE upload ADD COLUMN file_name TEXT;
+                CREATE TABLE asset_version (
+                    asset_id INTEGER NOT NULL REFERENCES asset(id),
+                    version INTEGER NOT NULL,
+                    key TEXT NOT NULL,
+                    file_type TEXT NOT NULL,
+                    file_name TEXT,
+                    size INTEGER,
+                    etag TEXT,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (asset_id, version)
+                );
+                CREATE TABLE version_switch (
+                    asset_id INTEGER PRIMARY KEY REFERENCES asset(id),
+                    workspace_id INTEGER NOT NULL,
+                    version INTEGER NOT NULL,
+                    staging_key TEXT NOT NULL,
+                    new_key TEXT NOT NULL,
+                    file_type TEXT NOT NULL,
+                    file_name TEXT,
+                    size INTEGER NOT NULL,
+                    etag TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}

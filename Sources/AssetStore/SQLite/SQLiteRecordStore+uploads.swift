@@ -1,0 +1,157 @@
+public import struct Foundation.Date
+import GRDB
+
+// Multipart uploads: their records, the hot lookup (UploadCache, ThreadReaders), and the
+// compare-and-sets that end them.
+extension SQLiteRecordStore {
+    public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date) throws -> UploadRecord {
+        try run {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO upload (upload_id, asset_id, workspace_id, key, file_size, part_size, status, created_at, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                        """,
+                    arguments: [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970])
+            }
+            return UploadRecord(
+                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
+                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+        }
+    }
+
+    /// Records the multipart upload of version `version` of a ready asset, whose parts go to
+    /// `stagingKey`. Throws `VersionConflict` (and records nothing) when the asset is not
+    /// ready or is busy with another upload.
+    public func createVersionUpload(
+        uploadID: String, asset: AssetRecord, version: Int, stagingKey: String, fileType: String, fileName: String?,
+        fileSize: Int64?, partSize: Int64?, now: Date
+    ) throws -> UploadRecord {
+        try run {
+            try pool.write { db in
+                try Self.checkVersionable(db, assetID: asset.id, version: version)
+                try db.execute(
+                    sql: """
+                        INSERT INTO upload (upload_id, asset_id, workspace_id, key, file_size, part_size, status, created_at, updated_at,
+                                            version, file_type, file_name)
+                        VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize,
+                                now.timeIntervalSince1970, now.timeIntervalSince1970, version, fileType, fileName])
+                return UploadRecord(
+                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
+                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
+                    version: version, fileType: fileType, fileName: fileName)
+            }
+        }
+    }
+
+    /// The upload `uploadID` if it belongs to asset `assetID` in `workspaceID`; nil otherwise.
+    /// On the hot path (every presign): pending uploads come from memory (UploadCache); the
+    /// others from the calling thread's own read-only connection and prepared statement
+    /// (ThreadReaders), outside GRDB's pool.
+    public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
+        let (cached, generation) = uploads.lookup(uploadID)
+        if let cached {
+            return cached.assetID == assetID && cached.workspaceID == workspaceID ? cached : nil
+        }
+        let record = try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
+        if let record { uploads.insert(record, readAt: generation) }
+        return record
+    }
+
+    /// upload pending -> completed and asset pending -> ready, in one transaction; returns
+    /// the ready asset. Returns nil (and changes nothing) when either had moved on: the
+    /// upload aborted or completed by another request, or the asset being deleted.
+    public func completeUpload(
+        uploadID: String, partsDigest: String, location: String, etag: String, size: Int64,
+        thumbnail: ThumbnailStatus, now: Date
+    ) throws -> AssetRecord? {
+        // After the commit, never before: see UploadCache.
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            do {
+                return try pool.write { db in
+                guard try Self.markUploadCompleted(db, uploadID: uploadID, partsDigest: partsDigest, location: location,
+                                                   etag: etag, now: now) else { return nil }
+                try db.execute(
+                    sql: """
+                        UPDATE asset SET status = 'ready', size = ?, etag = ?, thumbnail_status = ?, updated_at = ?, version_created_at = ?
+                        WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?) AND status = 'pending'
+                        """,
+                    arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, uploadID])
+                // The asset left pending (a delete began): undo the upload's change too.
+                guard db.changesCount == 1 else { throw Rollback() }
+                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
+                                        arguments: [uploadID]).map(Self.asset(from:))
+                }
+            } catch is Rollback {
+                return nil
+            }
+        }
+    }
+
+    /// The compare-and-set upload pending -> completed, inside a write; false when it lost.
+    static func markUploadCompleted(_ db: GRDB.Database, uploadID: String, partsDigest: String, location: String, etag: String,
+                                    now: Date) throws -> Bool {
+        try db.execute(
+            sql: """
+                UPDATE upload SET status = 'completed', parts_digest = ?, location = ?, etag = ?, updated_at = ?
+                WHERE upload_id = ? AND status = 'pending'
+                """,
+            arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
+        return db.changesCount == 1
+    }
+
+    /// Marks a pending upload aborted, and its asset too while it has no object.
+    /// Returns the upload's status after the call (nil: no such upload).
+    public func abortUpload(uploadID: String, now: Date) throws -> UploadStatus? {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            try pool.write { db in
+                try Self.endPendingUpload(db, uploadID: uploadID, as: .aborted, now: now)
+                return try String.fetchOne(db, sql: "SELECT status FROM upload WHERE upload_id = ?", arguments: [uploadID])
+                    .flatMap(UploadStatus.init(rawValue:))
+            }
+        }
+    }
+
+    /// upload pending -> expired and asset pending -> expired: an upload that never
+    /// completed within ASSETD_PENDING_UPLOAD_TTL, aborted in S3 by the reconciler.
+    @discardableResult
+    public func expireUpload(uploadID: String, now: Date) throws -> Bool {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .expired, now: now) }
+        }
+    }
+
+    /// The compare-and-set that ends a pending upload: upload pending -> `status`, and, for
+    /// a first upload, its asset pending -> the same status (a new version's asset is ready
+    /// and stays so). False, and nothing changed, when the upload was no longer pending.
+    @discardableResult
+    static func endPendingUpload(_ db: GRDB.Database, uploadID: String, as status: UploadStatus, now: Date) throws -> Bool {
+        try db.execute(sql: "UPDATE upload SET status = ?, updated_at = ? WHERE upload_id = ? AND status = 'pending'",
+                       arguments: [status.rawValue, now.timeIntervalSince1970, uploadID])
+        guard db.changesCount == 1 else { return false }
+        try db.execute(
+            sql: """
+                UPDATE asset SET status = ?, updated_at = ?
+                WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ? AND version IS NULL) AND status = 'pending'
+                """,
+            arguments: [status.rawValue, now.timeIntervalSince1970, uploadID])
+        return true
+    }
+
+    /// A completed upload whose content or size check failed: upload pending -> rejected,
+    /// and for a first upload its asset pending -> rejected. A new version's asset stays
+    /// as it was. False when the upload was no longer pending.
+    @discardableResult
+    public func rejectUpload(uploadID: String, now: Date) throws -> Bool {
+        defer { uploads.invalidate(uploadID: uploadID) }
+        return try run {
+            try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .rejected, now: now) }
+        }
+    }
+}
