@@ -27,7 +27,7 @@ public final class Metrics: Sendable {
             .record(duration)
     }
 
-    /// One S3 call; `error` is S3's error code (or assetd's: Timeout, NetworkError, Overloaded) when it failed.
+    /// One S3 call; `error` is `S3Error.label` when it failed: S3's code, or Timeout, NetworkError, Refused, ...
     public func s3Call(operation: String, error: String?, duration: Duration) {
         registry.makeCounter(name: "assetd_s3_requests_total", labels: [("operation", operation)],
                              help: "S3 calls made, by operation (retries inside a call are one call).").increment()

@@ -2,6 +2,7 @@ import AssetStore
 import FastCGIServer
 import Foundation
 import JSON
+import S3Client
 import Testing
 @testable import AssetdApp
 

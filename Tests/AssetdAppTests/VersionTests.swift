@@ -168,7 +168,7 @@ import Testing
         let url = try #require(body["url"]?.stringValue)
         let disposition = URLComponents(string: url)?.queryItems?.first { $0.name == "response-content-disposition" }?.value
         #expect(disposition == #"attachment; filename="r_sum_ _.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%E2%9C%93.pdf"#)
-        #expect(App.contentDisposition("inline", fileName: "a \"b\".jpg") == #"inline; filename="a _b_.jpg"; filename*=UTF-8''a%20%22b%22.jpg"#)
+        #expect(AssetService.contentDisposition("inline", fileName: "a \"b\".jpg") == #"inline; filename="a _b_.jpg"; filename*=UTF-8''a%20%22b%22.jpg"#)
         #expect(routes.call("GET", "/s3/download-url", "workspaceId=1&assetId=\(id)&disposition=evil").0 == 400)
         _ = try upload(type: "application/pdf", assetID: id)
         let versioned = routes.call("GET", "/s3/download-url", "workspaceId=1&assetId=\(id)&version=1&disposition=attachment").1

@@ -1,5 +1,5 @@
 import AssetStore
-import Foundation
+public import Foundation
 import Logging
 import S3Client
 
