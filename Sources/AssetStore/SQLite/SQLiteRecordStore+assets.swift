@@ -85,7 +85,7 @@ extension SQLiteRecordStore {
         return try run {
             try pool.write { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else { return nil }
-                var asset = Self.asset(from: row)
+                var asset = try Self.asset(from: row)
                 if asset.status == .deleted { return .alreadyDeleted }
                 if asset.status != .deleting {
                     try db.execute(sql: "UPDATE asset SET status = 'deleting', updated_at = ? WHERE id = ? AND status = ?",
