@@ -129,13 +129,13 @@ extension SQLiteRecordStore {
         try markDeleted(id: id, now: now)
     }
 
-    /// Assets of a workspace, newest first, that are not deleted; `before` is the id
-    /// the previous page ended with.
+    /// Assets of a workspace, newest first, neither deleted nor being deleted (both answer
+    /// 404 by id, `AssetStatus.isGone`); `before` is the id the previous page ended with.
     public func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT * FROM asset WHERE workspace_id = ? AND status != 'deleted' AND id < ?
+                    SELECT * FROM asset WHERE workspace_id = ? AND status NOT IN ('deleting', 'deleted') AND id < ?
                     ORDER BY id DESC LIMIT ?
                     """, arguments: [workspaceID, before ?? Int64.max, limit]).map(Self.asset(from:))
             }
