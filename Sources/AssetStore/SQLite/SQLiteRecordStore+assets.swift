@@ -123,12 +123,6 @@ extension SQLiteRecordStore {
         }
     }
 
-    /// Test support: a delete that stopped after its first step.
-    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
-        guard case .deleting? = try beginDelete(id: id, now: now) else { return }
-        try markDeleted(id: id, now: now)
-    }
-
     /// Assets of a workspace, newest first, neither deleted nor being deleted (both answer
     /// 404 by id, `AssetStatus.isGone`); `before` is the id the previous page ended with.
     public func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord] {
