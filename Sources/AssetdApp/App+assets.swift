@@ -110,7 +110,7 @@ extension App {
         return .json(["assets": .array(assets.map { json($0, versions: versions[$0.id] ?? []) }), "next": next])
     }
 
-    /// The JSON form of an asset record (CONTRACT.md: GET /api/assets/{assetId}), with its
+    /// The JSON form of an asset record (docs/API.md: GET /api/assets/{assetId}), with its
     /// archived `versions` and the current one.
     func json(_ asset: AssetRecord, versions archived: [AssetVersionRecord] = []) -> JSONValue {
         func version(_ number: Int, _ type: String, _ size: Int64?, _ etag: String?, _ created: Date) -> JSONValue {

@@ -7,7 +7,7 @@ public import Media
 import S3Client
 import Locking
 
-/// The routes of CONTRACT.md, wired to the database and the object store.
+/// The routes of docs/API.md, wired to the database and the object store.
 /// Handlers are synchronous: they run on FastCGI worker threads and may block.
 public final class App: Sendable {
     public let configuration: Configuration
