@@ -94,7 +94,11 @@ let package = Package(
         ),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "Hashing"], swiftSettings: swiftSettings),
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
-        .testTarget(name: "AssetStoreTests", dependencies: ["AssetStore"], swiftSettings: swiftSettings),
+        // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
+        .testTarget(
+            name: "AssetStoreTests", dependencies: ["AssetStore", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp"], swiftSettings: swiftSettings),

@@ -35,7 +35,7 @@ kill "$(cat "$STATE/pids/assetd.pid")"; sleep 1
  exec valgrind --tool=callgrind --dump-instr=no --toggle-collect='*FastCGIServerAAC5serve*' \
      --callgrind-out-file="$STATE/callgrind.out" "$BIN" serve) >"$STATE/logs/callgrind.log" 2>&1 &
 echo $! >"$STATE/pids/assetd.pid"
-wait_for "assetd under valgrind" 60 test -S "$STATE/assetd.sock"
+wait_for "assetd under valgrind" 240 test -S "$STATE/assetd.sock"
 TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub cg --workspaces 1)
 BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
 start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg")

@@ -2,7 +2,7 @@
 ///
 /// `VersionConflict` is not one of these: it is an answer (409), not a failure, and
 /// every backend throws it as it is.
-public enum RecordStoreError: Error, Sendable, CustomStringConvertible {
+public enum RecordStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The database could not be opened, or a statement failed.
     case database(String)
     /// A stored value that no case of its type has (a status, a state): the record is

@@ -160,7 +160,7 @@ public struct NewAsset: Sendable {
     }
 }
 
-/// The S3 key layout of CONTRACT.md.
+/// The S3 key layout of docs/API.md ("Rules every route keeps").
 public enum AssetKeys {
     public static func original(workspaceID: Int64, assetID: Int64, fileExtension: String) -> String {
         "\(workspaceID)/digital_assets/\(assetID).\(fileExtension)"

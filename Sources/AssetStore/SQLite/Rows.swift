@@ -1,38 +1,56 @@
 import struct Foundation.Date
 import GRDB
 
-/// Rows to records: every column of a table, read one way for all queries.
+/// The case of `Value` that a stored value names. Fail-closed: a value no case has (a
+/// status a newer assetd wrote, a hand edit, a damaged page) throws
+/// `RecordStoreError.corruptRecord` naming where it is, and is never read as a default.
+func decodeStored<Value: RawRepresentable>(_ raw: String?, table: String, column: String) throws -> Value where Value.RawValue == String {
+    guard let raw, let value = Value(rawValue: raw) else {
+        throw RecordStoreError.corruptRecord(table: table, column: column, value: raw ?? "NULL")
+    }
+    return value
+}
+
+/// Rows to records: every column of a table, read one way for all queries. They throw
+/// `RecordStoreError.corruptRecord` on a value they do not know.
 extension SQLiteRecordStore {
+    /// `decodeStored` for a column of a GRDB row, whatever the value's storage class.
+    static func storedCase<Value: RawRepresentable>(_ row: Row, _ column: String, table: String) throws -> Value where Value.RawValue == String {
+        let value: DatabaseValue = row[column]
+        let raw = value.isNull ? nil : (String.fromDatabaseValue(value) ?? value.description)
+        return try decodeStored(raw, table: table, column: column)
+    }
+
     static func rounded(_ date: Date) -> Date {
         Date(timeIntervalSince1970: date.timeIntervalSince1970)
     }
 
-    static func asset(from row: Row) -> AssetRecord {
-        AssetRecord(
+    static func asset(from row: Row) throws -> AssetRecord {
+        try AssetRecord(
             id: row["id"], workspaceID: row["workspace_id"], key: row["key"], fileName: row["file_name"],
             fileType: row["file_type"], size: row["size"], etag: row["etag"], sha256: row["sha256"],
-            status: AssetStatus(rawValue: row["status"]) ?? .pending,
-            thumbnailStatus: ThumbnailStatus(rawValue: row["thumbnail_status"]) ?? .none,
+            status: storedCase(row, "status", table: "asset"),
+            thumbnailStatus: storedCase(row, "thumbnail_status", table: "asset"),
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]),
             currentVersion: row["current_version"] ?? 1,
             versionCreatedAt: (row["version_created_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
     }
 
-    static func upload(from row: Row) -> UploadRecord {
-        UploadRecord(
+    static func upload(from row: Row) throws -> UploadRecord {
+        try UploadRecord(
             uploadID: row["upload_id"], assetID: row["asset_id"], workspaceID: row["workspace_id"], key: row["key"],
             fileSize: row["file_size"], partSize: row["part_size"],
-            status: UploadStatus(rawValue: row["status"]) ?? .pending, partsDigest: row["parts_digest"],
+            status: storedCase(row, "status", table: "upload"), partsDigest: row["parts_digest"],
             location: row["location"], etag: row["etag"], createdAt: Date(timeIntervalSince1970: row["created_at"]),
             version: row["version"], fileType: row["file_type"], fileName: row["file_name"])
     }
 
-    static func versionSwitch(from row: Row) -> VersionSwitch {
-        VersionSwitch(
+    static func versionSwitch(from row: Row) throws -> VersionSwitch {
+        try VersionSwitch(
             assetID: row["asset_id"], workspaceID: row["workspace_id"], version: row["version"], stagingKey: row["staging_key"],
             newKey: row["new_key"], fileType: row["file_type"], fileName: row["file_name"], size: row["size"], etag: row["etag"],
-            state: VersionSwitch.State(rawValue: row["state"]) ?? .stored, createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            state: storedCase(row, "state", table: "version_switch"), createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
     static func version(from row: Row) -> AssetVersionRecord {

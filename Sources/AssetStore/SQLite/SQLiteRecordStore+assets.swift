@@ -85,7 +85,7 @@ extension SQLiteRecordStore {
         return try run {
             try pool.write { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else { return nil }
-                var asset = Self.asset(from: row)
+                var asset = try Self.asset(from: row)
                 if asset.status == .deleted { return .alreadyDeleted }
                 if asset.status != .deleting {
                     try db.execute(sql: "UPDATE asset SET status = 'deleting', updated_at = ? WHERE id = ? AND status = ?",
@@ -123,19 +123,13 @@ extension SQLiteRecordStore {
         }
     }
 
-    /// Test support: a delete that stopped after its first step.
-    public func markAssetDeleted(id: Int64, now: Date = Date()) throws {
-        guard case .deleting? = try beginDelete(id: id, now: now) else { return }
-        try markDeleted(id: id, now: now)
-    }
-
-    /// Assets of a workspace, newest first, that are not deleted; `before` is the id
-    /// the previous page ended with.
+    /// Assets of a workspace, newest first, neither deleted nor being deleted (both answer
+    /// 404 by id, `AssetStatus.isGone`); `before` is the id the previous page ended with.
     public func assets(workspaceID: Int64, limit: Int, before: Int64?) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT * FROM asset WHERE workspace_id = ? AND status != 'deleted' AND id < ?
+                    SELECT * FROM asset WHERE workspace_id = ? AND status NOT IN ('deleting', 'deleted') AND id < ?
                     ORDER BY id DESC LIMIT ?
                     """, arguments: [workspaceID, before ?? Int64.max, limit]).map(Self.asset(from:))
             }

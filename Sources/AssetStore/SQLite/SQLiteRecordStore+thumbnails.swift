@@ -44,7 +44,7 @@ extension SQLiteRecordStore {
                 guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [assetID]) else {
                     return nil
                 }
-                return ThumbnailTask(asset: Self.asset(from: row), attempts: row["thumbnail_attempts"])
+                return try ThumbnailTask(asset: Self.asset(from: row), attempts: row["thumbnail_attempts"])
             }
         }
     }
@@ -84,8 +84,8 @@ extension SQLiteRecordStore {
             try pool.read { db in
                 try Row.fetchOne(db, sql: "SELECT thumbnail_status, thumbnail_reason, thumbnail_attempts FROM asset WHERE id = ?",
                                  arguments: [assetID]).map { row in
-                    ThumbnailState(status: ThumbnailStatus(rawValue: row["thumbnail_status"]) ?? .none,
-                                   reason: row["thumbnail_reason"], attempts: row["thumbnail_attempts"])
+                    try ThumbnailState(status: Self.storedCase(row, "thumbnail_status", table: "asset"),
+                                       reason: row["thumbnail_reason"], attempts: row["thumbnail_attempts"])
                 }
             }
         }

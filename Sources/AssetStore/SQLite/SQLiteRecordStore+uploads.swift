@@ -112,7 +112,7 @@ extension SQLiteRecordStore {
             try pool.write { db in
                 try Self.endPendingUpload(db, uploadID: uploadID, as: .aborted, now: now)
                 return try String.fetchOne(db, sql: "SELECT status FROM upload WHERE upload_id = ?", arguments: [uploadID])
-                    .flatMap(UploadStatus.init(rawValue:))
+                    .map { try decodeStored($0, table: "upload", column: "status") }
             }
         }
     }

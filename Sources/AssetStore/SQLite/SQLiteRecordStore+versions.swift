@@ -35,7 +35,7 @@ extension SQLiteRecordStore {
         guard let row = try Row.fetchOne(db, sql: "SELECT status, current_version FROM asset WHERE id = ?", arguments: [assetID]) else {
             throw VersionConflict.notReady(.deleted)
         }
-        let status = AssetStatus(rawValue: row["status"]) ?? .deleted
+        let status: AssetStatus = try Self.storedCase(row, "status", table: "asset")
         guard status == .ready else { throw VersionConflict.notReady(status) }
         // The number was read before an S3 call: another version may have come in since.
         guard row["current_version"] == version - 1 else { throw VersionConflict.busy }
@@ -126,7 +126,7 @@ extension SQLiteRecordStore {
                     guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [change.assetID]) else {
                         throw Rollback()
                     }
-                    let current = Self.asset(from: row)
+                    let current = try Self.asset(from: row)
                     guard current.status == .ready, current.currentVersion == change.version - 1 else { throw Rollback() }
                     try db.execute(
                         sql: """

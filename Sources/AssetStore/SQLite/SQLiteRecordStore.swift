@@ -1,4 +1,3 @@
-public import struct Foundation.Date
 import GRDB
 
 /// The records in SQLite (WAL), through GRDB: the first `RecordStore`.

@@ -91,10 +91,10 @@ final class Reader {
             func integer(_ column: Int32) -> Int64? {
                 sqlite3_column_type(statement, column) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, column)
             }
-            return UploadRecord(
+            return try UploadRecord(
                 uploadID: text(0) ?? "", assetID: sqlite3_column_int64(statement, 1), workspaceID: sqlite3_column_int64(statement, 2),
                 key: text(3) ?? "", fileSize: integer(4), partSize: integer(5),
-                status: text(6).flatMap(UploadStatus.init(rawValue:)) ?? .pending, partsDigest: text(7), location: text(8),
+                status: decodeStored(text(6), table: "upload", column: "status"), partsDigest: text(7), location: text(8),
                 etag: text(9), createdAt: Date(timeIntervalSince1970: sqlite3_column_double(statement, 10)),
                 version: integer(11).map(Int.init), fileType: text(12), fileName: text(13))
         default:

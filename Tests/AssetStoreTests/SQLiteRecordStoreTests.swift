@@ -64,6 +64,20 @@ struct SQLiteRecordStoreTests {
         #expect(second.map(\.id) == [ids[1], ids[0]])
     }
 
+    /// An asset whose delete began (and has not finished) answers 404 by id: the listing
+    /// must not show it either.
+    @Test func listingHidesAnAssetBeingDeleted() throws {
+        let db = try open()
+        let kept = try db.createAsset(NewAsset(workspaceID: 5, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        let going = try db.createAsset(NewAsset(workspaceID: 5, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        guard case .deleting? = try db.beginDelete(id: going.id) else {
+            Issue.record("the delete did not begin")
+            return
+        }
+        #expect(try db.asset(id: going.id, workspaceID: 5)?.status.isGone == true)
+        #expect(try db.assets(workspaceID: 5, limit: 10, before: nil).map(\.id) == [kept.id])
+    }
+
     @Test func reopeningKeepsRecordsAndMigrationsRunOnce() throws {
         let asset = try open().createAsset(NewAsset(workspaceID: 1, fileType: "image/gif", fileExtension: "gif", fileName: "x", size: nil))
         let again = try open()
