@@ -318,7 +318,7 @@ public final class S3Client: Sendable {
             keys += tree.all("Contents").compactMap { $0.value("Key") }
             token = tree.value("IsTruncated") == "true" ? tree.value("NextContinuationToken") : nil
         } while token != nil && keys.count < limit
-        return keys
+        return Array(keys.prefix(limit))
     }
 
     /// The unsigned URL of an object (the `location` of a completed upload).

@@ -86,6 +86,7 @@ struct LiveS3Tests {
         #expect(try s3.getObject(key: "1/versions/7/v2.bin", range: nil) == bytes)
         #expect(try s3.headObject(key: "1/versions/7/v2.bin")?.contentType == "image/png")
         #expect(try s3.listKeys(prefix: "1/versions/7/", limit: 100) == ["1/versions/7/v1.bin", "1/versions/7/v2.bin"])
+        #expect(try s3.listKeys(prefix: "1/versions/7/", limit: 1) == ["1/versions/7/v1.bin"], "at most the limit")
         try s3.deleteObjects(keys: [source, "1/versions/7/v1.bin", "1/versions/7/v2.bin"])
     }
 
