@@ -188,6 +188,11 @@ public protocol RepairWorkLists: AnyObject, Sendable {
     func versionSwitches(createdBefore before: Date, limit: Int) throws -> [VersionSwitch]
     /// How many multipart uploads are pending (for /metrics).
     func pendingUploadCount() throws -> Int
+    /// Deleted assets whose versions prefix is to be listed once more (`markDeleted` puts
+    /// each there): a new version's PutObject that raced the delete may land after it.
+    func deletedAssetsToSweep(deletedBefore before: Date, limit: Int) throws -> [AssetRecord]
+    /// The sweep of a deleted asset is done.
+    func markSwept(assetID: Int64) throws
 }
 
 extension RepairWorkLists {

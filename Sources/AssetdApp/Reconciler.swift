@@ -42,12 +42,18 @@ final class Reconciler: Sendable {
         // only what no request has touched for the grace period.
         let settledBefore = startUp ? processStarted : now.addingTimeInterval(-Double(grace.components.seconds))
         let expireBefore = now.addingTimeInterval(-Double(service.configuration.pendingUploadTTL))
-        let repairs = service.repair(settledBefore: settledBefore, expireBefore: expireBefore)
+        // A deleted asset is swept once the slowest direct upload that may have raced its
+        // delete has landed or given up: twice (a call and its retry) its transfer deadline.
+        let configuration = service.configuration
+        let longestPut = 2 * (configuration.s3Timeout + Int(configuration.maxDirectUploadBytes >> 20))
+        let sweepBefore = startUp ? processStarted : now.addingTimeInterval(-Double(max(longestPut, Int(grace.components.seconds))))
+        let repairs = service.repair(settledBefore: settledBefore, expireBefore: expireBefore, sweepBefore: sweepBefore)
         if repairs != AssetService.Repairs() {
             service.logger.info("reconciler pass done", metadata: [
                 "direct_ready": "\(repairs.directReady)", "direct_discarded": "\(repairs.directDiscarded)",
                 "uploads_expired": "\(repairs.uploadsExpired)", "deletes_finished": "\(repairs.deletesFinished)",
                 "versions_finished": "\(repairs.versionsFinished)", "versions_undone": "\(repairs.versionsUndone)",
+                "orphans_swept": "\(repairs.orphansSwept)",
                 "failures": "\(repairs.failures)",
             ])
         }

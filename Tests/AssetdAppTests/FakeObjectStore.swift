@@ -20,6 +20,8 @@ final class FakeObjectStore: ObjectStore {
         var failNext: [String: S3Error] = [:]
         /// Run once, inside the named operation after its effect: another request racing it.
         var during: [String: @Sendable () -> Void] = [:]
+        /// Run once, inside the named operation before its effect: a request that wins the race.
+        var before: [String: @Sendable () -> Void] = [:]
         var deleted: [[String]] = []
         var copies: [(source: String, key: String, contentType: String, metadata: [String: String])] = []
     }
@@ -33,6 +35,15 @@ final class FakeObjectStore: ObjectStore {
     /// Runs `body` once, in the middle of the next `operation` (after its effect in S3).
     func during(_ operation: String, _ body: @escaping @Sendable () -> Void) {
         state.withLock { $0.during[operation] = body }
+    }
+
+    /// Runs `body` once, at the start of the next `operation` (before its effect in S3).
+    func before(_ operation: String, _ body: @escaping @Sendable () -> Void) {
+        state.withLock { $0.before[operation] = body }
+    }
+
+    private func raceAhead(_ operation: String) {
+        if let body = state.withLock({ $0.before.removeValue(forKey: operation) }) { body() }
     }
 
     private func race(_ operation: String) {
@@ -83,6 +94,7 @@ final class FakeObjectStore: ObjectStore {
                    sha256Hex: String, md5: [UInt8]) throws -> String {
         // A failure without an answer (timeout, reset) comes after the object landed, as
         // when S3 stored it but its answer was lost; any other failure stores nothing.
+        raceAhead("put")
         do {
             try record("put")
         } catch let error as S3Error where error.isAmbiguous {

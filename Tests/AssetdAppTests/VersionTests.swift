@@ -114,6 +114,49 @@ import Testing
         #expect(try routes.records.versionSwitch(assetID: Int64(id)!) == nil)
     }
 
+    /// A delete that wins the race with a direct new version's PutObject: the delete lists
+    /// and removes the keys before the bytes land, and drops the switch. The upload then
+    /// finds its switch gone and removes what it stored (it used to leave it for ever).
+    @Test func aDirectVersionThatLosesToADeleteLeavesNothing() throws {
+        let (_, _, id) = try upload(type: "image/png")
+        let router = routes.router, token = routes.token
+        routes.store.before("put") {
+            let delete = Request(method: "DELETE", path: "/s3/delete", queryString: "workspaceId=1&assetId=\(id)",
+                                 headers: ["authorization": "Bearer \(token)"])
+            #expect(router.respond(to: delete).status == .ok)
+        }
+        let (status, body) = routes.upload(routes.form([("assetId", nil, nil, Array(id.utf8)), ("file", "b.png", nil, RouteTests.png)]))
+        #expect(status == 404, "\(body)")
+        #expect(keys.isEmpty)
+    }
+
+    /// A delete that holds the asset while the new version's bytes land: the version's
+    /// switch is refused, and the bytes the delete may have missed are removed.
+    @Test func aDirectVersionRefusedByARunningDeleteLeavesNothing() throws {
+        let (_, _, id) = try upload(type: "image/png")
+        let service = routes.app.service, assetID = Int64(id)!
+        routes.store.during("put") {
+            // The delete has begun and holds the asset; it listed the keys before this PUT.
+            _ = service.assetsInMotion.write { $0.insert(assetID) }
+            _ = try? service.records.beginDelete(id: assetID, now: Date())
+        }
+        let (status, body) = routes.upload(routes.form([("assetId", nil, nil, Array(id.utf8)), ("file", "b.png", nil, RouteTests.png)]))
+        #expect(status == 404, "\(body)")
+        #expect(!keys.contains { $0.hasPrefix("1/versions/\(id)/") })
+    }
+
+    /// What a crash left behind such a race is found by the reconciler's sweep of a
+    /// deleted asset's versions prefix, once.
+    @Test func theReconcilerSweepsADeletedAssetsVersions() throws {
+        let (_, _, id) = try upload(type: "image/png")
+        #expect(routes.call("DELETE", "/s3/delete", "workspaceId=1&assetId=\(id)").0 == 200)
+        routes.store.state.withLock { $0.objects["1/versions/\(id)/v2.png"] = 1 }
+        let reconciler = Reconciler(service: routes.app.service, interval: .seconds(60))
+        #expect(reconciler.pass(startUp: true).orphansSwept == 1)
+        #expect(keys.isEmpty)
+        #expect(reconciler.pass(startUp: true).orphansSwept == 0, "a deleted asset is swept once")
+    }
+
     @Test func deleteRemovesEveryKeyOfTheAsset() throws {
         let (_, _, id) = try upload(type: "application/pdf")
         _ = try upload(type: "application/pdf", assetID: id)

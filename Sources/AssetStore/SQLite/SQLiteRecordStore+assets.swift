@@ -118,6 +118,8 @@ extension SQLiteRecordStore {
                                arguments: [now.timeIntervalSince1970, id])
                 guard db.changesCount == 1 else { return false }
                 try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [id])
+                try db.execute(sql: "INSERT OR REPLACE INTO delete_sweep (asset_id, deleted_at) VALUES (?, ?)",
+                               arguments: [id, now.timeIntervalSince1970])
                 return true
             }
         }

@@ -92,6 +92,18 @@ extension SQLiteRecordStore {
                 );
                 """)
         }
+        migrator.registerMigration("v5: sweeps after deletes") { db in
+            // A deleted asset's versions prefix is listed once more after the delete, when
+            // any PutObject of a new version that raced it has landed or given up. Assets
+            // deleted before this migration get that sweep too (a race could orphan keys).
+            try db.execute(sql: """
+                CREATE TABLE delete_sweep (
+                    asset_id INTEGER PRIMARY KEY REFERENCES asset(id),
+                    deleted_at REAL NOT NULL
+                );
+                INSERT INTO delete_sweep (asset_id, deleted_at) SELECT id, updated_at FROM asset WHERE status = 'deleted';
+                """)
+        }
         return migrator
     }
 }

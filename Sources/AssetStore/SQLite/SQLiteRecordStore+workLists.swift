@@ -51,4 +51,20 @@ extension SQLiteRecordStore {
             }
         }
     }
+
+    /// Deleted assets whose versions prefix is still to be swept, deleted before `before`.
+    public func deletedAssetsToSweep(deletedBefore before: Date, limit: Int) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT asset.* FROM delete_sweep JOIN asset ON asset.id = delete_sweep.asset_id
+                    WHERE delete_sweep.deleted_at < ? ORDER BY delete_sweep.asset_id LIMIT ?
+                    """, arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    public func markSwept(assetID: Int64) throws {
+        try run { try pool.write { db in try db.execute(sql: "DELETE FROM delete_sweep WHERE asset_id = ?", arguments: [assetID]) } }
+    }
 }

@@ -15,7 +15,9 @@ import S3Client
 ///   and it and its asset marked expired;
 /// - a delete that stopped midway (`deleting`): finished;
 /// - a new version whose switch stopped midway: finished when its bytes are there whole and
-///   checked, else undone (its staged bytes deleted, the current version left as it was).
+///   checked, else undone (its staged bytes deleted, the current version left as it was);
+/// - a deleted asset's versions prefix, listed once more after the delete, once a new
+///   version's PutObject that raced it has landed or given up: whatever is there is deleted.
 ///
 /// It assumes, like the upload cache, that one assetd process owns the database: a direct
 /// upload in flight in this process is skipped by id, and so is an asset it is moving.
@@ -28,12 +30,15 @@ extension AssetService {
         public var deletesFinished = 0
         public var versionsFinished = 0
         public var versionsUndone = 0
+        /// Deleted assets under whose versions prefix a sweep still found objects.
+        public var orphansSwept = 0
         public var failures = 0
     }
 
     /// One pass over the work lists: records last changed before `settledBefore` (younger
-    /// ones may still belong to a request), and uploads started before `expireBefore`.
-    public func repair(settledBefore: Date, expireBefore: Date) -> Repairs {
+    /// ones may still belong to a request), uploads started before `expireBefore`, and
+    /// assets deleted before `sweepBefore`.
+    public func repair(settledBefore: Date, expireBefore: Date, sweepBefore: Date) -> Repairs {
         var repairs = Repairs()
         do {
             for asset in try records.pendingDirectAssets(updatedBefore: settledBefore, limit: 500) where !isDirectUploadInFlight(asset.id) {
@@ -48,6 +53,9 @@ extension AssetService {
             for change in try records.versionSwitches(createdBefore: settledBefore, limit: 500)
             where !isInMotion(change.assetID) && !isDirectUploadInFlight(change.assetID) {
                 settleVersionSwitch(change, &repairs)
+            }
+            for asset in try records.deletedAssetsToSweep(deletedBefore: sweepBefore, limit: 500) {
+                sweep(asset, &repairs)
             }
         } catch {
             repairs.failures += 1
@@ -158,6 +166,26 @@ extension AssetService {
         } catch {
             repairs.failures += 1
             logger.warning("reconciler: could not finish a delete", metadata: ["asset": "\(asset.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Deletes whatever is under a deleted asset's versions prefix: the bytes of a new
+    /// version whose PutObject landed after the delete had listed the prefix.
+    private func sweep(_ asset: AssetRecord, _ repairs: inout Repairs) {
+        do {
+            let keys = try objects.listKeys(prefix: AssetKeys.versionsPrefix(workspaceID: asset.workspaceID, assetID: asset.id),
+                                            limit: 100_000)
+            if !keys.isEmpty {
+                try objects.deleteObjects(keys: keys)
+                repairs.orphansSwept += 1
+                logger.notice("reconciler: deleted what a new version left after its asset was deleted", metadata: [
+                    "asset": "\(asset.id)", "keys": "\(keys.count)",
+                ])
+            }
+            try records.markSwept(assetID: asset.id)
+        } catch {
+            repairs.failures += 1
+            logger.warning("reconciler: could not sweep a deleted asset's versions", metadata: ["asset": "\(asset.id)", "error": "\(error)"])
         }
     }
 }

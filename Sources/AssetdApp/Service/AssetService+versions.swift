@@ -86,9 +86,12 @@ extension AssetService {
         guard let asset = try records.asset(id: change.assetID, workspaceID: change.workspaceID),
               asset.status == .ready, asset.currentVersion == change.version - 1
         else {
-            // Never delete a key that the record still calls a version.
-            if try records.discardVersionSwitch(assetID: change.assetID, version: change.version),
-               try !records.versions(assetID: change.assetID).contains(where: { $0.key == change.stagingKey }) {
+            // Never delete a key that the record still calls a version; but a deleted
+            // asset's keys all go, even when its delete dropped the switch first.
+            let discarded = try records.discardVersionSwitch(assetID: change.assetID, version: change.version)
+            let gone = try records.asset(id: change.assetID, workspaceID: change.workspaceID)?.status.isGone ?? true
+            let archived = try records.versions(assetID: change.assetID).contains { $0.key == change.stagingKey }
+            if gone || (discarded && !archived) {
                 try objects.deleteObjects(keys: [change.stagingKey])
             }
             return nil
@@ -151,8 +154,23 @@ extension AssetService {
         var stored = change
         stored.state = .stored
         stored.etag = etag.isEmpty ? change.etag : etag
-        try records.markVersionStored(assetID: asset.id, etag: stored.etag)
-        guard let current = try switchVersion(stored, logger: logger) else {
+        // A delete that raced the PutObject dropped the switch: what landed is ours to remove.
+        guard try records.markVersionStored(assetID: asset.id, etag: stored.etag) else {
+            try objects.deleteObjects(keys: [change.stagingKey])
+            throw AssetError.notFound("Asset \(asset.id) was deleted while its new version was being stored.")
+        }
+        let current: AssetRecord?
+        do {
+            current = try switchVersion(stored, logger: logger)
+        } catch AssetError.conflict(let message, let retryAfter) {
+            // Held by a delete: it may have listed the keys before these bytes landed.
+            if try records.asset(id: asset.id, workspaceID: asset.workspaceID)?.status.isGone ?? true {
+                try objects.deleteObjects(keys: [change.stagingKey])
+                throw AssetError.notFound("Asset \(asset.id) was deleted while its new version was being stored.")
+            }
+            throw AssetError.conflict(message, retryAfter: retryAfter)
+        }
+        guard let current else {
             throw AssetError.conflict("Asset \(asset.id) was deleted while its new version was being stored.")
         }
         return current
