@@ -8,16 +8,23 @@ import Thumbnails
 
 /// Start-up: the steps `assetd serve` runs, in order.
 public enum Bootstrap {
-    /// A logger for the whole process, on standard error (journald reads it there).
+    /// A logger for the whole process, on standard error (journald reads it there), with
+    /// control characters escaped in every field.
     public static func logger(level: String) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: level) ?? .info
-            return handler
+            handler(level: level, writingTo: StreamLogHandler.standardError(label: label))
         }
         var logger = Logger(label: "assetd")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
         return logger
+    }
+
+    /// The handler every logger of the process gets: `inner`, behind the escaping of
+    /// control characters.
+    static func handler(level: String, writingTo inner: any LogHandler) -> any LogHandler {
+        var handler = EscapingLogHandler(inner)
+        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        return handler
     }
 
     public static func serve(_ configuration: Configuration, logger: Logger) throws {

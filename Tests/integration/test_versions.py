@@ -226,3 +226,44 @@ def test_a_delete_while_s3_hangs_is_finished_by_a_retry(alice, s3, bucket):
         time.sleep(1)
     assert r.json() == {"success": True}
     assert keys_of(s3, bucket, asset_id, thumbnails=True) == []
+
+
+def test_new_versions_racing_deletes_leave_no_key(alice, s3, bucket):
+    """A 20 MB direct upload of a new version, and a DELETE of its asset 0-300 ms later, 20
+    times: whichever wins, nothing stays under the asset's keys (a version's bytes that
+    landed after the delete used to stay under its versions prefix for ever)."""
+    import random
+    import threading
+    from conftest import CERTIFICATE
+    rng = random.Random(17)
+    big = pdf_bytes("v2") + os.urandom(20 * 1000 * 1000)
+    ids, outcomes = [], []
+    for _ in range(20):
+        r = requests.post(alice.base + "/api/assets/upload", params={"workspaceId": 1},
+                          files={"file": ("v1.pdf", pdf_bytes("v1"), "application/octet-stream")},
+                          headers=alice.headers(), timeout=60, verify=CERTIFICATE)
+        assert r.status_code == 200, r.text
+        asset_id = r.json()["asset"]["id"]
+        ids.append(asset_id)
+        answer = {}
+
+        def new_version():
+            answer["r"] = requests.post(alice.base + "/api/assets/upload", params={"workspaceId": 1, "assetId": asset_id},
+                                        files={"file": ("v2.pdf", big, "application/octet-stream")},
+                                        headers=alice.headers(), timeout=120, verify=CERTIFICATE)
+
+        thread = threading.Thread(target=new_version)
+        thread.start()
+        time.sleep(rng.uniform(0, 0.3))
+        deleted = alice.delete("/s3/delete", workspaceId=1, assetId=asset_id)
+        thread.join(150)
+        assert not thread.is_alive()
+        # A delete that finds the asset held by the version's switch is told to retry.
+        while deleted.status_code == 409:
+            time.sleep(float(deleted.headers.get("Retry-After", "1")))
+            deleted = alice.delete("/s3/delete", workspaceId=1, assetId=asset_id)
+        assert deleted.status_code == 200, deleted.text
+        assert answer["r"].status_code in (200, 404, 409), answer["r"].text
+        outcomes.append(answer["r"].status_code)
+    for asset_id in ids:
+        assert keys_of(s3, bucket, asset_id) == [], (asset_id, outcomes)
