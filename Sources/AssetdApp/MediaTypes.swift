@@ -10,6 +10,16 @@ public struct MediaTypes: Sendable {
         "application/pdf": "pdf",
     ]
 
+    /// The type a file name's extension stands for (`JPEG` is image/jpeg), for the types
+    /// assetd knows; nil for any other.
+    public static func type(ofExtension fileExtension: String) -> String? {
+        let lowered = fileExtension.lowercased()
+        return otherExtensions[lowered] ?? extensions.first { $0.value == lowered }?.key
+    }
+
+    /// Extensions in use besides the one assetd gives each type.
+    static let otherExtensions = ["jpeg": "image/jpeg", "jpe": "image/jpeg", "tiff": "image/tiff", "qt": "video/quicktime", "m4v": "video/mp4"]
+
     /// ASSETD_ALLOWED_TYPES' default.
     public static let defaultAllowed = [
         "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/tiff",

@@ -224,6 +224,24 @@ import Testing
         #expect(error["error"]?.stringValue?.contains("fileName") == true)
     }
 
+    /// A PNG uploaded as `x.html` downloads as `x.png`, served as image/png: the client's
+    /// extension stays only when it names the detected type (`.jpeg` for a JPEG).
+    @Test func downloadsCarryTheDetectedTypeAndItsExtension() throws {
+        func query(_ id: String, _ name: String) throws -> [String: String] {
+            let (status, body) = routes.call("GET", "/s3/download-url", "workspaceId=1&assetId=\(id)&disposition=attachment")
+            #expect(status == 200)
+            let items = URLComponents(string: try #require(body["url"]?.stringValue))?.queryItems ?? []
+            return Dictionary(items.map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
+        }
+        let (_, polyglot) = routes.upload(routes.form([("file", "x.html", "text/html", RouteTests.png)]))
+        let html = try query(try #require(polyglot["asset"]?["id"]?.stringValue), "x.html")
+        #expect(html["response-content-disposition"] == #"attachment; filename="x.png"; filename*=UTF-8''x.png"#)
+        #expect(html["response-content-type"] == "image/png")
+        let (_, _, jpeg) = try upload(type: "image/jpeg", extra: "&fileName=holiday.JPEG")
+        #expect(try query(jpeg, "holiday.JPEG")["response-content-disposition"]?.hasSuffix("UTF-8''holiday.JPEG") == true)
+        #expect(try query(jpeg, "holiday.JPEG")["response-content-type"] == "image/jpeg")
+    }
+
     @Test func aDeleteWaitsWhileAVersionIsSwitchedIn() throws {
         let (_, _, id) = try upload(type: "application/pdf")
         let router = routes.router, token = routes.token

@@ -267,3 +267,21 @@ def test_new_versions_racing_deletes_leave_no_key(alice, s3, bucket):
         outcomes.append(answer["r"].status_code)
     for asset_id in ids:
         assert keys_of(s3, bucket, asset_id) == [], (asset_id, outcomes)
+
+
+def test_a_polyglot_named_html_downloads_as_its_detected_type(alice):
+    """A PNG sent as `x.html` (text/html) is stored as image/png; its download is served as
+    image/png and named `x.png`, so a browser never renders it as a page."""
+    from conftest import CERTIFICATE
+    r = requests.post(alice.base + "/api/assets/upload", params={"workspaceId": 1},
+                      files={"file": ("x.html", png_bytes(), "text/html")}, headers=alice.headers(), timeout=60, verify=CERTIFICATE)
+    assert r.status_code == 200, r.text
+    asset = r.json()["asset"]
+    assert asset["fileType"] == "image/png"
+    url = alice.get("/s3/download-url", workspaceId=1, assetId=asset["id"], disposition="attachment").json()["url"]
+    assert "response-content-type=image%2Fpng" in url
+    answer = requests.get(url, timeout=30)
+    assert answer.status_code == 200
+    if os.environ.get("ASSETD_TEST_S3_STRICT") == "1":  # moto ignores the response-* overrides
+        assert answer.headers["Content-Type"] == "image/png"
+        assert answer.headers["Content-Disposition"].endswith("filename*=UTF-8''x.png")

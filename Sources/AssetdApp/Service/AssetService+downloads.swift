@@ -11,7 +11,9 @@ extension AssetService {
     }
 
     /// A presigned GET of version `version` (the current one when nil) of a ready asset,
-    /// valid for `expires` seconds; with a `disposition`, the response names the file.
+    /// valid for `expires` seconds. S3 answers with the type libmagic detected, whatever
+    /// the client said; with a `disposition`, the response names the file, with the
+    /// extension of that type.
     public func downloadURL(of assetID: Int64, in workspaceID: Int64, version: Int?, disposition: Disposition?, expires: Int) throws -> String {
         let asset = try asset(assetID, in: workspaceID)
         guard asset.status == .ready else {
@@ -19,18 +21,20 @@ extension AssetService {
         }
         var key = asset.key
         var recordedName = asset.fileName
+        var fileType = asset.fileType
         if let version, version != asset.currentVersion {
             guard let archived = try records.versions(assetID: asset.id).first(where: { $0.version == version }) else {
                 throw AssetError.notFound("Asset \(assetID) has no version \(version).")
             }
             key = archived.key
             recordedName = archived.fileName ?? asset.fileName
+            fileType = archived.fileType
         }
-        var query: [(String, String)] = []
+        var query = [("response-content-type", fileType)]
         if let disposition {
             var named = asset
             named.fileName = recordedName
-            let name = Self.downloadName(named, version: version, fileExtension: AssetKeys.fileExtension(of: key))
+            let name = Self.downloadName(named, version: version, fileType: fileType, fileExtension: AssetKeys.fileExtension(of: key))
             query.append(("response-content-disposition", Self.contentDisposition(disposition.rawValue, fileName: name)))
         }
         return presign("GET", key: key, query: query, expires: expires)
@@ -62,12 +66,18 @@ extension AssetService {
     }
 
     /// The name a download of version `version` carries: the recorded name, with ` (vN)`
-    /// before the extension for an earlier version, and the version's own extension.
-    static func downloadName(_ asset: AssetRecord, version: Int?, fileExtension: String) -> String {
+    /// before the extension for an earlier version. The extension is the client's when it
+    /// names the stored type (`.jpeg` for a JPEG), else the key's: a JPEG/HTML polyglot
+    /// uploaded as `x.html` downloads as `x.jpg`, never as a page.
+    static func downloadName(_ asset: AssetRecord, version: Int?, fileType: String, fileExtension: String) -> String {
         let recorded = asset.fileName ?? "\(asset.id).\(fileExtension)"
-        guard let version, version != asset.currentVersion else { return recorded }
-        var base = recorded
-        if let dot = recorded.lastIndex(of: "."), dot != recorded.startIndex { base = String(recorded[..<dot]) }
-        return "\(base) (v\(version)).\(fileExtension)"
+        var base = recorded, ext = fileExtension
+        if let dot = recorded.lastIndex(of: "."), dot != recorded.startIndex {
+            base = String(recorded[..<dot])
+            let given = String(recorded[recorded.index(after: dot)...])
+            if MediaTypes.type(ofExtension: given) == MediaTypes.normalize(fileType) { ext = given }
+        }
+        guard let version, version != asset.currentVersion else { return "\(base).\(ext)" }
+        return "\(base) (v\(version)).\(ext)"
     }
 }
