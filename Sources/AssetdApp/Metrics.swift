@@ -1,3 +1,4 @@
+import Locking
 import Prometheus
 
 /// What GET /metrics reports, in Prometheus's text format (swift-prometheus's registry: a
@@ -13,6 +14,16 @@ public final class Metrics: Sendable {
         .seconds(10), .seconds(30),
     ]
     private let openUploads: Gauge
+    /// The series already made, by their labels: the registry validates names and help
+    /// text and hashes labels on each `make...`, which cost more than the rest of a
+    /// presign (callgrind). Every label set is bounded, and so are these.
+    private let requestCounters = ReadWriteLocked<[RequestLabels: Counter]>([:])
+    private let requestDurations = ReadWriteLocked<[String: DurationHistogram]>([:])
+    private struct RequestLabels: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
 
     public init() {
         openUploads = registry.makeGauge(name: "assetd_open_uploads", help: "Multipart uploads started and neither completed, aborted nor expired.")
@@ -20,11 +31,25 @@ public final class Metrics: Sendable {
 
     /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).
     public func request(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(name: "assetd_http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
-                             help: "Requests answered, by route, method and status.").increment()
-        registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
-                                       buckets: Self.latencyBuckets, help: "Time from the request's parameters to its response, by route.")
-            .record(duration)
+        let labels = RequestLabels(route: route, method: method, status: status)
+        let counter = requestCounters.read { $0[labels] } ?? requestCounters.write { counters in
+            if let made = counters[labels] { return made }
+            let made = registry.makeCounter(name: "assetd_http_requests_total",
+                                            labels: [("route", route), ("method", method), ("status", String(status))],
+                                            help: "Requests answered, by route, method and status.")
+            counters[labels] = made
+            return made
+        }
+        counter.increment()
+        let histogram = requestDurations.read { $0[route] } ?? requestDurations.write { histograms in
+            if let made = histograms[route] { return made }
+            let made = registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
+                                                      buckets: Self.latencyBuckets,
+                                                      help: "Time from the request's parameters to its response, by route.")
+            histograms[route] = made
+            return made
+        }
+        histogram.record(duration)
     }
 
     /// One S3 call; `error` is `S3Error.label` when it failed: S3's code, or Timeout, NetworkError, Refused, ...

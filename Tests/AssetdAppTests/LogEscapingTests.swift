@@ -47,6 +47,12 @@ struct LogEscapingTests {
         }
     }
 
+    @Test func requestIDsKeepOnlyLettersDigitsAndDashes() {
+        #expect(AccessLog.safeID("0af7651916cd43dd8448eb211c80319c") == "0af7651916cd43dd8448eb211c80319c")
+        #expect(AccessLog.safeID("ab-12\r\nZ<é>`[@") == "ab-12Z")
+        #expect(AccessLog.safeID(String(repeating: "a", count: 100)).count == 64)
+    }
+
     @Test func plainTextPassesAsItIs() {
         #expect(EscapingLogHandler.escape("café 1/digital_assets/7.jpg") == "café 1/digital_assets/7.jpg")
     }
