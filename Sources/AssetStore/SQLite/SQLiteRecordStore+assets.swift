@@ -34,7 +34,7 @@ extension SQLiteRecordStore {
     public func asset(id: Int64, workspaceID: Int64) throws -> AssetRecord? {
         try run {
             try pool.unsafeReentrantRead { db in
-                let statement = try db.cachedStatement(sql: "SELECT * FROM asset WHERE id = ? AND workspace_id = ?")
+                let statement = try db.cachedStatement(sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ? AND workspace_id = ?")
                 return try Row.fetchOne(statement, arguments: [id, workspaceID]).map(Self.asset(from:))
             }
         }
@@ -72,7 +72,7 @@ extension SQLiteRecordStore {
                         """,
                     arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, id])
                 guard db.changesCount == 1 else { return nil }
-                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
             }
         }
     }
@@ -84,7 +84,7 @@ extension SQLiteRecordStore {
         defer { uploads.invalidateAll() }
         return try run {
             try pool.write { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [id]) else { return nil }
+                guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]) else { return nil }
                 var asset = try Self.asset(from: row)
                 if asset.status == .deleted { return .alreadyDeleted }
                 if asset.status != .deleting {
@@ -131,7 +131,7 @@ extension SQLiteRecordStore {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT * FROM asset WHERE workspace_id = ? AND status NOT IN ('deleting', 'deleted') AND id < ?
+                    SELECT \(Self.assetColumns) FROM asset WHERE workspace_id = ? AND status NOT IN ('deleting', 'deleted') AND id < ?
                     ORDER BY id DESC LIMIT ?
                     """, arguments: [workspaceID, before ?? Int64.max, limit]).map(Self.asset(from:))
             }

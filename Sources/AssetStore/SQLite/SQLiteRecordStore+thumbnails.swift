@@ -41,9 +41,10 @@ extension SQLiteRecordStore {
                     UPDATE asset SET thumbnail_attempts = thumbnail_attempts + 1
                     WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending'
                     """, arguments: [assetID])
-                guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [assetID]) else {
-                    return nil
-                }
+                guard db.changesCount == 1,
+                      let row = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns), thumbnail_attempts FROM asset WHERE id = ?",
+                                                 arguments: [assetID])
+                else { return nil }
                 return try ThumbnailTask(asset: Self.asset(from: row), attempts: row["thumbnail_attempts"])
             }
         }
@@ -71,7 +72,7 @@ extension SQLiteRecordStore {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT * FROM asset WHERE status = 'ready'
+                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready'
                     AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
                     ORDER BY id LIMIT ?
                     """, arguments: [limit]).map(Self.asset(from:))

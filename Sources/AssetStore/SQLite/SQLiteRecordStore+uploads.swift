@@ -83,7 +83,7 @@ extension SQLiteRecordStore {
                     arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, uploadID])
                 // The asset left pending (a delete began): undo the upload's change too.
                 guard db.changesCount == 1 else { throw Rollback() }
-                return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
+                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
                                         arguments: [uploadID]).map(Self.asset(from:))
                 }
             } catch is Rollback {

@@ -123,7 +123,7 @@ extension SQLiteRecordStore {
         try run {
             do {
                 return try pool.write { db in
-                    guard let row = try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [change.assetID]) else {
+                    guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [change.assetID]) else {
                         throw Rollback()
                     }
                     let current = try Self.asset(from: row)
@@ -146,7 +146,7 @@ extension SQLiteRecordStore {
                                     now.timeIntervalSince1970, now.timeIntervalSince1970, current.id, current.currentVersion])
                     guard db.changesCount == 1 else { throw Rollback() }
                     try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [current.id])
-                    return try Row.fetchOne(db, sql: "SELECT * FROM asset WHERE id = ?", arguments: [current.id]).map(Self.asset(from:))
+                    return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [current.id]).map(Self.asset(from:))
                 }
             } catch is Rollback {
                 return nil

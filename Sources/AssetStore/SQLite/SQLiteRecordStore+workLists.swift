@@ -9,7 +9,7 @@ extension SQLiteRecordStore {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT * FROM asset WHERE status = 'pending' AND updated_at < ?
+                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'pending' AND updated_at < ?
                     AND NOT EXISTS (SELECT 1 FROM upload WHERE upload.asset_id = asset.id)
                     ORDER BY id LIMIT ?
                     """, arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
@@ -36,7 +36,7 @@ extension SQLiteRecordStore {
     public func deletingAssets(updatedBefore before: Date, limit: Int) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM asset WHERE status = 'deleting' AND updated_at < ? ORDER BY id LIMIT ?",
+                try Row.fetchAll(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE status = 'deleting' AND updated_at < ? ORDER BY id LIMIT ?",
                                  arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
             }
         }
@@ -57,7 +57,7 @@ extension SQLiteRecordStore {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT asset.* FROM delete_sweep JOIN asset ON asset.id = delete_sweep.asset_id
+                    SELECT \(Self.assetColumns) FROM delete_sweep JOIN asset ON asset.id = delete_sweep.asset_id
                     WHERE delete_sweep.deleted_at < ? ORDER BY delete_sweep.asset_id LIMIT ?
                     """, arguments: [before.timeIntervalSince1970, limit]).map(Self.asset(from:))
             }
