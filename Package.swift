@@ -74,6 +74,8 @@ let package = Package(
             name: "assetd",
             dependencies: [
                 "AssetdApp",
+                // Serve blocks the stop signals and sets the socket's group before start-up.
+                "FastCGIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
