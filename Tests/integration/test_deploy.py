@@ -275,6 +275,15 @@ def test_setup_bucket_merges_by_id_and_is_idempotent(s3):
     assert missing.returncode != 0
     assert "does not exist" in missing.stderr and "--create" in missing.stderr, missing.stderr
 
+    # --dry-run alone, before the bucket exists: what it would do, and exit 0.
+    alone = assetd(["setup-bucket", "--dry-run"], AWS_BUCKET=bucket)
+    assert alone.returncode == 0, alone.stderr
+    assert f"bucket {bucket}: does not exist; would create it" in alone.stdout, alone.stdout
+    assert "--create" in alone.stdout
+    plan = json.loads([l for l in alone.stdout.splitlines() if l.startswith("{")][0])
+    assert plan["CORSConfiguration"]["CORSRules"][0]["ID"] == "assetd"
+    assert "nothing was changed" in alone.stdout
+
     dry = assetd(["setup-bucket", "--create", "--dry-run"], AWS_BUCKET=bucket)
     assert dry.returncode == 0, dry.stderr
     plan = json.loads([l for l in dry.stdout.splitlines() if l.startswith("{")][0])
