@@ -46,8 +46,9 @@ def assetd_bin():
     return os.environ["ASSETD_BIN"]
 
 
-def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,)):
-    """A second nginx with the production site: its allowlist, its own ports."""
+def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,), edit=None):
+    """A second nginx with the production site: its allowlist, its own ports. `edit`, when
+    given, is called with the rendered directory before nginx -t, as an administrator edits."""
     out = os.path.join(state_dir(), name)
     args = [RENDER, out, "--state", state_dir(), "--https-port", str(https_port), "--socket", socket_path,
             "--log-prefix", name]
@@ -56,6 +57,8 @@ def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,
     for origin in origins:
         args += ["--cors-origin", origin]
     run(args, check=True)
+    if edit:
+        edit(out)
     conf = os.path.join(out, "nginx.conf")
     run(["nginx", "-t", "-q", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
     run(["nginx", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
@@ -170,6 +173,47 @@ def test_metrics_refused_from_elsewhere(prod):
     assert json.loads(body)["error"]
     (status, headers, body), = get_from("127.0.0.1", prod["https"], "/metrics")
     assert status == 200 and b"assetd_http_requests_total" in body
+
+
+def test_metrics_allow_list_is_the_snippet_the_admin_edits(prod):
+    """/metrics: loopback, plus what assetd-metrics-allow.conf lists (nothing as shipped)."""
+    shipped = open(os.path.join(ROOT, "nginx", "snippets", "assetd-metrics-allow.conf")).read()
+    assert not [l for l in shipped.splitlines() if l.strip() and not l.lstrip().startswith("#")], shipped
+
+    def allow_prometheus(out):
+        with open(os.path.join(out, "snippets", "assetd-metrics-allow.conf"), "a") as f:
+            f.write("allow 127.0.0.2;\n")
+    port = free_port()
+    pid = start_nginx("metrics-nginx", os.path.join(state_dir(), "assetd.sock"), port, edit=allow_prometheus)
+    try:
+        (status, _, body), = get_from("127.0.0.2", port, "/metrics")
+        assert status == 200 and b"assetd_http_requests_total" in body
+        (status, _, _), = get_from("127.0.0.3", port, "/metrics")
+        assert status == 403
+        (status, _, _), = get_from("127.0.0.1", port, "/metrics")
+        assert status == 200
+    finally:
+        stop_nginx(pid)
+
+
+def test_acme_challenges_are_served_over_plain_http(prod):
+    """certbot certonly --webroot: port 80 serves /.well-known/acme-challenge/ from the
+    webroot (STATE/acme in the render, /var/www/letsencrypt as shipped), redirects the rest."""
+    token = "assetd-test-" + uuid.uuid4().hex
+    folder = os.path.join(state_dir(), "acme", ".well-known", "acme-challenge")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, token), "w") as f:
+        f.write(token + ".key-authorization")
+    try:
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/acme-challenge/{token}", allow_redirects=False, timeout=10)
+        assert r.status_code == 200 and r.text == token + ".key-authorization", (r.status_code, r.text[:200])
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/acme-challenge/missing", allow_redirects=False, timeout=10)
+        assert r.status_code == 404
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/other", allow_redirects=False, timeout=10)
+        assert r.status_code == 301
+    finally:
+        os.unlink(os.path.join(folder, token))
+    assert "root /var/www/letsencrypt;" in open(os.path.join(ROOT, "nginx", "assetd.conf")).read()
 
 
 def test_429_past_the_rate_is_json_with_cors(prod):
