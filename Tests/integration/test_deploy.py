@@ -385,6 +385,18 @@ def test_check_config_fails_with_a_clear_line():
     assert len(line) == 1 and line[0].startswith("FAIL bucket:") and "does not exist" in line[0], missing.stdout
 
 
+def test_check_config_says_how_to_make_a_missing_state_directory(tmp_path):
+    """Before the first start nothing but the package makes /var/lib/assetd: the FAIL line
+    names the command that does."""
+    state = tmp_path / "var-lib-assetd"
+    result = assetd(["check-config"], ASSETD_DATABASE=f"{state}/assetd.sqlite", ASSETD_STATE_DIR=str(state))
+    assert result.returncode != 0
+    lines = {l.split(":")[0]: l for l in result.stdout.splitlines() if l.startswith("FAIL")}
+    for item in ("FAIL database", "FAIL spool directory"):
+        assert item in lines, result.stdout
+        assert f"{state} does not exist; create it as root: install -d -o assetd -g assetd -m 0700 {state}" in lines[item], lines[item]
+
+
 # --- the Debian package -------------------------------------------------------------
 
 def test_debian_package_installs_runs_and_purges(tmp_path):
