@@ -2,17 +2,21 @@
 paths, ports, certificates and a CORS allowlist changed), the systemd units, socket
 activation, setup-bucket, check-config and the Debian package. Loopback only; every
 subprocess and request has a time limit."""
+import grp
 import http.client
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -404,6 +408,7 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         pytest.skip("installing a package needs root and dpkg")
     if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
         pytest.skip("an assetd package is already installed here; not touching it")
+    state_existed = os.path.exists("/var/lib/assetd")
     built = run([os.path.join(ROOT, "scripts", "package"), "--binary", assetd_bin(), "--out", str(tmp_path)], timeout=300, check=True)
     deb = built.stdout.strip().splitlines()[-1]
     assert deb.endswith("_amd64.deb") and os.path.exists(deb)
@@ -420,11 +425,63 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         assert pristine.returncode != 0 and "FAIL settings:" in pristine.stdout and "required" in pristine.stdout
         configured = run(["/usr/bin/assetd", "check-config", "--config", os.environ["ASSETD_ENV_FILE"]], env={"PATH": "/usr/bin:/bin"})
         assert configured.returncode == 0, configured.stdout
+        # The state directory exists before the first start (postinst), the service's own.
+        info = os.stat("/var/lib/assetd")
+        assert (info.st_uid, info.st_gid) == (pwd.getpwnam("assetd").pw_uid, grp.getgrnam("assetd").gr_gid)
+        assert stat.S_IMODE(info.st_mode) == 0o700, oct(info.st_mode)
+        # check-config as the service's user, with the guide's database path, before any start.
+        readable = tempfile.mkdtemp(prefix="assetd-first-start-")  # pytest's tmp_path is root's only
+        os.chmod(readable, 0o755)
+        env_copy = Path(readable) / "first-start.env"
+        settings = read_env_file(os.environ["ASSETD_ENV_FILE"])
+        for key in ("ASSETD_SOCKET", "ASSETD_SOCKET_MODE", "ASSETD_STATE_DIR"):
+            settings.pop(key, None)
+        settings["ASSETD_DATABASE"] = "/var/lib/assetd/assetd.sqlite"
+        env_copy.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        os.chmod(env_copy, 0o644)
+        first = run([shutil.which("runuser") or "/usr/sbin/runuser", "-u", "assetd", "--", "/usr/bin/assetd", "check-config", "--config", str(env_copy)],
+                    env={"PATH": "/usr/bin:/bin"})
+        assert "OK   database: /var/lib/assetd/assetd.sqlite will be created" in first.stdout, first.stdout
+        assert "OK   spool directory: /var/lib/assetd/tmp will be created" in first.stdout, first.stdout
+        shutil.rmtree(readable)
+        # The resolved Swift dependencies the binary was built against are recorded.
+        listing = run(["dpkg", "-L", "assetd"], check=True).stdout
+        assert "/usr/share/doc/assetd/DEPENDENCIES" in listing
+        recorded = open("/usr/share/doc/assetd/DEPENDENCIES").read()
+        assert "swift-log 1.16.2" in recorded and "GRDB.swift 7.10.0" in recorded, recorded
+        assert os.path.exists("/usr/share/doc/assetd/Package.resolved")
+        # The guide's step: enable the site. Removing the package must take the link with it,
+        # or nginx -t fails on a dangling include; so must a purge after a reinstall.
+        if os.path.isdir("/etc/nginx/sites-enabled"):
+            link = "/etc/nginx/sites-enabled/assetd"
+            os.symlink("/etc/nginx/sites-available/assetd", link)
+            run(["dpkg", "--remove", "assetd"], timeout=120, check=True)
+            assert not os.path.lexists(link), "dpkg --remove left the sites-enabled link"
+            run(["dpkg", "-i", deb], timeout=120, check=True)
+            os.symlink("../sites-available/assetd", link)
+            run(["dpkg", "--purge", "assetd"], timeout=120, check=True)
+            assert not os.path.lexists(link), "dpkg --purge left the sites-enabled link"
+            # A link of the administrator's to another file stays.
+            other = "/etc/nginx/sites-enabled/assetd-test-other"
+            os.symlink("/etc/nginx/sites-available/default", other)
+            try:
+                run(["dpkg", "-i", deb], timeout=120, check=True)
+                run(["dpkg", "--purge", "assetd"], timeout=120, check=True)
+                assert os.path.lexists(other)
+            finally:
+                os.unlink(other)
+            run(["dpkg", "-i", deb], timeout=120, check=True)
         if shutil.which("systemd-analyze"):
             verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     finally:
         purge = run(["dpkg", "--purge", "assetd"], timeout=120)
+        link = "/etc/nginx/sites-enabled/assetd"
+        if os.path.islink(link) and os.readlink(link) in ("/etc/nginx/sites-available/assetd", "../sites-available/assetd"):
+            os.unlink(link)  # the test's own link, should postrm have failed to remove it
+        # A purge keeps /var/lib/assetd (Debian's practice); this test does not keep what it made.
+        if not state_existed:
+            shutil.rmtree("/var/lib/assetd", ignore_errors=True)
     assert purge.returncode == 0, purge.stderr
     for path in ("/usr/bin/assetd", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
         assert not os.path.exists(path), path
