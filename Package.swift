@@ -63,7 +63,11 @@ let package = Package(
         // Content detection with libmagic.
         .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
         // JPEG thumbnails with libvips (ffmpeg for a video's frame), and the bounded task queue.
-        .target(name: "Thumbnails", dependencies: ["CVips"], swiftSettings: swiftSettings),
+        .target(
+            name: "Thumbnails",
+            dependencies: ["CVips", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Routes, configuration, authentication; imports no C.
         .target(
             name: "AssetdApp",
