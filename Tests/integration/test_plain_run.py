@@ -8,8 +8,10 @@ import os
 import pwd
 import shutil
 import stat
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -110,3 +112,55 @@ def test_socket_in_a_directory_not_the_users_exits_78(workdir):
     assert result.returncode == 78, (result.returncode, err[-2000:])
     lines = [l for l in err.splitlines() if path in l]
     assert len(lines) == 1 and "errno 13" in lines[0] and "Permission denied" in lines[0], err[-2000:]
+
+
+def test_the_documented_recipe_as_an_unprivileged_user(workdir):
+    """The notes' recipe: assetd as its own user (here nobody, in no group of nginx's), the
+    socket's directory nginx's group and setgid: the socket gets www-data and nginx's user
+    gets through; without the setgid directory, ASSETD_SOCKET_GROUP cannot be given: 78."""
+    if os.geteuid() != 0 or not shutil.which("cgi-fcgi"):
+        pytest.skip("needs root and cgi-fcgi (libfcgi-bin)")
+    try:
+        nobody = pwd.getpwnam("nobody")
+        www = grp.getgrnam("www-data")
+    except KeyError:
+        pytest.skip("needs the users nobody and www-data")
+    os.chmod(workdir, 0o777)  # the database and spool directory, nobody's to write
+    refused_dir = os.path.join(workdir, "plain")
+    os.mkdir(refused_dir, 0o755)
+    os.chown(refused_dir, nobody.pw_uid, nobody.pw_gid)
+    path = os.path.join(refused_dir, "assetd.sock")
+    result = run_until_exit(serve_env(workdir, ASSETD_SOCKET=path, ASSETD_SOCKET_GROUP="www-data", HOME="/"), user="nobody")
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == 78, (result.returncode, err[-2000:])
+    assert "chown failed" in err and "errno 1" in err and "setgid" in err, err[-2000:]
+
+    socket_dir = os.path.join(workdir, "run-assetd")
+    os.mkdir(socket_dir)
+    os.chown(socket_dir, nobody.pw_uid, www.gr_gid)
+    os.chmod(socket_dir, 0o2750)
+    path = os.path.join(socket_dir, "assetd.sock")
+    env = serve_env(workdir, ASSETD_SOCKET=path, ASSETD_SOCKET_MODE="0660", ASSETD_SOCKET_GROUP="www-data", HOME="/")
+    entry = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+    with open(os.path.join(workdir, "recipe.log"), "wb") as log:
+        process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log, preexec_fn=drop)
+    try:
+        deadline = time.time() + 20
+        while not os.path.exists(path):
+            assert process.poll() is None, open(os.path.join(workdir, "recipe.log")).read()
+            assert time.time() < deadline, "no socket"
+            time.sleep(0.05)
+        info = os.stat(path)
+        assert info.st_gid == www.gr_gid and stat.S_IMODE(info.st_mode) == 0o660
+        answer = cgi_fcgi(path, "/healthz", user="www-data")
+        assert "Status: 200" in answer.stdout.decode(errors="replace"), (answer.stdout, answer.stderr)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
