@@ -13,12 +13,16 @@ let package = Package(
     products: [
         .executable(name: "assetd", targets: ["assetd"]),
     ],
+    // Exact versions: Package.resolved is not in git, so with `from:` a release build could
+    // pick up versions that were never tested. A bump is a reviewed edit here. The
+    // transitive ones (swift-metrics, swift-atomics, via swift-prometheus) are recorded,
+    // with every revision, by scripts/package in the .deb (/usr/share/doc/assetd/).
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         // GET /metrics: Prometheus's text format, counters and histograms behind a lock each.
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // C libraries, each behind a module map and a shim of static inline wrappers.
@@ -61,7 +65,11 @@ let package = Package(
         // Content detection with libmagic.
         .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
         // JPEG thumbnails with libvips (ffmpeg for a video's frame), and the bounded task queue.
-        .target(name: "Thumbnails", dependencies: ["CVips", "CSystem"], swiftSettings: swiftSettings),
+        .target(
+            name: "Thumbnails",
+            dependencies: ["CVips", "CSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Configuration, JWT, the service (workflows with domain errors), thin routes, the
         // reconciler and the thumbnail worker; C only through CSystem's O_TMPFILE for the spool.
         .target(
@@ -77,6 +85,8 @@ let package = Package(
             name: "assetd",
             dependencies: [
                 "AssetdApp",
+                // Serve blocks the stop signals and sets the socket's group before start-up.
+                "FastCGIServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -28,12 +28,14 @@ public struct BucketSetup {
         let bucket = configuration.bucket
         var exists = try s3.bucketExists()
         if !exists {
-            guard create else {
-                throw ConfigurationError(description: "the bucket \(bucket) does not exist; `assetd setup-bucket --create` creates it")
-            }
             if dryRun {
-                print("bucket \(bucket): missing; would create it")
+                // A dry run reports what a real run would do, and succeeds either way.
+                print(create ? "bucket \(bucket): does not exist; would create it"
+                             : "bucket \(bucket): does not exist; would create it with --create (without --create, setup-bucket stops here with an error)")
             } else {
+                guard create else {
+                    throw ConfigurationError(description: "the bucket \(bucket) does not exist; `assetd setup-bucket --create` creates it")
+                }
                 try s3.createBucket()
                 exists = true
                 print("bucket \(bucket): created")

@@ -63,9 +63,27 @@ public struct ConfigCheck {
         }
         let directory = (path as NSString).deletingLastPathComponent
         guard access(directory.isEmpty ? "." : directory, W_OK | X_OK) == 0 else {
-            return Item(name: name, ok: false, reason: "\(path) does not exist and its directory \(directory) is not writable by uid \(geteuid())")
+            return Item(name: name, ok: false, reason: "\(path) does not exist and its directory \(Self.missingOrLocked(directory))")
         }
         return Item(name: name, ok: true, reason: "\(path) will be created at the first start")
+    }
+
+    /// "D does not exist; create it: install -d ..." or "D is not writable by uid N; ...":
+    /// what the administrator runs. The Debian package's postinst makes /var/lib/assetd
+    /// (assetd:assetd, 0700); without the package, or for another path, nothing does until
+    /// systemd's StateDirectory= at the service's first start.
+    static func missingOrLocked(_ directory: String) -> String {
+        let shown = directory.isEmpty ? "." : directory
+        let uid = geteuid()
+        // As root, name the service's user: check-config is meant to run as it.
+        let user = uid == 0 ? "assetd" : (getpwuid(uid).map { String(cString: $0.pointee.pw_name) } ?? "\(uid)")
+        let group = uid == 0 ? "assetd" : (getgrgid(getegid()).map { String(cString: $0.pointee.gr_name) } ?? "\(getegid())")
+        let command = "install -d -o \(user) -g \(group) -m 0700 \(shown)"
+        var info = stat()
+        if stat(shown, &info) != 0 {
+            return "\(shown) does not exist; create it as root: \(command) (the Debian package's postinst does, for /var/lib/assetd)"
+        }
+        return "\(shown) is not writable by uid \(uid) (\(user)); as root: chown \(user):\(group) \(shown) && chmod 0700 \(shown)"
     }
 
     func socket(_ path: String?) -> Item {
@@ -92,7 +110,7 @@ public struct ConfigCheck {
         guard stat(path, &info) == 0 else {
             let parent = (path as NSString).deletingLastPathComponent
             guard access(parent, W_OK | X_OK) == 0 else {
-                return Item(name: name, ok: false, reason: "\(path) does not exist and \(parent) is not writable by uid \(geteuid())")
+                return Item(name: name, ok: false, reason: "\(path) does not exist and \(Self.missingOrLocked(parent))")
             }
             return Item(name: name, ok: true, reason: "\(path) will be created, mode 0700")
         }

@@ -22,6 +22,9 @@ public struct Configuration: Sendable {
     /// ASSETD_SOCKET; nil to inherit a listening socket on standard input.
     public var socketPath: String?
     public var socketMode: UInt32
+    /// ASSETD_SOCKET_GROUP: the group (name or gid) of the socket assetd creates, so that
+    /// nginx's group (www-data) may connect with ASSETD_SOCKET_MODE 0660; nil keeps assetd's.
+    public var socketGroup: UInt32?
     public var threads: Int
     public var mediaTypes: MediaTypes
     public var maxUploadBytes: Int64
@@ -92,6 +95,16 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_SOCKET_MODE must be an octal file mode such as 0660, not \(mode)")
         }
         socketMode = parsedMode
+        socketGroup = nil
+        if let group = reader.optional("ASSETD_SOCKET_GROUP") {
+            if let gid = UInt32(group) {
+                socketGroup = gid
+            } else if let entry = getgrnam(group) {
+                socketGroup = entry.pointee.gr_gid
+            } else {
+                throw ConfigurationError(description: "ASSETD_SOCKET_GROUP names no group of this host: \(group)")
+            }
+        }
         threads = try reader.integer("ASSETD_THREADS", default: 16, in: 1...512)
         let types = reader.optional("ASSETD_ALLOWED_TYPES").map { $0.split(separator: ",").map { String($0).trimmingSpaces() }.filter { !$0.isEmpty } }
         do {

@@ -1,5 +1,6 @@
 #ifndef ASSETD_CVIPS_SHIM_H
 #define ASSETD_CVIPS_SHIM_H
+#include <string.h>
 #include <vips/vips.h>
 
 /* What Swift cannot call: the VIPS_INIT macro and the variadic operations, wrapped with
@@ -54,6 +55,40 @@ static inline int assetd_vips_to_srgb8(VipsImage *in, VipsImage **out) {
 /* JPEG into memory at `quality`, every metadata block stripped, progressive off. */
 static inline int assetd_vips_jpegsave(VipsImage *in, void **buffer, size_t *length, int quality) {
     return vips_jpegsave_buffer(in, buffer, length, "Q", quality, "strip", TRUE, "optimize_coding", TRUE, NULL);
+}
+
+/* GLib log messages of libvips' domain ("VIPS": its own warnings, and libtiff's, libjpeg's
+ * and others' that it passes on) go to `forward` instead of raw "VIPS-WARNING **" lines on
+ * standard error: both the classic g_log path (g_log_set_handler) and the structured one
+ * (the writer function, for code built with G_LOG_USE_STRUCTURED). Other domains keep
+ * GLib's default writer. No state lives here: `forward` travels as the user data. */
+typedef void (*assetd_vips_log_fn)(int level, const char *message);
+
+static inline void assetd_vips_log_handler(const gchar *domain, GLogLevelFlags level, const gchar *message,
+                                           gpointer forward) {
+    (void)domain;
+    ((assetd_vips_log_fn)forward)((int)(level & G_LOG_LEVEL_MASK), message ? message : "");
+}
+
+static inline GLogWriterOutput assetd_vips_log_writer(GLogLevelFlags level, const GLogField *fields, gsize count,
+                                                      gpointer forward) {
+    const char *domain = NULL, *message = NULL;
+    for (gsize i = 0; i < count; i++) {
+        if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0 && fields[i].length < 0) domain = fields[i].value;
+        else if (strcmp(fields[i].key, "MESSAGE") == 0 && fields[i].length < 0) message = fields[i].value;
+    }
+    if (domain && strcmp(domain, "VIPS") == 0) {
+        ((assetd_vips_log_fn)forward)((int)(level & G_LOG_LEVEL_MASK), message ? message : "");
+        return G_LOG_WRITER_HANDLED;
+    }
+    return g_log_writer_default(level, fields, count, NULL);
+}
+
+/* Once per process (g_log_set_writer_func may be called only once). */
+static inline void assetd_vips_route_logging(assetd_vips_log_fn forward) {
+    g_log_set_handler("VIPS", (GLogLevelFlags)(G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+                      assetd_vips_log_handler, (gpointer)forward);
+    g_log_set_writer_func(assetd_vips_log_writer, (gpointer)forward, NULL);
 }
 
 static inline void assetd_vips_unref(VipsImage *image) {

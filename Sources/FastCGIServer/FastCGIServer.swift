@@ -7,6 +7,14 @@ import Synchronization
 /// Why the server could not start; `description` is the one line start-up prints.
 public struct ServerError: Error, CustomStringConvertible {
     public let description: String
+    /// The exit status it deserves: 78 (EX_CONFIG) when the listening socket cannot be had,
+    /// which a restart will not fix (assetd.service's RestartPreventExitStatus=78).
+    public let exitStatus: Int32
+
+    public init(description: String, exitStatus: Int32 = 1) {
+        self.description = description
+        self.exitStatus = exitStatus
+    }
 }
 
 /// Serves FastCGI requests with libfcgi: `threads` worker threads, each running its own
@@ -49,6 +57,33 @@ public final class FastCGIServer: Sendable {
         self.logger = logger
     }
 
+    /// The group a unix socket that this process creates is given (ASSETD_SOCKET_GROUP),
+    /// so that nginx's group may connect; nil keeps the process's own group. Set once, at
+    /// start-up, before the server is made.
+    public static var socketGroup: UInt32? {
+        get { socketGroupValue.withLock { $0 } }
+        set { socketGroupValue.withLock { $0 = newValue } }
+    }
+    private static let socketGroupValue = Mutex<UInt32?>(nil)
+
+    /// The signals that stop the server: SIGTERM and SIGINT.
+    static var stopSignals: sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        return set
+    }
+
+    /// Blocks SIGTERM and SIGINT in the calling thread, and so in every thread it starts
+    /// afterwards (threads inherit the mask). Call it first thing in the main thread, before
+    /// any other thread exists: a stop signal then waits, pending, until `run()` takes it
+    /// with sigwait and drains, however early it came; no thread can die of it.
+    public static func blockStopSignals() {
+        var set = stopSignals
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
     /// True when standard input is a listening socket that the server could inherit.
     public static var standardInputIsListeningSocket: Bool {
         assetd_fcgi_is_listening_socket(0) != 0
@@ -63,12 +98,11 @@ public final class FastCGIServer: Sendable {
             if let createdPath { unlink(createdPath) }
         }
 
-        // Signals: SIGTERM/SIGINT are waited for on this thread only; SIGUSR2 interrupts a
-        // worker's accept() without restarting it; SIGPIPE must never kill the process.
-        var waitSet = sigset_t()
-        sigemptyset(&waitSet)
-        sigaddset(&waitSet, SIGTERM)
-        sigaddset(&waitSet, SIGINT)
+        // Signals: SIGTERM/SIGINT are waited for on this thread only (main.swift blocked
+        // them before any thread started; blocking them again here is for other callers);
+        // SIGUSR2 interrupts a worker's accept() without restarting it; SIGPIPE must never
+        // kill the process.
+        var waitSet = Self.stopSignals
         pthread_sigmask(SIG_BLOCK, &waitSet, nil)
         signal(SIGPIPE, SIG_IGN)
         var wake = sigaction()
@@ -104,9 +138,20 @@ public final class FastCGIServer: Sendable {
         FCGX_ShutdownPending()
         for worker in workers.withLock({ $0 }) { pthread_kill(worker, SIGUSR2) }
 
+        // A second SIGTERM or SIGINT during the drain is logged and ignored: the drain is
+        // bounded, and systemd's TimeoutStopSec (or SIGKILL) ends a process that must stop
+        // at once. It stays blocked in every thread, so it cannot kill the process either.
         let deadline = ContinuousClock.now + configuration.drainTimeout
+        var poll = timespec(tv_sec: 0, tv_nsec: 5_000_000)
         while inFlight.load(ordering: .sequentiallyConsistent) > 0, ContinuousClock.now < deadline {
-            usleep(5000)
+            let again = sigtimedwait(&waitSet, nil, &poll)
+            if again > 0 {
+                logger.notice("signal received while draining; ignored, the drain goes on", metadata: [
+                    "signal": "\(again == SIGTERM ? "SIGTERM" : "SIGINT")",
+                    "in_flight": "\(inFlight.load(ordering: .sequentiallyConsistent))",
+                    "drain_timeout_s": "\(configuration.drainTimeout.components.seconds)",
+                ])
+            }
         }
         let left = inFlight.load(ordering: .sequentiallyConsistent)
         if left > 0 {
@@ -128,35 +173,54 @@ public final class FastCGIServer: Sendable {
         switch configuration.listen {
         case .standardInput:
             guard Self.standardInputIsListeningSocket else {
-                throw ServerError(description: "ASSETD_SOCKET is not set and standard input is not a listening socket")
+                throw ServerError(description: "ASSETD_SOCKET is not set, systemd passed no socket (LISTEN_FDS) and standard input is not a listening socket", exitStatus: 78)
             }
             return (0, nil)
         case .descriptor(let fd):
             guard assetd_fcgi_is_listening_socket(fd) != 0 else {
-                throw ServerError(description: "LISTEN_FDS names fd \(fd), which is not a listening socket")
+                throw ServerError(description: "LISTEN_FDS names fd \(fd), which is not a listening socket", exitStatus: 78)
             }
             return (fd, nil)
         case .path(let path, let mode):
-            let isUnix = !path.contains(":")
-            if isUnix {
+            // Not FCGX_OpenSocket: libfcgi exit()s with errno as the status when bind fails.
+            var step: UnsafePointer<CChar>?
+            guard let colon = path.lastIndex(of: ":") else {
                 var info = stat()
                 if lstat(path, &info) == 0 {
                     guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-                        throw ServerError(description: "ASSETD_SOCKET \(path) exists and is not a socket")
+                        throw ServerError(description: "ASSETD_SOCKET \(path) exists and is not a socket", exitStatus: 78)
                     }
                     unlink(path)
                 }
-            }
-            let fd = FCGX_OpenSocket(path, configuration.backlog)
-            guard fd >= 0 else {
-                throw ServerError(description: "cannot listen on ASSETD_SOCKET \(path): \(String(cString: strerror(errno)))")
-            }
-            if isUnix {
-                chmod(path, mode_t(mode))
+                let group = Self.socketGroup
+                let fd = assetd_fcgi_listen_unix(path, configuration.backlog, UInt32(mode), group.map { Int64($0) } ?? -1, &step)
+                guard fd >= 0 else { throw Self.socketError(path, step: step, errno: errno, group: group) }
                 return (fd, path)
             }
+            let fd = assetd_fcgi_listen_tcp(String(path[..<colon]), String(path[path.index(after: colon)...]), configuration.backlog, &step)
+            guard fd >= 0 else { throw Self.socketError(path, step: step, errno: errno, group: nil) }
             return (fd, nil)
         }
+    }
+
+    /// One line: the path, the call that failed, errno by number and name, and what to check.
+    static func socketError(_ path: String, step: UnsafePointer<CChar>?, errno code: Int32, group: UInt32?) -> ServerError {
+        let call = step.map { String(cString: $0) } ?? "socket"
+        var hint = ""
+        if !path.contains(":") {
+            let directory = (path as NSString).deletingLastPathComponent
+            switch call {
+            case "chown":
+                hint = "; ASSETD_SOCKET_GROUP (gid \(group.map(String.init) ?? "-")) must be a group of uid \(geteuid()), or the directory \(directory) that group's and setgid (install -d -o assetd -g www-data -m 2750 \(directory))"
+            case "bind" where code == EACCES || code == ENOENT || code == EROFS:
+                hint = "; its directory \(directory.isEmpty ? "." : directory) must exist and be writable by uid \(geteuid()) (e.g. install -d -o assetd -g www-data -m 2750 \(directory.isEmpty ? "." : directory))"
+            case "bind" where code == EADDRINUSE:
+                hint = "; is another assetd serving it?"
+            default: break
+            }
+        }
+        return ServerError(description: "cannot create the FastCGI socket ASSETD_SOCKET=\(path): \(call) failed: \(String(cString: strerror(code))) (errno \(code))\(hint)",
+                           exitStatus: 78)
     }
 
     private func acceptLoop(listenFD: Int32, worker: Int) {

@@ -1,3 +1,5 @@
+// SOCK_CLOEXEC's declaration comes through CFastCGI's headers (sys/socket.h).
+internal import CFastCGI
 import Foundation
 import Glibc
 

@@ -1,5 +1,7 @@
 internal import CVips
 import Foundation
+import Logging
+import Synchronization
 
 /// libvips, set up once per process: untrusted loaders blocked, every loader but the
 /// allowed ones blocked too, the operation cache off and the thread pool bounded.
@@ -12,7 +14,45 @@ enum Vips {
         "VipsForeignLoadTiff", "VipsForeignLoadHeif", "VipsForeignLoadPdf",
     ]
 
+    /// libvips' own messages (domain VIPS): through swift-log, as one line each, instead of
+    /// raw `VIPS-WARNING **` lines on standard error. The process's logging system (set up
+    /// at start by Bootstrap) decides where they go and at which level they show.
+    static let logger = Logger(label: "assetd.vips")
+
+    /// Messages logged in the last `repeatWindow`, by text: libvips repeats a warning each
+    /// time it reopens a file (a TIFF's unknown tag: about fifteen times for one thumbnail),
+    /// and the log gets it once.
+    private static let recent = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let repeatWindow: Duration = .seconds(60)
+
+    /// GLib's level flags (G_LOG_LEVEL_*) to swift-log's levels.
+    static func level(glib: Int32) -> Logger.Level {
+        switch glib {
+        case 1 << 2, 1 << 3: .error    // ERROR, CRITICAL
+        case 1 << 4: .warning          // WARNING: VIPS-WARNING
+        case 1 << 5: .notice           // MESSAGE
+        default: .debug                // INFO, DEBUG
+        }
+    }
+
+    /// Logs one libvips message unless the same text was logged within `repeatWindow`.
+    static func log(glib: Int32, message: String) {
+        let text = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        let now = ContinuousClock.now
+        let fresh = recent.withLock { seen -> Bool in
+            if let last = seen[text], now - last < repeatWindow { return false }
+            if seen.count >= 256 { seen.removeAll() }
+            seen[text] = now
+            return true
+        }
+        guard fresh else { return }
+        logger.log(level: level(glib: glib), "libvips: \(text)", metadata: ["domain": "VIPS"])
+    }
+
     private static let started: String? = {
+        assetd_vips_route_logging { level, message in
+            Vips.log(glib: level, message: message.map { String(cString: $0) } ?? "")
+        }
         guard assetd_vips_init("assetd") == 0 else { return "libvips could not start: \(takeError())" }
         vips_block_untrusted_set(1)
         vips_operation_block_set("VipsForeignLoad", 1)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AssetdApp
+import FastCGIServer
 import Foundation
 import Logging
 
@@ -15,6 +16,10 @@ struct ConfigOptions: ParsableArguments {
         let logger = Bootstrap.logger(level: configuration.logLevel)
         do {
             try body(configuration, logger)
+        } catch let error as ServerError {
+            // No listening socket: a configuration error (78), which a restart will not fix.
+            logger.critical("\(failure): \(error)")
+            throw ExitCode(error.exitStatus)
         } catch {
             logger.critical("\(failure): \(error)")
             throw ExitCode(1)
@@ -45,13 +50,39 @@ struct Assetd: ParsableCommand {
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve FastCGI requests until SIGTERM (the default command).",
-        discussion: "Listens on ASSETD_SOCKET, or on standard input when it is a listening socket (spawn-fcgi, systemd)."
+        discussion: """
+            The listening socket, first found first taken:
+              1. ASSETD_SOCKET: a unix socket path (or host:port) that assetd creates, mode \
+            ASSETD_SOCKET_MODE (0660), group ASSETD_SOCKET_GROUP (e.g. www-data, so that \
+            nginx may connect; default assetd's own group). Its directory must exist and be \
+            writable by assetd's user. A socket that cannot be created exits 78 with one line \
+            naming the path and the errno.
+              2. The socket systemd passes (LISTEN_FDS and LISTEN_PID, sd_listen_fds(3)): \
+            assetd.socket makes /run/assetd/assetd.sock, group www-data, mode 0660, and \
+            starts assetd.service on the first connection. assetd.service unsets \
+            ASSETD_SOCKET, so this is how the package runs. READY=1 and STOPPING=1 go to \
+            NOTIFY_SOCKET (Type=notify).
+              3. A listening socket on standard input (spawn-fcgi -s PATH -M 0660 -G www-data).
+
+            SIGTERM or SIGINT: assetd stops accepting, lets the requests in flight finish \
+            (10 s at most), then exits 0; a signal that arrives while assetd is still \
+            starting is kept and handled the same way once it serves. A second SIGTERM or \
+            SIGINT during the drain is logged and ignored (the drain is bounded); SIGKILL, \
+            or systemd's TimeoutStopSec, stops it at once. Exit status 78: a setting or the \
+            socket is wrong (systemd does not restart it: RestartPreventExitStatus=78).
+            """
     )
 
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        try options.run(failure: "assetd cannot start", Bootstrap.serve)
+        // First, before any thread exists (threads inherit the mask): a SIGTERM from now on
+        // waits for the server's sigwait and a drain, and can kill no thread.
+        FastCGIServer.blockStopSignals()
+        try options.run(failure: "assetd cannot start") { configuration, logger in
+            FastCGIServer.socketGroup = configuration.socketGroup
+            try Bootstrap.serve(configuration, logger: logger)
+        }
     }
 }
 
@@ -93,7 +124,7 @@ struct SetupBucket: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
     @Flag(help: "Create the bucket when it does not exist.") var create = false
-    @Flag(name: .customLong("dry-run"), help: "Print the rules as JSON, as they would be applied, and change nothing.") var dryRun = false
+    @Flag(name: .customLong("dry-run"), help: "Print what it would do (create the bucket when it is missing, the rules as JSON) and change nothing; exits 0 when the bucket does not exist yet.") var dryRun = false
 
     func run() throws {
         try options.run(failure: "setup-bucket failed") { configuration, logger in

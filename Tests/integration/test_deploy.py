@@ -2,17 +2,21 @@
 paths, ports, certificates and a CORS allowlist changed), the systemd units, socket
 activation, setup-bucket, check-config and the Debian package. Loopback only; every
 subprocess and request has a time limit."""
+import grp
 import http.client
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -46,8 +50,9 @@ def assetd_bin():
     return os.environ["ASSETD_BIN"]
 
 
-def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,)):
-    """A second nginx with the production site: its allowlist, its own ports."""
+def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,), edit=None):
+    """A second nginx with the production site: its allowlist, its own ports. `edit`, when
+    given, is called with the rendered directory before nginx -t, as an administrator edits."""
     out = os.path.join(state_dir(), name)
     args = [RENDER, out, "--state", state_dir(), "--https-port", str(https_port), "--socket", socket_path,
             "--log-prefix", name]
@@ -56,6 +61,8 @@ def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,
     for origin in origins:
         args += ["--cors-origin", origin]
     run(args, check=True)
+    if edit:
+        edit(out)
     conf = os.path.join(out, "nginx.conf")
     run(["nginx", "-t", "-q", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
     run(["nginx", "-c", conf, "-p", out, "-e", os.path.join(state_dir(), "logs", name + "-error.log")], check=True)
@@ -172,6 +179,47 @@ def test_metrics_refused_from_elsewhere(prod):
     assert status == 200 and b"assetd_http_requests_total" in body
 
 
+def test_metrics_allow_list_is_the_snippet_the_admin_edits(prod):
+    """/metrics: loopback, plus what assetd-metrics-allow.conf lists (nothing as shipped)."""
+    shipped = open(os.path.join(ROOT, "nginx", "snippets", "assetd-metrics-allow.conf")).read()
+    assert not [l for l in shipped.splitlines() if l.strip() and not l.lstrip().startswith("#")], shipped
+
+    def allow_prometheus(out):
+        with open(os.path.join(out, "snippets", "assetd-metrics-allow.conf"), "a") as f:
+            f.write("allow 127.0.0.2;\n")
+    port = free_port()
+    pid = start_nginx("metrics-nginx", os.path.join(state_dir(), "assetd.sock"), port, edit=allow_prometheus)
+    try:
+        (status, _, body), = get_from("127.0.0.2", port, "/metrics")
+        assert status == 200 and b"assetd_http_requests_total" in body
+        (status, _, _), = get_from("127.0.0.3", port, "/metrics")
+        assert status == 403
+        (status, _, _), = get_from("127.0.0.1", port, "/metrics")
+        assert status == 200
+    finally:
+        stop_nginx(pid)
+
+
+def test_acme_challenges_are_served_over_plain_http(prod):
+    """certbot certonly --webroot: port 80 serves /.well-known/acme-challenge/ from the
+    webroot (STATE/acme in the render, /var/www/letsencrypt as shipped), redirects the rest."""
+    token = "assetd-test-" + uuid.uuid4().hex
+    folder = os.path.join(state_dir(), "acme", ".well-known", "acme-challenge")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, token), "w") as f:
+        f.write(token + ".key-authorization")
+    try:
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/acme-challenge/{token}", allow_redirects=False, timeout=10)
+        assert r.status_code == 200 and r.text == token + ".key-authorization", (r.status_code, r.text[:200])
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/acme-challenge/missing", allow_redirects=False, timeout=10)
+        assert r.status_code == 404
+        r = requests.get(f"http://127.0.0.1:{prod['http']}/.well-known/other", allow_redirects=False, timeout=10)
+        assert r.status_code == 301
+    finally:
+        os.unlink(os.path.join(folder, token))
+    assert "root /var/www/letsencrypt;" in open(os.path.join(ROOT, "nginx", "assetd.conf")).read()
+
+
 def test_429_past_the_rate_is_json_with_cors(prod):
     answers = get_from("127.0.0.2", prod["https"], "/healthz", {"Origin": ALLOWED}, count=120)
     limited = [a for a in answers if a[0] == 429]
@@ -275,6 +323,15 @@ def test_setup_bucket_merges_by_id_and_is_idempotent(s3):
     assert missing.returncode != 0
     assert "does not exist" in missing.stderr and "--create" in missing.stderr, missing.stderr
 
+    # --dry-run alone, before the bucket exists: what it would do, and exit 0.
+    alone = assetd(["setup-bucket", "--dry-run"], AWS_BUCKET=bucket)
+    assert alone.returncode == 0, alone.stderr
+    assert f"bucket {bucket}: does not exist; would create it" in alone.stdout, alone.stdout
+    assert "--create" in alone.stdout
+    plan = json.loads([l for l in alone.stdout.splitlines() if l.startswith("{")][0])
+    assert plan["CORSConfiguration"]["CORSRules"][0]["ID"] == "assetd"
+    assert "nothing was changed" in alone.stdout
+
     dry = assetd(["setup-bucket", "--create", "--dry-run"], AWS_BUCKET=bucket)
     assert dry.returncode == 0, dry.stderr
     plan = json.loads([l for l in dry.stdout.splitlines() if l.startswith("{")][0])
@@ -332,6 +389,18 @@ def test_check_config_fails_with_a_clear_line():
     assert len(line) == 1 and line[0].startswith("FAIL bucket:") and "does not exist" in line[0], missing.stdout
 
 
+def test_check_config_says_how_to_make_a_missing_state_directory(tmp_path):
+    """Before the first start nothing but the package makes /var/lib/assetd: the FAIL line
+    names the command that does."""
+    state = tmp_path / "var-lib-assetd"
+    result = assetd(["check-config"], ASSETD_DATABASE=f"{state}/assetd.sqlite", ASSETD_STATE_DIR=str(state))
+    assert result.returncode != 0
+    lines = {l.split(":")[0]: l for l in result.stdout.splitlines() if l.startswith("FAIL")}
+    for item in ("FAIL database", "FAIL spool directory"):
+        assert item in lines, result.stdout
+        assert f"{state} does not exist; create it as root: install -d -o assetd -g assetd -m 0700 {state}" in lines[item], lines[item]
+
+
 # --- the Debian package -------------------------------------------------------------
 
 def test_debian_package_installs_runs_and_purges(tmp_path):
@@ -339,6 +408,7 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         pytest.skip("installing a package needs root and dpkg")
     if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
         pytest.skip("an assetd package is already installed here; not touching it")
+    state_existed = os.path.exists("/var/lib/assetd")
     built = run([os.path.join(ROOT, "scripts", "package"), "--binary", assetd_bin(), "--out", str(tmp_path)], timeout=300, check=True)
     deb = built.stdout.strip().splitlines()[-1]
     assert deb.endswith("_amd64.deb") and os.path.exists(deb)
@@ -355,11 +425,63 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         assert pristine.returncode != 0 and "FAIL settings:" in pristine.stdout and "required" in pristine.stdout
         configured = run(["/usr/bin/assetd", "check-config", "--config", os.environ["ASSETD_ENV_FILE"]], env={"PATH": "/usr/bin:/bin"})
         assert configured.returncode == 0, configured.stdout
+        # The state directory exists before the first start (postinst), the service's own.
+        info = os.stat("/var/lib/assetd")
+        assert (info.st_uid, info.st_gid) == (pwd.getpwnam("assetd").pw_uid, grp.getgrnam("assetd").gr_gid)
+        assert stat.S_IMODE(info.st_mode) == 0o700, oct(info.st_mode)
+        # check-config as the service's user, with the guide's database path, before any start.
+        readable = tempfile.mkdtemp(prefix="assetd-first-start-")  # pytest's tmp_path is root's only
+        os.chmod(readable, 0o755)
+        env_copy = Path(readable) / "first-start.env"
+        settings = read_env_file(os.environ["ASSETD_ENV_FILE"])
+        for key in ("ASSETD_SOCKET", "ASSETD_SOCKET_MODE", "ASSETD_STATE_DIR"):
+            settings.pop(key, None)
+        settings["ASSETD_DATABASE"] = "/var/lib/assetd/assetd.sqlite"
+        env_copy.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        os.chmod(env_copy, 0o644)
+        first = run([shutil.which("runuser") or "/usr/sbin/runuser", "-u", "assetd", "--", "/usr/bin/assetd", "check-config", "--config", str(env_copy)],
+                    env={"PATH": "/usr/bin:/bin"})
+        assert "OK   database: /var/lib/assetd/assetd.sqlite will be created" in first.stdout, first.stdout
+        assert "OK   spool directory: /var/lib/assetd/tmp will be created" in first.stdout, first.stdout
+        shutil.rmtree(readable)
+        # The resolved Swift dependencies the binary was built against are recorded.
+        listing = run(["dpkg", "-L", "assetd"], check=True).stdout
+        assert "/usr/share/doc/assetd/DEPENDENCIES" in listing
+        recorded = open("/usr/share/doc/assetd/DEPENDENCIES").read()
+        assert "swift-log 1.16.2" in recorded and "GRDB.swift 7.10.0" in recorded, recorded
+        assert os.path.exists("/usr/share/doc/assetd/Package.resolved")
+        # The guide's step: enable the site. Removing the package must take the link with it,
+        # or nginx -t fails on a dangling include; so must a purge after a reinstall.
+        if os.path.isdir("/etc/nginx/sites-enabled"):
+            link = "/etc/nginx/sites-enabled/assetd"
+            os.symlink("/etc/nginx/sites-available/assetd", link)
+            run(["dpkg", "--remove", "assetd"], timeout=120, check=True)
+            assert not os.path.lexists(link), "dpkg --remove left the sites-enabled link"
+            run(["dpkg", "-i", deb], timeout=120, check=True)
+            os.symlink("../sites-available/assetd", link)
+            run(["dpkg", "--purge", "assetd"], timeout=120, check=True)
+            assert not os.path.lexists(link), "dpkg --purge left the sites-enabled link"
+            # A link of the administrator's to another file stays.
+            other = "/etc/nginx/sites-enabled/assetd-test-other"
+            os.symlink("/etc/nginx/sites-available/default", other)
+            try:
+                run(["dpkg", "-i", deb], timeout=120, check=True)
+                run(["dpkg", "--purge", "assetd"], timeout=120, check=True)
+                assert os.path.lexists(other)
+            finally:
+                os.unlink(other)
+            run(["dpkg", "-i", deb], timeout=120, check=True)
         if shutil.which("systemd-analyze"):
             verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     finally:
         purge = run(["dpkg", "--purge", "assetd"], timeout=120)
+        link = "/etc/nginx/sites-enabled/assetd"
+        if os.path.islink(link) and os.readlink(link) in ("/etc/nginx/sites-available/assetd", "../sites-available/assetd"):
+            os.unlink(link)  # the test's own link, should postrm have failed to remove it
+        # A purge keeps /var/lib/assetd (Debian's practice); this test does not keep what it made.
+        if not state_existed:
+            shutil.rmtree("/var/lib/assetd", ignore_errors=True)
     assert purge.returncode == 0, purge.stderr
     for path in ("/usr/bin/assetd", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
         assert not os.path.exists(path), path

@@ -70,3 +70,89 @@ def test_sigterm_lets_the_request_in_flight_finish():
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def stop_signals_blocked(pid):
+    """Whether the process's main thread blocks SIGTERM (bit 15 of SigBlk in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigBlk:"):
+                    return int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)) != 0
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def test_sigterm_while_starting_is_kept_and_drains():
+    """A SIGTERM that comes before assetd accepts (here: as soon as its main thread blocks
+    the signal, before the socket exists) must not kill it: it waits for the server, which
+    drains and exits 0. Before, threads started ahead of the block took it and died."""
+    with tempfile.TemporaryDirectory() as workdir:
+        env = dict(os.environ)
+        env.update(read_env_file(os.environ["ASSETD_ENV_FILE"]))
+        path = os.path.join(workdir, "early.sock")
+        env.update({"ASSETD_SOCKET": path, "ASSETD_DATABASE": os.path.join(workdir, "early.sqlite"),
+                    "ASSETD_STATE_DIR": workdir, "ASSETD_THREADS": "2"})
+        log_path = os.path.join(workdir, "assetd.log")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log)
+        try:
+            # As soon as the main thread blocks SIGTERM, or at the latest when start-up logs
+            # "starting" (the database is open; the socket comes next): whichever is first.
+            def log_text():
+                with open(log_path, errors="replace") as f:
+                    return f.read()
+            deadline = time.time() + 20
+            while not stop_signals_blocked(process.pid) and "] starting" not in log_text():
+                assert process.poll() is None, log_text()
+                assert time.time() < deadline, "assetd neither blocked SIGTERM nor started"
+                time.sleep(0.0005)
+            process.send_signal(signal.SIGTERM)
+            serving_before = "assetd is serving" in log_text()
+            status = process.wait(timeout=30)
+            text = open(log_path, errors="replace").read()
+            assert status == 0, (status, text[-3000:])
+            assert "signal received; draining requests in flight" in text, text[-3000:]
+            assert "drained; exiting" in text, text[-3000:]
+            assert not serving_before, "assetd was already serving: not an early SIGTERM"
+            assert not os.path.exists(path), "the socket file was left behind"
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def test_second_sigterm_during_the_drain_is_ignored():
+    """Two SIGTERMs while a request is in flight: the second is logged and ignored, the
+    request still completes and assetd exits 0 (the drain is bounded at 10 s anyway)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        process, path, secret = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir)
+        try:
+            body = json.dumps({"uploadId": "no-such-upload", "assetId": 1, "workspaceId": 1, "pad": "x" * 5000}).encode()
+            params = b"".join(pair(k, v) for k, v in {
+                "REQUEST_METHOD": "POST", "DOCUMENT_URI": "/s3/abort-upload", "QUERY_STRING": "",
+                "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
+                "HTTP_AUTHORIZATION": "Bearer " + make_token(secret, "drain", [1]),
+            }.items())
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+            sock.sendall(record(BEGIN, struct.pack(">HB5x", 1, 0)) + record(PARAMS, params) + record(PARAMS, b""))
+            sock.sendall(record(STDIN, body[:100]))
+            time.sleep(0.5)  # the worker is inside the handler, waiting for the rest of the body
+
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert process.poll() is None, f"assetd died of the second SIGTERM (status {process.returncode})"
+
+            sock.sendall(record(STDIN, body[100:]) + record(STDIN, b""))
+            response = read_response(sock).decode()
+            assert response.startswith("Status: 404"), response
+            assert process.wait(timeout=12) == 0
+            text = open(os.path.join(workdir, "assetd.log"), errors="replace").read()
+            assert "signal received while draining; ignored" in text, text[-3000:]
+            assert "drained; exiting" in text, text[-3000:]
+        finally:
+            if process.poll() is None:
+                process.kill()

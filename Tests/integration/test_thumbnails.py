@@ -405,3 +405,31 @@ def test_heic_gets_a_thumbnail(alice, tmp_path):
     assert thumb.size == (512, 384) and thumb.mode == "RGB"
     top = thumb.getpixel((256, 10))
     assert top[0] > 150 and top[2] < 120, top
+
+
+def tiff_with_an_unknown_tag():
+    """A TIFF that makes libtiff, through libvips, warn ("Unknown field with tag 65000"),
+    once for every time the file is opened."""
+    from PIL import TiffImagePlugin
+    directory = TiffImagePlugin.ImageFileDirectory_v2()
+    directory[65000] = "assetd"
+    directory.tagtype[65000] = 2  # ASCII
+    out = io.BytesIO()
+    gradient(300, 200).save(out, "TIFF", tiffinfo=directory)
+    return out.getvalue()
+
+
+def test_libvips_warnings_reach_the_log_as_one_line_each(private):
+    """libvips' warnings go through assetd's logger (a warning line, once however often
+    libvips repeats it), never as raw "VIPS-WARNING **" lines on standard error."""
+    private.start()
+    body, content_type = form(tiff_with_an_unknown_tag(), "scan.tif")
+    r = private.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type)
+    assert r is not None and r.status == 200, r and r.body[:300]
+    wait_until("the TIFF's thumbnail", lambda: thumbnail_row(private, 1)[1] == "ready", 30)
+    log = private.log()
+    assert "VIPS-WARNING" not in log, log[-3000:]
+    lines = [l for l in log.splitlines() if "Unknown field with tag 65000" in l]
+    assert len(lines) == 1, lines
+    assert " warning " in lines[0] and "libvips:" in lines[0] and "domain=VIPS" in lines[0], lines[0]
+    print(lines[0])

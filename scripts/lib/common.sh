@@ -1,4 +1,4 @@
-# Shared by scripts/dev-stack and scripts/test. Source it; do not run it.
+# Shared by scripts/dev-stack, scripts/test and scripts/package. Source it; do not run it.
 # shellcheck shell=bash
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,6 +39,33 @@ install_dependencies() {
         python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
     fi
     command -v swift >/dev/null || die "swift is not on PATH (Swift 6 toolchain required)"
+}
+
+# swift_build ARGS...: `swift build ARGS...` in the repository. On success it prints one
+# line; on failure it prints the compiler's errors (or the end of the log when there are
+# none) and stops the calling script with status 1, so that no script ever goes on with a
+# binary left over from an earlier, successful build. The whole log stays in a temp file.
+swift_build() {
+    local log rc=0
+    log=$(mktemp "${TMPDIR:-/tmp}/assetd-build.XXXXXX.log")
+    (cd "$ROOT" && swift build "$@") >"$log" 2>&1 || rc=$?
+    if ((rc == 0)); then
+        grep -E "^(Build complete|Compiling|Build of product)" "$log" | tail -n 1 >&2 || true
+        rm -f "$log"
+        return 0
+    fi
+    if grep -qE "(error|fatal error):" "$log"; then
+        # Each error with the two lines that follow it (the source line and the caret).
+        grep -E -A2 "(error|fatal error):" "$log" | grep -v '^--$' | head -n 60 >&2
+    else
+        tail -n 30 "$log" >&2
+    fi
+    die "swift build $* failed (status $rc; the whole log is $log)"
+}
+
+# print_help FILE: the comment block at the top of FILE, after the #! line, without "# ".
+print_help() {
+    sed -n '2,${/^#/!q;s/^# \{0,1\}//;p}' "$1"
 }
 
 # wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds.
