@@ -129,7 +129,10 @@ function addUpload(file) {
         retry.hidden = mode !== "failed" && mode !== "cancelled";
     };
 
-    const options = () => ({ baseUrl: location.origin, workspaceId: session.workspaceId, getToken: () => session.token });
+    // The session it started in, to the end: signing in anew must not send an upload's
+    // later requests with another workspace's token.
+    const { token, workspaceId } = session;
+    const options = () => ({ baseUrl: location.origin, workspaceId, getToken: () => token });
 
     async function run() {
         controller = new AbortController();
