@@ -13,7 +13,8 @@ export interface XhrLike {
     setRequestHeader(name: string, value: string): void;
     send(body: Blob | FormData): void;
     abort(): void;
-    getResponseHeader(name: string): string | null;
+    /** The client reads response headers only here: what CORS lets the page see. */
+    getAllResponseHeaders(): string;
     readonly status: number;
     readonly responseText: string;
     readonly upload?: { onprogress: ((event: { loaded: number; total: number }) => void) | null };

@@ -325,6 +325,25 @@ async function api(ctx, method, path, { query, body, idempotent = true } = {}) {
     }
 }
 
+/** The response headers this page may read, by lower-case name: for a cross-origin answer
+ * (a part PUT to S3) only the CORS-safelisted ones and those the bucket's CORS rules expose
+ * (`assetd setup-bucket`: ETag). getAllResponseHeaders() leaves the others out silently,
+ * whereas getResponseHeader() of a header not exposed logs "Refused to get unsafe header"
+ * as an error in the console. So S3's Retry-After, which no rule exposes, is never asked
+ * for; assetd's own answers (same origin, or nginx's Expose-Headers) do carry it. */
+function responseHeaders(xhr) {
+    const headers = new Map();
+    const raw = typeof xhr.getAllResponseHeaders === "function" ? xhr.getAllResponseHeaders() : "";
+    for (const line of String(raw || "").split(/\r?\n/)) {
+        const colon = line.indexOf(":");
+        if (colon <= 0) continue;
+        const name = line.slice(0, colon).trim().toLowerCase();
+        const value = line.slice(colon + 1).trim();
+        headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
+    }
+    return headers;
+}
+
 /** Sends one request with XMLHttpRequest (its upload events count the bytes really sent).
  * Resolves to {status, text, etag, retryAfter}; status 0 is a network error. */
 function send(ctx, method, url, body, onSent, headers = {}) {
@@ -341,12 +360,15 @@ function send(ctx, method, url, body, onSent, headers = {}) {
         xhr.open(method, url, true);
         for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
         if (onSent && xhr.upload) xhr.upload.onprogress = (event) => onSent(event.loaded, event.total);
-        xhr.onload = () => settle({
-            status: xhr.status,
-            text: typeof xhr.responseText === "string" ? xhr.responseText : "",
-            etag: xhr.getResponseHeader("ETag"),
-            retryAfter: xhr.getResponseHeader("Retry-After"),
-        });
+        xhr.onload = () => {
+            const readable = responseHeaders(xhr);
+            settle({
+                status: xhr.status,
+                text: typeof xhr.responseText === "string" ? xhr.responseText : "",
+                etag: readable.get("etag") ?? null,
+                retryAfter: readable.get("retry-after") ?? null,
+            });
+        };
         xhr.onerror = () => settle({ status: 0, text: "", etag: null, retryAfter: null });
         xhr.ontimeout = xhr.onerror;
         xhr.onabort = () => settle({ status: 0, text: "", etag: null, retryAfter: null });

@@ -1,27 +1,85 @@
 // The demo upload page: picks or drops files, uploads each with assetd-upload.js (a
-// progress bar, pause, cancel, retry), and lists the workspace's assets. It takes `token`
-// and `workspaceId` from its query string (`/?token=...&workspaceId=7`), keeps them in
-// sessionStorage (so a reload still works) and removes the token from the address bar.
-// `api=` names assetd's origin when the page is served from elsewhere.
+// progress bar, pause, cancel, retry), and lists the workspace's assets.
+//
+// It talks to its own origin only: assetd's routes are on the server that serves it. The
+// bearer token never travels in an address: the user pastes it into the form, or a link
+// carries it in its fragment (`/#token=...&workspaceId=7`, which browsers send to no
+// server). The fragment leaves the address bar at once, and its token is used only once
+// the user has confirmed it: whoever writes a link chooses whose account it signs into.
+// A token, workspace or other server in the query string is ignored, and the page says so.
+// The token is kept in sessionStorage only (this tab, until it closes).
 import { UploadPaused, abandon, upload } from "./assetd-upload.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const params = new URLSearchParams(location.search);
+const TOKEN = "assetd.token";
+const WORKSPACE = "assetd.workspaceId";
+const WORKSPACE_ID = /^[1-9][0-9]*$/;
+
+// An older page kept another server's address here (its `api=` parameter).
+sessionStorage.removeItem("assetd.api");
 const session = {
-    token: params.get("token") || sessionStorage.getItem("assetd.token") || "",
-    workspaceId: params.get("workspaceId") || sessionStorage.getItem("assetd.workspaceId") || "",
-    api: (params.get("api") || sessionStorage.getItem("assetd.api") || location.origin).replace(/\/+$/, ""),
+    token: sessionStorage.getItem(TOKEN) || "",
+    workspaceId: sessionStorage.getItem(WORKSPACE) || "",
 };
 
-function remember() {
-    sessionStorage.setItem("assetd.token", session.token);
-    sessionStorage.setItem("assetd.workspaceId", session.workspaceId);
-    sessionStorage.setItem("assetd.api", session.api);
-    if (params.has("token")) {
-        params.delete("token");
-        params.set("workspaceId", session.workspaceId);
-        history.replaceState(null, "", `${location.pathname}?${params}`);
+// What the address carries; then the address bar keeps none of it.
+const query = new URLSearchParams(location.search);
+const offer = { token: "", workspaceId: "" };
+const IGNORED = {
+    token: "The link put a token in its query string (?token=), where servers and their logs see it: this page ignored it. Paste the token below, or give it after a # (#token=…).",
+    api: "The link named another server (?api=): this page ignored it, and talks only to the server it came from.",
+    workspaceId: "The link named a workspace in its query string (?workspaceId=): this page ignored it. The workspace is chosen when signing in.",
+};
+const ignored = Object.keys(IGNORED).filter((name) => query.has(name));
+for (const name of ignored) query.delete(name);
+
+/** Takes a #token=...&workspaceId=... fragment as an offer, and clears the address bar. */
+function readAddress() {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (fragment.get("token")) {
+        offer.token = fragment.get("token");
+        offer.workspaceId = fragment.get("workspaceId") || "";
     }
+    if (ignored.length || location.hash) {
+        const rest = query.toString();
+        history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : ""));
+    }
+}
+readAddress();
+
+/** A JWT's claims, for showing whom a token is for. Not verified: assetd does that. */
+function claims(token) {
+    try {
+        const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+        const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, "=")), (c) => c.charCodeAt(0));
+        const value = JSON.parse(new TextDecoder().decode(bytes));
+        return value && typeof value === "object" ? value : null;
+    } catch {
+        return null;
+    }
+}
+
+function describe(token) {
+    const c = claims(token);
+    if (!c) return "that this page cannot read";
+    const parts = [];
+    if (typeof c.sub === "string") parts.push(`for “${c.sub}”`);
+    if (Array.isArray(c.workspaces)) parts.push(`${c.workspaces.length === 1 ? "workspace" : "workspaces"} ${c.workspaces.join(", ")}`);
+    if (typeof c.exp === "number") parts.push(`valid until ${new Date(c.exp * 1000).toLocaleString()}`);
+    return parts.join(", ");
+}
+
+function signIn(token, workspaceId) {
+    session.token = token;
+    session.workspaceId = workspaceId;
+    sessionStorage.setItem(TOKEN, token);
+    sessionStorage.setItem(WORKSPACE, workspaceId);
+}
+
+function signOut() {
+    sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(WORKSPACE);
+    location.reload();
 }
 
 function formatBytes(n) {
@@ -32,7 +90,7 @@ function formatBytes(n) {
 }
 
 async function api(path, query = {}) {
-    const url = new URL(session.api + path);
+    const url = new URL(path, location.origin);
     url.searchParams.set("workspaceId", session.workspaceId);
     for (const [k, v] of Object.entries(query)) if (v != null) url.searchParams.set(k, v);
     const response = await fetch(url, { headers: { Authorization: `Bearer ${session.token}` }, cache: "no-store" });
@@ -71,7 +129,10 @@ function addUpload(file) {
         retry.hidden = mode !== "failed" && mode !== "cancelled";
     };
 
-    const options = () => ({ baseUrl: session.api, workspaceId: session.workspaceId, getToken: () => session.token });
+    // The session it started in, to the end: signing in anew must not send an upload's
+    // later requests with another workspace's token.
+    const { token, workspaceId } = session;
+    const options = () => ({ baseUrl: location.origin, workspaceId, getToken: () => token });
 
     async function run() {
         controller = new AbortController();
@@ -198,23 +259,76 @@ function refreshAssets() {
 
 // ---- start ----------------------------------------------------------------------------
 
-function start() {
-    if (!session.token || !/^[1-9][0-9]*$/.test(session.workspaceId)) {
-        $("#sign-in").hidden = false;
-        $("#picker").hidden = true;
-        $("#assets-section").hidden = true;
-        $("#workspace-input").value = session.workspaceId;
-        $("#sign-in-form").addEventListener("submit", (event) => {
-            event.preventDefault();
-            session.token = $("#token-input").value.trim();
-            session.workspaceId = $("#workspace-input").value.trim();
-            remember();
-            location.reload();
-        });
-        return;
-    }
-    remember();
+function showNotices() {
+    const notice = $("#notice");
+    notice.replaceChildren(...ignored.map((name) => {
+        const p = document.createElement("p");
+        p.textContent = IGNORED[name];
+        return p;
+    }));
+    notice.hidden = ignored.length === 0;
+}
+
+/** The form: empty, or holding a link's token until the user confirms it. */
+function showSignIn() {
+    $("#sign-in").hidden = false;
+    $("#picker").hidden = true;
+    $("#assets-section").hidden = true;
+    $("#session").hidden = true;
+    const offered = Boolean(offer.token);
+    const c = offered ? claims(offer.token) : null;
+    const only = c && Array.isArray(c.workspaces) && c.workspaces.length === 1 ? String(c.workspaces[0]) : "";
+    $("#token-input").value = offer.token;
+    $("#workspace-input").value = offered ? offer.workspaceId || only : session.workspaceId;
+    $("#offer").hidden = !offered;
+    $("#offer-who").textContent = offered ? describe(offer.token) : "";
+    $("#use-token").textContent = offered ? "Use this token" : "Sign in";
+    const keep = $("#keep-session");
+    keep.hidden = !(offered && signedIn());
+    keep.textContent = `Keep the current session (workspace ${session.workspaceId})`;
+    (offered ? $("#use-token") : $("#token-input")).focus();
+}
+
+function signedIn() {
+    return Boolean(session.token) && WORKSPACE_ID.test(session.workspaceId);
+}
+
+function listenSignIn() {
+    $("#sign-in-form").addEventListener("submit", (event) => {
+        event.preventDefault();
+        const token = $("#token-input").value.trim();
+        const workspaceId = $("#workspace-input").value.trim();
+        if (!token || !WORKSPACE_ID.test(workspaceId)) return;
+        signIn(token, workspaceId);
+        offer.token = "";
+        $("#token-input").value = "";
+        showApp();
+    });
+    $("#keep-session").addEventListener("click", () => {
+        offer.token = "";
+        $("#token-input").value = "";
+        showApp();
+    });
+    // A #token= link opened in this tab while the page is already here.
+    window.addEventListener("hashchange", () => {
+        readAddress();
+        if (offer.token) showSignIn();
+    });
+}
+
+let appStarted = false;
+
+function showApp() {
+    $("#sign-in").hidden = true;
+    $("#picker").hidden = false;
+    $("#assets-section").hidden = false;
+    $("#session").hidden = false;
     $("#workspace-label").textContent = session.workspaceId;
+    const c = claims(session.token);
+    $("#who").textContent = c && typeof c.sub === "string" ? ` · ${c.sub}` : "";
+    if (appStarted) return refreshAssets(); // another token or workspace, perhaps
+    appStarted = true;
+    $("#sign-out").addEventListener("click", signOut);
     $("#file-input").addEventListener("change", (event) => {
         pick(event.target.files);
         event.target.value = ""; // the same file can be picked again
@@ -233,6 +347,13 @@ function start() {
     $("#refresh").addEventListener("click", refreshAssets);
     $("#more").addEventListener("click", () => loadAssets(nextCursor));
     refreshAssets();
+}
+
+function start() {
+    showNotices();
+    listenSignIn();
+    if (offer.token || !signedIn()) showSignIn();
+    else showApp();
 }
 
 start();

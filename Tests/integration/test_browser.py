@@ -5,19 +5,26 @@ rules (assetd setup-bucket) must let the preflight pass and expose ETag.
 
 The client is used unchanged. What the tests need to see or disturb they get from outside
 it: a small script wraps XMLHttpRequest.open and fetch in the page to count requests and to
-send chosen part PUTs to a local server (127.0.0.1) that answers 500 or never answers."""
+send chosen part PUTs to a local server (127.0.0.1) that answers 500 or never answers.
+
+Where the token goes is read from outside the page too: a second Chromium logs every
+request it sends (its performance log: URL and headers), and a listener on another
+loopback port records anything that reaches it."""
 import base64
 import io
+import json
 import os
 import shutil
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
 
-from conftest import CERTIFICATE, make_token, noise_jpeg
+from conftest import CERTIFICATE, as_jpeg, make_token, noise_jpeg, start_upload
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -25,8 +32,7 @@ PART = 5 * 1024 * 1024
 WAIT = 120  # seconds: the longest any step may take
 
 
-@pytest.fixture(scope="session")
-def driver():
+def chromium(performance=False):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -39,9 +45,18 @@ def driver():
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors",
                 "--window-size=1280,1100", "--disable-gpu", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
+    # The console (get_log('browser')), and for `performance` every request sent (the
+    # DevTools Network events: URL and headers, get_log('performance')).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", **({"performance": "ALL"} if performance else {})})
     browser = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     browser.set_page_load_timeout(30)
     browser.set_script_timeout(WAIT)
+    return browser
+
+
+@pytest.fixture(scope="session")
+def driver():
+    browser = chromium()
     yield browser
     browser.quit()
 
@@ -119,6 +134,10 @@ if (!window.__recorded) {
 """
 
 
+# The page is signed in and shows its upload controls.
+READY = "return document.readyState === 'complete' && !document.querySelector('#picker').hidden"
+
+
 def part_numbers(puts):
     return sorted(int(p["url"].split("partNumber=")[1].split("&")[0]) for p in puts)
 
@@ -133,14 +152,19 @@ class Page:
         self.api.headers["Authorization"] = f"Bearer {self.token}"
 
     def open(self):
-        # A page of its own origin state: no resume records from other tests.
-        self.driver.get(f"{self.base}/?token={self.token}&workspaceId={self.workspace}")
-        self.wait("return !!document.querySelector('#file-input') && document.readyState === 'complete'")
+        # A page of its own origin state: no resume records from other tests. A fresh load
+        # (about:blank first): a link differing only in its #fragment would not reload.
+        # The link's token is offered, then used once confirmed.
+        self.driver.get("about:blank")
+        self.driver.get(f"{self.base}/#token={self.token}&workspaceId={self.workspace}")
+        self.wait("return document.readyState === 'complete' && !document.querySelector('#offer').hidden")
+        self.driver.find_element("css selector", "#use-token").click()
+        self.wait(READY)
         self.driver.execute_script(RECORDER)
 
     def reload(self):
         self.driver.refresh()
-        self.wait("return !!document.querySelector('#file-input') && document.readyState === 'complete'")
+        self.wait(READY)
         self.driver.execute_script(RECORDER)
 
     def wait(self, script, timeout=WAIT, *args):
@@ -402,3 +426,221 @@ def test_pause_then_cancel_aborts_the_paused_upload(page, big_jpeg, tmp_path, di
     assert "POST /s3/abort-upload" in page.driver.execute_script("return window.__calls")
     assert not s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads"), "a pending upload remains in S3"
     assert page.driver.execute_script("return localStorage.length") == 0
+
+
+# --- where the token goes ---------------------------------------------------------------
+
+class Collector(BaseHTTPRequestHandler):
+    """Another origin on loopback (HTTPS, the stack's certificate) that records every
+    request reaching it. It answers CORS preflights with yes and the rest with an empty
+    asset list, so a page that would send it a token gets as far as sending it."""
+
+    seen = []
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body=b""):
+        self.seen.append({"method": self.command, "path": self.path, "authorization": self.headers.get("Authorization")})
+        self.send_response(status)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+        self.send_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+        self.send_header("Access-Control-Allow-Private-Network", "true")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_OPTIONS(self):
+        self.answer(204)
+
+    def do_GET(self):
+        self.answer(200, b'{"assets":[],"next":null}')
+
+    do_POST = do_PUT = do_DELETE = do_GET
+
+
+@pytest.fixture
+def collector():
+    Collector.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    server.daemon_threads = True
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    state = os.path.dirname(os.path.dirname(CERTIFICATE))
+    context.load_cert_chain(CERTIFICATE, os.path.join(state, "tls", "key.pem"))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def spy():
+    """A Chromium of its own that logs every request it sends, headers included."""
+    browser = chromium(performance=True)
+    yield browser
+    browser.quit()
+
+
+def sent(browser):
+    """The requests the browser sent since the last call: [(url, Authorization or None)]."""
+    out = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            request = message["params"]["request"]
+            headers = {k.lower(): v for k, v in request.get("headers", {}).items()}
+            out.append((request["url"], headers.get("authorization")))
+    return out
+
+
+def origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def wait_for(browser, script, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not browser.execute_script(script):
+        assert time.monotonic() < deadline, f"timed out waiting for: {script}"
+        time.sleep(0.1)
+
+
+def fresh(browser, base_url):
+    """The page's origin with nothing in sessionStorage, and the request log emptied."""
+    browser.get("about:blank")
+    browser.get(base_url + "/")
+    wait_for(browser, "return document.readyState === 'complete'")
+    browser.execute_script("sessionStorage.clear(); localStorage.clear()")
+    browser.get("about:blank")
+    sent(browser)
+
+
+LISTED = "return /No assets yet|Could not list/.test(document.querySelector('#assets-status').textContent)"
+
+
+def test_api_parameter_is_ignored_and_a_pasted_token_goes_to_this_origin_only(spy, base_url, secret, collector):
+    """?api= once made the page send the pasted token to any server: now it is ignored,
+    and every request that carries the token goes to the page's own origin."""
+    token = make_token(secret, "paster", [424242])
+    fresh(spy, base_url)
+    spy.get(f"{base_url}/?api={quote(collector, safe='')}")
+    wait_for(spy, "return document.readyState === 'complete' && !document.querySelector('#sign-in').hidden")
+    spy.find_element("css selector", "#token-input").send_keys(token)
+    spy.find_element("css selector", "#workspace-input").send_keys("424242")
+    spy.find_element("css selector", "#sign-in-form [type=submit]").click()
+    wait_for(spy, LISTED)
+    assert spy.find_element("css selector", "#assets-status").text == "No assets yet."
+    spy.refresh()  # a reload, too, keeps to this origin
+    wait_for(spy, LISTED)
+    time.sleep(1)  # anything still on its way to the other origin
+    requests_sent = sent(spy)
+    carrying = [url for url, auth in requests_sent if auth == f"Bearer {token}"]
+    assert carrying, requests_sent
+    assert all(origin(url) == base_url for url in carrying), carrying
+    assert not [url for url, _ in requests_sent if origin(url) == collector], requests_sent
+    assert Collector.seen == [], f"the other origin was reached: {Collector.seen}"
+    assert spy.execute_script("return Object.keys(sessionStorage).filter(k => k.includes('api'))") == []
+    # The page said so, and the address bar no longer names the other server.
+    spy.get(f"{base_url}/?api={quote(collector, safe='')}")
+    wait_for(spy, "return document.readyState === 'complete' && !document.querySelector('#picker').hidden")
+    assert "?api=" in spy.find_element("css selector", "#notice").text
+    assert "api=" not in spy.current_url, spy.current_url
+    wait_for(spy, LISTED)
+    assert Collector.seen == [], f"the other origin was reached: {Collector.seen}"
+
+
+def test_token_in_the_query_is_ignored(spy, base_url, secret):
+    """?token=&workspaceId= signed a victim into whatever workspace the link named."""
+    attacker = make_token(secret, "attacker", [434343])
+    fresh(spy, base_url)
+    spy.get(f"{base_url}/?token={attacker}&workspaceId=434343")
+    wait_for(spy, "return document.readyState === 'complete'")
+    time.sleep(1)
+    assert spy.execute_script("return !document.querySelector('#sign-in').hidden && document.querySelector('#picker').hidden"), \
+        "the page signed in with a token from its query string"
+    notice = spy.find_element("css selector", "#notice").text
+    assert "?token=" in notice and "ignored" in notice, notice
+    assert spy.find_element("css selector", "#token-input").get_attribute("value") == ""
+    assert attacker not in spy.current_url and "token" not in spy.current_url, spy.current_url
+    assert not [url for url, auth in sent(spy) if auth == f"Bearer {attacker}"], "the query's token was sent"
+    assert attacker not in json.dumps(spy.execute_script("return {...sessionStorage, ...localStorage}"))
+
+
+def test_token_in_the_fragment_is_offered_then_used_and_leaves_the_address_bar(spy, base_url, secret):
+    victim = make_token(secret, "victim", [454545])
+    linked = make_token(secret, "linked", [464646])
+    fresh(spy, base_url)
+    spy.get(base_url + "/")
+    wait_for(spy, "return document.readyState === 'complete' && !document.querySelector('#sign-in').hidden")
+    spy.find_element("css selector", "#token-input").send_keys(victim)
+    spy.find_element("css selector", "#workspace-input").send_keys("454545")
+    spy.find_element("css selector", "#sign-in-form [type=submit]").click()
+    wait_for(spy, LISTED)
+    sent(spy)
+
+    # A link with a token in its fragment, opened in the signed-in tab (a fresh load).
+    spy.get("about:blank")
+    spy.get(f"{base_url}/#token={linked}&workspaceId=464646")
+    wait_for(spy, "return document.readyState === 'complete'")
+    assert spy.current_url == base_url + "/", f"the token stayed in the address bar: {spy.current_url}"
+    # Offered, not used: whoever writes a link must not sign the reader into their account.
+    wait_for(spy, "return !document.querySelector('#offer').hidden")
+    assert "linked" in spy.find_element("css selector", "#offer").text and "464646" in spy.find_element("css selector", "#offer").text
+    assert spy.find_element("css selector", "#token-input").get_attribute("value") == linked
+    assert spy.find_element("css selector", "#workspace-input").get_attribute("value") == "464646"
+    assert spy.find_element("css selector", "#keep-session").is_displayed()
+    time.sleep(1)
+    assert not [url for url, auth in sent(spy) if auth == f"Bearer {linked}"], "the link's token was used unasked"
+    assert spy.execute_script("return sessionStorage.getItem('assetd.token')") == victim
+
+    spy.find_element("css selector", "#use-token").click()
+    wait_for(spy, "return !document.querySelector('#picker').hidden")
+    wait_for(spy, LISTED)
+    assert spy.find_element("css selector", "#assets-status").text == "No assets yet."
+    assert spy.find_element("css selector", "#workspace-label").text == "464646"
+    carrying = [url for url, auth in sent(spy) if auth == f"Bearer {linked}"]
+    assert carrying and all(origin(url) == base_url for url in carrying), carrying
+    assert spy.execute_script("return sessionStorage.getItem('assetd.token')") == linked
+    assert linked not in json.dumps(spy.execute_script("return {...localStorage}"))
+    assert "token" not in spy.current_url
+
+    # The same link opened in the page already there (only the fragment changes): the
+    # address bar is cleared as well, and the token waits for the user again.
+    spy.execute_script("location.hash = arguments[0]", f"token={victim}&workspaceId=454545")
+    wait_for(spy, "return !document.querySelector('#offer').hidden")
+    assert "token" not in spy.current_url, spy.current_url
+    assert spy.execute_script("return sessionStorage.getItem('assetd.token')") == linked
+
+
+def test_no_unsafe_header_error_in_the_console_after_an_upload(page, tmp_path):
+    """Every part PUT logged 'Refused to get unsafe header "Retry-After"': the bucket's
+    CORS rules expose ETag only, and the client asked for Retry-After all the same."""
+    page.driver.get_log("browser")  # what earlier tests left
+    data = as_jpeg(os.urandom(PART + 512 * 1024))  # two parts, multipart
+    page.pick(write(tmp_path, "console.jpg", data))
+    page.finished(1)
+    assert len(page.driver.execute_script("return window.__puts")) == 2
+    console = page.driver.get_log("browser")
+    print(console)
+    refused = [e["message"] for e in console if "Refused to get unsafe header" in e["message"]]
+    assert not refused, refused
+
+
+def test_page_csp_connects_to_this_origin_and_the_s3_endpoint_only(base_url, alice):
+    r = requests.get(base_url + "/", timeout=10, verify=CERTIFICATE)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    directives = {d.split()[0]: d.split()[1:] for d in r.headers["Content-Security-Policy"].split(";") if d.strip()}
+    # The S3 endpoint is the one presigned URLs name.
+    started = start_upload(alice, fileSize=1024)
+    url = alice.get("/s3/get-upload-url", workspaceId=1, assetId=started["assetId"], UploadId=started["uploadId"],
+                    PartNumber=1).json()["url"]
+    alice.post("/s3/abort-upload", {"workspaceId": 1, "assetId": started["assetId"], "uploadId": started["uploadId"]})
+    s3 = origin(url)
+    assert directives["connect-src"] == ["'self'", s3], directives["connect-src"]
+    for directive in ("connect-src", "img-src"):
+        wild = [s for s in directives[directive] if s in ("https:", "http:", "*") or "*" in s]
+        assert not wild, (directive, wild)

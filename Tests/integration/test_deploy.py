@@ -161,6 +161,64 @@ def test_security_headers_and_http_redirect(prod):
     assert r.headers["Location"].startswith("https://") and r.headers["Location"].endswith("/s3/start-upload?x=1")
 
 
+def test_production_site_serves_no_demo_page_by_default(prod):
+    """The page asks users for a bearer token: a host serves it only once its operator
+    uncomments the include (the dev stack renders it with --demo-page). The client module,
+    which holds no token, stays for frontends to import."""
+    r = requests.get(prod["url"] + "/", verify=CERTIFICATE, timeout=10, headers={"Origin": ALLOWED})
+    assert r.status_code == 404, (r.status_code, r.headers.get("Content-Type"), r.text[:200])
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "connect-src" not in r.headers.get("Content-Security-Policy", "")
+    for path in ("/demo.js", "/demo.css", "/upload/demo.js"):
+        assert requests.get(prod["url"] + path, verify=CERTIFICATE, timeout=10).status_code == 404, path
+    r = requests.get(prod["url"] + "/assetd-upload.js", verify=CERTIFICATE, timeout=10, headers={"Origin": ALLOWED})
+    assert r.status_code == 200 and "export async function upload" in r.text
+    assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
+
+
+def nginx_default_access_log():
+    """Where this nginx writes access lines for a server without access_log of its own."""
+    configure = run(["nginx", "-V"]).stderr
+    for word in configure.split():
+        if word.startswith("--http-log-path="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def test_http_redirect_logs_no_query_string(prod):
+    """A link's query (once /?token=...) crosses plain HTTP before the redirect; the port-80
+    server writes a line for it in its own log, without the query, and none anywhere else."""
+    logs = os.path.join(state_dir(), "logs")
+    candidates = [os.path.join(logs, name) for name in os.listdir(logs)]
+    default = nginx_default_access_log()
+    if default:
+        candidates.append(default)
+    sizes = {path: os.path.getsize(path) for path in candidates if os.path.isfile(path)}
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    r = requests.get(f"http://127.0.0.1:{prod['http']}/?token={secret}&workspaceId=1", allow_redirects=False, timeout=10)
+    assert r.status_code == 301 and r.headers["Location"].startswith("https://")
+    redirect_log = os.path.join(logs, "prod-nginx-redirect.log")
+    deadline = time.time() + 5
+    lines = []
+    while not lines and time.time() < deadline:
+        if os.path.exists(redirect_log):
+            with open(redirect_log, errors="replace") as f:
+                f.seek(sizes.get(redirect_log, 0))
+                lines = [l for l in f.read().splitlines() if '"GET / ' in l and " 301 " in l]
+        if not lines:
+            time.sleep(0.1)
+    leaked = []
+    for path in set(candidates) | {redirect_log}:
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            f.seek(sizes.get(path, 0))
+            if secret.encode() in f.read():
+                leaked.append(path)
+    assert not leaked, f"the query's token was written to {leaked}"
+    assert lines, f"no line for the redirect in {redirect_log}"
+
+
 def test_413_from_nginx_is_json_with_cors(prod, secret):
     client = Client(prod["url"], make_token(secret, "big", [1]))
     r = client.session.post(prod["url"] + "/s3/complete-upload", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",

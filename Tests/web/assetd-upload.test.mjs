@@ -12,9 +12,14 @@ const MiB = 1024 * 1024;
 const BASE = "https://assetd.test";
 
 /** A fake assetd + S3. `part(n, attempt)` decides a PUT's answer: {status, headers, hang}. */
-function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresIn = 3600, existing = [] } = {}) {
+// S3's answers are cross-origin: the page sees only the headers the bucket's CORS rules
+// expose (`expose`; assetd setup-bucket: ETag). As in Chromium, getResponseHeader() of any
+// other header returns null and is an error in the console (recorded in `unsafe`), and
+// getAllResponseHeaders() lists only the readable ones.
+function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresIn = 3600, existing = [], expose = ["ETag"] } = {}) {
+    const readable = new Set(expose.map((h) => h.toLowerCase()));
     const s = {
-        calls: [], puts: [], batches: [], inFlight: 0, maxInFlight: 0, aborted: false, completed: null,
+        calls: [], puts: [], batches: [], inFlight: 0, maxInFlight: 0, aborted: false, completed: null, unsafe: [],
         stored: new Map(existing.map((n) => [n, partSize])), attempts: new Map(), xhrs: new Set(),
     };
     s.fetch = async (url, init) => {
@@ -53,7 +58,17 @@ function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresI
             upload: { onprogress: null }, status: 0, responseText: "", headers: {},
             open(method, url) { x.method = method; x.url = url; },
             setRequestHeader() {},
-            getResponseHeader(name) { return x.headers[name] ?? null; },
+            getResponseHeader(name) {
+                const key = Object.keys(x.headers).find((h) => h.toLowerCase() === name.toLowerCase());
+                if (!readable.has(name.toLowerCase())) {
+                    s.unsafe.push(`Refused to get unsafe header "${name}"`);
+                    return null;
+                }
+                return key === undefined ? null : x.headers[key];
+            },
+            getAllResponseHeaders() {
+                return Object.entries(x.headers).filter(([h]) => readable.has(h.toLowerCase())).map(([h, v]) => `${h.toLowerCase()}: ${v}\r\n`).join("");
+            },
             abort() { if (x.timer) clearTimeout(x.timer); x.done = true; s.inFlight--; s.xhrs.delete(x); x.onabort?.(); },
             send(body) {
                 const n = Number(new URL(x.url).searchParams.get("partNumber"));
@@ -77,7 +92,8 @@ function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresI
                         x.upload.onprogress?.({ loaded: body.size, total: body.size });
                         x.status = answer.status;
                         x.responseText = answer.body || "";
-                        x.headers = answer.status === 200 ? { ETag: `"e${n}"` } : answer.headers || {};
+                        // What S3 sends; the page reads only what `expose` lets through.
+                        x.headers = answer.status === 200 ? { ETag: `"e${n}"`, "x-amz-request-id": "r1", ...answer.headers } : answer.headers || {};
                         if (answer.status === 200) s.stored.set(n, body.size);
                         x.onload?.();
                     }, 2);
@@ -200,6 +216,7 @@ test("a 429 pauses the whole queue for Retry-After", async () => {
             started.push([n, Date.now()]);
             return n === 1 && attempt === 1 ? { status: 429, headers: { "Retry-After": "0.2" } } : { status: 200 };
         },
+        expose: ["ETag", "Retry-After"], // a proxy in front of S3 that exposes it
     });
     const t0 = Date.now();
     await upload(file(6000), options(s, { concurrency: 1 }));
@@ -207,6 +224,25 @@ test("a 429 pauses the whole queue for Retry-After", async () => {
     const after = started.slice(1).map(([, t]) => t - t0);
     assert.ok(after[0] >= 190, `next PUT after ${after[0]} ms`);
     assert.ok(s.completed);
+});
+
+test("reads no response header that CORS keeps from the page (no 'Refused to get unsafe header')", async () => {
+    // S3 answers with Retry-After (and more) that its CORS rules do not expose: part 2
+    // once with 503 SlowDown, part 3 once with 429. Nothing unreadable is asked for, and
+    // the unreadable Retry-After counts as absent (throttleDelay, the retry schedule).
+    const s = fakeService({
+        part: (n, attempt) => {
+            if (n === 2 && attempt === 1) return { status: 503, headers: { "Retry-After": "30", "x-amz-request-id": "r2" } };
+            if (n === 3 && attempt === 1) return { status: 429, headers: { "Retry-After": "30" } };
+            return { status: 200, headers: { "Retry-After": "30" } };
+        },
+    });
+    const t0 = Date.now();
+    await upload(file(4500), options(s, { throttleDelay: 50 }));
+    assert.deepEqual(s.unsafe, []);
+    assert.ok(s.completed);
+    assert.equal(s.completed.parts.length, 5);
+    assert.ok(Date.now() - t0 < 5000, "a Retry-After the page cannot read was obeyed");
 });
 
 test("offline: the queue waits for the online event", async () => {
@@ -308,7 +344,7 @@ test("direct upload: one POST, progress scaled to the file, ends at the total", 
     const xhrFactory = () => {
         const x = {
             upload: { onprogress: null }, status: 0, responseText: "",
-            open(m, u) { x.m = m; x.u = u; }, setRequestHeader(n, v) { x.auth = v; }, getResponseHeader: () => null, abort() {},
+            open(m, u) { x.m = m; x.u = u; }, setRequestHeader(n, v) { x.auth = v; }, getAllResponseHeaders: () => "", abort() {},
             send(body) {
                 sent = { m: x.m, u: x.u, body, auth: x.auth };
                 setTimeout(() => {
