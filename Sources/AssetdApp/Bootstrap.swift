@@ -44,7 +44,7 @@ public enum Bootstrap {
         // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
         let listen: FastCGIServer.Listen
         if let path = configuration.socketPath {
-            listen = .path(path, mode: configuration.socketMode)
+            listen = .path(path, mode: configuration.socketMode, group: configuration.socketGroup)
         } else if let descriptor = Systemd.listenDescriptors().first {
             listen = .descriptor(descriptor)
         } else {

@@ -24,8 +24,10 @@ public struct ServerError: Error, CustomStringConvertible {
 /// flight finish (for at most `drainTimeout`), and `run()` returns.
 public final class FastCGIServer: Sendable {
     public enum Listen: Sendable {
-        /// A unix socket path (or `host:port`, as libfcgi accepts), created with `mode`.
-        case path(String, mode: UInt32)
+        /// A unix socket path (or `host:port`, as libfcgi accepts), created with `mode` and,
+        /// when `group` is set (ASSETD_SOCKET_GROUP), that group, so that nginx's group may
+        /// connect; nil keeps the process's own group.
+        case path(String, mode: UInt32, group: UInt32? = nil)
         /// The listening socket on standard input (spawn-fcgi, systemd's StandardInput=socket).
         case standardInput
         /// A listening socket passed by systemd's socket activation (LISTEN_FDS).
@@ -56,15 +58,6 @@ public final class FastCGIServer: Sendable {
         self.responder = responder
         self.logger = logger
     }
-
-    /// The group a unix socket that this process creates is given (ASSETD_SOCKET_GROUP),
-    /// so that nginx's group may connect; nil keeps the process's own group. Set once, at
-    /// start-up, before the server is made.
-    public static var socketGroup: UInt32? {
-        get { socketGroupValue.withLock { $0 } }
-        set { socketGroupValue.withLock { $0 = newValue } }
-    }
-    private static let socketGroupValue = Mutex<UInt32?>(nil)
 
     /// The signals that stop the server: SIGTERM and SIGINT.
     static var stopSignals: sigset_t {
@@ -163,7 +156,7 @@ public final class FastCGIServer: Sendable {
 
     private func describeListen() -> String {
         switch configuration.listen {
-        case .path(let path, _): path
+        case .path(let path, _, _): path
         case .standardInput: "standard input (inherited socket)"
         case .descriptor(let fd): "fd \(fd) (systemd socket activation)"
         }
@@ -181,7 +174,7 @@ public final class FastCGIServer: Sendable {
                 throw ServerError(description: "LISTEN_FDS names fd \(fd), which is not a listening socket", exitStatus: 78)
             }
             return (fd, nil)
-        case .path(let path, let mode):
+        case .path(let path, let mode, let group):
             // Not FCGX_OpenSocket: libfcgi exit()s with errno as the status when bind fails.
             var step: UnsafePointer<CChar>?
             guard let colon = path.lastIndex(of: ":") else {
@@ -192,7 +185,6 @@ public final class FastCGIServer: Sendable {
                     }
                     unlink(path)
                 }
-                let group = Self.socketGroup
                 let fd = assetd_fcgi_listen_unix(path, configuration.backlog, UInt32(mode), group.map { Int64($0) } ?? -1, &step)
                 guard fd >= 0 else { throw Self.socketError(path, step: step, errno: errno, group: group) }
                 return (fd, path)

@@ -79,10 +79,7 @@ struct Serve: ParsableCommand {
         // First, before any thread exists (threads inherit the mask): a SIGTERM from now on
         // waits for the server's sigwait and a drain, and can kill no thread.
         FastCGIServer.blockStopSignals()
-        try options.run(failure: "assetd cannot start") { configuration, logger in
-            FastCGIServer.socketGroup = configuration.socketGroup
-            try Bootstrap.serve(configuration, logger: logger)
-        }
+        try options.run(failure: "assetd cannot start", Bootstrap.serve)
     }
 }
 
