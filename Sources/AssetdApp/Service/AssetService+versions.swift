@@ -154,20 +154,24 @@ extension AssetService {
         var stored = change
         stored.state = .stored
         stored.etag = etag.isEmpty ? change.etag : etag
-        // A delete that raced the PutObject dropped the switch: what landed is ours to remove.
-        guard try records.markVersionStored(assetID: asset.id, etag: stored.etag) else {
+        /// After a delete that raced the PutObject (it may have listed the keys before these
+        /// bytes landed): what landed is ours to remove.
+        func removeIfDeleted() throws {
+            guard try records.asset(id: asset.id, workspaceID: asset.workspaceID)?.status.isGone ?? true else { return }
             try objects.deleteObjects(keys: [change.stagingKey])
             throw AssetError.notFound("Asset \(asset.id) was deleted while its new version was being stored.")
+        }
+        // Not `uploading` any more: a delete dropped the switch, or a repair took it over.
+        guard try records.markVersionStored(assetID: asset.id, etag: stored.etag) else {
+            try removeIfDeleted()
+            return try self.asset(asset.id, in: asset.workspaceID)
         }
         let current: AssetRecord?
         do {
             current = try switchVersion(stored, logger: logger)
         } catch AssetError.conflict(let message, let retryAfter) {
-            // Held by a delete: it may have listed the keys before these bytes landed.
-            if try records.asset(id: asset.id, workspaceID: asset.workspaceID)?.status.isGone ?? true {
-                try objects.deleteObjects(keys: [change.stagingKey])
-                throw AssetError.notFound("Asset \(asset.id) was deleted while its new version was being stored.")
-            }
+            // Held by a delete, or by a repair of this same switch.
+            try removeIfDeleted()
             throw AssetError.conflict(message, retryAfter: retryAfter)
         }
         guard let current else {
