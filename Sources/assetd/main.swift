@@ -41,7 +41,7 @@ struct Assetd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
-        discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; the README lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
+        discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
         subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
