@@ -1,4 +1,4 @@
-// Types of assetd-upload.js, the browser client of assetd (README.md, "The browser client").
+// Types of assetd-upload.js, the browser client of assetd (docs/BROWSER-CLIENT.md).
 
 export interface Progress {
     /** Bytes of the file sent so far: only grows, never passes `total`. */

@@ -1,6 +1,5 @@
 // assetd-upload.js: the browser client of assetd. One dependency-free ES module, no
-// build step. Types: assetd-upload.d.ts beside it. Behaviour: README.md, "The browser
-// client".
+// build step. Types: assetd-upload.d.ts beside it. Behaviour: docs/BROWSER-CLIENT.md.
 //
 //   import { upload } from "/assetd-upload.js";
 //   const { assetId, key } = await upload(file, { baseUrl, workspaceId, getToken });

@@ -23,7 +23,7 @@ public struct Configuration: Sendable {
     public var socketPath: String?
     public var socketMode: UInt32
     /// ASSETD_SOCKET_GROUP: the group (name or gid) of the socket assetd creates, so that
-    /// nginx's group (www-data) may connect with ASSETD_SOCKET_MODE 0660; nil keeps assetd's.
+    /// nginx's user, alone in that group (assetd-web), may connect with ASSETD_SOCKET_MODE 0660; nil keeps assetd's.
     public var socketGroup: UInt32?
     public var threads: Int
     public var mediaTypes: MediaTypes

@@ -203,9 +203,9 @@ public final class FastCGIServer: Sendable {
             let directory = (path as NSString).deletingLastPathComponent
             switch call {
             case "chown":
-                hint = "; ASSETD_SOCKET_GROUP (gid \(group.map(String.init) ?? "-")) must be a group of uid \(geteuid()), or the directory \(directory) that group's and setgid (install -d -o assetd -g www-data -m 2750 \(directory))"
+                hint = "; ASSETD_SOCKET_GROUP (gid \(group.map(String.init) ?? "-")) must be a group of uid \(geteuid()), or the directory \(directory) that group's and setgid (install -d -o assetd -g assetd-web -m 2750 \(directory))"
             case "bind" where code == EACCES || code == ENOENT || code == EROFS:
-                hint = "; its directory \(directory.isEmpty ? "." : directory) must exist and be writable by uid \(geteuid()) (e.g. install -d -o assetd -g www-data -m 2750 \(directory.isEmpty ? "." : directory))"
+                hint = "; its directory \(directory.isEmpty ? "." : directory) must exist and be writable by uid \(geteuid()) (e.g. install -d -o assetd -g assetd-web -m 2750 \(directory.isEmpty ? "." : directory))"
             case "bind" where code == EADDRINUSE:
                 hint = "; is another assetd serving it?"
             default: break

@@ -41,7 +41,7 @@ struct Assetd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
-        discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; the README lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
+        discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
         subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
@@ -53,16 +53,17 @@ struct Serve: ParsableCommand {
         discussion: """
             The listening socket, first found first taken:
               1. ASSETD_SOCKET: a unix socket path (or host:port) that assetd creates, mode \
-            ASSETD_SOCKET_MODE (0660), group ASSETD_SOCKET_GROUP (e.g. www-data, so that \
-            nginx may connect; default assetd's own group). Its directory must exist and be \
+            ASSETD_SOCKET_MODE (0660), group ASSETD_SOCKET_GROUP (e.g. assetd-web, the group \
+            the package makes for nginx's user alone, so that nginx may connect; default \
+            assetd's own group). Its directory must exist and be \
             writable by assetd's user. A socket that cannot be created exits 78 with one line \
             naming the path and the errno.
               2. The socket systemd passes (LISTEN_FDS and LISTEN_PID, sd_listen_fds(3)): \
-            assetd.socket makes /run/assetd/assetd.sock, group www-data, mode 0660, and \
+            assetd.socket makes /run/assetd/assetd.sock, group assetd-web, mode 0660, and \
             starts assetd.service on the first connection. assetd.service unsets \
             ASSETD_SOCKET, so this is how the package runs. READY=1 and STOPPING=1 go to \
             NOTIFY_SOCKET (Type=notify).
-              3. A listening socket on standard input (spawn-fcgi -s PATH -M 0660 -G www-data).
+              3. A listening socket on standard input (spawn-fcgi -s PATH -M 0660 -G assetd-web).
 
             SIGTERM or SIGINT: assetd stops accepting, lets the requests in flight finish \
             (10 s at most), then exits 0; a signal that arrives while assetd is still \

@@ -86,7 +86,7 @@ struct S3ResponseTests {
     }
 }
 
-/// The answers in which S3 servers differ (README: Tested against).
+/// The answers in which S3 servers differ (docs/TESTING.md, "Tested against").
 struct ServerQuirkTests {
     @Test func lifecycleRuleWithFilterOrTopLevelPrefix() {
         let aws = Array("""

@@ -461,12 +461,34 @@ def test_check_config_says_how_to_make_a_missing_state_directory(tmp_path):
 
 # --- the Debian package -------------------------------------------------------------
 
+def group_members(name):
+    """The members of group `name`, or None when there is no such group."""
+    try:
+        return grp.getgrnam(name).gr_mem
+    except KeyError:
+        return None
+
+
+def assert_socket_group_is_nginx_alone():
+    """The installed socket unit gives the socket the group assetd-web, which exists, has
+    www-data (nginx's workers) as its only member, and is no user's primary group."""
+    unit = open("/lib/systemd/system/assetd.socket").read().splitlines()
+    assert "SocketGroup=assetd-web" in unit, [l for l in unit if l.startswith("Socket")]
+    members = group_members("assetd-web")
+    assert members is not None, "postinst made no group assetd-web"
+    assert members == ["www-data"], members
+    gid = grp.getgrnam("assetd-web").gr_gid
+    assert not [u.pw_name for u in pwd.getpwall() if u.pw_gid == gid]
+    assert gid in os.getgrouplist("www-data", pwd.getpwnam("www-data").pw_gid)
+
+
 def test_debian_package_installs_runs_and_purges(tmp_path):
     if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
         pytest.skip("installing a package needs root and dpkg")
     if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
         pytest.skip("an assetd package is already installed here; not touching it")
     state_existed = os.path.exists("/var/lib/assetd")
+    group_existed = group_members("assetd-web") is not None
     built = run([os.path.join(ROOT, "scripts", "package"), "--binary", assetd_bin(), "--out", str(tmp_path)], timeout=300, check=True)
     deb = built.stdout.strip().splitlines()[-1]
     assert deb.endswith("_amd64.deb") and os.path.exists(deb)
@@ -487,6 +509,10 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         info = os.stat("/var/lib/assetd")
         assert (info.st_uid, info.st_gid) == (pwd.getpwnam("assetd").pw_uid, grp.getgrnam("assetd").gr_gid)
         assert stat.S_IMODE(info.st_mode) == 0o700, oct(info.st_mode)
+        # The socket's group (issue 17): a group of its own, made by postinst, that only
+        # nginx's user joins, so that no other www-data process (a PHP-FPM pool) may speak
+        # FastCGI to assetd around nginx; and the group the installed socket unit names.
+        assert_socket_group_is_nginx_alone()
         # check-config as the service's user, with the guide's database path, before any start.
         readable = tempfile.mkdtemp(prefix="assetd-first-start-")  # pytest's tmp_path is root's only
         os.chmod(readable, 0o755)
@@ -508,6 +534,9 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         recorded = open("/usr/share/doc/assetd/DEPENDENCIES").read()
         assert "swift-log 1.16.2" in recorded and "GRDB.swift 7.10.0" in recorded, recorded
         assert os.path.exists("/usr/share/doc/assetd/Package.resolved")
+        # The documentation the units and the guide point at: the README and all of docs/.
+        for page in ["README.md"] + sorted(os.listdir(os.path.join(ROOT, "docs"))):
+            assert f"/usr/share/doc/assetd/{page}" in listing, page
         # The guide's step: enable the site. Removing the package must take the link with it,
         # or nginx -t fails on a dangling include; so must a purge after a reinstall.
         if os.path.isdir("/etc/nginx/sites-enabled"):
@@ -529,6 +558,11 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
             finally:
                 os.unlink(other)
             run(["dpkg", "-i", deb], timeout=120, check=True)
+            # Installed again after purges: the group is made again, www-data in it once.
+            assert_socket_group_is_nginx_alone()
+        # postinst again over an installed package (an upgrade): nothing doubles.
+        run(["dpkg", "-i", deb], timeout=120, check=True)
+        assert_socket_group_is_nginx_alone()
         if shutil.which("systemd-analyze"):
             verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
@@ -540,6 +574,10 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         # A purge keeps /var/lib/assetd (Debian's practice); this test does not keep what it made.
         if not state_existed:
             shutil.rmtree("/var/lib/assetd", ignore_errors=True)
+        group_left = group_members("assetd-web")
+        if group_left is not None and not group_existed:
+            run(["groupdel", "assetd-web"])  # the test's own, should postrm have left it
     assert purge.returncode == 0, purge.stderr
+    assert group_left is None, f"dpkg --purge left the group assetd-web (members {group_left})"
     for path in ("/usr/bin/assetd", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
         assert not os.path.exists(path), path
