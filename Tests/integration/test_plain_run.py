@@ -151,12 +151,17 @@ def test_the_documented_recipe_as_an_unprivileged_user(workdir):
         process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log, preexec_fn=drop)
     try:
         deadline = time.time() + 20
-        while not os.path.exists(path):
+
+        def settled():
+            # bind() makes the file before its group and mode are set: wait for both.
+            if not os.path.exists(path):
+                return False
+            info = os.stat(path)
+            return info.st_gid == www.gr_gid and stat.S_IMODE(info.st_mode) == 0o660
+        while not settled():
             assert process.poll() is None, open(os.path.join(workdir, "recipe.log")).read()
-            assert time.time() < deadline, "no socket"
+            assert time.time() < deadline, ("no socket with group www-data and mode 0660", os.path.exists(path) and os.stat(path))
             time.sleep(0.05)
-        info = os.stat(path)
-        assert info.st_gid == www.gr_gid and stat.S_IMODE(info.st_mode) == 0o660
         answer = cgi_fcgi(path, "/healthz", user="www-data")
         assert "Status: 200" in answer.stdout.decode(errors="replace"), (answer.stdout, answer.stderr)
         process.send_signal(signal.SIGTERM)

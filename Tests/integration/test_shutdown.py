@@ -31,9 +31,21 @@ def start_assetd(env_file, workdir):
     log = open(os.path.join(workdir, "assetd.log"), "wb")
     process = subprocess.Popen([os.environ["ASSETD_BIN"], "serve"], env=env, stdout=log, stderr=log)
     deadline = time.time() + 20
-    while not os.path.exists(env["ASSETD_SOCKET"]):
+
+    def accepts():
+        # Ready when the socket accepts, not when its file appears: bind() makes the file
+        # before listen() (a refused connection on a loaded host otherwise).
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(env["ASSETD_SOCKET"])
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+    while not accepts():
         assert process.poll() is None, open(os.path.join(workdir, "assetd.log")).read()
-        assert time.time() < deadline, "assetd did not create its socket"
+        assert time.time() < deadline, "assetd did not accept on its socket"
         time.sleep(0.05)
     return process, env["ASSETD_SOCKET"], env["ASSETD_JWT_SECRET"]
 
