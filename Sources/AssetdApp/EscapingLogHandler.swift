@@ -7,12 +7,10 @@ public import Logging
 /// passes through as it is.
 public struct EscapingLogHandler: LogHandler {
     private var inner: any LogHandler
-    public var metadata: Logger.Metadata = [:]
 
     public init(_ inner: any LogHandler) {
         self.inner = inner
-        self.metadata = inner.metadata
-        self.inner.metadata = [:]
+        self.inner.metadata = Self.escape(inner.metadata)
     }
 
     public var logLevel: Logger.Level {
@@ -20,19 +18,42 @@ public struct EscapingLogHandler: LogHandler {
         set { inner.logLevel = newValue }
     }
 
+    // The logger's own metadata is escaped once, as it is set, not on every line.
+    public var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = Self.escape(newValue) }
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: Self.escape(key)] = newValue.map(Self.escape) }
     }
 
     public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
                     file: String, function: String, line: UInt) {
-        var merged = metadata
-        if let explicit { merged.merge(explicit) { $1 } }
-        var escaped: Logger.Metadata = [:]
-        for (key, value) in merged { escaped[Self.escape(key)] = Self.escape(value) }
-        inner.log(level: level, message: "\(Self.escape(message.description))", metadata: escaped, source: source,
+        inner.log(level: level, message: "\(Self.escape(message.description))", metadata: explicit.map(Self.escape), source: source,
                   file: file, function: function, line: line)
+    }
+
+    /// The metadata with its keys and values escaped; the same dictionary when none needs it.
+    static func escape(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        guard metadata.contains(where: { needsEscape($0.key) || needsEscape($0.value) }) else { return metadata }
+        var escaped: Logger.Metadata = [:]
+        for (key, value) in metadata { escaped[escape(key)] = escape(value) }
+        return escaped
+    }
+
+    private static func needsEscape(_ value: Logger.Metadata.Value) -> Bool {
+        switch value {
+        case .string(let text): needsEscape(text)
+        case .stringConvertible: true
+        case .array(let values): values.contains(where: needsEscape)
+        case .dictionary(let values): values.contains { needsEscape($0.key) || needsEscape($0.value) }
+        }
+    }
+
+    private static func needsEscape(_ text: String) -> Bool {
+        text.utf8.contains { $0 < 0x20 || $0 == 0x7f || $0 == 0xc2 }  // 0xc2 leads C1 (U+0080-U+009F) and some Latin-1
     }
 
     static func escape(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
@@ -46,7 +67,7 @@ public struct EscapingLogHandler: LogHandler {
 
     /// `text` with each control character written as `\n`, `\r`, `\t` or `\u{XX}`.
     static func escape(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        guard needsEscape(text), text.unicodeScalars.contains(where: isControl) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {
