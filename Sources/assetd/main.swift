@@ -51,6 +51,8 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
+        // Non-dumpable before the settings are read (Bootstrap.hideFromSameUser).
+        Bootstrap.hideFromSameUser()
         try options.run(failure: "assetd cannot start", Bootstrap.serve)
     }
 }
