@@ -70,6 +70,13 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
     }
 
     private let spares = Mutex<[Spare]>([])
+    /// Children decoding a task now.
+    private let running = Mutex<Set<pid_t>>([])
+
+    /// The pids of the children decoding now and of the spares (for tests and operators).
+    public var childPIDs: (running: [Int32], spares: [Int32]) {
+        (running.withLock { Array($0) }, spares.withLock { $0.compactMap(\.pid) })
+    }
     /// A spare waits at most this long (the decoder itself gives up waiting after 300 s).
     static let spareLifetime: Duration = .seconds(240)
 
@@ -148,6 +155,8 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         let deadline = clock.now + .seconds(settings.timeoutSeconds)
         let (connection, child) = try decoderForTask()
         defer { close(connection) }
+        if let child { running.withLock { _ = $0.insert(child) } }
+        defer { if let child { running.withLock { _ = $0.remove(child) } } }
         let request = DecodeRequest(type: detectedType, settings: settings.thumbnail, memoryBytes: settings.memoryBytes,
                                     timeoutSeconds: settings.timeoutSeconds, scratch: child == nil ? nil : settings.scratch)
         let body = request.encoded
