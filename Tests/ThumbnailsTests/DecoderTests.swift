@@ -117,15 +117,22 @@ import Testing
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
     func theDecoderServesOverASocketActivatedUnixSocket() throws {
         let socket = directory + "/decoder.sock"
-        let activator = Process()
-        activator.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
-        activator.arguments = ["--inetd", "--accept", "--listen=" + socket, executable]
-        activator.environment = [:]
-        activator.standardError = FileHandle.nullDevice
-        try activator.run()
+        // posix_spawn and waitpid, not Foundation's Process: its child monitoring kept the
+        // test process from exiting after a SIGKILL.
+        var pid = pid_t()
+        let arguments = ["/usr/bin/systemd-socket-activate", "--inetd", "--accept", "--listen=" + socket, executable]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        try #require(posix_spawn(&pid, arguments[0], &actions, nil, &argv, &envp) == 0)
         defer {
-            kill(activator.processIdentifier, SIGKILL)
-            activator.waitUntilExit()
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
         try socketActivated(decoder(spares: 1, endpoint: .socket(path: socket)))
