@@ -12,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "assetd", targets: ["assetd"]),
+        // The decoder: thumbnails in a process that holds no secret (docs/OPERATIONS.md).
+        .executable(name: "assetd-thumbnailer", targets: ["assetd-thumbnailer"]),
     ],
     // Exact versions: Package.resolved is not in git, so with `from:` a release build could
     // pick up versions that were never tested. A bump is a reviewed edit here. The
@@ -31,7 +33,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
-        // glibc extras behind _GNU_SOURCE or macros: O_TMPFILE, gettid, closefrom for posix_spawn.
+        // glibc extras behind _GNU_SOURCE or macros: O_TMPFILE, gettid, closefrom for posix_spawn,
+        // prctl (dumpable, no new privileges), setrlimit, SCM_RIGHTS.
         .target(name: "CSystem"),
 
         // A read-write lock around a value, for the caches on the request path.
@@ -92,6 +95,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The decoder process: libvips and ffmpeg on one source descriptor, nothing else.
+        .executableTarget(name: "assetd-thumbnailer", dependencies: ["Thumbnails", "CSystem"], swiftSettings: swiftSettings),
 
         .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),

@@ -1,7 +1,9 @@
 import AssetStore
+import CSystem
 import FastCGIServer
 import Media
 import Foundation
+import Glibc
 public import Logging
 import S3Client
 import Thumbnails
@@ -27,7 +29,16 @@ public enum Bootstrap {
         return handler
     }
 
+    /// First thing `serve` does, before any setting is read: the process becomes
+    /// non-dumpable, so that no other process of the same user (a decoder, ffmpeg, a
+    /// compromised neighbour) can read its /proc/PID/environ or memory, or ptrace it, and
+    /// no core file holds its secrets.
+    public static func hideFromSameUser() {
+        _ = assetd_system_set_dumpable(0)
+    }
+
     public static func serve(_ configuration: Configuration, logger: Logger) throws {
+        hideFromSameUser()
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         let records = try SQLiteRecordStore(path: configuration.databasePath)
@@ -83,20 +94,36 @@ public enum Bootstrap {
         settings.size = configuration.thumbnailSize
         settings.quality = configuration.thumbnailQuality
         settings.maxPixels = configuration.thumbnailMaxPixels
+        settings.maxDecodeBytes = configuration.thumbnailMaxDecodeBytes
         settings.vipsThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.thumbnailConcurrency)
-        let thumbnailer = try Thumbnailer(settings: settings)
         // Its own private directory beside the spool: sources and frames are files with a
-        // name while libvips and ffmpeg read them, unlike the spool's unlinked files.
+        // name while the decoder and ffmpeg read them, unlike the spool's unlinked files.
         let scratch = configuration.stateDirectory + "/thumbnail-tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, thumbnailer: thumbnailer,
+        // The decoder: assetd-thumbnailer.socket's instances under systemd, else a child per task.
+        let endpoint: IsolatedThumbnailer.Endpoint
+        if let socket = configuration.thumbnailerSocket {
+            endpoint = .socket(path: socket)
+        } else {
+            let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
+            guard access(executable, X_OK) == 0 else {
+                throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
+            }
+            endpoint = .spawn(executable: executable)
+        }
+        let decoder = IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
+                                                          memoryBytes: configuration.thumbnailerMaxMemory,
+                                                          timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch,
+                                                          spares: configuration.thumbnailConcurrency))
+        let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
                                      maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",
             "max_pixels": "\(settings.maxPixels)", "vips_threads": "\(settings.vipsThreads)",
+            "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)",
         ])
         return worker
     }

@@ -61,6 +61,20 @@ public struct Configuration: Sendable {
     /// ASSETD_THUMBNAIL_MAX_SOURCE_BYTES: larger objects get no thumbnail (the task
     /// downloads the source whole to the state disk).
     public var thumbnailMaxSourceBytes: Int64
+    // The decoder process (IsolatedThumbnailer, docs/OPERATIONS.md).
+    /// ASSETD_THUMBNAIL_MAX_DECODE_BYTES: an image whose decoded pixels (width x height x
+    /// bands x bytes per band, from its header) would take more fails before decoding.
+    public var thumbnailMaxDecodeBytes: Int = 512 << 20
+    /// ASSETD_THUMBNAIL_TIMEOUT: seconds one decode may take (wall clock; also the
+    /// decoder's CPU limit). Past it the decoder is killed and the task retried.
+    public var thumbnailTimeout: Int = 60
+    /// ASSETD_THUMBNAILER_MAX_MEMORY: the decoder's address-space limit (RLIMIT_AS), bytes.
+    public var thumbnailerMaxMemory: Int = 1536 << 20
+    /// ASSETD_THUMBNAILER_SOCKET: the socket of assetd-thumbnailer.socket (systemd); nil:
+    /// assetd spawns the decoder as a child for each task.
+    public var thumbnailerSocket: String?
+    /// ASSETD_THUMBNAILER: the decoder executable to spawn; nil: assetd-thumbnailer beside assetd.
+    public var thumbnailerPath: String?
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -142,6 +156,11 @@ public struct Configuration: Sendable {
         }
         thumbnailMaxPixels = millions ? count * 1_000_000 : count
         thumbnailMaxSourceBytes = Int64(try reader.integer("ASSETD_THUMBNAIL_MAX_SOURCE_BYTES", default: 2 << 30, in: 1...(1 << 40)))
+        thumbnailMaxDecodeBytes = try reader.integer("ASSETD_THUMBNAIL_MAX_DECODE_BYTES", default: 512 << 20, in: (1 << 20)...(1 << 40))
+        thumbnailTimeout = try reader.integer("ASSETD_THUMBNAIL_TIMEOUT", default: 60, in: 1...3600)
+        thumbnailerMaxMemory = try reader.integer("ASSETD_THUMBNAILER_MAX_MEMORY", default: 1536 << 20, in: (256 << 20)...(1 << 40))
+        thumbnailerSocket = reader.optional("ASSETD_THUMBNAILER_SOCKET")
+        thumbnailerPath = reader.optional("ASSETD_THUMBNAILER")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }

@@ -7,8 +7,9 @@ import S3Client
 public import Thumbnails
 
 /// Thumbnail tasks: what follows a ready asset. Each task streams the object from S3 to
-/// a private temporary file, checks its content with libmagic, makes the JPEG with
-/// libvips (ffmpeg first for a video), stores it beside the asset and records the result.
+/// a private temporary file, checks its content with libmagic, has the decoder process
+/// (`assetd-thumbnailer`: libvips, ffmpeg first for a video) make the JPEG, stores it
+/// beside the asset and records the result. No untrusted parser runs in this process.
 ///
 /// The task's state lives in the database (`ThumbnailRecords`), so that a crash or
 /// a stop loses nothing: `resume` queues again what was left pending at the last exit.
@@ -21,7 +22,8 @@ public final class ThumbnailWorker: Sendable {
     let records: any ThumbnailRecords & AssetRecords
     let objects: any ObjectStorage
     let detector: ContentDetector
-    let thumbnailer: Thumbnailer
+    /// The decoder: a process of its own for each task (IsolatedThumbnailer).
+    let decoder: any ThumbnailDecoding
     let queue: TaskQueue
     /// A private (0700) directory for the downloaded sources and video frames.
     let scratchDirectory: String
@@ -32,14 +34,18 @@ public final class ThumbnailWorker: Sendable {
     /// The pause before attempt n + 1 after an S3 failure in attempt n.
     let backoff: @Sendable (Int) -> Duration
 
-    public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, thumbnailer: Thumbnailer,
+    /// Asset ids whose thumbnail key a task is writing: the check, the PUT and the
+    /// record's update happen under it (see `store`).
+    let storing = AssetLocks()
+
+    public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, decoder: any ThumbnailDecoding,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
         self.maxSourceBytes = maxSourceBytes
         self.records = records
         self.objects = objects
         self.detector = detector
-        self.thumbnailer = thumbnailer
+        self.decoder = decoder
         // Nice 10: decoding yields the cores to the FastCGI threads under load.
         self.queue = TaskQueue(label: "assetd.thumbnails", concurrency: concurrency, niceness: 10)
         self.scratchDirectory = scratchDirectory
@@ -94,7 +100,8 @@ public final class ThumbnailWorker: Sendable {
     private enum Outcome: Error {
         /// Final: recorded as failed (or none) with the reason.
         case final(ThumbnailStatus, String)
-        /// S3 failed: another attempt after a pause, while attempts remain.
+        /// S3 failed, or the decoder died (crash, SIGKILL, its memory, CPU or time limit):
+        /// another attempt after a pause, while attempts remain. assetd itself goes on.
         case transient(String)
     }
 
@@ -117,20 +124,9 @@ public final class ThumbnailWorker: Sendable {
         let started = clock.now
         do throws(Outcome) {
             let (jpeg, decodeTime) = try makeThumbnail(asset)
-            let key = AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)
-            do {
-                _ = try objects.putObject(key: key, bytes: jpeg, contentType: "image/jpeg",
-                                        metadata: ["workspace_id": String(asset.workspaceID), "asset_id": String(asset.id)],
-                                        cacheControl: Self.cacheControl)
-            } catch {
-                throw Outcome.transient("storing the thumbnail failed: \(error)")
-            }
             metadata["decode_ms"] = "\(decodeTime.milliseconds)"
-            metadata["total_ms"] = "\((clock.now - started).milliseconds)"
             metadata["bytes"] = "\(jpeg.count)"
-            if !finish(asset, .ready, reason: nil, metadata: metadata) {
-                removeIfGone(asset, key: key)
-            }
+            try store(jpeg, of: asset, metadata: &metadata, started: started)
         } catch {
             switch error {
             case .final(let status, let reason):
@@ -142,9 +138,67 @@ public final class ThumbnailWorker: Sendable {
                     return
                 }
                 let pause = backoff(task.attempts)
-                logger.warning("thumbnail task: S3 failed; retrying", metadata: metadata.merging(["retry_in": "\(pause)"]) { $1 })
+                logger.warning("thumbnail task failed; retrying", metadata: metadata.merging(["retry_in": "\(pause)"]) { $1 })
                 queue.enqueue(asset.id, after: pause)
             }
+        }
+    }
+
+    /// Stores the JPEG of the version the task worked on, so that a thumbnail always
+    /// belongs to the asset's current version (issue 17: an older task's JPEG must never
+    /// replace a newer version's).
+    ///
+    /// Under the asset's lock, which every task takes to write this key:
+    ///  1. compare-and-set before the PUT: the record must still be this version (ETag)
+    ///     with its thumbnail pending, else nothing is stored;
+    ///  2. the PUT;
+    ///  3. `finishThumbnail`, itself a compare-and-set on the ETag; when it fails (a newer
+    ///     version or a delete won during the PUT), the JPEG just stored is deleted again,
+    ///     still under the lock, so the newer version's task (waiting for the lock) stores
+    ///     its own after that delete.
+    /// So two tasks' PUTs never overlap and the last one to land is the current version's.
+    /// The window left: a PUT that S3 applies after assetd stopped waiting for it (a
+    /// timeout, a restart mid-request). S3 orders concurrent writes by their arrival,
+    /// and the newer task's PUT starts only after, so even that one loses on AWS;
+    /// docs/OPERATIONS.md says so.
+    private func store(_ jpeg: [UInt8], of asset: AssetRecord, metadata: inout Logger.Metadata,
+                       started: ContinuousClock.Instant) throws(Outcome) {
+        let key = AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)
+        let outcome: Outcome? = storing.withLock(asset.id) { () -> Outcome? in
+            do {
+                let current = try records.asset(id: asset.id, workspaceID: asset.workspaceID)
+                guard let current, current.status == .ready, current.etag == asset.etag, current.thumbnailStatus == .pending else {
+                    return .final(.failed, "outdated: the asset moved on before its thumbnail was stored")
+                }
+            } catch {
+                return .transient("the database failed before storing the thumbnail: \(error)")
+            }
+            Faults.point("thumbnail-before-put")
+            do {
+                _ = try objects.putObject(key: key, bytes: jpeg, contentType: "image/jpeg",
+                                          metadata: ["workspace_id": String(asset.workspaceID), "asset_id": String(asset.id)],
+                                          cacheControl: Self.cacheControl)
+            } catch {
+                return .transient("storing the thumbnail failed: \(error)")
+            }
+            metadata["total_ms"] = "\((ContinuousClock.now - started).milliseconds)"
+            if !finish(asset, .ready, reason: nil, metadata: metadata) {
+                // Outdated or deleted meanwhile: what was just stored is no one's.
+                do {
+                    try objects.deleteObjects(keys: [key])
+                } catch {
+                    logger.warning("could not remove an outdated thumbnail", metadata: ["key": "\(key)", "error": "\(error)"])
+                }
+            }
+            return nil
+        }
+        if let outcome {
+            if case .final = outcome {
+                // The record moved on: nothing to record for this version.
+                logger.info("thumbnail task outdated: the asset moved on", metadata: metadata)
+                return
+            }
+            throw outcome
         }
     }
 
@@ -183,10 +237,13 @@ public final class ThumbnailWorker: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            let jpeg = try thumbnailer.thumbnail(ofFile: path, detectedType: type, scratch: scratchDirectory)
+            let jpeg = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
             return (jpeg, clock.now - started)
         } catch {
-            throw .final(.failed, error.description)
+            switch error {
+            case .refused(let reason): throw .final(.failed, reason)
+            case .crashed(let reason): throw .transient("the decoder failed: \(reason)")
+            }
         }
     }
 
@@ -208,24 +265,31 @@ public final class ThumbnailWorker: Sendable {
         }
     }
 
-    /// A thumbnail stored for an asset that a delete took meanwhile: removed, so that
-    /// nothing outlives its asset.
-    private func removeIfGone(_ asset: AssetRecord, key: String) {
-        do {
-            let current = try records.asset(id: asset.id, workspaceID: asset.workspaceID)
-            if current == nil || current!.status.isGone {
-                try objects.deleteObjects(keys: [key])
-            }
-        } catch {
-            logger.warning("could not remove the thumbnail of a deleted asset", metadata: ["key": "\(key)", "error": "\(error)"])
-        }
-    }
-
     /// Removes sources a crash left behind in the scratch directory (at start-up).
     public func sweepScratch() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: scratchDirectory)) ?? []
         for name in names where name.hasPrefix("thumbnail-source-") || name.hasPrefix("frame-") {
             unlink(scratchDirectory + "/" + name)
         }
+    }
+}
+
+/// Per-asset mutual exclusion within the process (one assetd owns its database).
+final class AssetLocks: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var held: Set<Int64> = []
+
+    func withLock<T>(_ id: Int64, _ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        while held.contains(id) { condition.wait() }
+        held.insert(id)
+        condition.unlock()
+        defer {
+            condition.lock()
+            held.remove(id)
+            condition.broadcast()
+            condition.unlock()
+        }
+        return try body()
     }
 }

@@ -14,6 +14,11 @@ public final class Thumbnailer: Sendable {
         public var quality = 80
         /// Images with more pixels fail, from their header (ASSETD_THUMBNAIL_MAX_PIXELS).
         public var maxPixels = 100_000_000
+        /// Images whose decoded pixels (width x height x bands x bytes per band, from the
+        /// header) would take more memory fail before a pixel is decoded
+        /// (ASSETD_THUMBNAIL_MAX_DECODE_BYTES): an interlaced PNG, a single-strip TIFF or a
+        /// progressive JPEG decodes whole, whatever the thumbnail's size.
+        public var maxDecodeBytes = 512 << 20
         /// libvips' worker threads for one image.
         public var vipsThreads = 1
         /// How long ffmpeg may take for a video's frame.
@@ -31,7 +36,7 @@ public final class Thumbnailer: Sendable {
 
     public let settings: Settings
 
-    public init(settings: Settings) throws {
+    public init(settings: Settings) throws(ThumbnailError) {
         self.settings = settings
         try Vips.start(threads: settings.vipsThreads)
     }
@@ -49,10 +54,20 @@ public final class Thumbnailer: Sendable {
     /// The JPEG thumbnail of the file at `path`, whose content libmagic found to be
     /// `detectedType`. `scratch` is a private directory for a video's frame.
     public func thumbnail(ofFile path: String, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
+        try thumbnail(path: path, descriptor: nil, detectedType: detectedType, scratch: scratch)
+    }
+
+    /// The same for an open file (the decoder's input): libvips reads /proc/self/fd/N,
+    /// ffmpeg gets the descriptor as its own 3.
+    public func thumbnail(ofDescriptor descriptor: Int32, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
+        try thumbnail(path: "/proc/self/fd/\(descriptor)", descriptor: descriptor, detectedType: detectedType, scratch: scratch)
+    }
+
+    private func thumbnail(path: String, descriptor: Int32?, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
         if VideoFrame.demuxers[detectedType] != nil {
             let frame = scratch + "/frame-\(UInt64.random(in: 0...UInt64.max)).png"
             defer { unlink(frame) }
-            try VideoFrame.extract(from: path, type: detectedType, to: frame, timeout: settings.videoTimeout)
+            try VideoFrame.extract(from: path, type: detectedType, to: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
             return try image(frame, expectedLoader: "pngload")
         }
         guard let loader = Self.loaders[detectedType] else {
@@ -72,10 +87,19 @@ public final class Thumbnailer: Sendable {
         guard loader == expectedLoader else {
             throw ThumbnailError("the content would be read by \(loader), not \(expectedLoader)")
         }
-        let (width, height) = try Vips.dimensions(ofFile: path)
+        let header = try Vips.header(ofFile: path)
+        let (width, height) = (header.width, header.height)
         guard width > 0, height > 0 else { throw ThumbnailError("the image has no pixels") }
         guard width.multipliedReportingOverflow(by: height).partialValue <= settings.maxPixels, width <= 1 << 20, height <= 1 << 20 else {
             throw ThumbnailError("image too large: \(width)x\(height) is over \(settings.maxPixels) pixels")
+        }
+        // The decode budget: what the pixels take once decoded whole (an overflow is over it).
+        let perPixel = max(1, header.bands).multipliedReportingOverflow(by: max(1, header.bytesPerBand))
+        let total = (width * height).multipliedReportingOverflow(by: perPixel.partialValue)
+        let decodeBytes = perPixel.overflow || total.overflow ? Int.max : total.partialValue
+        guard decodeBytes <= settings.maxDecodeBytes else {
+            throw ThumbnailError("decode budget exceeded: \(width)x\(height), \(header.bands) bands of \(header.bytesPerBand) bytes, "
+                                 + "would take \(decodeBytes) bytes, over ASSETD_THUMBNAIL_MAX_DECODE_BYTES (\(settings.maxDecodeBytes))")
         }
         return try Vips.thumbnailJPEG(ofFile: path, size: settings.size, quality: settings.quality)
     }

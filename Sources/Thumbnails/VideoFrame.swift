@@ -12,8 +12,12 @@ enum VideoFrame {
 
     /// Writes a PNG of the frame at about `second` (or the first frame of a shorter clip)
     /// to `output`.
+    /// With `inputDescriptor`, ffmpeg gets that descriptor as its 3 and reads
+    /// /proc/self/fd/3 (the decoder holds its source as a descriptor, not a path).
     static func extract(from input: String, type: String, to output: String, second: Double = 1,
-                        timeout: Duration = .seconds(30), executable: String = "ffmpeg") throws(ThumbnailError) {
+                        timeout: Duration = .seconds(30), executable: String = "ffmpeg",
+                        inputDescriptor: Int32? = nil) throws(ThumbnailError) {
+        let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
         guard let demuxer = demuxers[type] else { throw ThumbnailError("no video demuxer for \(type)") }
         for seek in [second, 0] {
             unlink(output)
@@ -21,7 +25,7 @@ enum VideoFrame {
                              "-threads", "1", "-f", demuxer]
             if seek > 0 { arguments += ["-ss", String(seek)] }
             arguments += ["-i", input, "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn", "-f", "image2", "-c:v", "png", "-y", output]
-            let status = try run(arguments, timeout: timeout)
+            let status = try run(arguments, timeout: timeout, inheriting: inputDescriptor)
             var info = stat()
             if stat(output, &info) == 0, info.st_size > 0 { return }
             if seek == 0 {
@@ -31,15 +35,18 @@ enum VideoFrame {
     }
 
     /// Runs a program to its end and returns its exit status; kills it at the deadline.
-    static func run(_ arguments: [String], timeout: Duration) throws(ThumbnailError) -> Int32 {
+    /// `inheriting`: a descriptor the program gets as its 3 (its input file).
+    static func run(_ arguments: [String], timeout: Duration, inheriting: Int32? = nil) throws(ThumbnailError) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         for fd: Int32 in 0...2 {
             posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
         }
-        // Nothing of assetd's (the FastCGI socket, the database, curl's connections) goes along.
-        _ = assetd_system_spawn_addclosefrom(&actions, 3)
+        if let inheriting { posix_spawn_file_actions_adddup2(&actions, inheriting, 3) }
+        // Nothing else goes along (in assetd: the FastCGI socket, the database, curl's
+        // connections; in the decoder: its connection to assetd).
+        _ = assetd_system_spawn_addclosefrom(&actions, inheriting == nil ? 3 : 4)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

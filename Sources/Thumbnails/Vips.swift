@@ -88,11 +88,21 @@ enum Vips {
         return String(cString: name)
     }
 
-    /// Width and height from the header, without decoding pixels.
-    static func dimensions(ofFile path: String) throws(ThumbnailError) -> (width: Int, height: Int) {
+    /// What the header says about the pixels, read without decoding any.
+    struct Header {
+        var width: Int
+        var height: Int
+        var bands: Int
+        var bytesPerBand: Int
+    }
+
+    /// Width, height, bands and bytes per band from the header (a sequential open reads
+    /// only the header), without decoding pixels.
+    static func header(ofFile path: String) throws(ThumbnailError) -> Header {
         guard let image = assetd_vips_open_header(path) else { throw .vips("cannot read the image header") }
         defer { assetd_vips_unref(image) }
-        return (Int(vips_image_get_width(image)), Int(vips_image_get_height(image)))
+        return Header(width: Int(vips_image_get_width(image)), height: Int(vips_image_get_height(image)),
+                      bands: Int(vips_image_get_bands(image)), bytesPerBand: Int(vips_format_sizeof(vips_image_get_format(image))))
     }
 
     /// The JPEG thumbnail of a file whose loader and size were checked.

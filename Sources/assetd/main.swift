@@ -80,6 +80,8 @@ struct Serve: ParsableCommand {
         // First, before any thread exists (threads inherit the mask): a SIGTERM from now on
         // waits for the server's sigwait and a drain, and can kill no thread.
         FastCGIServer.blockStopSignals()
+        // Non-dumpable before the settings are read (Bootstrap.hideFromSameUser).
+        Bootstrap.hideFromSameUser()
         try options.run(failure: "assetd cannot start", Bootstrap.serve)
     }
 }

@@ -16,14 +16,17 @@ struct RouteTests {
     let router: Router
     let token: String
 
-    init() throws {
+    /// `thumbnails` makes the service's thumbnail worker from its records and this store.
+    init(thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
         let configuration = try Configuration(environment: [
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
         ])
-        let service = AssetService(configuration: configuration, records: try SQLiteRecordStore(path: path), objects: store,
-                                   detector: try ContentDetector(), logger: Logger(label: "test"))
+        let records = try SQLiteRecordStore(path: path)
+        let service = AssetService(configuration: configuration, records: records, objects: store,
+                                   detector: try ContentDetector(), logger: Logger(label: "test"),
+                                   thumbnails: try thumbnails?(records, store))
         app = Routes(service: service)
         router = app.router()
         token = JWTVerifier(secret: Self.secret).mint(subject: "u", workspaces: [1], ttl: 60)

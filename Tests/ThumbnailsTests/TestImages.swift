@@ -41,6 +41,46 @@ enum TestImages {
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", zlib) + chunk("IEND", [])
     }
 
+    /// Only a PNG's header and a token IDAT: `width` x `height`, `bitDepth` bits,
+    /// `colourType` (6: RGBA), Adam7-interlaced when `interlaced`. Enough for the header
+    /// check; decoding it fails.
+    static func pngHeader(width: Int, height: Int, bitDepth: UInt8, colourType: UInt8, interlaced: Bool) -> [UInt8] {
+        let ihdr = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [bitDepth, colourType, 0, 0, interlaced ? 1 : 0]
+        let raw: [UInt8] = [0, 0, 0, 0]
+        let zlib: [UInt8] = [0x78, 0x01, 1, 4, 0, 0xfb, 0xff] + raw + bigEndian(UInt32(adler32(raw)))
+        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", ihdr) + chunk("IDAT", zlib) + chunk("IEND", [])
+    }
+
+    /// A one-page PDF of `rectangles` filled squares on a 100-inch page: poppler takes
+    /// seconds to draw 100 000 of them, even at thumbnail size (a slow decode).
+    static func slowPDF(rectangles: Int) -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        var ops = ""
+        ops.reserveCapacity(rectangles * 40)
+        for i in 0..<rectangles {
+            let x = Int.random(in: 0..<7200, using: &generator), y = Int.random(in: 0..<7200, using: &generator)
+            ops += "0.\(i % 9) 0.\(i % 7) 0.5 rg \(x) \(y) 2400 2400 re f\n"
+        }
+        let content = Array(ops.utf8)
+        let objects: [[UInt8]] = [
+            Array("<< /Type /Catalog /Pages 2 0 R >>".utf8),
+            Array("<< /Type /Pages /Kids [3 0 R] /Count 1 >>".utf8),
+            Array("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 7200 7200] /Contents 4 0 R >>".utf8),
+            Array("<< /Length \(content.count) >>\nstream\n".utf8) + content + Array("\nendstream".utf8),
+        ]
+        var out = Array("%PDF-1.4\n".utf8)
+        var offsets: [Int] = []
+        for (index, object) in objects.enumerated() {
+            offsets.append(out.count)
+            out += Array("\(index + 1) 0 obj\n".utf8) + object + Array("\nendobj\n".utf8)
+        }
+        let xref = out.count
+        var table = "xref\n0 \(objects.count + 1)\n0000000000 65535 f \n"
+        for offset in offsets { table += String(repeating: "0", count: 10 - String(offset).count) + "\(offset) 00000 n \n" }
+        table += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R >>\nstartxref\n\(xref)\n%%EOF\n"
+        return out + Array(table.utf8)
+    }
+
     static let svg = Array("""
         <?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">\
         <rect width="100" height="100" fill="red"/></svg>

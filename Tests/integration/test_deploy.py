@@ -482,6 +482,36 @@ def assert_socket_group_is_nginx_alone():
     assert gid in os.getgrouplist("www-data", pwd.getpwnam("www-data").pw_gid)
 
 
+def thumbnailer_bin():
+    return os.path.join(os.path.dirname(assetd_bin()), "assetd-thumbnailer")
+
+
+def test_decoder_units_verify_and_score_at_most_1_5(tmp_path):
+    """The decoder's socket and template unit (issue 17): valid, and sandboxed to an
+    exposure of 1.5 or less (an instance is scored: a template itself cannot be)."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    for unit in ("assetd-thumbnailer.socket", "assetd-thumbnailer@.service"):
+        text = open(os.path.join(ROOT, "systemd", unit)).read().replace("/usr/bin/assetd-thumbnailer", thumbnailer_bin())
+        (tmp_path / unit).write_text(text)
+        if unit.endswith("@.service"):
+            (tmp_path / "assetd-thumbnailer@1.service").write_text(text)
+    verify = run(["systemd-analyze", "verify", str(tmp_path / "assetd-thumbnailer.socket"), str(tmp_path / "assetd-thumbnailer@1.service")])
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    text = (tmp_path / "assetd-thumbnailer@1.service").read_text()
+    for setting in ("DynamicUser=yes", "PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX", "OOMPolicy=continue",
+                    "SystemCallFilter=@system-service", "MemoryMax=", "InaccessiblePaths=-/etc/assetd -/var/lib/assetd"):
+        assert setting in text, setting
+    security = run(["systemd-analyze", "security", "--offline=true", str(tmp_path / "assetd-thumbnailer@1.service")])
+    line = [l for l in security.stdout.splitlines() if "Overall exposure level" in l][0]
+    print(line)
+    assert float(line.split(":")[1].split()[0]) <= 1.5, line
+    # assetd itself is pointed at that socket.
+    service = open(os.path.join(ROOT, "systemd", "assetd.service")).read()
+    assert "ASSETD_THUMBNAILER_SOCKET=/run/assetd-thumbnailer/decoder.sock" in service
+    assert "ListenStream=/run/assetd-thumbnailer/decoder.sock" in open(os.path.join(ROOT, "systemd", "assetd-thumbnailer.socket")).read()
+
+
 def test_debian_package_installs_runs_and_purges(tmp_path):
     if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
         pytest.skip("installing a package needs root and dpkg")
@@ -566,6 +596,10 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         if shutil.which("systemd-analyze"):
             verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+        # The decoder ships too, with its units.
+        for path in ("/usr/bin/assetd-thumbnailer", "/lib/systemd/system/assetd-thumbnailer.socket",
+                     "/lib/systemd/system/assetd-thumbnailer@.service"):
+            assert os.path.exists(path), path
     finally:
         purge = run(["dpkg", "--purge", "assetd"], timeout=120)
         link = "/etc/nginx/sites-enabled/assetd"
@@ -579,5 +613,5 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
             run(["groupdel", "assetd-web"])  # the test's own, should postrm have left it
     assert purge.returncode == 0, purge.stderr
     assert group_left is None, f"dpkg --purge left the group assetd-web (members {group_left})"
-    for path in ("/usr/bin/assetd", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
+    for path in ("/usr/bin/assetd", "/usr/bin/assetd-thumbnailer", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
         assert not os.path.exists(path), path

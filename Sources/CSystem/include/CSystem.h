@@ -18,4 +18,31 @@ pid_t assetd_system_gettid(void);
 /// descriptor from `from` on.
 int assetd_system_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
+/// prctl(PR_SET_DUMPABLE, dumpable): 0 makes /proc/PID/{environ,mem,fd} root's and keeps
+/// every process of the same user from ptrace-attaching. 0 or -1 with errno.
+int assetd_system_set_dumpable(int dumpable);
+
+/// prctl(PR_GET_DUMPABLE): 1 when dumpable, 0 when not.
+int assetd_system_get_dumpable(void);
+
+/// prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges again (set-uid,
+/// file capabilities), for this process and every child.
+int assetd_system_set_no_new_privs(void);
+
+/// setrlimit(resource, {soft, hard}), with `resource` one of the ASSETD_LIMIT_* below.
+/// A limit above the current hard one is lowered to it (a process cannot raise it).
+#define ASSETD_LIMIT_ADDRESS_SPACE 1
+#define ASSETD_LIMIT_CPU_SECONDS 2
+#define ASSETD_LIMIT_CORE_BYTES 3
+#define ASSETD_LIMIT_FILE_BYTES 4
+#define ASSETD_LIMIT_OPEN_FILES 5
+int assetd_system_limit(int resource, unsigned long long value);
+
+/// sendmsg of `length` bytes with one descriptor attached (SCM_RIGHTS); -1 with errno.
+long assetd_system_send_with_descriptor(int socket, const void *bytes, unsigned long length, int descriptor);
+
+/// recvmsg of up to `capacity` bytes; a descriptor that came along is stored in
+/// `*descriptor` (close-on-exec), else -1. Any extra descriptors are closed.
+long assetd_system_receive_with_descriptor(int socket, void *bytes, unsigned long capacity, int *descriptor);
+
 #endif
