@@ -96,7 +96,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // The decoder process: libvips and ffmpeg on one source descriptor, nothing else.
-        .executableTarget(name: "assetd-thumbnailer", dependencies: ["Thumbnails", "CSystem"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "assetd-thumbnailer",
+            dependencies: ["Thumbnails", "CSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
 
         .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),

@@ -240,11 +240,11 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
-            // Its connection as standard input and output, /dev/null as standard error, and
-            // nothing else of assetd's: not the FastCGI socket, the database, S3 connections.
+            // Its connection as standard input and output, assetd's standard error as its own
+            // (libvips' warnings, one escaped line each, reach assetd's log), and nothing
+            // else of assetd's: not the FastCGI socket, the database, S3 connections.
             posix_spawn_file_actions_adddup2(&actions, pair[1], 0)
             posix_spawn_file_actions_adddup2(&actions, pair[1], 1)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
             _ = assetd_system_spawn_addclosefrom(&actions, 3)
             var attributes = posix_spawnattr_t()
             posix_spawnattr_init(&attributes)

@@ -37,7 +37,11 @@ enum Vips {
 
     /// Logs one libvips message unless the same text was logged within `repeatWindow`.
     static func log(glib: Int32, message: String) {
-        let text = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        // One line, whatever the file made libvips (or libtiff) say: control characters,
+        // C1 included, become spaces, so that no file can forge a line of the log.
+        let text = String(String.UnicodeScalarView(message.unicodeScalars.map {
+            $0.value < 0x20 || (0x7f...0x9f).contains($0.value) ? " " : $0
+        }))
         let now = ContinuousClock.now
         let fresh = recent.withLock { seen -> Bool in
             if let last = seen[text], now - last < repeatWindow { return false }

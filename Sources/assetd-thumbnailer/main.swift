@@ -5,6 +5,7 @@
 // See Sources/Thumbnails/DecoderProtocol.swift for the wire, and docs/OPERATIONS.md.
 import CSystem
 import Glibc
+import Logging
 import Thumbnails
 
 // Before anything else: execve can never grant privileges again (to it or to ffmpeg),
@@ -14,4 +15,11 @@ import Thumbnails
 _ = assetd_system_set_no_new_privs()
 _ = assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0)
 signal(SIGPIPE, SIG_IGN)
+// Log lines (libvips' warnings, through Vips.log) go to standard error: assetd's own, when
+// it spawns the decoder, or the unit's journal. Never to standard output, the connection.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .info
+    return handler
+}
 exit(DecoderServer.serve(connection: 0, output: 1))
