@@ -14,7 +14,7 @@ public enum Bootstrap {
     /// control characters escaped in every field.
     public static func logger(level: String) -> Logger {
         LoggingSystem.bootstrap { label in
-            handler(level: level, writingTo: StreamLogHandler.standardError(label: label))
+            handler(level: level, writingTo: LineLogHandler(label: label))
         }
         var logger = Logger(label: "assetd")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info

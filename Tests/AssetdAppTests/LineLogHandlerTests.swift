@@ -1,0 +1,112 @@
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+import Testing
+@testable import AssetdApp
+
+/// The process's own log handler writes what swift-log's StreamLogHandler wrote, byte for
+/// byte but the timestamp, so that the log a sysadmin reads keeps its layout.
+struct LineLogHandlerTests {
+    /// Collects what StreamLogHandler writes.
+    final class Collected: TextOutputStream, @unchecked Sendable {
+        private let text = Mutex("")
+        func write(_ string: String) { text.withLock { $0 += string } }
+        var value: String { text.withLock { $0 } }
+    }
+
+    /// What `log` writes through a pipe, one event.
+    private func written(_ body: (inout Logger) -> Void, metadata: Logger.Metadata = [:]) throws -> String {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        var handler = LineLogHandler(label: "assetd", descriptor: fds[1])
+        handler.metadata = metadata
+        var logger = Logger(label: "assetd", factory: { _ in handler })
+        logger.logLevel = .trace
+        body(&logger)
+        close(fds[1])
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let count = read(fds[0], &bytes, bytes.count)
+        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
+    }
+
+    private func streamWritten(_ body: (inout Logger) -> Void, metadata: Logger.Metadata = [:]) -> String {
+        let collected = Collected()
+        var handler = StreamLogHandler(label: "assetd", stream: collected, metadataProvider: nil)
+        handler.metadata = metadata
+        var logger = Logger(label: "assetd", factory: { _ in handler })
+        logger.logLevel = .trace
+        body(&logger)
+        return collected.value
+    }
+
+    /// The line without its timestamp (the two handlers may straddle a second).
+    private func untimed(_ line: String) -> Substring {
+        line.drop(while: { $0 != " " })
+    }
+
+    @Test(arguments: [
+        Logger.Metadata(),
+        ["route": "/s3/get-upload-url", "status": "200", "duration_ms": "0.21", "asset": "17"],
+        ["list": .array(["a", "b"]), "map": .dictionary(["k": "v"]), "n": .stringConvertible(42)],
+    ])
+    func aLineIsLaidOutAsStreamLogHandlerLaidItOut(explicit: Logger.Metadata) throws {
+        let log: (inout Logger) -> Void = { $0.info("request", metadata: explicit) }
+        let base: Logger.Metadata = ["host": "a1", "route": "overridden"]
+        let ours = try written(log, metadata: base)
+        let theirs = streamWritten(log, metadata: base)
+        #expect(untimed(ours) == untimed(theirs))
+        #expect(ours.hasSuffix("request\n"))
+    }
+
+    @Test func theTimestampIsLocalTimeToTheSecond() throws {
+        let line = try written { $0.warning("x") }
+        let stamp = String(line.prefix(while: { $0 != " " }))
+        // 2026-12-01T05:38:00+0000
+        #expect(stamp.count == 24)
+        #expect(stamp.utf8.enumerated().allSatisfy { index, byte in
+            switch index {
+            case 4, 7: byte == UInt8(ascii: "-")
+            case 10: byte == UInt8(ascii: "T")
+            case 13, 16: byte == UInt8(ascii: ":")
+            case 19: byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+            default: (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            }
+        })
+        #expect(line.hasSuffix(" warning assetd: [AssetdAppTests] x\n"))
+    }
+
+    @Test func aLineFromEachOfManyThreadsArrivesWhole() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let handler = LineLogHandler(label: "assetd", descriptor: writeEnd)
+        let threads = 8, lines = 200
+        let reader = Mutex<[UInt8]>([])
+        let done = Atomic(false)
+        let drain = Thread {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = read(readEnd, &buffer, buffer.count)
+                if count <= 0 { break }
+                reader.withLock { $0.append(contentsOf: buffer.prefix(count)) }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        drain.start()
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            let logger = Logger(label: "assetd", factory: { _ in handler })
+            for index in 0..<lines {
+                logger.info("line", metadata: ["thread": "\(thread)", "index": "\(index)", "pad": "\(String(repeating: "x", count: 100))"])
+            }
+        }
+        close(writeEnd)
+        while !done.load(ordering: .acquiring) { usleep(1000) }
+        close(readEnd)
+        let text = String(decoding: reader.withLock { $0 }, as: UTF8.self)
+        let all = text.split(separator: "\n")
+        #expect(all.count == threads * lines)
+        #expect(all.allSatisfy { $0.hasSuffix("] line") && $0.contains(" index=") && $0.contains(" thread=") })
+    }
+}
