@@ -47,13 +47,15 @@ public struct AccessLog: Responder {
 
     /// The fields of one access-log line.
     static func line(_ request: Request, route: String, status: Int, duration: Duration) -> Logger.Metadata {
-        var fields: Logger.Metadata = [
-            "method": "\(request.method)", "route": "\(route)", "status": "\(status)",
-            "duration_ms": "\(duration.milliseconds)",
-            "request_id": "\(request.headers["x-request-id"].map(Self.safeID) ?? "-")",
-        ]
-        if let workspace = request.query["workspaceId"].flatMap(Self.plainNumber) { fields["workspace"] = "\(workspace)" }
-        if let asset = (request.parameters["assetId"] ?? request.query["assetId"]).flatMap(Self.plainNumber) { fields["asset"] = "\(asset)" }
+        // `.string` values, not interpolations: this runs for every request.
+        var fields = Logger.Metadata(minimumCapacity: 8)
+        fields["method"] = .string(request.method)
+        fields["route"] = .string(route)
+        fields["status"] = .string(String(status))
+        fields["duration_ms"] = .string(duration.milliseconds)
+        fields["request_id"] = .string(request.headers["x-request-id"].map(Self.safeID) ?? "-")
+        if let workspace = request.query["workspaceId"].flatMap(Self.plainNumber) { fields["workspace"] = .string(workspace) }
+        if let asset = (request.parameters["assetId"] ?? request.query["assetId"]).flatMap(Self.plainNumber) { fields["asset"] = .string(asset) }
         return fields
     }
 

@@ -13,18 +13,15 @@ public enum Bootstrap {
     /// A logger for the whole process, on standard error (journald reads it there), with
     /// control characters escaped in every field.
     public static func logger(level: String) -> Logger {
-        LoggingSystem.bootstrap { label in
-            handler(level: level, writingTo: LineLogHandler(label: label))
-        }
+        LoggingSystem.bootstrap { label in handler(label: label, level: level) }
         var logger = Logger(label: "assetd")
         logger.logLevel = Logger.Level(rawValue: level) ?? .info
         return logger
     }
 
-    /// The handler every logger of the process gets: `inner`, behind the escaping of
-    /// control characters.
-    static func handler(level: String, writingTo inner: any LogHandler) -> any LogHandler {
-        var handler = EscapingLogHandler(inner)
+    /// The handler every logger of the process gets; `descriptor` 2 is standard error.
+    static func handler(label: String, level: String, descriptor: Int32 = 2) -> LineLogHandler {
+        var handler = LineLogHandler(label: label, descriptor: descriptor)
         handler.logLevel = Logger.Level(rawValue: level) ?? .info
         return handler
     }

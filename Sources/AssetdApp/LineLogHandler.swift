@@ -3,8 +3,9 @@ public import Logging
 import Synchronization
 
 /// The process's log handler: one line per event on a file descriptor (standard error,
-/// which journald or the dev stack's log file reads), in the layout of swift-log's
-/// `StreamLogHandler`, which sysadmins and the tests already read:
+/// which journald or the dev stack's log file reads), with every control character
+/// escaped, in the layout of swift-log's `StreamLogHandler`, which sysadmins and the tests
+/// already read:
 ///
 ///     2026-12-01T05:38:00+0000 info assetd: duration_ms=0.21 route=/s3/get-upload-url [AssetdApp] request
 ///
@@ -16,7 +17,10 @@ import Synchronization
 /// in one byte buffer, and one `write(2)` sends it, so lines of different threads never
 /// interleave (a pipe or an O_APPEND file takes a write of up to 4 KiB whole).
 ///
-/// It does not escape: `Bootstrap.handler` puts `EscapingLogHandler` in front of it.
+/// Escaping: control characters (C0, DEL and C1: CR, LF, NEL and the rest) in the message
+/// and in every metadata key and value are written as `\n`, `\r`, `\t` or `\u{XX}`, so
+/// that no input (a path nginx decoded, a file name, an S3 message) can start a line of its
+/// own or hide one in the log. Text without them is copied as it is.
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -42,14 +46,14 @@ public struct LineLogHandler: LogHandler {
         line.append(contentsOf: event.level.rawValue.utf8)
         if !label.isEmpty {
             line.append(UInt8(ascii: " "))
-            line.append(contentsOf: label.utf8)
+                Self.appendEscaped(label, to: &line)
         }
         line.append(UInt8(ascii: ":"))
         Self.appendFields(of: metadata, overriddenBy: event.metadata, to: &line)
         line.append(contentsOf: " [".utf8)
-        line.append(contentsOf: event.source.utf8)
+        Self.appendEscaped(event.source, to: &line)
         line.append(contentsOf: "] ".utf8)
-        line.append(contentsOf: event.message.description.utf8)
+        Self.appendEscaped(event.message.description, to: &line)
         line.append(UInt8(ascii: "\n"))
         line.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
     }
@@ -71,13 +75,55 @@ public struct LineLogHandler: LogHandler {
         }
         for key in fields.keys.sorted() {
             line.append(UInt8(ascii: " "))
-            line.append(contentsOf: key.utf8)
+            appendEscaped(key, to: &line)
             line.append(UInt8(ascii: "="))
             switch fields[key]! {
-            case .string(let text): line.append(contentsOf: text.utf8)
-            case let other: line.append(contentsOf: other.description.utf8)
+            case .string(let text): appendEscaped(text, to: &line)
+            case let other: appendEscaped(other.description, to: &line)
             }
         }
+    }
+
+    /// `text`'s UTF-8 with each control character written as `\n`, `\r`, `\t` or `\u{XX}`.
+    static func appendEscaped(_ text: String, to line: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            // Control characters are bytes below 0x20, 0x7F, and U+0080-U+009F (C2 80-C2 9F).
+            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x7f || $0 == 0xc2 }) else {
+                line.append(contentsOf: bytes)
+                return
+            }
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == 0xc2, index + 1 < bytes.count, (0x80...0x9f).contains(bytes[index + 1]) {
+                    appendEscape(UInt32(bytes[index + 1]), to: &line)
+                    index += 2
+                    continue
+                }
+                switch byte {
+                case 0x0a: line.append(contentsOf: "\\n".utf8)
+                case 0x0d: line.append(contentsOf: "\\r".utf8)
+                case 0x09: line.append(contentsOf: "\\t".utf8)
+                case ..<0x20, 0x7f: appendEscape(UInt32(byte), to: &line)
+                default: line.append(byte)
+                }
+                index += 1
+            }
+        }
+    }
+
+    private static func appendEscape(_ value: UInt32, to line: inout [UInt8]) {
+        line.append(contentsOf: "\\u{".utf8)
+        line.append(contentsOf: String(value, radix: 16).utf8)
+        line.append(UInt8(ascii: "}"))
+    }
+
+    /// `text` as `appendEscaped` writes it.
+    static func escape(_ text: String) -> String {
+        var line: [UInt8] = []
+        appendEscaped(text, to: &line)
+        return String(decoding: line, as: UTF8.self)
     }
 
     private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
