@@ -35,11 +35,16 @@ kill "$(cat "$STATE/pids/assetd.pid")"; sleep 1
 # form code 0x25"): it runs a copy without debug info; the symbol table, which names the
 # functions that --toggle-collect matches, stays.
 objcopy --strip-debug "$BIN" "$STATE/assetd-nodebug"
-(set -a; source "$STATE/assetd.env"; set +a
+# The copy is not beside assetd-thumbnailer: name the decoder.
+(set -a; source "$STATE/assetd.env"; set +a; export ASSETD_THUMBNAILER="$(dirname "$BIN")/assetd-thumbnailer"
  exec valgrind --tool=callgrind --dump-instr=no --toggle-collect='*FastCGIServerAAC5serve*' \
      --callgrind-out-file="$STATE/callgrind.out" "$STATE/assetd-nodebug" serve) >"$STATE/logs/callgrind.log" 2>&1 &
-echo $! >"$STATE/pids/assetd.pid"
-wait_for "assetd under valgrind" 240 test -S "$STATE/assetd.sock"
+VALGRIND=$!
+echo $VALGRIND >"$STATE/pids/assetd.pid"
+# Slow under valgrind (minutes on a busy host); stop at once if assetd exits instead.
+up_or_gone() { test -S "$STATE/assetd.sock" || ! kill -0 "$VALGRIND" 2>/dev/null; }
+wait_for "assetd under valgrind" 900 up_or_gone
+kill -0 "$VALGRIND" 2>/dev/null || die "assetd exited under valgrind: $(grep -v '^==' "$STATE/logs/callgrind.log" | tail -3)"
 TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub cg --workspaces 1)
 BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
 start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg")
