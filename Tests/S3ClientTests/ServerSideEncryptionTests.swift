@@ -81,6 +81,12 @@ struct ServerSideEncryptionTests {
         #expect(S3Error.Code.serverSideEncryptionConfigurationNotFound.description == "ServerSideEncryptionConfigurationNotFoundError")
     }
 
+    /// setup-bucket's CORS rule lets a browser read which encryption an object got.
+    @Test func corsExposesTheEncryptionHeader() {
+        let rule = S3Client.CORSRule(allowedOrigins: ["*"]).element
+        #expect(rule.children.contains { $0.name == "ExposeHeader" && $0.text == "x-amz-server-side-encryption" })
+    }
+
     @Test func userMetadataComesBackByName() {
         let headers = ["x-amz-meta-md5": "abc", "x-amz-meta-workspace-id": "1", "etag": "\"e\"", "x-amz-server-side-encryption": "aws:kms"]
         #expect(S3Client.userMetadata(headers) == ["md5": "abc", "workspace-id": "1"])

@@ -66,7 +66,8 @@ extension AssetService {
             let etag: String
             do {
                 etag = try objects.putObject(key: asset.key, file: upload.spool.descriptor, size: upload.spool.size, contentType: fileType,
-                                             metadata: directUploadMetadata(asset, md5: upload.md5), sha256Hex: upload.sha256Hex, md5: upload.md5)
+                                             metadata: directUploadMetadata(asset, md5: upload.md5), sha256Hex: upload.sha256Hex,
+                                             md5: upload.md5)
             } catch let error as S3Error where error.isAmbiguous {
                 settleAmbiguousPut(asset, logger: logger)
                 throw error
