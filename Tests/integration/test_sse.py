@@ -43,7 +43,8 @@ def refusal(instance, **sse):
         instance.s3.delete_object(Bucket=instance.bucket, Key="_sse_probe")
         return None
     except ClientError as error:
-        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
+        answer = error.response
+        return f"HTTP {answer['ResponseMetadata']['HTTPStatusCode']} {answer['Error'].get('Code')}"
 
 
 def kms_key(env):
