@@ -54,8 +54,12 @@ def kms_key(env):
                        config=Config(retries={"max_attempts": 1}))
     try:
         return kms.create_key(Description="assetd SSE test")["KeyMetadata"]
-    except (ClientError, EndpointConnectionError) as error:
-        pytest.skip(f"the S3 endpoint serves no KMS API (CreateKey: {error}); SSE-KMS is tested on moto")
+    except ClientError as error:
+        answer = error.response
+        pytest.skip(f"the S3 endpoint serves no KMS API (CreateKey: HTTP {answer['ResponseMetadata']['HTTPStatusCode']} "
+                    f"{answer['Error'].get('Code')}); SSE-KMS is tested on moto")
+    except EndpointConnectionError as error:
+        pytest.skip(f"the S3 endpoint serves no KMS API ({error}); SSE-KMS is tested on moto")
 
 
 @pytest.fixture(params=["AES256", "aws:kms"])
