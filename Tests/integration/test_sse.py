@@ -56,8 +56,8 @@ def kms_key(env):
         return kms.create_key(Description="assetd SSE test")["KeyMetadata"]
     except ClientError as error:
         answer = error.response
-        pytest.skip(f"the S3 endpoint serves no KMS API (CreateKey: HTTP {answer['ResponseMetadata']['HTTPStatusCode']} "
-                    f"{answer['Error'].get('Code')}); SSE-KMS is tested on moto")
+        pytest.skip(f"the S3 endpoint serves no KMS API (CreateKey: HTTP {answer['ResponseMetadata']['HTTPStatusCode']}); "
+                    "SSE-KMS is tested on moto")
     except EndpointConnectionError as error:
         pytest.skip(f"the S3 endpoint serves no KMS API ({error}); SSE-KMS is tested on moto")
 
