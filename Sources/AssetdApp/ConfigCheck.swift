@@ -124,6 +124,46 @@ public struct ConfigCheck {
         return Item(name: name, ok: true, reason: "\(path) is private (0700) and writable")
     }
 
+    /// Whether the bucket's default encryption (GetBucketEncryption) and ASSETD_SSE agree.
+    /// They agree when both name the same algorithm and KMS key, and when ASSETD_SSE is
+    /// unset over a bucket that has no default or AES256 (every AWS bucket's default since
+    /// 2023): assetd's ETags are then MD5s. A bucket that encrypts with aws:kms by default
+    /// while assetd believes its ETags are MD5s fails, as does an ASSETD_SSE the bucket's
+    /// default does not match (objects that others write would be encrypted otherwise).
+    func encryption(configured: ServerSideEncryption, bucketDefault: () throws -> ServerSideEncryption) -> Item {
+        let name = "encryption"
+        let setting = configured == .none ? "ASSETD_SSE is unset" : "ASSETD_SSE is \(configured)"
+        let found: ServerSideEncryption
+        do {
+            found = try bucketDefault()
+        } catch {
+            if configured == .none {
+                return Item(name: name, ok: true, reason: "\(setting); the bucket's default encryption could not be read (\(error))")
+            }
+            return Item(name: name, ok: false, reason: "\(setting), but the bucket's default encryption could not be read to compare (GetBucketEncryption: \(error); the role needs s3:GetEncryptionConfiguration)")
+        }
+        let bucketSays = found == .none ? "the bucket has no default encryption" : "the bucket's default encryption is \(found)"
+        switch (configured, found) {
+        case (.none, .none), (.none, .aes256):
+            return Item(name: name, ok: true, reason: "\(setting) and \(bucketSays)")
+        case (.none, .kms):
+            return Item(name: name, ok: false, reason: "\(bucketSays) but \(setting): objects get KMS ETags, which are not MD5s; set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID to match")
+        case (.aes256, .aes256):
+            return Item(name: name, ok: true, reason: "\(setting) and so is the bucket's default")
+        case (.kms(let key, _), .kms(let bucketKeyID, _)) where Self.sameKMSKey(key, bucketKeyID):
+            return Item(name: name, ok: true, reason: "\(setting) and \(bucketSays)")
+        default:
+            return Item(name: name, ok: false, reason: "\(setting) but \(bucketSays); make them agree (aws s3api put-bucket-encryption, or ASSETD_SSE)")
+        }
+    }
+
+    /// Whether two KMS key names (an id, an ARN, an alias; nil for the aws/s3 key) name the
+    /// same key, as far as can be told without KMS: equal, or an ARN that ends in the other.
+    static func sameKMSKey(_ a: String?, _ b: String?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return a == b || a.hasSuffix("/\(b)") || a.hasSuffix(":\(b)") || b.hasSuffix("/\(a)") || b.hasSuffix(":\(a)")
+    }
+
     func bucket(_ configuration: Configuration) -> [Item] {
         let s3 = S3Client(configuration: configuration.s3(), logger: logger)
         let bucket = configuration.bucket
@@ -135,6 +175,7 @@ public struct ConfigCheck {
             return [Item(name: "bucket", ok: false, reason: "HeadBucket on \(bucket) failed: \(error)")]
         }
         var items = [Item(name: "bucket", ok: true, reason: "\(bucket) answers HeadBucket")]
+        items.append(encryption(configured: configuration.serverSideEncryption) { try s3.bucketDefaultEncryption() })
         let key = "_assetd_check/\(Encoding.hex((0..<8).map { _ in UInt8.random(in: 0...255) }))"
         let payload = Array("assetd check-config \(Date())\n".utf8)
         var step = "put"

@@ -43,6 +43,9 @@ public struct Configuration: Sendable {
     /// ASSETD_S3_CONCURRENCY: S3 calls at once (the bulkhead); below `threads`, so that
     /// workers stay free for the routes that need no S3 while S3 hangs.
     public var s3Concurrency: Int
+    /// ASSETD_SSE, ASSETD_SSE_KMS_KEY_ID, ASSETD_SSE_BUCKET_KEY: the encryption of every
+    /// object assetd writes. Its `etagsAreMD5` says whether ETags may be compared with MD5s.
+    public var serverSideEncryption: ServerSideEncryption
     public var stateDirectory: String
     public var tmpDirectory: String
     public var logLevel: String
@@ -135,6 +138,7 @@ public struct Configuration: Sendable {
         pendingUploadTTL = try reader.integer("ASSETD_PENDING_UPLOAD_TTL", default: abortIncompleteDays * 86_400, in: 1...(3650 * 86_400))
         s3Timeout = try reader.integer("ASSETD_S3_TIMEOUT", default: 10, in: 1...600)
         s3Concurrency = try reader.integer("ASSETD_S3_CONCURRENCY", default: max(1, threads - max(2, threads / 4)), in: 1...512)
+        serverSideEncryption = try reader.serverSideEncryption()
         corsOrigins = reader.string("ASSETD_CORS_ORIGINS", default: "*").split(separator: ",").map { String($0).trimmingSpaces() }
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
@@ -172,6 +176,7 @@ public struct Configuration: Sendable {
                                         publicEndpoint: publicEndpoint ?? endpoint)
         s3.deadlines.call = .seconds(s3Timeout)
         s3.deadlines.budget = .seconds(2 * s3Timeout)
+        s3.serverSideEncryption = serverSideEncryption
         if gated { s3.gate = S3Gate.Configuration(permits: s3Concurrency) }
         return s3
     }
@@ -222,6 +227,43 @@ public struct Configuration: Sendable {
                 throw ConfigurationError(description: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), not \(text)")
             }
             return value
+        }
+
+        /// ASSETD_SSE (AES256 or aws:kms; unset: none), ASSETD_SSE_KMS_KEY_ID and
+        /// ASSETD_SSE_BUCKET_KEY (on/off), which only aws:kms takes.
+        func serverSideEncryption() throws -> ServerSideEncryption {
+            let keyID = optional("ASSETD_SSE_KMS_KEY_ID")
+            var bucketKey: Bool?
+            if let text = optional("ASSETD_SSE_BUCKET_KEY") {
+                switch text.lowercased() {
+                case "on", "true", "1", "yes": bucketKey = true
+                case "off", "false", "0", "no": bucketKey = false
+                default: throw ConfigurationError(description: "ASSETD_SSE_BUCKET_KEY must be on or off, not \(text)")
+                }
+            }
+            switch optional("ASSETD_SSE") {
+            case nil:
+                if keyID != nil || bucketKey != nil {
+                    let name = keyID != nil ? "ASSETD_SSE_KMS_KEY_ID" : "ASSETD_SSE_BUCKET_KEY"
+                    throw ConfigurationError(description: "\(name) is set but ASSETD_SSE is not; set ASSETD_SSE=aws:kms to use it")
+                }
+                return .none
+            case "AES256":
+                if keyID != nil {
+                    throw ConfigurationError(description: "ASSETD_SSE_KMS_KEY_ID applies only to ASSETD_SSE=aws:kms, not AES256; unset one of them")
+                }
+                if bucketKey != nil {
+                    throw ConfigurationError(description: "ASSETD_SSE_BUCKET_KEY applies only to ASSETD_SSE=aws:kms (S3 Bucket Keys are for KMS keys), not AES256")
+                }
+                return .aes256
+            case "aws:kms":
+                if let keyID, keyID.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7f }) {
+                    throw ConfigurationError(description: "ASSETD_SSE_KMS_KEY_ID must be a KMS key id, ARN or alias without spaces or control characters")
+                }
+                return .kms(keyID: keyID, bucketKey: bucketKey)
+            case let other?:
+                throw ConfigurationError(description: "ASSETD_SSE must be AES256 or aws:kms (or unset for none), not \(other)")
+            }
         }
 
         func endpoint(_ name: String) throws -> S3Endpoint? {

@@ -112,6 +112,36 @@ extension S3Client {
         return nil
     }
 
+    /// The bucket's default encryption (GetBucketEncryption): `.none` when it has none
+    /// (AWS answers 404 ServerSideEncryptionConfigurationNotFoundError). Throws `.malformed`
+    /// for an algorithm assetd does not know (aws:kms:dsse).
+    public func bucketDefaultEncryption() throws -> ServerSideEncryption {
+        let response: TransportResponse
+        do {
+            response = try send(.bucketConfiguration, "GET", key: "", query: [("encryption", "")])
+        } catch let error as S3Error where error.code == .serverSideEncryptionConfigurationNotFound {
+            return .none
+        }
+        return try Self.defaultEncryption(response.body)
+    }
+
+    /// The first rule of a ServerSideEncryptionConfiguration.
+    static func defaultEncryption(_ body: [UInt8]) throws -> ServerSideEncryption {
+        guard let tree = XMLTree.parse(body), tree.name == "ServerSideEncryptionConfiguration" else {
+            throw S3Error.malformed("GetBucketEncryption answered without a ServerSideEncryptionConfiguration")
+        }
+        guard let rule = tree.child("Rule"), let byDefault = rule.child("ApplyServerSideEncryptionByDefault") else { return .none }
+        switch byDefault.value("SSEAlgorithm") {
+        case "AES256"?:
+            return .aes256
+        case "aws:kms"?:
+            let keyID = byDefault.value("KMSMasterKeyID").flatMap { $0.isEmpty ? nil : $0 }
+            return .kms(keyID: keyID, bucketKey: rule.value("BucketKeyEnabled").map { $0 == "true" })
+        case let other:
+            throw S3Error.malformed("the bucket's default encryption is \(other ?? "not named"), which assetd does not know")
+        }
+    }
+
     static func configurationXML(_ root: String, _ rules: [BucketRule]) -> String {
         "<\(root) xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">" + rules.map(\.xml).joined() + "</\(root)>"
     }

@@ -113,11 +113,23 @@ extension S3Client {
         let path = endpoint.path(bucket: configuration.bucket, key: key)
         let canonicalQuery = query.isEmpty ? "" : "?" + URIEncoding.canonicalQuery(query.map { ($0.0, $0.1) })
         let url = "\(endpoint.scheme)://\(endpoint.host)\(URIEncoding.encodePath(path))\(canonicalQuery)"
+        let all = signedHeaders(method, key: key, query: query, headers: headers, payloadHash: payloadHash)
+        return try transport.perform(method: method, url: url, headers: all, body: body, limits: limits, sink: sink)
+    }
+
+    /// Every header of a request, signed: `host`, `x-amz-content-sha256` and `headers` (the
+    /// `x-amz-server-side-encryption*` headers among them) are all in SignedHeaders, as AWS
+    /// and Ceph RGW require of every `x-amz-*` header sent; then `x-amz-date`, the session
+    /// token and `authorization`.
+    func signedHeaders(_ method: String, key: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
+                       date: Date = Date()) -> [(String, String)] {
+        let endpoint = configuration.endpoint
         let unsignedHeaders = [("host", endpoint.host), ("x-amz-content-sha256", payloadHash)] + headers
         let signed = signer.signHeaders(
-            method: method, path: path, query: query.map { ($0.0, $0.1) }, headers: unsignedHeaders, payloadHash: payloadHash
+            method: method, path: endpoint.path(bucket: configuration.bucket, key: key), query: query.map { ($0.0, $0.1) },
+            headers: unsignedHeaders, payloadHash: payloadHash, date: date
         )
-        return try transport.perform(method: method, url: url, headers: unsignedHeaders + signed, body: body, limits: limits, sink: sink)
+        return unsignedHeaders + signed.map { ($0.name, $0.value) }
     }
 
     /// The gate's probe after its pause: one HeadBucket with a short deadline, outside the

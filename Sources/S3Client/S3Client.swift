@@ -17,6 +17,8 @@ public final class S3Client: Sendable {
         /// What presigned URLs name (ASSETD_S3_PUBLIC_ENDPOINT); the same as `endpoint` by default.
         public var publicEndpoint: S3Endpoint
         public var deadlines = Deadlines()
+        /// The encryption every write asks for (ASSETD_SSE); `.none` leaves it to the bucket.
+        public var serverSideEncryption: ServerSideEncryption = .none
         /// The bulkhead and breaker every call passes; nil for none (one-shot commands).
         public var gate: S3Gate.Configuration?
         /// Told of every call once it ends (its retries included): the operation's name
@@ -77,10 +79,13 @@ public final class S3Client: Sendable {
         public var size: Int
         public var etag: String
         public var contentType: String?
-        public init(size: Int, etag: String, contentType: String?) {
+        /// The user metadata (`x-amz-meta-NAME`), by NAME in lower case.
+        public var metadata: [String: String]
+        public init(size: Int, etag: String, contentType: String?, metadata: [String: String] = [:]) {
             self.size = size
             self.etag = etag
             self.contentType = contentType
+            self.metadata = metadata
         }
     }
 
@@ -103,11 +108,11 @@ public final class S3Client: Sendable {
 
     // MARK: - Multipart uploads
 
-    /// CreateMultipartUpload; returns the upload id.
+    /// CreateMultipartUpload; returns the upload id. The upload's encryption is set here:
+    /// its parts, presigned UploadParts and UploadPartCopy alike, inherit it.
     public func createMultipartUpload(key: String, contentType: String, metadata: [String: String]) throws -> String {
-        var headers = [("content-type", contentType)]
-        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
-        let response = try send(.createMultipartUpload, "POST", key: key, query: [("uploads", "")], headers: headers)
+        let response = try send(.createMultipartUpload, "POST", key: key, query: [("uploads", "")],
+                                headers: writeHeaders(contentType: contentType, metadata: metadata))
         guard let uploadID = XMLTree.parse(response.body)?.value("UploadId"), !uploadID.isEmpty else {
             throw S3Error.malformed("CreateMultipartUpload answered without an UploadId")
         }
@@ -171,8 +176,7 @@ public final class S3Client: Sendable {
         key: String, file descriptor: Int32, size: Int, contentType: String, metadata: [String: String],
         sha256Hex: String, md5: [UInt8]
     ) throws -> String {
-        var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5))]
-        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        let headers = [("content-md5", Encoding.base64(md5))] + writeHeaders(contentType: contentType, metadata: metadata)
         let response = try send(.putObject, "PUT", key: key, headers: headers, body: .file(descriptor: descriptor, size: size),
                                 payloadHash: sha256Hex, kind: .transfer(bytes: size))
         return response.headers["etag"] ?? ""
@@ -182,9 +186,9 @@ public final class S3Client: Sendable {
     public func putObject(key: String, bytes: [UInt8], contentType: String, metadata: [String: String], cacheControl: String? = nil) throws -> String {
         let md5 = Digest(.md5)
         md5.update(bytes)
-        var headers = [("content-type", contentType), ("content-md5", Encoding.base64(md5.finalize()))]
+        var headers = [("content-md5", Encoding.base64(md5.finalize()))]
         if let cacheControl { headers.append(("cache-control", cacheControl)) }
-        headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+        headers += writeHeaders(contentType: contentType, metadata: metadata)
         let response = try send(.putObject, "PUT", key: key, headers: headers, body: .bytes(bytes), kind: .transfer(bytes: bytes.count))
         return response.headers["etag"] ?? ""
     }
@@ -203,7 +207,8 @@ public final class S3Client: Sendable {
             return ObjectInfo(
                 size: response.headers["content-length"].flatMap(Int.init) ?? 0,
                 etag: response.headers["etag"] ?? "",
-                contentType: response.headers["content-type"]
+                contentType: response.headers["content-type"],
+                metadata: Self.userMetadata(response.headers)
             )
         } catch let error as S3Error where error.httpStatus == 404 {
             return nil
@@ -246,7 +251,8 @@ public final class S3Client: Sendable {
         }
     }
 
-    /// CopyObject within the bucket (for versions). Returns the new ETag.
+    /// CopyObject within the bucket (for versions). Returns the new ETag. The copy is
+    /// encrypted as configured: CopyObject does not keep its source's encryption.
     public func copyObject(from source: String, to key: String, metadata: [String: String]? = nil, contentType: String? = nil) throws -> String {
         var headers = [("x-amz-copy-source", URIEncoding.encodePath("/\(configuration.bucket)/\(source)"))]
         if let metadata {
@@ -254,6 +260,7 @@ public final class S3Client: Sendable {
             if let contentType { headers.append(("content-type", contentType)) }
             headers += metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
         }
+        headers += configuration.serverSideEncryption.headers
         let response = try send(.copyObject, "PUT", key: key, headers: headers, kind: .once)
         guard let tree = XMLTree.parse(response.body) else {
             throw S3Error.malformed("CopyObject answered without XML")
@@ -268,7 +275,9 @@ public final class S3Client: Sendable {
     /// Copies an object within the bucket; the copy gets `contentType` and `metadata`
     /// whatever its size. Objects over `singleCopyLimit` (CopyObject's 5 GiB) are copied
     /// with a multipart upload of UploadPartCopy parts of `partSize`; a failure midway
-    /// aborts that upload.
+    /// aborts that upload. Either way the copy gets the configured encryption: CopyObject
+    /// sends it, and UploadPartCopy inherits it from CreateMultipartUpload (S3 takes no
+    /// SSE-S3 or SSE-KMS header on a part).
     public func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String]) throws {
         try copy(from: source, to: key, size: size, contentType: contentType, metadata: metadata,
                  partSize: 512 * 1024 * 1024, singleCopyLimit: Self.singleCopyLimit)
@@ -331,6 +340,22 @@ public final class S3Client: Sendable {
     static func completedETag(_ tree: XMLTree) -> String? {
         guard let etag = tree.value("ETag"), !etag.isEmpty, etag != "\"\"" else { return nil }
         return etag
+    }
+
+    /// The headers of a write that makes an object (PutObject, CreateMultipartUpload):
+    /// its type, its metadata and the configured encryption.
+    func writeHeaders(contentType: String, metadata: [String: String]) -> [(String, String)] {
+        [("content-type", contentType)] + metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key)", $0.value) }
+            + configuration.serverSideEncryption.headers
+    }
+
+    /// The `x-amz-meta-*` headers of an answer, by the name after the prefix.
+    static func userMetadata(_ headers: [String: String]) -> [String: String] {
+        var metadata: [String: String] = [:]
+        for (name, value) in headers where name.hasPrefix("x-amz-meta-") {
+            metadata[String(name.dropFirst("x-amz-meta-".count))] = value
+        }
+        return metadata
     }
 
     static func quoted(_ etag: String) -> String {

@@ -24,6 +24,8 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
         case invalidPart, invalidPartOrder, entityTooSmall, badDigest
         case accessDenied, preconditionFailed, slowDown, internalError
         case bucketAlreadyOwnedByYou, noSuchCORSConfiguration, noSuchLifecycleConfiguration
+        /// GetBucketEncryption of a bucket without default encryption.
+        case serverSideEncryptionConfigurationNotFound
         case other(String)
 
         private static let named: [String: Code] = [
@@ -32,6 +34,7 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
             "BadDigest": .badDigest, "AccessDenied": .accessDenied, "PreconditionFailed": .preconditionFailed,
             "SlowDown": .slowDown, "InternalError": .internalError, "BucketAlreadyOwnedByYou": .bucketAlreadyOwnedByYou,
             "NoSuchCORSConfiguration": .noSuchCORSConfiguration, "NoSuchLifecycleConfiguration": .noSuchLifecycleConfiguration,
+            "ServerSideEncryptionConfigurationNotFoundError": .serverSideEncryptionConfigurationNotFound,
         ]
 
         /// The code S3 wrote in an `<Error>` body.

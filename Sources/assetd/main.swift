@@ -119,7 +119,7 @@ struct SetupBucket: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "setup-bucket",
         abstract: "Add or update assetd's CORS rule and lifecycle rule on the bucket, keeping its other rules (idempotent).",
-        discussion: "CORS rule `assetd`: ASSETD_CORS_ORIGINS (default *), methods GET POST PUT DELETE HEAD, ETag exposed. Lifecycle rule `assetd-abort-incomplete-multipart-uploads`: abort multipart uploads left incomplete after ASSETD_ABORT_INCOMPLETE_DAYS days (default 7). Rules with other IDs are put back as they were. It prints what it changed."
+        discussion: "CORS rule `assetd`: ASSETD_CORS_ORIGINS (default *), methods GET POST PUT DELETE HEAD, ETag and x-amz-server-side-encryption exposed. Lifecycle rule `assetd-abort-incomplete-multipart-uploads`: abort multipart uploads left incomplete after ASSETD_ABORT_INCOMPLETE_DAYS days (default 7). Rules with other IDs are put back as they were. It prints what it changed."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -137,7 +137,7 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Check every setting, the database, the socket, the spool directory and the bucket; print OK or FAIL per item.",
-        discussion: "Reaches the bucket with HeadBucket, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. Run it as the service's user."
+        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. Run it as the service's user."
     )
 
     @OptionGroup var options: ConfigOptions

@@ -24,6 +24,16 @@ final class FakeObjectStore: ObjectStore {
         var before: [String: @Sendable () -> Void] = [:]
         var deleted: [[String]] = []
         var copies: [(source: String, key: String, contentType: String, metadata: [String: String])] = []
+        /// The user metadata of the objects that PutObject and copies wrote.
+        var metadata: [String: [String: String]] = [:]
+        /// SSE-KMS: S3 answers and keeps ETags that are not MD5s (random hex here, `-N`
+        /// for a multipart object, a new one for a copy), as AWS does under aws:kms.
+        var kmsETags = false
+    }
+
+    /// A KMS ETag: 32 random hex digits, quoted, and `-parts` for a multipart object.
+    static func kmsETag(parts: Int? = nil) -> String {
+        "\"" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined() + (parts.map { "-\($0)" } ?? "") + "\""
     }
 
     let state = Mutex(State())
@@ -77,14 +87,15 @@ final class FakeObjectStore: ObjectStore {
     func completeMultipartUpload(key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) throws -> S3Client.CompletedUpload {
         try record("complete")
         // Content a test gave makes the ETag differ, as S3's does.
-        let tag = state.withLock {
+        let (tag, kms) = state.withLock {
             $0.uploads[uploadID] = nil
             $0.objects[key] = $0.completedSize ?? parts.count * 5
             $0.contents[key] = $0.completedContent ?? Self.magic(forKey: key)
-            return $0.completedContent.map { "-\($0.count)-\($0.last ?? 0)" } ?? ""
+            if $0.kmsETags { $0.etags[key] = Self.kmsETag(parts: parts.count) }
+            return ($0.completedContent.map { "-\($0.count)-\($0.last ?? 0)" } ?? "", $0.kmsETags ? $0.etags[key] : nil)
         }
         race("complete")
-        return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: "\"etag-\(parts.count)\(tag)\"")
+        return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: kms ?? "\"etag-\(parts.count)\(tag)\"")
     }
 
     func abortMultipartUpload(key: String, uploadID: String) throws {
@@ -100,18 +111,32 @@ final class FakeObjectStore: ObjectStore {
         do {
             try record("put")
         } catch let error as S3Error where error.isAmbiguous {
-            state.withLock { $0.objects[key] = size }
+            stored(key, size: size, metadata: metadata)
             throw error
         }
-        state.withLock { $0.objects[key] = size }
+        let etag = stored(key, size: size, metadata: metadata)
         race("put")
-        return "\"put\""
+        return etag ?? "\"put\""
+    }
+
+    /// A PutObject's effect; its KMS ETag when `kmsETags` is on.
+    @discardableResult
+    private func stored(_ key: String, size: Int, metadata: [String: String]) -> String? {
+        state.withLock {
+            $0.objects[key] = size
+            $0.metadata[key] = metadata
+            guard $0.kmsETags else { return nil }
+            $0.etags[key] = Self.kmsETag()
+            return $0.etags[key]
+        }
     }
 
     func headObject(key: String) throws -> S3Client.ObjectInfo? {
         try record("head")
         return state.withLock { state in
-            state.objects[key].map { S3Client.ObjectInfo(size: $0, etag: state.etags[key] ?? "\"head\"", contentType: nil) }
+            state.objects[key].map {
+                S3Client.ObjectInfo(size: $0, etag: state.etags[key] ?? "\"head\"", contentType: nil, metadata: state.metadata[key] ?? [:])
+            }
         }
     }
 
@@ -149,7 +174,8 @@ final class FakeObjectStore: ObjectStore {
         state.withLock {
             $0.copies.append((source, key, contentType, metadata))
             $0.objects[key] = $0.objects[source]
-            $0.etags[key] = $0.etags[source]
+            $0.etags[key] = $0.kmsETags ? Self.kmsETag() : $0.etags[source]
+            $0.metadata[key] = metadata
             $0.contents[key] = $0.contents[source]
         }
         race("copy")

@@ -17,12 +17,13 @@ struct RouteTests {
     let token: String
 
     /// `thumbnails` makes the service's thumbnail worker from its records and this store.
-    init(thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil) throws {
+    /// `environment` adds settings (ASSETD_SSE, ...).
+    init(thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil, environment: [String: String] = [:]) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
         let configuration = try Configuration(environment: [
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
-        ])
+        ].merging(environment) { $1 })
         let records = try SQLiteRecordStore(path: path)
         let service = AssetService(configuration: configuration, records: records, objects: store,
                                    detector: try ContentDetector(), logger: Logger(label: "test"),

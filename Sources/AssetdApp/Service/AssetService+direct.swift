@@ -43,7 +43,8 @@ extension AssetService {
 
     /// Records the asset, stores its object, marks it ready. The order, and what each
     /// failure leaves:
-    /// 1. The record, pending, with the size and ETag (MD5) the object must have. A crash
+    /// 1. The record, pending, with the size and MD5 the object must have (the `etag`
+    ///    field: the ETag without SSE-KMS, the `md5` metadata with it). A crash
     ///    from here on leaves a pending record that the repairs settle: ready if the
     ///    object is there and complete, else discarded and its key deleted.
     /// 2. PutObject. A clear refusal discards the record. No answer (timeout, reset) is
@@ -65,7 +66,8 @@ extension AssetService {
             let etag: String
             do {
                 etag = try objects.putObject(key: asset.key, file: upload.spool.descriptor, size: upload.spool.size, contentType: fileType,
-                                             metadata: metadata(asset), sha256Hex: upload.sha256Hex, md5: upload.md5)
+                                             metadata: directUploadMetadata(asset, md5: upload.md5), sha256Hex: upload.sha256Hex,
+                                             md5: upload.md5)
             } catch let error as S3Error where error.isAmbiguous {
                 settleAmbiguousPut(asset, logger: logger)
                 throw error

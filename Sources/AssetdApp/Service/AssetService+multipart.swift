@@ -169,9 +169,7 @@ extension AssetService {
             if let again = try records.upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID), again.status == .completed {
                 return try completion(of: again, digest: digest, logger: logger)
             }
-            guard let expected = Self.multipartETag(parts), let info = try objects.headObject(key: upload.key),
-                  Self.unquoted(info.etag) == expected
-            else {
+            guard let info = try objects.headObject(key: upload.key), isCompletedObject(info, of: parts) else {
                 throw AssetError.conflict("The upload no longer exists in S3 (aborted or expired).")
             }
             logger.notice("complete-upload recovered: S3 had completed it already", metadata: ["upload": "\(uploadID)", "key": "\(upload.key)"])
@@ -281,6 +279,22 @@ extension AssetService {
         var text = ""
         for part in parts { text += "\(part.partNumber):\(part.etag.lowercased())\n" }
         return Encoding.hex(SHA256.hash(text.utf8))
+    }
+
+    /// Whether the object at an upload's key, found after S3 said the upload is gone, is
+    /// the one CompleteMultipartUpload made of `parts` (an answer lost to a timeout or a
+    /// crash). When ETags are MD5s: its ETag is the multipart ETag of the parts' ETags.
+    /// Under SSE-KMS neither the parts' ETags nor the object's are MD5s, and nothing S3
+    /// returns can be computed from the parts (S3 names no checksum that a browser's
+    /// presigned parts did not declare). What remains is enough: the key is written only
+    /// by this upload (a pending asset's key, or a version's own staging key), the object
+    /// is a multipart object of as many parts as were submitted (ETag `…-N`), and it then
+    /// passes the same size and content check as any completed upload.
+    func isCompletedObject(_ info: S3Client.ObjectInfo, of parts: [CompletedPart]) -> Bool {
+        let etag = Self.unquoted(info.etag).lowercased()
+        if let expected = Self.multipartETag(parts), etag == expected { return true }
+        guard !configuration.serverSideEncryption.etagsAreMD5 else { return false }
+        return etag.hasSuffix("-\(parts.count)")
     }
 
     /// The ETag S3 gives an object made by CompleteMultipartUpload: the MD5 of the parts'

@@ -141,7 +141,8 @@ extension AssetService {
         let etag: String = try directUpload(asset.id) {
             do {
                 return try objects.putObject(key: change.stagingKey, file: upload.spool.descriptor, size: upload.spool.size,
-                                             contentType: fileType, metadata: metadata(asset), sha256Hex: upload.sha256Hex, md5: upload.md5)
+                                             contentType: fileType, metadata: directUploadMetadata(asset, md5: upload.md5),
+                                             sha256Hex: upload.sha256Hex, md5: upload.md5)
             } catch let error as S3Error where error.isAmbiguous {
                 // The repairs settle it: the bytes are there whole, or they are deleted.
                 logger.warning("an unanswered PutObject of a new version is left to the reconciler", metadata: ["key": "\(change.stagingKey)"])

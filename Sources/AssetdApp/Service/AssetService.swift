@@ -2,6 +2,7 @@ public import AssetStore
 public import Foundation
 public import Logging
 public import Media
+import Hashing
 import Locking
 import S3Client
 
@@ -133,11 +134,30 @@ public final class AssetService: Sendable {
         ["workspace_id": String(asset.workspaceID), "asset_id": String(asset.id)]
     }
 
-    /// Whether the object HeadObject found is the one recorded: its size and ETag (quoted
-    /// or not, in any case) are those expected. False when there is no object or no record.
+    /// The metadata of a direct upload's PutObject: the asset's, and under SSE-KMS (whose
+    /// ETags are not MD5s) the MD5 of the bytes as `md5` (hex), for `isRecordedObject`.
+    /// S3 stores the object only when its bytes have the Content-MD5 sent in the same
+    /// PutObject, so this metadata is the MD5 that S3 checked the stored bytes against.
+    func directUploadMetadata(_ asset: AssetRecord, md5: [UInt8]) -> [String: String] {
+        var metadata = metadata(asset)
+        if !configuration.serverSideEncryption.etagsAreMD5 { metadata[Self.md5MetadataName] = Encoding.hex(md5) }
+        return metadata
+    }
+
+    /// `x-amz-meta-md5`: no underscore, which moto would drop and Ceph would turn into a dash.
+    static let md5MetadataName = "md5"
+
+    /// Whether the object HeadObject found is the one a direct upload recorded: its size
+    /// and MD5 are those expected (`etag`, the hex MD5 recorded before the PutObject). The
+    /// MD5 is the object's ETag (quoted or not, in any case) without encryption or with
+    /// SSE-S3; under SSE-KMS the ETag is not an MD5 and the `md5` metadata the same
+    /// PutObject wrote (and S3 checked, see `directUploadMetadata`) answers instead. False
+    /// when there is no object or no record.
     static func isRecordedObject(_ info: S3Client.ObjectInfo?, size: Int64?, etag: String?) -> Bool {
         guard let info, let size, let etag else { return false }
-        return Int64(info.size) == size && unquoted(info.etag).lowercased() == unquoted(etag).lowercased()
+        let expected = unquoted(etag).lowercased()
+        guard Int64(info.size) == size else { return false }
+        return unquoted(info.etag).lowercased() == expected || info.metadata[md5MetadataName]?.lowercased() == expected
     }
 
     static func unquoted(_ etag: String) -> String {

@@ -1,0 +1,216 @@
+import AssetStore
+import FastCGIServer
+import Foundation
+import Hashing
+import JSON
+import Logging
+import S3Client
+import Testing
+@testable import AssetdApp
+
+/// ASSETD_SSE: its settings, check-config's verdict, and every check that compared an ETag
+/// with an MD5, run under SSE-KMS on the fake store (`kmsETags`), whose ETags then are not
+/// MD5s, as S3's are not under aws:kms.
+@Suite struct ServerSideEncryptionSettingsTests {
+    let base = ["AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "s",
+                "ASSETD_JWT_SECRET": String(repeating: "j", count: 32), "ASSETD_DATABASE": "/tmp/x.sqlite"]
+
+    func parse(_ settings: [String: String]) throws -> ServerSideEncryption {
+        try Configuration(environment: base.merging(settings) { $1 }).serverSideEncryption
+    }
+
+    func error(_ settings: [String: String]) -> String {
+        do { _ = try parse(settings); return "" } catch { return "\(error)" }
+    }
+
+    @Test func validSettings() throws {
+        #expect(try parse([:]) == .none)
+        #expect(try parse(["ASSETD_SSE": ""]) == .none)
+        #expect(try parse(["ASSETD_SSE": "AES256"]) == .aes256)
+        #expect(try parse(["ASSETD_SSE": "aws:kms"]) == .kms(keyID: nil, bucketKey: nil))
+        #expect(try parse(["ASSETD_SSE": "aws:kms", "ASSETD_SSE_KMS_KEY_ID": "alias/assets", "ASSETD_SSE_BUCKET_KEY": "on"])
+            == .kms(keyID: "alias/assets", bucketKey: true))
+        #expect(try parse(["ASSETD_SSE": "aws:kms", "ASSETD_SSE_BUCKET_KEY": "off"]) == .kms(keyID: nil, bucketKey: false))
+        // The S3 client gets it: every write then carries it.
+        let configuration = try Configuration(environment: base.merging(["ASSETD_SSE": "AES256"]) { $1 })
+        #expect(configuration.s3().serverSideEncryption == .aes256)
+        #expect(configuration.s3(gated: true).serverSideEncryption == .aes256)
+    }
+
+    @Test func mistakesStopStartUpNamingTheSetting() {
+        #expect(error(["ASSETD_SSE": "aes256"]) == "ASSETD_SSE must be AES256 or aws:kms (or unset for none), not aes256")
+        #expect(error(["ASSETD_SSE": "kms"]).hasPrefix("ASSETD_SSE must be AES256 or aws:kms"))
+        #expect(error(["ASSETD_SSE": "AES256", "ASSETD_SSE_KMS_KEY_ID": "k"]).hasPrefix("ASSETD_SSE_KMS_KEY_ID applies only to ASSETD_SSE=aws:kms"))
+        #expect(error(["ASSETD_SSE": "AES256", "ASSETD_SSE_BUCKET_KEY": "on"]).hasPrefix("ASSETD_SSE_BUCKET_KEY applies only to ASSETD_SSE=aws:kms"))
+        #expect(error(["ASSETD_SSE_KMS_KEY_ID": "k"]).hasPrefix("ASSETD_SSE_KMS_KEY_ID is set but ASSETD_SSE is not"))
+        #expect(error(["ASSETD_SSE_BUCKET_KEY": "on"]).hasPrefix("ASSETD_SSE_BUCKET_KEY is set but ASSETD_SSE is not"))
+        #expect(error(["ASSETD_SSE": "aws:kms", "ASSETD_SSE_BUCKET_KEY": "maybe"]) == "ASSETD_SSE_BUCKET_KEY must be on or off, not maybe")
+        #expect(error(["ASSETD_SSE": "aws:kms", "ASSETD_SSE_KMS_KEY_ID": "alias/a b"]).hasPrefix("ASSETD_SSE_KMS_KEY_ID must be"))
+    }
+
+    /// The switch that the multipart ETag check of complete-upload reads.
+    @Test func etagsAreMD5sExceptUnderKMS() {
+        #expect(ServerSideEncryption.none.etagsAreMD5)
+        #expect(ServerSideEncryption.aes256.etagsAreMD5)
+        #expect(!ServerSideEncryption.kms(keyID: "k", bucketKey: nil).etagsAreMD5)
+    }
+
+    @Test func checkConfigSaysWhetherTheBucketDefaultAgrees() {
+        let check = ConfigCheck(environment: [:], file: nil, logger: Logger(label: "test"))
+        func verdict(_ configured: ServerSideEncryption, _ found: ServerSideEncryption) -> Bool {
+            check.encryption(configured: configured) { found }.ok
+        }
+        let key = "1234abcd-12ab-34cd-56ef-1234567890ab"
+        let arn = "arn:aws:kms:us-east-1:111122223333:key/\(key)"
+        #expect(verdict(.none, .none))
+        #expect(verdict(.none, .aes256), "every AWS bucket's default since 2023; ETags stay MD5s")
+        #expect(!verdict(.none, .kms(keyID: arn, bucketKey: nil)), "KMS ETags where assetd expects MD5s")
+        #expect(verdict(.aes256, .aes256))
+        #expect(!verdict(.aes256, .none))
+        #expect(!verdict(.aes256, .kms(keyID: nil, bucketKey: nil)))
+        #expect(verdict(.kms(keyID: key, bucketKey: true), .kms(keyID: arn, bucketKey: true)), "a key id and its ARN")
+        #expect(verdict(.kms(keyID: "alias/assets", bucketKey: nil), .kms(keyID: "arn:aws:kms:us-east-1:111122223333:alias/assets", bucketKey: nil)))
+        #expect(verdict(.kms(keyID: nil, bucketKey: nil), .kms(keyID: nil, bucketKey: nil)))
+        #expect(!verdict(.kms(keyID: key, bucketKey: nil), .kms(keyID: "arn:aws:kms:us-east-1:111122223333:key/other", bucketKey: nil)))
+        #expect(!verdict(.kms(keyID: nil, bucketKey: nil), .kms(keyID: arn, bucketKey: nil)), "no key id means aws/s3, not the bucket's key")
+        #expect(!verdict(.kms(keyID: key, bucketKey: nil), .none))
+        #expect(!verdict(.kms(keyID: key, bucketKey: nil), .aes256))
+        let unreadable = check.encryption(configured: .aes256) { throw S3Error.service(.accessDenied, status: 403, message: "", requestID: nil) }
+        #expect(!unreadable.ok)
+        #expect(unreadable.line.hasPrefix("FAIL encryption: ASSETD_SSE is AES256, but the bucket's default encryption could not be read"))
+        #expect(check.encryption(configured: .none) { throw S3Error.service(.accessDenied, status: 403, message: "", requestID: nil) }.ok)
+    }
+}
+
+/// Each place that compared an ETag with an MD5, under SSE-KMS. Before the KMS handling,
+/// each of these failed: the reconciler discarded a whole direct upload, undid a whole new
+/// version, and complete-upload's recovery answered 409 for an upload S3 had completed.
+@Suite struct KMSETagTests {
+    let routes: RouteTests
+    init() throws {
+        routes = try RouteTests(environment: ["ASSETD_SSE": "aws:kms", "ASSETD_SSE_KMS_KEY_ID": "alias/assetd"])
+        routes.store.state.withLock { $0.kmsETags = true }
+    }
+
+    var md5OfPNG: String {
+        let digest = Digest(.md5)
+        digest.update(RouteTests.png)
+        return Encoding.hex(digest.finalize())
+    }
+
+    /// The direct upload's PutObject records the bytes' MD5 as metadata, which S3 checked
+    /// against Content-MD5; the stored ETag is S3's, not the MD5.
+    @Test func aDirectUploadRecordsItsMD5AsMetadata() throws {
+        let (status, body) = routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)]))
+        #expect(status == 200, "\(body)")
+        let key = try #require(body["asset"]?["key"]?.stringValue)
+        let metadata = routes.store.state.withLock { $0.metadata[key] }
+        #expect(metadata == ["workspace_id": "1", "asset_id": body["asset"]?["id"]?.stringValue ?? "", "md5": md5OfPNG])
+        let etag = try #require(body["asset"]?["etag"]?.stringValue)
+        #expect(AssetService.unquoted(etag) != md5OfPNG, "the fake answers KMS ETags")
+        #expect(etag == routes.store.state.withLock { $0.etags[key] })
+    }
+
+    /// Without SSE-KMS the metadata is as it always was: the ETag is the MD5.
+    @Test func withoutKMSNoMD5Metadata() throws {
+        let plain = try RouteTests(environment: ["ASSETD_SSE": "AES256"])
+        let (status, body) = plain.upload(plain.form([("file", "a.png", nil, RouteTests.png)]))
+        #expect(status == 200)
+        let key = try #require(body["asset"]?["key"]?.stringValue)
+        #expect(plain.store.state.withLock { $0.metadata[key]?["md5"] } == nil)
+    }
+
+    /// A direct upload whose PutObject landed but got no answer, settled by the reconciler:
+    /// the object's ETag is not the recorded MD5, its `md5` metadata is.
+    @Test func theReconcilerFindsAWholeDirectUploadByItsMD5Metadata() throws {
+        routes.store.fail("put", with: S3Error.network("reset"))
+        routes.store.fail("head", with: S3Error.network("still down"))
+        #expect(routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)])).0 == 502)
+        let pending = try #require(try routes.records.asset(id: 1, workspaceID: 1))
+        #expect(pending.status == .pending)
+        #expect(routes.store.state.withLock { $0.etags[pending.key] } != "\"\(md5OfPNG)\"")
+        let fixes = Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true)
+        #expect(fixes.directReady == 1)
+        #expect(fixes.directDiscarded == 0)
+        let ready = try #require(try routes.records.asset(id: 1, workspaceID: 1))
+        #expect(ready.status == .ready)
+        #expect(ready.etag == routes.store.state.withLock { $0.etags[pending.key] }, "S3's ETag is recorded once ready")
+    }
+
+    /// Other bytes at the key (a different MD5 in the metadata, or none) are still not ours.
+    @Test func theReconcilerStillDiscardsOtherBytes() throws {
+        let asset = try routes.records.createAsset(
+            NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: 10, etag: md5OfPNG))
+        routes.store.state.withLock {
+            $0.objects[asset.key] = 10
+            $0.etags[asset.key] = FakeObjectStore.kmsETag()
+            $0.metadata[asset.key] = ["md5": String(repeating: "0", count: 32)]
+        }
+        let fixes = Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true)
+        #expect(fixes.directDiscarded == 1)
+        #expect(routes.store.state.withLock { $0.objects[asset.key] } == nil)
+    }
+
+    /// A direct new version whose PutObject landed unanswered: the reconciler switches it in.
+    @Test func theReconcilerFinishesADirectVersionByItsMD5Metadata() throws {
+        let (first, body) = routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)]))
+        #expect(first == 200)
+        let id = try #require(body["asset"]?["id"]?.stringValue)
+        routes.store.fail("put", with: S3Error.timeout("no answer"))
+        let (status, _) = routes.upload(routes.form([("assetId", nil, nil, Array(id.utf8)), ("file", "b.png", nil, RouteTests.png)]))
+        #expect(status == 504)
+        #expect(try routes.records.versionSwitch(assetID: Int64(id)!)?.state == .uploading)
+        let fixes = Reconciler(service: routes.app.service, interval: .seconds(60)).pass(startUp: true)
+        #expect(fixes.versionsFinished == 1)
+        #expect(fixes.versionsUndone == 0)
+        #expect(try routes.records.versions(assetID: Int64(id)!).count == 1)
+        #expect(try routes.records.asset(id: Int64(id)!, workspaceID: 1)?.currentVersion == 2)
+    }
+
+    func start() throws -> (assetID: String, uploadID: String, key: String) {
+        let (status, body) = routes.call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/jpeg")
+        try #require(status == 200)
+        return (body["assetId"]!.stringValue!, body["uploadId"]!.stringValue!, body["key"]!.stringValue!)
+    }
+
+    func completeBody(_ started: (assetID: String, uploadID: String, key: String), parts: Int) -> String {
+        let list = (1...parts).map { #"{"ETag":"\#(AssetService.unquoted(FakeObjectStore.kmsETag()))","PartNumber":\#($0)}"# }
+        return #"{"uploadId":"\#(started.uploadID)","assetId":"\#(started.assetID)","workspaceId":1,"parts":[\#(list.joined(separator: ","))]}"#
+    }
+
+    /// S3 completed the upload and the answer was lost: the retry meets NoSuchUpload. Under
+    /// KMS no ETag can be computed from the parts; a multipart object of as many parts at
+    /// the upload's own key, passing the content check, is the one completed.
+    @Test func aCompleteThatS3FinishedIsRecoveredUnderKMS() throws {
+        let started = try start()
+        routes.store.state.withLock {
+            $0.objects[started.key] = 10
+            $0.etags[started.key] = FakeObjectStore.kmsETag(parts: 2)
+            $0.contents[started.key] = FakeObjectStore.magic(forKey: started.key)
+        }
+        routes.store.fail("complete", with: S3Error.service(.noSuchUpload, status: 404, message: "", requestID: nil))
+        let (status, body) = routes.call("POST", "/s3/complete-upload", body: completeBody(started, parts: 2))
+        #expect(status == 200, "\(body)")
+        #expect(try routes.records.asset(id: Int64(started.assetID)!, workspaceID: 1)?.status == .ready)
+    }
+
+    @Test func aNoSuchUploadWithAnObjectOfOtherPartsIsNotRecoveredUnderKMS() throws {
+        let started = try start()
+        routes.store.state.withLock {
+            $0.objects[started.key] = 10
+            $0.etags[started.key] = FakeObjectStore.kmsETag(parts: 3)
+            $0.contents[started.key] = FakeObjectStore.magic(forKey: started.key)
+        }
+        routes.store.fail("complete", with: S3Error.service(.noSuchUpload, status: 404, message: "", requestID: nil))
+        #expect(routes.call("POST", "/s3/complete-upload", body: completeBody(started, parts: 2)).0 == 409)
+        #expect(try routes.records.asset(id: Int64(started.assetID)!, workspaceID: 1)?.status == .pending)
+    }
+
+    /// The ordinary path under KMS: S3's multipart ETag answered and recorded.
+    @Test func anOrdinaryCompleteUnderKMSAnswersS3sETag() throws {
+        let started = try start()
+        let (status, body) = routes.call("POST", "/s3/complete-upload", body: completeBody(started, parts: 1))
+        #expect(status == 200, "\(body)")
+        #expect(body["etag"]?.stringValue?.hasSuffix("-1\"") == true)
+    }
+}
