@@ -8,13 +8,18 @@
 # Also: the MD5's own speed in the page (one pass over the 200 MB, main thread), the
 # load average before and after, and that both uploads completed.
 #
+# UPLOAD_MBIT=N throttles the page's uploads to N Mbit/s (Chromium's network emulation),
+# as a browser's link to S3 would be: then the upload, not the CPU, sets the pace, as it
+# does outside this machine, where the S3 server does not share the browser's cores.
+#
 # Run it alone on the machine: flock /tmp/assetd-bench.lock bench/browser-checksums.sh
-#   ROUNDS=5 SIZE_MB=200 bench/browser-checksums.sh
+#   ROUNDS=5 SIZE_MB=200 UPLOAD_MBIT=200 bench/browser-checksums.sh
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
 ROUNDS=${ROUNDS:-5}
 SIZE_MB=${SIZE_MB:-200}
+UPLOAD_MBIT=${UPLOAD_MBIT:-0}
 export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-bench-checksums.XXXXXX)}
 export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-58543}
 export ASSETD_S3_PORT=${ASSETD_S3_PORT:-59100}
@@ -27,12 +32,12 @@ BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
 TOKEN=$(env -i "$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
 say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "https://127.0.0.1:$ASSETD_HTTPS_PORT" "$TOKEN" "$ROUNDS" "$SIZE_MB" <<'PY'
+python3 - "https://127.0.0.1:$ASSETD_HTTPS_PORT" "$TOKEN" "$ROUNDS" "$SIZE_MB" "$UPLOAD_MBIT" <<'PY'
 import json, statistics, sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-base, token, rounds, size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+base, token, rounds, size_mb, mbit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 options = webdriver.ChromeOptions()
 options.binary_location = "/usr/bin/chromium"
 for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors", "--disable-gpu"):
@@ -40,6 +45,11 @@ for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--igno
 browser = webdriver.Chrome(options=options, service=Service(executable_path="/usr/bin/chromedriver"))
 browser.set_script_timeout(600)
 browser.get(base + "/")
+if mbit:
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": mbit * 1_000_000 / 8})
+    print(f"uploads throttled to {mbit} Mbit/s ({mbit / 8:.1f} MB/s)")
 UPLOAD = """
 const [token, sizeMB, checksums, done] = arguments;
 (async () => {

@@ -608,11 +608,15 @@ async function sendParts(ctx, upload, existing, key) {
         const limit = Math.min(100, Math.max(1, o.batchSize));
         const wanted = [n, ...state.queue.filter((m) => m !== n)].filter((m) => !fresh(state.urls.get(m)));
         const checksums = state.checksums;
-        // With checksums the batch waits for its parts' MD5s (the hasher runs a batch
-        // ahead, so mostly they are ready); the very first holds only `concurrency` parts,
-        // so that the first PUTs wait for as few MD5s as there are parts in flight.
-        const numbers = wanted.slice(0, checksums && state.urls.size === 0 ? Math.min(limit, state.limit) : limit);
-        if (checksums) await Promise.all(numbers.map(digestOf));
+        let numbers = wanted.slice(0, limit);
+        if (checksums) {
+            // Only n's MD5 is waited for; the batch takes the parts after it whose MD5 is
+            // ready. Waiting for a whole batch's MD5s would leave the parts in flight idle
+            // while the hasher catches up; once it runs ahead (it mostly does), the
+            // batches are whole again.
+            await digestOf(n);
+            numbers = wanted.filter((m) => m === n || state.hashed.has(m)).slice(0, limit);
+        }
         numbers.sort((a, b) => a - b);
         const query = { workspaceId: o.workspaceId, assetId: upload.assetId, UploadId: upload.uploadId };
         query.partNumbers = formatPartNumbers(numbers);
