@@ -110,7 +110,6 @@ extension AssetService {
         return upload
     }
 
-
     /// The parts S3 holds for a pending upload.
     public func listParts(of upload: UploadRecord) throws -> [S3Client.Part] {
         do {
