@@ -54,8 +54,14 @@ export interface UploadOptions {
     retryDelays?: readonly number[];
     /** Pause after a 429 without Retry-After (ms). Default 5000. */
     throttleDelay?: number;
-    /** Called before each retry of a part. */
-    onRetry?: (event: { partNumber: number; attempt: number; status: number }) => void;
+    /** Per-part checksums: each part's MD5, computed in a Web Worker ahead of its PUT, is
+     * signed into its URL (contentMD5) and sent as Content-MD5, so S3 refuses bytes that
+     * changed on the way (BadDigest: retried once from the file, then an UploadError with
+     * `code: "BadDigest"`). Turns itself off for an upload when assetd signs no MD5
+     * (ASSETD_PART_CHECKSUM=off, an older assetd). Default true. */
+    checksums?: boolean;
+    /** Called before each retry of a part; `code` is "BadDigest" for a corrupted part. */
+    onRetry?: (event: { partNumber: number; attempt: number; status: number; code?: "BadDigest" }) => void;
     /** Where resume records go. Default: localStorage; null: no resume. */
     storage?: ResumeStorage | null;
     /** Hooks for tests and unusual environments. */
@@ -64,6 +70,8 @@ export interface UploadOptions {
     random?: () => number;
     now?: () => number;
     onlineTarget?: EventTarget | null;
+    /** Computes a part's base64 MD5 instead of the built-in Web Worker. */
+    hashPart?: (part: Blob) => Promise<string>;
 }
 
 export interface UploadResult {
@@ -88,6 +96,8 @@ export class UploadError extends Error {
     status: number;
     /** The part that failed, for a part's PUT. */
     partNumber?: number;
+    /** "BadDigest": S3 refused a part twice because its bytes did not match its MD5. */
+    code?: "BadDigest";
 }
 
 /** Abort reason that pauses: the upload is kept in S3 and can be resumed. */
@@ -102,6 +112,7 @@ export const DEFAULTS: Readonly<{
     batchSize: number;
     retryDelays: readonly number[];
     throttleDelay: number;
+    checksums: boolean;
 }>;
 export function partSizeFor(size: number): number;
 export function partRange(partNumber: number, partSize: number, size: number): [number, number];
@@ -113,3 +124,14 @@ export class ProgressTracker {
     update(partNumber: number, loaded: number, length: number): void;
     finish(): void;
 }
+
+/** MD5 (RFC 1321) over bytes, incrementally; `digest()` gives 16 bytes. */
+export class MD5 {
+    update(bytes: Uint8Array | ArrayBuffer): this;
+    digest(): Uint8Array;
+}
+/** The base64 MD5 of a Blob, as a Content-MD5 header carries it. */
+export function md5OfBlob(blob: Blob): Promise<string>;
+export function base64(bytes: Uint8Array): string;
+/** Whether a presigned URL signs content-md5 (its X-Amz-SignedHeaders). */
+export function signsContentMD5(url: string): boolean;

@@ -141,6 +141,8 @@ function addUpload(file) {
             const result = await upload(file, {
                 ...options(),
                 signal: controller.signal,
+                // Read when the upload starts (or resumes): the box applies to the next ones.
+                checksums: document.querySelector("#checksums").checked,
                 onProgress: ({ loaded, total }) => {
                     bar.value = loaded;
                     bar.max = total || 1;

@@ -84,6 +84,13 @@ public protocol UploadRecords: AnyObject, Sendable {
     /// pending -> rejected (and a first upload's asset too); false when no longer pending.
     @discardableResult
     func rejectUpload(uploadID: String, now: Date) throws -> Bool
+    /// Records the MD5 (lower-case hex) each part URL was signed for; for a part signed
+    /// again, the last one wins. Only while the upload is pending: false, and nothing
+    /// recorded, otherwise.
+    func recordSignedPartMD5s(uploadID: String, md5s: [(partNumber: Int, md5: String)], now: Date) throws -> Bool
+    /// The MD5 each part of the upload was last signed for, by part number; parts never
+    /// signed with one are absent.
+    func signedPartMD5s(uploadID: String) throws -> [Int: String]
 }
 
 extension UploadRecords {
@@ -108,6 +115,10 @@ extension UploadRecords {
 
     public func abortUpload(uploadID: String) throws -> UploadStatus? {
         try abortUpload(uploadID: uploadID, now: Date())
+    }
+
+    public func recordSignedPartMD5s(uploadID: String, md5s: [(partNumber: Int, md5: String)]) throws -> Bool {
+        try recordSignedPartMD5s(uploadID: uploadID, md5s: md5s, now: Date())
     }
 }
 

@@ -26,6 +26,16 @@ public struct ConfigCheck {
         self.logger = logger
     }
 
+    /// ASSETD_PART_CHECKSUM, said in words: what a client without MD5s meets.
+    func partChecksums(_ mode: PartChecksumMode) -> Item {
+        let meaning = switch mode {
+        case .optional: "part URLs sign content-md5 when the client gives contentMD5; clients without it keep working"
+        case .required: "every part URL must carry contentMD5; clients that send none are refused (400)"
+        case .off: "contentMD5 is ignored; part URLs sign no checksum"
+        }
+        return Item(name: "part checksums", ok: true, reason: "ASSETD_PART_CHECKSUM=\(mode.rawValue): \(meaning)")
+    }
+
     /// Runs every check, reporting each item as it is done; true when none failed.
     public func run(report: (Item) -> Void = { Swift.print($0.line) }) -> Bool {
         var failed = false
@@ -41,6 +51,7 @@ public struct ConfigCheck {
             note(Item(name: "settings", ok: false, reason: "\(error)"))
             return false
         }
+        note(partChecksums(configuration.partChecksum))
         note(database(configuration.databasePath))
         note(socket(configuration.socketPath))
         note(spool(configuration.tmpDirectory))

@@ -8,6 +8,19 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
 }
 
+/// ASSETD_PART_CHECKSUM: what assetd does with a part's MD5 (`contentMD5`) when it
+/// presigns part URLs.
+public enum PartChecksumMode: String, Sendable, CaseIterable {
+    /// Signs `content-md5` into the URL when the client gives the MD5; URLs without it
+    /// stay as before (clients that send none keep working).
+    case optional
+    /// Refuses part URLs without a contentMD5 (400, naming contentMD5), and completes only
+    /// uploads whose every part was signed with one.
+    case required
+    /// Ignores contentMD5: no part URL signs it, and nothing is recorded.
+    case off
+}
+
 /// assetd's settings, from the environment and optionally a KEY=VALUE file (the same
 /// file serves systemd's EnvironmentFile=). The environment wins over the file.
 public struct Configuration: Sendable {
@@ -79,6 +92,18 @@ public struct Configuration: Sendable {
     /// ASSETD_THUMBNAILER: the decoder executable to spawn; nil: assetd-thumbnailer beside assetd.
     public var thumbnailerPath: String?
 
+    // Per-part checksums (AssetService+multipart.swift, "Part checksums").
+    /// ASSETD_PART_CHECKSUM: whether part URLs sign the part's MD5 (`contentMD5`).
+    public var partChecksum: PartChecksumMode = .optional
+    /// Whether S3 gives objects and parts ETags that are MD5s: a part's ETag is the MD5
+    /// of its bytes, and a multipart object's ETag is the MD5 of its parts' binary MD5s
+    /// followed by `-N`. True for plain S3, SSE-S3 (AES256), MinIO, Ceph and moto; false
+    /// under SSE-KMS (and SSE-C), whose ETags are no MD5. complete-upload's ETag checks
+    /// (each part's ETag against the MD5 signed for it, and the object's ETag against the
+    /// parts') run only while this is true. Not a setting of its own: it follows from the
+    /// encryption that the service writes with (ASSETD_SSE sets it false for aws:kms).
+    public var objectETagsAreMD5: Bool = true
+
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
 
@@ -139,6 +164,7 @@ public struct Configuration: Sendable {
         s3Timeout = try reader.integer("ASSETD_S3_TIMEOUT", default: 10, in: 1...600)
         s3Concurrency = try reader.integer("ASSETD_S3_CONCURRENCY", default: max(1, threads - max(2, threads / 4)), in: 1...512)
         serverSideEncryption = try reader.serverSideEncryption()
+        objectETagsAreMD5 = serverSideEncryption.etagsAreMD5
         corsOrigins = reader.string("ASSETD_CORS_ORIGINS", default: "*").split(separator: ",").map { String($0).trimmingSpaces() }
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
@@ -163,6 +189,11 @@ public struct Configuration: Sendable {
         thumbnailMaxDecodeBytes = try reader.integer("ASSETD_THUMBNAIL_MAX_DECODE_BYTES", default: 512 << 20, in: (1 << 20)...(1 << 40))
         thumbnailTimeout = try reader.integer("ASSETD_THUMBNAIL_TIMEOUT", default: 60, in: 1...3600)
         thumbnailerMaxMemory = try reader.integer("ASSETD_THUMBNAILER_MAX_MEMORY", default: 1536 << 20, in: (256 << 20)...(1 << 40))
+        let checksum = reader.string("ASSETD_PART_CHECKSUM", default: "optional")
+        guard let mode = PartChecksumMode(rawValue: checksum.lowercased()) else {
+            throw ConfigurationError(description: "ASSETD_PART_CHECKSUM must be optional, required or off, not \(checksum)")
+        }
+        partChecksum = mode
         thumbnailerSocket = reader.optional("ASSETD_THUMBNAILER_SOCKET")
         thumbnailerPath = reader.optional("ASSETD_THUMBNAILER")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {

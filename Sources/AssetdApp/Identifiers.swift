@@ -71,6 +71,58 @@ public enum Input {
         (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) || scalar.value == 0x200E || scalar.value == 0x200F
     }
 
+    /// A part's MD5 as `contentMD5` gives it (the value of a Content-MD5 header): padded
+    /// base64 (RFC 4648, `+` and `/`) of exactly 16 bytes, in its one canonical spelling,
+    /// 24 characters ending in `==`. Nothing else: no spaces, no base64url, no hex.
+    public static func contentMD5(_ text: Substring, field: String = "contentMD5") throws -> [UInt8] {
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): c - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): c - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "+"): 62
+            case UInt8(ascii: "/"): 63
+            default: nil
+            }
+        }
+        let chars = Array(text.utf8)
+        var bits: UInt32 = 0, count = 0
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        var valid = chars.count == 24 && chars[22] == UInt8(ascii: "=") && chars[23] == UInt8(ascii: "=")
+        if valid {
+            for c in chars[0..<22] {
+                guard let v = value(c) else { valid = false; break }
+                bits = bits << 6 | UInt32(v)
+                count += 6
+                if count >= 8 {
+                    count -= 8
+                    bytes.append(UInt8(truncatingIfNeeded: bits >> UInt32(count)))
+                    bits &= (1 << UInt32(count)) - 1
+                }
+            }
+            // 22 characters carry 132 bits: 16 bytes and 4 bits that must be zero.
+            valid = valid && bytes.count == 16 && bits == 0
+        }
+        guard valid else {
+            let hint = text.contains(" ") ? " (a + in a query string must be sent as %2B)" : ""
+            throw HTTPError(.badRequest, "\(field) must be the base64 of a part's 16-byte MD5, as in a Content-MD5 header\(hint).")
+        }
+        return bytes
+    }
+
+    /// Part numbers as written, ranges expanded (`3-5,1` is 3, 4, 5, 1), for pairing with a
+    /// list given in the same order. `text` must have passed `partNumbers` already.
+    static func partNumbersAsWritten(_ text: String) -> [Int] {
+        var numbers: [Int] = []
+        for piece in text.split(separator: ",") {
+            let bounds = piece.split(separator: "-")
+            guard let low = parseID(bounds[0]), let high = bounds.count == 2 ? parseID(bounds[1]) : low, low <= high else { continue }
+            numbers += (Int(low)...Int(high)).map { $0 }
+        }
+        return numbers
+    }
+
     /// Part numbers: `1-20`, `1,2,5` or both (`1-3,7`); ascending order, duplicates dropped.
     public static func partNumbers(_ text: String?, field: String, max count: Int) throws -> [Int] {
         guard let text, !text.isEmpty else { throw HTTPError(.badRequest, "\(field) is required.") }

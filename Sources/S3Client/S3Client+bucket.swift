@@ -7,6 +7,9 @@ extension S3Client {
         public var id = "assetd"
         public var allowedOrigins: [String]
         public var allowedMethods = ["GET", "POST", "PUT", "DELETE", "HEAD"]
+        /// Every request header: the part PUT's Content-MD5 (per-part checksums) is not
+        /// CORS-safelisted, so the preflight must allow it; `*` does, and whatever a later
+        /// client sends (checksum headers of other kinds).
         public var allowedHeaders = ["*"]
         public var exposeHeaders = ["ETag", "x-amz-server-side-encryption"]
         public var maxAgeSeconds = 3000

@@ -17,6 +17,10 @@ final class FakeObjectStore: ObjectStore {
         var completedSize: Int?
         /// The bytes of the next completed multipart object (else the magic of its extension).
         var completedContent: [UInt8]?
+        /// Make completed objects' ETags as S3 does (the MD5 of the parts' MD5s, `-N`)
+        /// when every submitted part ETag is an MD5; `completedETag` overrides the next one.
+        var multipartMD5ETags = false
+        var completedETag: String?
         var failNext: [String: S3Error] = [:]
         /// Run once, inside the named operation after its effect: another request racing it.
         var during: [String: @Sendable () -> Void] = [:]
@@ -87,15 +91,24 @@ final class FakeObjectStore: ObjectStore {
     func completeMultipartUpload(key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) throws -> S3Client.CompletedUpload {
         try record("complete")
         // Content a test gave makes the ETag differ, as S3's does.
-        let (tag, kms) = state.withLock {
-            $0.uploads[uploadID] = nil
-            $0.objects[key] = $0.completedSize ?? parts.count * 5
-            $0.contents[key] = $0.completedContent ?? Self.magic(forKey: key)
-            if $0.kmsETags { $0.etags[key] = Self.kmsETag(parts: parts.count) }
-            return ($0.completedContent.map { "-\($0.count)-\($0.last ?? 0)" } ?? "", $0.kmsETags ? $0.etags[key] : nil)
+        let (tag, s3ETag) = state.withLock { state -> (String, String?) in
+            defer { state.completedETag = nil }
+            // Under SSE-KMS an ETag is no MD5: a random one, as S3 answers.
+            let s3ETag = state.kmsETags ? Self.kmsETag(parts: parts.count)
+                : state.completedETag ?? (state.multipartMD5ETags ? AssetService.multipartETag(parts).map { "\"\($0)\"" } : nil)
+            let tag = Self.completeLocked(&state, key: key, uploadID: uploadID, parts: parts)
+            if state.kmsETags { state.etags[key] = s3ETag }
+            return (tag, s3ETag)
         }
         race("complete")
-        return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: kms ?? "\"etag-\(parts.count)\(tag)\"")
+        return S3Client.CompletedUpload(location: "http://s3.test/bucket/\(key)", etag: s3ETag ?? "\"etag-\(parts.count)\(tag)\"")
+    }
+
+    private static func completeLocked(_ state: inout State, key: String, uploadID: String, parts: [(partNumber: Int, etag: String)]) -> String {
+        state.uploads[uploadID] = nil
+        state.objects[key] = state.completedSize ?? parts.count * 5
+        state.contents[key] = state.completedContent ?? Self.magic(forKey: key)
+        return state.completedContent.map { "-\($0.count)-\($0.last ?? 0)" } ?? ""
     }
 
     func abortMultipartUpload(key: String, uploadID: String) throws {
@@ -148,8 +161,9 @@ final class FakeObjectStore: ObjectStore {
         }
     }
 
-    func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String {
+    func presignedURL(method: String, key: String, query: [(String, String)], headers: [(String, String)], expires: Int, date: Date) -> String {
         "https://s3.test/\(key)?method=\(method)&expires=\(expires)" + query.map { "&\($0.0)=\($0.1)" }.joined()
+            + headers.map { "&signed-\($0.0)=\($0.1)" }.joined()
     }
 
     /// The first bytes of a file of the key's extension: enough for libmagic.

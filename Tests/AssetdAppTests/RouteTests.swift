@@ -17,13 +17,17 @@ struct RouteTests {
     let token: String
 
     /// `thumbnails` makes the service's thumbnail worker from its records and this store.
-    /// `environment` adds settings (ASSETD_SSE, ...).
-    init(thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil, environment: [String: String] = [:]) throws {
+    /// `environment` adds settings. The fake's ETags are no MD5s unless `md5ETags` (then
+    /// they are S3's, and complete-upload's ETag checks run, as they do by default).
+    init(environment: [String: String] = [:], md5ETags: Bool = false,
+         thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
-        let configuration = try Configuration(environment: [
+        var configuration = try Configuration(environment: [
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),
         ].merging(environment) { $1 })
+        configuration.objectETagsAreMD5 = md5ETags
+        store.state.withLock { $0.multipartMD5ETags = md5ETags }
         let records = try SQLiteRecordStore(path: path)
         let service = AssetService(configuration: configuration, records: records, objects: store,
                                    detector: try ContentDetector(), logger: Logger(label: "test"),

@@ -35,6 +35,10 @@ import Testing
         let configuration = try Configuration(environment: base.merging(["ASSETD_SSE": "AES256"]) { $1 })
         #expect(configuration.s3().serverSideEncryption == .aes256)
         #expect(configuration.s3(gated: true).serverSideEncryption == .aes256)
+        // complete-upload's ETag checks (per-part checksums) run only where ETags are MD5s.
+        #expect(configuration.objectETagsAreMD5)
+        #expect(try Configuration(environment: base).objectETagsAreMD5)
+        #expect(try !Configuration(environment: base.merging(["ASSETD_SSE": "aws:kms"]) { $1 }).objectETagsAreMD5)
     }
 
     @Test func mistakesStopStartUpNamingTheSetting() {

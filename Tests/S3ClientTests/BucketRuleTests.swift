@@ -8,6 +8,15 @@ struct BucketRuleTests {
         BucketRule(name: "AllowedMethod", text: "GET"),
     ])
 
+    /// A checksummed part PUT sends Content-MD5, which a preflight must be allowed to ask for.
+    @Test func corsAllowsTheContentMD5OfAPartPUT() {
+        let rule = S3Client.CORSRule(allowedOrigins: ["https://app.example"])
+        let allowed = rule.element.children.filter { $0.name == "AllowedHeader" }.map(\.text)
+        #expect(allowed.contains("*") || allowed.contains { $0.lowercased() == "content-md5" }, "\(allowed)")
+        #expect(rule.element.children.contains { $0.name == "AllowedMethod" && $0.text == "PUT" })
+        #expect(rule.element.children.contains { $0.name == "ExposeHeader" && $0.text == "ETag" })
+    }
+
     @Test func addsThenLeavesUnchanged() {
         let own = S3Client.CORSRule(allowedOrigins: ["*"]).element
         let first = BucketRule.merge(own, into: [foreign])

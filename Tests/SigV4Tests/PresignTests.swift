@@ -117,3 +117,40 @@ struct URIEncodingTests {
                 == "A=x&a=y&a=z&a%20b=&b=2")
     }
 }
+
+/// A part URL with `content-md5` signed in: S3 then refuses the PUT without that exact
+/// Content-MD5, and refuses other bytes (BadDigest). The pinned URL is botocore's
+/// `generate_presigned_url("upload_part", ..., ContentMD5=...)` at the same time
+/// (botocore 1.29, path style), so the header's place in the canonical request, its
+/// value as signed and `X-Amz-SignedHeaders=content-md5;host` are AWS's, not ours.
+struct PresignedContentMD5Tests {
+    let signer = SigV4Signer(
+        credentials: Credentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+        region: "us-east-1"
+    )
+    let date = Date(timeIntervalSince1970: 1_800_014_400) // 2027-01-15T12:00:00Z
+
+    func query(md5: String?) -> String {
+        var headers: [SigV4Signer.Field] = [("host", "127.0.0.1:9000")]
+        if let md5 { headers.append(("content-md5", md5)) }
+        return signer.presignedQuery(method: "PUT", path: "/assets/1/digital_assets/2.jpg",
+                                     query: [("partNumber", "3"), ("uploadId", "up-1")], headers: headers, expires: 3600, date: date)
+    }
+
+    @Test func equalsBotocoresPresignWithContentMD5() {
+        let signed = query(md5: "MwPhKvR0yhHYXtKWapMpkg==") // base64 MD5 of "part one"
+        #expect(signed.contains("X-Amz-SignedHeaders=content-md5%3Bhost"))
+        #expect(signed.hasSuffix("X-Amz-Signature=4d804e81b11497ff69cbf8036164631b4c8a5b00dcfff9b2966fb5209f7545a4"))
+    }
+
+    @Test func theMD5IsPartOfTheSignature() {
+        let one = query(md5: "MwPhKvR0yhHYXtKWapMpkg==")
+        let other = query(md5: "1B2M2Y8AsgTpgAmY7PhCfg==")
+        let none = query(md5: nil)
+        #expect(one.suffix(64) != other.suffix(64))
+        #expect(none.contains("X-Amz-SignedHeaders=host&"))
+        #expect(none.suffix(64) != one.suffix(64))
+        // The MD5 travels as a header, never in the URL.
+        #expect(!one.contains("MwPhKvR0yhHYXtKWapMpkg"))
+    }
+}

@@ -644,3 +644,48 @@ def test_page_csp_connects_to_this_origin_and_the_s3_endpoint_only(base_url, ali
     for directive in ("connect-src", "img-src"):
         wild = [s for s in directives[directive] if s in ("https:", "http:", "*") or "*" in s]
         assert not wild, (directive, wild)
+
+
+# Records each part PUT's Content-MD5 by part number, and counts the Web Workers started.
+CHECKSUM_RECORDER = """
+window.__md5s = []; window.__workers = 0;
+const open = XMLHttpRequest.prototype.open, set = XMLHttpRequest.prototype.setRequestHeader;
+XMLHttpRequest.prototype.open = function (method, url, ...rest) { this.__url = String(url); return open.call(this, method, url, ...rest); };
+XMLHttpRequest.prototype.setRequestHeader = function (name, value) {
+  if (name.toLowerCase() === 'content-md5') window.__md5s.push([Number(new URL(this.__url).searchParams.get('partNumber')), value]);
+  return set.call(this, name, value);
+};
+const Worker = window.Worker;
+window.Worker = function (...args) { window.__workers++; return new Worker(...args); };
+"""
+
+
+def test_a_30_mb_file_goes_with_per_part_checksums(page, tmp_path):
+    """The demo page with its checksum box on (the default): each part's MD5 computed in
+    a Web Worker, signed into its URL (content-md5;host) and sent as Content-MD5; the
+    object's ETag is the MD5 of the parts' MD5s, and the bytes read back are the file's."""
+    import hashlib
+
+    data = as_jpeg(os.urandom(30 * 1024 * 1024))
+    page.driver.get_log("browser")  # what earlier tests left
+    page.driver.execute_script(CHECKSUM_RECORDER)
+    assert page.driver.execute_script("return document.querySelector('#checksums').checked")
+    page.pick(write(tmp_path, "checked.jpg", data))
+    asset_id = page.finished(1)["checked.jpg"]
+
+    puts = page.driver.execute_script("return window.__puts")
+    count = -(-len(data) // PART)
+    assert part_numbers(puts) == list(range(1, count + 1)), puts
+    for put in puts:
+        assert "X-Amz-SignedHeaders=content-md5%3Bhost" in put["url"], put["url"]
+    sent = dict(page.driver.execute_script("return window.__md5s"))
+    parts = [data[i:i + PART] for i in range(0, len(data), PART)]
+    assert sent == {n: base64.b64encode(hashlib.md5(p).digest()).decode() for n, p in enumerate(parts, 1)}
+    assert page.driver.execute_script("return window.__workers") >= 1, "the MD5s were not computed in a Web Worker"
+
+    asset = page.get(f"/api/assets/{asset_id}")["asset"]
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + f"-{len(parts)}"
+    assert asset["status"] == "ready" and asset["etag"].strip('"') == expected, asset
+    assert page.downloaded(asset_id) == data, "the bytes read back differ"
+    errors = [e for e in page.driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors

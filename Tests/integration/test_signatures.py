@@ -115,3 +115,25 @@ def test_a_tampered_signature_is_refused_by_the_server(alice):
     r = requests.put(head + "X-Amz-Signature=" + flipped, data=b"x" * 100, timeout=30,
                      headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 403
+
+
+def test_upload_part_url_with_content_md5_matches_botocore(alice, settings):
+    """A part URL asked for with contentMD5 signs content-md5 (X-Amz-SignedHeaders
+    content-md5;host) exactly as botocore presigns upload_part with ContentMD5, at the same
+    time; without it, botocore's signature differs."""
+    import base64
+    import hashlib
+
+    configured = int(settings.get("ASSETD_PRESIGN_EXPIRES", PRESIGN_EXPIRES_DEFAULT))
+    started = start_upload(alice)
+    md5 = base64.b64encode(hashlib.md5(b"part four").digest()).decode()
+    r = alice.get("/s3/get-upload-url", PartNumber=4, workspaceId=1, assetId=started["assetId"],
+                  UploadId=started["uploadId"], contentMD5=md5)
+    assert r.status_code == 200, r.text
+    signature, when, query = signature_and_time(r.json()["url"])
+    assert query["X-Amz-SignedHeaders"] == ["content-md5;host"]
+    params = {"Bucket": settings["AWS_BUCKET"], "Key": started["key"], "UploadId": started["uploadId"], "PartNumber": 4}
+    theirs = botocore_url(settings, "upload_part", {**params, "ContentMD5": md5}, configured, when)
+    assert signature_and_time(theirs)[2]["X-Amz-SignedHeaders"] == ["content-md5;host"]
+    assert signature_and_time(theirs)[0] == signature
+    assert signature_and_time(botocore_url(settings, "upload_part", params, configured, when))[0] != signature

@@ -16,10 +16,12 @@ const BASE = "https://assetd.test";
 // expose (`expose`; assetd setup-bucket: ETag). As in Chromium, getResponseHeader() of any
 // other header returns null and is an error in the console (recorded in `unsafe`), and
 // getAllResponseHeaders() lists only the readable ones.
-function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresIn = 3600, existing = [], expose = ["ETag"] } = {}) {
+// `signMD5`: like assetd (ASSETD_PART_CHECKSUM=optional), a URL asked for with a
+// contentMD5 signs content-md5 (X-Amz-SignedHeaders); false is an assetd that signs none.
+function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresIn = 3600, existing = [], expose = ["ETag"], signMD5 = true } = {}) {
     const readable = new Set(expose.map((h) => h.toLowerCase()));
     const s = {
-        calls: [], puts: [], batches: [], inFlight: 0, maxInFlight: 0, aborted: false, completed: null, unsafe: [],
+        calls: [], puts: [], batches: [], md5Lists: [], inFlight: 0, maxInFlight: 0, aborted: false, completed: null, unsafe: [],
         stored: new Map(existing.map((n) => [n, partSize])), attempts: new Map(), xhrs: new Set(),
     };
     s.fetch = async (url, init) => {
@@ -39,7 +41,12 @@ function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresI
                     return Array.from({ length: (b || a) - a + 1 }, (_, i) => a + i);
                 });
                 assert.ok(numbers.length <= 100);
-                return json(200, { urls: numbers.map((n) => ({ partNumber: n, url: `https://s3.test/b/k?partNumber=${n}&batch=${s.batches.length}` })), expiresIn });
+                const md5s = u.searchParams.get("contentMD5");
+                s.md5Lists.push(md5s);
+                const list = md5s ? md5s.split(",") : [];
+                if (md5s) assert.equal(list.length, numbers.length);
+                const signed = (i) => (md5s && signMD5 ? `&X-Amz-SignedHeaders=content-md5%3Bhost&md5=${encodeURIComponent(list[i])}` : "&X-Amz-SignedHeaders=host");
+                return json(200, { urls: numbers.map((n, i) => ({ partNumber: n, url: `https://s3.test/b/k?partNumber=${n}&batch=${s.batches.length}${signed(i)}` })), expiresIn });
             }
             case "/s3/list-parts":
                 return json(200, { parts: [...s.stored].map(([n, size]) => ({ PartNumber: n, ETag: `"e${n}"`, Size: size })) });
@@ -57,7 +64,8 @@ function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresI
         const x = {
             upload: { onprogress: null }, status: 0, responseText: "", headers: {},
             open(method, url) { x.method = method; x.url = url; },
-            setRequestHeader() {},
+            requestHeaders: {},
+            setRequestHeader(name, value) { x.requestHeaders[name] = value; },
             getResponseHeader(name) {
                 const key = Object.keys(x.headers).find((h) => h.toLowerCase() === name.toLowerCase());
                 if (!readable.has(name.toLowerCase())) {
@@ -74,7 +82,7 @@ function fakeService({ partSize = 1000, part = () => ({ status: 200 }), expiresI
                 const n = Number(new URL(x.url).searchParams.get("partNumber"));
                 const attempt = (s.attempts.get(n) || 0) + 1;
                 s.attempts.set(n, attempt);
-                s.puts.push({ n, attempt, size: body.size, url: x.url });
+                s.puts.push({ n, attempt, size: body.size, url: x.url, md5: x.requestHeaders["Content-MD5"], body });
                 s.inFlight++;
                 s.maxInFlight = Math.max(s.maxInFlight, s.inFlight);
                 s.xhrs.add(x);
@@ -161,7 +169,8 @@ test("progress only grows, counts a retried part once and ends at exactly the to
 test("multipart: batches of presigned URLs, `concurrency` parts in flight, complete in order", async () => {
     const s = fakeService({ partSize: 1000 });
     const events = [];
-    const result = await upload(file(45500), options(s, { concurrency: 3, batchSize: 20, onProgress: (e) => events.push(e) }));
+    // Without checksums (with them, the first batch is smaller: see "checksums: ..." below).
+    const result = await upload(file(45500), options(s, { concurrency: 3, batchSize: 20, checksums: false, onProgress: (e) => events.push(e) }));
     assert.deepEqual(result, { assetId: "7", key: "1/digital_assets/7.jpg" });
     assert.equal(s.puts.length, 46);
     assert.equal(s.maxInFlight, 3);
@@ -273,7 +282,7 @@ test("URLs are presigned again before they expire (a laptop that slept)", async 
             return { status: 200 };
         },
     });
-    await upload(file(4000), options(s, { concurrency: 1, now: () => clock }));
+    await upload(file(4000), options(s, { concurrency: 1, checksums: false, now: () => clock }));
     assert.equal(s.batches.length, 2, s.batches.join(" | "));
     assert.equal(s.batches[1], "3-4");
     assert.ok(s.puts.filter((p) => p.n >= 3).every((p) => /batch=2/.test(p.url)));
@@ -388,4 +397,152 @@ test("abandon: a paused upload is aborted and forgotten", async () => {
     assert.deepEqual(s.aborted, { uploadId: "up-1", assetId: "7", workspaceId: 1 });
     assert.equal(storage.map.size, 0);
     assert.equal(await abandon(file(3000), options(s, { storage })), false);
+});
+
+// --- Per-part checksums (issue 20) --------------------------------------------------------
+
+import { createHash, randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { MD5, base64, md5OfBlob, signsContentMD5 } from "../../web/assetd-upload.js";
+
+const hex = (bytes) => Buffer.from(bytes).toString("hex");
+const md5Base64 = (bytes) => createHash("md5").update(bytes).digest("base64");
+
+function randomFile(size, name = "r.jpg") {
+    const bytes = randomBytes(size);
+    return { bytes, file: new File([bytes], name, { type: "image/jpeg", lastModified: 1700000000000 }) };
+}
+
+test("MD5: RFC 1321's test suite (appendix A.5)", () => {
+    const suite = {
+        "": "d41d8cd98f00b204e9800998ecf8427e",
+        a: "0cc175b9c0f1b6a831c399e269772661",
+        abc: "900150983cd24fb0d6963f7d28e17f72",
+        "message digest": "f96b697d7cb7938d525a2f31aaf161d0",
+        abcdefghijklmnopqrstuvwxyz: "c3fcd3d76192e4007dfb496cca67e13b",
+        ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789: "d174ab98d277d9f5a5611c2c9f419d9f",
+        "12345678901234567890123456789012345678901234567890123456789012345678901234567890": "57edf4a22be3c955ac49da2e2107b67a",
+    };
+    for (const [text, digest] of Object.entries(suite)) assert.equal(hex(new MD5().update(new TextEncoder().encode(text)).digest()), digest, text);
+});
+
+test("MD5: equal to Python's hashlib on random data, fed in random pieces, at every padding edge", () => {
+    const sizes = [1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 65537, 3 * MiB + 17];
+    const blobs = sizes.map((n) => randomBytes(n));
+    const python = execFileSync("python3", ["-c", "import hashlib,sys,json; print(json.dumps([hashlib.md5(bytes.fromhex(l)).hexdigest() for l in sys.stdin.read().split()]))"],
+        { input: blobs.map((b) => b.toString("hex")).join("\n"), maxBuffer: 64 * MiB });
+    const expected = JSON.parse(python);
+    blobs.forEach((bytes, i) => {
+        const md5 = new MD5();
+        for (let at = 0; at < bytes.length; ) {
+            const step = 1 + Math.floor(Math.random() * 300);
+            md5.update(bytes.subarray(at, at + step));
+            at += step;
+        }
+        assert.equal(hex(md5.digest()), expected[i], `${bytes.length} bytes`);
+    });
+});
+
+test("MD5 of a Blob is the base64 Content-MD5 of its bytes", async () => {
+    const { bytes, file: f } = randomFile(9 * MiB + 3); // more than one 8 MiB read
+    assert.equal(await md5OfBlob(f), md5Base64(bytes));
+    assert.equal(base64(new Uint8Array([0xd4, 0x1d])), "1B0=");
+    assert.equal(signsContentMD5("https://s3.test/k?X-Amz-SignedHeaders=content-md5%3Bhost&X-Amz-Signature=x"), true);
+    assert.equal(signsContentMD5("https://s3.test/k?X-Amz-SignedHeaders=host"), false);
+});
+
+test("checksums: batches carry each part's MD5 in part order, and every PUT its Content-MD5", async () => {
+    const s = fakeService({ partSize: 1000 });
+    const { bytes, file: f } = randomFile(45500);
+    await upload(f, options(s, { concurrency: 3, batchSize: 20 }));
+    // A batch holds the part a PUT waits for and the parts after it whose MD5 is ready
+    // (how many depends on the hasher's pace), at most batchSize, each part once.
+    const md5Of = (n) => md5Base64(bytes.subarray((n - 1) * 1000, Math.min(45500, n * 1000)));
+    const asked = [];
+    s.batches.forEach((spec, i) => {
+        const numbers = spec.split(",").flatMap((p) => {
+            const [a, b] = p.split("-").map(Number);
+            return Array.from({ length: (b || a) - a + 1 }, (_, k) => a + k);
+        });
+        assert.ok(numbers.length >= 1 && numbers.length <= 20, spec);
+        assert.deepEqual(s.md5Lists[i].split(","), numbers.map(md5Of), `batch ${spec}`);
+        asked.push(...numbers);
+    });
+    assert.equal(s.batches[0].split(/[-,]/)[0], "1");
+    assert.deepEqual(asked.sort((a, b) => a - b), Array.from({ length: 46 }, (_, i) => i + 1));
+    assert.ok(s.batches.length < 46, s.batches.join(" | ")); // the hasher runs ahead: not one call a part
+    assert.equal(s.puts.length, 46);
+    for (const put of s.puts) assert.equal(put.md5, md5Of(put.n), `part ${put.n}`);
+    assert.equal(s.completed.parts.length, 46);
+});
+
+test("checksums: an assetd that signs no MD5 gets no Content-MD5 header, and hashing stops", async () => {
+    const s = fakeService({ partSize: 1000, signMD5: false });
+    let hashed = 0;
+    const hashPart = async (blob) => {
+        hashed++;
+        return md5OfBlob(blob);
+    };
+    await upload(randomFile(45500).file, options(s, { concurrency: 2, batchSize: 20, hashPart }));
+    assert.ok(s.puts.every((p) => p.md5 === undefined));
+    assert.equal(s.md5Lists.filter(Boolean).length, 1); // only the first batch asked with MD5s
+    assert.ok(hashed <= 2 + 22, `hashed ${hashed} parts`); // the first batch and the prefetch, never all 46
+    assert.ok(s.completed);
+});
+
+test("checksums: off by option, nothing is hashed or sent", async () => {
+    const s = fakeService({ partSize: 1000 });
+    await upload(randomFile(3000).file, options(s, { checksums: false, hashPart: () => assert.fail("hashed") }));
+    assert.ok(s.md5Lists.every((m) => m === null) && s.puts.every((p) => p.md5 === undefined));
+});
+
+const badDigest = { status: 400, body: "<Error><Code>BadDigest</Code><Message>The Content-MD5 you specified did not match what we received.</Message></Error>" };
+
+test("checksums: a BadDigest is retried once from the file, with the same signed URL", async () => {
+    const s = fakeService({ part: (n, attempt) => (n === 2 && attempt === 1 ? badDigest : { status: 200 }) });
+    const retries = [];
+    let hashedPart2 = 0;
+    const hashPart = async (blob) => {
+        const md5 = await md5OfBlob(blob);
+        if (md5 === md5Base64(part2)) hashedPart2++;
+        return md5;
+    };
+    const { bytes, file: f } = randomFile(3000);
+    const part2 = bytes.subarray(1000, 2000);
+    await upload(f, options(s, { onRetry: (e) => retries.push(e), hashPart }));
+    assert.deepEqual(retries.map((r) => [r.partNumber, r.attempt, r.status, r.code]), [[2, 1, 400, "BadDigest"]]);
+    assert.equal(hashedPart2, 2); // read from the file and hashed again
+    const puts = s.puts.filter((p) => p.n === 2);
+    assert.equal(puts.length, 2);
+    assert.equal(puts[1].url, puts[0].url); // the same MD5, so the same URL
+    assert.equal(puts[1].md5, md5Base64(part2));
+    assert.ok(s.completed);
+});
+
+test("checksums: a part whose bytes changed gets a URL for its new MD5 after a BadDigest", async () => {
+    const s = fakeService({ part: (n, attempt) => (n === 1 && attempt === 1 ? badDigest : { status: 200 }) });
+    let calls = 0;
+    // The first MD5 of part 1 differs from the second: the file changed under the upload.
+    const hashPart = async (blob) => {
+        const md5 = await md5OfBlob(blob);
+        return blob.size === 1000 && calls++ === 0 ? "AAAAAAAAAAAAAAAAAAAAAA==" : md5;
+    };
+    await upload(randomFile(2000).file, options(s, { concurrency: 1, hashPart }));
+    const puts = s.puts.filter((p) => p.n === 1);
+    assert.equal(puts[0].md5, "AAAAAAAAAAAAAAAAAAAAAA==");
+    assert.notEqual(puts[1].url, puts[0].url);
+    assert.equal(new URL(puts[1].url).searchParams.get("md5"), puts[1].md5);
+    assert.ok(s.completed);
+});
+
+test("checksums: a second BadDigest fails the upload with a clear error, and keeps it for a retry", async () => {
+    const s = fakeService({ part: (n) => (n === 2 ? badDigest : { status: 200 }) });
+    const o = options(s);
+    await assert.rejects(upload(randomFile(3000).file, o), (e) =>
+        e instanceof UploadError && e.status === 400 && e.partNumber === 2 && e.code === "BadDigest" &&
+        /^Part 2 reached S3 corrupted twice \(BadDigest/.test(e.message));
+    assert.equal(s.attempts.get(2), 2);
+    assert.equal(s.completed, null);
+    assert.equal(s.aborted, false);
+    assert.equal(o.storage.map.size, 1);
 });

@@ -51,6 +51,8 @@ extension SQLiteRecordStore {
                 guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [id]) == AssetStatus.pending.rawValue else {
                     return false
                 }
+                try db.execute(sql: "DELETE FROM upload_part_md5 WHERE upload_id IN (SELECT upload_id FROM upload WHERE asset_id = ?)",
+                               arguments: [id])
                 try db.execute(sql: "DELETE FROM upload WHERE asset_id = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM asset WHERE id = ?", arguments: [id])
                 return true

@@ -104,6 +104,20 @@ extension SQLiteRecordStore {
                 INSERT INTO delete_sweep (asset_id, deleted_at) SELECT id, updated_at FROM asset WHERE status = 'deleted';
                 """)
         }
+        migrator.registerMigration("v6: signed part MD5s") { db in
+            // The MD5 each part URL was signed for (content-md5), the last one signed per
+            // part: complete-upload checks every submitted part's ETag against it. Rows
+            // go when their upload does (discardPendingAsset deletes them with it).
+            try db.execute(sql: """
+                CREATE TABLE upload_part_md5 (
+                    upload_id TEXT NOT NULL REFERENCES upload(upload_id),
+                    part_number INTEGER NOT NULL,
+                    md5 TEXT NOT NULL,
+                    signed_at REAL NOT NULL,
+                    PRIMARY KEY (upload_id, part_number)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 }

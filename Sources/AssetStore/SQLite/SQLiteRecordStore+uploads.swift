@@ -154,4 +154,38 @@ extension SQLiteRecordStore {
             try pool.write { db in try Self.endPendingUpload(db, uploadID: uploadID, as: .rejected, now: now) }
         }
     }
+
+    /// Records the MD5 (lower-case hex) that each part URL was signed for, the last one
+    /// signed winning, in one transaction. A compare-and-set on the upload: nothing is
+    /// recorded, and false returned, unless it is still pending, so no URL of an upload
+    /// that completed or ended can leave a record behind.
+    public func recordSignedPartMD5s(uploadID: String, md5s: [(partNumber: Int, md5: String)], now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                guard try Bool.fetchOne(db, sql: "SELECT status = 'pending' FROM upload WHERE upload_id = ?", arguments: [uploadID]) == true else {
+                    return false
+                }
+                let statement = try db.cachedStatement(sql: """
+                    INSERT INTO upload_part_md5 (upload_id, part_number, md5, signed_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (upload_id, part_number) DO UPDATE SET md5 = excluded.md5, signed_at = excluded.signed_at
+                    """)
+                for (partNumber, md5) in md5s {
+                    try statement.execute(arguments: [uploadID, partNumber, md5, now.timeIntervalSince1970])
+                }
+                return true
+            }
+        }
+    }
+
+    /// The MD5 (lower-case hex) each part of an upload was last signed for, by part number.
+    public func signedPartMD5s(uploadID: String) throws -> [Int: String] {
+        try run {
+            try pool.read { db in
+                var md5s: [Int: String] = [:]
+                let rows = try Row.fetchCursor(db, sql: "SELECT part_number, md5 FROM upload_part_md5 WHERE upload_id = ?", arguments: [uploadID])
+                while let row = try rows.next() { md5s[row[0]] = row[1] }
+                return md5s
+            }
+        }
+    }
 }

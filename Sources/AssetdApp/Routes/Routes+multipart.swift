@@ -36,18 +36,45 @@ extension Routes {
         return try service.pendingUpload(uploadID, asset: assetID, in: workspaceID)
     }
 
+    /// The `contentMD5` parameter, given at most once; nil when absent.
+    private static func contentMD5Text(_ request: Request) throws -> String? {
+        let given = request.query.values("contentMD5")
+        guard given.count <= 1 else { throw HTTPError(.badRequest, "contentMD5 must be given once.") }
+        return given.first
+    }
+
     @Sendable func uploadPartURL(_ request: Request, _ principal: Principal) throws -> Response {
         let partText = request.query["PartNumber"] ?? request.query["partNumber"]
         guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
         let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
+        let md5 = try Self.contentMD5Text(request).map { try Input.contentMD5(Substring($0)) }
         let upload = try pendingUpload(request, principal)
-        return .json(["url": .string(service.partURL(upload, partNumber: Int(partNumber))), "expiresIn": .int(configuration.presignExpires)])
+        let url = try service.partURLs(upload, parts: [(Int(partNumber), md5)])[0].url
+        return .json(["url": .string(url), "expiresIn": .int(configuration.presignExpires)])
     }
 
     @Sendable func uploadPartURLs(_ request: Request, _ principal: Principal) throws -> Response {
-        let numbers = try Input.partNumbers(request.query["partNumbers"], field: "partNumbers", max: Self.maxURLsAtOnce)
+        let partNumbersText = request.query["partNumbers"]
+        let numbers = try Input.partNumbers(partNumbersText, field: "partNumbers", max: Self.maxURLsAtOnce)
+        var parts: [PartToSign] = numbers.map { ($0, nil) }
+        if let list = try Self.contentMD5Text(request) {
+            // One MD5 a part, in the order partNumbers names them.
+            let written = Input.partNumbersAsWritten(partNumbersText ?? "")
+            guard written.count == numbers.count else {
+                throw HTTPError(.badRequest, "partNumbers must name each part once when contentMD5 is given.")
+            }
+            let md5s = list.split(separator: ",", omittingEmptySubsequences: false)
+            guard md5s.count == written.count else {
+                throw HTTPError(.badRequest,
+                                "contentMD5 must hold one MD5 for each of the \(written.count) parts of partNumbers, comma-separated in the same order; it holds \(md5s.count).")
+            }
+            parts = try zip(written, md5s).enumerated().map { index, pair in
+                (pair.0, try Input.contentMD5(pair.1, field: "contentMD5[\(index)] (part \(pair.0))"))
+            }
+            parts.sort { $0.partNumber < $1.partNumber }
+        }
         let upload = try pendingUpload(request, principal)
-        let urls: [JSONValue] = numbers.map { ["partNumber": .int($0), "url": .string(service.partURL(upload, partNumber: $0))] }
+        let urls: [JSONValue] = try service.partURLs(upload, parts: parts).map { ["partNumber": .int($0.partNumber), "url": .string($0.url)] }
         return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
     }
 

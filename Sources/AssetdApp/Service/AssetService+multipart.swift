@@ -110,12 +110,6 @@ extension AssetService {
         return upload
     }
 
-    /// A presigned UploadPart URL for the browser.
-    public func partURL(_ upload: UploadRecord, partNumber: Int) -> String {
-        presign("PUT", key: upload.key, query: [("partNumber", String(partNumber)), ("uploadId", upload.uploadID)],
-                expires: configuration.presignExpires)
-    }
-
     /// The parts S3 holds for a pending upload.
     public func listParts(of upload: UploadRecord) throws -> [S3Client.Part] {
         do {
@@ -132,6 +126,8 @@ extension AssetService {
     ///    says the upload is gone, S3 may have finished it already (an answer lost to a
     ///    timeout or a crash, or a retry racing): HeadObject, and an object whose ETag is
     ///    the multipart ETag of these parts counts as completed.
+    ///    Before it, each part's ETag is checked against the MD5 its URL was signed for
+    ///    (`checkSignedParts`); after it, the object's ETag against the parts' (`checkObjectETag`).
     /// 3. The size and content check (`checkCompleted`).
     /// 4. The compare-and-set pending -> completed/ready. If an abort or a delete won it
     ///    meanwhile, the object just made is deleted and the answer is a conflict (or not found).
@@ -147,6 +143,8 @@ extension AssetService {
         case .rejected: throw AssetError.conflict("Upload \(uploadID) was refused by its content or size check; start a new upload.")
         case .pending: break
         }
+        // Each part's ETag against the MD5 signed for it, before S3 builds anything.
+        try checkSignedParts(upload, parts)
 
         var location = objects.objectURL(key: upload.key)
         let etag: String
@@ -182,6 +180,8 @@ extension AssetService {
             throw error
         }
 
+        // The object's ETag must add up to the parts' MD5s (refused and deleted otherwise).
+        try checkObjectETag(upload, parts: parts, etag: etag, logger: logger)
         let checking = ContinuousClock.now
         try checkCompleted(upload, declaredType: upload.fileType ?? asset.fileType, size: size, logger: logger)
         var logger = logger

@@ -73,8 +73,9 @@ public final class AssetService: Sendable {
     }
 
     /// A presigned URL under the public endpoint.
-    public func presign(_ method: String, key: String, query: [(String, String)] = [], expires: Int) -> String {
-        objects.presignedURL(method: method, key: key, query: query, expires: expires, date: now())
+    public func presign(_ method: String, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
+                        expires: Int) -> String {
+        objects.presignedURL(method: method, key: key, query: query, headers: headers, expires: expires, date: now())
     }
 
     /// The presigned GET of a ready thumbnail, or nil.

@@ -37,7 +37,8 @@ public protocol ObjectStorage: Sendable {
 
 /// URLs of objects: presigned for the browser, or plain. No S3 call.
 public protocol ObjectURLs: Sendable {
-    func presignedURL(method: String, key: String, query: [(String, String)], expires: Int, date: Date) -> String
+    /// `headers` besides `host` are signed too (`content-md5` of a part).
+    func presignedURL(method: String, key: String, query: [(String, String)], headers: [(String, String)], expires: Int, date: Date) -> String
     /// The unsigned URL of an object (a completed upload's `location`).
     func objectURL(key: String) -> String
 }

@@ -1,0 +1,101 @@
+public import AssetStore
+import Hashing
+import Logging
+
+/// One part URL to presign: its number and, when the client gave it, the part's MD5
+/// (16 bytes, decoded from `contentMD5`).
+public typealias PartToSign = (partNumber: Int, contentMD5: [UInt8]?)
+
+/// Per-part checksums (ASSETD_PART_CHECKSUM, issue 20). The rules, in one place:
+///
+/// - Presign: a part with an MD5 gets `content-md5` signed into its URL, so S3 refuses
+///   the PUT without that exact Content-MD5 header, and refuses other bytes (BadDigest).
+///   The MD5 is recorded for the part (the last one signed wins) before the URL is
+///   handed out. `required` refuses a part without one; `off` ignores them all.
+/// - Complete, while ETags are MD5s (`Configuration.objectETagsAreMD5`): every submitted
+///   part that was signed with an MD5 must carry that MD5 as its ETag; under `required`
+///   every submitted part must have been signed with one. Then, after S3 has built the
+///   object, its ETag must be the MD5 of the parts' binary MD5s followed by `-N`; if
+///   not, the object is deleted and the upload refused, as a failed content check is.
+/// - A part presigned without an MD5 under `optional` (an older client, or one that chose
+///   not to) is taken as S3 lists it: its bytes are proven only by the object's ETag
+///   adding up, which shows that S3 stored the parts the client named, not that they are
+///   the bytes the client read. A part once signed with an MD5 stays bound to the last MD5
+///   signed for it, even if a URL without one is asked for later: bytes PUT through that
+///   unbound URL must still match the recorded MD5, or complete refuses them.
+extension AssetService {
+    /// Presigned UploadPart URLs for the browser, in the order given; the signed MD5s are
+    /// recorded first (one write), so no URL leaves before its MD5 is on record.
+    public func partURLs(_ upload: UploadRecord, parts: [PartToSign]) throws -> [(partNumber: Int, url: String)] {
+        let mode = configuration.partChecksum
+        if mode == .required, let unsigned = parts.first(where: { $0.contentMD5 == nil }) {
+            throw AssetError.invalid(
+                "contentMD5 is required (ASSETD_PART_CHECKSUM=required): give the base64 MD5 of part \(unsigned.partNumber).")
+        }
+        let signing = mode != .off
+        if signing {
+            let md5s = parts.compactMap { part in part.contentMD5.map { (partNumber: part.partNumber, md5: Encoding.hex($0)) } }
+            if !md5s.isEmpty, try !records.recordSignedPartMD5s(uploadID: upload.uploadID, md5s: md5s, now: now()) {
+                // Completed, aborted or expired since the route read it.
+                guard let again = try records.upload(uploadID: upload.uploadID, assetID: upload.assetID, workspaceID: upload.workspaceID)
+                else { throw AssetError.notFound("Upload \(upload.uploadID) was not found.") }
+                try Self.requirePending(again)
+                throw AssetError.conflict("Upload \(upload.uploadID) no longer takes parts.")
+            }
+        }
+        return parts.map { part in
+            let headers = signing ? part.contentMD5.map { [("content-md5", Encoding.base64($0))] } ?? [] : []
+            let url = presign("PUT", key: upload.key, query: [("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)],
+                              headers: headers, expires: configuration.presignExpires)
+            return (part.partNumber, url)
+        }
+    }
+
+    /// Before CompleteMultipartUpload: each submitted part against the MD5 signed for it.
+    /// Refuses (nothing sent to S3, the upload stays pending, so the client may PUT the
+    /// part again and complete again) a part whose ETag is not its signed MD5, and under
+    /// `required` a part never signed with one.
+    func checkSignedParts(_ upload: UploadRecord, _ parts: [CompletedPart]) throws {
+        let signed = try records.signedPartMD5s(uploadID: upload.uploadID)
+        let required = configuration.partChecksum == .required
+        guard required || !signed.isEmpty else { return }
+        for (index, part) in parts.enumerated() {
+            guard let md5 = signed[part.partNumber] else {
+                if required {
+                    throw AssetError.invalid(
+                        "parts[\(index)]: part \(part.partNumber) was never presigned with a contentMD5 (ASSETD_PART_CHECKSUM=required).")
+                }
+                continue
+            }
+            // With ETags that are no MD5 (SSE-KMS), S3 still checked each part's bytes
+            // against the signed Content-MD5 when it was PUT, but its ETag cannot show
+            // it: what is left to check is that the part was signed with an MD5 (above).
+            guard configuration.objectETagsAreMD5 else { continue }
+            guard part.etag.lowercased() == md5 else {
+                throw AssetError.invalid(
+                    "parts[\(index)].ETag: part \(part.partNumber) was presigned for the MD5 \(md5), but its ETag is \(part.etag); PUT the part again and complete with the ETag S3 answers.")
+            }
+        }
+    }
+
+    /// After CompleteMultipartUpload: the object's ETag must be the multipart ETag of the
+    /// submitted parts (the MD5 of their binary MD5s, then `-N`). If it is not, S3 built
+    /// the object from other parts than the ones named: the object is deleted, the upload
+    /// recorded as rejected, and the refusal thrown. Skipped when ETags are no MD5s (SSE-KMS):
+    /// there the signed part MD5s, checked by S3 at each PUT, are the proof.
+    func checkObjectETag(_ upload: UploadRecord, parts: [CompletedPart], etag: String, logger: Logger) throws {
+        guard configuration.objectETagsAreMD5 else { return }
+        let actual = Self.unquoted(etag).lowercased()
+        // A part ETag that is no MD5 cannot add up to anything: refused as well.
+        let expected = Self.multipartETag(parts) ?? "not computable (a part's ETag is no MD5)"
+        guard actual != expected else { return }
+        let refusal = AssetError.invalid(
+            "parts: the object's ETag \(actual) is not the MD5 of the submitted parts' MD5s (\(expected)); the object was deleted, start a new upload.")
+        try objects.deleteObjects(keys: [upload.key])
+        try records.rejectUpload(uploadID: upload.uploadID, now: now())
+        logger.notice("completed upload refused: its ETag does not add up; its object was deleted", metadata: [
+            "upload": "\(upload.uploadID)", "key": "\(upload.key)", "etag": "\(actual)", "expected": "\(expected)",
+        ])
+        throw refusal
+    }
+}
