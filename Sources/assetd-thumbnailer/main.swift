@@ -15,6 +15,11 @@ _ = assetd_system_set_no_new_privs()
 _ = assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0)
 _ = assetd_system_set_dumpable(0)
 signal(SIGPIPE, SIG_IGN)
+// Decoding yields to serving: the zygote and every child run 10 nicer than they started,
+// as the decoders did when assetd's niced task threads spawned them (the zygote is spawned
+// from a thread of normal priority, and systemd starts it at 0).
+errno = 0
+_ = nice(10)
 // Log lines (libvips' warnings, through Vips.log) go to standard error: assetd's own, when
 // it runs the zygote, or the unit's journal. Never to standard output.
 LoggingSystem.bootstrap { label in
