@@ -134,7 +134,9 @@ public enum DecoderZygote {
         dup2(connection, 0)
         dup2(connection, 1)
         assetd_system_close_from(3)
-        exit(DecoderServer.serve(connection: 0, output: 1))
+        // _exit: the answer went out with write(2); no atexit handler or stdio buffer of
+        // the zygote's (its standard output is the connection now) runs once per child.
+        _exit(DecoderServer.serve(connection: 0, output: 1))
     }
 
     /// Reaps an ended child; when it ended without answering, tells assetd how.
