@@ -16,8 +16,9 @@ _ = assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0)
 _ = assetd_system_set_dumpable(0)
 signal(SIGPIPE, SIG_IGN)
 // Decoding yields to serving: the zygote and every child run 10 nicer than they started,
-// as the decoders did when assetd's niced task threads spawned them (the zygote is spawned
-// from a thread of normal priority, and systemd starts it at 0).
+// as the decoders did when assetd's niced task threads spawned them (assetd spawns the
+// zygote from a thread of normal priority). Under systemd the unit's Nice=10 does it: its
+// system-call filter refuses setpriority, and this call fails harmlessly.
 errno = 0
 _ = nice(10)
 // Log lines (libvips' warnings, through Vips.log) go to standard error: assetd's own, when
