@@ -98,7 +98,7 @@ public enum Bootstrap {
         let scratch = configuration.stateDirectory + "/thumbnail-tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        // The decoder: assetd-thumbnailer.socket's instances under systemd, else a child per task.
+        // The decoder zygote: assetd-thumbnailer.service under systemd, else assetd's own child.
         let endpoint: IsolatedThumbnailer.Endpoint
         if let socket = configuration.thumbnailerSocket {
             endpoint = .socket(path: socket)
@@ -109,10 +109,10 @@ public enum Bootstrap {
             }
             endpoint = .spawn(executable: executable)
         }
-        let decoder = IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
-                                                          memoryBytes: configuration.thumbnailerMaxMemory,
-                                                          timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch,
-                                                          spares: configuration.thumbnailConcurrency))
+        let decoder = try IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
+                                                              memoryBytes: configuration.thumbnailerMaxMemory,
+                                                              timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch),
+                                              logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
                                      maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)

@@ -86,10 +86,10 @@ public struct Configuration: Sendable {
     public var thumbnailTimeout: Int = 60
     /// ASSETD_THUMBNAILER_MAX_MEMORY: the decoder's address-space limit (RLIMIT_AS), bytes.
     public var thumbnailerMaxMemory: Int = 1536 << 20
-    /// ASSETD_THUMBNAILER_SOCKET: the socket of assetd-thumbnailer.socket (systemd); nil:
-    /// assetd spawns the decoder as a child for each task.
+    /// ASSETD_THUMBNAILER_SOCKET: the socket of assetd-thumbnailer.socket (systemd's decoder
+    /// zygote); nil: assetd runs the zygote as its own child.
     public var thumbnailerSocket: String?
-    /// ASSETD_THUMBNAILER: the decoder executable to spawn; nil: assetd-thumbnailer beside assetd.
+    /// ASSETD_THUMBNAILER: the decoder executable to run as the zygote; nil: assetd-thumbnailer beside assetd.
     public var thumbnailerPath: String?
 
     // Per-part checksums (AssetService+multipart.swift, "Part checksums").

@@ -22,7 +22,7 @@ public final class ThumbnailWorker: Sendable {
     let records: any ThumbnailRecords & AssetRecords
     let objects: any ObjectStorage
     let detector: ContentDetector
-    /// The decoder: a process of its own for each task (IsolatedThumbnailer).
+    /// The decoder: a fresh child of the decoder zygote for each task (IsolatedThumbnailer).
     let decoder: any ThumbnailDecoding
     let queue: TaskQueue
     /// A private (0700) directory for the downloaded sources and video frames.

@@ -100,3 +100,35 @@ long assetd_system_receive_with_descriptor(int socket, void *bytes, unsigned lon
     }
     return (long)received;
 }
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+
+pid_t assetd_system_fork(void) {
+    return fork();
+}
+
+int assetd_system_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int assetd_system_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
+}
+
+void assetd_system_close_from(int from) {
+    closefrom(from);
+}
+
+int assetd_system_thread_count(void) {
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks) return -1;
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(tasks)) != NULL) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(tasks);
+    return count;
+}

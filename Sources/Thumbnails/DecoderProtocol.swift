@@ -1,9 +1,10 @@
 import CSystem
 import Glibc
 
-/// The wire between assetd and its decoder (`assetd-thumbnailer`), one task a connection,
-/// the same over a socketpair to a spawned child and over `assetd-thumbnailer.socket`
-/// (systemd, Accept=yes: the connection is the instance's standard input and output).
+/// The wire between assetd and its decoder (`assetd-thumbnailer`), one task a connection.
+/// assetd connects to the decoder zygote's socket (`assetd-thumbnailer.socket` under
+/// systemd, a socket in assetd's scratch directory when assetd runs the zygote itself);
+/// the zygote forks a child for the connection, which the child serves (DecoderZygote).
 ///
 /// Request, assetd to decoder, in one `sendmsg`: "ATQ1", a 4-byte big-endian length, then
 /// that many bytes of `key=value` lines (at most 4 KiB); the source file rides along as a
@@ -11,8 +12,10 @@ import Glibc
 ///
 /// Answer, decoder to assetd: one byte, `J` (a JPEG follows) or `F` (refused: the same
 /// bytes would fail the same way again; a UTF-8 reason follows), a 4-byte big-endian
-/// length, then the payload (a JPEG at most `maxJPEGBytes`, a reason at most 4 KiB).
-/// Anything else, or the connection closing first, is a decoder that died.
+/// length, then the payload (a JPEG at most `maxJPEGBytes`, a reason at most 4 KiB). `E`
+/// comes from the zygote, not the child: the child ended without an answer, and how
+/// ("it was killed by SIGKILL"). Anything else, or the connection closing first, is a
+/// decoder that died.
 public enum DecoderProtocol {
     static let requestMagic: [UInt8] = Array("ATQ1".utf8)
     static let maxRequestBytes = 4096
@@ -21,6 +24,7 @@ public enum DecoderProtocol {
     static let maxReasonBytes = 4096
     static let jpeg = UInt8(ascii: "J")
     static let refused = UInt8(ascii: "F")
+    static let ended = UInt8(ascii: "E")
 
     static func header(_ kind: [UInt8], _ length: Int) -> [UInt8] {
         let n = UInt32(length)
@@ -143,19 +147,15 @@ public struct DecodeRequest: Sendable, Equatable {
     }
 }
 
-/// The decoder's side: what `assetd-thumbnailer` runs, once, on its connection.
+/// The decoder's side: what a child of the zygote runs, once, on its connection.
 public enum DecoderServer {
     /// Serves one request on `connection` (standard input, a socket), answering on
     /// `output`. Returns the exit status. Before the source is touched, the process is
-    /// already under its limits: no new privileges (at start), then RLIMIT_AS, RLIMIT_CPU
-    /// and an alarm at the deadline from the request.
-    public static func serve(connection: Int32, output: Int32) -> Int32 {
-        // libvips starts before the request (it reads nothing untrusted), so that a decoder
-        // started ahead of its task has that done while it waits.
-        try? Vips.start(threads: 1)
-        // A decoder started ahead of its task waits at most 5 minutes for it (assetd drops
-        // spares after 4); assetd gone closes the connection, which ends the wait too.
-        alarm(300)
+    /// already under its limits: no new privileges (the zygote's, inherited), then
+    /// RLIMIT_AS, RLIMIT_CPU and an alarm at the deadline from the request.
+    static func serve(connection: Int32, output: Int32) -> Int32 {
+        // assetd sends the request as soon as it has connected.
+        alarm(30)
         var buffer = [UInt8](repeating: 0, count: DecoderProtocol.maxRequestBytes + 8)
         var received = 0
         var source: Int32 = -1

@@ -1,25 +1,45 @@
-// assetd-thumbnailer: makes one JPEG thumbnail and exits. It is where the untrusted
-// parsers (libvips' loaders, poppler, libheif, libtiff, ffmpeg) run, away from assetd's
-// secrets: it reads no settings file and no environment, and holds nothing but its
-// connection (standard input and output) and the source descriptor assetd sends on it.
-// See Sources/Thumbnails/DecoderProtocol.swift for the wire, and docs/OPERATIONS.md.
+// assetd-thumbnailer: the decoder zygote. It loads libvips once and forks a fresh child
+// for each connection on its listening socket (standard input); the child makes one JPEG
+// thumbnail and exits. It is where the untrusted parsers (libvips' loaders, poppler,
+// libheif, libtiff, ffmpeg) run, away from assetd's secrets: it reads no settings file and
+// no environment, and holds nothing but its socket. See Sources/Thumbnails/DecoderZygote.swift
+// and DecoderProtocol.swift, and docs/OPERATIONS.md.
 import CSystem
 import Glibc
 import Logging
 import Thumbnails
 
-// Before anything else: execve can never grant privileges again (to it or to ffmpeg),
-// and no core file is ever written. (No parent-death signal: Linux sends it when the
-// spawning *thread* exits, and assetd's Dispatch threads come and go; the connection
-// closing when assetd is gone ends a waiting decoder instead.)
+// Before anything else: execve can never grant privileges again (to it, its children or
+// ffmpeg), no core file is ever written, and no process of its user may read its memory.
 _ = assetd_system_set_no_new_privs()
 _ = assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0)
+_ = assetd_system_set_dumpable(0)
 signal(SIGPIPE, SIG_IGN)
+// Decoding yields to serving: the zygote and every child run 10 nicer than they started,
+// as the decoders did when assetd's niced task threads spawned them (assetd spawns the
+// zygote from a thread of normal priority). Under systemd the unit's Nice=10 does it: its
+// system-call filter refuses setpriority, and this call fails harmlessly.
+errno = 0
+_ = nice(10)
 // Log lines (libvips' warnings, through Vips.log) go to standard error: assetd's own, when
-// it spawns the decoder, or the unit's journal. Never to standard output, the connection.
+// it runs the zygote, or the unit's journal. Never to standard output.
 LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
     handler.logLevel = .info
     return handler
 }
-exit(DecoderServer.serve(connection: 0, output: 1))
+let logger = Logger(label: "assetd.thumbnailer")
+
+// Standard input is the listening socket: systemd's (assetd-thumbnailer.socket, Accept=no,
+// StandardInput=socket) or assetd's own.
+var listening: Int32 = 0
+var size = socklen_t(MemoryLayout<Int32>.size)
+guard getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0, listening == 1 else {
+    logger.critical("assetd-thumbnailer: standard input must be a listening unix socket (assetd-thumbnailer.socket, or assetd's)")
+    exit(64)
+}
+// Descriptor 3, when it is a pipe: assetd's lifeline (assetd holds the writing end, so the
+// zygote ends with assetd). Under systemd it is the same listening socket, or nothing.
+var info = stat()
+let lifeline: Int32? = fstat(3, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO ? 3 : nil
+exit(DecoderZygote.run(listener: 0, lifeline: lifeline, logger: logger))

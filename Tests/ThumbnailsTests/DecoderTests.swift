@@ -1,23 +1,61 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import Thumbnails
 
-/// The decoder process (issue 17) with the real `assetd-thumbnailer` from this build: the
-/// protocol, its sandbox (environment, descriptors), and what a crash or a deadline costs.
+/// The decoder (issue 17) with the real `assetd-thumbnailer` from this build, run as the
+/// zygote that assetd runs in dev and tests: the protocol, its sandbox (environment,
+/// descriptors), fork safety, and what a crash, a deadline or the zygote's death costs.
 @Suite struct DecoderTests {
     let directory = TestImages.directory()
     let executable = IsolatedThumbnailer.executableBesideSelf()
 
-    func decoder(spares: Int = 0, timeout: Int = 60, endpoint: IsolatedThumbnailer.Endpoint? = nil) -> IsolatedThumbnailer {
-        IsolatedThumbnailer(settings: .init(endpoint: endpoint ?? .spawn(executable: executable), timeoutSeconds: timeout,
-                                            scratch: directory, spares: spares))
+    func decoder(timeout: Int = 60, endpoint: IsolatedThumbnailer.Endpoint? = nil) throws -> IsolatedThumbnailer {
+        try IsolatedThumbnailer(settings: .init(endpoint: endpoint ?? .spawn(executable: executable), timeoutSeconds: timeout,
+                                                scratch: directory))
     }
 
     func open(_ bytes: [UInt8], _ name: String) -> Int32 {
         let path = TestImages.write(bytes, to: directory + "/" + name)
         chmod(path, 0o600)
         return Glibc.open(path, O_RDONLY | O_CLOEXEC)
+    }
+
+    /// The zygote's pid once it is up (it starts on a thread of its own).
+    func zygote(of decoder: IsolatedThumbnailer) throws -> Int32 {
+        for _ in 0..<500 {
+            if let pid = decoder.zygotePID, (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("assetd-thumbna") == true {
+                return pid
+            }
+            usleep(10_000)
+        }
+        throw DecodeFailure.crashed("no zygote")
+    }
+
+    /// The pids (and states: R, S, Z...) of `parent`'s children.
+    static func children(of parent: Int32) -> [(pid: Int32, state: String)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).compactMap { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent else { return nil }
+            return (pid, String(fields[0]))
+        }
+    }
+
+    /// The first child of the zygote, once one is at work.
+    static func busyChild(of zygote: Int32) -> Int32? {
+        for _ in 0..<1000 {
+            if let child = children(of: zygote).first(where: { $0.state != "Z" }) { return child.pid }
+            usleep(5_000)
+        }
+        return nil
+    }
+
+    static func threads(of pid: Int32) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
     }
 
     /// Issue 17: a 1 MB interlaced 16-bit RGBA PNG of 10000 x 10000 decodes whole to 800 MB.
@@ -41,7 +79,7 @@ import Testing
     }
 
     @Test func aThumbnailComesBackFromTheChildAndARefusalWithItsReason() throws {
-        let decoder = decoder()
+        let decoder = try decoder()
         let png = open(TestImages.png(width: 1200, height: 800), "photo.png")
         defer { close(png) }
         let jpeg = try decoder.thumbnail(ofFile: png, detectedType: "image/png")
@@ -55,55 +93,133 @@ import Testing
             guard case .refused(let reason) = error else { Issue.record("not refused: \(error)"); return }
             #expect(reason.contains("decode budget exceeded"))
         }
-        #expect(decoder.childPIDs.running.isEmpty)
     }
 
-    /// A spare waits with an empty environment, no privileges to gain, and no descriptor
-    /// but its connection (0, 1) and /dev/null (2).
-    @Test func aDecoderHasAnEmptyEnvironmentAndOnlyItsConnection() throws {
-        let decoder = decoder(spares: 1)
-        let png = open(TestImages.png(width: 64, height: 64), "small.png")
-        defer { close(png) }
+    /// The zygote has an empty environment, no privileges to gain, and no descriptor but its
+    /// socket (0), /dev/null (1), the parent's standard error (2) and its lifeline (3). A
+    /// child at work has an empty environment and its connection, standard error, and past
+    /// those only the source: no descriptor of the parent's, none of the zygote's.
+    @Test func theZygoteAndItsChildHaveAnEmptyEnvironmentAndOnlyTheirDescriptors() throws {
         setenv("ASSETD_JWT_SECRET", "a-secret-the-decoder-must-never-see-0123456789", 1)
         defer { unsetenv("ASSETD_JWT_SECRET") }
+        let decoder = try decoder()
+        let zygote = try zygote(of: decoder)
+        func links(_ pid: Int32) throws -> [Int: String] {
+            let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int.init)
+            return try Dictionary(uniqueKeysWithValues: fds.map { ($0, try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) })
+        }
+        let ours = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/2")
+        // A first task: the zygote has loaded libvips' modules (it holds their directory
+        // open while it loads them).
+        let png = open(TestImages.png(width: 64, height: 64), "small.png")
+        defer { close(png) }
         _ = try decoder.thumbnail(ofFile: png, detectedType: "image/png")
-        let pid = try #require(decoder.childPIDs.spares.first)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "/proc/\(zygote)/environ")).isEmpty)
+        // Once that task's child is reaped (its pidfd and connection closed).
+        for _ in 0..<100 where try links(zygote).count > 4 { usleep(10_000) }
+        let zygoteLinks = try links(zygote)
+        #expect(zygoteLinks.keys.sorted() == [0, 1, 2, 3], "\(zygoteLinks)")
+        #expect(zygoteLinks[0]?.hasPrefix("socket:") == true && zygoteLinks[1] == "/dev/null" && zygoteLinks[2] == ours
+                && zygoteLinks[3]?.hasPrefix("pipe:") == true, "\(zygoteLinks)")
+        #expect(try String(contentsOfFile: "/proc/\(zygote)/status", encoding: .utf8).contains("NoNewPrivs:\t1"))
+
+        let pdf = open(TestImages.slowPDF(rectangles: 400_000), "slow.pdf")
+        defer { close(pdf) }
+        let task = Thread { _ = try? decoder.thumbnail(ofFile: pdf, detectedType: "application/pdf") }
+        task.start()
+        let child = try #require(Self.busyChild(of: zygote))
         usleep(200_000)
-        let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))
-        #expect(environ.isEmpty, "\(String(decoding: environ, as: UTF8.self))")
-        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int.init).sorted()
-        #expect(descriptors == [0, 1, 2])
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        #expect(status.contains("NoNewPrivs:\t1"))
-        // Its standard error is the parent's (libvips' warnings reach assetd's log), and no
-        // other descriptor of the parent's went along.
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/2")
-            == FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/2"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "/proc/\(child)/environ")).isEmpty)
+        let childLinks = try links(child)
+        #expect(childLinks[0]?.hasPrefix("socket:") == true && childLinks[1] == childLinks[0] && childLinks[2] == ours, "\(childLinks)")
+        #expect(childLinks[0] != zygoteLinks[0], "the child holds the zygote's listening socket")
+        #expect(childLinks.filter { $0.key > 2 }.allSatisfy { $0.value.hasSuffix("/slow.pdf") }, "\(childLinks)")
+        #expect(try String(contentsOfFile: "/proc/\(child)/status", encoding: .utf8).contains("NoNewPrivs:\t1"))
+        kill(child, SIGKILL)
     }
 
-    /// SIGKILL mid-decode costs that attempt only: a crash, with the signal, to retry.
-    @Test func aDecoderKilledMidTaskIsACrashWithItsSignal() throws {
-        let decoder = decoder()
+    /// fork copies only the calling thread: the zygote must have one when it forks (it
+    /// checks before each fork and exits rather than fork with more). After 24 tasks, 4 at
+    /// a time, it is the same process, still with one thread, and no child is left, not
+    /// even a zombie.
+    @Test func theZygoteStaysSingleThreadedAndLeavesNoZombie() throws {
+        let decoder = try decoder()
+        let zygote = try zygote(of: decoder)
+        let png = open(TestImages.png(width: 1200, height: 800), "photo.png")
+        defer { close(png) }
+        let made = Mutex(0)
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread {
+                for _ in 0..<6 where (try? decoder.thumbnail(ofFile: png, detectedType: "image/png")) != nil {
+                    made.withLock { $0 += 1 }
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(made.withLock { $0 } == 24)
+        #expect(decoder.zygotePID == zygote)
+        #expect(Self.threads(of: zygote) == 1)
+        for _ in 0..<100 where !Self.children(of: zygote).isEmpty { usleep(10_000) }
+        #expect(Self.children(of: zygote).isEmpty, "\(Self.children(of: zygote))")
+    }
+
+    /// SIGKILL of a child mid-decode costs that attempt only: a crash, with the signal (the
+    /// zygote tells it), to retry; the zygote lives on and serves the next task.
+    @Test func aChildKilledMidTaskIsACrashWithItsSignalAndTheZygoteLivesOn() throws {
+        let decoder = try decoder()
+        let zygote = try zygote(of: decoder)
         let pdf = open(TestImages.slowPDF(rectangles: 100_000), "slow.pdf")
         defer { close(pdf) }
         let killer = Thread {
-            for _ in 0..<500 {
-                if let pid = decoder.childPIDs.running.first {
-                    usleep(300_000)
-                    kill(pid, SIGKILL)
-                    return
-                }
-                usleep(10_000)
+            if let child = Self.busyChild(of: zygote) {
+                usleep(300_000)
+                kill(child, SIGKILL)
             }
         }
         killer.start()
         let error = #expect(throws: DecodeFailure.self) { try decoder.thumbnail(ofFile: pdf, detectedType: "application/pdf") }
         guard case .crashed(let reason) = error else { Issue.record("not a crash: \(String(describing: error))"); return }
-        #expect(reason.contains("SIGKILL"), "\(reason)")
+        #expect(reason.contains("killed by SIGKILL"), "\(reason)")
+        #expect(decoder.zygotePID == zygote && kill(zygote, 0) == 0)
+        let png = open(TestImages.png(width: 640, height: 480), "next.png")
+        defer { close(png) }
+        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").starts(with: [0xFF, 0xD8, 0xFF]))
     }
 
+    /// The zygote SIGKILLed mid-task: its child dies with it (the task is a crash, which
+    /// the worker retries), and another zygote serves the next task.
+    @Test func aZygoteKilledIsRestartedAndItsChildrenDieWithIt() throws {
+        let decoder = try decoder()
+        let zygote = try zygote(of: decoder)
+        let pdf = open(TestImages.slowPDF(rectangles: 400_000), "slow.pdf")
+        defer { close(pdf) }
+        let killer = Thread {
+            if Self.busyChild(of: zygote) != nil {
+                usleep(200_000)
+                kill(zygote, SIGKILL)
+            }
+        }
+        killer.start()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let error = #expect(throws: DecodeFailure.self) { try decoder.thumbnail(ofFile: pdf, detectedType: "application/pdf") }
+        #expect(clock.now - started < .seconds(5))
+        guard case .crashed = error else { Issue.record("not a crash: \(String(describing: error))"); return }
+        let png = open(TestImages.png(width: 640, height: 480), "next.png")
+        defer { close(png) }
+        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").starts(with: [0xFF, 0xD8, 0xFF]))
+        let second = try #require(decoder.zygotePID)
+        #expect(second != zygote && kill(second, 0) == 0)
+    }
+
+    /// At the deadline assetd closes the connection, and the zygote kills that child at
+    /// once (the child's own alarm would come 2 s later).
     @Test func aDecodePastItsDeadlineIsKilled() throws {
-        let decoder = decoder(timeout: 1)
+        let decoder = try decoder(timeout: 1)
+        let zygote = try zygote(of: decoder)
         // Several seconds of poppler on an idle machine (100,000 rectangles once finished
         // within the 1 s deadline when nothing else ran).
         let pdf = open(TestImages.slowPDF(rectangles: 800_000), "slow.pdf")
@@ -114,18 +230,20 @@ import Testing
         #expect(clock.now - started < .seconds(4))
         guard case .crashed(let reason) = error else { Issue.record("not a crash: \(String(describing: error))"); return }
         #expect(reason.contains("deadline"), "\(reason)")
+        for _ in 0..<50 where !Self.children(of: zygote).isEmpty { usleep(10_000) }
+        #expect(Self.children(of: zygote).isEmpty, "the child outlived its deadline by 0.5 s")
     }
 
-    /// The systemd path: the decoder behind a listening socket, one instance per
-    /// connection with the connection as its standard input and output (Accept=yes),
-    /// here under Debian's systemd-socket-activate.
+    /// The systemd path: the zygote behind systemd's listening socket, passed as its
+    /// standard input (Accept=no, StandardInput=socket), here under Debian's
+    /// systemd-socket-activate.
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
     func theDecoderServesOverASocketActivatedUnixSocket() throws {
         let socket = directory + "/decoder.sock"
         // posix_spawn and waitpid, not Foundation's Process: its child monitoring kept the
         // test process from exiting after a SIGKILL.
         var pid = pid_t()
-        let arguments = ["/usr/bin/systemd-socket-activate", "--inetd", "--accept", "--listen=" + socket, executable]
+        let arguments = ["/usr/bin/systemd-socket-activate", "--inetd", "--listen=" + socket, executable]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var envp: [UnsafeMutablePointer<CChar>?] = [nil]
@@ -140,7 +258,7 @@ import Testing
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(10_000) }
-        try socketActivated(decoder(spares: 1, endpoint: .socket(path: socket)))
+        try socketActivated(decoder(endpoint: .socket(path: socket)))
     }
 
     func socketActivated(_ decoder: IsolatedThumbnailer) throws {

@@ -1,7 +1,9 @@
-"""Issue 17, untrusted decoders away from the secrets: thumbnails are made by
-assetd-thumbnailer, a child with an empty environment and resource limits, under a
-decode budget; a decoder that dies costs one task, never assetd; assetd is not dumpable.
-Each test runs a private assetd (private_assetd.py) over raw FastCGI."""
+"""Issue 17, untrusted decoders away from the secrets: thumbnails are made by the
+children of assetd-thumbnailer, a zygote (assetd's child here) that forks one per task,
+each with an empty environment and resource limits, under a decode budget; a child that
+dies costs one task, the zygote's death a retry, never assetd; assetd, the zygote and
+its children are not dumpable. Each test runs a private assetd (private_assetd.py) over
+raw FastCGI."""
 import os
 import shutil
 import signal
@@ -67,7 +69,8 @@ def slow_pdf(rectangles=100_000, side=7200):
 
 
 def decoders(parent):
-    """Pids of assetd-thumbnailer children of `parent`."""
+    """Pids of assetd-thumbnailer children of `parent`: the zygote of assetd, the
+    decoding children of the zygote."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -81,6 +84,13 @@ def decoders(parent):
         if ppid == parent and comm.startswith("assetd-thumbna"):
             found.append(int(entry))
     return found
+
+
+def zygote(assetd):
+    """The decoder zygote, assetd's child, once it is up."""
+    found = wait_until("the decoder zygote", lambda: decoders(assetd), 20)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def rss_kb(pid):
@@ -171,17 +181,26 @@ def test_four_interlaced_16bit_rgba_bombs_fail_on_their_budget_while_assetd_stay
     assert private.process.poll() is None
 
 
+def small_jpeg():
+    from PIL import Image
+    import io
+    out = io.BytesIO()
+    Image.new("RGB", (800, 600), (10, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
 def test_a_decoder_killed_with_sigkill_costs_the_task_not_assetd(private):
-    """Every decoder of a slow PDF is SIGKILLed mid-task: the task is retried, then ends
-    failed with the reason; assetd goes on serving."""
+    """Every child decoding a slow PDF is SIGKILLed mid-task: the task is retried, then
+    ends failed with the reason (the zygote tells assetd the signal); the zygote lives on
+    and assetd goes on serving."""
     private.start(ASSETD_THUMBNAIL_TIMEOUT=120)
     pid = private.process.pid
+    the_zygote = zygote(pid)
     asset_id = upload(private, slow_pdf(), "slow.pdf")
     killed = set()
     deadline = time.time() + 90
     while time.time() < deadline and thumbnail(private, asset_id)["status"] == "pending":
-        for child in decoders(pid):
-            # A decoder busy with the task uses CPU; the spare waits. Kill both kinds.
+        for child in decoders(the_zygote):
             try:
                 os.kill(child, signal.SIGKILL)
                 killed.add(child)
@@ -191,16 +210,33 @@ def test_a_decoder_killed_with_sigkill_costs_the_task_not_assetd(private):
     result = settled(private, asset_id, 5)
     assert killed
     assert result["status"] == "failed", result
-    assert "the decoder failed" in result["reason"] and "SIGKILL" in result["reason"] and "after 3 attempts" in result["reason"], result
+    assert "the decoder failed" in result["reason"] and "killed by SIGKILL" in result["reason"] and "after 3 attempts" in result["reason"], result
     assert private.process.poll() is None
+    assert decoders(pid) == [the_zygote], "the zygote did not outlive its children"
     r = private.request("GET", "/healthz")
     assert r is not None and r.status == 200
-    # And the next file gets its thumbnail from a fresh decoder.
-    from PIL import Image
-    import io
-    out = io.BytesIO()
-    Image.new("RGB", (800, 600), (10, 120, 200)).save(out, "JPEG")
-    assert settled(private, upload(private, out.getvalue(), "ok.jpg"))["status"] == "ready"
+    # And the next file gets its thumbnail from a fresh child of the same zygote.
+    assert settled(private, upload(private, small_jpeg(), "ok.jpg"))["status"] == "ready"
+    assert decoders(pid) == [the_zygote]
+
+
+def test_the_zygote_killed_mid_task_is_restarted_and_the_task_retried(private):
+    """The zygote SIGKILLed while its child decodes: the child dies with it, the task is
+    retried on a new zygote that assetd starts, and ends ready; assetd never restarts."""
+    private.start(ASSETD_THUMBNAIL_TIMEOUT=120)
+    pid = private.process.pid
+    first = zygote(pid)
+    asset_id = upload(private, slow_pdf(rectangles=200_000), "slow.pdf")
+    child = wait_until("a child at work", lambda: decoders(first), 20)[0]
+    os.kill(first, signal.SIGKILL)
+    wait_until("the child gone with its zygote", lambda: not os.path.exists(f"/proc/{child}/stat")
+               or open(f"/proc/{child}/stat").read().split(") ")[1][0] in "ZX", 5)
+    second = wait_until("a new zygote", lambda: [z for z in decoders(pid) if z != first], 20)
+    assert len(second) == 1, second
+    result = settled(private, asset_id, 120)
+    assert result["status"] == "ready" and result["attempts"] >= 2, result
+    assert private.process.poll() is None
+    assert settled(private, upload(private, small_jpeg(), "ok.jpg"))["status"] == "ready"
 
 
 def start_as(private, uid, **overrides):
@@ -232,14 +268,18 @@ def start_as(private, uid, **overrides):
 def test_during_a_slow_decode_no_process_of_the_same_user_reads_a_secret(private):
     """A large PDF page decodes for seconds: meanwhile the decoder's /proc/PID/environ holds
     no secret (it is empty), and assetd's own cannot be read by another process of its
-    user (assetd is not dumpable); the decoder can read it neither."""
+    user (assetd is not dumpable); the decoder can read it neither. Nor can a process of
+    that user read the zygote's or a decoding child's (not dumpable either), so a
+    compromised child cannot inspect its siblings or the zygote."""
     os.chmod(private.workdir, 0o700)
     start_as(private, NOBODY, ASSETD_THUMBNAIL_TIMEOUT=120)
     pid = private.process.pid
     asset_id = upload(private, slow_pdf(), "slow.pdf")
     secret = private.env["ASSETD_JWT_SECRET"].encode()
     aws = private.env["AWS_SECRET_ACCESS_KEY"].encode()
-    seen = wait_until("a decoder at work", lambda: decoders(pid), 20)
+    the_zygote = zygote(pid)
+    assert open(f"/proc/{the_zygote}/environ", "rb").read() == b""
+    seen = wait_until("a decoder at work", lambda: decoders(the_zygote), 20)
     for child in seen:
         environ = open(f"/proc/{child}/environ", "rb").read()
         assert secret not in environ and aws not in environ and environ == b"", environ[:200]
@@ -249,8 +289,8 @@ def test_during_a_slow_decode_no_process_of_the_same_user_reads_a_secret(private
         links = {int(fd): os.readlink(f"/proc/{child}/fd/{fd}") for fd in os.listdir(f"/proc/{child}/fd")}
         stderr = os.readlink(f"/proc/{pid}/fd/2")
         assert links[0].startswith("socket:") and links[1] == links[0] and links[2] == stderr, (links, stderr)
-        # Past those: the source, or what the decoder opens itself while it starts (a spare
-        # may still be loading libvips' modules from /usr/lib): never one of assetd's.
+        # Past those: the source, or what the decoder opens itself (poppler's fonts under
+        # /usr): never one of assetd's, nor the zygote's listening socket.
         assert all("/thumbnail-tmp/thumbnail-source-" in target or target.startswith("/usr/")
                    for fd, target in links.items() if fd > 2), links
     assert thumbnail(private, asset_id)["status"] == "pending", "the decode was not slow enough to look at it"
@@ -260,4 +300,9 @@ def test_during_a_slow_decode_no_process_of_the_same_user_reads_a_secret(private
     assert same_user.returncode != 0 and secret not in same_user.stdout, same_user.stdout[:200]
     assert b"Permission denied" in same_user.stderr, same_user.stderr
     assert os.stat(f"/proc/{pid}/environ").st_uid == 0  # not dumpable: /proc/PID is root's
+    for other in [the_zygote] + seen:
+        peek = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "cat", f"/proc/{other}/environ"],
+                              capture_output=True)
+        assert peek.returncode != 0 and b"Permission denied" in peek.stderr, (other, peek.stderr)
+        assert os.stat(f"/proc/{other}/environ").st_uid == 0
     assert settled(private, asset_id, 120)["status"] in ("ready", "failed")

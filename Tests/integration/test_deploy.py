@@ -487,22 +487,25 @@ def thumbnailer_bin():
 
 
 def test_decoder_units_verify_and_score_at_most_1_5(tmp_path):
-    """The decoder's socket and template unit (issue 17): valid, and sandboxed to an
-    exposure of 1.5 or less (an instance is scored: a template itself cannot be)."""
+    """The decoder's socket and its one zygote service (issue 17): valid, Accept=no (one
+    long-running zygote forks the children), restarted when it ends, an OOM kill of a
+    child costing no more than that child, and sandboxed to an exposure of 1.5 or less."""
     if not shutil.which("systemd-analyze"):
         pytest.skip("systemd-analyze is not installed")
-    for unit in ("assetd-thumbnailer.socket", "assetd-thumbnailer@.service"):
+    assert not os.path.exists(os.path.join(ROOT, "systemd", "assetd-thumbnailer@.service"))
+    for unit in ("assetd-thumbnailer.socket", "assetd-thumbnailer.service"):
         text = open(os.path.join(ROOT, "systemd", unit)).read().replace("/usr/bin/assetd-thumbnailer", thumbnailer_bin())
         (tmp_path / unit).write_text(text)
-        if unit.endswith("@.service"):
-            (tmp_path / "assetd-thumbnailer@1.service").write_text(text)
-    verify = run(["systemd-analyze", "verify", str(tmp_path / "assetd-thumbnailer.socket"), str(tmp_path / "assetd-thumbnailer@1.service")])
+    verify = run(["systemd-analyze", "verify", str(tmp_path / "assetd-thumbnailer.socket"), str(tmp_path / "assetd-thumbnailer.service")])
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
-    text = (tmp_path / "assetd-thumbnailer@1.service").read_text()
+    assert "Accept=no" in (tmp_path / "assetd-thumbnailer.socket").read_text()
+    text = (tmp_path / "assetd-thumbnailer.service").read_text()
     for setting in ("DynamicUser=yes", "PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX", "OOMPolicy=continue",
-                    "SystemCallFilter=@system-service", "MemoryMax=", "InaccessiblePaths=-/etc/assetd -/var/lib/assetd"):
+                    "SystemCallFilter=@system-service", "MemoryMax=", "InaccessiblePaths=-/etc/assetd -/var/lib/assetd",
+                    "Restart=always", "StandardInput=socket"):
         assert setting in text, setting
-    security = run(["systemd-analyze", "security", "--offline=true", str(tmp_path / "assetd-thumbnailer@1.service")])
+    assert "LimitCPU=" not in text and "RuntimeMaxSec=" not in text  # they would end the zygote, not a task
+    security = run(["systemd-analyze", "security", "--offline=true", str(tmp_path / "assetd-thumbnailer.service")])
     line = [l for l in security.stdout.splitlines() if "Overall exposure level" in l][0]
     print(line)
     assert float(line.split(":")[1].split()[0]) <= 1.5, line
@@ -598,7 +601,7 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
         # The decoder ships too, with its units.
         for path in ("/usr/bin/assetd-thumbnailer", "/lib/systemd/system/assetd-thumbnailer.socket",
-                     "/lib/systemd/system/assetd-thumbnailer@.service"):
+                     "/lib/systemd/system/assetd-thumbnailer.service"):
             assert os.path.exists(path), path
     finally:
         purge = run(["dpkg", "--purge", "assetd"], timeout=120)

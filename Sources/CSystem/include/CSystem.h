@@ -45,4 +45,22 @@ long assetd_system_send_with_descriptor(int socket, const void *bytes, unsigned 
 /// `*descriptor` (close-on-exec), else -1. Any extra descriptors are closed.
 long assetd_system_receive_with_descriptor(int socket, void *bytes, unsigned long capacity, int *descriptor);
 
+/// fork(2), which Swift does not offer: for the decoder zygote only, which calls it while
+/// it has a single thread (see DecoderZygote).
+pid_t assetd_system_fork(void);
+
+/// pidfd_open(2): a descriptor that polls readable once the child `pid` has ended.
+int assetd_system_pidfd_open(pid_t pid);
+
+/// prctl(PR_SET_PDEATHSIG, signal): the kernel sends `signal` when the parent (the thread
+/// that forked this process) ends.
+int assetd_system_set_parent_death_signal(int signal);
+
+/// closefrom(3) (glibc 2.34+): closes every descriptor from `from` on.
+void assetd_system_close_from(int from);
+
+/// The number of threads of this process (the entries of /proc/self/task); -1 when
+/// /proc cannot be read.
+int assetd_system_thread_count(void);
+
 #endif
