@@ -179,11 +179,21 @@ public enum DecoderServer {
         guard source >= 0, let request = DecodeRequest(decoding: Array(buffer[8..<(8 + length)])) else { return 65 }
 
         // The limits, before the first byte of the source is read. ffmpeg inherits them.
-        _ = assetd_system_limit(ASSETD_LIMIT_ADDRESS_SPACE, UInt64(request.memoryBytes))
-        _ = assetd_system_limit(ASSETD_LIMIT_CPU_SECONDS, UInt64(request.timeoutSeconds + 1))
-        _ = assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0)
-        // A video's frame is the one file written: far below 1 GiB.
-        _ = assetd_system_limit(ASSETD_LIMIT_FILE_BYTES, 1 << 30)
+        // They fail closed: a child that cannot set one (a system-call filter that refuses
+        // setrlimit, say) decodes nothing.
+        let limits: [(resource: Int32, value: UInt64, name: String)] = [
+            (ASSETD_LIMIT_ADDRESS_SPACE, UInt64(request.memoryBytes), "RLIMIT_AS"),
+            (ASSETD_LIMIT_CPU_SECONDS, UInt64(request.timeoutSeconds + 1), "RLIMIT_CPU"),
+            (ASSETD_LIMIT_CORE_BYTES, 0, "RLIMIT_CORE"),
+            // A video's frame is the one file written: far below 1 GiB.
+            (ASSETD_LIMIT_FILE_BYTES, 1 << 30, "RLIMIT_FSIZE"),
+        ]
+        for limit in limits where assetd_system_limit(limit.resource, limit.value) != 0 {
+            let reason = "the decoder cannot set \(limit.name): \(String(cString: strerror(errno)))"
+            let line = Array("assetd-thumbnailer: \(reason)\n".utf8)
+            _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            return 71
+        }
         alarm(UInt32(request.timeoutSeconds + 2))
 
         let answer: [UInt8]

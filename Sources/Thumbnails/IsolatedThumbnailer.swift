@@ -103,7 +103,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(settings.timeoutSeconds)
         // A fresh child of the zygote for this connection; closing it ends that child.
-        let connection = try Self.connect(to: socketPath)
+        let connection = try Self.connect(to: socketPath, timeoutSeconds: settings.timeoutSeconds)
         defer { close(connection) }
         let request = DecodeRequest(type: detectedType, settings: settings.thumbnail, memoryBytes: settings.memoryBytes,
                                     timeoutSeconds: settings.timeoutSeconds, scratch: zygote == nil ? nil : settings.scratch)
@@ -124,7 +124,11 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             } else if let payload = DecoderProtocol.read(connection, length, deadline: deadline, timedOut: &timedOut) {
                 let text = String(decoding: payload, as: UTF8.self)
                 switch kind {
-                case DecoderProtocol.jpeg: answer = .success(payload)
+                // A JPEG whole, from SOI to EOI: a child killed while it wrote leaves a
+                // truncated payload, which the zygote's own "ended" record may follow.
+                case DecoderProtocol.jpeg where payload.starts(with: [0xFF, 0xD8]) && payload.suffix(2).elementsEqual([0xFF, 0xD9]):
+                    answer = .success(payload)
+                case DecoderProtocol.jpeg: answer = .failure(.crashed("the decoder's JPEG is cut short or malformed"))
                 case DecoderProtocol.refused: answer = .failure(.refused(text))
                 default: answer = .failure(.crashed("the decoder closed the connection without an answer: \(text)"))
                 }
@@ -143,9 +147,14 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
     }
 
     /// A connection to the zygote's socket.
-    private static func connect(to path: String) throws(DecodeFailure) -> Int32 {
+    /// A connection to the zygote. The connect and the request's send give up after the
+    /// task's deadline (SO_SNDTIMEO, which a Unix socket's connect honours too): a zygote
+    /// that is stopped, or whose backlog is full, must cost the task, not a thread forever.
+    private static func connect(to path: String, timeoutSeconds: Int) throws(DecodeFailure) -> Int32 {
         let connection = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard connection >= 0 else { throw .crashed("cannot make a socket: errno \(errno)") }
+        var timeout = timeval(tv_sec: max(1, timeoutSeconds), tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_un()
         guard ZygoteProcess.fill(&address, path: path) else {
             close(connection)

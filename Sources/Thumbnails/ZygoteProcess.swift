@@ -18,8 +18,12 @@ final class ZygoteProcess: Sendable {
     private let lifeline: (read: Int32, write: Int32)
     private let logger: Logger
     private let state = Mutex<(pid: pid_t?, stopped: Bool)>((nil, false))
-    /// A zygote that ends sooner than this after its start is restarted only after it.
+    /// A zygote that ends sooner than this after its start is restarted only after it;
+    /// each quick death in a row doubles the wait, up to `maxRestartDelay`, so a zygote
+    /// that cannot start (a broken libvips, a second thread at fork) neither spins nor
+    /// fills the log with a line a second.
     static let restartDelay: Duration = .seconds(1)
+    static let maxRestartDelay: Duration = .seconds(60)
 
     var pid: pid_t? { state.withLock { $0.pid } }
 
@@ -53,6 +57,7 @@ final class ZygoteProcess: Sendable {
 
     private func supervise() {
         let clock = ContinuousClock()
+        var delay = Self.restartDelay / 2  // doubled before the first wait: 1 s, 2 s, 4 s ...
         while true {
             let started = clock.now
             let spawned = state.withLock { state -> Result<pid_t, DecodeFailure>? in
@@ -78,8 +83,10 @@ final class ZygoteProcess: Sendable {
                 logger.error("cannot start the decoder zygote; trying again", metadata: ["error": "\(error)"])
             }
             let lived = clock.now - started
-            if lived < Self.restartDelay {
-                let left = Self.restartDelay - lived
+            // A zygote that lived a while had its start-up behind it: the wait starts over.
+            delay = lived > Self.maxRestartDelay ? Self.restartDelay : min(delay * 2, Self.maxRestartDelay)
+            if lived < delay {
+                let left = delay - lived
                 usleep(UInt32(left.components.seconds * 1_000_000 + left.components.attoseconds / 1_000_000_000_000))
             }
         }

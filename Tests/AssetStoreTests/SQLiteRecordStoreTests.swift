@@ -41,6 +41,32 @@ struct SQLiteRecordStoreTests {
         #expect(try db.abortUpload(uploadID: "U2") == .completed)
     }
 
+    /// The MD5s signed for parts live only while their upload is pending: any token holder
+    /// may sign up to 10,000 parts an upload, and the table must not keep them for ever.
+    @Test func signedPartMD5sGoWhenTheirUploadEnds() throws {
+        let db = try open()
+        let now = Date()
+        var uploads: [String] = []
+        for name in ["completed", "aborted", "expired", "rejected", "pending"] {
+            let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+            _ = try db.createUpload(uploadID: name, asset: asset, fileSize: nil, partSize: nil)
+            #expect(try db.recordSignedPartMD5s(uploadID: name, md5s: [(1, String(repeating: "a", count: 32)), (2, String(repeating: "b", count: 32))],
+                                                now: now))
+            #expect(try db.signedPartMD5s(uploadID: name).count == 2)
+            uploads.append(name)
+        }
+        _ = try db.completeUpload(uploadID: "completed", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none)
+        _ = try db.abortUpload(uploadID: "aborted", now: now)
+        _ = try db.expireUpload(uploadID: "expired", now: now)
+        _ = try db.rejectUpload(uploadID: "rejected", now: now)
+        for name in uploads.dropLast() {
+            #expect(try db.signedPartMD5s(uploadID: name).isEmpty, "upload \(name)")
+        }
+        #expect(try db.signedPartMD5s(uploadID: "pending").count == 2)
+        // An ended upload takes no new ones either.
+        #expect(try !db.recordSignedPartMD5s(uploadID: "aborted", md5s: [(3, String(repeating: "c", count: 32))], now: now))
+    }
+
     @Test func abortMarksUploadAndPendingAsset() throws {
         let db = try open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))

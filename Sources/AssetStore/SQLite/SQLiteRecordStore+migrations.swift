@@ -107,7 +107,8 @@ extension SQLiteRecordStore {
         migrator.registerMigration("v6: signed part MD5s") { db in
             // The MD5 each part URL was signed for (content-md5), the last one signed per
             // part: complete-upload checks every submitted part's ETag against it. Rows
-            // go when their upload does (discardPendingAsset deletes them with it).
+            // go in the transaction that ends their upload (completed, aborted, expired,
+            // rejected: markUploadCompleted, endPendingUpload) or discards it.
             try db.execute(sql: """
                 CREATE TABLE upload_part_md5 (
                     upload_id TEXT NOT NULL REFERENCES upload(upload_id),

@@ -101,7 +101,15 @@ extension SQLiteRecordStore {
                 WHERE upload_id = ? AND status = 'pending'
                 """,
             arguments: [partsDigest, location, etag, now.timeIntervalSince1970, uploadID])
-        return db.changesCount == 1
+        guard db.changesCount == 1 else { return false }
+        try deleteSignedPartMD5s(db, uploadID: uploadID)
+        return true
+    }
+
+    /// The MD5s signed for an upload's parts serve only while it is pending: they go in
+    /// the same transaction that ends it, so the table holds pending uploads' parts alone.
+    static func deleteSignedPartMD5s(_ db: GRDB.Database, uploadID: String) throws {
+        try db.execute(sql: "DELETE FROM upload_part_md5 WHERE upload_id = ?", arguments: [uploadID])
     }
 
     /// Marks a pending upload aborted, and its asset too while it has no object.
@@ -135,6 +143,7 @@ extension SQLiteRecordStore {
         try db.execute(sql: "UPDATE upload SET status = ?, updated_at = ? WHERE upload_id = ? AND status = 'pending'",
                        arguments: [status.rawValue, now.timeIntervalSince1970, uploadID])
         guard db.changesCount == 1 else { return false }
+        try deleteSignedPartMD5s(db, uploadID: uploadID)
         try db.execute(
             sql: """
                 UPDATE asset SET status = ?, updated_at = ?

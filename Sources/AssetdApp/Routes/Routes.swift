@@ -34,10 +34,11 @@ public final class Routes: Sendable {
                 return try handler(request, principal)
             }
         }
-        // start-upload is a GET with a side effect (it creates an asset): it answers no HEAD.
+        // GETs with a side effect answer no HEAD: start-upload creates an asset, and the
+        // part URLs record the MD5 each part is signed for.
         router.on("GET", "/s3/start-upload", authenticated(startUpload))
-        router.on("GET", "/s3/get-upload-url", answersHEAD: true, authenticated(uploadPartURL))
-        router.on("GET", "/s3/get-upload-urls", answersHEAD: true, authenticated(uploadPartURLs))
+        router.on("GET", "/s3/get-upload-url", authenticated(uploadPartURL))
+        router.on("GET", "/s3/get-upload-urls", authenticated(uploadPartURLs))
         router.on("GET", "/s3/list-parts", answersHEAD: true, authenticated(listParts))
         router.on("POST", "/s3/complete-upload", authenticated(completeUpload))
         router.on("POST", "/s3/abort-upload", authenticated(abortUpload))

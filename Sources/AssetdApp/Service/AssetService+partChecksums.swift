@@ -81,13 +81,25 @@ extension AssetService {
     /// After CompleteMultipartUpload: the object's ETag must be the multipart ETag of the
     /// submitted parts (the MD5 of their binary MD5s, then `-N`). If it is not, S3 built
     /// the object from other parts than the ones named: the object is deleted, the upload
-    /// recorded as rejected, and the refusal thrown. Skipped when ETags are no MD5s (SSE-KMS):
-    /// there the signed part MD5s, checked by S3 at each PUT, are the proof.
+    /// recorded as rejected, and the refusal thrown.
+    ///
+    /// It runs only where it proves something and cannot destroy a good upload:
+    /// - while ETags are MD5s (not SSE-KMS, whether by ASSETD_SSE or, found at start, by the
+    ///   bucket's default encryption): there the signed part MD5s, checked by S3 at each
+    ///   PUT, are the proof;
+    /// - for an upload with at least one part signed with an MD5: without one, S3's own
+    ///   check of the part ETags in CompleteMultipartUpload is all there is to add up;
+    /// - when the sum can be computed: a part ETag that is no MD5 (a store whose ETags are
+    ///   something else) is logged and the object kept, never deleted for it.
     func checkObjectETag(_ upload: UploadRecord, parts: [CompletedPart], etag: String, logger: Logger) throws {
-        guard configuration.objectETagsAreMD5 else { return }
+        guard configuration.objectETagsAreMD5, configuration.partChecksum != .off,
+              try !records.signedPartMD5s(uploadID: upload.uploadID).isEmpty else { return }
         let actual = Self.unquoted(etag).lowercased()
-        // A part ETag that is no MD5 cannot add up to anything: refused as well.
-        let expected = Self.multipartETag(parts) ?? "not computable (a part's ETag is no MD5)"
+        guard let expected = Self.multipartETag(parts) else {
+            logger.warning("completed upload's ETag not checked: a part's ETag is no MD5 (is the bucket encrypted with SSE-KMS by default? set ASSETD_SSE)",
+                           metadata: ["upload": "\(upload.uploadID)", "etag": "\(actual)"])
+            return
+        }
         guard actual != expected else { return }
         let refusal = AssetError.invalid(
             "parts: the object's ETag \(actual) is not the MD5 of the submitted parts' MD5s (\(expected)); the object was deleted, start a new upload.")
