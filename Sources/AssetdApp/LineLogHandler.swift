@@ -39,21 +39,31 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        writeLine(level: event.level, source: event.source, message: event.message.description) { line in
+            Self.appendFields(of: metadata, overriddenBy: event.metadata, to: &line)
+        }
+    }
+
+    /// Writes one line whose fields `appendFields` writes (` key=value`, sorted by key,
+    /// escaped, the handler's own metadata merged in: the caller's task), without a
+    /// `LogEvent` or a metadata dictionary: the access log's path (`AccessLog`). The
+    /// caller checks the level.
+    func writeLine(level: Logger.Level, source: String, message: String, appendFields: (inout [UInt8]) -> Void) {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         Timestamp.append(to: &line)
         line.append(UInt8(ascii: " "))
-        line.append(contentsOf: event.level.rawValue.utf8)
+        line.append(contentsOf: level.rawValue.utf8)
         if !label.isEmpty {
             line.append(UInt8(ascii: " "))
-                Self.appendEscaped(label, to: &line)
+            Self.appendEscaped(label, to: &line)
         }
         line.append(UInt8(ascii: ":"))
-        Self.appendFields(of: metadata, overriddenBy: event.metadata, to: &line)
+        appendFields(&line)
         line.append(contentsOf: " [".utf8)
-        Self.appendEscaped(event.source, to: &line)
+        Self.appendEscaped(source, to: &line)
         line.append(contentsOf: "] ".utf8)
-        Self.appendEscaped(event.message.description, to: &line)
+        Self.appendEscaped(message, to: &line)
         line.append(UInt8(ascii: "\n"))
         line.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
     }

@@ -60,7 +60,8 @@ public struct Response: Sendable {
         out.append(contentsOf: "\r\n\r\n".utf8)
     }
 
-    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    /// The decimal digits of `value` (0 for anything not positive), appended to `out`.
+    public static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
         guard value > 0 else {
             out.append(UInt8(ascii: "0"))
             return

@@ -1,3 +1,4 @@
+import FastCGIServer
 import Foundation
 import Glibc
 import Logging
@@ -108,5 +109,42 @@ struct LineLogHandlerTests {
         let all = text.split(separator: "\n")
         #expect(all.count == threads * lines)
         #expect(all.allSatisfy { $0.hasSuffix("] line") && $0.contains(" index=") && $0.contains(" thread=") })
+    }
+
+    /// The access log writes its line straight into bytes when its logger's handler is a
+    /// LineLogHandler: the same line, byte for byte but the timestamp, as `logger.info`
+    /// with the metadata of `AccessLog.line`, for every field present or absent and for
+    /// input that must be escaped or filtered.
+    @Test(arguments: [
+        ("GET", "/s3/get-upload-url", "workspaceId=1&assetId=42&UploadId=u&PartNumber=7", ["x-request-id": "0af7651916cd43dd8448eb211c80319c"]),
+        ("PO\nST", "/x", "", [:]),
+        ("GET", "/api/assets/{assetId}", "workspaceId=12345678901234567890123&assetId=x1", ["x-request-id": "ab-12\r\nZ<é>`[@"]),
+        ("DELETE", "unmatched", "assetId=7&workspaceId=%0A", ["x-request-id": ""]),
+    ] as [(String, String, String, [String: String])])
+    func theAccessLineIsTheLineLoggerInfoWrites(fields: (String, String, String, [String: String])) throws {
+        let (method, route, query, headers) = fields
+        let request = Request(method: method, path: "/p", queryString: query, headers: headers)
+        let duration = Duration.microseconds(12_345)
+        let direct = try written { logger in
+            let handler = logger.handler as! LineLogHandler
+            handler.writeLine(level: .info, source: AccessLog.source, message: "request") { line in
+                AccessLog.appendLine(request, route: route, status: 201, duration: duration, to: &line)
+            }
+        }
+        let viaLogger = try written { logger in
+            logger.info("request", metadata: AccessLog.line(request, route: route, status: 201, duration: duration), source: AccessLog.source)
+        }
+        #expect(untimed(direct) == untimed(viaLogger))
+        #expect(direct.hasSuffix(" [AssetdApp] request\n"))
+        #expect(direct.contains(" duration_ms=12.345 "))
+    }
+
+    /// Milliseconds as bytes are the text `milliseconds` gives.
+    @Test(arguments: [0, 1, 999, 1000, 1001, 12_345, 60_000_000, 123_456_789])
+    func millisecondsAsBytes(micros: Int64) {
+        let duration = Duration.microseconds(micros)
+        var bytes: [UInt8] = []
+        duration.appendMilliseconds(to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == duration.milliseconds)
     }
 }
