@@ -63,7 +63,33 @@ extension JSONValue {
     }
 
     /// Whether any byte needs an escape: a control character, DEL, `"` or `\`.
+    ///
+    /// Eight bytes at a time: a presigned URL is 400-600 bytes, and a byte-wise scan of it
+    /// cost ~5,000 instructions a part URL (callgrind). `(v - 0x01…) & ~v & 0x80…` is non-zero
+    /// exactly when some byte of `v` is zero, and `(w - 0x20…) & ~w & 0x80…` exactly when some
+    /// byte of `w` is below 0x20 (a borrow only runs upward from such a byte, so the answer
+    /// for the word as a whole is exact; bytes of 0x80 and above never count).
     static func needsEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        bytes.contains { $0 < 0x20 || $0 == 0x7f || $0 == 0x22 || $0 == 0x5c }
+        guard let base = bytes.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= bytes.count {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            let quote = w ^ (ones &* 0x22), backslash = w ^ (ones &* 0x5c), delete = w ^ (ones &* 0x7f)
+            let found = ((w &- ones &* 0x20) & ~w) | ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+                | ((delete &- ones) & ~delete)
+            if found & high != 0 { return true }
+            i += 8
+        }
+        while i < bytes.count {
+            if needsEscape(base[i]) { return true }
+            i += 1
+        }
+        return false
+    }
+
+    @inline(__always)
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == 0x7f || byte == 0x22 || byte == 0x5c
     }
 }

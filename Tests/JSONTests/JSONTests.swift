@@ -1,5 +1,5 @@
 import Testing
-import JSON
+@testable import JSON
 
 struct JSONTests {
     func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
@@ -57,6 +57,22 @@ struct JSONStringWriterTests {
         }
         let plain = String(repeating: "https://h/k?X-Amz-Signature=0f~", count: 20)
         #expect(JSONValue.string(plain).serialized() == Array("\"\(plain)\"".utf8))
+    }
+
+    /// The word-at-a-time scan agrees with the byte-wise test for every byte value at every
+    /// offset, among plain ASCII and among bytes of 0x80 and above (UTF-8), whose borrows
+    /// must not make a plain word look as if it needed an escape.
+    @Test func theWordScanAgreesWithTheByteTest() {
+        for filler: UInt8 in [UInt8(ascii: "a"), 0x80, 0xff, 0x21, 0x5d, 0x7e] {
+            for value in 0...255 {
+                for offset in 0..<19 {
+                    var bytes = [UInt8](repeating: filler, count: 19)
+                    bytes[offset] = UInt8(value)
+                    let expected = bytes.contains(where: JSONValue.needsEscape(_:))
+                    #expect(bytes.withUnsafeBufferPointer(JSONValue.needsEscape(_:)) == expected, "byte \(value) at \(offset) among \(filler)")
+                }
+            }
+        }
     }
 }
 
