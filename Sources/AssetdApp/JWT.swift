@@ -40,16 +40,21 @@ public struct JWTVerifier: Sendable {
         guard let authorization, !authorization.isEmpty else {
             throw unauthorized("The Authorization header with a Bearer token is missing.")
         }
-        guard let token = Self.bearerToken(authorization) else {
+        guard let token = Self.bearerTokenBytes(authorization) else {
             throw unauthorized("The Authorization header must be 'Bearer <token>'.")
         }
-        return try verify(token: token, now: now)
+        return try verify(tokenBytes: token, now: now)
     }
 
     /// The token of `Bearer <token>` (the scheme in any case, spaces around either word).
     static func bearerToken(_ authorization: String) -> String? {
+        bearerTokenBytes(authorization).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `bearerToken`'s bytes, with no String between the header and the cache's key.
+    static func bearerTokenBytes(_ authorization: String) -> [UInt8]? {
         var authorization = authorization
-        return authorization.withUTF8 { bytes -> String? in
+        return authorization.withUTF8 { bytes -> [UInt8]? in
             var i = 0
             func word() -> Range<Int> {
                 while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
@@ -61,7 +66,7 @@ public struct JWTVerifier: Sendable {
             guard word().isEmpty, !token.isEmpty, scheme.count == 6,
                   zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
             else { return nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[token]), as: UTF8.self)
+            return Array(UnsafeBufferPointer(rebasing: bytes[token]))
         }
     }
 
@@ -71,7 +76,10 @@ public struct JWTVerifier: Sendable {
     /// so a token that differs in any byte (a Unicode look-alike of a letter, say) is never
     /// taken for a cached one.
     public func verify(token: String, now: Date = Date()) throws -> Principal {
-        let bytes = Array(token.utf8)
+        try verify(tokenBytes: Array(token.utf8), now: now)
+    }
+
+    func verify(tokenBytes bytes: [UInt8], now: Date) throws -> Principal {
         guard bytes.count <= Self.maxTokenLength else { throw unauthorized("The token is too long.") }
         if let hit = verified.lookup(bytes) {
             try checkTime(expires: hit.expires, notBefore: hit.notBefore, now: now)

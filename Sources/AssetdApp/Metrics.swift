@@ -17,12 +17,17 @@ public final class Metrics: Sendable {
     /// The series already made, by their labels: the registry validates names and help
     /// text and hashes labels on each `make...`, which cost more than the rest of a
     /// presign (callgrind). Every label set is bounded, and so are these.
-    private let requestCounters = ReadWriteLocked<[RequestLabels: Counter]>([:])
-    private let requestDurations = ReadWriteLocked<[String: DurationHistogram]>([:])
+    private let requestSeries = ReadWriteLocked<[RequestLabels: RequestSeries]>([:])
     private struct RequestLabels: Hashable {
         var route: String
         var method: String
         var status: Int
+    }
+    /// A label set's counter, and its route's histogram (the registry gives each route's
+    /// one histogram to every label set of that route): one lookup a request.
+    private struct RequestSeries {
+        let counter: Counter
+        let duration: DurationHistogram
     }
 
     public init() {
@@ -32,24 +37,20 @@ public final class Metrics: Sendable {
     /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).
     public func request(route: String, method: String, status: Int, duration: Duration) {
         let labels = RequestLabels(route: route, method: method, status: status)
-        let counter = requestCounters.read { $0[labels] } ?? requestCounters.write { counters in
-            if let made = counters[labels] { return made }
-            let made = registry.makeCounter(name: "assetd_http_requests_total",
-                                            labels: [("route", route), ("method", method), ("status", String(status))],
-                                            help: "Requests answered, by route, method and status.")
-            counters[labels] = made
+        let series = requestSeries.read { $0[labels] } ?? requestSeries.write { all in
+            if let made = all[labels] { return made }
+            let made = RequestSeries(
+                counter: registry.makeCounter(name: "assetd_http_requests_total",
+                                              labels: [("route", route), ("method", method), ("status", String(status))],
+                                              help: "Requests answered, by route, method and status."),
+                duration: registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
+                                                         buckets: Self.latencyBuckets,
+                                                         help: "Time from the request's parameters to its response, by route."))
+            all[labels] = made
             return made
         }
-        counter.increment()
-        let histogram = requestDurations.read { $0[route] } ?? requestDurations.write { histograms in
-            if let made = histograms[route] { return made }
-            let made = registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
-                                                      buckets: Self.latencyBuckets,
-                                                      help: "Time from the request's parameters to its response, by route.")
-            histograms[route] = made
-            return made
-        }
-        histogram.record(duration)
+        series.counter.increment()
+        series.duration.record(duration)
     }
 
     /// One S3 call; `error` is `S3Error.label` when it failed: S3's code, or Timeout, NetworkError, Refused, ...
