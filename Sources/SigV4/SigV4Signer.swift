@@ -2,6 +2,7 @@ public import struct Foundation.Date
 internal import Glibc
 internal import Hashing
 internal import Locking
+internal import Synchronization
 
 /// Signs requests with AWS Signature Version 4, in the Authorization header or in the
 /// query string (presigned URLs).
@@ -271,6 +272,9 @@ public struct SigV4Signer: Sendable {
     }
 
     static func foldSpaces(_ value: String) -> String {
+        // Most values (a host, an MD5) have no space to fold: kept as they are, no copy.
+        guard value.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") })
+        else { return value }
         var out: [UInt8] = []
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false
@@ -308,8 +312,22 @@ struct AmzTime {
     let dateTime: String
     let date: String
 
+    /// The last second formatted: every presign of that second reuses it.
+    private static let last = Mutex<(second: time_t, time: AmzTime)?>(nil)
+
     init(_ date: Date) {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        let second = time_t(date.timeIntervalSince1970.rounded(.down))
+        if let hit = Self.last.withLock({ $0 }), hit.second == second {
+            self = hit.time
+            return
+        }
+        self.init(second: second)
+        let made = self
+        Self.last.withLock { $0 = (second, made) }
+    }
+
+    private init(second: time_t) {
+        var seconds = second
         var parts = tm()
         gmtime_r(&seconds, &parts)
         var digits: [UInt8] = []

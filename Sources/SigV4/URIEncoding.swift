@@ -40,27 +40,37 @@ public enum URIEncoding {
 
     /// Appends the encoding of `text` to `out`.
     public static func appendEncoded(_ text: String, to out: inout [UInt8], keepSlash: Bool) {
+        if text.utf8.withContiguousStorageIfAvailable({ appendEncoded($0, to: &out, keepSlash: keepSlash) }) != nil { return }
         var text = text
         text.withUTF8 { appendEncoded($0, to: &out, keepSlash: keepSlash) }
     }
 
     static func appendEncoded(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8], keepSlash: Bool) {
+        let low = keepSlash ? unreservedLow | slash : unreservedLow
         // Most names and values need no escape: they are copied whole.
-        if allKept(bytes, keepSlash: keepSlash) {
+        var escapes = 0
+        for byte in bytes where !isKept(byte, low: low) { escapes += 1 }
+        if escapes == 0 {
             out.append(contentsOf: bytes)
             return
         }
-        let low = keepSlash ? unreservedLow | slash : unreservedLow
+        // Written in place of a byte-wise append, which cost ~20 instructions a byte.
         let hex: StaticString = "0123456789ABCDEF"
         let table = hex.utf8Start
-        out.reserveCapacity(out.count + 3 * bytes.count)
-        for byte in bytes {
-            if isKept(byte, low: low) {
-                out.append(byte)
-            } else {
-                out.append(UInt8(ascii: "%"))
-                out.append(table[Int(byte >> 4)])
-                out.append(table[Int(byte & 0x0f)])
+        let start = out.count, length = bytes.count + 2 * escapes
+        out.append(contentsOf: repeatElement(0, count: length))
+        out.withUnsafeMutableBufferPointer { buffer in
+            var at = start
+            for byte in bytes {
+                if isKept(byte, low: low) {
+                    buffer[at] = byte
+                    at += 1
+                } else {
+                    buffer[at] = UInt8(ascii: "%")
+                    buffer[at + 1] = table[Int(byte >> 4)]
+                    buffer[at + 2] = table[Int(byte & 0x0f)]
+                    at += 3
+                }
             }
         }
     }
@@ -68,7 +78,8 @@ public enum URIEncoding {
     /// Whether every byte stands for itself.
     static func allKept(_ bytes: UnsafeBufferPointer<UInt8>, keepSlash: Bool) -> Bool {
         let low = keepSlash ? unreservedLow | slash : unreservedLow
-        return bytes.allSatisfy { isKept($0, low: low) }
+        for byte in bytes where !isKept(byte, low: low) { return false }
+        return true
     }
 
     /// Appends the canonical query of `query` to `out`: each name and value encoded, the
