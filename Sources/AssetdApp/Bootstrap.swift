@@ -38,7 +38,7 @@ public enum Bootstrap {
         hideFromSameUser()
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let records = try SQLiteRecordStore(path: configuration.databasePath)
+        let records = try openRecords(configuration, logger: logger)
         let metrics = Metrics()
         var s3Configuration = configuration.s3(gated: true)
         s3Configuration.observer = { operation, error, duration in
@@ -62,11 +62,16 @@ public enum Bootstrap {
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
-            "endpoint": "\(configuration.s3().endpoint)", "database": "\(configuration.databasePath)",
+            "endpoint": "\(configuration.s3().endpoint)", "database": "\(DatabaseLocation.redacted(configuration.databasePath))",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
-        Reconciler(service: service, interval: .seconds(configuration.reconcileInterval)).start()
+        Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
+                   fleet: records as? any FleetCoordination).start()
         try thumbnails?.resume()
+        if let fleet = records as? any FleetCoordination {
+            // Tasks of a host that died are taken over once their lease expires.
+            thumbnails?.pollClaimable(fleet, every: .seconds(max(2, configuration.thumbnailLease / 4)))
+        }
         let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
             if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
@@ -76,6 +81,24 @@ public enum Bootstrap {
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+    }
+
+    /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at
+    /// that path, which one process at a time may serve (an exclusive lock on a file
+    /// beside it): a second one stops with a clear line instead of corrupting the
+    /// in-process guarantees (the upload cache, the per-asset locks, the queue).
+    static func openRecords(_ configuration: Configuration, logger: Logger) throws -> any RecordStore {
+        if DatabaseLocation.isPostgres(configuration.databasePath) {
+            var settings = PostgresRecordStore.Settings()
+            settings.poolSize = configuration.databasePool
+            settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
+            settings.thumbnailLease = .seconds(configuration.thumbnailLease)
+            let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
+            logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)"])
+            return store
+        }
+        try SingleInstanceLock.acquire(beside: configuration.databasePath)
+        return try SQLiteRecordStore(path: configuration.databasePath)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

@@ -31,7 +31,15 @@ public struct Configuration: Sendable {
     public var endpoint: S3Endpoint?
     public var publicEndpoint: S3Endpoint?
     public var jwtSecret: String
+    /// ASSETD_DATABASE: an SQLite path (one host) or a postgres:// URL (several hosts).
+    /// Never logged as it is: `DatabaseLocation.redacted` hides a password.
     public var databasePath: String
+    /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
+    public var databasePool: Int
+    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a PostgreSQL statement may run.
+    public var databaseStatementTimeout: Int
+    /// ASSETD_THUMBNAIL_LEASE: seconds a host holds a thumbnail task (PostgreSQL) without renewing it.
+    public var thumbnailLease: Int
     /// ASSETD_SOCKET; nil to inherit a listening socket on standard input.
     public var socketPath: String?
     public var socketMode: UInt32
@@ -131,6 +139,9 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_JWT_SECRET must be at least 32 characters long")
         }
         databasePath = try reader.required("ASSETD_DATABASE")
+        databasePool = try reader.integer("ASSETD_DATABASE_POOL", default: 10, in: 1...500)
+        databaseStatementTimeout = try reader.integer("ASSETD_DATABASE_STATEMENT_TIMEOUT", default: 10_000, in: 100...600_000)
+        thumbnailLease = try reader.integer("ASSETD_THUMBNAIL_LEASE", default: 60, in: 5...86_400)
         socketPath = reader.optional("ASSETD_SOCKET")
         let mode = reader.string("ASSETD_SOCKET_MODE", default: "0660")
         guard let parsedMode = UInt32(mode, radix: 8), parsedMode <= 0o777 else {

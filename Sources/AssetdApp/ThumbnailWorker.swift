@@ -182,8 +182,10 @@ public final class ThumbnailWorker: Sendable {
                 return .transient("storing the thumbnail failed: \(error)")
             }
             metadata["total_ms"] = "\((ContinuousClock.now - started).milliseconds)"
-            if !finish(asset, .ready, reason: nil, metadata: metadata) {
-                // Outdated or deleted meanwhile: what was just stored is no one's.
+            if !finish(asset, .ready, reason: nil, metadata: metadata) && !isStillThisVersion(asset) {
+                // Outdated or deleted meanwhile: what was just stored is no one's. (Still
+                // this version: the lease went to another host, whose JPEG of the same
+                // bytes lands under the same key; deleting would remove its work.)
                 do {
                     try objects.deleteObjects(keys: [key])
                 } catch {
@@ -263,6 +265,30 @@ public final class ThumbnailWorker: Sendable {
             logger.error("thumbnail task: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return false
         }
+    }
+
+    /// Whether the asset is still ready at the version (ETag) the task worked on.
+    private func isStillThisVersion(_ asset: AssetRecord) -> Bool {
+        guard let current = try? records.asset(id: asset.id, workspaceID: asset.workspaceID) else { return false }
+        return current.status == .ready && current.etag == asset.etag
+    }
+
+    /// Several hosts (PostgreSQL): every `interval`, queues the pending tasks no live host
+    /// holds (never claimed, or their host died and the lease expired). The claim decides
+    /// who runs each, so two hosts queuing the same one is harmless.
+    public func pollClaimable(_ fleet: any FleetCoordination, every interval: Duration) {
+        let thread = Thread { [weak self] in
+            while let self {
+                Thread.sleep(forTimeInterval: Double(interval.components.seconds))
+                do {
+                    for id in try fleet.claimableThumbnails(limit: 100) { self.queue.enqueue(id) }
+                } catch {
+                    self.logger.warning("thumbnail poll: the database failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        thread.name = "thumbnail-poll"
+        thread.start()
     }
 
     /// Removes sources a crash left behind in the scratch directory (at start-up).

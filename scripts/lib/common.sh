@@ -14,6 +14,9 @@ APT_PACKAGES=(
     systemd
     # Thumbnails: libvips 8.14 (with its poppler and HEIF modules) and ffmpeg for video frames.
     libvips-dev libvips-tools ffmpeg
+    # Records on PostgreSQL (ASSETD_DATABASE=postgres://...): libpq to build, and the
+    # server that dev-stack (ASSETD_DEV_DB=postgres) and the tests start on loopback.
+    libpq-dev postgresql-15
     # The browser tests: Debian's chromium, driven through chromium-driver.
     chromium chromium-driver
 )

@@ -58,6 +58,10 @@ public final class Routes: Sendable {
                 throw httpError(for: error, request: request)
             } catch let error as S3Error {
                 throw httpError(for: error, request: request)
+            } catch RecordStoreError.unavailable(let reason) {
+                request.logger.error("database unavailable", metadata: ["path": "\(request.path)", "error": "\(reason)"])
+                throw HTTPError(.serviceUnavailable, "The asset database is not answering; try again shortly.",
+                                headers: [("Retry-After", "2")])
             } catch let error as RecordStoreError {
                 request.logger.error("database failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
                 throw HTTPError(.internalServerError, "The asset database failed; the details are in the server log.")

@@ -1,0 +1,126 @@
+/// The schema, one migration a change, in one list: `schema_version` records which ran.
+/// To add one: append to `migrations` (never edit one that shipped); it runs in the
+/// transaction that records it, under an advisory lock, so that hosts starting together
+/// migrate once.
+///
+/// Columns and names are those of the SQLite schema (its migrations v1..v6 in one), plus
+/// the leases that several hosts need: a thumbnail task's owner and expiry, an asset's
+/// holder while it is switched or deleted (`motion_*`), and the reconciler's last pass.
+extension PostgresRecordStore {
+    static let migrations: [(name: String, sql: String)] = [
+        ("v1: assets, uploads, versions, thumbnail leases", """
+            CREATE TABLE asset (
+                id BIGSERIAL PRIMARY KEY,
+                workspace_id BIGINT NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                file_name TEXT,
+                file_type TEXT NOT NULL,
+                size BIGINT,
+                etag TEXT,
+                sha256 TEXT,
+                status TEXT NOT NULL,
+                thumbnail_status TEXT NOT NULL DEFAULT 'none',
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                thumbnail_reason TEXT,
+                thumbnail_attempts INTEGER NOT NULL DEFAULT 0,
+                current_version INTEGER NOT NULL DEFAULT 1,
+                version_created_at DOUBLE PRECISION,
+                thumbnail_owner TEXT,
+                thumbnail_lease_until DOUBLE PRECISION,
+                motion_owner TEXT,
+                motion_until DOUBLE PRECISION
+            );
+            CREATE INDEX asset_by_workspace ON asset (workspace_id, id);
+            CREATE INDEX asset_unsettled ON asset (status, updated_at) WHERE status IN ('pending', 'deleting');
+            CREATE INDEX asset_thumbnail_unsettled ON asset (id)
+                WHERE status = 'ready' AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL));
+            CREATE TABLE upload (
+                upload_id TEXT PRIMARY KEY,
+                asset_id BIGINT NOT NULL REFERENCES asset (id),
+                workspace_id BIGINT NOT NULL,
+                key TEXT NOT NULL,
+                file_size BIGINT,
+                part_size BIGINT,
+                status TEXT NOT NULL,
+                parts_digest TEXT,
+                location TEXT,
+                etag TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                version INTEGER,
+                file_type TEXT,
+                file_name TEXT
+            );
+            CREATE INDEX upload_by_asset ON upload (asset_id);
+            CREATE INDEX upload_pending ON upload (created_at) WHERE status = 'pending';
+            CREATE TABLE asset_version (
+                asset_id BIGINT NOT NULL REFERENCES asset (id),
+                version INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                file_type TEXT NOT NULL,
+                file_name TEXT,
+                size BIGINT,
+                etag TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (asset_id, version)
+            );
+            CREATE TABLE version_switch (
+                asset_id BIGINT PRIMARY KEY REFERENCES asset (id),
+                workspace_id BIGINT NOT NULL,
+                version INTEGER NOT NULL,
+                staging_key TEXT NOT NULL,
+                new_key TEXT NOT NULL,
+                file_type TEXT NOT NULL,
+                file_name TEXT,
+                size BIGINT NOT NULL,
+                etag TEXT NOT NULL,
+                state TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE TABLE delete_sweep (
+                asset_id BIGINT PRIMARY KEY REFERENCES asset (id),
+                deleted_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE TABLE upload_part_md5 (
+                upload_id TEXT NOT NULL REFERENCES upload (upload_id),
+                part_number INTEGER NOT NULL,
+                md5 TEXT NOT NULL,
+                signed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (upload_id, part_number)
+            );
+            CREATE TABLE reconciler_pass (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                host TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL
+            );
+            """),
+    ]
+
+    /// The advisory lock key that serializes migrations across hosts ("assetd-m").
+    static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
+
+    static func migrate(_ connection: PGConnection) throws {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS schema_version (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+            """)
+        try connection.execute("BEGIN")
+        do {
+            try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
+            guard current <= migrations.count else {
+                throw RecordStoreError.database(
+                    "the database's schema is at version \(current), newer than this assetd knows (\(migrations.count)): upgrade assetd")
+            }
+            for (index, migration) in migrations.enumerated().dropFirst(current) {
+                try connection.execute(migration.sql)
+                try connection.query("INSERT INTO schema_version (version, name) VALUES ($1, $2)", [index + 1, migration.name])
+            }
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+@testable import AssetStore
+
+/// What only PostgreSQL has: several processes ("hosts") on one database. Each host here
+/// is a store of its own (its own pool and owner) on the same schema.
+@Suite(.enabled(if: Backend.postgresURL != nil,
+                "no PostgreSQL to test on: set ASSETD_TEST_POSTGRES_URL (scripts/test starts one on loopback and sets it)"))
+struct PostgresRecordStoreTests {
+    func hosts(lease: Duration = .seconds(60), aRenews: Bool = true) throws -> (PostgresRecordStore, PostgresRecordStore) {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        var a = PostgresRecordStore.Settings(), b = PostgresRecordStore.Settings()
+        a.owner = "host-a"
+        b.owner = "host-b"
+        a.thumbnailLease = lease
+        a.renewsLeases = aRenews
+        b.thumbnailLease = lease
+        return (try PostgresRecordStore(url: url, settings: a), try PostgresRecordStore(url: url, settings: b))
+    }
+
+    func readyAsset(_ db: PostgresRecordStore) throws -> AssetRecord {
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
+        return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .none))
+    }
+
+    @Test func aLeasedTaskIsNoOtherHostsUntilItExpiresAndThenTheOldHolderIsFenced() throws {
+        let (a, b) = try hosts(lease: .seconds(1), aRenews: false)
+        let asset = try readyAsset(a)
+        try a.queueThumbnail(assetID: asset.id)
+        #expect(try b.claimableThumbnails(limit: 10) == [asset.id], "queued, never claimed: any host may take it")
+        #expect(try a.claimThumbnail(assetID: asset.id)?.attempts == 1)
+        #expect(try b.claimThumbnail(assetID: asset.id) == nil, "a live lease")
+        #expect(try b.claimableThumbnails(limit: 10).isEmpty)
+        Thread.sleep(forTimeInterval: 1.3)
+        // Host a stalled past its lease (its renewals stopped: a pause, a partition).
+        #expect(try b.claimableThumbnails(limit: 10) == [asset.id], "an expired lease is taken over")
+        #expect(try b.claimThumbnail(assetID: asset.id)?.attempts == 2)
+        #expect(try a.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil) == false, "fenced")
+        #expect(try b.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+        #expect(try a.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 2))
+    }
+
+    @Test func aRunningTaskKeepsItsLeaseByRenewal() throws {
+        let (a, b) = try hosts(lease: .seconds(3))
+        let asset = try readyAsset(a)
+        try a.queueThumbnail(assetID: asset.id)
+        _ = try #require(try a.claimThumbnail(assetID: asset.id))
+        Thread.sleep(forTimeInterval: 4.5)
+        #expect(try b.claimThumbnail(assetID: asset.id) == nil, "renewed while it runs")
+        #expect(try a.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+    }
+
+    @Test func oneHostAtATimeHoldsAnAsset() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        #expect(try a.holdAsset(asset.id, seconds: 60))
+        #expect(try b.holdAsset(asset.id, seconds: 60) == false)
+        try b.releaseAsset(asset.id)  // not b's: changes nothing
+        #expect(try b.holdAsset(asset.id, seconds: 60) == false)
+        try a.releaseAsset(asset.id)
+        #expect(try b.holdAsset(asset.id, seconds: 60))
+        #expect(try a.holdAsset(424_242, seconds: 60), "no such asset: nothing to hold")
+    }
+
+    @Test func anExpiredHoldIsTakenOver() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        #expect(try a.holdAsset(asset.id, seconds: 1))
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(try b.holdAsset(asset.id, seconds: 60))
+    }
+
+    @Test func twoHostsStartingVersionsOfOneAssetGetOneEach() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        func change(_ n: String) -> VersionSwitch {
+            VersionSwitch(assetID: asset.id, workspaceID: 1, version: 2, stagingKey: "1/versions/\(asset.id)/v2-\(n).jpg",
+                          newKey: asset.key, fileType: "image/jpeg", fileName: nil, size: 1, etag: "\"\(n)\"", state: .uploading,
+                          createdAt: Date())
+        }
+        let results = [a, b].map { store in Result { try store.beginDirectVersion(change(store.hostName)) } }
+        #expect(results.filter { if case .success = $0 { true } else { false } }.count == 1)
+        #expect(results.contains { if case .failure(let error) = $0 { (error as? VersionConflict) == .busy } else { false } })
+    }
+
+    @Test func concurrentCompareAndSetsHaveOneWinner() async throws {
+        let (a, b) = try hosts()
+        let asset = try a.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try a.createUpload(uploadID: "race", asset: asset, fileSize: nil, partSize: nil)
+        let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for store in [a, b, a, b] {
+                group.addTask {
+                    try store.completeUpload(uploadID: "race", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none) != nil
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(wins == 1)
+    }
+
+    @Test func oneReconcilerPassAcrossHosts() throws {
+        let (a, b) = try hosts()
+        let inner = try a.asReconcilerPass(minimumInterval: 60) {
+            try b.asReconcilerPass(minimumInterval: 0) { "b ran inside a's pass" }
+        }
+        #expect(inner == .some(nil), "a ran; b found the pass taken")
+        #expect(try b.asReconcilerPass(minimumInterval: 60) { true } == nil, "a's pass was moments ago")
+        #expect(try b.asReconcilerPass(minimumInterval: 0) { true } == true)
+    }
+
+    @Test func theSchemaVersionIsRecordedAndMigrationsRunOnce() throws {
+        let (a, _) = try hosts()
+        let version = try a.schemaVersion()
+        #expect(version.current == version.expected)
+        #expect(version.current == PostgresRecordStore.migrations.count)
+    }
+}
+
+/// No server needed.
+struct PostgresConnectionTests {
+    @Test func passwordsNeverShow() {
+        #expect(DatabaseLocation.redacted("postgres://assetd:s3cret@db.example:5432/assetd?sslmode=require")
+                == "postgres://assetd:***@db.example:5432/assetd?sslmode=require")
+        #expect(DatabaseLocation.redacted("postgresql://assetd@db/assetd?password=s3cret&sslmode=verify-full")
+                == "postgresql://assetd@db/assetd?password=***&sslmode=verify-full")
+        #expect(DatabaseLocation.redacted("/var/lib/assetd/assetd.sqlite") == "/var/lib/assetd/assetd.sqlite")
+        #expect(DatabaseLocation.isPostgres("postgresql://x") && DatabaseLocation.isPostgres("postgres://x"))
+        #expect(!DatabaseLocation.isPostgres("/var/lib/postgres://x"))
+    }
+
+    /// A server that is down: a 503 within bounded time, and the callers after the first
+    /// fail at once instead of each waiting out a connect timeout.
+    @Test func anUnreachableServerFailsFastAndAsUnavailable() throws {
+        // A port nothing listens on (bound, never listened: connect is refused).
+        let url = "postgresql://assetd:x@127.0.0.1:1/assetd"
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(throws: RecordStoreError.self) { try PostgresRecordStore(url: url) }
+        let pool = PGPool(url: url, settings: .init())
+        var unavailable = 0
+        for _ in 0..<20 {
+            do { try pool.with { try $0.query("SELECT 1") } } catch let error as PGError { if error.isUnavailable { unavailable += 1 } }
+        }
+        #expect(unavailable == 20)
+        #expect(clock.now - started < .seconds(5))
+    }
+}
