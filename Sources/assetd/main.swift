@@ -42,7 +42,7 @@ struct Assetd: ParsableCommand {
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self],
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -146,5 +146,35 @@ struct CheckConfig: ParsableCommand {
         let logger = Bootstrap.logger(level: "critical")
         let check = ConfigCheck(environment: ProcessInfo.processInfo.environment, file: options.config, logger: logger)
         guard check.run() else { throw ExitCode(1) }
+    }
+}
+
+struct MigrateDB: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate-db",
+        abstract: "Copy a one-host SQLite database's records into PostgreSQL (moving to several hosts).",
+        discussion: """
+            Reads the SQLite file (ASSETD_DATABASE, or --from) and copies every record, ids kept, into \
+            the PostgreSQL database named by --to, in one transaction: all or nothing. The target must \
+            hold no asset yet (its schema is created if missing). assetd must be stopped: the SQLite \
+            file's lock is taken for the copy. The password comes from the URL or from PGPASSFILE \
+            (~/.pgpass) and is never printed. Afterwards set ASSETD_DATABASE to the URL; the SQLite \
+            file is left as it was (keep it as a backup). docs/DEPLOYMENT.md, "Several hosts".
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: ArgumentHelp("The PostgreSQL database to copy into.", valueName: "postgres://user@host/db")) var to: String
+    @Option(help: ArgumentHelp("The SQLite file to copy (default: ASSETD_DATABASE).", valueName: "path")) var from: String?
+
+    func run() throws {
+        let path = from ?? ProcessInfo.processInfo.environment["ASSETD_DATABASE"] ?? options.load(requireAll: false).databasePath
+        guard !path.isEmpty else { throw ValidationError("name the SQLite file with --from or ASSETD_DATABASE") }
+        do {
+            for line in try DatabaseMove.run(sqlitePath: path, to: to) { print(line) }
+        } catch {
+            FileHandle.standardError.write(Data("assetd migrate-db: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

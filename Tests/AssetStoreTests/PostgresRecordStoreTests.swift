@@ -108,6 +108,42 @@ struct PostgresRecordStoreTests {
         #expect(try b.asReconcilerPass(minimumInterval: 0) { true } == true)
     }
 
+    /// migrate-db: every record of a filled SQLite file, ids and states kept; the next id
+    /// follows the last SQLite gave; a second copy into the same database is refused.
+    @Test func aSQLiteDatabaseIsCopiedWhole() throws {
+        guard case .sqlite(let path) = try Backend.sqlite.fresh(), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let lite = try SQLiteRecordStore(path: path)
+        let ready = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "é.jpg", size: 3))
+        _ = try lite.markAssetReady(id: ready.id, size: 3, etag: "\"a\"", sha256: "s", thumbnail: .none)
+        try lite.queueThumbnail(assetID: ready.id)
+        let pending = try lite.createAsset(NewAsset(workspaceID: 2, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try lite.createUpload(uploadID: "up-1", asset: pending, fileSize: 10, partSize: 5)
+        _ = try lite.recordSignedPartMD5s(uploadID: "up-1", md5s: [(1, String(repeating: "a", count: 32))], now: Date())
+        let gone = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        try lite.markAssetDeleted(id: gone.id)
+        let discarded = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        try lite.discardPendingAsset(id: discarded.id)
+        let change = VersionSwitch(assetID: ready.id, workspaceID: 1, version: 2, stagingKey: "1/versions/\(ready.id)/v2.png",
+                                   newKey: "1/digital_assets/\(ready.id).png", fileType: "image/png", fileName: nil, size: 4,
+                                   etag: "\"b\"", state: .stored, createdAt: Date(timeIntervalSince1970: 1_700_000_000.25))
+        _ = try lite.beginDirectVersion(change)
+
+        let counts = try RecordCopy.copy(sqlitePath: path, toPostgres: url)
+        #expect(counts.map(\.rows) == [3, 1, 0, 1, 1, 1])
+        let pg = try PostgresRecordStore(url: url)
+        for asset in [ready, pending, gone] {
+            #expect(try pg.asset(id: asset.id, workspaceID: asset.workspaceID) == lite.asset(id: asset.id, workspaceID: asset.workspaceID))
+        }
+        #expect(try pg.upload(uploadID: "up-1", assetID: pending.id, workspaceID: 2) == lite.upload(uploadID: "up-1", assetID: pending.id, workspaceID: 2))
+        #expect(try pg.signedPartMD5s(uploadID: "up-1") == lite.signedPartMD5s(uploadID: "up-1"))
+        #expect(try pg.versionSwitch(assetID: ready.id) == change)
+        #expect(try pg.thumbnailState(assetID: ready.id) == lite.thumbnailState(assetID: ready.id))
+        #expect(try pg.deletedAssetsToSweep(deletedBefore: Date().addingTimeInterval(60), limit: 10).map(\.id) == [gone.id])
+        let next = try pg.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        #expect(next.id == discarded.id + 1, "no id SQLite gave out is given again")
+        #expect(throws: RecordStoreError.self) { try RecordCopy.copy(sqlitePath: path, toPostgres: url) }
+    }
+
     @Test func theSchemaVersionIsRecordedAndMigrationsRunOnce() throws {
         let (a, _) = try hosts()
         let version = try a.schemaVersion()

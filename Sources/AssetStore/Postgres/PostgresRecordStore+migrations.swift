@@ -124,3 +124,20 @@ extension PostgresRecordStore {
         }
     }
 }
+
+extension PostgresRecordStore {
+    /// For check-config: connects once (changing nothing) and reads the schema version;
+    /// nil when no assetd has migrated this database yet.
+    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int) {
+        do {
+            var settings = PGPool.Settings()
+            settings.size = 1
+            let connection = try PGPool(url: url, settings: settings).connect()
+            let exists = try connection.query("SELECT to_regclass('schema_version') IS NOT NULL").first?.bool(0) ?? false
+            guard exists else { return (nil, migrations.count) }
+            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count)
+        } catch let error as PGError {
+            throw RecordStoreError.database("\(error)")
+        }
+    }
+}
