@@ -66,7 +66,7 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
-                   fleet: records as? any FleetCoordination).start()
+                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination).start()
         try thumbnails?.resume()
         if let fleet = records as? any FleetCoordination {
             // Tasks of a host that died are taken over once their lease expires.

@@ -1,6 +1,7 @@
 """POST /api/assets/upload through TLS nginx: content checked by libmagic, stored by PutObject."""
 import io
 import os
+import re
 import struct
 import tempfile
 import time
@@ -110,9 +111,18 @@ def spool_directory(settings):
     return os.path.realpath(settings.get("ASSETD_TMP_DIR") or os.path.join(settings["ASSETD_STATE_DIR"], "tmp"))
 
 
+def assetd_pids(settings):
+    """Every assetd of the stack: pids/assetd.pid, or assetd-1.pid .. assetd-N.pid
+    (ASSETD_DEV_INSTANCES=N), in that order."""
+    folder = os.path.join(settings["ASSETD_STATE_DIR"], "pids")
+    names = sorted(n for n in os.listdir(folder) if re.fullmatch(r"assetd(-\d+)?\.pid", n))
+    assert names, f"no assetd pid file in {folder}"
+    return [int(open(os.path.join(folder, n)).read().strip()) for n in names]
+
+
 def assetd_pid(settings):
-    with open(os.path.join(settings["ASSETD_STATE_DIR"], "pids", "assetd.pid")) as f:
-        return int(f.read().strip())
+    """The assetd on the settings file's ASSETD_SOCKET: the first instance."""
+    return assetd_pids(settings)[0]
 
 
 def deleted_files_open(pid, directory):
@@ -136,11 +146,11 @@ def assert_no_spool_left(settings, wait=5.0):
     running assetd. Waits a little: the spool closes once the request ends."""
     tmp = spool_directory(settings)
     assert os.listdir(tmp) == [], "a spool file was left behind"
-    pid = assetd_pid(settings)
-    deadline = time.monotonic() + wait
-    while (open_spools := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_spools == [], f"assetd (pid {pid}) still holds spool files open: {open_spools}"
+    for pid in assetd_pids(settings):
+        deadline = time.monotonic() + wait
+        while (open_spools := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_spools == [], f"assetd (pid {pid}) still holds spool files open: {open_spools}"
 
 
 def test_the_spool_check_sees_an_unlinked_open_file(settings):

@@ -30,12 +30,20 @@ postgres_up() {
         pg_as "$PG_BIN/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
             >"$dir/initdb.log" 2>&1 || { tail -20 "$dir/initdb.log" >&2; die "initdb failed"; }
     fi
-    say "starting PostgreSQL on 127.0.0.1:$port"
     # Only loopback; the unix socket in DIR, for this script's own psql. Commits are not
     # flushed one by one (as SQLite's synchronous=NORMAL in WAL mode): a development server.
-    pg_as "$PG_BIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c synchronous_commit=off -c max_connections=200" start >/dev/null \
-        || { tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start (log: $dir/postgres.log)"; }
+    # In a file of its own, so that a plain `pg_ctl start` (postgres_ctl) finds them again.
+    grep -q "^include_if_exists = 'assetd.conf'" "$data/postgresql.conf" \
+        || echo "include_if_exists = 'assetd.conf'" | pg_as tee -a "$data/postgresql.conf" >/dev/null
+    pg_as tee "$data/assetd.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+synchronous_commit = off
+max_connections = 200
+CONF
+    say "starting PostgreSQL on 127.0.0.1:$port"
+    postgres_ctl "$dir" start || { tail -20 "$dir/postgres.log" >&2; die "PostgreSQL did not start (log: $dir/postgres.log)"; }
     head -n 1 "$data/postmaster.pid" >"$pids/postgres.pid"
     local password
     if [ -f "$password_file" ]; then password=$(cat "$password_file"); else password=$(random_secret); fi
@@ -58,4 +66,15 @@ postgres_down() {
         pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null || warn "PostgreSQL did not stop cleanly"
     fi
     rm -f "$pids/postgres.pid"
+}
+
+# postgres_ctl DIR start|stop: the server of postgres_up, started or stopped (fast) as it
+# is, for a test that takes the database away under load.
+postgres_ctl() {
+    local dir=$1 action=$2
+    case "$action" in
+        start) pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null ;;
+        stop) pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null ;;
+        *) die "postgres_ctl: start or stop, not $action" ;;
+    esac
 }
