@@ -58,11 +58,13 @@ SQL
 }
 
 # postgres_down DIR PIDS: stops the server postgres_up started in DIR (fast shutdown).
+# The server is the one running on DIR/data (its postmaster.pid), which postgres_up made:
+# after a postgres_ctl restart its pid differs from the one recorded at `up`.
 postgres_down() {
     local dir=$1 pids=$2
-    [ -f "$pids/postgres.pid" ] || return 0
-    if [ -f "$dir/data/postmaster.pid" ] && kill -0 "$(cat "$pids/postgres.pid")" 2>/dev/null; then
-        say "stopping PostgreSQL (pid $(cat "$pids/postgres.pid"))"
+    [ -f "$pids/postgres.pid" ] || [ -f "$dir/data/postmaster.pid" ] || return 0
+    if [ -f "$dir/data/postmaster.pid" ] && kill -0 "$(head -n 1 "$dir/data/postmaster.pid")" 2>/dev/null; then
+        say "stopping PostgreSQL (pid $(head -n 1 "$dir/data/postmaster.pid"))"
         pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null || warn "PostgreSQL did not stop cleanly"
     fi
     rm -f "$pids/postgres.pid"
@@ -73,7 +75,9 @@ postgres_down() {
 postgres_ctl() {
     local dir=$1 action=$2
     case "$action" in
-        start) pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null ;;
+        start) pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null
+               # Keep dev-stack's record of it current (STATE/pids beside STATE/postgres).
+               if [ -d "$dir/../pids" ]; then head -n 1 "$dir/data/postmaster.pid" >"$dir/../pids/postgres.pid"; fi ;;
         stop) pg_as "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null ;;
         *) die "postgres_ctl: start or stop, not $action" ;;
     esac
