@@ -19,8 +19,15 @@ postgres_up() {
     [ -x "$PG_BIN/pg_ctl" ] || die "PostgreSQL 15 is not installed ($PG_BIN/pg_ctl): apt-get install postgresql-15"
     mkdir -p "$dir"
     if [ "$(id -u)" -eq 0 ]; then
-        # The state directory (ours) must let the postgres user through, nothing more.
-        chmod o+x "$(dirname "$dir")"
+        # The directories above DIR must let the postgres user through (o+x: no listing):
+        # the state directory, and a private temporary directory it may sit in.
+        local up
+        up=$(dirname "$dir")
+        while [ "$up" != / ] && ! runuser -u postgres -- test -x "$up"; do
+            say "letting the postgres user through $up (o+x)"
+            chmod o+x "$up"
+            up=$(dirname "$up")
+        done
         chown postgres: "$dir"
         chmod 700 "$dir"
         runuser -u postgres -- test -w "$dir" || die "the postgres user cannot reach $dir (a parent directory is closed to it)"

@@ -37,8 +37,9 @@ struct PGError: Error, CustomStringConvertible {
 final class PGConnection {
     private let raw: OpaquePointer
     private var prepared: [String: String] = [:]
-    /// Set by the pool: when the connection was last handed back.
-    var idleSince = ContinuousClock.now
+    /// Statements answered since the pool handed the connection out: a failure before the
+    /// first answer cannot have changed anything, so the pool may replay it elsewhere.
+    var answered = 0
 
     /// Connects with `parameters` (libpq keywords, in order: later ones override earlier
     /// ones, and a `dbname` holding a URL is expanded where it stands).
@@ -86,6 +87,7 @@ final class PGConnection {
             PQexecPrepared(raw, name, Int32(texts.count), values.baseAddress, nil, nil, 0)
         }
         try check(result, sql: sql)
+        answered += 1
         return PGResult(raw: result!)
     }
 
@@ -93,6 +95,7 @@ final class PGConnection {
     func execute(_ sql: String) throws(PGError) {
         let result = PQexec(raw, sql)
         try check(result, sql: sql)
+        answered += 1
         PQclear(result)
     }
 

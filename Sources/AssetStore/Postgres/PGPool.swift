@@ -35,10 +35,12 @@ final class PGPool: @unchecked Sendable {
     /// Runs `body` with a connection of the pool. A connection broken before `body` got an
     /// answer to its first statement (the server restarted while it sat idle) is replaced
     /// and `body` run once more on the new one: nothing it sent can have been applied.
+    /// After an answer, a broken connection fails the call (a commit may have happened).
     func with<T>(_ body: (PGConnection) throws -> T) throws -> T {
         var (connection, reused) = try acquire()
         var retried = false
         while true {
+            connection.answered = 0
             do {
                 let value = try body(connection)
                 release(connection)
@@ -46,7 +48,7 @@ final class PGPool: @unchecked Sendable {
             } catch let error as PGError {
                 let usable = connection.isUsable
                 if !usable { discard() } else { release(connection) }
-                guard error.connectionLost, reused, !retried else { throw error }
+                guard error.connectionLost, reused, !retried, connection.answered == 0 else { throw error }
                 retried = true
                 (connection, reused) = try acquire(fresh: true)
             } catch {
