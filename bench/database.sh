@@ -13,7 +13,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-2}  # 0: thumbnails only
 ROUND_SECONDS=${ROUND_SECONDS:-10}
 BURST=${BURST:-40}
 export ASSETD_THREADS=${THREADS:-16}
@@ -62,12 +62,14 @@ measure() { # NAME DB: presign and list req/s on a fresh stack
     echo "$1 list $(wrk_rps "/api/assets?workspaceId=1&limit=50")"
 }
 
+# In a subshell (the pipe): it stops its own last stack.
 for ((round = 1; round <= ROUNDS; round++)); do
     measure sqlite sqlite
     measure postgres postgres
+    ((round < ROUNDS)) || stop_stack
 done | tee "$WORK/rps.txt"
 
-python3 - "$WORK/rps.txt" <<'PY'
+((ROUNDS == 0)) || python3 - "$WORK/rps.txt" <<'PY'
 import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
