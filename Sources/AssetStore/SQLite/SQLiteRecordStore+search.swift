@@ -88,7 +88,9 @@ extension SQLiteRecordStore {
         if let text = query.text {
             let fts = FTSQuery(text)
             var matches: [String] = []
-            if let prefix = fts.prefix {
+            // One ASCII word of 3+ characters: what begins a word (case folded) is also a
+            // substring, so the trigram set alone is the union, and one set is built, not two.
+            if let prefix = fts.prefix, !text.isOneASCIIWord {
                 matches.append("asset.id IN (SELECT rowid FROM asset_words(?))")
                 arguments += [prefix]
             }
