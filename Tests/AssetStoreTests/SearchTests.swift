@@ -184,6 +184,38 @@ struct SearchTests {
         }
     }
 
+    /// Past `fewMatches`, a search with a sort walks the sort index instead of sorting its
+    /// matches: the same pages either way.
+    @Test func manyMatchesSortTheSameAsFew() throws {
+        let store = try open()
+        let count = SQLiteRecordStore.fewMatches + 100
+        try store.pool.write { db in
+            for i in 0..<count {
+                try db.execute(sql: """
+                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                    VALUES (1, 'k' || ?, 'bulk_' || ?, 'image/png', ? % 97, 'ready', 0, 0)
+                    """, arguments: [i, i, i])
+            }
+        }
+        _ = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "bulk_rare_x", size: 5),
+                                  status: .ready, now: Date())
+        for q in ["bulk", "bulk_", "bulk 1", "rare", "ulk_rar"] {
+            for sort in [AssetSort.name, .size] {
+                let pages = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: 500))
+                let all = try store.allPages(query(1, nil, sort: sort, order: .ascending, limit: 200))
+                let expected = all.filter { asset in
+                    let name = asset.fileName!
+                    switch q {
+                    case "bulk", "bulk_": return true
+                    case "bulk 1": return name.split(separator: "_").contains { $0.hasPrefix("1") }
+                    default: return name.contains("rar")
+                    }
+                }
+                #expect(pages.map(\.id) == expected.map(\.id), "q=\(q) sort=\(sort)")
+            }
+        }
+    }
+
     @Test func titlesAndTagsAreSearchedAndScoped() throws {
         let store = try open()
         let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "x.jpg", size: 1),

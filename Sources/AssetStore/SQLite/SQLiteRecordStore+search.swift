@@ -84,22 +84,38 @@ extension SQLiteRecordStore {
     private func sortedPage(_ query: AssetQuery, _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)] {
         let filters = Self.filters(query)
         var conditions = [filters.sql]
-        var arguments = filters.arguments
+        var arguments: StatementArguments = []
+        var with = ""
+        var from = "asset"
         if let text = query.text {
             let fts = FTSQuery(text)
-            var matches: [String] = []
+            var sets: [(table: String, match: String)] = []
             // One ASCII word of 3+ characters: what begins a word (case folded) is also a
             // substring, so the trigram set alone is the union, and one set is built, not two.
-            if let prefix = fts.prefix, !text.isOneASCIIWord {
-                matches.append("asset.id IN (SELECT rowid FROM asset_words(?))")
-                arguments += [prefix]
+            if let prefix = fts.prefix, !text.isOneASCIIWord { sets.append(("asset_words", prefix)) }
+            if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
+            guard !sets.isEmpty else { return [] }
+            let union = sets.map { "SELECT rowid FROM \($0.table)(?)" }.joined(separator: " UNION ")
+            // Few matches: read them and sort them. Many: walk the sort index and keep the
+            // matches, which then fill a page soon (unless a filter is selective too). A
+            // probe of at most `fewMatches + 1` rowids a set tells which, so that a rare
+            // word does not walk the whole workspace.
+            let few = try sets.allSatisfy { set in
+                let probe = "SELECT count(*) FROM (SELECT 1 FROM \(set.table)(?) LIMIT ?)"
+                return try Int.fetchOne(db, sql: probe, arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
             }
-            if let substring = fts.substring {
-                matches.append("asset.id IN (SELECT rowid FROM asset_trigrams(?))")
-                arguments += [substring]
+            if few {
+                with = "WITH matched(id) AS MATERIALIZED (\(union)) "
+                from = "matched CROSS JOIN asset ON asset.id = matched.id"
+                arguments += StatementArguments(sets.map(\.match))
+                arguments += filters.arguments
+            } else {
+                arguments += filters.arguments
+                conditions.append("asset.id IN (\(union))")
+                arguments += StatementArguments(sets.map(\.match))
             }
-            guard !matches.isEmpty else { return [] }
-            conditions.append("(" + matches.joined(separator: " OR ") + ")")
+        } else {
+            arguments += filters.arguments
         }
         let descending = query.order == .descending
         let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
@@ -127,7 +143,10 @@ extension SQLiteRecordStore {
             throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
         }
         let order = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
-        let sql = "SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(conditions.joined(separator: " AND ")) ORDER BY \(order) LIMIT ?"
+        let sql = """
+            \(with)SELECT \(Self.assetColumns), \(key ?? "NULL") FROM \(from) WHERE \(conditions.joined(separator: " AND ")) \
+            ORDER BY \(order) LIMIT ?
+            """
         arguments += [query.limit]
         return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
             let asset = try Self.asset(from: row)
@@ -140,6 +159,9 @@ extension SQLiteRecordStore {
             return (asset, position)
         }
     }
+
+    /// Up to this many matches a set, a search with a sort reads its matches and sorts them.
+    static let fewMatches = 2000
 
     /// The number of columns in `assetColumns`.
     static let assetColumnCount = 16
