@@ -127,7 +127,8 @@ extension SQLiteRecordStore {
             //   characters; words split at anything but letters and digits (`_ . -` too);
             // - asset_trigrams: trigram (case folded), for substrings of 3+ characters.
             // Both match every workspace: queries join asset and filter on workspace_id.
-            // The sort indexes give `name` and `size` keyset pages a range seek.
+            // The sort indexes give `name` and `size` keyset pages a range seek, and carry
+            // status and file_type so that filters skip rows without reading them.
             try db.execute(sql: """
                 ALTER TABLE asset ADD COLUMN title TEXT;
                 ALTER TABLE asset ADD COLUMN tags TEXT NOT NULL DEFAULT '';
@@ -156,8 +157,8 @@ extension SQLiteRecordStore {
                 END;
                 INSERT INTO asset_words (asset_words) VALUES ('rebuild');
                 INSERT INTO asset_trigrams (asset_trigrams) VALUES ('rebuild');
-                CREATE INDEX asset_by_name ON asset(workspace_id, lower(coalesce(file_name, '')), id);
-                CREATE INDEX asset_by_size ON asset(workspace_id, coalesce(size, -1), id);
+                CREATE INDEX asset_by_name ON asset(workspace_id, lower(coalesce(file_name, '')), id, status, file_type);
+                CREATE INDEX asset_by_size ON asset(workspace_id, coalesce(size, -1), id, status, file_type);
                 """)
         }
         return migrator
