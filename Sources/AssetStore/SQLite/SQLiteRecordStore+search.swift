@@ -52,6 +52,7 @@ extension SQLiteRecordStore {
         var startTier = 0
         var afterID: Int64?
         if case .relevance(let tier, let id)? = query.after {
+            guard (0...2).contains(tier) else { throw RecordStoreError.database("relevance position with tier \(tier)") }
             startTier = tier
             afterID = id
         }
