@@ -72,7 +72,7 @@ extension SQLiteRecordStore {
             sql += filters.sql + " ORDER BY m.rowid DESC LIMIT ?"
             arguments += filters.arguments
             arguments += [query.limit - page.count]
-            for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+            for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
             }
@@ -103,7 +103,7 @@ extension SQLiteRecordStore {
             // word does not walk the whole workspace.
             let few = try sets.allSatisfy { set in
                 let probe = "SELECT count(*) FROM (SELECT 1 FROM \(set.table)(?) LIMIT ?)"
-                return try Int.fetchOne(db, sql: probe, arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
+                return try Int.fetchOne(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
             }
             if few {
                 with = "WITH matched(id) AS MATERIALIZED (\(union)) "
@@ -149,7 +149,9 @@ extension SQLiteRecordStore {
             ORDER BY \(order) LIMIT ?
             """
         arguments += [query.limit]
-        return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        // Cached: the SQL depends only on the kind of query (filters, sort, order, which
+        // sets), never on the values, so there are few of them, each prepared once a connection.
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
             let asset = try Self.asset(from: row)
             let keyColumn = Self.assetColumnCount
             let position: AssetPosition = switch query.sort {
