@@ -15,7 +15,8 @@ public import struct Foundation.Date
 // time, a work list's `limit`) are extensions that forward to it.
 
 /// The whole store: what `App` is given.
-public typealias RecordStore = AssetRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists & StoreHealth
+public typealias RecordStore = AssetRecords & SearchRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists
+    & StoreHealth
 
 /// Assets: creation, lookup, the listing, and the steps of their life.
 public protocol AssetRecords: AnyObject, Sendable {
@@ -54,6 +55,18 @@ extension AssetRecords {
     public func beginDelete(id: Int64) throws -> DeleteStart? {
         try beginDelete(id: id, now: Date())
     }
+}
+
+/// Titles, tags and the listing that searches them (`AssetQuery` says what every backend
+/// must reproduce).
+public protocol SearchRecords: AnyObject, Sendable {
+    /// Sets the title and tags of the asset `id` in `workspaceID`, unless it is deleted or
+    /// being deleted; the record as left, or nil (nothing changed) when there is no such
+    /// asset there. The search indexes follow in the same transaction. Values arrive
+    /// checked (bounded, no control characters, tags without repeats).
+    func describeAsset(id: Int64, workspaceID: Int64, title: FieldEdit<String?>, tags: FieldEdit<[String]>) throws -> AssetRecord?
+    /// One page of the query, each asset with its position (for the next page's `after`).
+    func searchAssets(_ query: AssetQuery) throws -> [(asset: AssetRecord, position: AssetPosition)]
 }
 
 /// Multipart uploads: first uploads and new versions, the hot lookup, and their ends.

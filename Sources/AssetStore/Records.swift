@@ -56,6 +56,10 @@ public struct AssetRecord: Sendable, Equatable {
     public var currentVersion: Int = 1
     /// When the current version became current.
     public var versionCreatedAt: Date? = nil
+    /// A label set with PATCH /api/assets/{assetId}; searched with the file name.
+    public var title: String? = nil
+    /// Labels set with PATCH /api/assets/{assetId}, in the order given, without repeats.
+    public var tags: [String] = []
 
     /// The extension of the current key (`jpg`).
     public var fileExtension: String { AssetKeys.fileExtension(of: key) }

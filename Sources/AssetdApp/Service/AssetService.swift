@@ -52,13 +52,6 @@ public final class AssetService: Sendable {
         return asset
     }
 
-    /// A page of the workspace's assets, newest first, with their archived versions.
-    public func assets(in workspaceID: Int64, limit: Int, before cursor: Int64?) throws -> [(AssetRecord, [AssetVersionRecord])] {
-        let assets = try records.assets(workspaceID: workspaceID, limit: limit, before: cursor)
-        let versions = try records.versions(assetIDs: assets.map(\.id))
-        return assets.map { ($0, versions[$0.id] ?? []) }
-    }
-
     /// The archived versions of an asset, oldest first.
     public func versions(of asset: AssetRecord) throws -> [AssetVersionRecord] {
         try records.versions(assetID: asset.id)
