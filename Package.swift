@@ -62,7 +62,7 @@ let package = Package(
         // The storage protocol (RecordStore) and its SQLite backend (GRDB), with migrations.
         .target(
             name: "AssetStore",
-            dependencies: ["Locking", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Locking", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Content detection with libmagic.
@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
-            name: "AssetStoreTests", dependencies: ["AssetStore", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),

@@ -67,15 +67,27 @@ public enum Bootstrap {
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval)).start()
         try thumbnails?.resume()
+        try events(configuration, records: records, metrics: metrics, logger: logger).start()
         let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
             if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
+            }
+            if let backlog = try? records.eventBacklog() {
+                metrics.setEventBacklog(backlog)
             }
         }
         try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+    }
+
+    /// The event dispatcher `serve` runs: a thread per webhook endpoint and for Typesense.
+    static func events(_ configuration: Configuration, records: any EventOutbox, metrics: Metrics, logger: Logger) -> EventDispatcher {
+        let sinks = EventDispatcher.sinks(configuration, http: HTTPClient())
+        if sinks.isEmpty { logger.info("no event sinks (ASSETD_WEBHOOK_URLS, ASSETD_TYPESENSE_URL): events stay in the outbox") }
+        return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
+                               metrics: metrics, logger: logger)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

@@ -119,6 +119,10 @@ extension SQLiteRecordStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v9: event outbox") { db in
+            // The transactional outbox: SQLiteRecordStore+events.swift.
+            try db.execute(sql: Self.eventOutboxSchema)
+        }
         return migrator
     }
 }
