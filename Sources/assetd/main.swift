@@ -174,9 +174,9 @@ struct Events: ParsableCommand {
             webhook-id receivers see), type, asset, sink, attempts so far, next attempt and last error.
             --dead: deliveries given up on: retried for ASSETD_EVENT_MAX_AGE (3 days) without a 2xx, \
             or pending when their endpoint answered 410 Gone (which disables it).
-            --redeliver ID: queues that event again, due now, for every configured sink that has not \
-            got it (a dead or delivered one is sent again, with the same webhook-id), and enables \
-            again an endpoint that 410 disabled. Run it as the service's user, with its settings \
+            --redeliver ID: queues that event again, due now, for every configured sink where it is \
+            not pending (a dead or delivered one is sent again, with the same webhook-id; a sink \
+            configured since gets it too), and enables again an endpoint that 410 disabled. Run it as the service's user, with its settings \
             (--config /etc/assetd/assetd.env); the running service picks the event up.
             """
     )
