@@ -197,3 +197,18 @@ struct EventOutboxTests {
         #expect(EventDelivery.eventID(parsing: "12 ") == nil)
     }
 }
+
+struct EventTimeTests {
+    /// The hand-written RFC 3339 form agrees with Foundation's, milliseconds truncated.
+    @Test func timesAreRFC3339InUTCWithMilliseconds() throws {
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 1_700_000_000.1239)) == "2023-11-14T22:13:20.123Z")
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 951_782_400.5)) == "2000-02-29T00:00:00.500Z")
+        for _ in 0..<200 {
+            let date = Date(timeIntervalSince1970: Double(Int64.random(in: 0...4_102_444_800_000)) / 1000)
+            let text = EventPayload.iso8601(date)
+            let parsed = try Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            #expect(abs(parsed.timeIntervalSince(date)) < 0.001, "\(text)")
+        }
+    }
+}

@@ -49,17 +49,18 @@ extension SQLiteRecordStore {
     /// event exists; if it commits, the event does.
     static func recordEvent(_ db: GRDB.Database, _ type: EventType, asset: AssetRecord, now: Date, extra: [JSONValue.Member] = []) throws {
         let payload = EventPayload.make(type, asset: asset, now: now, extra: extra)
-        try db.execute(sql: "INSERT INTO event (asset_id, type, payload, created_at) VALUES (?, ?, ?, ?)",
-                       arguments: [asset.id, type.rawValue, String(decoding: payload, as: UTF8.self), now.timeIntervalSince1970])
-        try db.execute(sql: """
+        // Cached statements: prepared once per connection, not on every change.
+        try db.cachedStatement(sql: "INSERT INTO event (asset_id, type, payload, created_at) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [asset.id, type.rawValue, String(decoding: payload, as: UTF8.self), now.timeIntervalSince1970])
+        try db.cachedStatement(sql: """
             INSERT INTO event_delivery (event_id, sink, asset_id, state, attempts, next_attempt_at, started_at, updated_at)
             SELECT ?1, sink, ?2, 'pending', 0, ?3, ?3, ?3 FROM event_sink WHERE active = 1 AND disabled_at IS NULL
-            """, arguments: [db.lastInsertedRowID, asset.id, now.timeIntervalSince1970])
+            """).execute(arguments: [db.lastInsertedRowID, asset.id, now.timeIntervalSince1970])
     }
 
     /// The asset as the transaction has it now, for an event.
     static func currentAsset(_ db: GRDB.Database, id: Int64) throws -> AssetRecord? {
-        try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?"), arguments: [id]).map(Self.asset(from:))
     }
 
     public func activateEventSinks(_ sinks: [String], now: Date) throws {
