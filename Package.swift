@@ -65,7 +65,7 @@ let package = Package(
         // SQLite (GRDB) for one host, PostgreSQL (libpq) for several.
         .target(
             name: "AssetStore",
-            dependencies: ["Locking", "CLibPQ", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Locking", "JSON", "CLibPQ", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Content detection with libmagic.
@@ -118,7 +118,7 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
-            name: "AssetStoreTests", dependencies: ["AssetStore", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),

@@ -16,7 +16,7 @@ public import struct Foundation.Date
 
 /// The whole store: what `App` is given.
 public typealias RecordStore = AssetRecords & SearchRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists
-    & StoreHealth
+    & StoreHealth & EventOutbox
 
 /// Assets: creation, lookup, the listing, and the steps of their life.
 public protocol AssetRecords: AnyObject, Sendable {
@@ -240,4 +240,36 @@ extension RepairWorkLists {
 /// Whether the store answers (for /healthz).
 public protocol StoreHealth: AnyObject, Sendable {
     func ping() throws
+}
+
+/// The transactional outbox (docs/API.md, "Events"). The state changes above write their
+/// event in their own transaction: `markAssetReady` and `completeUpload` asset.ready,
+/// `recordVersionSwitched` asset.version_added, `markDeleted` asset.deleted,
+/// `finishThumbnail` thumbnail.ready or thumbnail.failed; each event gets one pending
+/// delivery per active sink. Delivery is at least once, in order per asset and sink: a
+/// claim never returns an event while an earlier one of its asset is pending for that sink.
+public protocol EventOutbox: AnyObject, Sendable {
+    /// Makes `sinks` the ones new events are queued for; other sinks get no new events
+    /// (their queued deliveries stay). A disabled sink stays disabled.
+    func activateEventSinks(_ sinks: [String], now: Date) throws
+    /// Up to `limit` due deliveries for `sink`, oldest event first, at most one per asset,
+    /// each with its attempt counted and leased until `leaseUntil` (when it is due again
+    /// should this process die). None while the sink is disabled.
+    func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery]
+    /// Records what an attempt came to.
+    func finishDelivery(eventID: Int64, sink: String, outcome: DeliveryOutcome, now: Date) throws
+    /// The sink answered 410 Gone: no more events are queued for it, and its pending
+    /// deliveries become dead with `reason`, until an operator redelivers one of them.
+    func disableEventSink(_ sink: String, reason: String, now: Date) throws
+    /// Deliveries in `state`, oldest event first (for `assetd events`).
+    func eventDeliveries(state: DeliveryState, limit: Int) throws -> [EventDeliveryStatus]
+    /// Queues every delivery of event `id` that is not pending again, due now, with a new
+    /// deadline, and enables their sinks again; how many it queued (0: no such event).
+    func redeliverEvent(id: Int64, now: Date) throws -> Int
+    /// Pending deliveries (the backlog, for /metrics).
+    func eventBacklog() throws -> Int
+    /// Removes delivered deliveries, and events with nothing pending or dead, created
+    /// before `before`; how many events went.
+    @discardableResult
+    func pruneEvents(createdBefore before: Date) throws -> Int
 }

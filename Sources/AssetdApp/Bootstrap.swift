@@ -72,9 +72,13 @@ public enum Bootstrap {
             // Tasks of a host that died are taken over once their lease expires.
             thumbnails?.pollClaimable(fleet, every: .seconds(max(2, configuration.thumbnailLease / 4)))
         }
+        try events(configuration, records: records, metrics: metrics, logger: logger).start()
         let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
             if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
+            }
+            if let backlog = try? records.eventBacklog() {
+                metrics.setEventBacklog(backlog)
             }
         }
         try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
@@ -99,6 +103,14 @@ public enum Bootstrap {
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)
         return try SQLiteRecordStore(path: configuration.databasePath)
+    }
+
+    /// The event dispatcher `serve` runs: a thread per webhook endpoint and for Typesense.
+    static func events(_ configuration: Configuration, records: any EventOutbox, metrics: Metrics, logger: Logger) -> EventDispatcher {
+        let sinks = EventDispatcher.sinks(configuration, http: HTTPClient())
+        if sinks.isEmpty { logger.info("no event sinks (ASSETD_WEBHOOK_URLS, ASSETD_TYPESENSE_URL): events stay in the outbox") }
+        return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
+                               metrics: metrics, logger: logger)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

@@ -115,6 +115,16 @@ public struct Configuration: Sendable {
     /// encryption that the service writes with (ASSETD_SSE sets it false for aws:kms).
     public var objectETagsAreMD5: Bool = true
 
+    // Events (docs/CONFIGURATION.md, "Events"; EventDelivery.swift).
+    /// ASSETD_WEBHOOK_URLS: the endpoints every event is delivered to.
+    public var webhookURLs: [String] = []
+    /// ASSETD_WEBHOOK_SECRET: `whsec_` + base64, comma-separated; each signs every delivery.
+    public var webhookSecrets: [WebhookSecret] = []
+    /// ASSETD_TYPESENSE_URL, _API_KEY, _COLLECTION: all three, or none.
+    public var typesense: TypesenseSettings?
+    /// ASSETD_EVENT_MAX_AGE: seconds an event is retried for before it is dead (3 days).
+    public var eventMaxAge: Int = 259_200
+
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
 
@@ -209,6 +219,7 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_PART_CHECKSUM must be optional, required or off, not \(checksum)")
         }
         partChecksum = mode
+        try readEventSettings(reader)
         thumbnailerSocket = reader.optional("ASSETD_THUMBNAILER_SOCKET")
         thumbnailerPath = reader.optional("ASSETD_THUMBNAILER")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
@@ -248,6 +259,43 @@ public struct Configuration: Sendable {
             values[key] = value
         }
         return values
+    }
+
+    /// The event sinks' settings; a bad URL or secret is one line naming the setting, and
+    /// never shows a secret's value.
+    private mutating func readEventSettings(_ reader: Reader) throws {
+        webhookURLs = try (reader.optional("ASSETD_WEBHOOK_URLS") ?? "").split(separator: ",").map { piece in
+            let url = String(piece).trimmingSpaces()
+            guard EventEndpoint.isValidURL(url) else {
+                throw ConfigurationError(description: "ASSETD_WEBHOOK_URLS must be comma-separated http(s) URLs such as https://hooks.example.com/assetd, not \(EventEndpoint.redacted(url))")
+            }
+            return url
+        }
+        webhookSecrets = try (reader.optional("ASSETD_WEBHOOK_SECRET") ?? "").split(separator: ",").enumerated().map { index, piece in
+            guard let secret = WebhookSecret(String(piece).trimmingSpaces()) else {
+                throw ConfigurationError(description: "ASSETD_WEBHOOK_SECRET: secret \(index + 1) must be whsec_ followed by the base64 of 16 to 64 random bytes")
+            }
+            return secret
+        }
+        if !webhookURLs.isEmpty, webhookSecrets.isEmpty {
+            throw ConfigurationError(description: "ASSETD_WEBHOOK_SECRET is required when ASSETD_WEBHOOK_URLS is set")
+        }
+        let url = reader.optional("ASSETD_TYPESENSE_URL"), key = reader.optional("ASSETD_TYPESENSE_API_KEY")
+        let collection = reader.optional("ASSETD_TYPESENSE_COLLECTION")
+        if url != nil || key != nil || collection != nil {
+            guard let url, EventEndpoint.isValidURL(url), !url.contains("?") else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_URL must be an http(s) URL such as http://127.0.0.1:8108 (set with ASSETD_TYPESENSE_API_KEY and ASSETD_TYPESENSE_COLLECTION)")
+            }
+            guard let key, !key.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } == true }) else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_API_KEY is required with ASSETD_TYPESENSE_URL, without spaces or control characters")
+            }
+            guard let collection, collection.utf8.count <= 128,
+                  collection.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x5f || $0 == 0x2d }) else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_COLLECTION is required with ASSETD_TYPESENSE_URL: letters, digits, _ and - (at most 128)")
+            }
+            typesense = TypesenseSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key, collection: collection)
+        }
+        eventMaxAge = try reader.integer("ASSETD_EVENT_MAX_AGE", default: 259_200, in: 1...(30 * 86_400))
     }
 
     private struct Reader {

@@ -42,7 +42,7 @@ struct Assetd: ParsableCommand {
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self],
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self, SetupSearch.self, Events.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -146,6 +146,60 @@ struct CheckConfig: ParsableCommand {
         let logger = Bootstrap.logger(level: "critical")
         let check = ConfigCheck(environment: ProcessInfo.processInfo.environment, file: options.config, logger: logger)
         guard check.run() else { throw ExitCode(1) }
+    }
+}
+
+struct SetupSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup-search",
+        abstract: "Create the Typesense collection that ready assets are upserted into (idempotent).",
+        discussion: "POST /collections on ASSETD_TYPESENSE_URL with ASSETD_TYPESENSE_API_KEY: the collection ASSETD_TYPESENSE_COLLECTION with assetd's schema (docs/API.md, \"Typesense\"). A collection of that name that exists already is left as it is (exit 0). Run it once before turning the sink on."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        try options.run(failure: "setup-search failed") { configuration, _ in
+            print(try EventAdmin.setupSearch(configuration), terminator: "")
+        }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "List the events waiting for delivery, or the dead ones, and requeue one.",
+        discussion: """
+            Without options: the backlog, one line per (event, sink) still pending: its id (the \
+            webhook-id receivers see), type, asset, sink, attempts so far, next attempt and last error.
+            --dead: deliveries given up on: retried for ASSETD_EVENT_MAX_AGE (3 days) without a 2xx, \
+            or pending when their endpoint answered 410 Gone (which disables it).
+            --redeliver ID: queues that event again, due now, for every configured sink where it is \
+            not pending (a dead or delivered one is sent again, with the same webhook-id; a sink \
+            configured since gets it too), and enables again an endpoint that 410 disabled. Run it as the service's user, with its settings \
+            (--config /etc/assetd/assetd.env); the running service picks the event up.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "List the dead deliveries instead of the backlog.") var dead = false
+    @Option(help: ArgumentHelp("Queue this event (evt_12 or 12) again.", valueName: "id")) var redeliver: String?
+    @Option(help: "List at most this many.") var limit: Int = 100
+
+    func validate() throws {
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000") }
+        if redeliver != nil, dead { throw ValidationError("--redeliver and --dead go separately: list with --dead, then redeliver one id") }
+    }
+
+    func run() throws {
+        try options.run(failure: "events failed") { configuration, _ in
+            if let redeliver {
+                let queued = try EventAdmin.redeliver(configuration, id: redeliver)
+                print("queued \(redeliver) again for \(queued) sink\(queued == 1 ? "" : "s")")
+            } else {
+                print(try EventAdmin.list(configuration, dead: dead, limit: limit), terminator: "")
+            }
+        }
     }
 }
 

@@ -21,8 +21,9 @@ APT_PACKAGES=(
     chromium chromium-driver
 )
 # Python packages for the local S3 server and the integration tests (selenium drives
-# Debian's chromium through chromium-driver for the browser tests).
-PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium)
+# Debian's chromium through chromium-driver for the browser tests; standardwebhooks, the
+# Standard Webhooks reference library, verifies the webhook receivers' signatures).
+PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium standardwebhooks)
 
 # Installs what is missing; does nothing when everything is there (idempotent).
 install_dependencies() {
@@ -37,7 +38,7 @@ install_dependencies() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium' 2>/dev/null; then
+    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium, standardwebhooks' 2>/dev/null; then
         say "installing Python packages: ${PIP_PACKAGES[*]}"
         python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
     fi

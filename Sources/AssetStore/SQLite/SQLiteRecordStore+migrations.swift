@@ -161,6 +161,10 @@ extension SQLiteRecordStore {
                 CREATE INDEX asset_by_size ON asset(workspace_id, coalesce(size, -1), id, status, file_type);
                 """)
         }
+        migrator.registerMigration("v9: event outbox") { db in
+            // The transactional outbox: SQLiteRecordStore+events.swift.
+            try db.execute(sql: Self.eventOutboxSchema)
+        }
         return migrator
     }
 }

@@ -62,7 +62,16 @@ extension SQLiteRecordStore {
                     UPDATE asset SET thumbnail_status = ?, thumbnail_reason = ?, updated_at = ?
                     WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS ?
                     """, arguments: [status.rawValue, reason, now.timeIntervalSince1970, assetID, etag])
-                return db.changesCount == 1
+                guard db.changesCount == 1 else { return false }
+                let type: EventType? = switch status {
+                case .ready: .thumbnailReady
+                case .failed: .thumbnailFailed
+                case .none, .pending: nil
+                }
+                if let type, let asset = try Self.currentAsset(db, id: assetID) {
+                    try Self.recordEvent(db, type, asset: asset, now: now, extra: reason.map { [.init("reason", .string($0))] } ?? [])
+                }
+                return true
             }
         }
     }
