@@ -101,6 +101,7 @@ public final class Thumbnailer: Sendable {
             throw ThumbnailError("decode budget exceeded: \(width)x\(height), \(header.bands) bands of \(header.bytesPerBand) bytes, "
                                  + "would take \(decodeBytes) bytes, over ASSETD_THUMBNAIL_MAX_DECODE_BYTES (\(settings.maxDecodeBytes))")
         }
-        return try Vips.thumbnailJPEG(ofFile: path, size: settings.size, quality: settings.quality)
+        return try Vips.thumbnailJPEG(ofFile: path, size: settings.size, quality: settings.quality,
+                                      colourManaged: header.needsColourManagement)
     }
 }

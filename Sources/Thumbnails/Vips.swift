@@ -98,6 +98,8 @@ enum Vips {
         var height: Int
         var bands: Int
         var bytesPerBand: Int
+        /// An embedded ICC profile, or CMYK pixels: the thumbnail needs lcms to reach sRGB.
+        var needsColourManagement: Bool
     }
 
     /// Width, height, bands and bytes per band from the header (a sequential open reads
@@ -106,13 +108,16 @@ enum Vips {
         guard let image = assetd_vips_open_header(path) else { throw .vips("cannot read the image header") }
         defer { assetd_vips_unref(image) }
         return Header(width: Int(vips_image_get_width(image)), height: Int(vips_image_get_height(image)),
-                      bands: Int(vips_image_get_bands(image)), bytesPerBand: Int(vips_format_sizeof(vips_image_get_format(image))))
+                      bands: Int(vips_image_get_bands(image)), bytesPerBand: Int(vips_format_sizeof(vips_image_get_format(image))),
+                      needsColourManagement: assetd_vips_has_icc_profile(image) != 0
+                          || vips_image_get_interpretation(image) == VIPS_INTERPRETATION_CMYK)
     }
 
-    /// The JPEG thumbnail of a file whose loader and size were checked.
-    static func thumbnailJPEG(ofFile path: String, size: Int, quality: Int) throws(ThumbnailError) -> [UInt8] {
+    /// The JPEG thumbnail of a file whose loader and size were checked. `colourManaged`:
+    /// through lcms from its profile (or CMYK) to sRGB (Header.needsColourManagement).
+    static func thumbnailJPEG(ofFile path: String, size: Int, quality: Int, colourManaged: Bool) throws(ThumbnailError) -> [UInt8] {
         var image: UnsafeMutablePointer<VipsImage>?
-        guard assetd_vips_thumbnail(path, &image, Int32(size)) == 0, let thumbnail = image else {
+        guard assetd_vips_thumbnail(path, &image, Int32(size), colourManaged ? 1 : 0) == 0, let thumbnail = image else {
             throw .vips("cannot decode the image")
         }
         var current = thumbnail
