@@ -36,7 +36,9 @@ extension SQLiteRecordStore {
     /// sixth of a listing's instructions under callgrind).
     static let assetColumns = """
         asset.id, asset.workspace_id, asset.key, asset.file_name, asset.file_type, asset.size, asset.etag, asset.sha256, \
-        asset.status, asset.thumbnail_status, asset.created_at, asset.updated_at, asset.current_version, asset.version_created_at
+        asset.status, asset.thumbnail_status, asset.created_at, asset.updated_at, asset.current_version, asset.version_created_at, \
+        asset.media_etag, asset.media_width, asset.media_height, asset.media_duration_s, asset.media_pages, asset.media_taken_at, \
+        asset.media_camera_make, asset.media_camera_model, asset.media_gps_latitude, asset.media_gps_longitude
         """
 
     static func rounded(_ date: Date) -> Date {
@@ -52,7 +54,15 @@ extension SQLiteRecordStore {
             createdAt: Date(timeIntervalSince1970: row[10]),
             updatedAt: Date(timeIntervalSince1970: row[11]),
             currentVersion: row[12] ?? 1,
-            versionCreatedAt: (row[13] as Double?).map(Date.init(timeIntervalSince1970:)))
+            versionCreatedAt: (row[13] as Double?).map(Date.init(timeIntervalSince1970:)),
+            media: media(from: row, etag: row[6]))
+    }
+
+    /// The media columns (14 on) of a row of `assetColumns`, when recorded for `etag`.
+    static func media(from row: Row, etag: String?) -> MediaMetadata? {
+        guard let recorded: String = row[14], recorded == etag else { return nil }
+        return MediaMetadata(width: row[15], height: row[16], durationSeconds: row[17], pages: row[18], takenAt: row[19],
+                             cameraMake: row[20], cameraModel: row[21], gpsLatitude: row[22], gpsLongitude: row[23])
     }
 
     static func upload(from row: Row) throws -> UploadRecord {
