@@ -79,4 +79,59 @@ import Testing
         #expect(decoded.jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         #expect(decoded.facts == MediaFacts(width: 300, height: 200))
     }
+
+    /// A fake decoder on a Unix socket that answers every connection with `answer`, as a
+    /// compromised child could. Returns the socket's path.
+    func hostileDecoder(_ directory: String, answer: [UInt8]) throws -> String {
+        let path = directory + "/hostile-\(UInt32.random(in: 0...UInt32.max)).sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        #expect(ZygoteProcess.fill(&address, path: path))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 4) == 0)
+        Thread.detachNewThread {
+            while true {
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { return }
+                var request = [UInt8](repeating: 0, count: 8192)
+                _ = recv(connection, &request, request.count, 0)
+                _ = DecoderProtocol.write(connection, answer)
+                close(connection)
+            }
+        }
+        return path
+    }
+
+    func answer(facts: String) -> [UInt8] {
+        let jpeg: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xD9]
+        let record = Array(facts.utf8)
+        return DecoderProtocol.header([DecoderProtocol.media], record.count) + record + DecoderProtocol.header([DecoderProtocol.jpeg], jpeg.count) + jpeg
+    }
+
+    @Test func aHostileChildsFactsAreRefusedOrStripped() throws {
+        let directory = TestImages.directory()
+        let path = TestImages.write(TestImages.png(width: 30, height: 20), to: directory + "/any.png")
+        let source = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(source) }
+        func decode(_ facts: String, keepGPS: Bool = false, raw: [UInt8]? = nil) throws(DecodeFailure) -> DecodedThumbnail {
+            let socketPath = try! hostileDecoder(directory, answer: raw ?? answer(facts: facts))
+            let decoder = try IsolatedThumbnailer(settings: .init(endpoint: .socket(path: socketPath), timeoutSeconds: 5, keepGPS: keepGPS))
+            return try decoder.thumbnail(ofFile: source, detectedType: "image/png")
+        }
+        // Well formed: kept, GPS dropped unless ASSETD_KEEP_GPS.
+        let fine = "width=30\nheight=20\ngps_latitude=1.5\ngps_longitude=2.5\n"
+        #expect(try decode(fine).facts == MediaFacts(width: 30, height: 20))
+        #expect(try decode(fine, keepGPS: true).facts == MediaFacts(width: 30, height: 20, gpsLatitude: 1.5, gpsLongitude: 2.5))
+        // Malformed or oversized: the attempt is lost, nothing is recorded.
+        for bad in ["width=99999999\nheight=1\n", "camera_make=\u{1b}[31mred\n", "x=1\n"] {
+            #expect(throws: DecodeFailure.crashed("the decoder's media facts are malformed")) { try decode(bad) }
+        }
+        let huge = DecoderProtocol.header([DecoderProtocol.media], 1 << 30)
+        #expect(throws: DecodeFailure.crashed("the decoder's media facts are malformed")) { try decode("", raw: huge) }
+        // Two records of facts: the second is no JPEG, so a malformed answer.
+        let twice = answer(facts: "pages=1\n").prefix(5 + 8) + answer(facts: "pages=2\n")
+        #expect(throws: DecodeFailure.self) { try decode("", raw: Array(twice)) }
+    }
 }
