@@ -178,6 +178,13 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
     /// What a task recorded (for tests and operators); nil when there is no such asset.
     func thumbnailState(assetID: Int64) throws -> ThumbnailState?
+    /// Records the media metadata of the version (ETag) the decoder read; false, writing
+    /// nothing, when the asset moved on (deleted, or a newer version). "v8: media metadata".
+    @discardableResult
+    func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool
+    /// Ready assets with a ready thumbnail and no media metadata for their current
+    /// version (from before "v8: media metadata"), oldest first: the backfill's work list.
+    func assetsMissingMedia(limit: Int) throws -> [AssetRecord]
 }
 
 extension ThumbnailRecords {

@@ -146,7 +146,8 @@ public enum Bootstrap {
         }
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
                                                               memoryBytes: configuration.thumbnailerMaxMemory,
-                                                              timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch),
+                                                              timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch,
+                                                              keepGPS: configuration.keepGPS),
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
@@ -155,7 +156,7 @@ public enum Bootstrap {
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",
             "max_pixels": "\(settings.maxPixels)", "vips_threads": "\(settings.vipsThreads)",
-            "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)",
+            "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)", "keep_gps": "\(configuration.keepGPS)",
         ])
         return worker
     }

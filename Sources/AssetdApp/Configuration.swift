@@ -97,6 +97,9 @@ public struct Configuration: Sendable {
     public var thumbnailTimeout: Int = 60
     /// ASSETD_THUMBNAILER_MAX_MEMORY: the decoder's address-space limit (RLIMIT_AS), bytes.
     public var thumbnailerMaxMemory: Int = 1536 << 20
+    /// ASSETD_KEEP_GPS (on/off, default off): record EXIF GPS coordinates in the media
+    /// metadata. Off: the decoder does not read them and assetd drops any it is sent.
+    public var keepGPS = false
     /// ASSETD_THUMBNAILER_SOCKET: the socket of assetd-thumbnailer.socket (systemd's decoder
     /// zygote); nil: assetd runs the zygote as its own child.
     public var thumbnailerSocket: String?
@@ -194,6 +197,11 @@ public struct Configuration: Sendable {
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
         logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
+        switch reader.string("ASSETD_KEEP_GPS", default: "off").lowercased() {
+        case "on", "true", "1", "yes": keepGPS = true
+        case "off", "false", "0", "no": keepGPS = false
+        case let other: throw ConfigurationError(description: "ASSETD_KEEP_GPS must be on or off, not \(other)")
+        }
         switch reader.string("ASSETD_THUMBNAILS", default: "on").lowercased() {
         case "on", "true", "1", "yes": thumbnailsEnabled = true
         case "off", "false", "0", "no": thumbnailsEnabled = false

@@ -52,4 +52,22 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .none, reason: "thumbnails are off", attempts: 0))
         #expect(try db.unsettledThumbnails().isEmpty)
     }
+
+    @Test func mediaIsRecordedForItsVersionOnly() throws {
+        let db = try open()
+        let asset = try readyAsset(db)
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == nil)
+        let media = MediaMetadata(width: 1000, height: 1600, takenAt: "2024-05-06T07:08:09", cameraMake: "Canon")
+        #expect(try db.recordMedia(assetID: asset.id, etag: "\"other\"", media: media, now: Date()) == false, "another version")
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == nil)
+        try db.queueThumbnail(assetID: asset.id)
+        _ = try db.claimThumbnail(assetID: asset.id)
+        try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil)
+        #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [asset.id], "a ready thumbnail without media: the backfill's")
+        #expect(try db.recordMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date()))
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == media)
+        #expect(try db.assetsMissingMedia(limit: 10).isEmpty)
+        try db.markAssetDeleted(id: asset.id)
+        #expect(try db.recordMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date()) == false, "deleted")
+    }
 }

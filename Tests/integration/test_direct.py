@@ -67,9 +67,11 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings
         assert stored["Body"].read() == data, kind
         assert stored["ContentType"] == mime
         again = alice.get(f"/api/assets/{asset['id']}", workspaceId=1).json()["asset"]
-        # The thumbnail moves on by itself after the upload (test_thumbnails.py checks it).
+        # The thumbnail, and the media metadata taken in its pass, move on by themselves
+        # after the upload (test_thumbnails.py and test_media_metadata.py check them).
         assert again.pop("thumbnail")["status"] in ("pending", "ready", "failed")
         asset.pop("thumbnail")
+        assert set(again.pop("media")) == set(asset.pop("media"))
         assert again == asset
     assert_no_spool_left(settings)
 

@@ -161,6 +161,22 @@ extension SQLiteRecordStore {
                 CREATE INDEX asset_by_size ON asset(workspace_id, coalesce(size, -1), id, status, file_type);
                 """)
         }
+        migrator.registerMigration("v8: media metadata") { db in
+            // What the decoder learned in the thumbnail's pass (recordMedia), for the version
+            // whose ETag is media_etag: a newer version's record shows none until its own task.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN media_etag TEXT;
+                ALTER TABLE asset ADD COLUMN media_width INTEGER;
+                ALTER TABLE asset ADD COLUMN media_height INTEGER;
+                ALTER TABLE asset ADD COLUMN media_duration_s REAL;
+                ALTER TABLE asset ADD COLUMN media_pages INTEGER;
+                ALTER TABLE asset ADD COLUMN media_taken_at TEXT;
+                ALTER TABLE asset ADD COLUMN media_camera_make TEXT;
+                ALTER TABLE asset ADD COLUMN media_camera_model TEXT;
+                ALTER TABLE asset ADD COLUMN media_gps_latitude REAL;
+                ALTER TABLE asset ADD COLUMN media_gps_longitude REAL;
+                """)
+        }
         migrator.registerMigration("v9: event outbox") { db in
             // The transactional outbox: SQLiteRecordStore+events.swift.
             try db.execute(sql: Self.eventOutboxSchema)

@@ -166,8 +166,9 @@ extension SQLiteRecordStore {
     /// Up to this many matches a set, a search with a sort reads its matches and sorts them.
     static let fewMatches = 2000
 
-    /// The number of columns in `assetColumns`.
-    static let assetColumnCount = 16
+    /// The number of columns in `assetColumns` (counted, so that a column added there
+    /// cannot shift the sort key read after them).
+    static let assetColumnCount = assetColumns.split(separator: ",").count
 
     /// The conditions every listing has: the workspace, not gone, and the filters.
     private static func filters(_ query: AssetQuery) -> (sql: String, arguments: StatementArguments) {

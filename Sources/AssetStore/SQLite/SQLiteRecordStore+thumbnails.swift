@@ -76,6 +76,39 @@ extension SQLiteRecordStore {
         }
     }
 
+    /// Records the media metadata of the version (ETag) the decoder read, in the same
+    /// compare-and-set as finishThumbnail: false when the asset moved on (deleted, or a
+    /// newer version), and then nothing is written.
+    @discardableResult
+    public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET media_etag = ?, media_width = ?, media_height = ?, media_duration_s = ?, media_pages = ?,
+                        media_taken_at = ?, media_camera_make = ?, media_camera_model = ?, media_gps_latitude = ?,
+                        media_gps_longitude = ?, updated_at = ?
+                    WHERE id = ? AND status = 'ready' AND etag IS ? AND etag IS NOT NULL
+                    """, arguments: [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                                      media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID, etag])
+                return db.changesCount == 1
+            }
+        }
+    }
+
+    /// Ready assets with a ready thumbnail but no media metadata for their current version
+    /// (uploaded before "v8: media metadata"): the backfill queues their task again.
+    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
+                    AND (media_etag IS NULL OR media_etag IS NOT etag)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
     /// Ready assets whose thumbnail task a crash or a stop interrupted, or never queued.
     public func unsettledThumbnails(limit: Int) throws -> [AssetRecord] {
         try run {
