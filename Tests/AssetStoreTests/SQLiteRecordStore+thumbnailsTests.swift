@@ -53,8 +53,8 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(try db.unsettledThumbnails().isEmpty)
     }
 
-    @Test func mediaIsRecordedForItsVersionOnly() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func mediaIsRecordedForItsVersionOnly(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try readyAsset(db)
         #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == nil)
         let media = MediaMetadata(width: 1000, height: 1600, takenAt: "2024-05-06T07:08:09", cameraMake: "Canon")

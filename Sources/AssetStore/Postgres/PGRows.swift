@@ -31,8 +31,21 @@ extension PostgresRecordStore {
             createdAt: Date(timeIntervalSince1970: row.double(10) ?? 0),
             updatedAt: Date(timeIntervalSince1970: row.double(11) ?? 0),
             currentVersion: row.int(12) ?? 1,
-            versionCreatedAt: row.double(13).map(Date.init(timeIntervalSince1970:)))
+            versionCreatedAt: row.double(13).map(Date.init(timeIntervalSince1970:)),
+            title: row.string(14), tags: SQLiteRecordStore.storedTags(row.string(15)),
+            media: media(from: row, etag: row.string(6)))
     }
+
+    /// The media columns (16 on) of a row of `assetColumns`, when recorded for `etag`.
+    static func media(from row: PGRow, etag: String?) -> MediaMetadata? {
+        guard let recorded = row.string(16), recorded == etag else { return nil }
+        return MediaMetadata(width: row.int(17), height: row.int(18), durationSeconds: row.double(19), pages: row.int(20),
+                             takenAt: row.string(21), cameraMake: row.string(22), cameraModel: row.string(23),
+                             gpsLatitude: row.double(24), gpsLongitude: row.double(25))
+    }
+
+    /// The number of columns in `assetColumns`: a column selected after them is at this index.
+    static let assetColumnCount = SQLiteRecordStore.assetColumnCount
 
     static func upload(from row: PGRow) throws -> UploadRecord {
         try UploadRecord(

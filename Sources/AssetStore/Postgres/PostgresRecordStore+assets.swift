@@ -49,13 +49,16 @@ extension PostgresRecordStore {
 
     public func markAssetReady(id: Int64, size: Int64, etag: String, sha256: String?, thumbnail: ThumbnailStatus, now: Date) throws -> AssetRecord? {
         try run {
-            try pool.with { connection in
-                try connection.query("""
+            try pool.transaction { connection in
+                guard let ready = try connection.query("""
                     UPDATE asset SET status = 'ready', size = $1, etag = $2, sha256 = coalesce($3, sha256), thumbnail_status = $4,
                         updated_at = $5, version_created_at = $5
                     WHERE id = $6 AND status = 'pending'
                     RETURNING \(Self.assetColumns)
                     """, [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, id]).first.map(Self.asset(from:))
+                else { return nil }
+                try Self.recordEvent(connection, .assetReady, asset: ready, now: now)
+                return ready
             }
         }
     }
@@ -100,6 +103,9 @@ extension PostgresRecordStore {
                     INSERT INTO delete_sweep (asset_id, deleted_at) VALUES ($1, $2)
                     ON CONFLICT (asset_id) DO UPDATE SET deleted_at = excluded.deleted_at
                     """, [id, now.timeIntervalSince1970])
+                if let deleted = try Self.currentAsset(connection, id: id) {
+                    try Self.recordEvent(connection, .assetDeleted, asset: deleted, now: now)
+                }
                 return true
             }
         }

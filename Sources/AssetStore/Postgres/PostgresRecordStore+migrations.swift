@@ -95,6 +95,62 @@ extension PostgresRecordStore {
                 started_at DOUBLE PRECISION NOT NULL
             );
             """),
+        ("v2: titles, tags and search", """
+            -- As SQLite's "v7: titles, tags and search" (PostgresRecordStore+search.swift says
+            -- how queries use it). unaccent and pg_trgm (postgresql-15's contrib; both
+            -- trusted extensions, so the database's owner may create them) live in public,
+            -- and are named with it, whatever the role's search_path.
+            CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public;
+            CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+            ALTER TABLE asset ADD COLUMN title TEXT;
+            ALTER TABLE asset ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+            -- The words of a text, case and accents folded, split at anything but letters and
+            -- digits (`_ . -` and spaces too), as SQLite's unicode61 tokenizer has them.
+            CREATE FUNCTION assetd_words(text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+                SELECT coalesce(array_agg(word), '{}') FROM regexp_split_to_table(
+                    public.unaccent('public.unaccent'::regdictionary, pg_catalog.lower($1)), '[^[:alnum:]]+') AS word
+                WHERE word <> ''
+            $$;
+            -- A tsvector of those words as they are (no parser, no stemming).
+            CREATE FUNCTION assetd_search_vector(file_name text, title text, tags text) RETURNS tsvector
+                LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT pg_catalog.array_to_tsvector(assetd_words(
+                    coalesce(file_name, '') || ' ' || coalesce(title, '') || ' ' || coalesce(tags, '')))
+            $$;
+            -- Every word of the text a lexeme, all of them required, whole or as prefixes:
+            -- quoted (a quote doubled, a backslash escaped), so that nothing typed is syntax.
+            CREATE FUNCTION assetd_query(text, prefix boolean) RETURNS tsquery LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+                SELECT pg_catalog.string_agg(
+                    '''' || replace(replace(word, '\\', '\\\\'), '''', '''''') || '''' || CASE WHEN prefix THEN ':*' ELSE '' END,
+                    ' & ')::tsquery
+                FROM unnest(assetd_words($1)) AS word
+            $$;
+            ALTER TABLE asset ADD COLUMN search_words tsvector
+                GENERATED ALWAYS AS (assetd_search_vector(file_name, title, tags)) STORED;
+            CREATE INDEX asset_words ON asset USING gin (search_words);
+            -- Substrings: file name, title and tags case folded, joined by a line feed (which
+            -- no search text holds), under a trigram index that LIKE uses.
+            CREATE INDEX asset_trigrams ON asset USING gin (
+                (lower(coalesce(file_name, '') || E'\\n' || coalesce(title, '') || E'\\n' || tags)) public.gin_trgm_ops);
+            -- The sorts: the name with ASCII letters lower-cased, in byte order (COLLATE "C").
+            CREATE INDEX asset_by_name ON asset (workspace_id,
+                (translate(coalesce(file_name, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') COLLATE "C"), id);
+            CREATE INDEX asset_by_size ON asset (workspace_id, (coalesce(size, -1)), id);
+            """),
+        ("v3: media metadata", """
+            -- As SQLite's "v8: media metadata": for the version whose ETag is media_etag.
+            ALTER TABLE asset ADD COLUMN media_etag TEXT;
+            ALTER TABLE asset ADD COLUMN media_width INTEGER;
+            ALTER TABLE asset ADD COLUMN media_height INTEGER;
+            ALTER TABLE asset ADD COLUMN media_duration_s DOUBLE PRECISION;
+            ALTER TABLE asset ADD COLUMN media_pages INTEGER;
+            ALTER TABLE asset ADD COLUMN media_taken_at TEXT;
+            ALTER TABLE asset ADD COLUMN media_camera_make TEXT;
+            ALTER TABLE asset ADD COLUMN media_camera_model TEXT;
+            ALTER TABLE asset ADD COLUMN media_gps_latitude DOUBLE PRECISION;
+            ALTER TABLE asset ADD COLUMN media_gps_longitude DOUBLE PRECISION;
+            """),
+        ("v4: event outbox", eventOutboxSchema),
     ]
 
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").

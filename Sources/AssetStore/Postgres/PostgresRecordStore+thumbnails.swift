@@ -1,5 +1,6 @@
 public import struct Foundation.Date
 import Foundation
+import JSON
 
 // Thumbnail tasks, leased: a claim (FOR UPDATE SKIP LOCKED, one short statement) writes
 // this process as the owner, the attempt, and an expiry on the database's clock
@@ -45,7 +46,7 @@ extension PostgresRecordStore {
                     RETURNING \(Self.assetColumns), thumbnail_attempts
                     """, [assetID, settings.owner, Double(settings.thumbnailLease.components.seconds)]).first
                 else { return nil }
-                return try ThumbnailTask(asset: Self.asset(from: row), attempts: row.int(14) ?? 0)
+                return try ThumbnailTask(asset: Self.asset(from: row), attempts: row.int(Self.assetColumnCount) ?? 0)
             }
         }
         if let task {
@@ -61,14 +62,56 @@ extension PostgresRecordStore {
         precondition(status != .pending, "a finished thumbnail task is not pending")
         let attempt = claims.withLock { $0.removeValue(forKey: assetID) }
         return try run {
-            try pool.with { connection in
-                try connection.query("""
+            try pool.transaction { connection in
+                guard let row = try connection.query("""
                     UPDATE asset SET thumbnail_status = $1, thumbnail_reason = $2, updated_at = $3,
                         thumbnail_owner = NULL, thumbnail_lease_until = NULL
                     WHERE id = $4 AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS NOT DISTINCT FROM $5
                     AND thumbnail_owner IS NOT DISTINCT FROM $6 AND ($7::integer IS NULL OR thumbnail_attempts = $7)
+                    RETURNING \(Self.assetColumns)
                     """, [status.rawValue, reason, now.timeIntervalSince1970, assetID, etag,
-                          attempt == nil ? nil : settings.owner, attempt]).affectedRows == 1
+                          attempt == nil ? nil : settings.owner, attempt]).first
+                else { return false }
+                let type: EventType? = switch status {
+                case .ready: .thumbnailReady
+                case .failed: .thumbnailFailed
+                case .none, .pending: nil
+                }
+                if let type {
+                    try Self.recordEvent(connection, type, asset: Self.asset(from: row), now: now,
+                                         extra: reason.map { [.init("reason", .string($0))] } ?? [])
+                }
+                return true
+            }
+        }
+    }
+
+    /// As SQLite's: the media of the version (ETag) the decoder read, in the compare-and-set
+    /// of finishThumbnail's version check; false, writing nothing, when the asset moved on.
+    @discardableResult
+    public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
+                        media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
+                        media_gps_longitude = $10, updated_at = $11
+                    WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
+                    """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                          media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).affectedRows == 1
+            }
+        }
+    }
+
+    /// Ready assets with a ready thumbnail and no media for their current version, oldest first.
+    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
+                    AND (media_etag IS NULL OR media_etag IS DISTINCT FROM etag)
+                    ORDER BY id LIMIT $1
+                    """, [limit]).rows.map(Self.asset(from:))
             }
         }
     }

@@ -63,7 +63,9 @@ extension PostgresRecordStore {
                         RETURNING \(Self.assetColumns)
                         """, [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, uploadID]).first
                     else { throw Rollback() }
-                    return try Self.asset(from: row)
+                    let ready = try Self.asset(from: row)
+                    try Self.recordEvent(connection, .assetReady, asset: ready, now: now)
+                    return ready
                 }
             } catch is Rollback {
                 return nil

@@ -1,4 +1,5 @@
 public import struct Foundation.Date
+import JSON
 
 // Versions: as SQLiteRecordStore+versions.swift; the asset's row lock (FOR UPDATE) makes
 // each check-then-record one step, as SQLite's single writer did.
@@ -125,7 +126,10 @@ extension PostgresRecordStore {
                               now.timeIntervalSince1970, current.id, current.currentVersion]).first
                     else { throw Rollback() }
                     try connection.query("DELETE FROM version_switch WHERE asset_id = $1", [current.id])
-                    return try Self.asset(from: updated)
+                    let switched = try Self.asset(from: updated)
+                    try Self.recordEvent(connection, .assetVersionAdded, asset: switched, now: now,
+                                         extra: [.init("previousVersion", .int(current.currentVersion))])
+                    return switched
                 }
             } catch is Rollback {
                 return nil
