@@ -181,3 +181,26 @@ struct PostgresConnectionTests {
         #expect(clock.now - started < .seconds(5))
     }
 }
+
+extension PostgresRecordStoreTests {
+    /// Hosts claiming one sink's deliveries share them: a delivery one host leased is not
+    /// another's, and an asset's later event waits for its earlier one whoever holds it.
+    @Test func hostsShareTheOutboxAndKeepEachAssetsOrder() throws {
+        let (a, b) = try hosts()
+        try a.activateEventSinks(["hook"], now: Date())
+        let first = try readyAsset(a)
+        let second = try readyAsset(a)
+        try a.queueThumbnail(assetID: first.id)
+        _ = try #require(try a.claimThumbnail(assetID: first.id))
+        #expect(try a.finishThumbnail(assetID: first.id, etag: first.etag, status: .ready, reason: nil))
+        let now = Date()
+        let fromA = try a.claimDeliveries(sink: "hook", limit: 1, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(fromA.map(\.assetID) == [first.id])
+        let fromB = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(fromB.map(\.assetID) == [second.id], "first's thumbnail.ready waits for its asset.ready, leased to a")
+        try a.finishDelivery(eventID: fromA[0].eventID, sink: "hook", outcome: .delivered, now: now)
+        let next = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(next.map(\.type) == [.thumbnailReady])
+        #expect(try a.eventBacklog() == 2)
+    }
+}

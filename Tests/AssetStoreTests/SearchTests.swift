@@ -64,6 +64,8 @@ extension SearchRecords {
     }
 }
 
+/// The corpus and the listing's rules on every backend of `Backend.all`; what reaches into
+/// SQLite's own tables (the migration, the bulk insert) on SQLite only.
 struct SearchTests {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
     func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
@@ -75,8 +77,8 @@ struct SearchTests {
                           order: order, limit: limit)
     }
 
-    @Test func theCorpusFindsWhatItExpects() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func theCorpusFindsWhatItExpects(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         let corpus = try SearchCorpus.load()
         try corpus.seed(store)
         #expect(corpus.searches.count >= 30)
@@ -91,8 +93,8 @@ struct SearchTests {
 
     /// Whatever a user types is text: no FTS5 syntax error, for any sort, and never another
     /// workspace's asset.
-    @Test func punctuationIsNeverSyntax() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func punctuationIsNeverSyntax(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         let corpus = try SearchCorpus.load()
         try corpus.seed(store)
         var generator = SeededGenerator(seed: 19)
@@ -110,8 +112,8 @@ struct SearchTests {
         }
     }
 
-    @Test func sortsAndOrdersPageByPage() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func sortsAndOrdersPageByPage(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         let corpus = try SearchCorpus.load()
         try corpus.seed(store)
         let byName = ["beach_2024.jpg", "beaches.png", "Café.pdf", "chair_2023.png", "clip.mp4", "IMG_0042.JPG", "naïve résumé.pdf",
@@ -137,8 +139,8 @@ struct SearchTests {
 
     /// Equal keys (the same name, the same size) page by id, and a page never repeats or
     /// skips one, whatever the page size.
-    @Test func tiesPageById() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func tiesPageById(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         for i in 0..<7 {
             _ = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png",
                                                fileName: i % 2 == 0 ? "Same.png" : "same.png", size: 10), status: .ready, now: Date())
@@ -157,8 +159,8 @@ struct SearchTests {
 
     /// Assets added between pages neither shift a page nor repeat in it: the pages hold
     /// every asset there was at the start, once.
-    @Test func aCursorNeitherSkipsNorRepeatsWhileAssetsAreAdded() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func aCursorNeitherSkipsNorRepeatsWhileAssetsAreAdded(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         func add(_ name: String, size: Int64) throws -> AssetRecord {
             try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: name, size: size),
                                   status: .ready, now: Date())
@@ -216,8 +218,8 @@ struct SearchTests {
         }
     }
 
-    @Test func titlesAndTagsAreSearchedAndScoped() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func titlesAndTagsAreSearchedAndScoped(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "x.jpg", size: 1),
                                           status: .ready, now: Date())
         #expect(try store.describeAsset(id: asset.id, workspaceID: 2, title: .set("Sunset"), tags: .keep) == nil)
@@ -243,8 +245,8 @@ struct SearchTests {
         #expect(try store.allPages(query(1, nil)).isEmpty)
     }
 
-    @Test func statusAndTypeFilter() throws {
-        let store = try open()
+    @Test(arguments: Backend.all) func statusAndTypeFilter(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
         let ready = try store.createAsset(NewAsset(workspaceID: 1, fileType: "video/quicktime", fileExtension: "mov", fileName: "a.mov", size: 1),
                                           status: .ready, now: Date())
         let pending = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/heic", fileExtension: "heic", fileName: "b.heic", size: nil))

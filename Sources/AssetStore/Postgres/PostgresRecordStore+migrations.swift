@@ -105,11 +105,12 @@ extension PostgresRecordStore {
             ALTER TABLE asset ADD COLUMN title TEXT;
             ALTER TABLE asset ADD COLUMN tags TEXT NOT NULL DEFAULT '';
             -- The words of a text, case and accents folded, split at anything but letters and
-            -- digits (`_ . -` and spaces too), as SQLite's unicode61 tokenizer has them.
+            -- digits (`_ . -` and spaces too), as SQLite's unicode61 tokenizer has them; a word
+            -- of 2 KiB or more (longer than a lexeme may be) is left out.
             CREATE FUNCTION assetd_words(text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
                 SELECT coalesce(array_agg(word), '{}') FROM regexp_split_to_table(
                     public.unaccent('public.unaccent'::regdictionary, pg_catalog.lower($1)), '[^[:alnum:]]+') AS word
-                WHERE word <> ''
+                WHERE word <> '' AND octet_length(word) < 2048
             $$;
             -- A tsvector of those words as they are (no parser, no stemming).
             CREATE FUNCTION assetd_search_vector(file_name text, title text, tags text) RETURNS tsvector
