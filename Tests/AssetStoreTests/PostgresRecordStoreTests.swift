@@ -113,8 +113,11 @@ struct PostgresRecordStoreTests {
     @Test func aSQLiteDatabaseIsCopiedWhole() throws {
         guard case .sqlite(let path) = try Backend.sqlite.fresh(), case .postgres(let url) = try Backend.postgres.fresh() else { return }
         let lite = try SQLiteRecordStore(path: path)
+        try lite.activateEventSinks(["hook"], now: Date())
         let ready = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "é.jpg", size: 3))
         _ = try lite.markAssetReady(id: ready.id, size: 3, etag: "\"a\"", sha256: "s", thumbnail: .none)
+        _ = try lite.describeAsset(id: ready.id, workspaceID: 1, title: .set("Plage"), tags: .set(["été", "mer"]))
+        try lite.recordMedia(assetID: ready.id, etag: "\"a\"", media: MediaMetadata(width: 4, height: 3, cameraMake: "Canon"), now: Date())
         try lite.queueThumbnail(assetID: ready.id)
         let pending = try lite.createAsset(NewAsset(workspaceID: 2, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try lite.createUpload(uploadID: "up-1", asset: pending, fileSize: 10, partSize: 5)
@@ -129,7 +132,7 @@ struct PostgresRecordStoreTests {
         _ = try lite.beginDirectVersion(change)
 
         let counts = try RecordCopy.copy(sqlitePath: path, toPostgres: url)
-        #expect(counts.map(\.rows) == [3, 1, 0, 1, 1, 1])
+        #expect(counts.map(\.rows) == [3, 1, 0, 1, 1, 1, 2, 1, 2], "asset.ready and asset.deleted, for one sink")
         let pg = try PostgresRecordStore(url: url)
         for asset in [ready, pending, gone] {
             #expect(try pg.asset(id: asset.id, workspaceID: asset.workspaceID) == lite.asset(id: asset.id, workspaceID: asset.workspaceID))
@@ -141,6 +144,17 @@ struct PostgresRecordStoreTests {
         #expect(try pg.deletedAssetsToSweep(deletedBefore: Date().addingTimeInterval(60), limit: 10).map(\.id) == [gone.id])
         let next = try pg.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         #expect(next.id == discarded.id + 1, "no id SQLite gave out is given again")
+        // Titles, tags and media came too, and the search indexes them.
+        #expect(try pg.asset(id: ready.id, workspaceID: 1)?.media?.cameraMake == "Canon")
+        #expect(try pg.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("ete"), sort: .relevance)).map(\.asset.id) == [ready.id])
+        // The outbox: what waited is still due, under the same ids, and no id is given again.
+        try pg.activateEventSinks(["hook"], now: Date())
+        let waiting = try pg.claimDeliveries(sink: "hook", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(30))
+        #expect(waiting.map(\.type) == [.assetReady, .assetDeleted])
+        #expect(try lite.eventDeliveries(state: .pending, limit: 10).map(\.eventID) == waiting.map(\.eventID))
+        _ = try pg.markAssetReady(id: next.id, size: 1, etag: "\"n\"", sha256: nil, thumbnail: .none)
+        let later = try pg.claimDeliveries(sink: "hook", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(30))
+        #expect(later.count == 1 && later[0].eventID > waiting.map(\.eventID).max()!)
         #expect(throws: RecordStoreError.self) { try RecordCopy.copy(sqlitePath: path, toPostgres: url) }
     }
 

@@ -5,8 +5,11 @@ import GRDB
 /// transaction (all or nothing), ids kept, so that keys in S3 still name their records.
 public enum RecordCopy {
     /// The tables in the order their references need, all of SQLite's columns each (the
-    /// PostgreSQL schema has every one of them, and its own lease columns besides).
-    static let tables = ["asset", "upload", "asset_version", "version_switch", "delete_sweep", "upload_part_md5"]
+    /// PostgreSQL schema has every one of them, and its own lease columns besides). The outbox
+    /// goes too, so that no event waiting for delivery is lost (SQLite's 1 and 0 of
+    /// `event_sink.active` are PostgreSQL's boolean input as they are).
+    static let tables = ["asset", "upload", "asset_version", "version_switch", "delete_sweep", "upload_part_md5",
+                         "event", "event_sink", "event_delivery"]
 
     /// Copies the SQLite database at `path` (migrated first to this assetd's schema) into
     /// the PostgreSQL database at `url` (migrated too), which must hold no asset yet.
@@ -29,7 +32,7 @@ public enum RecordCopy {
         return try target.run {
             try target.pool.transaction { connection in
                 // Nobody else writes meanwhile: a second migrate-db, or an assetd started early.
-                try connection.execute("LOCK TABLE asset, upload, asset_version, version_switch, delete_sweep, upload_part_md5 IN EXCLUSIVE MODE")
+                try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN EXCLUSIVE MODE")
                 guard try connection.query("SELECT count(*) FROM asset").first?.int(0) == 0 else {
                     throw RecordStoreError.database("the PostgreSQL database already holds assets: migrate-db copies into an empty one only")
                 }
@@ -50,6 +53,8 @@ public enum RecordCopy {
                 }
                 try connection.query("SELECT setval('asset_id_seq', greatest((SELECT coalesce(max(id), 0) FROM asset), $1::bigint, 1))",
                                      [try source.read { db in try Self.lastAssetID(db) }])
+                try connection.query("SELECT setval('event_id_seq', greatest((SELECT coalesce(max(id), 0) FROM event), $1::bigint, 1))",
+                                     [try source.read { db in try Self.lastEventID(db) }])
                 return counts
             }
         }
@@ -59,6 +64,12 @@ public enum RecordCopy {
     static func lastAssetID(_ db: GRDB.Database) throws -> Int64 {
         guard try db.tableExists("sqlite_sequence") else { return 0 }
         return try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'asset'") ?? 0
+    }
+
+    /// The same for events (AUTOINCREMENT too): a webhook id is never issued twice.
+    static func lastEventID(_ db: GRDB.Database) throws -> Int64 {
+        guard try db.tableExists("sqlite_sequence") else { return 0 }
+        return try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
     }
 
     /// A stored value as PostgreSQL's text input of the same value.

@@ -4,9 +4,20 @@ import S3Client
 
 /// `assetd events` and `assetd setup-search`: what an operator runs beside the service.
 public enum EventAdmin {
+    /// The outbox of ASSETD_DATABASE, PostgreSQL or SQLite, opened beside a running service
+    /// (no single-instance lock: these commands only read, or queue one event again).
+    static func outbox(_ configuration: Configuration) throws -> any EventOutbox {
+        if DatabaseLocation.isPostgres(configuration.databasePath) {
+            var settings = PostgresRecordStore.Settings()
+            settings.poolSize = 1
+            return try PostgresRecordStore(url: configuration.databasePath, settings: settings)
+        }
+        return try SQLiteRecordStore(path: configuration.databasePath)
+    }
+
     /// The backlog (pending deliveries) or the dead ones, one line each, oldest first.
     public static func list(_ configuration: Configuration, dead: Bool, limit: Int) throws -> String {
-        let records = try SQLiteRecordStore(path: configuration.databasePath)
+        let records = try outbox(configuration)
         let rows = try records.eventDeliveries(state: dead ? .dead : .pending, limit: limit)
         guard !rows.isEmpty else { return dead ? "no dead events\n" : "no events waiting\n" }
         var out = "EVENT\tTYPE\tASSET\tSINK\tATTEMPTS\t\(dead ? "CREATED" : "NEXT ATTEMPT")\tLAST ERROR\n"
@@ -25,7 +36,7 @@ public enum EventAdmin {
         guard let id = EventDelivery.eventID(parsing: text) else {
             throw ConfigurationError(description: "--redeliver takes an event id such as evt_12 (as `assetd events --dead` lists them), not \(text)")
         }
-        let records = try SQLiteRecordStore(path: configuration.databasePath)
+        let records = try outbox(configuration)
         let queued = try records.redeliverEvent(id: id, now: Date())
         guard queued > 0 else {
             throw ConfigurationError(description: "no event evt_\(id) to redeliver (it may be pending already, or pruned), or no sink is configured")
