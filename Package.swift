@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
         .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // PostgreSQL's client library, for the records of several hosts (ASSETD_DATABASE=postgres://...).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // glibc extras behind _GNU_SOURCE or macros: O_TMPFILE, gettid, closefrom for posix_spawn,
         // prctl (dumpable, no new privileges), setrlimit, SCM_RIGHTS.
         .target(name: "CSystem"),
@@ -59,10 +61,11 @@ let package = Package(
             dependencies: ["CFastCGI", "JSON", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        // The storage protocol (RecordStore) and its SQLite backend (GRDB), with migrations.
+        // The storage protocol (RecordStore) and its backends, each with its migrations:
+        // SQLite (GRDB) for one host, PostgreSQL (libpq) for several.
         .target(
             name: "AssetStore",
-            dependencies: ["Locking", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Locking", "JSON", "CLibPQ", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Content detection with libmagic.
@@ -115,7 +118,7 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
-            name: "AssetStoreTests", dependencies: ["AssetStore", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),

@@ -204,6 +204,21 @@ function renderAsset(asset) {
     status.className = `status-${asset.status}`;
     status.textContent = asset.status;
     details.append(status, ` · ${formatBytes(asset.size)} · ${asset.fileType}`);
+    if (asset.title) {
+        const title = $(".title", item);
+        title.textContent = asset.title;
+        title.hidden = false;
+    }
+    if (Array.isArray(asset.tags) && asset.tags.length) {
+        const tags = $(".tags", item);
+        for (const tag of asset.tags) {
+            const chip = document.createElement("span");
+            chip.className = "tag";
+            chip.textContent = tag;
+            tags.append(chip);
+        }
+        tags.hidden = false;
+    }
     const thumb = $(".thumb", item);
     if (asset.thumbnail && asset.thumbnail.url) {
         const img = document.createElement("img");
@@ -232,16 +247,29 @@ function renderAsset(asset) {
     return item;
 }
 
+// The search box and the type filter: what the list asks for.
+function listFilter() {
+    const q = $("#search-input").value.trim();
+    const type = $("#type-filter").value;
+    return { q: q || null, type: type || null };
+}
+
+// Answers can arrive out of order while someone types: only the last request's counts.
+let listRequest = 0;
+
 async function loadAssets(cursor) {
     const status = $("#assets-status");
+    const request = ++listRequest;
+    const filter = listFilter();
     try {
-        const page = await api("/api/assets", { limit: 24, cursor });
+        const page = await api("/api/assets", { limit: 24, cursor, ...filter });
+        if (request !== listRequest) return;
         const list = $("#assets");
         if (!cursor) list.replaceChildren();
         for (const asset of page.assets) list.append(renderAsset(asset));
         nextCursor = page.next;
         $("#more").hidden = !nextCursor;
-        status.textContent = list.children.length ? "" : "No assets yet.";
+        status.textContent = list.children.length ? "" : filter.q || filter.type ? "No asset matches." : "No assets yet.";
         // Thumbnails are made after the upload: look again while some are pending, for a
         // minute at most after the last upload.
         clearTimeout(pendingTimer);
@@ -250,6 +278,7 @@ async function loadAssets(cursor) {
             pendingTimer = setTimeout(() => loadAssets(null), 2000);
         }
     } catch (error) {
+        if (request !== listRequest) return;
         status.textContent = `Could not list the assets: ${error.message}`;
     }
 }
@@ -348,6 +377,17 @@ function showApp() {
     });
     $("#refresh").addEventListener("click", refreshAssets);
     $("#more").addEventListener("click", () => loadAssets(nextCursor));
+    let typing = null;
+    $("#search-input").addEventListener("input", () => {
+        clearTimeout(typing);
+        typing = setTimeout(refreshAssets, 250);
+    });
+    $("#type-filter").addEventListener("change", refreshAssets);
+    $("#asset-filter").addEventListener("submit", (event) => {
+        event.preventDefault();
+        clearTimeout(typing);
+        refreshAssets();
+    });
     refreshAssets();
 }
 

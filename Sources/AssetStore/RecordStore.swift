@@ -15,7 +15,8 @@ public import struct Foundation.Date
 // time, a work list's `limit`) are extensions that forward to it.
 
 /// The whole store: what `App` is given.
-public typealias RecordStore = AssetRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists & StoreHealth
+public typealias RecordStore = AssetRecords & SearchRecords & UploadRecords & VersionRecords & ThumbnailRecords & RepairWorkLists
+    & StoreHealth & EventOutbox
 
 /// Assets: creation, lookup, the listing, and the steps of their life.
 public protocol AssetRecords: AnyObject, Sendable {
@@ -54,6 +55,18 @@ extension AssetRecords {
     public func beginDelete(id: Int64) throws -> DeleteStart? {
         try beginDelete(id: id, now: Date())
     }
+}
+
+/// Titles, tags and the listing that searches them (`AssetQuery` says what every backend
+/// must reproduce).
+public protocol SearchRecords: AnyObject, Sendable {
+    /// Sets the title and tags of the asset `id` in `workspaceID`, unless it is deleted or
+    /// being deleted; the record as left, or nil (nothing changed) when there is no such
+    /// asset there. The search indexes follow in the same transaction. Values arrive
+    /// checked (bounded, no control characters, tags without repeats).
+    func describeAsset(id: Int64, workspaceID: Int64, title: FieldEdit<String?>, tags: FieldEdit<[String]>) throws -> AssetRecord?
+    /// One page of the query, each asset with its position (for the next page's `after`).
+    func searchAssets(_ query: AssetQuery) throws -> [(asset: AssetRecord, position: AssetPosition)]
 }
 
 /// Multipart uploads: first uploads and new versions, the hot lookup, and their ends.
@@ -165,6 +178,13 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
     /// What a task recorded (for tests and operators); nil when there is no such asset.
     func thumbnailState(assetID: Int64) throws -> ThumbnailState?
+    /// Records the media metadata of the version (ETag) the decoder read; false, writing
+    /// nothing, when the asset moved on (deleted, or a newer version). "v8: media metadata".
+    @discardableResult
+    func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool
+    /// Ready assets with a ready thumbnail and no media metadata for their current
+    /// version (from before "v8: media metadata"), oldest first: the backfill's work list.
+    func assetsMissingMedia(limit: Int) throws -> [AssetRecord]
 }
 
 extension ThumbnailRecords {
@@ -227,4 +247,36 @@ extension RepairWorkLists {
 /// Whether the store answers (for /healthz).
 public protocol StoreHealth: AnyObject, Sendable {
     func ping() throws
+}
+
+/// The transactional outbox (docs/API.md, "Events"). The state changes above write their
+/// event in their own transaction: `markAssetReady` and `completeUpload` asset.ready,
+/// `recordVersionSwitched` asset.version_added, `markDeleted` asset.deleted,
+/// `finishThumbnail` thumbnail.ready or thumbnail.failed; each event gets one pending
+/// delivery per active sink. Delivery is at least once, in order per asset and sink: a
+/// claim never returns an event while an earlier one of its asset is pending for that sink.
+public protocol EventOutbox: AnyObject, Sendable {
+    /// Makes `sinks` the ones new events are queued for; other sinks get no new events
+    /// (their queued deliveries stay). A disabled sink stays disabled.
+    func activateEventSinks(_ sinks: [String], now: Date) throws
+    /// Up to `limit` due deliveries for `sink`, oldest event first, at most one per asset,
+    /// each with its attempt counted and leased until `leaseUntil` (when it is due again
+    /// should this process die). None while the sink is disabled.
+    func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery]
+    /// Records what an attempt came to.
+    func finishDelivery(eventID: Int64, sink: String, outcome: DeliveryOutcome, now: Date) throws
+    /// The sink answered 410 Gone: no more events are queued for it, and its pending
+    /// deliveries become dead with `reason`, until an operator redelivers one of them.
+    func disableEventSink(_ sink: String, reason: String, now: Date) throws
+    /// Deliveries in `state`, oldest event first (for `assetd events`).
+    func eventDeliveries(state: DeliveryState, limit: Int) throws -> [EventDeliveryStatus]
+    /// Queues every delivery of event `id` that is not pending again, due now, with a new
+    /// deadline, and enables their sinks again; how many it queued (0: no such event).
+    func redeliverEvent(id: Int64, now: Date) throws -> Int
+    /// Pending deliveries (the backlog, for /metrics).
+    func eventBacklog() throws -> Int
+    /// Removes delivered deliveries, and events with nothing pending or dead, created
+    /// before `before`; how many events went.
+    @discardableResult
+    func pruneEvents(createdBefore before: Date) throws -> Int
 }

@@ -56,6 +56,13 @@ public struct AssetRecord: Sendable, Equatable {
     public var currentVersion: Int = 1
     /// When the current version became current.
     public var versionCreatedAt: Date? = nil
+    /// A label set with PATCH /api/assets/{assetId}; searched with the file name.
+    public var title: String? = nil
+    /// Labels set with PATCH /api/assets/{assetId}, in the order given, without repeats.
+    public var tags: [String] = []
+    /// What the decoder learned about the current version (migration "v8: media
+    /// metadata"); nil until its thumbnail task recorded it for this ETag.
+    public var media: MediaMetadata? = nil
 
     /// The extension of the current key (`jpg`).
     public var fileExtension: String { AssetKeys.fileExtension(of: key) }
@@ -216,4 +223,34 @@ public struct ThumbnailState: Sendable, Equatable {
     public var status: ThumbnailStatus
     public var reason: String?
     public var attempts: Int
+}
+
+/// Media metadata of an asset's current version (issue 19), taken by the decoder in the
+/// thumbnail's pass and checked by assetd before it is recorded. A nil field is unknown.
+public struct MediaMetadata: Sendable, Equatable {
+    /// Pixel size after EXIF orientation (a video's frame size; a PDF's first page at 72 dpi).
+    public var width: Int?
+    public var height: Int?
+    public var durationSeconds: Double?
+    public var pages: Int?
+    /// EXIF DateTimeOriginal, `YYYY-MM-DDTHH:MM:SS` in the camera's local time.
+    public var takenAt: String?
+    public var cameraMake: String?
+    public var cameraModel: String?
+    /// Kept only with ASSETD_KEEP_GPS=on.
+    public var gpsLatitude: Double?
+    public var gpsLongitude: Double?
+
+    public init(width: Int? = nil, height: Int? = nil, durationSeconds: Double? = nil, pages: Int? = nil, takenAt: String? = nil,
+                cameraMake: String? = nil, cameraModel: String? = nil, gpsLatitude: Double? = nil, gpsLongitude: Double? = nil) {
+        self.width = width
+        self.height = height
+        self.durationSeconds = durationSeconds
+        self.pages = pages
+        self.takenAt = takenAt
+        self.cameraMake = cameraMake
+        self.cameraModel = cameraModel
+        self.gpsLatitude = gpsLatitude
+        self.gpsLongitude = gpsLongitude
+    }
 }

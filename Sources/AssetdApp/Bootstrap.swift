@@ -38,7 +38,7 @@ public enum Bootstrap {
         hideFromSameUser()
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let records = try SQLiteRecordStore(path: configuration.databasePath)
+        let records = try openRecords(configuration, logger: logger)
         let metrics = Metrics()
         var s3Configuration = configuration.s3(gated: true)
         s3Configuration.observer = { operation, error, duration in
@@ -62,20 +62,55 @@ public enum Bootstrap {
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
-            "endpoint": "\(configuration.s3().endpoint)", "database": "\(configuration.databasePath)",
+            "endpoint": "\(configuration.s3().endpoint)", "database": "\(DatabaseLocation.redacted(configuration.databasePath))",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
-        Reconciler(service: service, interval: .seconds(configuration.reconcileInterval)).start()
+        Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
+                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination).start()
         try thumbnails?.resume()
+        if let fleet = records as? any FleetCoordination {
+            // Tasks of a host that died are taken over once their lease expires.
+            thumbnails?.pollClaimable(fleet, every: .seconds(max(2, configuration.thumbnailLease / 4)))
+        }
+        try events(configuration, records: records, metrics: metrics, logger: logger).start()
         let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
             if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
+            }
+            if let backlog = try? records.eventBacklog() {
+                metrics.setEventBacklog(backlog)
             }
         }
         try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+    }
+
+    /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at
+    /// that path, which one process at a time may serve (an exclusive lock on a file
+    /// beside it): a second one stops with a clear line instead of corrupting the
+    /// in-process guarantees (the upload cache, the per-asset locks, the queue).
+    static func openRecords(_ configuration: Configuration, logger: Logger) throws -> any RecordStore {
+        if DatabaseLocation.isPostgres(configuration.databasePath) {
+            var settings = PostgresRecordStore.Settings()
+            settings.poolSize = configuration.databasePool
+            settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
+            settings.thumbnailLease = .seconds(configuration.thumbnailLease)
+            let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
+            logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)"])
+            return store
+        }
+        try SingleInstanceLock.acquire(beside: configuration.databasePath)
+        return try SQLiteRecordStore(path: configuration.databasePath)
+    }
+
+    /// The event dispatcher `serve` runs: a thread per webhook endpoint and for Typesense.
+    static func events(_ configuration: Configuration, records: any EventOutbox, metrics: Metrics, logger: Logger) -> EventDispatcher {
+        let sinks = EventDispatcher.sinks(configuration, http: HTTPClient())
+        if sinks.isEmpty { logger.info("no event sinks (ASSETD_WEBHOOK_URLS, ASSETD_TYPESENSE_URL): events stay in the outbox") }
+        return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
+                               metrics: metrics, logger: logger)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips
@@ -111,7 +146,8 @@ public enum Bootstrap {
         }
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
                                                               memoryBytes: configuration.thumbnailerMaxMemory,
-                                                              timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch),
+                                                              timeoutSeconds: configuration.thumbnailTimeout, scratch: scratch,
+                                                              keepGPS: configuration.keepGPS),
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
@@ -120,7 +156,7 @@ public enum Bootstrap {
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",
             "max_pixels": "\(settings.maxPixels)", "vips_threads": "\(settings.vipsThreads)",
-            "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)",
+            "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)", "keep_gps": "\(configuration.keepGPS)",
         ])
         return worker
     }

@@ -1,3 +1,4 @@
+import AssetStore
 import Foundation
 import Hashing
 public import Logging
@@ -61,6 +62,7 @@ public struct ConfigCheck {
 
     func database(_ path: String) -> Item {
         let name = "database"
+        if DatabaseLocation.isPostgres(path) { return postgres(path) }
         if FileManager.default.fileExists(atPath: path) {
             guard access(path, R_OK | W_OK) == 0 else {
                 return Item(name: name, ok: false, reason: "\(path) is not readable and writable by uid \(geteuid())")
@@ -77,6 +79,25 @@ public struct ConfigCheck {
             return Item(name: name, ok: false, reason: "\(path) does not exist and its directory \(Self.missingOrLocked(directory))")
         }
         return Item(name: name, ok: true, reason: "\(path) will be created at the first start")
+    }
+
+    /// PostgreSQL: it answers (with the password from the URL or PGPASSFILE), and its
+    /// schema is the one this assetd expects (or none yet: the first start migrates it).
+    func postgres(_ url: String) -> Item {
+        let name = "database", shown = DatabaseLocation.redacted(url)
+        do {
+            let schema = try PostgresRecordStore.inspectSchema(url: url)
+            guard let current = schema.current else {
+                return Item(name: name, ok: true, reason: "\(shown) answers; its schema will be created at the first start (version \(schema.expected))")
+            }
+            guard current <= schema.expected else {
+                return Item(name: name, ok: false, reason: "\(shown) has schema version \(current), newer than this assetd's \(schema.expected): upgrade assetd")
+            }
+            let note = current == schema.expected ? "" : "; the next start migrates it to \(schema.expected)"
+            return Item(name: name, ok: true, reason: "\(shown) answers, schema version \(current)\(note)")
+        } catch {
+            return Item(name: name, ok: false, reason: "\(shown): \(error)")
+        }
     }
 
     /// "D does not exist; create it: install -d ..." or "D is not writable by uid N; ...":

@@ -31,7 +31,15 @@ public struct Configuration: Sendable {
     public var endpoint: S3Endpoint?
     public var publicEndpoint: S3Endpoint?
     public var jwtSecret: String
+    /// ASSETD_DATABASE: an SQLite path (one host) or a postgres:// URL (several hosts).
+    /// Never logged as it is: `DatabaseLocation.redacted` hides a password.
     public var databasePath: String
+    /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
+    public var databasePool: Int
+    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a PostgreSQL statement may run.
+    public var databaseStatementTimeout: Int
+    /// ASSETD_THUMBNAIL_LEASE: seconds a host holds a thumbnail task (PostgreSQL) without renewing it.
+    public var thumbnailLease: Int
     /// ASSETD_SOCKET; nil to inherit a listening socket on standard input.
     public var socketPath: String?
     public var socketMode: UInt32
@@ -48,6 +56,9 @@ public struct Configuration: Sendable {
     public var corsOrigins: [String]
     /// ASSETD_RECONCILE_INTERVAL: seconds between the reconciler's passes.
     public var reconcileInterval: Int
+    /// ASSETD_RECONCILE_GRACE: seconds a record must be left untouched before the
+    /// reconciler repairs it (the requests still working on younger ones finish them).
+    public var reconcileGrace: Int
     /// ASSETD_PENDING_UPLOAD_TTL: seconds a multipart upload may stay pending before the
     /// reconciler aborts it (the bucket's lifecycle rule does the same in S3).
     public var pendingUploadTTL: Int
@@ -86,6 +97,9 @@ public struct Configuration: Sendable {
     public var thumbnailTimeout: Int = 60
     /// ASSETD_THUMBNAILER_MAX_MEMORY: the decoder's address-space limit (RLIMIT_AS), bytes.
     public var thumbnailerMaxMemory: Int = 1536 << 20
+    /// ASSETD_KEEP_GPS (on/off, default off): record EXIF GPS coordinates in the media
+    /// metadata. Off: the decoder does not read them and assetd drops any it is sent.
+    public var keepGPS = false
     /// ASSETD_THUMBNAILER_SOCKET: the socket of assetd-thumbnailer.socket (systemd's decoder
     /// zygote); nil: assetd runs the zygote as its own child.
     public var thumbnailerSocket: String?
@@ -103,6 +117,16 @@ public struct Configuration: Sendable {
     /// parts') run only while this is true. Not a setting of its own: it follows from the
     /// encryption that the service writes with (ASSETD_SSE sets it false for aws:kms).
     public var objectETagsAreMD5: Bool = true
+
+    // Events (docs/CONFIGURATION.md, "Events"; EventDelivery.swift).
+    /// ASSETD_WEBHOOK_URLS: the endpoints every event is delivered to.
+    public var webhookURLs: [String] = []
+    /// ASSETD_WEBHOOK_SECRET: `whsec_` + base64, comma-separated; each signs every delivery.
+    public var webhookSecrets: [WebhookSecret] = []
+    /// ASSETD_TYPESENSE_URL, _API_KEY, _COLLECTION: all three, or none.
+    public var typesense: TypesenseSettings?
+    /// ASSETD_EVENT_MAX_AGE: seconds an event is retried for before it is dead (3 days).
+    public var eventMaxAge: Int = 259_200
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -131,6 +155,9 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_JWT_SECRET must be at least 32 characters long")
         }
         databasePath = try reader.required("ASSETD_DATABASE")
+        databasePool = try reader.integer("ASSETD_DATABASE_POOL", default: 10, in: 1...500)
+        databaseStatementTimeout = try reader.integer("ASSETD_DATABASE_STATEMENT_TIMEOUT", default: 10_000, in: 100...600_000)
+        thumbnailLease = try reader.integer("ASSETD_THUMBNAIL_LEASE", default: 60, in: 5...86_400)
         socketPath = reader.optional("ASSETD_SOCKET")
         let mode = reader.string("ASSETD_SOCKET_MODE", default: "0660")
         guard let parsedMode = UInt32(mode, radix: 8), parsedMode <= 0o777 else {
@@ -160,6 +187,7 @@ public struct Configuration: Sendable {
         presignExpires = try reader.integer("ASSETD_PRESIGN_EXPIRES", default: 3600, in: 1...604_800)
         abortIncompleteDays = try reader.integer("ASSETD_ABORT_INCOMPLETE_DAYS", default: 7, in: 1...3650)
         reconcileInterval = try reader.integer("ASSETD_RECONCILE_INTERVAL", default: 300, in: 1...86_400)
+        reconcileGrace = try reader.integer("ASSETD_RECONCILE_GRACE", default: 120, in: 1...86_400)
         pendingUploadTTL = try reader.integer("ASSETD_PENDING_UPLOAD_TTL", default: abortIncompleteDays * 86_400, in: 1...(3650 * 86_400))
         s3Timeout = try reader.integer("ASSETD_S3_TIMEOUT", default: 10, in: 1...600)
         s3Concurrency = try reader.integer("ASSETD_S3_CONCURRENCY", default: max(1, threads - max(2, threads / 4)), in: 1...512)
@@ -169,6 +197,11 @@ public struct Configuration: Sendable {
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
         logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
+        switch reader.string("ASSETD_KEEP_GPS", default: "off").lowercased() {
+        case "on", "true", "1", "yes": keepGPS = true
+        case "off", "false", "0", "no": keepGPS = false
+        case let other: throw ConfigurationError(description: "ASSETD_KEEP_GPS must be on or off, not \(other)")
+        }
         switch reader.string("ASSETD_THUMBNAILS", default: "on").lowercased() {
         case "on", "true", "1", "yes": thumbnailsEnabled = true
         case "off", "false", "0", "no": thumbnailsEnabled = false
@@ -194,6 +227,7 @@ public struct Configuration: Sendable {
             throw ConfigurationError(description: "ASSETD_PART_CHECKSUM must be optional, required or off, not \(checksum)")
         }
         partChecksum = mode
+        try readEventSettings(reader)
         thumbnailerSocket = reader.optional("ASSETD_THUMBNAILER_SOCKET")
         thumbnailerPath = reader.optional("ASSETD_THUMBNAILER")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
@@ -233,6 +267,43 @@ public struct Configuration: Sendable {
             values[key] = value
         }
         return values
+    }
+
+    /// The event sinks' settings; a bad URL or secret is one line naming the setting, and
+    /// never shows a secret's value.
+    private mutating func readEventSettings(_ reader: Reader) throws {
+        webhookURLs = try (reader.optional("ASSETD_WEBHOOK_URLS") ?? "").split(separator: ",").map { piece in
+            let url = String(piece).trimmingSpaces()
+            guard EventEndpoint.isValidURL(url) else {
+                throw ConfigurationError(description: "ASSETD_WEBHOOK_URLS must be comma-separated http(s) URLs such as https://hooks.example.com/assetd, not \(EventEndpoint.redacted(url))")
+            }
+            return url
+        }
+        webhookSecrets = try (reader.optional("ASSETD_WEBHOOK_SECRET") ?? "").split(separator: ",").enumerated().map { index, piece in
+            guard let secret = WebhookSecret(String(piece).trimmingSpaces()) else {
+                throw ConfigurationError(description: "ASSETD_WEBHOOK_SECRET: secret \(index + 1) must be whsec_ followed by the base64 of 16 to 64 random bytes")
+            }
+            return secret
+        }
+        if !webhookURLs.isEmpty, webhookSecrets.isEmpty {
+            throw ConfigurationError(description: "ASSETD_WEBHOOK_SECRET is required when ASSETD_WEBHOOK_URLS is set")
+        }
+        let url = reader.optional("ASSETD_TYPESENSE_URL"), key = reader.optional("ASSETD_TYPESENSE_API_KEY")
+        let collection = reader.optional("ASSETD_TYPESENSE_COLLECTION")
+        if url != nil || key != nil || collection != nil {
+            guard let url, EventEndpoint.isValidURL(url), !url.contains("?") else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_URL must be an http(s) URL such as http://127.0.0.1:8108 (set with ASSETD_TYPESENSE_API_KEY and ASSETD_TYPESENSE_COLLECTION)")
+            }
+            guard let key, !key.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 || $0 == 0x7f } == true }) else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_API_KEY is required with ASSETD_TYPESENSE_URL, without spaces or control characters")
+            }
+            guard let collection, collection.utf8.count <= 128,
+                  collection.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x5f || $0 == 0x2d }) else {
+                throw ConfigurationError(description: "ASSETD_TYPESENSE_COLLECTION is required with ASSETD_TYPESENSE_URL: letters, digits, _ and - (at most 128)")
+            }
+            typesense = TypesenseSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key, collection: collection)
+        }
+        eventMaxAge = try reader.integer("ASSETD_EVENT_MAX_AGE", default: 259_200, in: 1...(30 * 86_400))
     }
 
     private struct Reader {

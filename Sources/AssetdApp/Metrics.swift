@@ -14,6 +14,7 @@ public final class Metrics: Sendable {
         .seconds(10), .seconds(30),
     ]
     private let openUploads: Gauge
+    private let eventBacklog: Gauge
     /// The series already made, by their labels: the registry validates names and help
     /// text and hashes labels on each `make...`, which cost more than the rest of a
     /// presign (callgrind). Every label set is bounded, and so are these.
@@ -32,6 +33,7 @@ public final class Metrics: Sendable {
 
     public init() {
         openUploads = registry.makeGauge(name: "assetd_open_uploads", help: "Multipart uploads started and neither completed, aborted nor expired.")
+        eventBacklog = registry.makeGauge(name: "assetd_event_backlog", help: "Event deliveries not yet delivered nor dead, all sinks together.")
     }
 
     /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).
@@ -66,6 +68,16 @@ public final class Metrics: Sendable {
     }
 
     public func setOpenUploads(_ count: Int) { openUploads.set(Int64(count)) }
+
+    /// Event deliveries waiting (pending for some sink), read at each scrape.
+    public func setEventBacklog(_ count: Int) { eventBacklog.set(Int64(count)) }
+
+    /// One attempt of an event delivery; `sink` is webhook-N or typesense, `result`
+    /// delivered, failed (retried), dead or gone (410).
+    func eventDelivery(sink: String, result: String) {
+        registry.makeCounter(name: "assetd_event_deliveries_total", labels: [("sink", sink), ("result", result)],
+                             help: "Event delivery attempts, by sink and result.").increment()
+    }
 
     /// The text exposition (version 0.0.4).
     public func render() -> [UInt8] { registry.emitToBuffer() }

@@ -1,3 +1,4 @@
+import AssetStore
 import Foundation
 import Logging
 
@@ -13,12 +14,17 @@ final class Reconciler: Sendable {
     /// When this process started: a record older than that cannot belong to a live
     /// request of it, which is what the start-up pass relies on.
     let processStarted: Date
+    /// Several hosts on one database: a pass runs on one host at a time, once per interval
+    /// across the fleet, and never with the start-up shortcut (another host's requests may
+    /// own any record, however old this process is).
+    let fleet: (any FleetCoordination)?
 
-    init(service: AssetService, interval: Duration, grace: Duration = .seconds(120)) {
+    init(service: AssetService, interval: Duration, grace: Duration = .seconds(120), fleet: (any FleetCoordination)? = nil) {
         self.service = service
         self.interval = interval
         self.grace = grace
         self.processStarted = service.now()
+        self.fleet = fleet
     }
 
     /// Starts the passes on their own thread: the first at once, then one per interval.
@@ -37,6 +43,21 @@ final class Reconciler: Sendable {
 
     @discardableResult
     func pass(startUp: Bool = false) -> AssetService.Repairs {
+        guard let fleet else { return localPass(startUp: startUp) }
+        let seconds = Int(interval.components.seconds)
+        do {
+            let repairs = try fleet.asReconcilerPass(minimumInterval: max(1, seconds - max(1, seconds / 10))) {
+                service.logger.info("reconciler pass on this host", metadata: ["host": "\(fleet.hostName)"])
+                return localPass(startUp: false)
+            }
+            return repairs ?? AssetService.Repairs()
+        } catch {
+            service.logger.error("reconciler pass skipped: the database failed", metadata: ["host": "\(fleet.hostName)", "error": "\(error)"])
+            return AssetService.Repairs()
+        }
+    }
+
+    private func localPass(startUp: Bool) -> AssetService.Repairs {
         let now = service.now()
         // At start-up: whatever this process's requests cannot own yet, however young; later,
         // only what no request has touched for the grace period.
@@ -50,6 +71,7 @@ final class Reconciler: Sendable {
         let repairs = service.repair(settledBefore: settledBefore, expireBefore: expireBefore, sweepBefore: sweepBefore)
         if repairs != AssetService.Repairs() {
             service.logger.info("reconciler pass done", metadata: [
+                "host": "\(fleet?.hostName ?? "local")",
                 "direct_ready": "\(repairs.directReady)", "direct_discarded": "\(repairs.directDiscarded)",
                 "uploads_expired": "\(repairs.uploadsExpired)", "deletes_finished": "\(repairs.deletesFinished)",
                 "versions_finished": "\(repairs.versionsFinished)", "versions_undone": "\(repairs.versionsUndone)",

@@ -83,7 +83,15 @@ public final class ThumbnailWorker: Sendable {
             if asset.thumbnailStatus == .pending { queue.enqueue(asset.id) } else { enqueue(asset) }
         }
         if !unsettled.isEmpty { logger.notice("thumbnail tasks resumed", metadata: ["count": "\(unsettled.count)"]) }
-        return unsettled.count
+        // The backfill: assets whose thumbnail was made before media metadata was recorded
+        // ("v8: media metadata") get their task again, which takes both in one pass from
+        // the stored object: no re-upload. Their thumbnail shows as pending meanwhile.
+        let missing = try records.assetsMissingMedia(limit: 10_000)
+        for asset in missing where (try? records.queueThumbnail(assetID: asset.id, now: Date())) == true {
+            queue.enqueue(asset.id)
+        }
+        if !missing.isEmpty { logger.notice("media metadata backfill queued", metadata: ["count": "\(missing.count)"]) }
+        return unsettled.count + missing.count
     }
 
     /// Takes no new task; waits up to `timeout` for the running ones. What is still
@@ -123,10 +131,10 @@ public final class ThumbnailWorker: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         do throws(Outcome) {
-            let (jpeg, decodeTime) = try makeThumbnail(asset)
+            let (decoded, decodeTime) = try makeThumbnail(asset)
             metadata["decode_ms"] = "\(decodeTime.milliseconds)"
-            metadata["bytes"] = "\(jpeg.count)"
-            try store(jpeg, of: asset, metadata: &metadata, started: started)
+            metadata["bytes"] = "\(decoded.jpeg.count)"
+            try store(decoded.jpeg, media: Self.metadata(decoded.facts), of: asset, metadata: &metadata, started: started)
         } catch {
             switch error {
             case .final(let status, let reason):
@@ -161,7 +169,8 @@ public final class ThumbnailWorker: Sendable {
     /// timeout, a restart mid-request). S3 orders concurrent writes by their arrival,
     /// and the newer task's PUT starts only after, so even that one loses on AWS;
     /// docs/OPERATIONS.md says so.
-    private func store(_ jpeg: [UInt8], of asset: AssetRecord, metadata: inout Logger.Metadata,
+    /// `media` is recorded after the thumbnail, fenced on the same ETag (recordMedia).
+    private func store(_ jpeg: [UInt8], media: MediaMetadata, of asset: AssetRecord, metadata: inout Logger.Metadata,
                        started: ContinuousClock.Instant) throws(Outcome) {
         let key = AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)
         let outcome: Outcome? = storing.withLock(asset.id) { () -> Outcome? in
@@ -182,8 +191,17 @@ public final class ThumbnailWorker: Sendable {
                 return .transient("storing the thumbnail failed: \(error)")
             }
             metadata["total_ms"] = "\((ContinuousClock.now - started).milliseconds)"
-            if !finish(asset, .ready, reason: nil, metadata: metadata) {
-                // Outdated or deleted meanwhile: what was just stored is no one's.
+            do {
+                // Before the task's finish, so that its thumbnail.ready event carries them;
+                // fenced on the ETag, so an outdated task records nothing.
+                try records.recordMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date())
+            } catch {
+                logger.error("could not record the media metadata", metadata: ["asset": "\(asset.id)", "error": "\(error)"])
+            }
+            if !finish(asset, .ready, reason: nil, metadata: metadata) && !isStillThisVersion(asset) {
+                // Outdated or deleted meanwhile: what was just stored is no one's. (Still
+                // this version: the lease went to another host, whose JPEG of the same
+                // bytes lands under the same key; deleting would remove its work.)
                 do {
                     try objects.deleteObjects(keys: [key])
                 } catch {
@@ -203,7 +221,7 @@ public final class ThumbnailWorker: Sendable {
     }
 
     /// The JPEG, and the time spent decoding and encoding (download excluded).
-    private func makeThumbnail(_ asset: AssetRecord) throws(Outcome) -> ([UInt8], Duration) {
+    private func makeThumbnail(_ asset: AssetRecord) throws(Outcome) -> (DecodedThumbnail, Duration) {
         var template = Array("\(scratchDirectory)/thumbnail-source-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else { throw .transient("cannot create a temporary file: errno \(errno)") }
@@ -237,14 +255,23 @@ public final class ThumbnailWorker: Sendable {
         let clock = ContinuousClock()
         let started = clock.now
         do {
-            let jpeg = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
-            return (jpeg, clock.now - started)
+            let decoded = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
+            return (decoded, clock.now - started)
         } catch {
             switch error {
             case .refused(let reason): throw .final(.failed, reason)
             case .crashed(let reason): throw .transient("the decoder failed: \(reason)")
             }
         }
+    }
+
+    /// The decoder's facts (checked by IsolatedThumbnailer) as the record's metadata; all
+    /// unknown when it sent none.
+    static func metadata(_ facts: MediaFacts?) -> MediaMetadata {
+        guard let facts else { return MediaMetadata() }
+        return MediaMetadata(width: facts.width, height: facts.height, durationSeconds: facts.durationSeconds, pages: facts.pages,
+                             takenAt: facts.takenAt, cameraMake: facts.cameraMake, cameraModel: facts.cameraModel,
+                             gpsLatitude: facts.gpsLatitude, gpsLongitude: facts.gpsLongitude)
     }
 
     @discardableResult
@@ -263,6 +290,30 @@ public final class ThumbnailWorker: Sendable {
             logger.error("thumbnail task: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             return false
         }
+    }
+
+    /// Whether the asset is still ready at the version (ETag) the task worked on.
+    private func isStillThisVersion(_ asset: AssetRecord) -> Bool {
+        guard let current = try? records.asset(id: asset.id, workspaceID: asset.workspaceID) else { return false }
+        return current.status == .ready && current.etag == asset.etag
+    }
+
+    /// Several hosts (PostgreSQL): every `interval`, queues the pending tasks no live host
+    /// holds (never claimed, or their host died and the lease expired). The claim decides
+    /// who runs each, so two hosts queuing the same one is harmless.
+    public func pollClaimable(_ fleet: any FleetCoordination, every interval: Duration) {
+        let thread = Thread { [weak self] in
+            while let self {
+                Thread.sleep(forTimeInterval: Double(interval.components.seconds))
+                do {
+                    for id in try fleet.claimableThumbnails(limit: 100) { self.queue.enqueue(id) }
+                } catch {
+                    self.logger.warning("thumbnail poll: the database failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        thread.name = "thumbnail-poll"
+        thread.start()
     }
 
     /// Removes sources a crash left behind in the scratch directory (at start-up).

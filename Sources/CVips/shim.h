@@ -24,15 +24,30 @@ static inline const char *assetd_vips_loader_nickname(const char *filename) {
 }
 
 /* vips_thumbnail: the longest edge `size`, never upscaled, EXIF auto-rotation (the
- * default), shrink-on-load, converted to sRGB (a CMYK image without a profile gets
- * libvips' fallback CMYK profile), failing on decode errors rather than guessing. */
-static inline int assetd_vips_thumbnail(const char *filename, VipsImage **out, int size) {
+ * default), shrink-on-load, failing on decode errors rather than guessing.
+ * `export_srgb`: colour-manage to sRGB through lcms (the embedded profile in, sRGB out;
+ * a CMYK image without a profile gets libvips' fallback CMYK profile). The caller asks for
+ * it only when the image has an ICC profile or is CMYK: for the rest (no profile, so sRGB
+ * by assumption) the transform changes no pixel, yet lcms built it for every image, about
+ * a quarter of a task (BENCHMARKS.md). Without it, libvips converts to sRGB by formula. */
+static inline int assetd_vips_thumbnail(const char *filename, VipsImage **out, int size, int export_srgb) {
+    if (export_srgb)
+        return vips_thumbnail(filename, out, size,
+                              "height", size,
+                              "size", VIPS_SIZE_DOWN,
+                              "export_profile", "srgb",
+                              "fail_on", VIPS_FAIL_ON_ERROR,
+                              NULL);
     return vips_thumbnail(filename, out, size,
                           "height", size,
                           "size", VIPS_SIZE_DOWN,
-                          "export_profile", "srgb",
                           "fail_on", VIPS_FAIL_ON_ERROR,
                           NULL);
+}
+
+/* Whether the header carries an ICC profile. */
+static inline int assetd_vips_has_icc_profile(VipsImage *image) {
+    return vips_image_get_typeof(image, VIPS_META_ICC_NAME) != 0;
 }
 
 /* Alpha flattened onto white, for JPEG. */

@@ -26,6 +26,9 @@ enum ResponseSink {
     /// A 2xx body is written to an open file from offset 0 with pwrite (a retry starts
     /// over); any other status's body (S3's `<Error>`) still goes to memory.
     case file(descriptor: Int32)
+    /// The first `limit` bytes into `TransportResponse.body`, the rest read and dropped (a
+    /// webhook receiver's answer, which only its status matters for).
+    case bounded(limit: Int)
 }
 
 struct TransportResponse {
@@ -209,6 +212,11 @@ private final class TransferState {
                 done += n
             }
             fileOffset += done
+            return bytes.count
+        }
+        if case .bounded(let limit) = sink {
+            let room = max(0, limit - body.count)
+            if room > 0 { body.append(contentsOf: bytes.prefix(room)) }
             return bytes.count
         }
         guard body.count + bytes.count <= CurlTransport.maxResponseBody else { return 0 }

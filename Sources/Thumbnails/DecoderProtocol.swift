@@ -10,7 +10,9 @@ import Glibc
 /// that many bytes of `key=value` lines (at most 4 KiB); the source file rides along as a
 /// descriptor (SCM_RIGHTS), so the decoder never needs a path to assetd's files.
 ///
-/// Answer, decoder to assetd: one byte, `J` (a JPEG follows) or `F` (refused: the same
+/// Answer, decoder to assetd: first, when the decode succeeded, an `M` record (4-byte
+/// length, then at most 4 KiB of MediaFacts' `key=value` lines, which assetd checks
+/// strictly: the child is untrusted); then one byte, `J` (a JPEG follows) or `F` (refused: the same
 /// bytes would fail the same way again; a UTF-8 reason follows), a 4-byte big-endian
 /// length, then the payload (a JPEG at most `maxJPEGBytes`, a reason at most 4 KiB). `E`
 /// comes from the zygote, not the child: the child ended without an answer, and how
@@ -25,6 +27,7 @@ public enum DecoderProtocol {
     static let jpeg = UInt8(ascii: "J")
     static let refused = UInt8(ascii: "F")
     static let ended = UInt8(ascii: "E")
+    static let media = UInt8(ascii: "M")
 
     static func header(_ kind: [UInt8], _ length: Int) -> [UInt8] {
         let n = UInt32(length)
@@ -94,6 +97,8 @@ public struct DecodeRequest: Sendable, Equatable {
     public var timeoutSeconds: Int
     /// A directory for a video's frame; nil: the decoder's own /tmp (a private one under systemd).
     public var scratch: String?
+    /// Whether the decoder reads GPS coordinates at all (ASSETD_KEEP_GPS).
+    public var keepGPS = false
 
     public init(type: String, settings: Thumbnailer.Settings, memoryBytes: Int, timeoutSeconds: Int, scratch: String?) {
         self.type = type
@@ -111,6 +116,7 @@ public struct DecodeRequest: Sendable, Equatable {
         var lines = "type=\(type)\nsize=\(size)\nquality=\(quality)\nmax_pixels=\(maxPixels)\nmax_decode_bytes=\(maxDecodeBytes)\n"
         lines += "vips_threads=\(vipsThreads)\nmemory_bytes=\(memoryBytes)\ntimeout_s=\(timeoutSeconds)\n"
         if let scratch { lines += "scratch=\(scratch)\n" }
+        if keepGPS { lines += "keep_gps=1\n" }
         return Array(lines.utf8)
     }
 
@@ -133,6 +139,7 @@ public struct DecodeRequest: Sendable, Equatable {
         settings.videoTimeout = .seconds(timeout)
         self.init(type: String(type), settings: settings, memoryBytes: memory, timeoutSeconds: timeout,
                   scratch: values["scratch"].map(String.init))
+        keepGPS = values["keep_gps"] == "1"
     }
 
     var settings: Thumbnailer.Settings {
@@ -200,11 +207,15 @@ public enum DecoderServer {
         do throws(ThumbnailError) {
             let thumbnailer = try Thumbnailer(settings: request.settings)
             let scratch = request.scratch ?? "/tmp"
-            let jpeg = try thumbnailer.thumbnail(ofDescriptor: source, detectedType: request.type, scratch: scratch)
+            let (jpeg, facts) = try thumbnailer.decode(ofDescriptor: source, detectedType: request.type, scratch: scratch,
+                                                       keepGPS: request.keepGPS)
             guard jpeg.count <= DecoderProtocol.maxJPEGBytes else {
                 throw ThumbnailError("the JPEG (\(jpeg.count) bytes) is over \(DecoderProtocol.maxJPEGBytes) bytes")
             }
-            answer = DecoderProtocol.header([DecoderProtocol.jpeg], jpeg.count) + jpeg
+            // Facts over the record's bound (they cannot be: each field is bounded) go as none.
+            let record = facts.encoded.count <= MediaFacts.maxBytes ? facts.encoded : []
+            answer = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
+                + DecoderProtocol.header([DecoderProtocol.jpeg], jpeg.count) + jpeg
         } catch {
             let reason = Array(String(error.description.prefix(1024)).utf8.prefix(DecoderProtocol.maxReasonBytes))
             answer = DecoderProtocol.header([DecoderProtocol.refused], reason.count) + reason

@@ -18,9 +18,21 @@ public enum DecodeFailure: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// What the thumbnail worker needs: the JPEG of an open file of a detected type.
+/// A decoder's answer: the JPEG, and what the same pass learned about the file (checked
+/// by the parent; nil when the decoder sent none).
+public struct DecodedThumbnail: Sendable, Equatable {
+    public var jpeg: [UInt8]
+    public var facts: MediaFacts?
+
+    public init(jpeg: [UInt8], facts: MediaFacts?) {
+        self.jpeg = jpeg
+        self.facts = facts
+    }
+}
+
+/// What the thumbnail worker needs: the JPEG of an open file of a detected type, and its facts.
 public protocol ThumbnailDecoding: Sendable {
-    func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> [UInt8]
+    func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail
 }
 
 /// Thumbnails made by `assetd-thumbnailer`, the decoder zygote, which holds no secret and
@@ -46,9 +58,12 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         /// A private directory (0700): the zygote's socket and a video's frame when assetd
         /// runs the zygote; unused under systemd (the unit's own /tmp).
         public var scratch: String?
+        /// ASSETD_KEEP_GPS: the decoder reads GPS coordinates, and assetd keeps them.
+        public var keepGPS: Bool
 
         public init(endpoint: Endpoint, thumbnail: Thumbnailer.Settings = .init(), memoryBytes: Int = 1 << 30,
-                    timeoutSeconds: Int = 60, scratch: String? = nil) {
+                    timeoutSeconds: Int = 60, scratch: String? = nil, keepGPS: Bool = false) {
+            self.keepGPS = keepGPS
             self.endpoint = endpoint
             self.thumbnail = thumbnail
             self.memoryBytes = memoryBytes
@@ -91,7 +106,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         return directory + "/assetd-thumbnailer"
     }
 
-    public func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> [UInt8] {
+    public func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail {
         // A read-only descriptor of its own, which the decoder's user may open: the file's
         // mode allows reading, and its directory (assetd's, 0700) lets no one reach it by
         // path, so only a holder of the descriptor can.
@@ -105,17 +120,36 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         // A fresh child of the zygote for this connection; closing it ends that child.
         let connection = try Self.connect(to: socketPath, timeoutSeconds: settings.timeoutSeconds)
         defer { close(connection) }
-        let request = DecodeRequest(type: detectedType, settings: settings.thumbnail, memoryBytes: settings.memoryBytes,
+        var request = DecodeRequest(type: detectedType, settings: settings.thumbnail, memoryBytes: settings.memoryBytes,
                                     timeoutSeconds: settings.timeoutSeconds, scratch: zygote == nil ? nil : settings.scratch)
+        request.keepGPS = settings.keepGPS
         let body = request.encoded
         let message = DecoderProtocol.header(DecoderProtocol.requestMagic, body.count) + body
         let sent = message.withUnsafeBytes { assetd_system_send_with_descriptor(connection, $0.baseAddress, UInt($0.count), source) }
 
         var timedOut = false
         var answer: Result<[UInt8], DecodeFailure>
+        var facts: MediaFacts?
+        var header = sent == message.count ? DecoderProtocol.read(connection, 5, deadline: deadline, timedOut: &timedOut) : nil
+        // The facts come first, once, bounded, and must parse strictly: a child that sends
+        // anything else is treated as one that broke (the attempt is lost).
+        var factsMalformed = false
+        if let first = header, first[0] == DecoderProtocol.media {
+            let length = DecoderProtocol.length(first[1..<5])
+            if length <= MediaFacts.maxBytes,
+               let payload = length == 0 ? [] : DecoderProtocol.read(connection, length, deadline: deadline, timedOut: &timedOut),
+               let parsed = MediaFacts(decoding: payload, keepGPS: settings.keepGPS) {
+                facts = parsed
+                header = DecoderProtocol.read(connection, 5, deadline: deadline, timedOut: &timedOut)
+            } else {
+                factsMalformed = true
+            }
+        }
         if sent != message.count {
             answer = .failure(.crashed("the decoder took no request: errno \(errno)"))
-        } else if let header = DecoderProtocol.read(connection, 5, deadline: deadline, timedOut: &timedOut) {
+        } else if factsMalformed {
+            answer = .failure(.crashed("the decoder's media facts are malformed"))
+        } else if let header {
             let (kind, length) = (header[0], DecoderProtocol.length(header[1..<5]))
             let limit = kind == DecoderProtocol.jpeg ? DecoderProtocol.maxJPEGBytes : DecoderProtocol.maxReasonBytes
             if ![DecoderProtocol.jpeg, DecoderProtocol.refused, DecoderProtocol.ended].contains(kind) || length > limit
@@ -143,7 +177,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             // own alarm and CPU limit end it too.
             answer = .failure(.crashed("the decoder ran past its deadline (\(settings.timeoutSeconds) s) and was killed"))
         }
-        return try answer.get()
+        return DecodedThumbnail(jpeg: try answer.get(), facts: facts)
     }
 
     /// A connection to the zygote's socket.

@@ -54,31 +54,50 @@ public final class Thumbnailer: Sendable {
     /// The JPEG thumbnail of the file at `path`, whose content libmagic found to be
     /// `detectedType`. `scratch` is a private directory for a video's frame.
     public func thumbnail(ofFile path: String, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
-        try thumbnail(path: path, descriptor: nil, detectedType: detectedType, scratch: scratch)
+        try decode(path: path, descriptor: nil, detectedType: detectedType, scratch: scratch, keepGPS: false).jpeg
     }
 
     /// The same for an open file (the decoder's input): libvips reads /proc/self/fd/N,
     /// ffmpeg gets the descriptor as its own 3.
     public func thumbnail(ofDescriptor descriptor: Int32, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
-        try thumbnail(path: "/proc/self/fd/\(descriptor)", descriptor: descriptor, detectedType: detectedType, scratch: scratch)
+        try decode(ofDescriptor: descriptor, detectedType: detectedType, scratch: scratch, keepGPS: false).jpeg
     }
 
-    private func thumbnail(path: String, descriptor: Int32?, detectedType: String, scratch: String) throws(ThumbnailError) -> [UInt8] {
+    /// The thumbnail and what the same pass learned about the file (MediaFacts): GPS only
+    /// with `keepGPS`. The JPEG itself never carries EXIF, GPS or a profile (jpegsave strips).
+    public func decode(ofFile path: String, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
+        -> (jpeg: [UInt8], facts: MediaFacts) {
+        try decode(path: path, descriptor: nil, detectedType: detectedType, scratch: scratch, keepGPS: keepGPS)
+    }
+
+    public func decode(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
+        -> (jpeg: [UInt8], facts: MediaFacts) {
+        try decode(path: "/proc/self/fd/\(descriptor)", descriptor: descriptor, detectedType: detectedType, scratch: scratch,
+                   keepGPS: keepGPS)
+    }
+
+    private func decode(path: String, descriptor: Int32?, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
+        -> (jpeg: [UInt8], facts: MediaFacts) {
         if VideoFrame.demuxers[detectedType] != nil {
             let frame = scratch + "/frame-\(UInt64.random(in: 0...UInt64.max)).png"
             defer { unlink(frame) }
             try VideoFrame.extract(from: path, type: detectedType, to: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
-            return try image(frame, expectedLoader: "pngload")
+            // The video's own size and duration (ffprobe); the frame's size when it says none.
+            var facts = VideoFrame.probe(path, type: detectedType, scratch: scratch, timeout: settings.videoTimeout,
+                                         inputDescriptor: descriptor)
+            let (jpeg, frameFacts) = try image(frame, expectedLoader: "pngload", keepGPS: false)
+            if facts.width == nil { (facts.width, facts.height) = (frameFacts.width, frameFacts.height) }
+            return (jpeg, facts)
         }
         guard let loader = Self.loaders[detectedType] else {
             throw ThumbnailError("no thumbnail for content of type \(detectedType)")
         }
-        return try image(path, expectedLoader: loader)
+        return try image(path, expectedLoader: loader, keepGPS: keepGPS)
     }
 
     /// A still image: the loader libvips picks must be the one of the detected type, and
     /// the header's pixel count within the limit, before a pixel is decoded.
-    private func image(_ path: String, expectedLoader: String) throws(ThumbnailError) -> [UInt8] {
+    private func image(_ path: String, expectedLoader: String, keepGPS: Bool) throws(ThumbnailError) -> (jpeg: [UInt8], facts: MediaFacts) {
         guard let loader = Vips.loader(forFile: path) else {
             throw ThumbnailError("no allowed image loader recognizes the content (expected \(expectedLoader))")
         }
@@ -87,7 +106,7 @@ public final class Thumbnailer: Sendable {
         guard loader == expectedLoader else {
             throw ThumbnailError("the content would be read by \(loader), not \(expectedLoader)")
         }
-        let header = try Vips.header(ofFile: path)
+        let header = try Vips.header(ofFile: path, keepGPS: keepGPS)
         let (width, height) = (header.width, header.height)
         guard width > 0, height > 0 else { throw ThumbnailError("the image has no pixels") }
         guard width.multipliedReportingOverflow(by: height).partialValue <= settings.maxPixels, width <= 1 << 20, height <= 1 << 20 else {
@@ -101,6 +120,8 @@ public final class Thumbnailer: Sendable {
             throw ThumbnailError("decode budget exceeded: \(width)x\(height), \(header.bands) bands of \(header.bytesPerBand) bytes, "
                                  + "would take \(decodeBytes) bytes, over ASSETD_THUMBNAIL_MAX_DECODE_BYTES (\(settings.maxDecodeBytes))")
         }
-        return try Vips.thumbnailJPEG(ofFile: path, size: settings.size, quality: settings.quality)
+        let jpeg = try Vips.thumbnailJPEG(ofFile: path, size: settings.size, quality: settings.quality,
+                                          colourManaged: header.needsColourManagement)
+        return (jpeg, header.facts)
     }
 }

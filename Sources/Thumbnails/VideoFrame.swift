@@ -34,6 +34,28 @@ enum VideoFrame {
         }
     }
 
+    /// The video's frame size (first video stream) and duration, by `ffprobe` under the
+    /// same rules as ffmpeg (forced demuxer, local files only, killed at the deadline). Its
+    /// output goes to a file in `scratch`, read back bounded; an empty MediaFacts when it fails.
+    static func probe(_ input: String, type: String, scratch: String, timeout: Duration, executable: String = "ffprobe",
+                      inputDescriptor: Int32? = nil) -> MediaFacts {
+        let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
+        guard let demuxer = demuxers[type] else { return MediaFacts() }
+        let output = scratch + "/probe-\(UInt64.random(in: 0...UInt64.max)).txt"
+        defer { unlink(output) }
+        let arguments = [executable, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-f", demuxer,
+                         "-select_streams", "v:0", "-show_entries", "stream=width,height:format=duration",
+                         "-of", "default=noprint_wrappers=1", "-o", output, "-i", input]
+        guard (try? run(arguments, timeout: timeout, inheriting: inputDescriptor)) == 0 else { return MediaFacts() }
+        let descriptor = open(output, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return MediaFacts() }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let got = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard got > 0 else { return MediaFacts() }
+        return MediaFacts.probed(String(decoding: buffer[0..<got], as: UTF8.self))
+    }
+
     /// Runs a program to its end and returns its exit status; kills it at the deadline.
     /// `inheriting`: a descriptor the program gets as its 3 (its input file).
     static func run(_ arguments: [String], timeout: Duration, inheriting: Int32? = nil) throws(ThumbnailError) -> Int32 {

@@ -98,21 +98,71 @@ enum Vips {
         var height: Int
         var bands: Int
         var bytesPerBand: Int
+        /// An embedded ICC profile, or CMYK pixels: the thumbnail needs lcms to reach sRGB.
+        var needsColourManagement: Bool
+        /// Size after EXIF orientation, pages, capture time, camera and (when asked) GPS.
+        var facts = MediaFacts()
     }
 
     /// Width, height, bands and bytes per band from the header (a sequential open reads
     /// only the header), without decoding pixels.
-    static func header(ofFile path: String) throws(ThumbnailError) -> Header {
+    static func header(ofFile path: String, keepGPS: Bool = false) throws(ThumbnailError) -> Header {
         guard let image = assetd_vips_open_header(path) else { throw .vips("cannot read the image header") }
         defer { assetd_vips_unref(image) }
-        return Header(width: Int(vips_image_get_width(image)), height: Int(vips_image_get_height(image)),
-                      bands: Int(vips_image_get_bands(image)), bytesPerBand: Int(vips_format_sizeof(vips_image_get_format(image))))
+        var header = Header(width: Int(vips_image_get_width(image)), height: Int(vips_image_get_height(image)),
+                            bands: Int(vips_image_get_bands(image)), bytesPerBand: Int(vips_format_sizeof(vips_image_get_format(image))),
+                            needsColourManagement: assetd_vips_has_icc_profile(image) != 0
+                                || vips_image_get_interpretation(image) == VIPS_INTERPRETATION_CMYK)
+        header.facts = facts(of: image, width: header.width, height: header.height, keepGPS: keepGPS)
+        return header
     }
 
-    /// The JPEG thumbnail of a file whose loader and size were checked.
-    static func thumbnailJPEG(ofFile path: String, size: Int, quality: Int) throws(ThumbnailError) -> [UInt8] {
+    /// What the header tells beyond the pixels (MediaFacts), read from libvips' fields.
+    private static func facts(of image: UnsafeMutablePointer<VipsImage>, width: Int, height: Int, keepGPS: Bool) -> MediaFacts {
+        func string(_ name: String) -> String? {
+            guard vips_image_get_typeof(image, name) != 0 else { return nil }
+            var value: UnsafePointer<CChar>?
+            guard vips_image_get_string(image, name, &value) == 0, let value else {
+                vips_error_clear()
+                return nil
+            }
+            return String(validatingCString: value)
+        }
+        func integer(_ name: String) -> Int? {
+            guard vips_image_get_typeof(image, name) != 0 else { return nil }
+            var value: Int32 = 0
+            guard vips_image_get_int(image, name, &value) == 0 else {
+                vips_error_clear()
+                return nil
+            }
+            return Int(value)
+        }
+        var facts = MediaFacts()
+        // Orientations 5 to 8 turn the picture a quarter: what is shown is height x width.
+        let turned = (5...8).contains(integer("orientation") ?? 1)
+        if (1...MediaFacts.maxDimension).contains(width), (1...MediaFacts.maxDimension).contains(height) {
+            (facts.width, facts.height) = turned ? (height, width) : (width, height)
+        }
+        // The page count of a document (PDF; a multi-page TIFF or GIF says so too).
+        if let pages = integer("n-pages"), (1...MediaFacts.maxPages).contains(pages) { facts.pages = pages }
+        let taken = string("exif-ifd2-DateTimeOriginal") ?? string("exif-ifd2-DateTimeDigitized")
+        facts.takenAt = taken.flatMap(MediaFacts.exifASCII).flatMap(MediaFacts.exifTimestamp)
+        facts.cameraMake = string("exif-ifd0-Make").flatMap(MediaFacts.exifASCII)
+        facts.cameraModel = string("exif-ifd0-Model").flatMap(MediaFacts.exifASCII)
+        if keepGPS,
+           let latitude = string("exif-ifd3-GPSLatitude").flatMap({ MediaFacts.exifCoordinate($0, reference: string("exif-ifd3-GPSLatitudeRef").flatMap(MediaFacts.exifASCII)) }),
+           let longitude = string("exif-ifd3-GPSLongitude").flatMap({ MediaFacts.exifCoordinate($0, reference: string("exif-ifd3-GPSLongitudeRef").flatMap(MediaFacts.exifASCII)) }),
+           (-90...90).contains(latitude), (-180...180).contains(longitude) {
+            (facts.gpsLatitude, facts.gpsLongitude) = (latitude, longitude)
+        }
+        return facts
+    }
+
+    /// The JPEG thumbnail of a file whose loader and size were checked. `colourManaged`:
+    /// through lcms from its profile (or CMYK) to sRGB (Header.needsColourManagement).
+    static func thumbnailJPEG(ofFile path: String, size: Int, quality: Int, colourManaged: Bool) throws(ThumbnailError) -> [UInt8] {
         var image: UnsafeMutablePointer<VipsImage>?
-        guard assetd_vips_thumbnail(path, &image, Int32(size)) == 0, let thumbnail = image else {
+        guard assetd_vips_thumbnail(path, &image, Int32(size), colourManaged ? 1 : 0) == 0, let thumbnail = image else {
             throw .vips("cannot decode the image")
         }
         var current = thumbnail

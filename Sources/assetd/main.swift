@@ -42,7 +42,7 @@ struct Assetd: ParsableCommand {
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self],
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self, SetupSearch.self, Events.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -146,5 +146,89 @@ struct CheckConfig: ParsableCommand {
         let logger = Bootstrap.logger(level: "critical")
         let check = ConfigCheck(environment: ProcessInfo.processInfo.environment, file: options.config, logger: logger)
         guard check.run() else { throw ExitCode(1) }
+    }
+}
+
+struct SetupSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup-search",
+        abstract: "Create the Typesense collection that ready assets are upserted into (idempotent).",
+        discussion: "POST /collections on ASSETD_TYPESENSE_URL with ASSETD_TYPESENSE_API_KEY: the collection ASSETD_TYPESENSE_COLLECTION with assetd's schema (docs/API.md, \"Typesense\"). A collection of that name that exists already is left as it is (exit 0). Run it once before turning the sink on."
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        try options.run(failure: "setup-search failed") { configuration, _ in
+            print(try EventAdmin.setupSearch(configuration), terminator: "")
+        }
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "List the events waiting for delivery, or the dead ones, and requeue one.",
+        discussion: """
+            Without options: the backlog, one line per (event, sink) still pending: its id (the \
+            webhook-id receivers see), type, asset, sink, attempts so far, next attempt and last error.
+            --dead: deliveries given up on: retried for ASSETD_EVENT_MAX_AGE (3 days) without a 2xx, \
+            or pending when their endpoint answered 410 Gone (which disables it).
+            --redeliver ID: queues that event again, due now, for every configured sink where it is \
+            not pending (a dead or delivered one is sent again, with the same webhook-id; a sink \
+            configured since gets it too), and enables again an endpoint that 410 disabled. Run it as the service's user, with its settings \
+            (--config /etc/assetd/assetd.env); the running service picks the event up.
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "List the dead deliveries instead of the backlog.") var dead = false
+    @Option(help: ArgumentHelp("Queue this event (evt_12 or 12) again.", valueName: "id")) var redeliver: String?
+    @Option(help: "List at most this many.") var limit: Int = 100
+
+    func validate() throws {
+        guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000") }
+        if redeliver != nil, dead { throw ValidationError("--redeliver and --dead go separately: list with --dead, then redeliver one id") }
+    }
+
+    func run() throws {
+        try options.run(failure: "events failed") { configuration, _ in
+            if let redeliver {
+                let queued = try EventAdmin.redeliver(configuration, id: redeliver)
+                print("queued \(redeliver) again for \(queued) sink\(queued == 1 ? "" : "s")")
+            } else {
+                print(try EventAdmin.list(configuration, dead: dead, limit: limit), terminator: "")
+            }
+        }
+    }
+}
+
+struct MigrateDB: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate-db",
+        abstract: "Copy a one-host SQLite database's records into PostgreSQL (moving to several hosts).",
+        discussion: """
+            Reads the SQLite file (ASSETD_DATABASE, or --from) and copies every record, ids kept, into \
+            the PostgreSQL database named by --to, in one transaction: all or nothing. The target must \
+            hold no asset yet (its schema is created if missing). assetd must be stopped: the SQLite \
+            file's lock is taken for the copy. The password comes from the URL or from PGPASSFILE \
+            (~/.pgpass) and is never printed. Afterwards set ASSETD_DATABASE to the URL; the SQLite \
+            file is left as it was (keep it as a backup). docs/DEPLOYMENT.md, "Several hosts".
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: ArgumentHelp("The PostgreSQL database to copy into.", valueName: "postgres://user@host/db")) var to: String
+    @Option(help: ArgumentHelp("The SQLite file to copy (default: ASSETD_DATABASE).", valueName: "path")) var from: String?
+
+    func run() throws {
+        let path = from ?? ProcessInfo.processInfo.environment["ASSETD_DATABASE"] ?? options.load(requireAll: false).databasePath
+        guard !path.isEmpty else { throw ValidationError("name the SQLite file with --from or ASSETD_DATABASE") }
+        do {
+            for line in try DatabaseMove.run(sqlitePath: path, to: to) { print(line) }
+        } catch {
+            FileHandle.standardError.write(Data("assetd migrate-db: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }

@@ -2,17 +2,15 @@ import Foundation
 import Testing
 @testable import AssetStore
 
+/// On every backend of `Backend.all`.
 struct SQLiteRecordStoreThumbnailTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
-    func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
-
-    func readyAsset(_ db: SQLiteRecordStore, etag: String = "\"e1\"") throws -> AssetRecord {
+    func readyAsset(_ db: any RecordStore, etag: String = "\"e1\"") throws -> AssetRecord {
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
         return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: etag, sha256: nil, thumbnail: .none))
     }
 
-    @Test func aTaskIsQueuedClaimedAndFinishedOnce() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func aTaskIsQueuedClaimedAndFinishedOnce(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try readyAsset(db)
         #expect(try db.unsettledThumbnails().map(\.id) == [asset.id], "ready, none, no reason: never queued")
         #expect(try db.queueThumbnail(assetID: asset.id))
@@ -27,15 +25,15 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(try db.claimThumbnail(assetID: asset.id) == nil, "nothing left to do")
     }
 
-    @Test func attemptsCountEachClaim() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func attemptsCountEachClaim(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try readyAsset(db)
         try db.queueThumbnail(assetID: asset.id)
         for n in 1...3 { #expect(try db.claimThumbnail(assetID: asset.id)?.attempts == n) }
     }
 
-    @Test func aTaskForAnotherVersionOrADeletedAssetChangesNothing() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func aTaskForAnotherVersionOrADeletedAssetChangesNothing(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try readyAsset(db)
         try db.queueThumbnail(assetID: asset.id)
         _ = try db.claimThumbnail(assetID: asset.id)
@@ -47,11 +45,29 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(try db.unsettledThumbnails().isEmpty)
     }
 
-    @Test func noneWithAReasonIsSettled() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func noneWithAReasonIsSettled(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try readyAsset(db)
         try db.recordNoThumbnail(assetID: asset.id, reason: "thumbnails are off")
         #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .none, reason: "thumbnails are off", attempts: 0))
         #expect(try db.unsettledThumbnails().isEmpty)
+    }
+
+    @Test(arguments: Backend.all) func mediaIsRecordedForItsVersionOnly(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
+        let asset = try readyAsset(db)
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == nil)
+        let media = MediaMetadata(width: 1000, height: 1600, takenAt: "2024-05-06T07:08:09", cameraMake: "Canon")
+        #expect(try db.recordMedia(assetID: asset.id, etag: "\"other\"", media: media, now: Date()) == false, "another version")
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == nil)
+        try db.queueThumbnail(assetID: asset.id)
+        _ = try db.claimThumbnail(assetID: asset.id)
+        try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil)
+        #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [asset.id], "a ready thumbnail without media: the backfill's")
+        #expect(try db.recordMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date()))
+        #expect(try db.asset(id: asset.id, workspaceID: 1)?.media == media)
+        #expect(try db.assetsMissingMedia(limit: 10).isEmpty)
+        try db.markAssetDeleted(id: asset.id)
+        #expect(try db.recordMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date()) == false, "deleted")
     }
 }

@@ -2,12 +2,11 @@ import Foundation
 import Testing
 @testable import AssetStore
 
+/// The store's rules, on every backend of `Backend.all` (PostgreSQL when a server is given).
 struct SQLiteRecordStoreTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
-    func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
 
-    @Test func idsComeFromTheDatabaseAndKeysFollow() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func idsComeFromTheDatabaseAndKeysFollow(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let a = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/jpeg", fileExtension: "jpg", fileName: "a.jpg", size: 10))
         let b = try db.createAsset(NewAsset(workspaceID: 7, fileType: "application/pdf", fileExtension: "pdf", fileName: nil, size: nil))
         #expect(b.id == a.id + 1)
@@ -16,8 +15,8 @@ struct SQLiteRecordStoreTests {
         #expect(try db.asset(id: a.id, workspaceID: 8) == nil)
     }
 
-    @Test func uploadIsBoundToAssetAndWorkspace() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func uploadIsBoundToAssetAndWorkspace(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         let other = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U1", asset: asset, fileSize: nil, partSize: nil)
@@ -26,8 +25,8 @@ struct SQLiteRecordStoreTests {
         #expect(try db.upload(uploadID: "U1", assetID: asset.id, workspaceID: 2) == nil)
     }
 
-    @Test func completeIsOnceAndMakesTheAssetReady() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func completeIsOnceAndMakesTheAssetReady(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U2", asset: asset, fileSize: nil, partSize: nil)
         let completed = try db.completeUpload(uploadID: "U2", partsDigest: "d", location: "l", etag: "e", size: 99, thumbnail: .pending)
@@ -43,8 +42,8 @@ struct SQLiteRecordStoreTests {
 
     /// The MD5s signed for parts live only while their upload is pending: any token holder
     /// may sign up to 10,000 parts an upload, and the table must not keep them for ever.
-    @Test func signedPartMD5sGoWhenTheirUploadEnds() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func signedPartMD5sGoWhenTheirUploadEnds(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let now = Date()
         var uploads: [String] = []
         for name in ["completed", "aborted", "expired", "rejected", "pending"] {
@@ -67,8 +66,8 @@ struct SQLiteRecordStoreTests {
         #expect(try !db.recordSignedPartMD5s(uploadID: "aborted", md5s: [(3, String(repeating: "c", count: 32))], now: now))
     }
 
-    @Test func abortMarksUploadAndPendingAsset() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func abortMarksUploadAndPendingAsset(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U3", asset: asset, fileSize: nil, partSize: nil)
         #expect(try db.abortUpload(uploadID: "U3") == .aborted)
@@ -76,8 +75,8 @@ struct SQLiteRecordStoreTests {
         #expect(try db.completeUpload(uploadID: "U3", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none) == nil)
     }
 
-    @Test func listingPagesNewestFirstAndHidesDeleted() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func listingPagesNewestFirstAndHidesDeleted(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         var ids: [Int64] = []
         for _ in 0..<5 {
             ids.append(try db.createAsset(NewAsset(workspaceID: 3, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil)).id)
@@ -92,8 +91,8 @@ struct SQLiteRecordStoreTests {
 
     /// An asset whose delete began (and has not finished) answers 404 by id: the listing
     /// must not show it either.
-    @Test func listingHidesAnAssetBeingDeleted() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func listingHidesAnAssetBeingDeleted(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let kept = try db.createAsset(NewAsset(workspaceID: 5, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         let going = try db.createAsset(NewAsset(workspaceID: 5, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         guard case .deleting? = try db.beginDelete(id: going.id) else {
@@ -104,15 +103,16 @@ struct SQLiteRecordStoreTests {
         #expect(try db.assets(workspaceID: 5, limit: 10, before: nil).map(\.id) == [kept.id])
     }
 
-    @Test func reopeningKeepsRecordsAndMigrationsRunOnce() throws {
-        let asset = try open().createAsset(NewAsset(workspaceID: 1, fileType: "image/gif", fileExtension: "gif", fileName: "x", size: nil))
-        let again = try open()
+    @Test(arguments: Backend.all) func reopeningKeepsRecordsAndMigrationsRunOnce(_ backend: Backend) throws {
+        let database = try backend.fresh()
+        let asset = try database.open().createAsset(NewAsset(workspaceID: 1, fileType: "image/gif", fileExtension: "gif", fileName: "x", size: nil))
+        let again = try database.open()
         #expect(try again.asset(id: asset.id, workspaceID: 1)?.fileName == "x")
         try again.ping()
     }
 
-    @Test func discardRemovesAssetAndUploads() throws {
-        let db = try open()
+    @Test(arguments: Backend.all) func discardRemovesAssetAndUploads(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "U4", asset: asset, fileSize: nil, partSize: nil)
         #expect(try db.discardPendingAsset(id: asset.id))

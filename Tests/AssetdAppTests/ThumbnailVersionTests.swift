@@ -35,7 +35,7 @@ import Thumbnails
         let entered = DispatchSemaphore(value: 0)
         let gate = DispatchSemaphore(value: 0)
 
-        func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> [UInt8] {
+        func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail {
             var info = stat()
             fstat(descriptor, &info)
             var last: UInt8 = 0
@@ -44,7 +44,7 @@ import Thumbnails
                 entered.signal()
                 gate.wait()
             }
-            return [0xFF, 0xD8, 0xFF, last]
+            return DecodedThumbnail(jpeg: [0xFF, 0xD8, 0xFF, last], facts: MediaFacts(width: Int(last) + 1, height: 1))
         }
     }
 

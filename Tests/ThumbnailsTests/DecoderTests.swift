@@ -82,7 +82,7 @@ import Testing
         let decoder = try decoder()
         let png = open(TestImages.png(width: 1200, height: 800), "photo.png")
         defer { close(png) }
-        let jpeg = try decoder.thumbnail(ofFile: png, detectedType: "image/png")
+        let jpeg = try decoder.thumbnail(ofFile: png, detectedType: "image/png").jpeg
         #expect(jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         let bomb = open(TestImages.pngHeader(width: 10_000, height: 10_000, bitDepth: 16, colourType: 6, interlaced: true), "bomb.png")
         defer { close(bomb) }
@@ -186,7 +186,7 @@ import Testing
         #expect(decoder.zygotePID == zygote && kill(zygote, 0) == 0)
         let png = open(TestImages.png(width: 640, height: 480), "next.png")
         defer { close(png) }
-        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").starts(with: [0xFF, 0xD8, 0xFF]))
+        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
     }
 
     /// The zygote SIGKILLed mid-task: its child dies with it (the task is a crash, which
@@ -210,7 +210,7 @@ import Testing
         guard case .crashed = error else { Issue.record("not a crash: \(String(describing: error))"); return }
         let png = open(TestImages.png(width: 640, height: 480), "next.png")
         defer { close(png) }
-        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").starts(with: [0xFF, 0xD8, 0xFF]))
+        #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         let second = try #require(decoder.zygotePID)
         #expect(second != zygote && kill(second, 0) == 0)
     }
@@ -265,7 +265,7 @@ import Testing
         let png = open(TestImages.png(width: 800, height: 600), "photo.png")
         defer { close(png) }
         for _ in 0..<2 {
-            let jpeg = try decoder.thumbnail(ofFile: png, detectedType: "image/png")
+            let jpeg = try decoder.thumbnail(ofFile: png, detectedType: "image/png").jpeg
             #expect(jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         }
         let bomb = open(TestImages.pngHeader(width: 10_000, height: 10_000, bitDepth: 16, colourType: 6, interlaced: true), "bomb.png")

@@ -689,3 +689,55 @@ def test_a_30_mb_file_goes_with_per_part_checksums(page, tmp_path):
     assert page.downloaded(asset_id) == data, "the bytes read back differ"
     errors = [e for e in page.driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_search_box_and_type_filter_narrow_the_list(page, tmp_path):
+    """The demo page's search box and type filter ask GET /api/assets with q and type."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from test_direct import images
+
+    files = images()
+    ids = {}
+    for name, data in (("beach_2024.png", files["png"]), ("Café menu.pdf", files["pdf"]), ("sunset.jpg", files["jpeg"])):
+        r = page.api.post(page.base + "/api/assets/upload", params={"workspaceId": page.workspace},
+                          files={"file": (name, data, "application/octet-stream")}, timeout=60, verify=CERTIFICATE)
+        assert r.status_code == 200, r.text
+        ids[name] = r.json()["asset"]["id"]
+    r = page.api.patch(page.base + f"/api/assets/{ids['sunset.jpg']}", params={"workspaceId": page.workspace},
+                       json={"title": "Evening at the beach", "tags": ["holiday", "Bretagne"]}, timeout=30, verify=CERTIFICATE)
+    assert r.status_code == 200, r.text
+    page.driver.find_element(By.CSS_SELECTOR, "#refresh").click()
+    listed = "return [...document.querySelectorAll('#assets .asset .name')].map(e => e.textContent).join('|')"
+
+    def shows(names):
+        page.wait(listed + f" === {'|'.join(names)!r}", 30)
+
+    shows(["sunset.jpg", "Café menu.pdf", "beach_2024.png"])
+    box = page.driver.find_element(By.CSS_SELECTOR, "#search-input")
+    box.send_keys("bea")
+    # Both begin a word with "bea" (the file name's, the title's): newest first.
+    shows(["sunset.jpg", "beach_2024.png"])
+    box.clear()
+    box.send_keys("cafe")
+    shows(["Café menu.pdf"])
+    box.clear()
+    box.send_keys("nothing-like-this")
+    page.wait("return document.querySelector('#assets-status').textContent === 'No asset matches.'", 30)
+    box.clear()
+    Select(page.driver.find_element(By.CSS_SELECTOR, "#type-filter")).select_by_value("pdf")
+    shows(["Café menu.pdf"])
+    Select(page.driver.find_element(By.CSS_SELECTOR, "#type-filter")).select_by_value("")
+    shows(["sunset.jpg", "Café menu.pdf", "beach_2024.png"])
+    tags = page.driver.execute_script(
+        f"return [...document.querySelectorAll(\"#assets [data-listed-asset-id='{ids['sunset.jpg']}'] .tag\")].map(e => e.textContent)")
+    assert tags == ["holiday", "Bretagne"]
+    box.send_keys("holi")
+    shows(["sunset.jpg"])
+    shots = os.path.join(os.environ.get("ASSETD_STATE_DIR", str(tmp_path)), "screenshots")
+    os.makedirs(shots, exist_ok=True)
+    path = os.path.join(shots, "page-search.png")
+    page.driver.save_screenshot(path)
+    assert os.path.getsize(path) > 10_000
+    print(f"screenshot: {path}")

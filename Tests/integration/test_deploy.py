@@ -46,6 +46,12 @@ def state_dir():
     return os.environ["ASSETD_STATE_DIR"]
 
 
+def stack_socket():
+    """The stack's assetd socket (its first instance's, when dev-stack runs several)."""
+    from conftest import read_env_file
+    return read_env_file(os.environ["ASSETD_ENV_FILE"])["ASSETD_SOCKET"]
+
+
 def assetd_bin():
     return os.environ["ASSETD_BIN"]
 
@@ -92,7 +98,7 @@ def stop_nginx(pid):
 def prod():
     """The production site in front of the stack's assetd, on its own ports."""
     https, http = free_port(), free_port()
-    pid = start_nginx("prod-nginx", os.path.join(state_dir(), "assetd.sock"), https, http)
+    pid = start_nginx("prod-nginx", stack_socket(), https, http)
     yield {"url": f"https://127.0.0.1:{https}", "https": https, "http": http}
     stop_nginx(pid)
 
@@ -246,7 +252,7 @@ def test_metrics_allow_list_is_the_snippet_the_admin_edits(prod):
         with open(os.path.join(out, "snippets", "assetd-metrics-allow.conf"), "a") as f:
             f.write("allow 127.0.0.2;\n")
     port = free_port()
-    pid = start_nginx("metrics-nginx", os.path.join(state_dir(), "assetd.sock"), port, edit=allow_prometheus)
+    pid = start_nginx("metrics-nginx", stack_socket(), port, edit=allow_prometheus)
     try:
         (status, _, body), = get_from("127.0.0.2", port, "/metrics")
         assert status == 200 and b"assetd_http_requests_total" in body

@@ -1,6 +1,7 @@
 """POST /api/assets/upload through TLS nginx: content checked by libmagic, stored by PutObject."""
 import io
 import os
+import re
 import struct
 import tempfile
 import time
@@ -66,9 +67,11 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings
         assert stored["Body"].read() == data, kind
         assert stored["ContentType"] == mime
         again = alice.get(f"/api/assets/{asset['id']}", workspaceId=1).json()["asset"]
-        # The thumbnail moves on by itself after the upload (test_thumbnails.py checks it).
+        # The thumbnail, and the media metadata taken in its pass, move on by themselves
+        # after the upload (test_thumbnails.py and test_media_metadata.py check them).
         assert again.pop("thumbnail")["status"] in ("pending", "ready", "failed")
         asset.pop("thumbnail")
+        assert set(again.pop("media")) == set(asset.pop("media"))
         assert again == asset
     assert_no_spool_left(settings)
 
@@ -110,9 +113,18 @@ def spool_directory(settings):
     return os.path.realpath(settings.get("ASSETD_TMP_DIR") or os.path.join(settings["ASSETD_STATE_DIR"], "tmp"))
 
 
+def assetd_pids(settings):
+    """Every assetd of the stack: pids/assetd.pid, or assetd-1.pid .. assetd-N.pid
+    (ASSETD_DEV_INSTANCES=N), in that order."""
+    folder = os.path.join(settings["ASSETD_STATE_DIR"], "pids")
+    names = sorted(n for n in os.listdir(folder) if re.fullmatch(r"assetd(-\d+)?\.pid", n))
+    assert names, f"no assetd pid file in {folder}"
+    return [int(open(os.path.join(folder, n)).read().strip()) for n in names]
+
+
 def assetd_pid(settings):
-    with open(os.path.join(settings["ASSETD_STATE_DIR"], "pids", "assetd.pid")) as f:
-        return int(f.read().strip())
+    """The assetd on the settings file's ASSETD_SOCKET: the first instance."""
+    return assetd_pids(settings)[0]
 
 
 def deleted_files_open(pid, directory):
@@ -136,11 +148,11 @@ def assert_no_spool_left(settings, wait=5.0):
     running assetd. Waits a little: the spool closes once the request ends."""
     tmp = spool_directory(settings)
     assert os.listdir(tmp) == [], "a spool file was left behind"
-    pid = assetd_pid(settings)
-    deadline = time.monotonic() + wait
-    while (open_spools := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert open_spools == [], f"assetd (pid {pid}) still holds spool files open: {open_spools}"
+    for pid in assetd_pids(settings):
+        deadline = time.monotonic() + wait
+        while (open_spools := deleted_files_open(pid, tmp)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_spools == [], f"assetd (pid {pid}) still holds spool files open: {open_spools}"
 
 
 def test_the_spool_check_sees_an_unlinked_open_file(settings):

@@ -124,6 +124,31 @@ def test_a_cmyk_jpeg_comes_out_as_rgb(alice):
     assert min(bottom) > 200, bottom
 
 
+def test_an_image_with_a_wide_gamut_profile_is_converted_to_srgb(alice, tmp_path):
+    # The decoder colour-manages only images that carry a profile (or are CMYK): the
+    # same red in Display P3 pixels, tagged with its P3 profile, must come out as the
+    # sRGB red again, not as its raw P3 numbers (which strip would leave untagged).
+    srgb_red = (200, 30, 30)
+    Image.new("RGB", (800, 600), srgb_red).save(tmp_path / "red.png")
+    subprocess.run(["vips", "icc_transform", str(tmp_path / "red.png"), str(tmp_path / "red-p3.jpg[Q=95]"), "p3"], check=True)
+    data = (tmp_path / "red-p3.jpg").read_bytes()
+    raw = Image.open(io.BytesIO(data))
+    assert raw.info.get("icc_profile"), "the source should carry its P3 profile"
+    p3_pixel = raw.getpixel((400, 300))
+    assert abs(p3_pixel[0] - srgb_red[0]) > 8 or abs(p3_pixel[1] - srgb_red[1]) > 8, p3_pixel
+    image, response = thumbnail_image(settled(alice, direct_upload(alice, data, "red-p3.jpg")["id"]))
+    keep("red-p3.jpg", response.content)
+    assert not image.info.get("icc_profile"), "thumbnails carry no metadata"
+    pixel = image.getpixel((image.width // 2, image.height // 2))
+    assert all(abs(a - b) <= 6 for a, b in zip(pixel, srgb_red)), (pixel, p3_pixel)
+
+    # And an untagged image keeps its numbers (sRGB by assumption, no transform).
+    plain = jpeg_bytes(Image.new("RGB", (800, 600), (184, 50, 41)))
+    image, _ = thumbnail_image(settled(alice, direct_upload(alice, plain, "plain-red.jpg")["id"]))
+    pixel = image.getpixel((image.width // 2, image.height // 2))
+    assert all(abs(a - b) <= 6 for a, b in zip(pixel, (184, 50, 41))), pixel
+
+
 def test_a_multipart_upload_gets_its_thumbnail_too(alice):
     data = jpeg_bytes(gradient(2000, 1500))
     started, _ = upload_whole(alice, data)

@@ -14,12 +14,16 @@ APT_PACKAGES=(
     systemd
     # Thumbnails: libvips 8.14 (with its poppler and HEIF modules) and ffmpeg for video frames.
     libvips-dev libvips-tools ffmpeg
+    # Records on PostgreSQL (ASSETD_DATABASE=postgres://...): libpq to build, and the
+    # server that dev-stack (ASSETD_DEV_DB=postgres) and the tests start on loopback.
+    libpq-dev postgresql-15
     # The browser tests: Debian's chromium, driven through chromium-driver.
     chromium chromium-driver
 )
 # Python packages for the local S3 server and the integration tests (selenium drives
-# Debian's chromium through chromium-driver for the browser tests).
-PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium)
+# Debian's chromium through chromium-driver for the browser tests; standardwebhooks, the
+# Standard Webhooks reference library, verifies the webhook receivers' signatures).
+PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium standardwebhooks)
 
 # Installs what is missing; does nothing when everything is there (idempotent).
 install_dependencies() {
@@ -34,7 +38,7 @@ install_dependencies() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium' 2>/dev/null; then
+    if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium, standardwebhooks' 2>/dev/null; then
         say "installing Python packages: ${PIP_PACKAGES[*]}"
         python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
     fi

@@ -36,7 +36,10 @@ extension SQLiteRecordStore {
     /// sixth of a listing's instructions under callgrind).
     static let assetColumns = """
         asset.id, asset.workspace_id, asset.key, asset.file_name, asset.file_type, asset.size, asset.etag, asset.sha256, \
-        asset.status, asset.thumbnail_status, asset.created_at, asset.updated_at, asset.current_version, asset.version_created_at
+        asset.status, asset.thumbnail_status, asset.created_at, asset.updated_at, asset.current_version, asset.version_created_at, \
+        asset.title, asset.tags, \
+        asset.media_etag, asset.media_width, asset.media_height, asset.media_duration_s, asset.media_pages, asset.media_taken_at, \
+        asset.media_camera_make, asset.media_camera_model, asset.media_gps_latitude, asset.media_gps_longitude
         """
 
     static func rounded(_ date: Date) -> Date {
@@ -52,8 +55,26 @@ extension SQLiteRecordStore {
             createdAt: Date(timeIntervalSince1970: row[10]),
             updatedAt: Date(timeIntervalSince1970: row[11]),
             currentVersion: row[12] ?? 1,
-            versionCreatedAt: (row[13] as Double?).map(Date.init(timeIntervalSince1970:)))
+            versionCreatedAt: (row[13] as Double?).map(Date.init(timeIntervalSince1970:)),
+            title: row[14], tags: storedTags(row[15]),
+            media: media(from: row, etag: row[6]))
     }
+
+    /// The media columns (16 on) of a row of `assetColumns`, when recorded for `etag`.
+    static func media(from row: Row, etag: String?) -> MediaMetadata? {
+        guard let recorded: String = row[16], recorded == etag else { return nil }
+        return MediaMetadata(width: row[17], height: row[18], durationSeconds: row[19], pages: row[20], takenAt: row[21],
+                             cameraMake: row[22], cameraModel: row[23], gpsLatitude: row[24], gpsLongitude: row[25])
+    }
+
+    /// Tags are stored as one text, joined by line feeds (a tag holds no control
+    /// character): the word and trigram tables index that column as it is.
+    static func storedTags(_ text: String?) -> [String] {
+        guard let text, !text.isEmpty else { return [] }
+        return text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    static func storedText(of tags: [String]) -> String { tags.joined(separator: "\n") }
 
     static func upload(from row: Row) throws -> UploadRecord {
         try UploadRecord(

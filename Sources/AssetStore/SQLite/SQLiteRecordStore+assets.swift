@@ -73,8 +73,9 @@ extension SQLiteRecordStore {
                         WHERE id = ? AND status = 'pending'
                         """,
                     arguments: [size, etag, sha256, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, id])
-                guard db.changesCount == 1 else { return nil }
-                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+                guard db.changesCount == 1, let ready = try Self.currentAsset(db, id: id) else { return nil }
+                try Self.recordEvent(db, .assetReady, asset: ready, now: now)
+                return ready
             }
         }
     }
@@ -122,6 +123,9 @@ extension SQLiteRecordStore {
                 try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [id])
                 try db.execute(sql: "INSERT OR REPLACE INTO delete_sweep (asset_id, deleted_at) VALUES (?, ?)",
                                arguments: [id, now.timeIntervalSince1970])
+                if let deleted = try Self.currentAsset(db, id: id) {
+                    try Self.recordEvent(db, .assetDeleted, asset: deleted, now: now)
+                }
                 return true
             }
         }

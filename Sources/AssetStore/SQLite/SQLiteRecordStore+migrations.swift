@@ -119,6 +119,68 @@ extension SQLiteRecordStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v7: titles, tags and search") { db in
+            // Two FTS5 tables over the asset's file name, title and tags (external content:
+            // they hold only the index), kept in step by triggers, so that every write of
+            // those columns, in any transaction, and rows seeded by hand are indexed:
+            // - asset_words: unicode61, case and accents folded, prefix indexes for 1 to 3
+            //   characters; words split at anything but letters and digits (`_ . -` too);
+            // - asset_trigrams: trigram (case folded), for substrings of 3+ characters.
+            // Both match every workspace: queries join asset and filter on workspace_id.
+            // The sort indexes give `name` and `size` keyset pages a range seek, and carry
+            // status and file_type so that filters skip rows without reading them.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN title TEXT;
+                ALTER TABLE asset ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+                CREATE VIRTUAL TABLE asset_words USING fts5(
+                    file_name, title, tags, content = 'asset', content_rowid = 'id',
+                    tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
+                CREATE VIRTUAL TABLE asset_trigrams USING fts5(
+                    file_name, title, tags, content = 'asset', content_rowid = 'id', tokenize = 'trigram');
+                CREATE TRIGGER asset_search_insert AFTER INSERT ON asset BEGIN
+                    INSERT INTO asset_words (rowid, file_name, title, tags) VALUES (new.id, new.file_name, new.title, new.tags);
+                    INSERT INTO asset_trigrams (rowid, file_name, title, tags) VALUES (new.id, new.file_name, new.title, new.tags);
+                END;
+                CREATE TRIGGER asset_search_delete AFTER DELETE ON asset BEGIN
+                    INSERT INTO asset_words (asset_words, rowid, file_name, title, tags)
+                        VALUES ('delete', old.id, old.file_name, old.title, old.tags);
+                    INSERT INTO asset_trigrams (asset_trigrams, rowid, file_name, title, tags)
+                        VALUES ('delete', old.id, old.file_name, old.title, old.tags);
+                END;
+                CREATE TRIGGER asset_search_update AFTER UPDATE OF file_name, title, tags ON asset BEGIN
+                    INSERT INTO asset_words (asset_words, rowid, file_name, title, tags)
+                        VALUES ('delete', old.id, old.file_name, old.title, old.tags);
+                    INSERT INTO asset_trigrams (asset_trigrams, rowid, file_name, title, tags)
+                        VALUES ('delete', old.id, old.file_name, old.title, old.tags);
+                    INSERT INTO asset_words (rowid, file_name, title, tags) VALUES (new.id, new.file_name, new.title, new.tags);
+                    INSERT INTO asset_trigrams (rowid, file_name, title, tags) VALUES (new.id, new.file_name, new.title, new.tags);
+                END;
+                INSERT INTO asset_words (asset_words) VALUES ('rebuild');
+                INSERT INTO asset_trigrams (asset_trigrams) VALUES ('rebuild');
+                CREATE INDEX asset_by_name ON asset(workspace_id, lower(coalesce(file_name, '')), id, status, file_type);
+                CREATE INDEX asset_by_size ON asset(workspace_id, coalesce(size, -1), id, status, file_type);
+                """)
+        }
+        migrator.registerMigration("v8: media metadata") { db in
+            // What the decoder learned in the thumbnail's pass (recordMedia), for the version
+            // whose ETag is media_etag: a newer version's record shows none until its own task.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN media_etag TEXT;
+                ALTER TABLE asset ADD COLUMN media_width INTEGER;
+                ALTER TABLE asset ADD COLUMN media_height INTEGER;
+                ALTER TABLE asset ADD COLUMN media_duration_s REAL;
+                ALTER TABLE asset ADD COLUMN media_pages INTEGER;
+                ALTER TABLE asset ADD COLUMN media_taken_at TEXT;
+                ALTER TABLE asset ADD COLUMN media_camera_make TEXT;
+                ALTER TABLE asset ADD COLUMN media_camera_model TEXT;
+                ALTER TABLE asset ADD COLUMN media_gps_latitude REAL;
+                ALTER TABLE asset ADD COLUMN media_gps_longitude REAL;
+                """)
+        }
+        migrator.registerMigration("v9: event outbox") { db in
+            // The transactional outbox: SQLiteRecordStore+events.swift.
+            try db.execute(sql: Self.eventOutboxSchema)
+        }
         return migrator
     }
 }

@@ -62,7 +62,49 @@ extension SQLiteRecordStore {
                     UPDATE asset SET thumbnail_status = ?, thumbnail_reason = ?, updated_at = ?
                     WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS ?
                     """, arguments: [status.rawValue, reason, now.timeIntervalSince1970, assetID, etag])
+                guard db.changesCount == 1 else { return false }
+                let type: EventType? = switch status {
+                case .ready: .thumbnailReady
+                case .failed: .thumbnailFailed
+                case .none, .pending: nil
+                }
+                if let type, let asset = try Self.currentAsset(db, id: assetID) {
+                    try Self.recordEvent(db, type, asset: asset, now: now, extra: reason.map { [.init("reason", .string($0))] } ?? [])
+                }
+                return true
+            }
+        }
+    }
+
+    /// Records the media metadata of the version (ETag) the decoder read, in the same
+    /// compare-and-set as finishThumbnail: false when the asset moved on (deleted, or a
+    /// newer version), and then nothing is written.
+    @discardableResult
+    public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET media_etag = ?, media_width = ?, media_height = ?, media_duration_s = ?, media_pages = ?,
+                        media_taken_at = ?, media_camera_make = ?, media_camera_model = ?, media_gps_latitude = ?,
+                        media_gps_longitude = ?, updated_at = ?
+                    WHERE id = ? AND status = 'ready' AND etag IS ? AND etag IS NOT NULL
+                    """, arguments: [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                                      media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID, etag])
                 return db.changesCount == 1
+            }
+        }
+    }
+
+    /// Ready assets with a ready thumbnail but no media metadata for their current version
+    /// (uploaded before "v8: media metadata"): the backfill queues their task again.
+    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
+                    AND (media_etag IS NULL OR media_etag IS NOT etag)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [limit]).map(Self.asset(from:))
             }
         }
     }

@@ -83,8 +83,10 @@ extension SQLiteRecordStore {
                     arguments: [size, etag, thumbnail.rawValue, now.timeIntervalSince1970, now.timeIntervalSince1970, uploadID])
                 // The asset left pending (a delete began): undo the upload's change too.
                 guard db.changesCount == 1 else { throw Rollback() }
-                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
-                                        arguments: [uploadID]).map(Self.asset(from:))
+                guard let ready = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = (SELECT asset_id FROM upload WHERE upload_id = ?)",
+                                                   arguments: [uploadID]).map(Self.asset(from:)) else { return nil }
+                try Self.recordEvent(db, .assetReady, asset: ready, now: now)
+                return ready
                 }
             } catch is Rollback {
                 return nil

@@ -146,7 +146,10 @@ extension SQLiteRecordStore {
                                     now.timeIntervalSince1970, now.timeIntervalSince1970, current.id, current.currentVersion])
                     guard db.changesCount == 1 else { throw Rollback() }
                     try db.execute(sql: "DELETE FROM version_switch WHERE asset_id = ?", arguments: [current.id])
-                    return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [current.id]).map(Self.asset(from:))
+                    guard let switched = try Self.currentAsset(db, id: current.id) else { throw Rollback() }
+                    try Self.recordEvent(db, .assetVersionAdded, asset: switched, now: now,
+                                         extra: [.init("previousVersion", .int(current.currentVersion))])
+                    return switched
                 }
             } catch is Rollback {
                 return nil

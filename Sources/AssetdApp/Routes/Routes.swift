@@ -13,6 +13,7 @@ public final class Routes: Sendable {
     public let service: AssetService
     let verifier: JWTVerifier
     let readiness: ReadinessProbe
+    let cursors: ListCursor
     var configuration: Configuration { service.configuration }
     var logger: Logger { service.logger }
 
@@ -21,6 +22,7 @@ public final class Routes: Sendable {
         self.service = service
         self.readiness = ReadinessProbe(maxAge: readinessMaxAge)
         self.verifier = JWTVerifier(secret: service.configuration.jwtSecret)
+        self.cursors = ListCursor(secret: service.configuration.jwtSecret)
     }
 
     /// A route's handler, given the caller the token names.
@@ -49,6 +51,7 @@ public final class Routes: Sendable {
         router.on("GET", "/api/assets/upload/authorize", answersHEAD: true, authorizeDirectUpload)
         router.on("GET", "/api/assets", answersHEAD: true, authenticated(listAssets))
         router.on("GET", "/api/assets/{assetId}", answersHEAD: true, authenticated(getAsset))
+        router.on("PATCH", "/api/assets/{assetId}", authenticated(describeAsset))
         router.on("GET", "/healthz", answersHEAD: true, health)
         router.on("GET", "/readyz", answersHEAD: true, ready)
         router.wrapHandlers { [self] request, handler in
@@ -58,6 +61,10 @@ public final class Routes: Sendable {
                 throw httpError(for: error, request: request)
             } catch let error as S3Error {
                 throw httpError(for: error, request: request)
+            } catch RecordStoreError.unavailable(let reason) {
+                request.logger.error("database unavailable", metadata: ["path": "\(request.path)", "error": "\(reason)"])
+                throw HTTPError(.serviceUnavailable, "The asset database is not answering; try again shortly.",
+                                headers: [("Retry-After", "2")])
             } catch let error as RecordStoreError {
                 request.logger.error("database failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
                 throw HTTPError(.internalServerError, "The asset database failed; the details are in the server log.")

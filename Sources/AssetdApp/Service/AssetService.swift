@@ -52,13 +52,6 @@ public final class AssetService: Sendable {
         return asset
     }
 
-    /// A page of the workspace's assets, newest first, with their archived versions.
-    public func assets(in workspaceID: Int64, limit: Int, before cursor: Int64?) throws -> [(AssetRecord, [AssetVersionRecord])] {
-        let assets = try records.assets(workspaceID: workspaceID, limit: limit, before: cursor)
-        let versions = try records.versions(assetIDs: assets.map(\.id))
-        return assets.map { ($0, versions[$0.id] ?? []) }
-    }
-
     /// The archived versions of an asset, oldest first.
     public func versions(of asset: AssetRecord) throws -> [AssetVersionRecord] {
         try records.versions(assetID: asset.id)
@@ -111,13 +104,33 @@ public final class AssetService: Sendable {
 
     /// Runs `body` holding `assetID` (see `assetsInMotion`); a conflict, with a retry time,
     /// when another request or a repair holds it.
+    ///
+    /// With several hosts on one database (`FleetCoordination`, PostgreSQL), the asset is
+    /// held in the database too, for at most `motionLeaseSeconds`, so that one switch or
+    /// delete per asset runs across the fleet; the loser gets the same conflict.
     func exclusively<T>(_ assetID: Int64, _ body: () throws -> T) throws -> T {
         guard assetsInMotion.write({ $0.insert(assetID).inserted }) else {
             throw AssetError.conflict("Asset \(assetID) is being changed by another request; try again shortly.", retryAfter: 1)
         }
         defer { assetsInMotion.write { _ = $0.remove(assetID) } }
+        guard let fleet = records as? any FleetCoordination else { return try body() }
+        guard try fleet.holdAsset(assetID, seconds: motionLeaseSeconds) else {
+            throw AssetError.conflict("Asset \(assetID) is being changed by another request; try again shortly.", retryAfter: 1)
+        }
+        defer {
+            do {
+                try fleet.releaseAsset(assetID)
+            } catch {
+                // It expires by itself after motionLeaseSeconds.
+                logger.warning("could not let go of an asset", metadata: ["asset": "\(assetID)", "error": "\(error)"])
+            }
+        }
         return try body()
     }
+
+    /// How long a host may hold an asset for a switch or a delete before another may take
+    /// it (it died): longer than the S3 calls of one switch, retries included.
+    var motionLeaseSeconds: Int { max(120, 8 * configuration.s3Timeout) }
 
     func isInMotion(_ assetID: Int64) -> Bool { assetsInMotion.read { $0.contains(assetID) } }
 

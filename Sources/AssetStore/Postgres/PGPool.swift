@@ -1,0 +1,159 @@
+import Foundation
+
+/// A bounded pool of libpq connections (ASSETD_DATABASE_POOL), for synchronous callers on
+/// any thread: a caller takes a connection, runs its statements, and gives it back.
+///
+/// Bounded time while PostgreSQL is down: a connect gives up after `connectTimeout`, and
+/// after a failed connect every caller fails at once for `backoff` (no queue of threads
+/// each waiting out its own connect timeout); a caller that finds every connection busy
+/// waits at most `acquireTimeout`. Connections broken by a restart are dropped and remade.
+final class PGPool: @unchecked Sendable {
+    struct Settings: Sendable {
+        var size = 10
+        var connectTimeout = 2
+        var acquireTimeout: Duration = .seconds(5)
+        var statementTimeout: Duration = .seconds(10)
+        var backoff: Duration = .seconds(1)
+        var applicationName = "assetd"
+    }
+
+    let settings: Settings
+    private let url: String
+    private let condition = NSCondition()
+    private var idle: [PGConnection] = []
+    private var open = 0
+    private var failingUntil: ContinuousClock.Instant?
+    /// Set when the pool drops a broken connection: bumped so that the others, made before
+    /// the same restart, are dropped too instead of each failing one request.
+    private var generation = 0
+
+    init(url: String, settings: Settings) {
+        self.url = url
+        self.settings = settings
+    }
+
+    /// Runs `body` with a connection of the pool. A connection broken before `body` got an
+    /// answer to its first statement (the server restarted while it sat idle) is replaced
+    /// and `body` run once more on the new one: nothing it sent can have been applied.
+    /// After an answer, a broken connection fails the call (a commit may have happened).
+    func with<T>(_ body: (PGConnection) throws -> T) throws -> T {
+        var (connection, reused) = try acquire()
+        var retried = false
+        while true {
+            connection.answered = 0
+            do {
+                let value = try body(connection)
+                release(connection)
+                return value
+            } catch let error as PGError {
+                let usable = connection.isUsable
+                if !usable { discard() } else { release(connection) }
+                guard error.connectionLost, reused, !retried, connection.answered == 0 else { throw error }
+                retried = true
+                (connection, reused) = try acquire(fresh: true)
+            } catch {
+                // Not the connection's failure (a Rollback, a conflict): roll back what is open.
+                if !connection.isUsable { try? connection.execute("ROLLBACK") }
+                if connection.isUsable { release(connection) } else { discard() }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    func transaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
+        try with { connection in
+            try connection.execute("BEGIN")
+            do {
+                let value = try body(connection)
+                try connection.execute("COMMIT")
+                return value
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    private func acquire(fresh: Bool = false) throws -> (PGConnection, reused: Bool) {
+        let deadline = ContinuousClock.now + settings.acquireTimeout
+        condition.lock()
+        if fresh {
+            // A restart breaks every connection made before it: drop the idle ones at once.
+            open -= idle.count
+            idle.removeAll()
+        }
+        while true {
+            if let connection = idle.popLast() {
+                condition.unlock()
+                return (connection, true)
+            }
+            if let until = failingUntil, ContinuousClock.now < until {
+                condition.unlock()
+                throw PGError(message: "PostgreSQL is unreachable (the last connect failed moments ago)", sqlState: nil, connectionLost: true)
+            }
+            if open < settings.size {
+                open += 1
+                condition.unlock()
+                do {
+                    let connection = try connect()
+                    return (connection, false)
+                } catch {
+                    condition.lock()
+                    open -= 1
+                    failingUntil = ContinuousClock.now + settings.backoff
+                    condition.broadcast()
+                    condition.unlock()
+                    throw error
+                }
+            }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero,
+                  condition.wait(until: Date(timeIntervalSinceNow: Double(remaining.components.seconds)
+                                                 + Double(remaining.components.attoseconds) / 1e18))
+                  || !idle.isEmpty || open < settings.size
+            else {
+                condition.unlock()
+                throw PGError(message: "every database connection stayed busy for \(settings.acquireTimeout) (ASSETD_DATABASE_POOL=\(settings.size))",
+                              sqlState: "53300", connectionLost: false)
+            }
+        }
+    }
+
+    private func release(_ connection: PGConnection) {
+        condition.lock()
+        idle.append(connection)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func discard() {
+        condition.lock()
+        open -= 1
+        // The idle ones were made before the same restart: let them go too.
+        open -= idle.count
+        idle.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// A new connection, with the session settings every statement relies on.
+    func connect() throws -> PGConnection {
+        let connection = try PGConnection(parameters: Self.parameters(url: url, settings: settings))
+        let milliseconds = settings.statementTimeout.components.seconds * 1000 + settings.statementTimeout.components.attoseconds / 1_000_000_000_000_000
+        try connection.execute("SET statement_timeout = \(milliseconds); SET lock_timeout = \(milliseconds); SET TIME ZONE 'UTC'")
+        return connection
+    }
+
+    /// libpq's keywords: ours first, then the URL (expanded where it stands), so that what
+    /// the operator wrote in the URL wins. The password comes from the URL or PGPASSFILE.
+    static func parameters(url: String, settings: Settings) -> [(String, String)] {
+        [
+            ("connect_timeout", String(settings.connectTimeout)),
+            ("application_name", settings.applicationName),
+            ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+            ("tcp_user_timeout", "15000"),
+            ("dbname", url),
+        ]
+    }
+}

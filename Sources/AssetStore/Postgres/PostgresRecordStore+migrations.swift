@@ -1,0 +1,200 @@
+/// The schema, one migration a change, in one list: `schema_version` records which ran.
+/// To add one: append to `migrations` (never edit one that shipped); it runs in the
+/// transaction that records it, under an advisory lock, so that hosts starting together
+/// migrate once.
+///
+/// Columns and names are those of the SQLite schema (its migrations v1..v6 in one), plus
+/// the leases that several hosts need: a thumbnail task's owner and expiry, an asset's
+/// holder while it is switched or deleted (`motion_*`), and the reconciler's last pass.
+extension PostgresRecordStore {
+    static let migrations: [(name: String, sql: String)] = [
+        ("v1: assets, uploads, versions, thumbnail leases", """
+            CREATE TABLE asset (
+                id BIGSERIAL PRIMARY KEY,
+                workspace_id BIGINT NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                file_name TEXT,
+                file_type TEXT NOT NULL,
+                size BIGINT,
+                etag TEXT,
+                sha256 TEXT,
+                status TEXT NOT NULL,
+                thumbnail_status TEXT NOT NULL DEFAULT 'none',
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                thumbnail_reason TEXT,
+                thumbnail_attempts INTEGER NOT NULL DEFAULT 0,
+                current_version INTEGER NOT NULL DEFAULT 1,
+                version_created_at DOUBLE PRECISION,
+                thumbnail_owner TEXT,
+                thumbnail_lease_until DOUBLE PRECISION,
+                motion_owner TEXT,
+                motion_until DOUBLE PRECISION
+            );
+            CREATE INDEX asset_by_workspace ON asset (workspace_id, id);
+            CREATE INDEX asset_unsettled ON asset (status, updated_at) WHERE status IN ('pending', 'deleting');
+            CREATE INDEX asset_thumbnail_unsettled ON asset (id)
+                WHERE status = 'ready' AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL));
+            CREATE TABLE upload (
+                upload_id TEXT PRIMARY KEY,
+                asset_id BIGINT NOT NULL REFERENCES asset (id),
+                workspace_id BIGINT NOT NULL,
+                key TEXT NOT NULL,
+                file_size BIGINT,
+                part_size BIGINT,
+                status TEXT NOT NULL,
+                parts_digest TEXT,
+                location TEXT,
+                etag TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                version INTEGER,
+                file_type TEXT,
+                file_name TEXT
+            );
+            CREATE INDEX upload_by_asset ON upload (asset_id);
+            CREATE INDEX upload_pending ON upload (created_at) WHERE status = 'pending';
+            CREATE TABLE asset_version (
+                asset_id BIGINT NOT NULL REFERENCES asset (id),
+                version INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                file_type TEXT NOT NULL,
+                file_name TEXT,
+                size BIGINT,
+                etag TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (asset_id, version)
+            );
+            CREATE TABLE version_switch (
+                asset_id BIGINT PRIMARY KEY REFERENCES asset (id),
+                workspace_id BIGINT NOT NULL,
+                version INTEGER NOT NULL,
+                staging_key TEXT NOT NULL,
+                new_key TEXT NOT NULL,
+                file_type TEXT NOT NULL,
+                file_name TEXT,
+                size BIGINT NOT NULL,
+                etag TEXT NOT NULL,
+                state TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE TABLE delete_sweep (
+                asset_id BIGINT PRIMARY KEY REFERENCES asset (id),
+                deleted_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE TABLE upload_part_md5 (
+                upload_id TEXT NOT NULL REFERENCES upload (upload_id),
+                part_number INTEGER NOT NULL,
+                md5 TEXT NOT NULL,
+                signed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (upload_id, part_number)
+            );
+            CREATE TABLE reconciler_pass (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                host TEXT NOT NULL,
+                started_at DOUBLE PRECISION NOT NULL
+            );
+            """),
+        ("v2: titles, tags and search", """
+            -- As SQLite's "v7: titles, tags and search" (PostgresRecordStore+search.swift says
+            -- how queries use it). unaccent and pg_trgm (postgresql-15's contrib; both
+            -- trusted extensions, so the database's owner may create them) live in public,
+            -- and are named with it, whatever the role's search_path.
+            CREATE EXTENSION IF NOT EXISTS unaccent SCHEMA public;
+            CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+            ALTER TABLE asset ADD COLUMN title TEXT;
+            ALTER TABLE asset ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+            -- The words of a text, case and accents folded, split at anything but letters and
+            -- digits (`_ . -` and spaces too), as SQLite's unicode61 tokenizer has them; a word
+            -- of 2 KiB or more (longer than a lexeme may be) is left out.
+            CREATE FUNCTION assetd_words(text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+                SELECT coalesce(array_agg(word), '{}') FROM regexp_split_to_table(
+                    public.unaccent('public.unaccent'::regdictionary, pg_catalog.lower($1)), '[^[:alnum:]]+') AS word
+                WHERE word <> '' AND octet_length(word) < 2048
+            $$;
+            -- A tsvector of those words as they are (no parser, no stemming).
+            CREATE FUNCTION assetd_search_vector(file_name text, title text, tags text) RETURNS tsvector
+                LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT pg_catalog.array_to_tsvector(assetd_words(
+                    coalesce(file_name, '') || ' ' || coalesce(title, '') || ' ' || coalesce(tags, '')))
+            $$;
+            -- Every word of the text a lexeme, all of them required, whole or as prefixes:
+            -- quoted (a quote doubled, a backslash escaped), so that nothing typed is syntax.
+            CREATE FUNCTION assetd_query(text, prefix boolean) RETURNS tsquery LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+                SELECT pg_catalog.string_agg(
+                    '''' || replace(replace(word, '\\', '\\\\'), '''', '''''') || '''' || CASE WHEN prefix THEN ':*' ELSE '' END,
+                    ' & ')::tsquery
+                FROM unnest(assetd_words($1)) AS word
+            $$;
+            ALTER TABLE asset ADD COLUMN search_words tsvector
+                GENERATED ALWAYS AS (assetd_search_vector(file_name, title, tags)) STORED;
+            CREATE INDEX asset_words ON asset USING gin (search_words);
+            -- Substrings: file name, title and tags case folded, joined by a line feed (which
+            -- no search text holds), under a trigram index that LIKE uses.
+            CREATE INDEX asset_trigrams ON asset USING gin (
+                (lower(coalesce(file_name, '') || E'\\n' || coalesce(title, '') || E'\\n' || tags)) public.gin_trgm_ops);
+            -- The sorts: the name with ASCII letters lower-cased, in byte order (COLLATE "C").
+            CREATE INDEX asset_by_name ON asset (workspace_id,
+                (translate(coalesce(file_name, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') COLLATE "C"), id);
+            CREATE INDEX asset_by_size ON asset (workspace_id, (coalesce(size, -1)), id);
+            """),
+        ("v3: media metadata", """
+            -- As SQLite's "v8: media metadata": for the version whose ETag is media_etag.
+            ALTER TABLE asset ADD COLUMN media_etag TEXT;
+            ALTER TABLE asset ADD COLUMN media_width INTEGER;
+            ALTER TABLE asset ADD COLUMN media_height INTEGER;
+            ALTER TABLE asset ADD COLUMN media_duration_s DOUBLE PRECISION;
+            ALTER TABLE asset ADD COLUMN media_pages INTEGER;
+            ALTER TABLE asset ADD COLUMN media_taken_at TEXT;
+            ALTER TABLE asset ADD COLUMN media_camera_make TEXT;
+            ALTER TABLE asset ADD COLUMN media_camera_model TEXT;
+            ALTER TABLE asset ADD COLUMN media_gps_latitude DOUBLE PRECISION;
+            ALTER TABLE asset ADD COLUMN media_gps_longitude DOUBLE PRECISION;
+            """),
+        ("v4: event outbox", eventOutboxSchema),
+    ]
+
+    /// The advisory lock key that serializes migrations across hosts ("assetd-m").
+    static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
+
+    static func migrate(_ connection: PGConnection) throws {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS schema_version (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+            """)
+        try connection.execute("BEGIN")
+        do {
+            try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
+            guard current <= migrations.count else {
+                throw RecordStoreError.database(
+                    "the database's schema is at version \(current), newer than this assetd knows (\(migrations.count)): upgrade assetd")
+            }
+            for (index, migration) in migrations.enumerated().dropFirst(current) {
+                try connection.execute(migration.sql)
+                try connection.query("INSERT INTO schema_version (version, name) VALUES ($1, $2)", [index + 1, migration.name])
+            }
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+extension PostgresRecordStore {
+    /// For check-config: connects once (changing nothing) and reads the schema version;
+    /// nil when no assetd has migrated this database yet.
+    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int) {
+        do {
+            var settings = PGPool.Settings()
+            settings.size = 1
+            let connection = try PGPool(url: url, settings: settings).connect()
+            let exists = try connection.query("SELECT to_regclass('schema_version') IS NOT NULL").first?.bool(0) ?? false
+            guard exists else { return (nil, migrations.count) }
+            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count)
+        } catch let error as PGError {
+            throw RecordStoreError.database("\(error)")
+        }
+    }
+}

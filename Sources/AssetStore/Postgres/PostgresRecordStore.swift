@@ -1,0 +1,132 @@
+import Foundation
+import Synchronization
+
+/// The records in PostgreSQL, through libpq: the `RecordStore` for several hosts sharing
+/// one database (ASSETD_DATABASE=postgres://...). The same rules as `SQLiteRecordStore`:
+/// every status change a compare-and-set checked by its row count, and the same
+/// transactions; where SQLite's single writer serialized a read-then-write, a row lock
+/// (`SELECT ... FOR UPDATE` on the asset) does here.
+///
+/// Synchronous, for the thread-per-request server: a bounded pool of connections
+/// (`PGPool`). No upload cache: another host may end an upload at any time, so every
+/// lookup reads the database (BENCHMARKS.md measures what that costs).
+///
+/// Times are stored as seconds since 1970 (double precision), as in SQLite, from the
+/// callers' `now`; leases (thumbnail tasks, assets in motion, the reconciler's turn) use
+/// the database's clock, the one clock all hosts share.
+public final class PostgresRecordStore: RecordStore, FleetCoordination {
+    public struct Settings: Sendable {
+        /// ASSETD_DATABASE_POOL: connections per process.
+        public var poolSize = 10
+        public var statementTimeout: Duration = .seconds(10)
+        /// How long a caller waits for a free connection before a 503.
+        public var acquireTimeout: Duration = .seconds(5)
+        /// ASSETD_THUMBNAIL_LEASE: how long a claimed thumbnail task is this host's without a renewal.
+        public var thumbnailLease: Duration = .seconds(60)
+        /// Who this process is, in leases and in the reconciler's log line.
+        public var owner = PostgresRecordStore.defaultOwner()
+        /// Off only in tests, to play a host that stalled past its lease.
+        var renewsLeases = true
+
+        public init() {}
+    }
+
+    let pool: PGPool
+    let settings: Settings
+    /// The thumbnail tasks this process holds, with the attempt each claim made: every
+    /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
+    let claims = Mutex<[Int64: Int]>([:])
+    let renewer = Mutex<Thread?>(nil)
+
+    public var hostName: String { settings.owner }
+
+    /// Connects to `url` (postgres:// or postgresql://) and migrates the schema.
+    public init(url: String, settings: Settings = Settings()) throws {
+        self.settings = settings
+        var poolSettings = PGPool.Settings()
+        poolSettings.size = max(1, settings.poolSize)
+        poolSettings.statementTimeout = settings.statementTimeout
+        poolSettings.acquireTimeout = settings.acquireTimeout
+        pool = PGPool(url: url, settings: poolSettings)
+        do {
+            try pool.with { connection in try Self.migrate(connection) }
+        } catch {
+            throw RecordStoreError.database("cannot open ASSETD_DATABASE \(DatabaseLocation.redacted(url)): \(error)")
+        }
+    }
+
+    /// host:pid:random, unique per process even when a pid is reused.
+    public static func defaultOwner() -> String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// The one error wrapper of every method, as in `SQLiteRecordStore.run`: libpq's
+    /// failures become `RecordStoreError.unavailable` (503) when the server is away or
+    /// busy, `.database` otherwise.
+    func run<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as RecordStoreError {
+            throw error
+        } catch let conflict as VersionConflict {
+            throw conflict
+        } catch let error as PGError {
+            throw error.isUnavailable || error.sqlState == "53300" ? RecordStoreError.unavailable("database: \(error)")
+                                                                    : RecordStoreError.database("database: \(error)")
+        } catch {
+            throw RecordStoreError.database("database: \(error)")
+        }
+    }
+
+    /// Thrown inside a transaction to roll it back.
+    struct Rollback: Error {}
+
+    /// Answers when PostgreSQL does (for /readyz), within the pool's bounded times.
+    public func ping() throws {
+        try run { try pool.with { connection in try connection.query("SELECT 1") } }
+    }
+
+    /// The schema version this database is at, and the one this assetd expects (check-config).
+    public func schemaVersion() throws -> (current: Int, expected: Int) {
+        try run {
+            try pool.with { connection in
+                let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
+                return (current, Self.migrations.count)
+            }
+        }
+    }
+}
+
+/// What an ASSETD_DATABASE names, and how it may be shown.
+public enum DatabaseLocation {
+    /// Whether `value` is a PostgreSQL URL rather than an SQLite path.
+    public static func isPostgres(_ value: String) -> Bool {
+        value.hasPrefix("postgres://") || value.hasPrefix("postgresql://")
+    }
+
+    /// The URL without its password (`postgres://user:***@host/db`), for logs and
+    /// check-config; an SQLite path as it is.
+    public static func redacted(_ value: String) -> String {
+        guard isPostgres(value), let scheme = value.range(of: "://") else { return value }
+        let rest = value[scheme.upperBound...]
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var redacted = String(value[..<scheme.upperBound])
+        let authority = rest[..<authorityEnd]
+        if let at = authority.lastIndex(of: "@") {
+            let userInfo = authority[..<at]
+            let user = userInfo.split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+            redacted += (userInfo.contains(":") ? "\(user):***" : user) + authority[at...]
+        } else {
+            redacted += authority
+        }
+        // A password may also travel as a query parameter.
+        var tail = String(rest[authorityEnd...])
+        if let query = tail.firstIndex(of: "?") {
+            let parameters = tail[tail.index(after: query)...].split(separator: "&").map { parameter in
+                parameter.lowercased().hasPrefix("password=") ? "password=***" : String(parameter)
+            }
+            tail = String(tail[..<query]) + "?" + parameters.joined(separator: "&")
+        }
+        return redacted + tail
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import GRDB
+
+/// `assetd migrate-db`: a one-host SQLite database's records, copied into PostgreSQL in one
+/// transaction (all or nothing), ids kept, so that keys in S3 still name their records.
+public enum RecordCopy {
+    /// The tables in the order their references need, all of SQLite's columns each (the
+    /// PostgreSQL schema has every one of them, and its own lease columns besides). The outbox
+    /// goes too, so that no event waiting for delivery is lost (SQLite's 1 and 0 of
+    /// `event_sink.active` are PostgreSQL's boolean input as they are).
+    static let tables = ["asset", "upload", "asset_version", "version_switch", "delete_sweep", "upload_part_md5",
+                         "event", "event_sink", "event_delivery"]
+
+    /// Copies the SQLite database at `path` (migrated first to this assetd's schema) into
+    /// the PostgreSQL database at `url` (migrated too), which must hold no asset yet.
+    /// Returns the rows copied per table. The SQLite file is only read.
+    public static func copy(sqlitePath path: String, toPostgres url: String) throws -> [(table: String, rows: Int)] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw RecordStoreError.database("there is no SQLite database at \(path)")
+        }
+        // Brings an older file to the schema whose columns are copied below.
+        _ = try SQLiteRecordStore(path: path)
+        let target = try PostgresRecordStore(url: url)
+        let source: DatabaseQueue
+        do {
+            var configuration = Configuration()
+            configuration.readonly = true
+            source = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw RecordStoreError.database("cannot open \(path): \(error)")
+        }
+        return try target.run {
+            try target.pool.transaction { connection in
+                // Nobody else writes meanwhile: a second migrate-db, or an assetd started early.
+                try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN EXCLUSIVE MODE")
+                guard try connection.query("SELECT count(*) FROM asset").first?.int(0) == 0 else {
+                    throw RecordStoreError.database("the PostgreSQL database already holds assets: migrate-db copies into an empty one only")
+                }
+                var counts: [(String, Int)] = []
+                try source.read { db in
+                    for table in tables {
+                        let columns = try db.columns(in: table).map(\.name)
+                        let marks = columns.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
+                        let insert = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(marks))"
+                        var count = 0
+                        let rows = try Row.fetchCursor(db, sql: "SELECT \(columns.joined(separator: ", ")) FROM \(table)")
+                        while let row = try rows.next() {
+                            try connection.query(insert, columns.indices.map { Self.text(row[$0] as DatabaseValue) })
+                            count += 1
+                        }
+                        counts.append((table, count))
+                    }
+                }
+                try connection.query("SELECT setval('asset_id_seq', greatest((SELECT coalesce(max(id), 0) FROM asset), $1::bigint, 1))",
+                                     [try source.read { db in try Self.lastAssetID(db) }])
+                try connection.query("SELECT setval('event_id_seq', greatest((SELECT coalesce(max(id), 0) FROM event), $1::bigint, 1))",
+                                     [try source.read { db in try Self.lastEventID(db) }])
+                return counts
+            }
+        }
+    }
+
+    /// SQLite's AUTOINCREMENT never reuses an id, even a deleted row's: nor will PostgreSQL.
+    static func lastAssetID(_ db: GRDB.Database) throws -> Int64 {
+        guard try db.tableExists("sqlite_sequence") else { return 0 }
+        return try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'asset'") ?? 0
+    }
+
+    /// The same for events (AUTOINCREMENT too): a webhook id is never issued twice.
+    static func lastEventID(_ db: GRDB.Database) throws -> Int64 {
+        guard try db.tableExists("sqlite_sequence") else { return 0 }
+        return try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'event'") ?? 0
+    }
+
+    /// A stored value as PostgreSQL's text input of the same value.
+    static func text(_ value: DatabaseValue) -> String? {
+        switch value.storage {
+        case .null: nil
+        case .int64(let int): String(int)
+        case .double(let double): "\(double)"
+        case .string(let string): string
+        case .blob(let data): String(decoding: data, as: UTF8.self)
+        }
+    }
+}

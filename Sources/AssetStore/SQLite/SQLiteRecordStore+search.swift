@@ -1,0 +1,234 @@
+import GRDB
+
+// Titles, tags and the listing: filters, sorts, keyset pages, and search over the FTS5
+// tables of migration v7 (asset_words, asset_trigrams). `AssetQuery` and `SearchText`
+// say what the results are; this file says how SQLite finds them.
+extension SQLiteRecordStore {
+    public func describeAsset(id: Int64, workspaceID: Int64, title: FieldEdit<String?>, tags: FieldEdit<[String]>) throws -> AssetRecord? {
+        try run {
+            try pool.write { db in
+                var assignments: [String] = []
+                var arguments: StatementArguments = []
+                if case .set(let value) = title {
+                    assignments.append("title = ?")
+                    arguments += [value]
+                }
+                if case .set(let value) = tags {
+                    assignments.append("tags = ?")
+                    arguments += [Self.storedText(of: value)]
+                }
+                arguments += [id, workspaceID]
+                let set = assignments.isEmpty ? "id = id" : assignments.joined(separator: ", ")
+                // updated_at is the clock of status changes (the repairs read it): a label
+                // is not one.
+                try db.execute(sql: "UPDATE asset SET \(set) WHERE id = ? AND workspace_id = ? AND status NOT IN ('deleting', 'deleted')",
+                               arguments: arguments)
+                guard db.changesCount == 1 else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    public func searchAssets(_ query: AssetQuery) throws -> [(asset: AssetRecord, position: AssetPosition)] {
+        try run {
+            try pool.read { db in
+                if query.sort == .relevance {
+                    guard let text = query.text else { return [] }
+                    return try relevancePage(query, text, db)
+                }
+                return try sortedPage(query, db)
+            }
+        }
+    }
+
+    // MARK: - Relevance: tier by tier, each newest first
+
+    /// Each tier is one FTS5 scan in descending rowid order, joined to its asset and
+    /// stopped at the page's end, so a page costs about its own rows, whatever the
+    /// number of matches. A tier leaves out the rows of the tiers before it.
+    private func relevancePage(_ query: AssetQuery, _ text: SearchText, _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)] {
+        let fts = FTSQuery(text)
+        var page: [(asset: AssetRecord, position: AssetPosition)] = []
+        var startTier = 0
+        var afterID: Int64?
+        if case .relevance(let tier, let id)? = query.after {
+            guard (0...2).contains(tier) else { throw RecordStoreError.database("relevance position with tier \(tier)") }
+            startTier = tier
+            afterID = id
+        }
+        for tier in startTier...2 where page.count < query.limit {
+            guard let (table, match, exclusion) = fts.tier(tier) else { continue }
+            var sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
+            var arguments: StatementArguments = [match]
+            if tier == startTier, let afterID {
+                sql += "m.rowid < ? AND "
+                arguments += [afterID]
+            }
+            if let (excludedTable, excludedMatch) = exclusion {
+                sql += "m.rowid NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
+                arguments += [excludedMatch]
+            }
+            let filters = Self.filters(query)
+            sql += filters.sql + " ORDER BY m.rowid DESC LIMIT ?"
+            arguments += filters.arguments
+            arguments += [query.limit - page.count]
+            for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
+                let asset = try Self.asset(from: row)
+                page.append((asset, .relevance(tier: tier, id: asset.id)))
+            }
+        }
+        return page
+    }
+
+    // MARK: - Created, name, size: one index scan from the position
+
+    private func sortedPage(_ query: AssetQuery, _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)] {
+        let filters = Self.filters(query)
+        var conditions = [filters.sql]
+        var arguments: StatementArguments = []
+        var with = ""
+        var from = "asset"
+        if let text = query.text {
+            let fts = FTSQuery(text)
+            var sets: [(table: String, match: String)] = []
+            // One ASCII word of 3+ characters: what begins a word (case folded) is also a
+            // substring, so the trigram set alone is the union, and one set is built, not two.
+            if let prefix = fts.prefix, !text.isOneASCIIWord { sets.append(("asset_words", prefix)) }
+            if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
+            guard !sets.isEmpty else { return [] }
+            let union = sets.map { "SELECT rowid FROM \($0.table)(?)" }.joined(separator: " UNION ")
+            // Few matches: read them and sort them. Many: walk the sort index and keep the
+            // matches, which then fill a page soon (unless a filter is selective too). A
+            // probe of at most `fewMatches + 1` rowids a set tells which, so that a rare
+            // word does not walk the whole workspace.
+            let few = try sets.allSatisfy { set in
+                let probe = "SELECT count(*) FROM (SELECT 1 FROM \(set.table)(?) LIMIT ?)"
+                return try Int.fetchOne(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
+            }
+            if few {
+                with = "WITH matched(id) AS MATERIALIZED (\(union)) "
+                from = "matched CROSS JOIN asset ON asset.id = matched.id"
+                arguments += StatementArguments(sets.map(\.match))
+                arguments += filters.arguments
+            } else {
+                arguments += filters.arguments
+                conditions.append("asset.id IN (\(union))")
+                arguments += StatementArguments(sets.map(\.match))
+            }
+        } else {
+            arguments += filters.arguments
+        }
+        let descending = query.order == .descending
+        let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
+        let key: String?
+        switch query.sort {
+        case .name: key = "lower(coalesce(asset.file_name, ''))"
+        case .size: key = "coalesce(asset.size, -1)"
+        case .created, .relevance: key = nil
+        }
+        // `key <= ? AND (key < ? OR id < ?)`: the same as the row value `(key, id) < (?, ?)`,
+        // written so that SQLite seeks the expression index rather than scans it.
+        switch query.after {
+        case .created(let id)? where query.sort == .created:
+            conditions.append("asset.id \(less) ?")
+            arguments += [id]
+        case .name(let value, let id)? where query.sort == .name:
+            conditions.append("\(key!) \(less)= ? AND (\(key!) \(less) ? OR asset.id \(less) ?)")
+            arguments += [value, value, id]
+        case .size(let value, let id)? where query.sort == .size:
+            conditions.append("\(key!) \(less)= ? AND (\(key!) \(less) ? OR asset.id \(less) ?)")
+            arguments += [value, value, id]
+        case nil:
+            break
+        default:
+            throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
+        }
+        let order = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
+        let sql = """
+            \(with)SELECT \(Self.assetColumns), \(key ?? "NULL") FROM \(from) WHERE \(conditions.joined(separator: " AND ")) \
+            ORDER BY \(order) LIMIT ?
+            """
+        arguments += [query.limit]
+        // Cached: the SQL depends only on the kind of query (filters, sort, order, which
+        // sets), never on the values, so there are few of them, each prepared once a connection.
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
+            let asset = try Self.asset(from: row)
+            let keyColumn = Self.assetColumnCount
+            let position: AssetPosition = switch query.sort {
+            case .name: .name(key: row[keyColumn], id: asset.id)
+            case .size: .size(key: row[keyColumn], id: asset.id)
+            case .created, .relevance: .created(id: asset.id)
+            }
+            return (asset, position)
+        }
+    }
+
+    /// Up to this many matches a set, a search with a sort reads its matches and sorts them.
+    static let fewMatches = 2000
+
+    /// The number of columns in `assetColumns` (counted, so that a column added there
+    /// cannot shift the sort key read after them).
+    static let assetColumnCount = assetColumns.split(separator: ",").count
+
+    /// The conditions every listing has: the workspace, not gone, and the filters.
+    private static func filters(_ query: AssetQuery) -> (sql: String, arguments: StatementArguments) {
+        var sql = "asset.workspace_id = ? AND asset.status NOT IN ('deleting', 'deleted')"
+        var arguments: StatementArguments = [query.workspaceID]
+        if let status = query.status {
+            sql += " AND asset.status = ?"
+            arguments += [status.rawValue]
+        }
+        switch query.kind {
+        case .image?: sql += " AND substr(asset.file_type, 1, 6) = 'image/'"
+        case .video?: sql += " AND substr(asset.file_type, 1, 6) = 'video/'"
+        case .pdf?: sql += " AND asset.file_type = 'application/pdf'"
+        case nil: break
+        }
+        return (sql, arguments)
+    }
+}
+
+/// A `SearchText` as FTS5 queries. Every word and the substring go in double quotes (a
+/// quote inside doubled), so that nothing a user types is FTS5 syntax: `AND`, `*`, `:`,
+/// `^`, `(`, `NEAR` are text like any other.
+struct FTSQuery {
+    /// Every word, whole: `"beach" "2024"`.
+    let exact: String?
+    /// Every word as a prefix: `"bea"* "20"*`.
+    let prefix: String?
+    /// The whole text as one trigram phrase: `"ch_20"`.
+    let substring: String?
+
+    init(_ text: SearchText) {
+        let words = text.words.map(Self.quoted)
+        exact = words.isEmpty ? nil : words.joined(separator: " ")
+        prefix = words.isEmpty ? nil : words.map { $0 + "*" }.joined(separator: " ")
+        // FTS5 reads its query up to a NUL: a text with one cannot be quoted, and matches
+        // as words only (the routes refuse control characters before this).
+        substring = text.substring.flatMap { $0.unicodeScalars.contains("\u{0}") ? nil : Self.quoted($0) }
+    }
+
+    /// By scalars, not characters: a quote followed by a combining mark is one Character
+    /// that is not `"`, and must be doubled all the same.
+    static func quoted(_ text: String) -> String {
+        var quoted = String.UnicodeScalarView()
+        quoted.append("\"")
+        for scalar in text.unicodeScalars {
+            quoted.append(scalar)
+            if scalar == "\"" { quoted.append(scalar) }
+        }
+        quoted.append("\"")
+        return String(quoted)
+    }
+
+    /// The table and match of a tier, and what it leaves out (the tiers before it); nil
+    /// when the text cannot match in that tier.
+    func tier(_ tier: Int) -> (table: String, match: String, exclusion: (table: String, match: String)?)? {
+        switch tier {
+        case 0: exact.map { ("asset_words", $0, nil) }
+        case 1: prefix.map { ("asset_words", $0, exact.map { ("asset_words", $0) }) }
+        case 2: substring.map { ("asset_trigrams", $0, prefix.map { ("asset_words", $0) }) }
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import AssetStore
+import Foundation
+import Logging
+import S3Client
+
+/// Delivers the outbox's events (docs/OPERATIONS.md, "Events"): one thread per sink claims
+/// due deliveries (in order per asset, leased for `lease`), attempts them, and records each
+/// result: delivered, retried later (RetryPolicy), or dead. A 410 Gone disables the sink.
+/// A crash loses nothing: a claimed delivery is due again when its lease ends, and is sent
+/// again with the same `webhook-id` (at least once).
+final class EventDispatcher: Sendable {
+    let records: any EventOutbox
+    let sinks: [any EventSink]
+    let policy: RetryPolicy
+    let metrics: Metrics?
+    let logger: Logger
+    /// Longer than one attempt can take (15 s), so that a live worker's claim never expires.
+    let lease: Duration
+    let idle: Duration
+
+    init(records: any EventOutbox, sinks: [any EventSink], policy: RetryPolicy, metrics: Metrics?, logger: Logger,
+         lease: Duration = .seconds(30), idle: Duration = .milliseconds(500)) {
+        self.records = records
+        self.sinks = sinks
+        self.policy = policy
+        self.metrics = metrics
+        self.logger = logger
+        self.lease = lease
+        self.idle = idle
+    }
+
+    /// The sinks that ASSETD_WEBHOOK_URLS and ASSETD_TYPESENSE_* configure.
+    static func sinks(_ configuration: Configuration, http: any HTTPSending) -> [any EventSink] {
+        var sinks: [any EventSink] = configuration.webhookURLs.enumerated().map { index, url in
+            WebhookSink(url: url, index: index + 1, secrets: configuration.webhookSecrets, http: http)
+        }
+        if let typesense = configuration.typesense { sinks.append(TypesenseSink(settings: typesense, http: http)) }
+        return sinks
+    }
+
+    /// Makes the sinks the active ones, then starts a thread for each, and one that prunes
+    /// old events hourly.
+    func start() throws {
+        try records.activateEventSinks(sinks.map(\.name), now: Date())
+        for sink in sinks {
+            logger.info("delivering events", metadata: ["sink": "\(sink.label)"])
+            let thread = Thread { [self] in
+                while true {
+                    if pass(sink) == 0 { Thread.sleep(forTimeInterval: Double(idle.components.attoseconds) / 1e18 + Double(idle.components.seconds)) }
+                }
+            }
+            thread.name = "events-\(sink.label)"
+            thread.start()
+        }
+        let pruner = Thread { [self] in
+            while true {
+                do {
+                    let pruned = try records.pruneEvents(createdBefore: Date().addingTimeInterval(-7 * 86_400))
+                    if pruned > 0 { logger.info("pruned delivered events", metadata: ["events": "\(pruned)"]) }
+                } catch {
+                    logger.error("cannot prune events: \(error)")
+                }
+                Thread.sleep(forTimeInterval: 3600)
+            }
+        }
+        pruner.name = "events-pruner"
+        pruner.start()
+    }
+
+    /// One claim for `sink` and its attempts; how many deliveries it took.
+    @discardableResult
+    func pass(_ sink: any EventSink, now: Date = Date(), jitter: @Sendable () -> Double = { Double.random(in: 0..<1) }) -> Int {
+        let batch: [EventDelivery]
+        do {
+            batch = try records.claimDeliveries(sink: sink.name, limit: sink.batchSize, now: now,
+                                                leaseUntil: now.addingTimeInterval(Double(lease.components.seconds)))
+        } catch {
+            logger.error("cannot claim events: \(error)", metadata: ["sink": "\(sink.label)"])
+            return 0
+        }
+        guard !batch.isEmpty else { return 0 }
+        let results = sink.deliver(batch, now: now)
+        for (delivery, result) in zip(batch, results) {
+            // When the attempt ended (a batch of slow endpoints takes a while), never before
+            // the pass's `now` (which tests set ahead).
+            record(result, of: delivery, sink: sink, now: max(now, Date()), jitter: jitter())
+        }
+        return batch.count
+    }
+
+    private func record(_ result: AttemptResult, of delivery: EventDelivery, sink: any EventSink, now: Date, jitter: Double) {
+        let outcome: DeliveryOutcome
+        switch result {
+        case .skipped:
+            return
+        case .gone(let why):
+            logger.warning("event sink disabled: it answered 410 Gone; its pending events are dead until one is redelivered (assetd events --redeliver)",
+                           metadata: ["sink": "\(sink.label)", "event": "\(delivery.webhookID)"])
+            metrics?.eventDelivery(sink: sink.label, result: "gone")
+            do { try records.disableEventSink(sink.name, reason: why, now: now) } catch { logger.error("cannot disable the sink: \(error)") }
+            return
+        case .delivered:
+            outcome = .delivered
+        case .failed(let why, let retryAfter):
+            outcome = policy.outcome(of: delivery, error: why, retryAfter: retryAfter, now: now, jitter: jitter)
+        }
+        switch outcome {
+        case .delivered:
+            metrics?.eventDelivery(sink: sink.label, result: "delivered")
+        case .retry(let at, let why):
+            metrics?.eventDelivery(sink: sink.label, result: "failed")
+            logger.notice("event delivery failed; retrying", metadata: [
+                "sink": "\(sink.label)", "event": "\(delivery.webhookID)", "attempt": "\(delivery.attempts)", "error": "\(why)",
+                "retry_in_s": "\(Int(at.timeIntervalSince(now)))",
+            ])
+        case .dead(let why):
+            metrics?.eventDelivery(sink: sink.label, result: "dead")
+            logger.error("event delivery given up: dead until redelivered (assetd events --dead)", metadata: [
+                "sink": "\(sink.label)", "event": "\(delivery.webhookID)", "error": "\(why)",
+            ])
+        }
+        do {
+            try records.finishDelivery(eventID: delivery.eventID, sink: sink.name, outcome: outcome, now: now)
+        } catch {
+            logger.error("cannot record an event delivery: \(error)", metadata: ["event": "\(delivery.webhookID)"])
+        }
+    }
+}

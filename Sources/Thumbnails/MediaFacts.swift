@@ -1,0 +1,202 @@
+/// What the decoder learned about a file in the same pass as its thumbnail (issue 19):
+/// pixel size after EXIF orientation, a video's duration and frame size, a PDF's page
+/// count, the EXIF capture time and camera, and GPS only when asked for
+/// (ASSETD_KEEP_GPS). Nil: unknown.
+///
+/// On the wire (DecoderProtocol's `M` record) it is `key=value` lines. The decoder child
+/// is untrusted, so `init?(decoding:keepGPS:)` is strict: known keys only, each once, every
+/// value in its range and form, the whole record at most `maxBytes`; anything else is a
+/// malformed answer and the task's attempt is lost.
+public struct MediaFacts: Sendable, Equatable {
+    public var width: Int?
+    public var height: Int?
+    public var durationSeconds: Double?
+    public var pages: Int?
+    /// EXIF DateTimeOriginal as `YYYY-MM-DDTHH:MM:SS` (EXIF's local time, no zone).
+    public var takenAt: String?
+    public var cameraMake: String?
+    public var cameraModel: String?
+    public var gpsLatitude: Double?
+    public var gpsLongitude: Double?
+
+    public init(width: Int? = nil, height: Int? = nil, durationSeconds: Double? = nil, pages: Int? = nil, takenAt: String? = nil,
+                cameraMake: String? = nil, cameraModel: String? = nil, gpsLatitude: Double? = nil, gpsLongitude: Double? = nil) {
+        self.width = width
+        self.height = height
+        self.durationSeconds = durationSeconds
+        self.pages = pages
+        self.takenAt = takenAt
+        self.cameraMake = cameraMake
+        self.cameraModel = cameraModel
+        self.gpsLatitude = gpsLatitude
+        self.gpsLongitude = gpsLongitude
+    }
+
+    static let maxBytes = 4096
+    /// The longest camera make or model kept, in bytes of UTF-8.
+    static let maxTextBytes = 128
+    static let maxDimension = 1 << 20
+    static let maxPages = 1_000_000
+    /// About 116 days: no real video is longer, and a Double past it is a made-up one.
+    static let maxDurationSeconds = 10_000_000.0
+
+    var encoded: [UInt8] {
+        var lines = ""
+        if let width { lines += "width=\(width)\n" }
+        if let height { lines += "height=\(height)\n" }
+        if let durationSeconds { lines += "duration_s=\(durationSeconds)\n" }
+        if let pages { lines += "pages=\(pages)\n" }
+        if let takenAt { lines += "taken_at=\(takenAt)\n" }
+        if let cameraMake { lines += "camera_make=\(cameraMake)\n" }
+        if let cameraModel { lines += "camera_model=\(cameraModel)\n" }
+        if let gpsLatitude, let gpsLongitude { lines += "gps_latitude=\(gpsLatitude)\ngps_longitude=\(gpsLongitude)\n" }
+        return Array(lines.utf8)
+    }
+
+    /// The parent's reading of a child's record. Nil when anything is out of place. GPS
+    /// is dropped unless `keepGPS` (a child must not have sent it; it is never stored).
+    init?(decoding bytes: [UInt8], keepGPS: Bool) {
+        guard bytes.count <= Self.maxBytes, let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        var values: [Substring: Substring] = [:]
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            guard let eq = line.firstIndex(of: "="), values[line[..<eq]] == nil else { return nil }
+            values[line[..<eq]] = line[line.index(after: eq)...]
+        }
+        guard text.isEmpty || text.hasSuffix("\n") else { return nil }
+        let known: Set<Substring> = ["width", "height", "duration_s", "pages", "taken_at", "camera_make", "camera_model",
+                                     "gps_latitude", "gps_longitude"]
+        guard values.keys.allSatisfy(known.contains) else { return nil }
+        func integer(_ key: Substring, _ range: ClosedRange<Int>) -> Int?? {
+            guard let raw = values[key] else { return .some(nil) }
+            guard raw.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(raw), range.contains(value) else { return nil }
+            return .some(value)
+        }
+        func real(_ key: Substring, _ range: ClosedRange<Double>) -> Double?? {
+            guard let raw = values[key] else { return .some(nil) }
+            guard raw.count <= 32, raw.allSatisfy({ $0.isASCII && ($0.isNumber || "-.e+".contains($0)) }),
+                  let value = Double(raw), value.isFinite, range.contains(value) else { return nil }
+            return .some(value)
+        }
+        func label(_ key: Substring) -> String?? {
+            guard let raw = values[key] else { return .some(nil) }
+            guard let clean = Self.cleanText(String(raw)), clean == raw else { return nil }
+            return .some(clean)
+        }
+        guard let width = integer("width", 1...Self.maxDimension), let height = integer("height", 1...Self.maxDimension),
+              (width == nil) == (height == nil),
+              let pages = integer("pages", 1...Self.maxPages),
+              let duration = real("duration_s", 0...Self.maxDurationSeconds),
+              let latitude = real("gps_latitude", -90...90), let longitude = real("gps_longitude", -180...180),
+              (latitude == nil) == (longitude == nil),
+              let make = label("camera_make"), let model = label("camera_model")
+        else { return nil }
+        var takenAt: String?
+        if let raw = values["taken_at"] {
+            guard Self.isTimestamp(raw) else { return nil }
+            takenAt = String(raw)
+        }
+        self.init(width: width, height: height, durationSeconds: duration, pages: pages, takenAt: takenAt, cameraMake: make,
+                  cameraModel: model, gpsLatitude: keepGPS ? latitude : nil, gpsLongitude: keepGPS ? longitude : nil)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` with every field in its range (year 1800 to 9999).
+    static func isTimestamp(_ text: Substring) -> Bool {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 19, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+              bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") else { return false }
+        func number(_ range: Range<Int>) -> Int? {
+            bytes[range].allSatisfy { (0x30...0x39).contains($0) } ? bytes[range].reduce(0) { $0 * 10 + Int($1 - 0x30) } : nil
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), let hour = number(11..<13),
+              let minute = number(14..<16), let second = number(17..<19) else { return false }
+        return (1800...9999).contains(year) && (1...12).contains(month) && (1...31).contains(day) && hour < 24 && minute < 60
+            && second < 61
+    }
+
+    /// A camera make or model as kept: no control character (C0, DEL, C1), spaces
+    /// trimmed, at most `maxTextBytes` of UTF-8 cut at a character; nil when nothing is left.
+    static func cleanText(_ raw: String) -> String? {
+        let scalars = raw.unicodeScalars.filter { !($0.value < 0x20 || (0x7f...0x9f).contains($0.value)) }
+        var text = String(String.UnicodeScalarView(scalars)).trimmingSpaces
+        while text.utf8.count > maxTextBytes { text.removeLast() }
+        text = text.trimmingSpaces
+        return text.isEmpty ? nil : text
+    }
+
+    // MARK: - The child's side: from libvips' EXIF strings and ffprobe's output
+
+    /// The value of libvips' rendering of an ASCII EXIF entry, `V (V, ASCII, N components,
+    /// M bytes)`: V, checked against its repeat.
+    static func exifASCII(_ rendered: String) -> String? {
+        guard rendered.hasSuffix(")") else { return nil }
+        let parts = rendered.dropLast().components(separatedBy: ", ")
+        guard parts.count >= 4, parts[parts.count - 3] == "ASCII" else { return nil }
+        let doubled = parts[..<(parts.count - 3)].joined(separator: ", ")
+        // "V (V": 2 x V plus " (".
+        let count = doubled.count
+        guard count >= 2, (count - 2) % 2 == 0 else { return nil }
+        let value = String(doubled.prefix((count - 2) / 2))
+        guard doubled == value + " (" + value else { return nil }
+        return cleanText(value)
+    }
+
+    /// `YYYY:MM:DD HH:MM:SS` (EXIF) as `YYYY-MM-DDTHH:MM:SS`; nil for anything else (the
+    /// all-zero "unknown" date included).
+    static func exifTimestamp(_ value: String) -> String? {
+        var bytes = Array(value.utf8)
+        guard bytes.count == 19, bytes[4] == UInt8(ascii: ":"), bytes[7] == UInt8(ascii: ":"), bytes[10] == UInt8(ascii: " ") else {
+            return nil
+        }
+        bytes[4] = UInt8(ascii: "-")
+        bytes[7] = UInt8(ascii: "-")
+        bytes[10] = UInt8(ascii: "T")
+        let text = String(decoding: bytes, as: UTF8.self)
+        return isTimestamp(Substring(text)) ? text : nil
+    }
+
+    /// Degrees from libvips' rendering of a GPS coordinate, `d/1 m/1 s/100 (...)`, and its
+    /// reference (N, S, E or W).
+    static func exifCoordinate(_ rendered: String, reference: String?) -> Double? {
+        guard let open = rendered.range(of: " (") else { return nil }
+        let rationals = rendered[..<open.lowerBound].split(separator: " ")
+        guard rationals.count == 3 else { return nil }
+        var parts: [Double] = []
+        for rational in rationals {
+            let fraction = rational.split(separator: "/")
+            guard fraction.count == 2, let top = Double(fraction[0]), let bottom = Double(fraction[1]), bottom > 0 else { return nil }
+            parts.append(top / bottom)
+        }
+        let degrees = parts[0] + parts[1] / 60 + parts[2] / 3600
+        guard degrees.isFinite else { return nil }
+        switch reference {
+        case "N", "E": return degrees
+        case "S", "W": return -degrees
+        default: return nil
+        }
+    }
+
+    /// ffprobe's `default=noprint_wrappers=1` output: width, height (of the first video
+    /// stream) and the container's duration.
+    static func probed(_ output: String) -> MediaFacts {
+        var facts = MediaFacts()
+        for line in output.split(separator: "\n") {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let value = line[line.index(after: eq)...]
+            switch line[..<eq] {
+            case "width": facts.width = Int(value).flatMap { (1...maxDimension).contains($0) ? $0 : nil }
+            case "height": facts.height = Int(value).flatMap { (1...maxDimension).contains($0) ? $0 : nil }
+            case "duration":
+                facts.durationSeconds = Double(value).flatMap { $0.isFinite && (0...maxDurationSeconds).contains($0) ? $0 : nil }
+            default: continue
+            }
+        }
+        if facts.width == nil || facts.height == nil { (facts.width, facts.height) = (nil, nil) }
+        return facts
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

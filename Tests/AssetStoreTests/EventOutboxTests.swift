@@ -1,0 +1,240 @@
+import Foundation
+import GRDB
+import JSON
+import Testing
+@testable import AssetStore
+
+/// The transactional outbox: each state change writes its event in its own transaction,
+/// and claims keep each asset's events in order.
+/// On every backend of `Backend.all`, but for the failure injected with an SQLite trigger.
+struct EventOutboxTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-events-\(UUID().uuidString).sqlite").path
+
+    func open(sinks: [String] = ["hook-a"]) throws -> SQLiteRecordStore {
+        let store = try SQLiteRecordStore(path: path)
+        try store.activateEventSinks(sinks, now: Date())
+        return store
+    }
+
+    func open(_ backend: Backend, sinks: [String] = ["hook-a"]) throws -> any RecordStore {
+        let store: any RecordStore = backend == .sqlite ? try SQLiteRecordStore(path: path) : try backend.fresh().open()
+        try store.activateEventSinks(sinks, now: Date())
+        return store
+    }
+
+    func readyAsset(_ db: any RecordStore, name: String? = "beach.png") throws -> AssetRecord {
+        let asset = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/png", fileExtension: "png", fileName: name, size: 10))
+        return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .pending))
+    }
+
+    /// The events as written, read from the store's own tables.
+    func events(_ store: any RecordStore) throws -> [(type: String, assetID: Int64, payload: JSONValue)] {
+        let sql = "SELECT type, asset_id, payload FROM event ORDER BY id"
+        if let postgres = store as? PostgresRecordStore {
+            return try postgres.pool.with { connection in
+                try connection.query(sql).rows.map { row in
+                    (row.string(0) ?? "", row.int64(1) ?? 0, try JSONParser.parse(Array((row.string(2) ?? "").utf8)))
+                }
+            }
+        }
+        return try DatabaseQueue(path: path).read { db in
+            try Row.fetchAll(db, sql: sql).map { row in
+                (row[0], row[1], try JSONParser.parse(Array((row[2] as String).utf8)))
+            }
+        }
+    }
+
+    func events() throws -> [(type: String, assetID: Int64, payload: JSONValue)] {
+        try DatabaseQueue(path: path).read { db in
+            try Row.fetchAll(db, sql: "SELECT type, asset_id, payload FROM event ORDER BY id").map { row in
+                (row[0], row[1], try JSONParser.parse(Array((row[2] as String).utf8)))
+            }
+        }
+    }
+
+    func claim(_ db: any RecordStore, sink: String = "hook-a", now: Date = Date()) throws -> [EventDelivery] {
+        try db.claimDeliveries(sink: sink, limit: 50, now: now, leaseUntil: now.addingTimeInterval(30))
+    }
+
+    @Test(arguments: Backend.all) func everyStateChangeWritesItsEvent(_ backend: Backend) throws {
+        let db = try open(backend)
+        let asset = try readyAsset(db)
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
+        let change = VersionSwitch(assetID: asset.id, workspaceID: 7, version: 2, stagingKey: "7/versions/\(asset.id)/v2.jpg",
+                                   newKey: "7/digital_assets/\(asset.id).jpg", fileType: "image/jpeg", fileName: "b.jpg", size: 20,
+                                   etag: "\"e2\"", state: .stored, createdAt: Date())
+        _ = try db.beginDirectVersion(change)
+        _ = try #require(try db.recordVersionSwitched(change, archiveKey: "7/versions/\(asset.id)/v1.png", now: Date()))
+        _ = try db.queueThumbnail(assetID: asset.id)
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e2\"", status: .failed, reason: "corrupt"))
+        try db.markAssetDeleted(id: asset.id)
+        let written = try events(db)
+        #expect(written.map(\.type) == ["asset.ready", "thumbnail.ready", "asset.version_added", "thumbnail.failed", "asset.deleted"])
+        let ready = written[0].payload
+        #expect(ready["type"] == "asset.ready")
+        #expect(ready["timestamp"]?.stringValue?.hasSuffix("Z") == true)
+        #expect(ready["data"]?["assetId"] == .string(String(asset.id)))
+        #expect(ready["data"]?["workspaceId"] == "7")
+        #expect(ready["data"]?["version"] == 1)
+        #expect(ready["data"]?["fileName"] == "beach.png")
+        #expect(ready["data"]?["status"] == "ready")
+        #expect(written[2].payload["data"]?["version"] == 2)
+        #expect(written[2].payload["data"]?["previousVersion"] == 1)
+        #expect(written[3].payload["data"]?["reason"] == "corrupt")
+        #expect(written[4].payload["data"]?["status"] == "deleted")
+        // One delivery per event for the one sink.
+        #expect(try db.eventBacklog() == 5)
+    }
+
+    @Test(arguments: Backend.all) func aCompareAndSetThatLosesWritesNoEvent(_ backend: Backend) throws {
+        let db = try open(backend)
+        let asset = try readyAsset(db)
+        #expect(try db.markAssetReady(id: asset.id, size: 10, etag: "\"x\"", sha256: nil, thumbnail: .none) == nil)
+        #expect(try !db.finishThumbnail(assetID: asset.id, etag: "\"other\"", status: .ready, reason: nil))
+        #expect(try !db.markDeleted(id: asset.id, now: Date())) // not deleting
+        #expect(try events(db).map(\.type) == ["asset.ready"])
+    }
+
+    /// The event is part of the change's transaction: when writing it fails, the change
+    /// is rolled back too (the asset stays pending), and nothing half-written remains.
+    @Test func aFailedTransactionWritesNoEventAndNoChange() throws {
+        let db = try open()
+        let asset = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/png", fileExtension: "png", fileName: nil, size: 10))
+        let upload = try db.createUpload(uploadID: "u1", asset: asset, fileSize: 10, partSize: nil)
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "CREATE TRIGGER refuse AFTER INSERT ON event_delivery BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        }
+        #expect(throws: RecordStoreError.self) {
+            try db.completeUpload(uploadID: upload.uploadID, partsDigest: "d", location: "l", etag: "\"e\"", size: 10, thumbnail: .pending)
+        }
+        #expect(try db.asset(id: asset.id, workspaceID: 7)?.status == .pending)
+        #expect(try db.upload(uploadID: "u1", assetID: asset.id, workspaceID: 7)?.status == .pending)
+        #expect(try events().isEmpty)
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "DROP TRIGGER refuse") }
+        // And once it can be written, the same change commits with its event.
+        #expect(try db.completeUpload(uploadID: "u1", partsDigest: "d", location: "l", etag: "\"e\"", size: 10, thumbnail: .pending) != nil)
+        #expect(try events().map(\.type) == ["asset.ready"])
+    }
+
+    @Test(arguments: Backend.all) func claimsKeepEachAssetsEventsInOrder(_ backend: Backend) throws {
+        let db = try open(backend)
+        let a = try readyAsset(db)
+        let b = try readyAsset(db)
+        #expect(try db.finishThumbnail(assetID: a.id, etag: "\"e1\"", status: .ready, reason: nil))
+        let first = try claim(db)
+        // a's thumbnail event waits for a's ready event; b's ready event goes beside it.
+        #expect(first.map(\.assetID) == [a.id, b.id])
+        #expect(first.map(\.type) == [.assetReady, .assetReady])
+        #expect(first.allSatisfy { $0.attempts == 1 })
+        // Leased: nothing more is due, not even a's later event.
+        #expect(try claim(db).isEmpty)
+        try db.finishDelivery(eventID: first[0].eventID, sink: "hook-a", outcome: .retry(at: Date().addingTimeInterval(60), error: "HTTP 500"), now: Date())
+        try db.finishDelivery(eventID: first[1].eventID, sink: "hook-a", outcome: .delivered, now: Date())
+        #expect(try claim(db).isEmpty) // a's first event backs off, and its second waits
+        let later = try claim(db, now: Date().addingTimeInterval(61))
+        #expect(later.map(\.eventID) == [first[0].eventID])
+        #expect(later[0].attempts == 2)
+        #expect(later[0].webhookID == "evt_\(first[0].eventID)")
+        try db.finishDelivery(eventID: later[0].eventID, sink: "hook-a", outcome: .dead(error: "gave up"), now: Date())
+        // Dead, it no longer holds back the asset's next event.
+        let next = try claim(db, now: Date().addingTimeInterval(62))
+        #expect(next.map(\.type) == [.thumbnailReady])
+        #expect(try db.eventDeliveries(state: .dead, limit: 10).map(\.eventID) == [first[0].eventID])
+    }
+
+    @Test(arguments: Backend.all) func aLeaseThatEndsMakesTheDeliveryDueAgain(_ backend: Backend) throws {
+        let db = try open(backend)
+        _ = try readyAsset(db)
+        let now = Date()
+        let claimed = try claim(db, now: now)
+        #expect(claimed.count == 1)
+        #expect(try claim(db, now: now.addingTimeInterval(29)).isEmpty)
+        // The worker died: after the lease the same event, same id, is claimed again.
+        let again = try claim(db, now: now.addingTimeInterval(31))
+        #expect(again.map(\.eventID) == claimed.map(\.eventID))
+        #expect(again[0].payload == claimed[0].payload)
+    }
+
+    @Test(arguments: Backend.all) func aDisabledSinkGetsNothingUntilARedelivery(_ backend: Backend) throws {
+        let db = try open(backend, sinks: ["hook-a", "hook-b"])
+        let asset = try readyAsset(db)
+        try db.disableEventSink("hook-a", reason: "410 Gone", now: Date())
+        #expect(try claim(db).isEmpty)
+        #expect(try claim(db, sink: "hook-b").count == 1)
+        _ = try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil)
+        let dead = try db.eventDeliveries(state: .dead, limit: 10)
+        #expect(dead.map(\.sink) == ["hook-a"]) // the pending one died; the new event was not queued for it
+        #expect(dead[0].lastError == "410 Gone")
+        #expect(try db.redeliverEvent(id: dead[0].eventID, now: Date()) == 1)
+        let redelivered = try claim(db)
+        #expect(redelivered.map(\.eventID) == [dead[0].eventID])
+        #expect(redelivered[0].attempts == 1)
+        #expect(try db.redeliverEvent(id: 999, now: Date()) == 0)
+    }
+
+    @Test(arguments: Backend.all) func onlyActiveSinksGetNewEvents(_ backend: Backend) throws {
+        let db = try open(backend, sinks: ["hook-a"])
+        _ = try readyAsset(db)
+        try db.activateEventSinks(["hook-b"], now: Date())
+        _ = try readyAsset(db)
+        #expect(try claim(db).count == 1)
+        #expect(try claim(db, sink: "hook-b").count == 1)
+    }
+
+    @Test(arguments: Backend.all) func pruningKeepsWhatIsPendingOrDead(_ backend: Backend) throws {
+        let db = try open(backend)
+        _ = try readyAsset(db)
+        _ = try readyAsset(db)
+        let claimed = try claim(db)
+        try db.finishDelivery(eventID: claimed[0].eventID, sink: "hook-a", outcome: .delivered, now: Date())
+        try db.finishDelivery(eventID: claimed[1].eventID, sink: "hook-a", outcome: .dead(error: "x"), now: Date())
+        #expect(try db.pruneEvents(createdBefore: Date().addingTimeInterval(1)) == 1)
+        #expect(try events(db).count == 1)
+    }
+
+    @Test(arguments: Backend.all) func aPayloadStaysUnder20KB(_ backend: Backend) throws {
+        let db = try open(backend)
+        let huge = String(repeating: "é", count: 30_000) // 60,000 bytes: more than any route lets in
+        let asset = try readyAsset(db, name: huge)
+        _ = try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .failed, reason: String(repeating: "r", count: 40_000))
+        for event in try events(db) {
+            let bytes = event.payload.serialized()
+            #expect(bytes.count <= EventPayload.maxBytes)
+            #expect(event.payload["data"]?["truncated"] == true)
+            #expect(event.payload["data"]?["assetId"] == .string(String(asset.id)))
+            #expect(event.payload["data"]?["fileName"]?.stringValue?.hasPrefix("ééé") == true)
+        }
+        // A usual payload is whole and says nothing of truncation.
+        let small = EventPayload.make(.assetReady, asset: asset, now: Date())
+        #expect(small.count > 0)
+        var plain = asset
+        plain.fileName = "a.png"
+        #expect(try JSONParser.parse(EventPayload.make(.assetReady, asset: plain, now: Date()))["data"]?["truncated"] == nil)
+    }
+
+    @Test func eventIDsParse() {
+        #expect(EventDelivery.eventID(parsing: "evt_12") == 12)
+        #expect(EventDelivery.eventID(parsing: "12") == 12)
+        #expect(EventDelivery.eventID(parsing: "evt_") == nil)
+        #expect(EventDelivery.eventID(parsing: "evt_-1") == nil)
+        #expect(EventDelivery.eventID(parsing: "0") == nil)
+        #expect(EventDelivery.eventID(parsing: "12 ") == nil)
+    }
+}
+
+struct EventTimeTests {
+    /// The hand-written RFC 3339 form agrees with Foundation's, milliseconds truncated.
+    @Test func timesAreRFC3339InUTCWithMilliseconds() throws {
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 1_700_000_000.1239)) == "2023-11-14T22:13:20.123Z")
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(EventPayload.iso8601(Date(timeIntervalSince1970: 951_782_400.5)) == "2000-02-29T00:00:00.500Z")
+        for _ in 0..<200 {
+            let date = Date(timeIntervalSince1970: Double(Int64.random(in: 0...4_102_444_800_000)) / 1000)
+            let text = EventPayload.iso8601(date)
+            let parsed = try Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            // Truncated to the millisecond: less than 1 ms off, plus the Double's own error (a
+            // time of whole milliseconds may be stored a hair below, and truncate 1 ms down).
+            #expect(abs(parsed.timeIntervalSince(date)) < 0.001 + 1e-6, "\(text)")
+        }
+    }
+}

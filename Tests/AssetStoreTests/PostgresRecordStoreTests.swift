@@ -1,0 +1,220 @@
+import Foundation
+import Testing
+@testable import AssetStore
+
+/// What only PostgreSQL has: several processes ("hosts") on one database. Each host here
+/// is a store of its own (its own pool and owner) on the same schema.
+@Suite(.enabled(if: Backend.postgresURL != nil,
+                "no PostgreSQL to test on: set ASSETD_TEST_POSTGRES_URL (scripts/test starts one on loopback and sets it)"))
+struct PostgresRecordStoreTests {
+    func hosts(lease: Duration = .seconds(60), aRenews: Bool = true) throws -> (PostgresRecordStore, PostgresRecordStore) {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        var a = PostgresRecordStore.Settings(), b = PostgresRecordStore.Settings()
+        a.owner = "host-a"
+        b.owner = "host-b"
+        a.thumbnailLease = lease
+        a.renewsLeases = aRenews
+        b.thumbnailLease = lease
+        return (try PostgresRecordStore(url: url, settings: a), try PostgresRecordStore(url: url, settings: b))
+    }
+
+    func readyAsset(_ db: PostgresRecordStore) throws -> AssetRecord {
+        let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
+        return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .none))
+    }
+
+    @Test func aLeasedTaskIsNoOtherHostsUntilItExpiresAndThenTheOldHolderIsFenced() throws {
+        let (a, b) = try hosts(lease: .seconds(1), aRenews: false)
+        let asset = try readyAsset(a)
+        try a.queueThumbnail(assetID: asset.id)
+        #expect(try b.claimableThumbnails(limit: 10) == [asset.id], "queued, never claimed: any host may take it")
+        #expect(try a.claimThumbnail(assetID: asset.id)?.attempts == 1)
+        #expect(try b.claimThumbnail(assetID: asset.id) == nil, "a live lease")
+        #expect(try b.claimableThumbnails(limit: 10).isEmpty)
+        Thread.sleep(forTimeInterval: 1.3)
+        // Host a stalled past its lease (its renewals stopped: a pause, a partition).
+        #expect(try b.claimableThumbnails(limit: 10) == [asset.id], "an expired lease is taken over")
+        #expect(try b.claimThumbnail(assetID: asset.id)?.attempts == 2)
+        #expect(try a.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil) == false, "fenced")
+        #expect(try b.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+        #expect(try a.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 2))
+    }
+
+    @Test func aRunningTaskKeepsItsLeaseByRenewal() throws {
+        let (a, b) = try hosts(lease: .seconds(3))
+        let asset = try readyAsset(a)
+        try a.queueThumbnail(assetID: asset.id)
+        _ = try #require(try a.claimThumbnail(assetID: asset.id))
+        Thread.sleep(forTimeInterval: 4.5)
+        #expect(try b.claimThumbnail(assetID: asset.id) == nil, "renewed while it runs")
+        #expect(try a.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+    }
+
+    @Test func oneHostAtATimeHoldsAnAsset() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        #expect(try a.holdAsset(asset.id, seconds: 60))
+        #expect(try b.holdAsset(asset.id, seconds: 60) == false)
+        try b.releaseAsset(asset.id)  // not b's: changes nothing
+        #expect(try b.holdAsset(asset.id, seconds: 60) == false)
+        try a.releaseAsset(asset.id)
+        #expect(try b.holdAsset(asset.id, seconds: 60))
+        #expect(try a.holdAsset(424_242, seconds: 60), "no such asset: nothing to hold")
+    }
+
+    @Test func anExpiredHoldIsTakenOver() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        #expect(try a.holdAsset(asset.id, seconds: 1))
+        Thread.sleep(forTimeInterval: 1.2)
+        #expect(try b.holdAsset(asset.id, seconds: 60))
+    }
+
+    @Test func twoHostsStartingVersionsOfOneAssetGetOneEach() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        func change(_ n: String) -> VersionSwitch {
+            VersionSwitch(assetID: asset.id, workspaceID: 1, version: 2, stagingKey: "1/versions/\(asset.id)/v2-\(n).jpg",
+                          newKey: asset.key, fileType: "image/jpeg", fileName: nil, size: 1, etag: "\"\(n)\"", state: .uploading,
+                          createdAt: Date())
+        }
+        let results = [a, b].map { store in Result { try store.beginDirectVersion(change(store.hostName)) } }
+        #expect(results.filter { if case .success = $0 { true } else { false } }.count == 1)
+        #expect(results.contains { if case .failure(let error) = $0 { (error as? VersionConflict) == .busy } else { false } })
+    }
+
+    @Test func concurrentCompareAndSetsHaveOneWinner() async throws {
+        let (a, b) = try hosts()
+        let asset = try a.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try a.createUpload(uploadID: "race", asset: asset, fileSize: nil, partSize: nil)
+        let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for store in [a, b, a, b] {
+                group.addTask {
+                    try store.completeUpload(uploadID: "race", partsDigest: "d", location: "l", etag: "e", size: 1, thumbnail: .none) != nil
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(wins == 1)
+    }
+
+    @Test func oneReconcilerPassAcrossHosts() throws {
+        let (a, b) = try hosts()
+        let inner = try a.asReconcilerPass(minimumInterval: 60) {
+            try b.asReconcilerPass(minimumInterval: 0) { "b ran inside a's pass" }
+        }
+        #expect(inner == .some(nil), "a ran; b found the pass taken")
+        #expect(try b.asReconcilerPass(minimumInterval: 60) { true } == nil, "a's pass was moments ago")
+        #expect(try b.asReconcilerPass(minimumInterval: 0) { true } == true)
+    }
+
+    /// migrate-db: every record of a filled SQLite file, ids and states kept; the next id
+    /// follows the last SQLite gave; a second copy into the same database is refused.
+    @Test func aSQLiteDatabaseIsCopiedWhole() throws {
+        guard case .sqlite(let path) = try Backend.sqlite.fresh(), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let lite = try SQLiteRecordStore(path: path)
+        try lite.activateEventSinks(["hook"], now: Date())
+        let ready = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "é.jpg", size: 3))
+        _ = try lite.markAssetReady(id: ready.id, size: 3, etag: "\"a\"", sha256: "s", thumbnail: .none)
+        _ = try lite.describeAsset(id: ready.id, workspaceID: 1, title: .set("Plage"), tags: .set(["été", "mer"]))
+        try lite.recordMedia(assetID: ready.id, etag: "\"a\"", media: MediaMetadata(width: 4, height: 3, cameraMake: "Canon"), now: Date())
+        try lite.queueThumbnail(assetID: ready.id)
+        let pending = try lite.createAsset(NewAsset(workspaceID: 2, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        _ = try lite.createUpload(uploadID: "up-1", asset: pending, fileSize: 10, partSize: 5)
+        _ = try lite.recordSignedPartMD5s(uploadID: "up-1", md5s: [(1, String(repeating: "a", count: 32))], now: Date())
+        let gone = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        try lite.markAssetDeleted(id: gone.id)
+        let discarded = try lite.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        try lite.discardPendingAsset(id: discarded.id)
+        let change = VersionSwitch(assetID: ready.id, workspaceID: 1, version: 2, stagingKey: "1/versions/\(ready.id)/v2.png",
+                                   newKey: "1/digital_assets/\(ready.id).png", fileType: "image/png", fileName: nil, size: 4,
+                                   etag: "\"b\"", state: .stored, createdAt: Date(timeIntervalSince1970: 1_700_000_000.25))
+        _ = try lite.beginDirectVersion(change)
+
+        let counts = try RecordCopy.copy(sqlitePath: path, toPostgres: url)
+        #expect(counts.map(\.rows) == [3, 1, 0, 1, 1, 1, 2, 1, 2], "asset.ready and asset.deleted, for one sink")
+        let pg = try PostgresRecordStore(url: url)
+        for asset in [ready, pending, gone] {
+            #expect(try pg.asset(id: asset.id, workspaceID: asset.workspaceID) == lite.asset(id: asset.id, workspaceID: asset.workspaceID))
+        }
+        #expect(try pg.upload(uploadID: "up-1", assetID: pending.id, workspaceID: 2) == lite.upload(uploadID: "up-1", assetID: pending.id, workspaceID: 2))
+        #expect(try pg.signedPartMD5s(uploadID: "up-1") == lite.signedPartMD5s(uploadID: "up-1"))
+        #expect(try pg.versionSwitch(assetID: ready.id) == change)
+        #expect(try pg.thumbnailState(assetID: ready.id) == lite.thumbnailState(assetID: ready.id))
+        #expect(try pg.deletedAssetsToSweep(deletedBefore: Date().addingTimeInterval(60), limit: 10).map(\.id) == [gone.id])
+        let next = try pg.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
+        #expect(next.id == discarded.id + 1, "no id SQLite gave out is given again")
+        // Titles, tags and media came too, and the search indexes them.
+        #expect(try pg.asset(id: ready.id, workspaceID: 1)?.media?.cameraMake == "Canon")
+        #expect(try pg.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("ete"), sort: .relevance)).map(\.asset.id) == [ready.id])
+        // The outbox: what waited is still due, under the same ids, and no id is given again.
+        try pg.activateEventSinks(["hook"], now: Date())
+        let waiting = try pg.claimDeliveries(sink: "hook", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(30))
+        #expect(waiting.map(\.type) == [.assetReady, .assetDeleted])
+        #expect(try lite.eventDeliveries(state: .pending, limit: 10).map(\.eventID) == waiting.map(\.eventID))
+        _ = try pg.markAssetReady(id: next.id, size: 1, etag: "\"n\"", sha256: nil, thumbnail: .none)
+        let later = try pg.claimDeliveries(sink: "hook", limit: 10, now: Date(), leaseUntil: Date().addingTimeInterval(30))
+        #expect(later.count == 1 && later[0].eventID > waiting.map(\.eventID).max()!)
+        #expect(throws: RecordStoreError.self) { try RecordCopy.copy(sqlitePath: path, toPostgres: url) }
+    }
+
+    @Test func theSchemaVersionIsRecordedAndMigrationsRunOnce() throws {
+        let (a, _) = try hosts()
+        let version = try a.schemaVersion()
+        #expect(version.current == version.expected)
+        #expect(version.current == PostgresRecordStore.migrations.count)
+    }
+}
+
+/// No server needed.
+struct PostgresConnectionTests {
+    @Test func passwordsNeverShow() {
+        #expect(DatabaseLocation.redacted("postgres://assetd:s3cret@db.example:5432/assetd?sslmode=require")
+                == "postgres://assetd:***@db.example:5432/assetd?sslmode=require")
+        #expect(DatabaseLocation.redacted("postgresql://assetd@db/assetd?password=s3cret&sslmode=verify-full")
+                == "postgresql://assetd@db/assetd?password=***&sslmode=verify-full")
+        #expect(DatabaseLocation.redacted("/var/lib/assetd/assetd.sqlite") == "/var/lib/assetd/assetd.sqlite")
+        #expect(DatabaseLocation.isPostgres("postgresql://x") && DatabaseLocation.isPostgres("postgres://x"))
+        #expect(!DatabaseLocation.isPostgres("/var/lib/postgres://x"))
+    }
+
+    /// A server that is down: a 503 within bounded time, and the callers after the first
+    /// fail at once instead of each waiting out a connect timeout.
+    @Test func anUnreachableServerFailsFastAndAsUnavailable() throws {
+        // A port nothing listens on (bound, never listened: connect is refused).
+        let url = "postgresql://assetd:x@127.0.0.1:1/assetd"
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(throws: RecordStoreError.self) { try PostgresRecordStore(url: url) }
+        let pool = PGPool(url: url, settings: .init())
+        var unavailable = 0
+        for _ in 0..<20 {
+            do { try pool.with { try $0.query("SELECT 1") } } catch let error as PGError { if error.isUnavailable { unavailable += 1 } }
+        }
+        #expect(unavailable == 20)
+        #expect(clock.now - started < .seconds(5))
+    }
+}
+
+extension PostgresRecordStoreTests {
+    /// Hosts claiming one sink's deliveries share them: a delivery one host leased is not
+    /// another's, and an asset's later event waits for its earlier one whoever holds it.
+    @Test func hostsShareTheOutboxAndKeepEachAssetsOrder() throws {
+        let (a, b) = try hosts()
+        try a.activateEventSinks(["hook"], now: Date())
+        let first = try readyAsset(a)
+        let second = try readyAsset(a)
+        try a.queueThumbnail(assetID: first.id)
+        _ = try #require(try a.claimThumbnail(assetID: first.id))
+        #expect(try a.finishThumbnail(assetID: first.id, etag: first.etag, status: .ready, reason: nil))
+        let now = Date()
+        let fromA = try a.claimDeliveries(sink: "hook", limit: 1, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(fromA.map(\.assetID) == [first.id])
+        let fromB = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(fromB.map(\.assetID) == [second.id], "first's thumbnail.ready waits for its asset.ready, leased to a")
+        try a.finishDelivery(eventID: fromA[0].eventID, sink: "hook", outcome: .delivered, now: now)
+        let next = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
+        #expect(next.map(\.type) == [.thumbnailReady])
+        #expect(try a.eventBacklog() == 2)
+    }
+}

@@ -1,0 +1,307 @@
+import Foundation
+import GRDB
+import Testing
+@testable import AssetStore
+
+/// The search corpus, shared by every backend's tests (Tests/fixtures/search-corpus.json).
+struct SearchCorpus: Decodable {
+    struct Asset: Decodable {
+        var workspace: Int64
+        var fileName: String
+        var fileType: String
+        var size: Int64
+        var title: String?
+        var tags: [String]?
+    }
+
+    struct Search: Decodable {
+        var q: String
+        var type: String?
+        var workspace: Int64?
+        var expect: [String]
+    }
+
+    var assets: [Asset]
+    var searches: [Search]
+    var punctuation: String
+
+    static func load() throws -> SearchCorpus {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fixtures/search-corpus.json")
+        return try JSONDecoder().decode(SearchCorpus.self, from: Data(contentsOf: url))
+    }
+
+    /// Creates the corpus's assets, ready, in order; their records by file name.
+    @discardableResult
+    func seed(_ store: any RecordStore) throws -> [String: AssetRecord] {
+        var records: [String: AssetRecord] = [:]
+        for asset in assets {
+            let created = try store.createAsset(
+                NewAsset(workspaceID: asset.workspace, fileType: asset.fileType, fileExtension: "bin", fileName: asset.fileName, size: asset.size),
+                status: .ready, now: Date())
+            let described = try #require(try store.describeAsset(
+                id: created.id, workspaceID: asset.workspace, title: .set(asset.title), tags: .set(asset.tags ?? [])))
+            records[asset.fileName] = described
+        }
+        return records
+    }
+}
+
+extension SearchRecords {
+    /// Every page of a query, followed to its end; the pages' sizes are `limit`.
+    func allPages(_ query: AssetQuery, between: (Int) throws -> Void = { _ in }) throws -> [AssetRecord] {
+        var query = query
+        var all: [AssetRecord] = []
+        for page in 0..<1000 {
+            let results = try searchAssets(query)
+            all += results.map(\.asset)
+            guard results.count == query.limit, let last = results.last else { return all }
+            query.after = last.position
+            try between(page)
+        }
+        Issue.record("more than 1000 pages")
+        return all
+    }
+}
+
+/// The corpus and the listing's rules on every backend of `Backend.all`; what reaches into
+/// SQLite's own tables (the migration, the bulk insert) on SQLite only.
+struct SearchTests {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+    func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
+
+    func query(_ workspace: Int64, _ q: String?, kind: AssetKind? = nil, sort: AssetSort? = nil, order: ListOrder = .descending,
+               limit: Int = 50) -> AssetQuery {
+        let text = q.flatMap(SearchText.init)
+        return AssetQuery(workspaceID: workspace, text: text, kind: kind, sort: sort ?? (text == nil ? .created : .relevance),
+                          order: order, limit: limit)
+    }
+
+    @Test(arguments: Backend.all) func theCorpusFindsWhatItExpects(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        let corpus = try SearchCorpus.load()
+        try corpus.seed(store)
+        #expect(corpus.searches.count >= 30)
+        for search in corpus.searches {
+            let kind = try search.type.map { try #require(AssetKind(rawValue: $0)) }
+            for limit in [50, 1, 2] {
+                let found = try store.allPages(query(search.workspace ?? 1, search.q, kind: kind, limit: limit))
+                #expect(found.map(\.fileName) == search.expect, "q=\(search.q) type=\(search.type ?? "-") limit=\(limit)")
+            }
+        }
+    }
+
+    /// Whatever a user types is text: no FTS5 syntax error, for any sort, and never another
+    /// workspace's asset.
+    @Test(arguments: Backend.all) func punctuationIsNeverSyntax(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        let corpus = try SearchCorpus.load()
+        try corpus.seed(store)
+        var generator = SeededGenerator(seed: 19)
+        let alphabet = Array(corpus.punctuation) + Array("beach cafe é\u{301}\"\"") + ["\u{0}", "\u{FFFF}", "🏖️"]
+        for round in 0..<1500 {
+            let length = Int.random(in: 1...24, using: &generator)
+            let text = String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+            let sort: AssetSort = [.relevance, .name, .created, .size][round % 4]
+            guard let search = SearchText(text) else { continue }
+            let found = try store.searchAssets(AssetQuery(workspaceID: 1, text: search, sort: sort, limit: 50))
+            #expect(found.allSatisfy { $0.asset.workspaceID == 1 }, "q=\(text.debugDescription)")
+        }
+        for keyword in ["AND", "OR", "NOT", "NEAR", "NEAR(a b)", "a:b", "{file_name}: x", "-x", "x*", "\"x\"*", "^x", "x + y"] {
+            _ = try store.searchAssets(query(1, keyword))
+        }
+    }
+
+    @Test(arguments: Backend.all) func sortsAndOrdersPageByPage(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        let corpus = try SearchCorpus.load()
+        try corpus.seed(store)
+        let byName = ["beach_2024.jpg", "beaches.png", "Café.pdf", "chair_2023.png", "clip.mp4", "IMG_0042.JPG", "naïve résumé.pdf",
+                      "report (final) [v2].pdf", "seabeach-panorama.jpg"]
+        let bySize = ["naïve résumé.pdf", "Café.pdf", "report (final) [v2].pdf", "beaches.png", "chair_2023.png", "beach_2024.jpg",
+                      "IMG_0042.JPG", "clip.mp4", "seabeach-panorama.jpg"]
+        let created = corpus.assets.filter { $0.workspace == 1 }.map(\.fileName)
+        for limit in [50, 1, 2, 4] {
+            func names(_ sort: AssetSort, _ order: ListOrder, q: String? = nil) throws -> [String?] {
+                try store.allPages(query(1, q, sort: sort, order: order, limit: limit)).map(\.fileName)
+            }
+            #expect(try names(.name, .ascending) == byName)
+            #expect(try names(.name, .descending) == byName.reversed())
+            #expect(try names(.size, .ascending) == bySize)
+            #expect(try names(.size, .descending) == bySize.reversed())
+            #expect(try names(.created, .ascending) == created)
+            #expect(try names(.created, .descending) == created.reversed())
+            // A search with a sort lists every tier's matches in that sort's order.
+            #expect(try names(.name, .ascending, q: "bea") == ["beach_2024.jpg", "beaches.png", "clip.mp4", "seabeach-panorama.jpg"])
+            #expect(try names(.size, .descending, q: "bea") == ["seabeach-panorama.jpg", "clip.mp4", "beach_2024.jpg", "beaches.png"])
+        }
+    }
+
+    /// Equal keys (the same name, the same size) page by id, and a page never repeats or
+    /// skips one, whatever the page size.
+    @Test(arguments: Backend.all) func tiesPageById(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        for i in 0..<7 {
+            _ = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png",
+                                               fileName: i % 2 == 0 ? "Same.png" : "same.png", size: 10), status: .ready, now: Date())
+        }
+        for sort in [AssetSort.name, .size, .created] {
+            for order in [ListOrder.ascending, .descending] {
+                let all = try store.allPages(query(1, nil, sort: sort, order: order, limit: 50)).map(\.id)
+                #expect(all.count == 7)
+                #expect(all == (order == .ascending ? all.sorted() : all.sorted(by: >)))
+                for limit in 1...3 {
+                    #expect(try store.allPages(query(1, nil, sort: sort, order: order, limit: limit)).map(\.id) == all)
+                }
+            }
+        }
+    }
+
+    /// Assets added between pages neither shift a page nor repeat in it: the pages hold
+    /// every asset there was at the start, once.
+    @Test(arguments: Backend.all) func aCursorNeitherSkipsNorRepeatsWhileAssetsAreAdded(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        func add(_ name: String, size: Int64) throws -> AssetRecord {
+            try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: name, size: size),
+                                  status: .ready, now: Date())
+        }
+        var before: [Int64] = []
+        for i in 0..<20 { before.append(try add("beach_\(i).jpg", size: Int64(i % 5)).id) }
+        for i in 0..<5 { before.append(try add("seabeach_\(i).jpg", size: Int64(i)).id) }
+        for (q, sort, order) in [(nil, AssetSort.created, ListOrder.descending), (nil, .created, .ascending), (nil, .name, .ascending),
+                                 (nil, .size, .descending), ("beach", .relevance, .descending), ("bea", .name, .descending)] {
+            var added = 0
+            let seen = try store.allPages(query(1, q, sort: sort, order: order, limit: 3)) { page in
+                // Before and after the position, and a name equal to one listed, for a few
+                // pages (in ascending order, what is added goes ahead and is listed too).
+                guard page < 4 else { return }
+                _ = try add("beach_\(page).jpg", size: 2)
+                _ = try add("aaa beach new.jpg", size: 0)
+                _ = try add("zzz beach new.jpg", size: 100)
+                added += 3
+            }.map(\.id)
+            #expect(Set(seen).count == seen.count, "repeated: q=\(q ?? "-") sort=\(sort) order=\(order)")
+            #expect(Set(before).subtracting(seen).isEmpty, "skipped: q=\(q ?? "-") sort=\(sort) order=\(order)")
+            #expect(added == 12)
+        }
+    }
+
+    /// Past `fewMatches`, a search with a sort walks the sort index instead of sorting its
+    /// matches: the same pages either way.
+    @Test func manyMatchesSortTheSameAsFew() throws {
+        let store = try open()
+        let count = SQLiteRecordStore.fewMatches + 100
+        try store.pool.write { db in
+            for i in 0..<count {
+                try db.execute(sql: """
+                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                    VALUES (1, 'k' || ?, 'bulk_' || ?, 'image/png', ? % 97, 'ready', 0, 0)
+                    """, arguments: [i, i, i])
+            }
+        }
+        _ = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "bulk_rare_x", size: 5),
+                                  status: .ready, now: Date())
+        for q in ["bulk", "bulk_", "bulk 1", "rare", "ulk_rar"] {
+            for sort in [AssetSort.name, .size] {
+                let pages = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: 500))
+                let all = try store.allPages(query(1, nil, sort: sort, order: .ascending, limit: 200))
+                let expected = all.filter { asset in
+                    let name = asset.fileName!
+                    switch q {
+                    case "bulk", "bulk_": return true
+                    case "bulk 1": return name.split(separator: "_").contains { $0.hasPrefix("1") }
+                    default: return name.contains("rar")
+                    }
+                }
+                #expect(pages.map(\.id) == expected.map(\.id), "q=\(q) sort=\(sort)")
+            }
+        }
+    }
+
+    @Test(arguments: Backend.all) func titlesAndTagsAreSearchedAndScoped(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "x.jpg", size: 1),
+                                          status: .ready, now: Date())
+        #expect(try store.describeAsset(id: asset.id, workspaceID: 2, title: .set("Sunset"), tags: .keep) == nil)
+        let described = try #require(try store.describeAsset(id: asset.id, workspaceID: 1, title: .set("Sunset"), tags: .set(["Bretagne", "été"])))
+        #expect(described.title == "Sunset")
+        #expect(described.tags == ["Bretagne", "été"])
+        #expect(try store.asset(id: asset.id, workspaceID: 1)?.tags == ["Bretagne", "été"])
+        #expect(try store.allPages(query(1, "sun")).map(\.id) == [asset.id])
+        #expect(try store.allPages(query(1, "ete")).map(\.id) == [asset.id])
+        #expect(try store.allPages(query(2, "sun")).isEmpty)
+        // Keep one field, change the other; clear the title.
+        let retitled = try #require(try store.describeAsset(id: asset.id, workspaceID: 1, title: .set(nil), tags: .keep))
+        #expect(retitled.title == nil)
+        #expect(retitled.tags == ["Bretagne", "été"])
+        #expect(try store.allPages(query(1, "sun")).isEmpty)
+        #expect(try store.allPages(query(1, "bret")).map(\.id) == [asset.id])
+        _ = try store.describeAsset(id: asset.id, workspaceID: 1, title: .keep, tags: .set([]))
+        #expect(try store.allPages(query(1, "bret")).isEmpty)
+        // A new version's file name is searched; a deleted asset is neither listed nor described.
+        try store.markAssetDeleted(id: asset.id)
+        #expect(try store.describeAsset(id: asset.id, workspaceID: 1, title: .set("t"), tags: .keep) == nil)
+        #expect(try store.allPages(query(1, "x")).isEmpty)
+        #expect(try store.allPages(query(1, nil)).isEmpty)
+    }
+
+    @Test(arguments: Backend.all) func statusAndTypeFilter(_ backend: Backend) throws {
+        let store = try backend.fresh().open()
+        let ready = try store.createAsset(NewAsset(workspaceID: 1, fileType: "video/quicktime", fileExtension: "mov", fileName: "a.mov", size: 1),
+                                          status: .ready, now: Date())
+        let pending = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/heic", fileExtension: "heic", fileName: "b.heic", size: nil))
+        var q = query(1, nil)
+        q.status = .pending
+        #expect(try store.allPages(q).map(\.id) == [pending.id])
+        q.status = .ready
+        #expect(try store.allPages(q).map(\.id) == [ready.id])
+        q.status = nil
+        q.kind = .video
+        #expect(try store.allPages(q).map(\.id) == [ready.id])
+        q.kind = .pdf
+        #expect(try store.allPages(q).isEmpty)
+        // Unknown sizes sort as -1: first ascending.
+        #expect(try store.allPages(query(1, nil, sort: .size, order: .ascending)).map(\.id) == [pending.id, ready.id])
+    }
+
+    /// Migration v7 indexes the assets that were there before it.
+    @Test func theMigrationIndexesExistingAssets() throws {
+        let pool = try DatabasePool(path: path)
+        try SQLiteRecordStore.migrator.migrate(pool, upTo: "v6: signed part MD5s")
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                VALUES (1, '1/digital_assets/1.jpg', 'Old_Beach.jpg', 'image/jpeg', 5, 'ready', 0, 0)
+                """)
+        }
+        try pool.close()
+        let store = try open()
+        #expect(try store.allPages(query(1, "beach")).map(\.fileName) == ["Old_Beach.jpg"])
+        #expect(try store.allPages(query(1, "d_bea")).map(\.fileName) == ["Old_Beach.jpg"])
+        #expect(try store.asset(id: 1, workspaceID: 1)?.tags == [])
+    }
+
+    @Test func searchTextWords() {
+        #expect(SearchText("  ")  == nil)
+        #expect(SearchText(" beach_2024.jpg ")?.words == ["beach", "2024", "jpg"])
+        #expect(SearchText(" beach_2024.jpg ")?.text == "beach_2024.jpg")
+        #expect(SearchText("naïve-résumé")?.words == ["naïve", "résumé"])
+        #expect(SearchText("ab")?.substring == nil)
+        #expect(SearchText("abc")?.substring == "abc")
+        #expect(FTSQuery(SearchText("a\"b \"\u{301}c")!).substring == "\"a\"\"b \"\"\u{301}c\"")
+        #expect(FTSQuery(SearchText("bea 20")!).prefix == "\"bea\"* \"20\"*")
+    }
+}
+
+/// A deterministic generator for the fuzz rounds (SplitMix64).
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,281 @@
+"""Events (issue 19): the transactional outbox delivered to webhook receivers by the Standard
+Webhooks specification (verified with the `standardwebhooks` package), and to Typesense
+(a recorder of its wire format). A private assetd (release binary, real S3) for each test,
+with receivers on ephemeral loopback ports."""
+import base64
+import io
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from private_assetd import PrivateAssetd, form, wait_until
+from typesense_recorder import TypesenseRecorder
+
+
+def new_secret():
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+def png_bytes(seed=3):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64 + seed, 48), (seed * 40 % 256, 90, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+class Receiver:
+    """A webhook endpoint: verifies each delivery with `standardwebhooks`, records it, and
+    answers the statuses it is given in turn (then 200), each after `hold` seconds."""
+
+    def __init__(self, secret, answers=(), hold=0.0):
+        self.verifier = Webhook(secret)
+        self.answers = list(answers)
+        self.hold = hold
+        self.received = []   # dicts: id, timestamp, body, event, verified, status
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    event = receiver.verifier.verify(body, headers)
+                    verified = True
+                except WebhookVerificationError:
+                    event, verified = None, False
+                with receiver.lock:
+                    status = receiver.answers.pop(0) if receiver.answers else 200
+                    receiver.received.append({"id": headers.get("webhook-id"), "timestamp": headers.get("webhook-timestamp"),
+                                              "body": body, "event": event, "verified": verified, "status": status,
+                                              "content_type": headers.get("content-type")})
+                time.sleep(receiver.hold)
+                try:
+                    self.send_response(status if verified else 400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender died while we held the answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/assetd"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self):
+        with self.lock:
+            return list(self.received)
+
+    def delivered(self):
+        """Each event id once (the first copy), in the order they arrived."""
+        seen, out = set(), []
+        for item in self.events():
+            if item["id"] not in seen and item["verified"]:
+                seen.add(item["id"])
+                out.append(item)
+        return out
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def workdir():
+    with tempfile.TemporaryDirectory() as path:
+        yield path
+
+
+def start_private(workdir, **settings):
+    instance = PrivateAssetd(workdir, ASSETD_THREADS=4, **settings)
+    return instance.start()
+
+
+def upload(private, data, name, asset_id=None):
+    body, content_type = form(data, filename=name)
+    query = "workspaceId=1" + (f"&assetId={asset_id}" if asset_id else "")
+    r = private.request("POST", "/api/assets/upload", query, body, content_type, timeout=120)
+    assert r is not None and r.status == 200, r and r.body[:300]
+    return r.json()["asset"]
+
+
+def settled_thumbnail(private, asset_id):
+    def status():
+        r = private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1")
+        state = r.json()["asset"]["thumbnail"]["status"]
+        return state if state in ("ready", "failed", "none") else None
+    return wait_until(f"asset {asset_id}'s thumbnail", status, seconds=60)
+
+
+def run_cli(private, *args):
+    env = dict(private.env)
+    return subprocess.run([os.environ["ASSETD_BIN"], *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def by_asset(items):
+    out = {}
+    for item in items:
+        out.setdefault(item["event"]["data"]["assetId"], []).append(item["event"]["type"])
+    return out
+
+
+def test_a_receiver_sees_every_event_signed_and_in_order_per_asset(workdir):
+    old, new = new_secret(), new_secret()
+    receiver = Receiver(new)   # knows only the new secret of a rotation: both must sign
+    private = start_private(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=f"{old},{new}")
+    try:
+        a = upload(private, png_bytes(1), "beach_2024.png")
+        b = upload(private, png_bytes(2), "café.png")
+        thumb_a1 = settled_thumbnail(private, a["id"])
+        thumb_b = settled_thumbnail(private, b["id"])
+        upload(private, png_bytes(4), "beach_2025.png", asset_id=a["id"])
+        thumb_a2 = settled_thumbnail(private, a["id"])
+        r = private.request("DELETE", "/s3/delete", f"workspaceId=1&assetId={b['id']}")
+        assert r.status == 200, r.body
+        expected = {
+            a["id"]: ["asset.ready", f"thumbnail.{thumb_a1}", "asset.version_added", f"thumbnail.{thumb_a2}"],
+            b["id"]: ["asset.ready", f"thumbnail.{thumb_b}", "asset.deleted"],
+        }
+        expected = {k: [t for t in v if t != "thumbnail.none"] for k, v in expected.items()}
+        wait_until("every event", lambda: by_asset(receiver.delivered()) == expected, seconds=60)
+        items = receiver.events()
+        assert all(item["verified"] for item in items), [i for i in items if not i["verified"]]
+        assert all(item["content_type"] == "application/json" for item in items)
+        for item in receiver.delivered():
+            assert item["id"].startswith("evt_")
+            event = json.loads(item["body"])
+            assert set(event) == {"type", "timestamp", "data"}
+            data = event["data"]
+            assert data["workspaceId"] == "1"
+            assert isinstance(data["version"], int)
+            assert len(item["body"]) < 20_000
+        version_added = next(i["event"] for i in receiver.delivered() if i["event"]["type"] == "asset.version_added")
+        assert version_added["data"]["version"] == 2 and version_added["data"]["previousVersion"] == 1
+        assert version_added["data"]["fileName"] == "beach_2025.png"
+        ready_b = next(i["event"] for i in receiver.delivered() if i["event"]["data"]["assetId"] == b["id"])
+        assert ready_b["data"]["fileName"] == "café.png" and ready_b["data"]["fileType"] == "image/png"
+        # /metrics: the backlog drained, and deliveries counted by result.
+        metrics = private.request("GET", "/metrics", token=False).body.decode()
+        assert "assetd_event_backlog 0" in metrics
+        assert 'assetd_event_deliveries_total{sink="webhook-1",result="delivered"}' in metrics or \
+               'assetd_event_deliveries_total{result="delivered",sink="webhook-1"}' in metrics, metrics
+        # Nothing left to list.
+        listed = run_cli(private, "events")
+        assert listed.returncode == 0 and "no events waiting" in listed.stdout, listed
+        assert old not in private.log() and new not in private.log()
+    finally:
+        private.close()
+        receiver.close()
+
+
+def test_kill_9_during_a_delivery_loses_no_event_and_duplicates_keep_their_id(workdir):
+    secret = new_secret()
+    receiver = Receiver(secret, hold=4)   # holds each answer: assetd is killed while it waits
+    private = start_private(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off")
+    try:
+        ids = [upload(private, png_bytes(i), f"p{i}.png")["id"] for i in range(1, 5)]
+        wait_until("a delivery in flight", lambda: receiver.events(), seconds=20)
+        private.kill()
+        receiver.hold = 0
+        private.start()
+        # A claim's lease is 30 s: what was in flight is sent again after it.
+        wait_until("every asset.ready", lambda: sorted(by_asset(receiver.delivered())) == sorted(ids), seconds=90)
+        items = receiver.events()
+        assert all(item["verified"] for item in items)
+        copies = {}
+        for item in items:
+            copies.setdefault(item["id"], []).append(item["body"])
+        assert any(len(bodies) > 1 for bodies in copies.values()), "the delivery in flight at the kill was not sent again"
+        for event_id, bodies in copies.items():
+            assert len(set(bodies)) == 1, f"{event_id} was sent with different bodies"
+        assert all(types == ["asset.ready"] for types in by_asset(receiver.delivered()).values())
+    finally:
+        private.close()
+        receiver.close()
+
+
+def test_a_receiver_answering_500_then_410_is_retried_then_disabled(workdir):
+    secret = new_secret()
+    receiver = Receiver(secret, answers=[500, 410])
+    private = start_private(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off")
+    try:
+        first = upload(private, png_bytes(1), "one.png")
+        wait_until("the retry after the 500", lambda: len(receiver.events()) >= 2, seconds=30)
+        items = receiver.events()
+        assert [i["status"] for i in items] == [500, 410]
+        assert items[0]["id"] == items[1]["id"] and items[0]["body"] == items[1]["body"]
+        assert int(items[1]["timestamp"]) >= int(items[0]["timestamp"])
+        wait_until("the endpoint disabled", lambda: "410 Gone" in private.log(), seconds=10)
+        # Disabled: a later event is not sent to it.
+        upload(private, png_bytes(2), "two.png")
+        time.sleep(3)
+        assert len(receiver.events()) == 2
+        dead = run_cli(private, "events", "--dead")
+        assert dead.returncode == 0, dead.stderr
+        event_id = items[0]["id"]
+        assert event_id in dead.stdout and "asset.ready" in dead.stdout and "410 Gone" in dead.stdout, dead.stdout
+        # An operator sends it again (the receiver now answers 200): same id, endpoint enabled.
+        again = run_cli(private, "events", "--redeliver", event_id)
+        assert again.returncode == 0 and "queued" in again.stdout, again
+        wait_until("the redelivery", lambda: len(receiver.events()) >= 3, seconds=20)
+        third = receiver.events()[2]
+        assert third["id"] == event_id and third["status"] == 200 and third["verified"]
+        assert json.loads(third["body"])["data"]["assetId"] == first["id"]
+        assert "no dead events" in run_cli(private, "events", "--dead").stdout
+        bad = run_cli(private, "events", "--redeliver", "evt_x")
+        assert bad.returncode != 0 and "--redeliver takes an event id" in bad.stderr
+    finally:
+        private.close()
+        receiver.close()
+
+
+def test_a_bad_webhook_setting_stops_start_up_with_one_line(workdir):
+    private = PrivateAssetd(workdir, ASSETD_WEBHOOK_URLS="http://127.0.0.1:9150/h", ASSETD_WEBHOOK_SECRET="whsec_t0psecret")
+    try:
+        result = subprocess.run([os.environ["ASSETD_BIN"], "serve"], env=private.env, capture_output=True, text=True, timeout=30)
+        assert result.returncode == 78
+        assert "ASSETD_WEBHOOK_SECRET" in result.stderr and "t0psecret" not in result.stderr
+    finally:
+        private.close()
+
+
+def test_typesense_gets_valid_imports_and_a_delete(workdir):
+    recorder = TypesenseRecorder(api_key="ts-test-key")
+    settings = dict(ASSETD_TYPESENSE_URL=recorder.url, ASSETD_TYPESENSE_API_KEY="ts-test-key", ASSETD_TYPESENSE_COLLECTION="assets",
+                    ASSETD_THUMBNAILS="off")
+    private = PrivateAssetd(workdir, ASSETD_THREADS=4, **settings)
+    try:
+        made = run_cli(private, "setup-search")
+        assert made.returncode == 0 and "created" in made.stdout, (made.stdout, made.stderr)
+        again = run_cli(private, "setup-search")
+        assert again.returncode == 0 and "exists already" in again.stdout, again
+        assert recorder.collections["assets"]["default_sorting_field"] == "createdAt"
+        recorder.fail_next_documents = 1   # the first document's line says success: false
+        private.start()
+        a = upload(private, png_bytes(1), "beach.png")
+        b = upload(private, png_bytes(2), "dune.png")
+        wait_until("both documents", lambda: {a["id"], b["id"]} <= set(recorder.documents["assets"]), seconds=30)
+        assert any(not line["success"] for _, _, _, lines in recorder.imports for line in lines), "no refused line was answered"
+        for name, action, docs, lines in recorder.imports:
+            assert action == "upsert"
+        doc = recorder.documents["assets"][a["id"]]
+        assert doc["workspaceId"] == 1 and doc["fileName"] == "beach.png" and doc["type"] == "image" and doc["status"] == "ready"
+        r = private.request("DELETE", "/s3/delete", f"workspaceId=1&assetId={a['id']}")
+        assert r.status == 200
+        wait_until("the delete", lambda: ("assets", a["id"], 200) in recorder.deletes, seconds=30)
+        assert a["id"] not in recorder.documents["assets"] and b["id"] in recorder.documents["assets"]
+        assert all(status != 401 for *_, status in recorder.requests)
+        assert "ts-test-key" not in private.log()
+    finally:
+        private.close()
+        recorder.close()

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Search and listing at 100,000 assets in one workspace (issue 19): wrk (keep-alive)
+# against GET /api/assets through the dev stack's TLS nginx (JWT, SQLite, JSON of 50
+# records), one run per query: the plain list (first page and a deep page), sorts,
+# filters, and searches by word, prefix, accent-folded word, substring and no match.
+# The assets are seeded straight into the SQLite file (no S3 objects): ready, with file
+# names from a word list, a title on every 5th and tags on every 3rd.
+#
+#   bench/search.sh                          start a stack of its own, seed, measure, stop it
+#   ROUND_SECONDS=5 CONNECTIONS=8 ASSETS=100000 bench/search.sh
+#   LIST_ONLY=1 bench/search.sh              only the plain-list runs (for a tree without search)
+#
+# Run it under the exclusive lock: flock /tmp/assetd-bench.lock bench/search.sh
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib/common.sh"
+
+ROUND_SECONDS=${ROUND_SECONDS:-5}
+CONNECTIONS=${CONNECTIONS:-8}
+LIST_CONNECTIONS=${LIST_CONNECTIONS:-64}
+ASSETS=${ASSETS:-100000}
+export ASSETD_THREADS=${THREADS:-16}
+export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-bench.XXXXXX)}
+export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443}
+export ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
+export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
+# No thumbnail tasks: the seeded assets have no objects.
+export ASSETD_THUMBNAILS=off
+STATE=$ASSETD_STATE_DIR
+
+cleanup() { "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || install_dependencies
+command -v sqlite3 >/dev/null || die "sqlite3 (the command-line shell) is needed to seed the database"
+"$ROOT/scripts/dev-stack" up >/dev/null
+BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
+TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
+BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
+DB="$STATE/assetd.sqlite"
+
+# Titles and tags only where the schema has them (a tree before migration v7 has not).
+if sqlite3 "$DB" "SELECT 1 FROM pragma_table_info('asset') WHERE name = 'title'" | grep -q 1; then
+    label_columns=", title, tags"
+    label_values=", CASE WHEN i % 5 = 0 THEN 'Trip to ' || c.w || ' ' || (2000 + i % 25) END,
+                   CASE WHEN i % 3 = 0 THEN b.w || char(10) || 'tag' || (i % 50) ELSE '' END"
+else
+    label_columns=""; label_values=""
+fi
+say "seeding $ASSETS assets into workspace 1"
+seed_start=$SECONDS
+sqlite3 "$DB" <<SQL
+PRAGMA busy_timeout = 10000;
+BEGIN;
+WITH RECURSIVE
+    n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ASSETS),
+    words(k, w) AS (VALUES (0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
+        (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
+        (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')),
+    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
+        (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
+        (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf'))
+INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
+                   created_at, updated_at $label_columns)
+SELECT 1, '1/digital_assets/seed-' || i || '.' || kinds.ext,
+       CASE WHEN i % 7 = 0 THEN 'IMG_' || printf('%04d', i % 10000) || '.' || upper(kinds.ext)
+            ELSE a.w || '_' || b.w || '_' || (2000 + i % 25) || '_' || printf('%05d', i) || '.' || kinds.ext END,
+       kinds.type, (i * 2654435761) % 50000000, 'seed', 'ready', 'none', 'seeded for bench/search.sh',
+       1700000000 + i, 1700000000 + i $label_values
+FROM n JOIN words a ON a.k = i % 20 JOIN words b ON b.k = (i / 20) % 20 JOIN words c ON c.k = (i / 3) % 20
+     JOIN kinds ON kinds.k = i % 10;
+COMMIT;
+SQL
+say "seeded in $((SECONDS - seed_start)) s; database $(du -sh "$DB" | cut -f1)"
+
+# A deep page: the cursor after the first 50,000 assets, as the plain list pages there.
+# (the id that `next` was before cursors were opaque, which still pages the default order).
+deep=$(sqlite3 "$DB" "SELECT id FROM asset WHERE workspace_id = 1 ORDER BY id DESC LIMIT 1 OFFSET 50000")
+
+run() { # NAME CONNECTIONS PATH
+    local out="$STATE/wrk-$1.txt"
+    curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$STATE/answer-$1.json" || die "$1: assetd does not answer $3"
+    local count
+    count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["assets"]))' "$STATE/answer-$1.json")
+    wrk -t2 -c"$2" -d"$ROUND_SECONDS"s --latency -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$out"
+    local rps p50 p99 non2xx
+    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
+    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$2" "$count" "$rps" "$p50" "$p99" "$non2xx"
+    [ "$non2xx" = 0 ] || die "$1 saw $non2xx non-2xx answers"
+}
+
+say "warming up"
+wrk -t2 -c8 -d2s -H "Authorization: Bearer $TOKEN" "$BASE/api/assets?workspaceId=1" >/dev/null
+printf '\n%-22s %4s %8s %10s %10s %8s %7s\n' query conn assets req/s p50 p99 non-2xx
+run list "$LIST_CONNECTIONS" "/api/assets?workspaceId=1"
+run list-c8 "$CONNECTIONS" "/api/assets?workspaceId=1"
+run list-deep "$CONNECTIONS" "/api/assets?workspaceId=1&cursor=$deep"
+[ -n "${LIST_ONLY:-}" ] && exit 0
+run sort-name "$CONNECTIONS" "/api/assets?workspaceId=1&sort=name"
+run sort-size-asc "$CONNECTIONS" "/api/assets?workspaceId=1&sort=size&order=asc"
+run type-pdf "$CONNECTIONS" "/api/assets?workspaceId=1&type=pdf"
+run q-word "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach"
+run q-prefix "$CONNECTIONS" "/api/assets?workspaceId=1&q=sun"
+run q-accent "$CONNECTIONS" "/api/assets?workspaceId=1&q=cafe"
+run q-two-words "$CONNECTIONS" "/api/assets?workspaceId=1&q=garden+2011"
+run q-substring "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_ri"
+run q-rare "$CONNECTIONS" "/api/assets?workspaceId=1&q=IMG_0042"
+run q-none "$CONNECTIONS" "/api/assets?workspaceId=1&q=zzzq"
+run q-title "$CONNECTIONS" "/api/assets?workspaceId=1&q=trip+to+snow"
+run q-type-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&type=video&sort=size"
+run q-prefix-river "$CONNECTIONS" "/api/assets?workspaceId=1&q=rive"
