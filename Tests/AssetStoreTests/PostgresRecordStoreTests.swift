@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import AssetStore
 
@@ -73,14 +74,22 @@ struct PostgresRecordStoreTests {
     @Test func twoHostsStartingVersionsOfOneAssetGetOneEach() throws {
         let (a, b) = try hosts()
         let asset = try readyAsset(a)
-        func change(_ n: String) -> VersionSwitch {
+        @Sendable func change(_ n: String) -> VersionSwitch {
             VersionSwitch(assetID: asset.id, workspaceID: 1, version: 2, stagingKey: "1/versions/\(asset.id)/v2-\(n).jpg",
                           newKey: asset.key, fileType: "image/jpeg", fileName: nil, size: 1, etag: "\"\(n)\"", state: .uploading,
                           createdAt: Date())
         }
-        let results = [a, b].map { store in Result { try store.beginDirectVersion(change(store.hostName)) } }
-        #expect(results.filter { if case .success = $0 { true } else { false } }.count == 1)
-        #expect(results.contains { if case .failure(let error) = $0 { (error as? VersionConflict) == .busy } else { false } })
+        // Eight at once, from both hosts: the row lock lets one record its switch; every
+        // other gets the conflict (never a failed insert, which would be a 500).
+        let results = Mutex<[Result<VersionSwitch, any Error>]>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            let store = i % 2 == 0 ? a : b
+            let result = Result { try store.beginDirectVersion(change("\(store.hostName)-\(i)")) }
+            results.withLock { $0.append(result) }
+        }
+        let all = results.withLock { $0 }
+        #expect(all.filter { if case .success = $0 { true } else { false } }.count == 1)
+        #expect(all.filter { if case .failure(let error) = $0 { (error as? VersionConflict) == .busy } else { false } }.count == 7)
     }
 
     @Test func concurrentCompareAndSetsHaveOneWinner() async throws {

@@ -281,3 +281,61 @@ def test_two_hosts_on_one_sqlite_file_are_refused():
         finally:
             second.close()
             first.close()
+
+
+@needs_postgres
+def test_migrate_db_moves_a_filled_sqlite_database_to_postgres():
+    """assetd migrate-db on a SQLite file that real requests filled (uploads, a new
+    version, a delete, a thumbnail): afterwards an assetd on PostgreSQL, on the same
+    bucket, answers every asset as the SQLite one did, and new ids follow the old ones."""
+    with tempfile.TemporaryDirectory() as workdir:
+        lite = PrivateAssetd(workdir, ASSETD_THREADS=4)
+        try:
+            lite.start()
+            ids = []
+            for i in range(3):
+                r = direct_upload(None, jpeg(60 + i), host=lite)
+                assert r.status == 200, r.body
+                ids.append(r.json()["asset"]["id"])
+            r = direct_upload(None, jpeg(70), asset_id=ids[0], host=lite)
+            assert r.status == 200, r.body
+            assert lite.request("DELETE", "/s3/delete", f"workspaceId=1&assetId={ids[2]}").status == 200
+            wait_until("the thumbnails", lambda: all(
+                lite.request("GET", f"/api/assets/{i}", "workspaceId=1").json()["asset"]["thumbnail"]["status"] == "ready"
+                for i in ids[:2]), 30)
+            before = {i: lite.request("GET", f"/api/assets/{i}", "workspaceId=1") for i in ids}
+            refused = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", fresh_schema_url()], env=lite.env,
+                                     capture_output=True, timeout=60)
+            assert refused.returncode != 0 and b"stop assetd" in refused.stderr, refused.stderr
+            lite.stop()
+
+            target = fresh_schema_url()
+            moved = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", target], env=lite.env,
+                                   capture_output=True, timeout=60)
+            assert moved.returncode == 0, moved.stderr
+            assert b"asset: 3 rows" in moved.stdout, moved.stdout
+            password = re.search(r"://[^:/@]+:([^@]+)@", target)
+            if password:
+                assert password.group(1).encode() not in moved.stdout + moved.stderr
+
+            with tempfile.TemporaryDirectory() as pgdir:
+                pg = PrivateAssetd(pgdir, ASSETD_THREADS=4, ASSETD_DATABASE=target)
+                pg.s3.delete_bucket(Bucket=pg.bucket)
+                pg.bucket = pg.env["AWS_BUCKET"] = lite.bucket
+                try:
+                    pg.start()
+                    for i, answer in before.items():
+                        again = pg.request("GET", f"/api/assets/{i}", "workspaceId=1")
+                        assert again.status == answer.status, (i, again.body)
+                        if answer.status == 200:
+                            old, new = answer.json()["asset"], again.json()["asset"]
+                            for field in ("key", "fileType", "size", "etag", "status", "versions", "createdAt", "fileName"):
+                                assert old[field] == new[field], (field, old[field], new[field])
+                            assert new["thumbnail"]["status"] == "ready"
+                    r = direct_upload(None, jpeg(80), host=pg)
+                    assert r.status == 200, r.body
+                    assert int(r.json()["asset"]["id"]) > max(int(i) for i in ids)
+                finally:
+                    pg.kill()
+        finally:
+            lite.close()
