@@ -103,9 +103,6 @@ public struct SearchText: Sendable, Equatable {
     /// The text when it is long enough to match as a substring.
     public var substring: String? { text.unicodeScalars.count >= 3 ? text : nil }
 
-    /// The text is a single word of ASCII letters and digits, at least 3 long.
-    var isOneASCIIWord: Bool { words == [text] && text.utf8.count >= 3 && text.utf8.allSatisfy { $0 < 0x80 } }
-
     /// The characters unicode61 keeps in its tokens (its default `categories`: L* N* Co).
     static func isWordScalar(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {

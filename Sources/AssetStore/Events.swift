@@ -46,6 +46,9 @@ public enum EventPayload {
             .init("version", .int(asset.currentVersion)),
             .init("key", .string(asset.key)),
             .init("fileName", text(asset.fileName)),
+            // The search fields that PATCH sets (bounded there: 255 bytes, 32 tags of 64).
+            .init("title", text(asset.title)),
+            .init("tags", .array(asset.tags.map { .string($0) })),
             .init("fileType", .string(asset.fileType)),
             .init("size", asset.size.map { .int64($0) } ?? .null),
             .init("etag", .optional(asset.etag)),

@@ -263,8 +263,10 @@ public protocol EventOutbox: AnyObject, Sendable {
     /// each with its attempt counted and leased until `leaseUntil` (when it is due again
     /// should this process die). None while the sink is disabled.
     func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery]
-    /// Records what an attempt came to.
-    func finishDelivery(eventID: Int64, sink: String, outcome: DeliveryOutcome, now: Date) throws
+    /// Records what attempt `attempt` (the claim's `EventDelivery.attempts`) came to; nothing
+    /// when the delivery was claimed again since (its lease ended while this attempt ran, and
+    /// another worker or host holds it now) or is no longer pending.
+    func finishDelivery(eventID: Int64, sink: String, attempt: Int, outcome: DeliveryOutcome, now: Date) throws
     /// The sink answered 410 Gone: no more events are queued for it, and its pending
     /// deliveries become dead with `reason`, until an operator redelivers one of them.
     func disableEventSink(_ sink: String, reason: String, now: Date) throws

@@ -113,14 +113,23 @@ public struct MediaFacts: Sendable, Equatable {
             && second < 61
     }
 
-    /// A camera make or model as kept: no control character (C0, DEL, C1), spaces
-    /// trimmed, at most `maxTextBytes` of UTF-8 cut at a character; nil when nothing is left.
+    /// A camera make or model as kept: no control character (C0, DEL, C1), no line or
+    /// paragraph separator and no bidirectional override, embedding, isolate or mark (the
+    /// characters a title refuses: they would reorder what a page shows around the
+    /// value), spaces trimmed, at most `maxTextBytes` of UTF-8 cut at a character; nil when
+    /// nothing is left.
     static func cleanText(_ raw: String) -> String? {
-        let scalars = raw.unicodeScalars.filter { !($0.value < 0x20 || (0x7f...0x9f).contains($0.value)) }
+        let scalars = raw.unicodeScalars.filter { !isRefused($0) }
         var text = String(String.UnicodeScalarView(scalars)).trimmingSpaces
         while text.utf8.count > maxTextBytes { text.removeLast() }
         text = text.trimmingSpaces
         return text.isEmpty ? nil : text
+    }
+
+    static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value < 0x20 || (0x7f...0x9f).contains(value) || value == 0x2028 || value == 0x2029
+            || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E || value == 0x200F
     }
 
     // MARK: - The child's side: from libvips' EXIF strings and ffprobe's output

@@ -128,14 +128,14 @@ struct EventOutboxTests {
         #expect(first.allSatisfy { $0.attempts == 1 })
         // Leased: nothing more is due, not even a's later event.
         #expect(try claim(db).isEmpty)
-        try db.finishDelivery(eventID: first[0].eventID, sink: "hook-a", outcome: .retry(at: Date().addingTimeInterval(60), error: "HTTP 500"), now: Date())
-        try db.finishDelivery(eventID: first[1].eventID, sink: "hook-a", outcome: .delivered, now: Date())
+        try db.finishDelivery(eventID: first[0].eventID, sink: "hook-a", attempt: first[0].attempts, outcome: .retry(at: Date().addingTimeInterval(60), error: "HTTP 500"), now: Date())
+        try db.finishDelivery(eventID: first[1].eventID, sink: "hook-a", attempt: first[1].attempts, outcome: .delivered, now: Date())
         #expect(try claim(db).isEmpty) // a's first event backs off, and its second waits
         let later = try claim(db, now: Date().addingTimeInterval(61))
         #expect(later.map(\.eventID) == [first[0].eventID])
         #expect(later[0].attempts == 2)
         #expect(later[0].webhookID == "evt_\(first[0].eventID)")
-        try db.finishDelivery(eventID: later[0].eventID, sink: "hook-a", outcome: .dead(error: "gave up"), now: Date())
+        try db.finishDelivery(eventID: later[0].eventID, sink: "hook-a", attempt: later[0].attempts, outcome: .dead(error: "gave up"), now: Date())
         // Dead, it no longer holds back the asset's next event.
         let next = try claim(db, now: Date().addingTimeInterval(62))
         #expect(next.map(\.type) == [.thumbnailReady])
@@ -153,6 +153,14 @@ struct EventOutboxTests {
         let again = try claim(db, now: now.addingTimeInterval(31))
         #expect(again.map(\.eventID) == claimed.map(\.eventID))
         #expect(again[0].payload == claimed[0].payload)
+        // The first worker was only slow: its late answer no longer counts (the delivery
+        // is the second claim's now), and the second claim's does.
+        try db.finishDelivery(eventID: claimed[0].eventID, sink: "hook-a", attempt: claimed[0].attempts, outcome: .dead(error: "late"),
+                              now: now.addingTimeInterval(32))
+        #expect(try db.eventDeliveries(state: .dead, limit: 10).isEmpty)
+        try db.finishDelivery(eventID: again[0].eventID, sink: "hook-a", attempt: again[0].attempts, outcome: .delivered,
+                              now: now.addingTimeInterval(33))
+        #expect(try db.eventBacklog() == 0)
     }
 
     @Test(arguments: Backend.all) func aDisabledSinkGetsNothingUntilARedelivery(_ backend: Backend) throws {
@@ -186,8 +194,8 @@ struct EventOutboxTests {
         _ = try readyAsset(db)
         _ = try readyAsset(db)
         let claimed = try claim(db)
-        try db.finishDelivery(eventID: claimed[0].eventID, sink: "hook-a", outcome: .delivered, now: Date())
-        try db.finishDelivery(eventID: claimed[1].eventID, sink: "hook-a", outcome: .dead(error: "x"), now: Date())
+        try db.finishDelivery(eventID: claimed[0].eventID, sink: "hook-a", attempt: claimed[0].attempts, outcome: .delivered, now: Date())
+        try db.finishDelivery(eventID: claimed[1].eventID, sink: "hook-a", attempt: claimed[1].attempts, outcome: .dead(error: "x"), now: Date())
         #expect(try db.pruneEvents(createdBefore: Date().addingTimeInterval(1)) == 1)
         #expect(try events(db).count == 1)
     }

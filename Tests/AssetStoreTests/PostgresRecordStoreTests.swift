@@ -221,7 +221,7 @@ extension PostgresRecordStoreTests {
         #expect(fromA.map(\.assetID) == [first.id])
         let fromB = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
         #expect(fromB.map(\.assetID) == [second.id], "first's thumbnail.ready waits for its asset.ready, leased to a")
-        try a.finishDelivery(eventID: fromA[0].eventID, sink: "hook", outcome: .delivered, now: now)
+        try a.finishDelivery(eventID: fromA[0].eventID, sink: "hook", attempt: fromA[0].attempts, outcome: .delivered, now: now)
         let next = try b.claimDeliveries(sink: "hook", limit: 10, now: now, leaseUntil: now.addingTimeInterval(30))
         #expect(next.map(\.type) == [.thumbnailReady])
         #expect(try a.eventBacklog() == 2)

@@ -134,6 +134,10 @@ struct SearchTests {
             // A search with a sort lists every tier's matches in that sort's order.
             #expect(try names(.name, .ascending, q: "bea") == ["beach_2024.jpg", "beaches.png", "clip.mp4", "seabeach-panorama.jpg"])
             #expect(try names(.size, .descending, q: "bea") == ["seabeach-panorama.jpg", "clip.mp4", "beach_2024.jpg", "beaches.png"])
+            // Accents fold in a sorted search too: one ASCII word is not only a substring
+            // (the trigram table folds case, not accents).
+            #expect(try names(.name, .ascending, q: "cafe") == ["Café.pdf"])
+            #expect(try names(.size, .ascending, q: "resume") == ["naïve résumé.pdf"])
         }
     }
 

@@ -31,6 +31,7 @@ import Testing
         "taken_at=2024:05:06 07:08:09\n", "taken_at=2024-13-06T07:08:09\n", "taken_at=2024-05-06T25:08:09\n",
         "taken_at=0000-00-00T00:00:00\n",
         "camera_make=\n", "camera_make= Canon\n", "camera_make=Ca\u{7}non\n", "camera_make=Ca\u{85}non\n",
+        "camera_make=Ca\u{202E}non\n", "camera_model=EOS\u{2066}R\n", "camera_model=EOS\u{2028}R\n", // bidi, separators
         "camera_make=" + String(repeating: "x", count: 129) + "\n",
         "gps_latitude=91\ngps_longitude=0\n", "gps_latitude=10\n",
         "width=10\nwidth=10\nheight=1\n",              // a key twice

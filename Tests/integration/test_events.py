@@ -188,7 +188,8 @@ def test_kill_9_during_a_delivery_loses_no_event_and_duplicates_keep_their_id(wo
         private.kill()
         receiver.hold = 0
         private.start()
-        # A claim's lease is 30 s: what was in flight is sent again after it.
+        # A webhook claim's lease is 45 s (its 15 s timeout and a 30 s margin): what was in
+        # flight is sent again after it.
         wait_until("every asset.ready", lambda: sorted(by_asset(receiver.delivered())) == sorted(ids), seconds=90)
         items = receiver.events()
         assert all(item["verified"] for item in items)

@@ -101,7 +101,7 @@ extension PostgresRecordStore {
         }
     }
 
-    public func finishDelivery(eventID: Int64, sink: String, outcome: DeliveryOutcome, now: Date) throws {
+    public func finishDelivery(eventID: Int64, sink: String, attempt: Int, outcome: DeliveryOutcome, now: Date) throws {
         try run {
             try pool.with { connection in
                 let state: DeliveryState, next: Double?, error: String?
@@ -112,8 +112,8 @@ extension PostgresRecordStore {
                 }
                 try connection.query("""
                     UPDATE event_delivery SET state = $1, next_attempt_at = coalesce($2, next_attempt_at), last_error = $3, updated_at = $4
-                    WHERE event_id = $5 AND sink = $6 AND state = 'pending'
-                    """, [state.rawValue, next, error, now.timeIntervalSince1970, eventID, sink])
+                    WHERE event_id = $5 AND sink = $6 AND state = 'pending' AND attempts = $7
+                    """, [state.rawValue, next, error, now.timeIntervalSince1970, eventID, sink, attempt])
             }
         }
     }

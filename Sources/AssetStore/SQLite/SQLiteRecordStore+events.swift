@@ -109,7 +109,7 @@ extension SQLiteRecordStore {
         }
     }
 
-    public func finishDelivery(eventID: Int64, sink: String, outcome: DeliveryOutcome, now: Date) throws {
+    public func finishDelivery(eventID: Int64, sink: String, attempt: Int, outcome: DeliveryOutcome, now: Date) throws {
         try run {
             try pool.write { db in
                 let state: DeliveryState, next: Double?, error: String?
@@ -120,8 +120,8 @@ extension SQLiteRecordStore {
                 }
                 try db.execute(sql: """
                     UPDATE event_delivery SET state = ?, next_attempt_at = coalesce(?, next_attempt_at), last_error = ?, updated_at = ?
-                    WHERE event_id = ? AND sink = ? AND state = 'pending'
-                    """, arguments: [state.rawValue, next, error, now.timeIntervalSince1970, eventID, sink])
+                    WHERE event_id = ? AND sink = ? AND state = 'pending' AND attempts = ?
+                    """, arguments: [state.rawValue, next, error, now.timeIntervalSince1970, eventID, sink, attempt])
             }
         }
     }

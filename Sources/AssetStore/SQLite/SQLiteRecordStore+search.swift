@@ -91,9 +91,9 @@ extension SQLiteRecordStore {
         if let text = query.text {
             let fts = FTSQuery(text)
             var sets: [(table: String, match: String)] = []
-            // One ASCII word of 3+ characters: what begins a word (case folded) is also a
-            // substring, so the trigram set alone is the union, and one set is built, not two.
-            if let prefix = fts.prefix, !text.isOneASCIIWord { sets.append(("asset_words", prefix)) }
+            // Both sets, always: the trigram table folds case but not accents, so `cafe`
+            // begins a word of `Café.pdf` without being a substring of it.
+            if let prefix = fts.prefix { sets.append(("asset_words", prefix)) }
             if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
             guard !sets.isEmpty else { return [] }
             let union = sets.map { "SELECT rowid FROM \($0.table)(?)" }.joined(separator: " UNION ")

@@ -14,7 +14,10 @@ final class EventDispatcher: Sendable {
     let policy: RetryPolicy
     let metrics: Metrics?
     let logger: Logger
-    /// Longer than one attempt can take (15 s), so that a live worker's claim never expires.
+    /// The margin of a claim's lease over the longest its batch can take (every request
+    /// of the batch at its sink's timeout, one after another), so that a live worker's
+    /// claim never expires: else another host claims the same deliveries and sends them
+    /// again (and the late answers are fenced off by their attempt number anyway).
     let lease: Duration
     let idle: Duration
 
@@ -72,8 +75,8 @@ final class EventDispatcher: Sendable {
     func pass(_ sink: any EventSink, now: Date = Date(), jitter: @Sendable () -> Double = { Double.random(in: 0..<1) }) -> Int {
         let batch: [EventDelivery]
         do {
-            batch = try records.claimDeliveries(sink: sink.name, limit: sink.batchSize, now: now,
-                                                leaseUntil: now.addingTimeInterval(Double(lease.components.seconds)))
+            let longest = Double((sink.longestBatch + lease).components.seconds)
+            batch = try records.claimDeliveries(sink: sink.name, limit: sink.batchSize, now: now, leaseUntil: now.addingTimeInterval(longest))
         } catch {
             logger.error("cannot claim events: \(error)", metadata: ["sink": "\(sink.label)"])
             return 0
@@ -120,7 +123,7 @@ final class EventDispatcher: Sendable {
             ])
         }
         do {
-            try records.finishDelivery(eventID: delivery.eventID, sink: sink.name, outcome: outcome, now: now)
+            try records.finishDelivery(eventID: delivery.eventID, sink: sink.name, attempt: delivery.attempts, outcome: outcome, now: now)
         } catch {
             logger.error("cannot record an event delivery: \(error)", metadata: ["event": "\(delivery.webhookID)"])
         }

@@ -21,6 +21,9 @@ protocol EventSink: Sendable {
     var label: String { get }
     /// How many deliveries one claim takes.
     var batchSize: Int { get }
+    /// The longest `deliver` can take for a whole batch (its requests one after another,
+    /// each at its timeout): a claim's lease covers it.
+    var longestBatch: Duration { get }
     /// Attempts every delivery of `batch`; one result each, in order.
     func deliver(_ batch: [EventDelivery], now: Date) -> [AttemptResult]
 }

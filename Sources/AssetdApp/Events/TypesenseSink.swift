@@ -21,6 +21,8 @@ struct TypesenseSink: EventSink {
     var name: String { "typesense:\(settings.url)/collections/\(settings.collection)" }
     var label: String { "typesense" }
     var batchSize: Int { 40 }
+    /// One import, and a delete for each deleted asset at most.
+    var longestBatch: Duration { timeout * (batchSize + 1) }
 
     /// The collection's schema: every field a document has; `createdAt` sorts by default.
     static func schema(collection: String) -> JSONValue {
@@ -35,6 +37,8 @@ struct TypesenseSink: EventSink {
             "fields": [
                 field("workspaceId", "int64", facet: true),
                 field("fileName", "string", optional: true),
+                field("title", "string", optional: true),
+                field("tags", "string[]", facet: true, optional: true),
                 field("fileType", "string", facet: true),
                 field("type", "string", facet: true),
                 field("size", "int64", optional: true),
@@ -59,6 +63,10 @@ struct TypesenseSink: EventSink {
         else { return nil }
         var members: [JSONValue.Member] = [.init("id", .string(id)), .init("workspaceId", .int64(workspace))]
         if let name = data["fileName"]?.stringValue { members.append(.init("fileName", .string(name))) }
+        if let title = data["title"]?.stringValue { members.append(.init("title", .string(title))) }
+        if case .array(let tags)? = data["tags"] {
+            members.append(.init("tags", .array(tags.compactMap { $0.stringValue.map { JSONValue.string($0) } })))
+        }
         members.append(.init("fileType", .string(fileType)))
         members.append(.init("type", .string(Self.kind(of: fileType))))
         if case .number(let size)? = data["size"] { members.append(.init("size", .number(size))) }

@@ -14,7 +14,11 @@ struct WebhookSink: EventSink {
 
     var name: String { url }
     let label: String
-    var batchSize: Int { 16 }
+    /// One a claim: a claim's lease covers its whole batch, and a slow endpoint would make
+    /// a longer batch's lease (so the wait after a crash) grow with it. A crashed worker's
+    /// delivery is due again after 15 s + 30 s.
+    var batchSize: Int { 1 }
+    var longestBatch: Duration { timeout * batchSize }
 
     init(url: String, index: Int, secrets: [WebhookSecret], http: any HTTPSending) {
         self.url = url
