@@ -158,13 +158,15 @@ extension PostgresRecordStore {
     static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
 
     static func migrate(_ connection: PGConnection) throws {
-        try connection.execute("""
-            CREATE TABLE IF NOT EXISTS schema_version (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
-            """)
         try connection.execute("BEGIN")
         do {
+            // The lock first: hosts starting together would otherwise race CREATE TABLE IF
+            // NOT EXISTS, which PostgreSQL can fail with a unique violation on pg_type.
             try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            try connection.execute("""
+                CREATE TABLE IF NOT EXISTS schema_version (
+                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                """)
             let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
             guard current <= migrations.count else {
                 throw RecordStoreError.database(

@@ -50,13 +50,15 @@ extension PostgresRecordStore {
             substring = text.substring.flatMap { $0.unicodeScalars.contains("\u{0}") ? nil : Self.likeEscaped($0) }
         }
 
+        /// By scalar, not by Character: `%` followed by a combining mark is one Character
+        /// that equals no `%`, and would stay a wildcard.
         static func likeEscaped(_ text: String) -> String {
-            var escaped = ""
-            for character in text {
-                if character == "\\" || character == "%" || character == "_" { escaped.append("\\") }
-                escaped.append(character)
+            var escaped = String.UnicodeScalarView()
+            for scalar in text.unicodeScalars {
+                if scalar == "\\" || scalar == "%" || scalar == "_" { escaped.append("\\") }
+                escaped.append(scalar)
             }
-            return escaped
+            return String(escaped)
         }
 
         /// Tier 0 or 1 (a false rather than a NULL when PostgreSQL finds no word in them).
