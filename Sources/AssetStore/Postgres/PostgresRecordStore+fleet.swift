@@ -2,13 +2,17 @@
 // switch or a delete, and the reconciler's turn.
 extension PostgresRecordStore {
     /// A compare-and-set on the asset's `motion_*` columns, with an expiry on the
-    /// database's clock so that a host that died holding an asset lets go of it.
+    /// database's clock so that a host that died holding an asset lets go of it. This
+    /// process's own hold is taken again: the caller's in-process lock already keeps a
+    /// second request of this process out, and a hold of its own is one whose UPDATE
+    /// committed while the answer was lost (the pool then replays it), or whose release
+    /// failed; refusing it would lock the asset until the hold expired.
     public func holdAsset(_ assetID: Int64, seconds: Int) throws -> Bool {
         try run {
             try pool.with { connection in
                 let taken = try connection.query("""
                     UPDATE asset SET motion_owner = $2, motion_until = \(Self.databaseNow) + $3
-                    WHERE id = $1 AND (motion_owner IS NULL OR motion_until < \(Self.databaseNow))
+                    WHERE id = $1 AND (motion_owner IS NULL OR motion_owner = $2 OR motion_until < \(Self.databaseNow))
                     """, [assetID, settings.owner, Double(seconds)]).affectedRows == 1
                 if taken { return true }
                 return try connection.query("SELECT 1 FROM asset WHERE id = $1", [assetID]).count == 0
