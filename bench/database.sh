@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Records on PostgreSQL against SQLite (issue 18), in one run: presign (GET
 # /s3/get-upload-url: the upload's lookup, which PostgreSQL reads from the database every
-# time while SQLite answers from its cache) and list (GET /api/assets, 50 a page) req/s
-# with wrk -t2 -c64 through the dev stack's TLS nginx, one assetd on SQLite then one on
-# PostgreSQL, alternated ROUNDS times; then thumbnails/s of a burst of BURST direct
-# uploads with 1 and with 2 assetd instances on PostgreSQL.
+# time without its cache, from memory with ASSETD_DATABASE_UPLOAD_CACHE=on as SQLite does)
+# and list (GET /api/assets, 50 a page) req/s with wrk -t2 -c64 through the dev stack's TLS
+# nginx, one assetd on SQLite, then one on PostgreSQL with its upload cache, then one
+# without, alternated ROUNDS times; then thumbnails/s of a burst of BURST direct uploads
+# with 1 and with 2 assetd instances on PostgreSQL (BURST=0: none).
 #
-#   flock /tmp/assetd-bench.lock bench/database.sh
+#   flock -o /tmp/assetd-bench.lock bench/database.sh
 #   ROUNDS=2 ROUND_SECONDS=10 BURST=40 THREADS=16 bench/database.sh
 #
 # Ports: ASSETD_HTTPS_PORT (28443), ASSETD_S3_PORT (29000), ASSETD_PG_PORT (25433).
@@ -49,8 +50,8 @@ wrk_rps() { # PATH_QUERY: req/s, and non-2xx answers
     echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") p99=$(awk '$1 == "99%" {print $2}' <<<"$out") non2xx=${non2xx:-0}"
 }
 
-measure() { # NAME DB: presign and list req/s on a fresh stack
-    start_stack "$1" "$2" 1 off
+measure() { # NAME DB [UPLOAD_CACHE]: presign and list req/s on a fresh stack
+    ASSETD_DATABASE_UPLOAD_CACHE=${3:-on} start_stack "$1" "$2" 1 off
     local started upload asset i
     started=$(get "/s3/start-upload?workspaceId=1&fileType=image/jpeg&fileSize=104857600")
     upload=$(json '["uploadId"]' <<<"$started")
@@ -65,7 +66,8 @@ measure() { # NAME DB: presign and list req/s on a fresh stack
 # In a subshell (the pipe): it stops its own last stack.
 for ((round = 1; round <= ROUNDS; round++)); do
     measure sqlite sqlite
-    measure postgres postgres
+    measure postgres postgres on
+    measure postgres-nocache postgres off
     ((round < ROUNDS)) || stop_stack
 done | tee "$WORK/rps.txt"
 
@@ -76,9 +78,12 @@ for line in open(sys.argv[1]):
     db, route, rps = line.split()[:3]
     rows.setdefault((db, route), []).append(float(rps))
 for route in ("presign", "list"):
-    s, p = statistics.mean(rows[("sqlite", route)]), statistics.mean(rows[("postgres", route)])
-    print(f"{route}: SQLite {s:,.0f} req/s, PostgreSQL {p:,.0f} req/s, PostgreSQL/SQLite {p / s:.2f}")
+    s = statistics.mean(rows[("sqlite", route)])
+    p, n = statistics.mean(rows[("postgres", route)]), statistics.mean(rows[("postgres-nocache", route)])
+    print(f"{route}: SQLite {s:,.0f} req/s, PostgreSQL {p:,.0f} req/s ({p / s:.2f}x), "
+          f"PostgreSQL without upload cache {n:,.0f} req/s ({n / s:.2f}x)")
 PY
+((BURST > 0)) || exit 0
 
 # Thumbnails: BURST direct uploads of a 1800x1200 JPEG, 8 at a time, then the time until
 # every thumbnail is ready.

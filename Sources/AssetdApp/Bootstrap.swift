@@ -97,8 +97,10 @@ public enum Bootstrap {
             settings.poolSize = configuration.databasePool
             settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
             settings.thumbnailLease = .seconds(configuration.thumbnailLease)
+            settings.uploadCache = configuration.databaseUploadCache
             let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
-            logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)"])
+            logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)",
+                                                       "upload_cache": "\(settings.uploadCache ? "on" : "off")"])
             return store
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)

@@ -38,6 +38,8 @@ public struct Configuration: Sendable {
     public var databasePool: Int
     /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a PostgreSQL statement may run.
     public var databaseStatementTimeout: Int
+    /// ASSETD_DATABASE_UPLOAD_CACHE: PostgreSQL's pending-upload cache (LISTEN/NOTIFY), on or off.
+    public var databaseUploadCache: Bool
     /// ASSETD_THUMBNAIL_LEASE: seconds a host holds a thumbnail task (PostgreSQL) without renewing it.
     public var thumbnailLease: Int
     /// ASSETD_SOCKET; nil to inherit a listening socket on standard input.
@@ -158,6 +160,11 @@ public struct Configuration: Sendable {
         databasePool = try reader.integer("ASSETD_DATABASE_POOL", default: 10, in: 1...500)
         databaseStatementTimeout = try reader.integer("ASSETD_DATABASE_STATEMENT_TIMEOUT", default: 10_000, in: 100...600_000)
         thumbnailLease = try reader.integer("ASSETD_THUMBNAIL_LEASE", default: 60, in: 5...86_400)
+        switch reader.string("ASSETD_DATABASE_UPLOAD_CACHE", default: "on").lowercased() {
+        case "on", "true", "1", "yes": databaseUploadCache = true
+        case "off", "false", "0", "no": databaseUploadCache = false
+        case let other: throw ConfigurationError(description: "ASSETD_DATABASE_UPLOAD_CACHE must be on or off, not \(other)")
+        }
         socketPath = reader.optional("ASSETD_SOCKET")
         let mode = reader.string("ASSETD_SOCKET_MODE", default: "0660")
         guard let parsedMode = UInt32(mode, radix: 8), parsedMode <= 0o777 else {

@@ -6,6 +6,7 @@ instance or the other, as nginx's upstream would, and kills, races and stops the
 Runs when ASSETD_TEST_POSTGRES_URL names the server (scripts/test's PostgreSQL pass)."""
 import concurrent.futures
 import io
+import json
 import os
 import re
 import signal
@@ -207,6 +208,37 @@ def test_two_hosts_racing_version_switches_and_deletes(fleet):
     def gone():
         return [k for k in fleet.keys() if re.match(rf"1/(digital_assets|thumbnails)/{asset_id}\.|1/versions/{asset_id}/", k)] == []
     wait_until("every key of the deleted asset gone (the sweep included)", gone, 40)
+
+
+@needs_postgres
+def test_an_upload_ended_on_one_host_is_refused_by_the_others_part_urls(fleet):
+    """The pending-upload cache across hosts (LISTEN/NOTIFY): host b holds the upload in
+    memory after its part URLs; host a aborts it; b refuses the next part URL (409) within
+    2 s. Then every assetd listener on the server is terminated: b reconnects, LISTENs
+    again, and the same holds for a second upload."""
+    fleet.start()
+    a, b = fleet.hosts
+
+    def cached_then_aborted():
+        started = a.request("GET", "/s3/start-upload", "workspaceId=1&fileType=image/jpeg&fileSize=11534336").json()
+        ids = f"workspaceId=1&assetId={started['assetId']}&UploadId={started['uploadId']}&PartNumber=1"
+        for _ in range(3):
+            r = b.request("GET", "/s3/get-upload-url", ids)
+            assert r.status == 200, r.body
+        body = json.dumps({"uploadId": started["uploadId"], "assetId": started["assetId"], "workspaceId": 1}).encode()
+        r = a.request("POST", "/s3/abort-upload", "", body, "application/json")
+        assert r.status == 200 and r.json() == {"success": True}, r.body
+        wait_until("host b refuses a part URL of the upload that host a aborted",
+                   lambda: b.request("GET", "/s3/get-upload-url", ids).status == 409, 2)
+        r = b.request("GET", "/s3/get-upload-url", ids)
+        assert r.status == 409 and r.json()["error"], r.body
+
+    cached_then_aborted()
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", POSTGRES_URL, "-c",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'assetd-listener'"],
+                   check=True, capture_output=True)
+    time.sleep(1.5)  # the listeners' reconnects (at once, then every second)
+    cached_then_aborted()
 
 
 @needs_postgres

@@ -35,11 +35,13 @@ struct PGError: Error, CustomStringConvertible {
 /// One libpq connection, used by one thread at a time (the pool sees to that). Statements
 /// are prepared once per connection and then sent by name: parse and plan once.
 final class PGConnection {
-    private let raw: OpaquePointer
+    let raw: OpaquePointer
     private var prepared: [String: String] = [:]
     /// Statements answered since the pool handed the connection out: a failure before the
     /// first answer cannot have changed anything, so the pool may replay it elsewhere.
     var answered = 0
+    /// The payloads this transaction NOTIFYed (PGUploadCache), for `PGPool.afterCommit`.
+    var notified: [String] = []
 
     /// Connects with `parameters` (libpq keywords, in order: later ones override earlier
     /// ones, and a `dbname` holding a URL is expanded where it stands).

@@ -18,6 +18,9 @@ final class PGPool: @unchecked Sendable {
     }
 
     let settings: Settings
+    /// Called with a committed transaction's NOTIFY payloads (PGUploadCache: this host's
+    /// own eviction right after the commit). Set once, before the pool is used.
+    var afterCommit: (([String]) -> Void)?
     private let url: String
     private let condition = NSCondition()
     private var idle: [PGConnection] = []
@@ -63,10 +66,12 @@ final class PGPool: @unchecked Sendable {
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
     func transaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
         try with { connection in
+            connection.notified.removeAll()
             try connection.execute("BEGIN")
             do {
                 let value = try body(connection)
                 try connection.execute("COMMIT")
+                if !connection.notified.isEmpty { afterCommit?(connection.notified) }
                 return value
             } catch {
                 try? connection.execute("ROLLBACK")

@@ -41,6 +41,7 @@ extension PostgresRecordStore {
                         == AssetStatus.pending.rawValue else { return false }
                 try connection.query("DELETE FROM upload_part_md5 WHERE upload_id IN (SELECT upload_id FROM upload WHERE asset_id = $1)", [id])
                 try connection.query("DELETE FROM upload WHERE asset_id = $1", [id])
+                try Self.notifyUploadsChanged(connection, assetID: id)
                 try connection.query("DELETE FROM asset WHERE id = $1", [id])
                 return true
             }
@@ -79,6 +80,7 @@ extension PostgresRecordStore {
                 }
                 try connection.query("UPDATE upload SET status = 'aborted', updated_at = $1 WHERE asset_id = $2 AND status = 'pending'",
                                      [now.timeIntervalSince1970, id])
+                try Self.notifyUploadsChanged(connection, assetID: id)
                 let open = try connection.query("SELECT \(Self.uploadColumns) FROM upload WHERE asset_id = $1 AND status != 'completed'", [id])
                     .rows.map(Self.upload(from:))
                 var keys = [asset.key, AssetKeys.thumbnail(workspaceID: asset.workspaceID, assetID: asset.id)]

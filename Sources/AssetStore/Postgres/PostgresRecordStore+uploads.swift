@@ -1,7 +1,7 @@
 public import struct Foundation.Date
 
-// Multipart uploads: as SQLiteRecordStore+uploads.swift, without the in-memory cache of
-// pending uploads (another host may end one at any moment): every lookup reads the row.
+// Multipart uploads: as SQLiteRecordStore+uploads.swift. The presign lookup may come from
+// PGUploadCache; every change that ends a pending upload NOTIFYs every host's cache.
 extension PostgresRecordStore {
     public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date) throws -> UploadRecord {
         try run {
@@ -40,7 +40,8 @@ extension PostgresRecordStore {
 
     /// The hot lookup (every presigned part URL): one prepared statement on a pooled connection.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        try run {
+        if let uploadCache { return try cachedUpload(uploadCache, uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) }
+        return try run {
             try pool.with { connection in
                 try connection.query("SELECT \(Self.uploadColumns) FROM upload WHERE upload_id = $1 AND asset_id = $2 AND workspace_id = $3",
                                      [uploadID, assetID, workspaceID]).first.map(Self.upload(from:))
@@ -80,6 +81,7 @@ extension PostgresRecordStore {
             UPDATE upload SET status = 'completed', parts_digest = $1, location = $2, etag = $3, updated_at = $4
             WHERE upload_id = $5 AND status = 'pending'
             """, [partsDigest, location, etag, now.timeIntervalSince1970, uploadID]).affectedRows == 1 else { return false }
+        try notifyUploadChanged(connection, uploadID: uploadID)
         try connection.query("DELETE FROM upload_part_md5 WHERE upload_id = $1", [uploadID])
         return true
     }
@@ -110,6 +112,7 @@ extension PostgresRecordStore {
     static func endPendingUpload(_ connection: PGConnection, uploadID: String, as status: UploadStatus, now: Date) throws -> Bool {
         guard try connection.query("UPDATE upload SET status = $1, updated_at = $2 WHERE upload_id = $3 AND status = 'pending'",
                                    [status.rawValue, now.timeIntervalSince1970, uploadID]).affectedRows == 1 else { return false }
+        try notifyUploadChanged(connection, uploadID: uploadID)
         try connection.query("DELETE FROM upload_part_md5 WHERE upload_id = $1", [uploadID])
         try connection.query("""
             UPDATE asset SET status = $1, updated_at = $2

@@ -8,8 +8,8 @@ import Synchronization
 /// (`SELECT ... FOR UPDATE` on the asset) does here.
 ///
 /// Synchronous, for the thread-per-request server: a bounded pool of connections
-/// (`PGPool`). No upload cache: another host may end an upload at any time, so every
-/// lookup reads the database (BENCHMARKS.md measures what that costs).
+/// (`PGPool`). Pending uploads are cached for the presign lookup only, evicted on every
+/// host by LISTEN/NOTIFY (`PGUploadCache`, `PGUploadListener`; ASSETD_DATABASE_UPLOAD_CACHE).
 ///
 /// Times are stored as seconds since 1970 (double precision), as in SQLite, from the
 /// callers' `now`; leases (thumbnail tasks, assets in motion, the reconciler's turn) use
@@ -25,6 +25,9 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         public var thumbnailLease: Duration = .seconds(60)
         /// Who this process is, in leases and in the reconciler's log line.
         public var owner = PostgresRecordStore.defaultOwner()
+        /// ASSETD_DATABASE_UPLOAD_CACHE: pending uploads in memory for presign, evicted on
+        /// every host by LISTEN/NOTIFY (PGUploadCache, PGUploadListener).
+        public var uploadCache = true
         /// Off only in tests, to play a host that stalled past its lease.
         var renewsLeases = true
 
@@ -37,6 +40,9 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
     let claims = Mutex<[Int64: Int]>([:])
     let renewer = Mutex<Thread?>(nil)
+    /// The pending-upload cache and its listening connection; nil when off.
+    let uploadCache: PGUploadCache?
+    let uploadListener: PGUploadListener?
 
     public var hostName: String { settings.owner }
 
@@ -53,7 +59,10 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         } catch {
             throw RecordStoreError.database("cannot open ASSETD_DATABASE \(DatabaseLocation.redacted(url)): \(error)")
         }
+        (uploadCache, uploadListener) = Self.startUploadCache(settings.uploadCache, pool: pool, url: url)
     }
+
+    deinit { uploadListener?.stop() }
 
     /// host:pid:random, unique per process even when a pid is reused.
     public static func defaultOwner() -> String {
