@@ -1,13 +1,24 @@
 /// A decoded `application/x-www-form-urlencoded` query string.
 /// A name given more than once keeps its first value; `values(_:)` has them all.
+///
+/// Split once, decoded on demand: a handler reads a few of the names, and decoding every
+/// name and value into Strings cost about 5,000 instructions a presign (callgrind).
 public struct QueryParameters: Sendable {
-    public private(set) var pairs: [(name: String, value: String)] = []
+    /// The query string as it came, contiguous UTF-8.
+    private let raw: String
+    /// Where each field's name and value (nil without `=`) sit in `raw`'s UTF-8.
+    private var fields: [(name: Range<Int>, value: Range<Int>?)] = []
 
     public init(_ query: String) {
-        guard !query.isEmpty else { return }
         var query = query
+        guard !query.isEmpty else {
+            raw = query
+            return
+        }
+        query.makeContiguousUTF8()
+        raw = query
         query.withUTF8 { bytes in
-            pairs.reserveCapacity(bytes.reduce(1) { $1 == UInt8(ascii: "&") ? $0 + 1 : $0 })
+            fields.reserveCapacity(bytes.reduce(1) { $1 == UInt8(ascii: "&") ? $0 + 1 : $0 })
             var start = 0
             while start < bytes.count {
                 var end = start
@@ -17,21 +28,55 @@ public struct QueryParameters: Sendable {
                     end += 1
                 }
                 if end > start {
-                    let name = Self.decode(UnsafeBufferPointer(rebasing: bytes[start..<(equals ?? end)]))
-                    let value = equals.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[($0 + 1)..<end])) } ?? ""
-                    pairs.append((name, value))
+                    fields.append((start..<(equals ?? end), equals.map { ($0 + 1)..<end }))
                 }
                 start = end + 1
             }
         }
     }
 
+    /// Every name and value, decoded, in their order.
+    public var pairs: [(name: String, value: String)] {
+        withBytes { bytes in
+            fields.map { field in
+                (Self.decode(UnsafeBufferPointer(rebasing: bytes[field.name])),
+                 field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? "")
+            }
+        }
+    }
+
     public subscript(name: String) -> String? {
-        pairs.first { $0.name == name }?.value
+        withBytes { bytes in
+            for field in fields where Self.name(UnsafeBufferPointer(rebasing: bytes[field.name]), is: name) {
+                return field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
+            }
+            return nil
+        }
     }
 
     public func values(_ name: String) -> [String] {
-        pairs.filter { $0.name == name }.map(\.value)
+        withBytes { bytes in
+            fields.filter { Self.name(UnsafeBufferPointer(rebasing: bytes[$0.name]), is: name) }.map { field in
+                field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
+            }
+        }
+    }
+
+    private func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = raw.utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = raw
+        return copy.withUTF8(body)
+    }
+
+    /// Whether the encoded name `encoded` decodes to a String equal to `name`. Without
+    /// escapes, `+` or bytes above ASCII on either side, that is byte equality; otherwise
+    /// the decoded String is compared as before (String equality is canonical equivalence).
+    static func name(_ encoded: UnsafeBufferPointer<UInt8>, is name: String) -> Bool {
+        let plain = !encoded.contains { $0 >= 0x80 || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+        if plain, name.utf8.allSatisfy({ $0 < 0x80 }) {
+            return encoded.elementsEqual(name.utf8)
+        }
+        return decode(encoded) == name
     }
 
     /// Percent-decoding with `+` as space. Malformed escapes are kept as they are;
