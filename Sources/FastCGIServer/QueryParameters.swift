@@ -1,3 +1,5 @@
+internal import Glibc
+
 /// A decoded `application/x-www-form-urlencoded` query string.
 /// A name given more than once keeps its first value; `values(_:)` has them all.
 ///
@@ -6,8 +8,9 @@
 public struct QueryParameters: Sendable {
     /// The query string as it came, contiguous UTF-8.
     private let raw: String
-    /// Where each field's name and value (nil without `=`) sit in `raw`'s UTF-8.
-    private var fields: [(name: Range<Int>, value: Range<Int>?)] = []
+    /// Where each field's name and value (nil without `=`) sit in `raw`'s UTF-8, and
+    /// whether the name is plain: ASCII without `%` or `+`, its own decoding.
+    private var fields: [(name: Range<Int>, value: Range<Int>?, plain: Bool)] = []
 
     public init(_ query: String) {
         var query = query
@@ -23,12 +26,20 @@ public struct QueryParameters: Sendable {
             while start < bytes.count {
                 var end = start
                 var equals: Int?
+                var plain = true
                 while end < bytes.count, bytes[end] != UInt8(ascii: "&") {
-                    if equals == nil, bytes[end] == UInt8(ascii: "=") { equals = end }
+                    if equals == nil {
+                        let c = bytes[end]
+                        if c == UInt8(ascii: "=") {
+                            equals = end
+                        } else if c >= 0x80 || c == UInt8(ascii: "%") || c == UInt8(ascii: "+") {
+                            plain = false
+                        }
+                    }
                     end += 1
                 }
                 if end > start {
-                    fields.append((start..<(equals ?? end), equals.map { ($0 + 1)..<end }))
+                    fields.append((start..<(equals ?? end), equals.map { ($0 + 1)..<end }, plain))
                 }
                 start = end + 1
             }
@@ -46,37 +57,54 @@ public struct QueryParameters: Sendable {
     }
 
     public subscript(name: String) -> String? {
-        withBytes { bytes in
-            for field in fields where Self.name(UnsafeBufferPointer(rebasing: bytes[field.name]), is: name) {
-                return field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
+        guard !fields.isEmpty else { return nil }
+        var contiguous = name
+        return contiguous.withUTF8 { asked in
+            withBytes { bytes in
+                let askedPlain = asked.allSatisfy { $0 < 0x80 }
+                for field in fields where Self.matches(field.name, plain: field.plain, in: bytes, asked, askedPlain, name) {
+                    return field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
+                }
+                return nil
             }
-            return nil
         }
     }
 
     public func values(_ name: String) -> [String] {
-        withBytes { bytes in
-            fields.filter { Self.name(UnsafeBufferPointer(rebasing: bytes[$0.name]), is: name) }.map { field in
-                field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
+        guard !fields.isEmpty else { return [] }
+        var contiguous = name
+        return contiguous.withUTF8 { asked in
+            withBytes { bytes in
+                let askedPlain = asked.allSatisfy { $0 < 0x80 }
+                var found: [String] = []
+                for field in fields where Self.matches(field.name, plain: field.plain, in: bytes, asked, askedPlain, name) {
+                    found.append(field.value.map { Self.decode(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? "")
+                }
+                return found
             }
         }
+    }
+
+    /// Whether the encoded name at `range` decodes to a String equal to `name`. Where both
+    /// are plain (ASCII, and the encoded one without escapes or `+`), that is byte equality;
+    /// otherwise the decoded String is compared as before (String equality is canonical
+    /// equivalence).
+    @inline(__always)
+    private static func matches(
+        _ range: Range<Int>, plain: Bool, in bytes: UnsafeBufferPointer<UInt8>,
+        _ asked: UnsafeBufferPointer<UInt8>, _ askedPlain: Bool, _ name: String
+    ) -> Bool {
+        if plain && askedPlain {
+            return range.count == asked.count
+                && (asked.isEmpty || memcmp(bytes.baseAddress! + range.lowerBound, asked.baseAddress!, asked.count) == 0)
+        }
+        return decode(UnsafeBufferPointer(rebasing: bytes[range])) == name
     }
 
     private func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         if let result = raw.utf8.withContiguousStorageIfAvailable(body) { return result }
         var copy = raw
         return copy.withUTF8(body)
-    }
-
-    /// Whether the encoded name `encoded` decodes to a String equal to `name`. Without
-    /// escapes, `+` or bytes above ASCII on either side, that is byte equality; otherwise
-    /// the decoded String is compared as before (String equality is canonical equivalence).
-    static func name(_ encoded: UnsafeBufferPointer<UInt8>, is name: String) -> Bool {
-        let plain = !encoded.contains { $0 >= 0x80 || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
-        if plain, name.utf8.allSatisfy({ $0 < 0x80 }) {
-            return encoded.elementsEqual(name.utf8)
-        }
-        return decode(encoded) == name
     }
 
     /// Percent-decoding with `+` as space. Malformed escapes are kept as they are;

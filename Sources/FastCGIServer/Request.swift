@@ -1,3 +1,4 @@
+internal import Glibc
 public import Logging
 
 /// Where a request body comes from: FastCGI stdin, or bytes in a test.
@@ -91,7 +92,8 @@ extension Request {
     public struct Headers: Sendable {
         /// Names and values, one after another.
         private var bytes: [UInt8] = []
-        private var fields: [(name: Range<Int>, value: Range<Int>)] = []
+        /// Where each name and value sit in `bytes`, and whether the name is ASCII.
+        private var fields: [(name: Range<Int>, value: Range<Int>, ascii: Bool)] = []
 
         init(capacity: Int) {
             bytes.reserveCapacity(capacity)
@@ -109,41 +111,50 @@ extension Request {
             bytes.append(contentsOf: name)
             let middle = bytes.count
             bytes.append(contentsOf: value)
-            fields.append((start..<middle, middle..<bytes.count))
+            fields.append((start..<middle, middle..<bytes.count, name.allSatisfy { $0 < 0x80 }))
         }
 
         /// Appends a header under its CGI name: `USER_AGENT` as `user-agent`.
         mutating func append(cgiName name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
             let start = bytes.count
             bytes.append(contentsOf: name)
+            var ascii = true
             bytes.withUnsafeMutableBufferPointer { out in
                 for i in start..<out.count {
                     switch out[i] {
                     case UInt8(ascii: "_"): out[i] = UInt8(ascii: "-")
                     case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[i] += 32
+                    case 0x80...: ascii = false
                     default: break
                     }
                 }
             }
             let middle = bytes.count
             bytes.append(contentsOf: value)
-            fields.append((start..<middle, middle..<bytes.count))
+            fields.append((start..<middle, middle..<bytes.count, ascii))
         }
 
         /// The value of the header `name` (lower-case), the last one given.
         public subscript(name: String) -> String? {
-            bytes.withUnsafeBufferPointer { all in
-                let asciiName = name.utf8.allSatisfy { $0 < 0x80 }
-                for field in fields.reversed() {
-                    let stored = UnsafeBufferPointer(rebasing: all[field.name])
-                    // Byte equality where both are ASCII; otherwise String equality, as the
-                    // dictionary's keys compared (canonical equivalence).
-                    let same = asciiName && stored.allSatisfy({ $0 < 0x80 })
-                        ? stored.elementsEqual(name.utf8)
-                        : String(decoding: stored, as: UTF8.self) == name
-                    if same { return String(decoding: UnsafeBufferPointer(rebasing: all[field.value]), as: UTF8.self) }
+            guard !fields.isEmpty else { return nil }
+            var contiguous = name
+            return contiguous.withUTF8 { asked in
+                bytes.withUnsafeBufferPointer { all in
+                    let askedASCII = asked.allSatisfy { $0 < 0x80 }
+                    var i = fields.count
+                    while i > 0 {
+                        i -= 1
+                        let field = fields[i]
+                        // Byte equality where both are ASCII; otherwise String equality, as
+                        // the dictionary's keys compared (canonical equivalence).
+                        let same = askedASCII && field.ascii
+                            ? field.name.count == asked.count
+                                && (asked.isEmpty || memcmp(all.baseAddress! + field.name.lowerBound, asked.baseAddress!, asked.count) == 0)
+                            : String(decoding: UnsafeBufferPointer(rebasing: all[field.name]), as: UTF8.self) == name
+                        if same { return String(decoding: UnsafeBufferPointer(rebasing: all[field.value]), as: UTF8.self) }
+                    }
+                    return nil
                 }
-                return nil
             }
         }
 
