@@ -3,8 +3,11 @@
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     let query = QueryParameters(text)
-    for (name, value) in query.pairs {
-        _ = query[name]
+    let pairs = query.pairs
+    for (name, value) in pairs {
+        // The lazy lookup answers as the decoded pairs do: the first value of an equal name.
+        precondition(query[name] == pairs.first(where: { $0.name == name })?.value, "a lookup that differs from the pairs")
+        precondition(query.values(name) == pairs.filter({ $0.name == name }).map(\.value), "values that differ from the pairs")
         if let id = parseID(Substring(value)) {
             precondition(id > 0 && String(id) == value, "an id that does not print back as itself")
         }

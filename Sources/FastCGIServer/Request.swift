@@ -1,3 +1,4 @@
+internal import Glibc
 public import Logging
 
 /// Where a request body comes from: FastCGI stdin, or bytes in a test.
@@ -33,7 +34,7 @@ public final class Request {
     /// The raw query string (QUERY_STRING).
     public let queryString: String
     /// Request headers by lower-case name (`authorization`, `content-type`, ...).
-    public let headers: [String: String]
+    public let headers: Headers
     public let contentLength: Int?
     public let body: BodySource
     /// Path parameters that the router matched, such as `{assetId}`.
@@ -42,9 +43,17 @@ public final class Request {
 
     public private(set) lazy var query: QueryParameters = QueryParameters(queryString)
 
-    public init(
+    public convenience init(
         method: String, path: String, queryString: String = "", headers: [String: String] = [:],
         contentLength: Int? = nil, body: BodySource = BytesBody(), logger: Logger = Logger(label: "assetd.request")
+    ) {
+        self.init(method: method, path: path, queryString: queryString, headers: Headers(headers),
+                  contentLength: contentLength, body: body, logger: logger)
+    }
+
+    init(
+        method: String, path: String, queryString: String, headers: Headers,
+        contentLength: Int?, body: BodySource, logger: Logger
     ) {
         self.method = method
         self.path = path
@@ -73,5 +82,83 @@ public final class Request {
             out.append(contentsOf: chunk[0..<n])
         }
         return out
+    }
+}
+
+extension Request {
+    /// Request headers by lower-case name, as a dictionary answers them (the last of a
+    /// repeated name wins), kept as bytes: a request's dozen headers became two Strings
+    /// each and a dictionary entry, of which a handler reads two or three (callgrind).
+    public struct Headers: Sendable {
+        /// Names and values, one after another.
+        private var bytes: [UInt8] = []
+        /// Where each name and value sit in `bytes`, and whether the name is ASCII.
+        private var fields: [(name: Range<Int>, value: Range<Int>, ascii: Bool)] = []
+
+        init(capacity: Int) {
+            bytes.reserveCapacity(capacity)
+            fields.reserveCapacity(16)
+        }
+
+        public init(_ headers: [String: String]) {
+            for (name, value) in headers {
+                append(name: name.utf8, value: value.utf8)
+            }
+        }
+
+        mutating func append(name: some Collection<UInt8>, value: some Collection<UInt8>) {
+            let start = bytes.count
+            bytes.append(contentsOf: name)
+            let middle = bytes.count
+            bytes.append(contentsOf: value)
+            fields.append((start..<middle, middle..<bytes.count, name.allSatisfy { $0 < 0x80 }))
+        }
+
+        /// Appends a header under its CGI name: `USER_AGENT` as `user-agent`.
+        mutating func append(cgiName name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+            let start = bytes.count
+            bytes.append(contentsOf: name)
+            var ascii = true
+            bytes.withUnsafeMutableBufferPointer { out in
+                for i in start..<out.count {
+                    switch out[i] {
+                    case UInt8(ascii: "_"): out[i] = UInt8(ascii: "-")
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[i] += 32
+                    case 0x80...: ascii = false
+                    default: break
+                    }
+                }
+            }
+            let middle = bytes.count
+            bytes.append(contentsOf: value)
+            fields.append((start..<middle, middle..<bytes.count, ascii))
+        }
+
+        /// The value of the header `name` (lower-case), the last one given.
+        public subscript(name: String) -> String? {
+            guard !fields.isEmpty else { return nil }
+            var contiguous = name
+            return contiguous.withUTF8 { asked in
+                bytes.withUnsafeBufferPointer { all in
+                    let askedASCII = asked.allSatisfy { $0 < 0x80 }
+                    var i = fields.count
+                    while i > 0 {
+                        i -= 1
+                        let field = fields[i]
+                        // Byte equality where both are ASCII; otherwise String equality, as
+                        // the dictionary's keys compared (canonical equivalence).
+                        let same = askedASCII && field.ascii
+                            ? field.name.count == asked.count
+                                && (asked.isEmpty || memcmp(all.baseAddress! + field.name.lowerBound, asked.baseAddress!, asked.count) == 0)
+                            : String(decoding: UnsafeBufferPointer(rebasing: all[field.name]), as: UTF8.self) == name
+                        if same { return String(decoding: UnsafeBufferPointer(rebasing: all[field.value]), as: UTF8.self) }
+                    }
+                    return nil
+                }
+            }
+        }
+
+        /// Whether there is no header.
+        public var isEmpty: Bool { fields.isEmpty }
     }
 }

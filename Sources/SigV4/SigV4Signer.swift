@@ -17,6 +17,7 @@ public struct SigV4Signer: Sendable {
     public let region: String
     public let service: String
     private let keyCache = SigningKeyCache()
+    private let presignCache = PresignFieldsCache()
 
     public static let algorithm = "AWS4-HMAC-SHA256"
     /// The payload hash of a presigned S3 request, whose body the signer never sees.
@@ -112,20 +113,17 @@ public struct SigV4Signer: Sendable {
         let time = AmzTime(date)
         let day = scope(time)
         let sortedHeaders = Self.sortedHeaders(headers)
+        // The X-Amz-* fields but the date are the same for every presign of a day with
+        // these expiry and signed headers: encoded and sorted once, and the request's own
+        // fields merged into them (the same canonical query as sorting all of them).
+        let constant = presignFields(day: day, expires: expires, signedHeaders: sortedHeaders.signedHeaders,
+                                     omitSessionToken: omitSessionToken)
         var fields = query
-        fields.reserveCapacity(query.count + 6)
-        fields.append(("X-Amz-Algorithm", Self.algorithm))
-        fields.append(("X-Amz-Credential", day.credential))
+        fields.reserveCapacity(query.count + 1)
         fields.append(("X-Amz-Date", time.dateTime))
-        fields.append(("X-Amz-Expires", String(expires)))
-        fields.append(("X-Amz-SignedHeaders", sortedHeaders.signedHeaders))
-        if let token = credentials.sessionToken, !omitSessionToken {
-            fields.append(("X-Amz-Security-Token", token))
-        }
         let canonical = canonicalRequest(
-            method: method, path: path, query: fields, headers: sortedHeaders,
-            payloadHash: payloadHash, normalizePath: normalizePath
-        )
+            method: method, path: path, headers: sortedHeaders, payloadHash: payloadHash, normalizePath: normalizePath
+        ) { URIEncoding.appendCanonicalQuery(fields, merging: constant, to: &$0) }
         out.reserveCapacity(out.count + canonical.path.count + canonical.query.count + 120)
         canonical.bytes.withUnsafeBufferPointer { bytes in
             if includingPath {
@@ -168,6 +166,15 @@ public struct SigV4Signer: Sendable {
         method: String, path: String, query: [Field], headers: SortedHeaders,
         payloadHash: String, normalizePath: Bool
     ) -> CanonicalRequest {
+        canonicalRequest(method: method, path: path, headers: headers, payloadHash: payloadHash,
+                         normalizePath: normalizePath) { URIEncoding.appendCanonicalQuery(query, to: &$0) }
+    }
+
+    /// The canonical request, with `appendQuery` writing the canonical query string.
+    func canonicalRequest(
+        method: String, path: String, headers: SortedHeaders, payloadHash: String, normalizePath: Bool,
+        appendQuery: (inout [UInt8]) -> Void
+    ) -> CanonicalRequest {
         let newline = UInt8(ascii: "\n")
         var bytes: [UInt8] = []
         bytes.reserveCapacity(512)
@@ -179,7 +186,7 @@ public struct SigV4Signer: Sendable {
         let pathRange = pathStart..<bytes.count
         bytes.append(newline)
         let queryStart = bytes.count
-        URIEncoding.appendCanonicalQuery(query, to: &bytes)
+        appendQuery(&bytes)
         let queryRange = queryStart..<bytes.count
         bytes.append(newline)
         for (name, value) in headers.fields {
@@ -228,6 +235,26 @@ public struct SigV4Signer: Sendable {
                 day: time.date, scope: scope, credential: "\(credentials.accessKeyID)/\(scope)",
                 key: HMACKey(HMAC.sha256(key: serviceKey, message: "aws4_request"))
             )
+        }
+    }
+
+    /// A presigned query's X-Amz-Algorithm, -Credential, -Expires, -SignedHeaders and
+    /// -Security-Token (unless omitted), encoded and sorted: kept while the day, the
+    /// credentials, the expiry and the signed headers stay the same.
+    func presignFields(day: DayScope, expires: Int, signedHeaders: String, omitSessionToken: Bool) -> EncodedQuery {
+        let key = PresignFieldsCache.Key(
+            day: day.day, accessKeyID: credentials.accessKeyID, sessionToken: omitSessionToken ? nil : credentials.sessionToken,
+            expires: expires, signedHeaders: signedHeaders
+        )
+        return presignCache.fields(for: key) {
+            var fields: [Field] = [
+                ("X-Amz-Algorithm", Self.algorithm),
+                ("X-Amz-Credential", day.credential),
+                ("X-Amz-Expires", String(expires)),
+                ("X-Amz-SignedHeaders", signedHeaders),
+            ]
+            if let token = key.sessionToken { fields.append(("X-Amz-Security-Token", token)) }
+            return EncodedQuery(fields)
         }
     }
 
@@ -373,6 +400,33 @@ final class SigningKeyCache: Sendable {
         if let hit = cached.read({ $0 }), hit.day == day { return hit }
         let fresh = derive()
         cached.write { $0 = fresh }
+        return fresh
+    }
+}
+
+/// Keeps the last few presigns' constant X-Amz-* fields, encoded and sorted: presigns
+/// share one expiry and a few sets of signed headers (`host`, `content-md5;host`), and the
+/// day changes daily.
+final class PresignFieldsCache: Sendable {
+    struct Key: Equatable, Sendable {
+        let day: String
+        let accessKeyID: String
+        let sessionToken: String?
+        let expires: Int
+        let signedHeaders: String
+    }
+
+    private static let capacity = 4
+    /// The newest last; the oldest goes when a fifth comes.
+    private let cached = ReadWriteLocked<[(key: Key, fields: EncodedQuery)]>([])
+
+    func fields(for key: Key, make: () -> EncodedQuery) -> EncodedQuery {
+        if let hit = cached.read({ entries in entries.last(where: { $0.key == key })?.fields }) { return hit }
+        let fresh = make()
+        cached.write { entries in
+            if entries.count >= Self.capacity { entries.removeFirst() }
+            entries.append((key, fresh))
+        }
         return fresh
     }
 }

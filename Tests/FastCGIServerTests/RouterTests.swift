@@ -63,6 +63,21 @@ struct RouterTests {
 }
 
 struct QueryParametersTests {
+    /// Names are matched as the decoded Strings were: escaped names, `+`, and String
+    /// equality (canonical equivalence) where a side is not ASCII.
+    @Test func namesMatchAsDecodedStrings() {
+        let query = QueryParameters("%61b=1&a+b=2&K=3&%C3%A9=4&e%CC%81=5&ab=6")
+        #expect(query["ab"] == "1")
+        #expect(query.values("ab") == ["1", "6"])
+        #expect(query["a b"] == "2")
+        #expect(query["\u{212A}"] == "3")  // KELVIN SIGN is canonically "K"
+        #expect(query["é"] == "4")
+        #expect(query.values("e\u{301}") == ["4", "5"])
+        #expect(query["%61b"] == nil)
+        #expect(QueryParameters("")["a"] == nil)
+        #expect(QueryParameters("").pairs.isEmpty)
+    }
+
     @Test func decodesPercentAndPlus() {
         let query = QueryParameters("a=1&b=x+y%2Fz&c&d=%E1%88%B4&a=2&bad=%zz%4")
         #expect(query["a"] == "1")
@@ -90,5 +105,43 @@ struct HostileRequestTests {
     @Test func negativeDeclaredLengthDoesNotTrap() throws {
         let request = Request(method: "POST", path: "/", contentLength: -5, body: BytesBody(Array("{}".utf8)))
         #expect(try request.readBody(limit: 100) == Array("{}".utf8))
+    }
+}
+
+/// Headers kept as bytes answer as the dictionary of Strings did.
+struct RequestHeadersTests {
+    func cgi(_ pairs: [(String, String)]) -> Request.Headers {
+        var headers = Request.Headers(capacity: 64)
+        for (name, value) in pairs {
+            Array(name.utf8).withUnsafeBufferPointer { n in
+                Array(value.utf8).withUnsafeBufferPointer { v in headers.append(cgiName: n, value: v) }
+            }
+        }
+        return headers
+    }
+
+    @Test func cgiNamesAreLowerCasedWithDashes() {
+        let headers = cgi([("USER_AGENT", "curl/8"), ("AUTHORIZATION", "Bearer a b"), ("X_REQUEST_ID", ""), ("X_Request_ID", "2")])
+        #expect(headers["user-agent"] == "curl/8")
+        #expect(headers["authorization"] == "Bearer a b")
+        #expect(headers["x-request-id"] == "2")  // the last one given, as the dictionary kept it
+        #expect(headers["USER_AGENT"] == nil)
+        #expect(headers["user-agen"] == nil)
+        #expect(headers["host"] == nil)
+    }
+
+    @Test func valuesThatAreNotUTF8AreRepairedAsBefore() {
+        var headers = Request.Headers(capacity: 16)
+        headers.append(name: "x-a".utf8, value: [0x61, 0xFF])
+        #expect(headers["x-a"] == "a\u{FFFD}")
+        #expect(headers["x-\u{0061}"] == "a\u{FFFD}")
+    }
+
+    @Test func fromADictionary() {
+        let headers = Request.Headers(["authorization": "Bearer t", "content-type": "image/png"])
+        #expect(headers["authorization"] == "Bearer t")
+        #expect(headers["content-type"] == "image/png")
+        #expect(headers["x"] == nil)
+        #expect(Request.Headers([:]).isEmpty)
     }
 }

@@ -154,3 +154,49 @@ struct PresignedContentMD5Tests {
         #expect(!one.contains("MwPhKvR0yhHYXtKWapMpkg"))
     }
 }
+
+/// The presigned query merges the request's fields into the X-Amz-* fields kept encoded and
+/// sorted: the same canonical query as encoding and sorting all of them each time.
+struct MergedCanonicalQueryTests {
+    @Test func mergingEqualsSortingEverything() {
+        let constant: [(name: String, value: String)] = [
+            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"), ("X-Amz-Credential", "AKID/20150830/us-east-1/s3/aws4_request"),
+            ("X-Amz-Expires", "900"), ("X-Amz-SignedHeaders", "content-md5;host"), ("X-Amz-Security-Token", "a/b+c="),
+        ]
+        let fresh: [[(name: String, value: String)]] = [
+            [],
+            [("X-Amz-Date", "20150830T123600Z")],
+            [("partNumber", "7"), ("uploadId", "2~x/y z"), ("X-Amz-Date", "20150830T123600Z")],
+            [("X-Amz-Expires", "900"), ("X-Amz-Expires", "1"), ("X-Amz-Expires", "9000"), ("X-Amz-D", "")],
+            [("x-amz-algorithm", "z"), ("X-Amz-Algorithm", "AWS4"), ("", "e"), ("é", "ü"), ("~", "~"), ("X-Amz-Credential", "AKID")],
+            [("X-Amz-Security-Token", "a/b+c="), ("X-Amz-SignedHeaders", "host"), ("Z", "1"), ("A", "2")],
+        ]
+        for count in 0...constant.count {
+            let kept = Array(constant.prefix(count))
+            for query in fresh {
+                var merged: [UInt8] = []
+                URIEncoding.appendCanonicalQuery(query, merging: EncodedQuery(kept), to: &merged)
+                #expect(String(decoding: merged, as: UTF8.self) == URIEncoding.canonicalQuery(query + kept))
+            }
+        }
+    }
+
+    /// The kept fields follow the expiry, the signed headers and the day.
+    @Test func keptFieldsFollowWhatTheyDependOn() {
+        let signer = SigV4Signer(
+            credentials: Credentials(accessKeyID: "AKID", secretAccessKey: "secret", sessionToken: "token/1"), region: "eu-west-1"
+        )
+        let day1 = Date(timeIntervalSince1970: 1_440_938_160), day2 = day1 + 86_400
+        func query(_ expires: Int, _ headers: [(String, String)], _ date: Date, omit: Bool = false) -> String {
+            signer.presignedQuery(method: "PUT", path: "/b/k", query: [("partNumber", "1"), ("uploadId", "u")],
+                                  headers: [("host", "h")] + headers, expires: expires, date: date, omitSessionToken: omit)
+        }
+        for _ in 0..<2 {
+            #expect(query(900, [], day1).contains("X-Amz-Expires=900&X-Amz-Security-Token=token%2F1&X-Amz-SignedHeaders=host&"))
+            #expect(query(60, [], day1).contains("X-Amz-Expires=60&"))
+            #expect(query(900, [("Content-MD5", "bQ==")], day1).contains("X-Amz-SignedHeaders=content-md5%3Bhost&"))
+            #expect(query(900, [], day2).contains("X-Amz-Credential=AKID%2F20150831%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20150831T"))
+            #expect(query(900, [], day1, omit: true).contains("X-Amz-Expires=900&X-Amz-SignedHeaders=host&partNumber=1&uploadId=u&X-Amz-Security-Token=token%2F1&X-Amz-Signature="))
+        }
+    }
+}
