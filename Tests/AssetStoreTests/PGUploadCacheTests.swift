@@ -99,3 +99,22 @@ struct PGUploadCacheTests {
         #expect(cache.lookup("u").record == nil && cache.count == 0)
     }
 }
+
+/// Without a server: a listener that cannot connect leaves its cache unused.
+struct PGUploadListenerWithoutServerTests {
+    @Test func aListenerThatCannotConnectKeepsItsCacheFromServing() {
+        let cache = PGUploadCache()
+        var settings = PGPool.Settings()
+        settings.connectTimeout = 1
+        let listener = PGUploadListener(parameters: PGPool.parameters(url: "postgresql://nobody@127.0.0.1:1/none", settings: settings),
+                                        cache: cache)
+        listener.start()
+        defer { listener.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        let record = UploadRecord(uploadID: "u", assetID: 1, workspaceID: 1, key: "k", fileSize: nil, partSize: nil, status: .pending,
+                                  partsDigest: nil, location: nil, etag: nil, createdAt: Date())
+        cache.insert(record, readAt: cache.lookup("u").generation)
+        #expect(!cache.isLive && listener.backendPID == 0)
+        #expect(cache.lookup("u").record == nil && cache.count == 0)
+    }
+}
