@@ -194,6 +194,23 @@ let nextCursor = null;
 let pendingTimer = null;
 let pendingChecks = 0;
 
+// What the decoder learned (GET /api/assets: media), as one line: "1000 × 1600 · 2.5 s ·
+// 3 pages · Canon EOS R · taken 2024-05-06 07:08"; empty when nothing is known yet.
+function describeMedia(media) {
+    if (!media || typeof media !== "object") return "";
+    const parts = [];
+    if (Number.isFinite(media.width) && Number.isFinite(media.height)) parts.push(`${media.width} × ${media.height}`);
+    if (Number.isFinite(media.durationSeconds)) parts.push(`${media.durationSeconds.toFixed(1)} s`);
+    if (Number.isFinite(media.pages)) parts.push(media.pages === 1 ? "1 page" : `${media.pages} pages`);
+    const camera = [media.cameraMake, media.cameraModel].filter((part) => typeof part === "string" && part).join(" ");
+    if (camera) parts.push(camera);
+    if (typeof media.takenAt === "string" && media.takenAt) parts.push(`taken ${media.takenAt.replace("T", " ").slice(0, 16)}`);
+    if (media.gps && Number.isFinite(media.gps.latitude) && Number.isFinite(media.gps.longitude)) {
+        parts.push(`${media.gps.latitude.toFixed(4)}, ${media.gps.longitude.toFixed(4)}`);
+    }
+    return parts.join(" · ");
+}
+
 function renderAsset(asset) {
     const item = $("#asset-template").content.firstElementChild.cloneNode(true);
     item.dataset.listedAssetId = asset.id;
@@ -218,6 +235,12 @@ function renderAsset(asset) {
             tags.append(chip);
         }
         tags.hidden = false;
+    }
+    const facts = describeMedia(asset.media);
+    if (facts) {
+        const media = $(".media", item);
+        media.textContent = facts;
+        media.hidden = false;
     }
     const thumb = $(".thumb", item);
     if (asset.thumbnail && asset.thumbnail.url) {

@@ -735,6 +735,13 @@ def test_the_search_box_and_type_filter_narrow_the_list(page, tmp_path):
     assert tags == ["holiday", "Bretagne"]
     box.send_keys("holi")
     shows(["sunset.jpg"])
+    # The media metadata the thumbnail's pass recorded, once it has (the list is asked again).
+    media = f"return (document.querySelector(\"#assets [data-listed-asset-id='{ids['sunset.jpg']}'] .media:not([hidden])\") || {{}}).textContent"
+    deadline = time.monotonic() + 60
+    while page.driver.execute_script(media) != "64 × 48" and time.monotonic() < deadline:
+        page.driver.find_element(By.CSS_SELECTOR, "#refresh").click()
+        time.sleep(1)
+    assert page.driver.execute_script(media) == "64 × 48"
     shots = os.path.join(os.environ.get("ASSETD_STATE_DIR", str(tmp_path)), "screenshots")
     os.makedirs(shots, exist_ok=True)
     path = os.path.join(shots, "page-search.png")
