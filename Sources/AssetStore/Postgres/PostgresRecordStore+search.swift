@@ -59,9 +59,16 @@ extension PostgresRecordStore {
             return escaped
         }
 
-        /// Tier 0 or 1 (a false rather than a NULL when PostgreSQL finds no word in them).
+        /// Tier 0 or 1: the words' tsquery as an InitPlan (`(SELECT ...)`), built once per
+        /// statement rather than once per row, and a bare `@@` that the GIN index serves. It
+        /// is NULL when PostgreSQL finds no word in them: no row matches, and `excluding`
+        /// excludes none.
         func words(prefix: Bool, _ sql: SQLParameters) -> String? {
-            words.map { "coalesce(asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix)), false)" }
+            words.map { "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))" }
+        }
+
+        func excluding(prefix: Bool, _ sql: SQLParameters) -> String? {
+            words(prefix: prefix, sql).map { "NOT coalesce(\($0), false)" }
         }
 
         func substring(_ sql: SQLParameters) -> String? {
@@ -73,11 +80,11 @@ extension PostgresRecordStore {
             switch tier {
             case 0: return words(prefix: false, sql)
             case 1:
-                guard let prefix = words(prefix: true, sql), let exact = words(prefix: false, sql) else { return nil }
-                return "\(prefix) AND NOT \(exact)"
+                guard let prefix = words(prefix: true, sql), let exact = excluding(prefix: false, sql) else { return nil }
+                return "\(prefix) AND \(exact)"
             case 2:
                 guard let substring = substring(sql) else { return nil }
-                return words(prefix: true, sql).map { "\(substring) AND NOT \($0)" } ?? substring
+                return excluding(prefix: true, sql).map { "\(substring) AND \($0)" } ?? substring
             default: return nil
             }
         }
@@ -118,6 +125,7 @@ extension PostgresRecordStore {
         var wheres = [Self.filters(query, sql)]
         if let text = query.text {
             let conditions = TextConditions(text)
+            // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
             wheres.append("(" + either.joined(separator: " OR ") + ")")
