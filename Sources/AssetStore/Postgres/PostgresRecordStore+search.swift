@@ -59,16 +59,18 @@ extension PostgresRecordStore {
             return escaped
         }
 
-        /// Tier 0 or 1: the words' tsquery as an InitPlan (`(SELECT ...)`), built once per
-        /// statement rather than once per row, and a bare `@@` that the GIN index serves. It
-        /// is NULL when PostgreSQL finds no word in them: no row matches, and `excluding`
-        /// excludes none.
+        /// Tier 0 or 1: a bare `@@` that the GIN index serves, on the words' tsquery. The call
+        /// is immutable: a custom plan folds it into a constant, whose selectivity then picks
+        /// the GIN index (a rare word) or the id order (a common one). It is NULL when
+        /// PostgreSQL finds no word in them: no row matches, and `excluding` excludes none.
         func words(prefix: Bool, _ sql: SQLParameters) -> String? {
-            words.map { "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))" }
+            words.map { "asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix))" }
         }
 
+        /// An earlier tier left out: its tsquery an InitPlan (`(SELECT ...)`), built once a
+        /// statement even in a generic plan, never once a row.
         func excluding(prefix: Bool, _ sql: SQLParameters) -> String? {
-            words(prefix: prefix, sql).map { "NOT coalesce(\($0), false)" }
+            words.map { "NOT coalesce(asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix))), false)" }
         }
 
         func substring(_ sql: SQLParameters) -> String? {
