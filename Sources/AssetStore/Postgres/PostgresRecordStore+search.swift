@@ -63,8 +63,14 @@ extension PostgresRecordStore {
         /// is immutable: a custom plan folds it into a constant, whose selectivity then picks
         /// the GIN index (a rare word) or the id order (a common one). It is NULL when
         /// PostgreSQL finds no word in them: no row matches, and `excluding` excludes none.
-        func words(prefix: Bool, _ sql: SQLParameters) -> String? {
-            words.map { "asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix))" }
+        /// `once`: the tsquery an InitPlan instead, which the sorted pages' OR with the
+        /// substring plans better (measured at 100,000 assets: 5.8 against 126 ms for
+        /// q=beach&type=video&sort=size).
+        func words(prefix: Bool, once: Bool = false, _ sql: SQLParameters) -> String? {
+            words.map {
+                once ? "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))"
+                     : "asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix))"
+            }
         }
 
         /// An earlier tier left out: its tsquery an InitPlan (`(SELECT ...)`), built once a
@@ -128,7 +134,7 @@ extension PostgresRecordStore {
         if let text = query.text {
             let conditions = TextConditions(text)
             // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
-            let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
+            let either = [conditions.words(prefix: true, once: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
             wheres.append("(" + either.joined(separator: " OR ") + ")")
         }
