@@ -61,9 +61,24 @@ extension PostgresRecordStore {
             return String(escaped)
         }
 
-        /// Tier 0 or 1 (a false rather than a NULL when PostgreSQL finds no word in them).
-        func words(prefix: Bool, _ sql: SQLParameters) -> String? {
-            words.map { "coalesce(asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix)), false)" }
+        /// Tier 0 or 1: a bare `@@` that the GIN index serves, on the words' tsquery. The call
+        /// is immutable: a custom plan folds it into a constant, whose selectivity then picks
+        /// the GIN index (a rare word) or the id order (a common one). It is NULL when
+        /// PostgreSQL finds no word in them: no row matches, and `excluding` excludes none.
+        /// `once`: the tsquery an InitPlan instead, which the sorted pages' OR with the
+        /// substring plans better (measured at 100,000 assets: 5.8 against 126 ms for
+        /// q=beach&type=video&sort=size).
+        func words(prefix: Bool, once: Bool = false, _ sql: SQLParameters) -> String? {
+            words.map {
+                once ? "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))"
+                     : "asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix))"
+            }
+        }
+
+        /// An earlier tier left out: its tsquery an InitPlan (`(SELECT ...)`), built once a
+        /// statement even in a generic plan, never once a row.
+        func excluding(prefix: Bool, _ sql: SQLParameters) -> String? {
+            words.map { "NOT coalesce(asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix))), false)" }
         }
 
         func substring(_ sql: SQLParameters) -> String? {
@@ -75,11 +90,11 @@ extension PostgresRecordStore {
             switch tier {
             case 0: return words(prefix: false, sql)
             case 1:
-                guard let prefix = words(prefix: true, sql), let exact = words(prefix: false, sql) else { return nil }
-                return "\(prefix) AND NOT \(exact)"
+                guard let prefix = words(prefix: true, sql), let exact = excluding(prefix: false, sql) else { return nil }
+                return "\(prefix) AND \(exact)"
             case 2:
                 guard let substring = substring(sql) else { return nil }
-                return words(prefix: true, sql).map { "\(substring) AND NOT \($0)" } ?? substring
+                return excluding(prefix: true, sql).map { "\(substring) AND \($0)" } ?? substring
             default: return nil
             }
         }
@@ -120,7 +135,8 @@ extension PostgresRecordStore {
         var wheres = [Self.filters(query, sql)]
         if let text = query.text {
             let conditions = TextConditions(text)
-            let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
+            // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
+            let either = [conditions.words(prefix: true, once: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
             wheres.append("(" + either.joined(separator: " OR ") + ")")
         }
