@@ -45,7 +45,7 @@ extension SQLiteRecordStore {
     /// that began meanwhile keeps its record, so that a repeated DELETE still succeeds.
     @discardableResult
     public func discardPendingAsset(id: Int64) throws -> Bool {
-        defer { uploads.invalidateAll() }
+        defer { uploads.invalidate(assetID: id) }
         return try run {
             try pool.write { db in
                 guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [id]) == AssetStatus.pending.rawValue else {
@@ -84,7 +84,7 @@ extension SQLiteRecordStore {
     /// asset become aborted in the same transaction, so that a complete-upload racing the
     /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
     public func beginDelete(id: Int64, now: Date) throws -> DeleteStart? {
-        defer { uploads.invalidateAll() }
+        defer { uploads.invalidate(assetID: id) }
         return try run {
             try pool.write { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]) else { return nil }

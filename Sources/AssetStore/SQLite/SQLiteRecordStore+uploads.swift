@@ -52,13 +52,9 @@ extension SQLiteRecordStore {
     /// others from the calling thread's own read-only connection and prepared statement
     /// (ThreadReaders), outside GRDB's pool.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        let (cached, generation) = uploads.lookup(uploadID)
-        if let cached {
-            return cached.assetID == assetID && cached.workspaceID == workspaceID ? cached : nil
+        try uploads.upload(uploadID, assetID: assetID, workspaceID: workspaceID) {
+            try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
         }
-        let record = try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
-        if let record { uploads.insert(record, readAt: generation) }
-        return record
     }
 
     /// upload pending -> completed and asset pending -> ready, in one transaction; returns
