@@ -11,9 +11,7 @@ extension PostgresRecordStore {
                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)
                     """, [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize, now.timeIntervalSince1970])
             }
-            return UploadRecord(
-                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
-                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+            return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: asset.key, fileSize: fileSize, partSize: partSize, now: now)
         }
     }
 
@@ -30,10 +28,8 @@ extension PostgresRecordStore {
                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $8, $9, $10)
                     """, [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize, now.timeIntervalSince1970,
                           version, fileType, fileName])
-                return UploadRecord(
-                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
-                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
-                    version: version, fileType: fileType, fileName: fileName)
+                return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: stagingKey, fileSize: fileSize, partSize: partSize,
+                                             now: now, version: version, fileType: fileType, fileName: fileName)
             }
         }
     }

@@ -22,10 +22,7 @@ extension SQLiteRecordStore {
                 let id = db.lastInsertedRowID
                 let key = AssetKeys.original(workspaceID: new.workspaceID, assetID: id, fileExtension: new.fileExtension)
                 try db.execute(sql: "UPDATE asset SET key = ? WHERE id = ?", arguments: [key, id])
-                return AssetRecord(
-                    id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
-                    size: new.size, etag: new.etag, sha256: nil, status: status, thumbnailStatus: .none,
-                    createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
+                return AssetRecord.inserted(id: id, key: key, from: new, status: status, now: now)
             }
         }
     }

@@ -15,9 +15,7 @@ extension SQLiteRecordStore {
                     arguments: [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize,
                                 now.timeIntervalSince1970, now.timeIntervalSince1970])
             }
-            return UploadRecord(
-                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
-                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+            return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: asset.key, fileSize: fileSize, partSize: partSize, now: now)
         }
     }
 
@@ -39,10 +37,8 @@ extension SQLiteRecordStore {
                         """,
                     arguments: [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize,
                                 now.timeIntervalSince1970, now.timeIntervalSince1970, version, fileType, fileName])
-                return UploadRecord(
-                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
-                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
-                    version: version, fileType: fileType, fileName: fileName)
+                return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: stagingKey, fileSize: fileSize, partSize: partSize,
+                                             now: now, version: version, fileType: fileType, fileName: fileName)
             }
         }
     }
