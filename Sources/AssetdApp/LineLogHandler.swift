@@ -26,11 +26,14 @@ public struct LineLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     private let label: String
     private let descriptor: Int32
+    private let stallLimit: Int32
 
-    /// `descriptor` 2 is standard error.
-    public init(label: String, descriptor: Int32 = 2) {
+    /// `descriptor` 2 is standard error. `stallLimitMilliseconds`: how long one line waits
+    /// for room in a descriptor that would block (see `writeLine`) before it is given up.
+    public init(label: String, descriptor: Int32 = 2, stallLimitMilliseconds: Int32 = 100) {
         self.label = label
         self.descriptor = descriptor
+        stallLimit = stallLimitMilliseconds
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -65,7 +68,7 @@ public struct LineLogHandler: LogHandler {
         line.append(contentsOf: "] ".utf8)
         Self.appendEscaped(message, to: &line)
         line.append(UInt8(ascii: "\n"))
-        line.withUnsafeBytes { Self.writeAll($0, to: descriptor) }
+        line.withUnsafeBytes { Self.write(line: $0, to: descriptor, stallLimit: stallLimit) }
     }
 
     @available(*, deprecated, renamed: "log(event:)")
@@ -136,18 +139,54 @@ public struct LineLogHandler: LogHandler {
         return String(decoding: line, as: UTF8.self)
     }
 
-    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written > 0 {
-                offset += written
-            } else if written < 0 && errno == EINTR {
-                continue
-            } else {
-                return  // a log that cannot be written is not a reason to fail a request
+    /// The descriptor whose last line was cut short (-1: none): the next line written to it
+    /// begins with a newline, so that the cut one ends there and the next is whole.
+    private static let torn = Atomic<Int32>(-1)
+
+    /// One `write(2)` sends a line on the usual path. A partial write (a line longer than a
+    /// pipe takes at once, a signal, a full disk) is continued until the line is complete,
+    /// EINTR retried; a descriptor that would block (EAGAIN: a non-blocking pipe that is
+    /// full) is waited for, up to `stallLimit` ms for the line. A line that cannot be
+    /// completed is given up (a log is not a reason to fail a request), and when part of it
+    /// went out, the next line on the descriptor ends it first.
+    static func write(line bytes: UnsafeRawBufferPointer, to descriptor: Int32, stallLimit: Int32) {
+        if torn.load(ordering: .relaxed) == descriptor,
+           torn.compareExchange(expected: descriptor, desired: -1, ordering: .relaxed).exchanged {
+            var newline = UInt8(ascii: "\n")
+            if writeAll(UnsafeRawBufferPointer(start: &newline, count: 1), to: descriptor, stallLimit: stallLimit) == 0 {
+                torn.store(descriptor, ordering: .relaxed)
+                return  // still stuck: this line would only join the cut one
             }
         }
+        let sent = writeAll(bytes, to: descriptor, stallLimit: stallLimit)
+        if sent > 0 && sent < bytes.count { torn.store(descriptor, ordering: .relaxed) }
+    }
+
+    /// Writes `bytes` as far as it can; returns how many went out.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, stallLimit: Int32) -> Int {
+        var offset = 0
+        var deadline: ContinuousClock.Instant?
+        while offset < bytes.count {
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written > 0 {
+                offset += written
+                continue
+            }
+            guard written < 0 else { break }
+            let error = errno
+            if error == EINTR { continue }
+            guard error == EAGAIN || error == EWOULDBLOCK else { break }
+            // Full for now: wait for room, the line's stall limit at most in all.
+            let now = ContinuousClock.now
+            let end = deadline ?? now + .milliseconds(Int(stallLimit))
+            deadline = end
+            guard now < end else { break }
+            let left = (end - now).components
+            let milliseconds = Int32(min(Int64(stallLimit), left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000 + 1))
+            var waiting = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            if poll(&waiting, 1, milliseconds) < 0 && errno != EINTR { break }
+        }
+        return offset
     }
 
     /// `2026-12-01T05:38:00+0000` in local time, formatted once for each second.

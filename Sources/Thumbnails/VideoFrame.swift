@@ -69,16 +69,6 @@ enum VideoFrame {
         // Nothing else goes along (in assetd: the FastCGI socket, the database, curl's
         // connections; in the decoder: its connection to assetd).
         _ = assetd_system_spawn_addclosefrom(&actions, inheriting == nil ? 3 : 4)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Default signal dispositions and an empty mask: assetd's own are not the child's.
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
@@ -87,7 +77,10 @@ enum VideoFrame {
         defer { for pointer in envp { free(pointer) } }
 
         var pid = pid_t()
-        let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
+        // Default signal dispositions and an empty mask: assetd's own are not the child's.
+        let spawned = SpawnAttributes.withDefaultSignals { attributes in
+            posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
+        }
         guard spawned == 0 else { throw ThumbnailError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))") }
 
         let clock = ContinuousClock()

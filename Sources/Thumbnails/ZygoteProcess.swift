@@ -107,21 +107,14 @@ final class ZygoteProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, lifeline.read, 3)
         _ = assetd_system_spawn_addclosefrom(&actions, 4)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var argv: [UnsafeMutablePointer<CChar>?] = [strdup(executable), nil]
         defer { free(argv[0]) }
         // An empty environment: nothing of assetd's settings, secrets included.
         var envp: [UnsafeMutablePointer<CChar>?] = [nil]
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        let spawned = SpawnAttributes.withDefaultSignals { attributes in
+            posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        }
         guard spawned == 0 else { throw .crashed("cannot run the decoder \(executable): \(String(cString: strerror(spawned)))") }
         return pid
     }

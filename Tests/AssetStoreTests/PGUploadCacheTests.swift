@@ -83,7 +83,7 @@ struct PGUploadCacheTests {
     }
 
     @Test func aCacheThatIsNotLiveServesNothingAndKeepsNothing() {
-        let cache = PGUploadCache()
+        let cache = UploadCache(live: false)
         let record = UploadRecord(uploadID: "u", assetID: 1, workspaceID: 1, key: "k", fileSize: nil, partSize: nil, status: .pending,
                                   partsDigest: nil, location: nil, etag: nil, createdAt: Date())
         cache.insert(record, readAt: cache.lookup("u").generation)
@@ -103,7 +103,7 @@ struct PGUploadCacheTests {
 /// Without a server: a listener that cannot connect leaves its cache unused.
 struct PGUploadListenerWithoutServerTests {
     @Test func aListenerThatCannotConnectKeepsItsCacheFromServing() {
-        let cache = PGUploadCache()
+        let cache = UploadCache(live: false)
         var settings = PGPool.Settings()
         settings.connectTimeout = 1
         let listener = PGUploadListener(parameters: PGPool.parameters(url: "postgresql://nobody@127.0.0.1:1/none", settings: settings),

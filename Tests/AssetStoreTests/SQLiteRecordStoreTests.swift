@@ -191,6 +191,32 @@ struct UploadCacheTests {
         #expect(try db.pendingUploadCount() == 0)
     }
 
+    @Test func aDeleteEvictsItsAssetsUploadsOnly() throws {
+        let db = try SQLiteRecordStore(path: path)
+        let a = try pendingUpload(db, "DA"), b = try pendingUpload(db, "DB")
+        for (id, asset) in [("DA", a), ("DB", b)] {
+            #expect(try db.upload(uploadID: id, assetID: asset.id, workspaceID: 1)?.status == .pending)
+        }
+        try db.markAssetDeleted(id: a.id)
+        #expect(db.cachedUploadCount == 1, "the other asset's upload stays cached")
+        #expect(try db.upload(uploadID: "DA", assetID: a.id, workspaceID: 1)?.status == .aborted)
+        #expect(try db.upload(uploadID: "DB", assetID: b.id, workspaceID: 1)?.status == .pending)
+    }
+
+    @Test func aGateThatIsClosedServesAndKeepsNothingUntilOpened() {
+        let cache = UploadCache(live: false)
+        let record = UploadRecord(uploadID: "G", assetID: 1, workspaceID: 1, key: "k", fileSize: nil, partSize: nil, status: .pending,
+                                  partsDigest: nil, location: nil, etag: nil, createdAt: Date(timeIntervalSince1970: 0))
+        #expect(cache.upload("G", assetID: 1, workspaceID: 1) { record } == record, "read through")
+        #expect(cache.count == 0)
+        cache.setLive(true)
+        #expect(cache.upload("G", assetID: 1, workspaceID: 1) { record } == record)
+        #expect(cache.upload("G", assetID: 1, workspaceID: 1) { Issue.record("read again"); return nil } == record, "from memory")
+        #expect(cache.upload("G", assetID: 2, workspaceID: 1) { nil } == nil, "bound to its asset")
+        cache.invalidate(assetID: 1)
+        #expect(cache.count == 0)
+    }
+
     @Test func aReadOlderThanAnInvalidationIsNotKept() {
         let cache = UploadCache()
         let record = UploadRecord(uploadID: "U", assetID: 1, workspaceID: 1, key: "1/digital_assets/1.png", fileSize: nil,

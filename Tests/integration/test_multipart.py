@@ -1,5 +1,6 @@
 """The browser multipart flow end to end: nginx (TLS) -> FastCGI -> assetd -> S3."""
 import os
+import time
 
 import requests
 
@@ -79,7 +80,16 @@ def test_list_parts_batch_presign_abort_then_complete_is_409(alice, s3, bucket):
 def test_complete_retried_after_success_is_200_with_same_result(alice):
     data = as_jpeg(b"x" * (6 * MiB))
     started, first = upload_whole(alice, data)
-    parts = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=started["assetId"], UploadId=started["uploadId"])
+    ask = lambda: alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=started["assetId"], UploadId=started["uploadId"])
+    parts = ask()
+    if parts.status_code == 200 and int(os.environ.get("ASSETD_DEV_INSTANCES", "1")) > 1:
+        # Several hosts: the host that did not complete evicts the upload from its cache when
+        # the NOTIFY arrives, milliseconds later (docs/OPERATIONS.md, "Several hosts"); on a
+        # loaded machine that can be after this request. Within 2 s, as test_multihost asks.
+        deadline = time.monotonic() + 2
+        while parts.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            parts = ask()
     assert_json_error(parts, 409)  # completed uploads hand out no more URLs
     body = {"uploadId": started["uploadId"], "assetId": started["assetId"], "workspaceId": 1}
     # The same parts again, ETags given unquoted this time: the same answer.

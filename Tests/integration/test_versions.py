@@ -193,8 +193,10 @@ def test_a_version_switch_killed_midway_ends_consistent(private, point):
     # (Thumbnails come and go from their own queue: not what this test is about.)
     wait_until("the switch to finish", lambda: [k for k in private.keys() if "/thumbnails/" not in k] == [
         f"1/digital_assets/{asset_id}.png", f"1/versions/{asset_id}/v1.pdf"])
-    record = private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json()["asset"]
-    assert [v["version"] for v in record["versions"]] == [1, 2]
+    # The switch deletes its stale keys, then records itself: the keys can settle a moment
+    # before the record does (seen on a loaded host), so wait for the record as well.
+    asset = lambda: private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json()["asset"]
+    record = wait_until("the switch to be recorded", lambda: (lambda r: r if [v["version"] for v in r["versions"]] == [1, 2] else None)(asset()))
     assert record["key"] == f"1/digital_assets/{asset_id}.png"
     stored = private.s3.get_object(Bucket=private.bucket, Key=f"1/versions/{asset_id}/v1.pdf")["Body"].read()
     assert stored == first

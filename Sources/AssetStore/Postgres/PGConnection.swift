@@ -40,7 +40,7 @@ final class PGConnection {
     /// Statements answered since the pool handed the connection out: a failure before the
     /// first answer cannot have changed anything, so the pool may replay it elsewhere.
     var answered = 0
-    /// The payloads this transaction NOTIFYed (PGUploadCache), for `PGPool.afterCommit`.
+    /// The payloads this transaction NOTIFYed (the UploadCache), for `PGPool.afterCommit`.
     var notified: [String] = []
 
     /// Connects with `parameters` (libpq keywords, in order: later ones override earlier

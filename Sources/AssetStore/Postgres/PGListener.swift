@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 /// The one connection per process that LISTENs on `assetd_uploads` and evicts what the
-/// notifications name from `PGUploadCache`, on a thread of its own.
+/// notifications name from the `UploadCache`, on a thread of its own.
 ///
 /// It connects directly (or through PgBouncer in session mode only: transaction mode
 /// would hand LISTEN's session to other clients and the notifications would never come).
@@ -19,13 +19,13 @@ final class PGUploadListener: Sendable {
     }
 
     private let parameters: [(String, String)]
-    private let cache: PGUploadCache
+    private let cache: UploadCache
     private let settings: Settings
     private let stopped = Atomic<Bool>(false)
     /// The listening backend's pid while connected (tests terminate it), 0 otherwise.
     private let pid = Atomic<Int32>(0)
 
-    init(parameters: [(String, String)], cache: PGUploadCache, settings: Settings = Settings()) {
+    init(parameters: [(String, String)], cache: UploadCache, settings: Settings = Settings()) {
         self.parameters = parameters
         self.cache = cache
         self.settings = settings
@@ -109,9 +109,10 @@ final class PGUploadListener: Sendable {
 extension PostgresRecordStore {
     /// The cache and its listener when `enabled`; this host's own changes evict at once
     /// after their commit, other hosts' when their notification arrives.
-    static func startUploadCache(_ enabled: Bool, pool: PGPool, url: String) -> (PGUploadCache?, PGUploadListener?) {
+    static func startUploadCache(_ enabled: Bool, pool: PGPool, url: String) -> (UploadCache?, PGUploadListener?) {
         guard enabled else { return (nil, nil) }
-        let cache = PGUploadCache()
+        // Closed until the listener LISTENs: until then a change on another host would go unheard.
+        let cache = UploadCache(live: false)
         pool.afterCommit = { payloads in payloads.forEach(cache.invalidate(payload:)) }
         var settings = pool.settings
         settings.applicationName += "-listener"

@@ -18,7 +18,7 @@ final class PGPool: @unchecked Sendable {
     }
 
     let settings: Settings
-    /// Called with a committed transaction's NOTIFY payloads (PGUploadCache: this host's
+    /// Called with a committed transaction's NOTIFY payloads (the UploadCache: this host's
     /// own eviction right after the commit). Set once, before the pool is used.
     var afterCommit: (([String]) -> Void)?
     private let url: String

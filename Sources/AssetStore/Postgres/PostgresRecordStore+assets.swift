@@ -16,10 +16,7 @@ extension PostgresRecordStore {
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
                     """, [id, new.workspaceID, key, new.fileName, new.fileType, new.size, new.etag, status.rawValue,
                           now.timeIntervalSince1970])
-                return AssetRecord(
-                    id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
-                    size: new.size, etag: new.etag, sha256: nil, status: status, thumbnailStatus: .none,
-                    createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
+                return AssetRecord.inserted(id: id, key: key, from: new, status: status, now: now)
             }
         }
     }

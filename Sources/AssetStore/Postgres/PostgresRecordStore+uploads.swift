@@ -1,7 +1,7 @@
 public import struct Foundation.Date
 
 // Multipart uploads: as SQLiteRecordStore+uploads.swift. The presign lookup may come from
-// PGUploadCache; every change that ends a pending upload NOTIFYs every host's cache.
+// the UploadCache (PostgresRecordStore+uploadCache.swift); every change that ends a pending upload NOTIFYs every host's cache.
 extension PostgresRecordStore {
     public func createUpload(uploadID: String, asset: AssetRecord, fileSize: Int64?, partSize: Int64?, now: Date) throws -> UploadRecord {
         try run {
@@ -11,9 +11,7 @@ extension PostgresRecordStore {
                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)
                     """, [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize, now.timeIntervalSince1970])
             }
-            return UploadRecord(
-                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
-                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+            return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: asset.key, fileSize: fileSize, partSize: partSize, now: now)
         }
     }
 
@@ -30,18 +28,22 @@ extension PostgresRecordStore {
                     VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7, $8, $9, $10)
                     """, [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize, now.timeIntervalSince1970,
                           version, fileType, fileName])
-                return UploadRecord(
-                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
-                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
-                    version: version, fileType: fileType, fileName: fileName)
+                return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: stagingKey, fileSize: fileSize, partSize: partSize,
+                                             now: now, version: version, fileType: fileType, fileName: fileName)
             }
         }
     }
 
     /// The hot lookup (every presigned part URL): one prepared statement on a pooled connection.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        if let uploadCache { return try cachedUpload(uploadCache, uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) }
-        return try run {
+        guard let uploadCache else { return try readUpload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID) }
+        return try uploadCache.upload(uploadID, assetID: assetID, workspaceID: workspaceID) {
+            try readUpload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
+        }
+    }
+
+    private func readUpload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
+        try run {
             try pool.with { connection in
                 try connection.query("SELECT \(Self.uploadColumns) FROM upload WHERE upload_id = $1 AND asset_id = $2 AND workspace_id = $3",
                                      [uploadID, assetID, workspaceID]).first.map(Self.upload(from:))

@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// Synchronous, for the thread-per-request server: a bounded pool of connections
 /// (`PGPool`). Pending uploads are cached for the presign lookup only, evicted on every
-/// host by LISTEN/NOTIFY (`PGUploadCache`, `PGUploadListener`; ASSETD_DATABASE_UPLOAD_CACHE).
+/// host by LISTEN/NOTIFY (`UploadCache`, `PGUploadListener`; ASSETD_DATABASE_UPLOAD_CACHE).
 ///
 /// Times are stored as seconds since 1970 (double precision), as in SQLite, from the
 /// callers' `now`; leases (thumbnail tasks, assets in motion, the reconciler's turn) use
@@ -26,7 +26,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         /// Who this process is, in leases and in the reconciler's log line.
         public var owner = PostgresRecordStore.defaultOwner()
         /// ASSETD_DATABASE_UPLOAD_CACHE: pending uploads in memory for presign, evicted on
-        /// every host by LISTEN/NOTIFY (PGUploadCache, PGUploadListener).
+        /// every host by LISTEN/NOTIFY (UploadCache, PGUploadListener).
         public var uploadCache = true
         /// Off only in tests, to play a host that stalled past its lease.
         var renewsLeases = true
@@ -41,7 +41,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     let claims = Mutex<[Int64: Int]>([:])
     let renewer = Mutex<Thread?>(nil)
     /// The pending-upload cache and its listening connection; nil when off.
-    let uploadCache: PGUploadCache?
+    let uploadCache: UploadCache?
     let uploadListener: PGUploadListener?
 
     public var hostName: String { settings.owner }

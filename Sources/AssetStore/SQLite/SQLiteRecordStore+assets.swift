@@ -22,10 +22,7 @@ extension SQLiteRecordStore {
                 let id = db.lastInsertedRowID
                 let key = AssetKeys.original(workspaceID: new.workspaceID, assetID: id, fileExtension: new.fileExtension)
                 try db.execute(sql: "UPDATE asset SET key = ? WHERE id = ?", arguments: [key, id])
-                return AssetRecord(
-                    id: id, workspaceID: new.workspaceID, key: key, fileName: new.fileName, fileType: new.fileType,
-                    size: new.size, etag: new.etag, sha256: nil, status: status, thumbnailStatus: .none,
-                    createdAt: Self.rounded(now), updatedAt: Self.rounded(now))
+                return AssetRecord.inserted(id: id, key: key, from: new, status: status, now: now)
             }
         }
     }
@@ -45,7 +42,7 @@ extension SQLiteRecordStore {
     /// that began meanwhile keeps its record, so that a repeated DELETE still succeeds.
     @discardableResult
     public func discardPendingAsset(id: Int64) throws -> Bool {
-        defer { uploads.invalidateAll() }
+        defer { uploads.invalidate(assetID: id) }
         return try run {
             try pool.write { db in
                 guard try String.fetchOne(db, sql: "SELECT status FROM asset WHERE id = ?", arguments: [id]) == AssetStatus.pending.rawValue else {
@@ -84,7 +81,7 @@ extension SQLiteRecordStore {
     /// asset become aborted in the same transaction, so that a complete-upload racing the
     /// delete loses its compare-and-set and removes what it made. Nil: no such asset.
     public func beginDelete(id: Int64, now: Date) throws -> DeleteStart? {
-        defer { uploads.invalidateAll() }
+        defer { uploads.invalidate(assetID: id) }
         return try run {
             try pool.write { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]) else { return nil }

@@ -15,9 +15,7 @@ extension SQLiteRecordStore {
                     arguments: [uploadID, asset.id, asset.workspaceID, asset.key, fileSize, partSize,
                                 now.timeIntervalSince1970, now.timeIntervalSince1970])
             }
-            return UploadRecord(
-                uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: asset.key, fileSize: fileSize,
-                partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now))
+            return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: asset.key, fileSize: fileSize, partSize: partSize, now: now)
         }
     }
 
@@ -39,10 +37,8 @@ extension SQLiteRecordStore {
                         """,
                     arguments: [uploadID, asset.id, asset.workspaceID, stagingKey, fileSize, partSize,
                                 now.timeIntervalSince1970, now.timeIntervalSince1970, version, fileType, fileName])
-                return UploadRecord(
-                    uploadID: uploadID, assetID: asset.id, workspaceID: asset.workspaceID, key: stagingKey, fileSize: fileSize,
-                    partSize: partSize, status: .pending, partsDigest: nil, location: nil, etag: nil, createdAt: Self.rounded(now),
-                    version: version, fileType: fileType, fileName: fileName)
+                return UploadRecord.inserted(uploadID: uploadID, asset: asset, key: stagingKey, fileSize: fileSize, partSize: partSize,
+                                             now: now, version: version, fileType: fileType, fileName: fileName)
             }
         }
     }
@@ -52,13 +48,9 @@ extension SQLiteRecordStore {
     /// others from the calling thread's own read-only connection and prepared statement
     /// (ThreadReaders), outside GRDB's pool.
     public func upload(uploadID: String, assetID: Int64, workspaceID: Int64) throws -> UploadRecord? {
-        let (cached, generation) = uploads.lookup(uploadID)
-        if let cached {
-            return cached.assetID == assetID && cached.workspaceID == workspaceID ? cached : nil
+        try uploads.upload(uploadID, assetID: assetID, workspaceID: workspaceID) {
+            try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
         }
-        let record = try readers.reader().upload(uploadID: uploadID, assetID: assetID, workspaceID: workspaceID)
-        if let record { uploads.insert(record, readAt: generation) }
-        return record
     }
 
     /// upload pending -> completed and asset pending -> ready, in one transaction; returns
