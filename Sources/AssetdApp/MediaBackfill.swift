@@ -43,19 +43,22 @@ public struct MediaBackfill: Sendable {
 
     /// Reads up to `limit` assets missing media, oldest first, in one workspace or all, in
     /// batches of `batch`; `progress` gets a line after each batch. A dry run lists them
-    /// and changes nothing. Each asset is tried at most once a run.
-    public func run(limit: Int, workspaceID: Int64? = nil, dryRun: Bool = false, batch: Int = 50,
+    /// and changes nothing. Each asset is tried at most once a run. With a `budget`, no
+    /// asset is started once it is spent (the reconciler's pass holds its fleet-wide lock
+    /// meanwhile: hostile files at the decoder's deadline must not keep it for hours).
+    public func run(limit: Int, workspaceID: Int64? = nil, dryRun: Bool = false, batch: Int = 50, budget: Duration? = nil,
                     progress: (String) -> Void = { _ in }) throws -> Summary {
         var summary = Summary()
         var afterID: Int64 = 0
         let clock = ContinuousClock()
         let started = clock.now
-        while summary.examined < limit {
+        while summary.examined < limit, budget.map({ clock.now - started < $0 }) ?? true {
             let assets = try worker.records.assetsMissingMedia(limit: min(batch, limit - summary.examined), workspaceID: workspaceID,
                                                                afterID: afterID)
             guard let last = assets.last else { break }
             afterID = last.id
             for asset in assets {
+                if let budget, clock.now - started >= budget { break }
                 summary.examined += 1
                 if dryRun {
                     progress("would read asset \(asset.id) (workspace \(asset.workspaceID), \(asset.fileType), \(asset.size ?? 0) bytes)")

@@ -73,7 +73,10 @@ final class Reconciler: Sendable {
         // PostgreSQL under the fleet-wide lock this pass holds, so one host at a time).
         if configuration.mediaBackfillBatch > 0, let worker = service.thumbnails {
             do {
-                let done = try MediaBackfill(worker: worker, logger: service.logger).run(limit: configuration.mediaBackfillBatch)
+                // At most half an interval (10 s at least), whatever the batch's files cost.
+                let budget = Duration.seconds(max(10, Int(interval.components.seconds) / 2))
+                let done = try MediaBackfill(worker: worker, logger: service.logger).run(limit: configuration.mediaBackfillBatch,
+                                                                                         budget: budget)
                 if done.examined > 0 {
                     service.logger.info("media backfill batch done", metadata: [
                         "host": "\(fleet?.hostName ?? "local")", "recorded": "\(done.recorded)",
