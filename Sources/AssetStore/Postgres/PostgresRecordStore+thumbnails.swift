@@ -92,15 +92,24 @@ extension PostgresRecordStore {
     public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
         try run {
             try pool.with { connection in
-                try connection.query("""
-                    UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
-                        media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
-                        media_gps_longitude = $10, updated_at = $11
-                    WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
-                    """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
-                          media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).affectedRows == 1
+                try Self.writeMedia(connection, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: false) != nil
             }
         }
+    }
+
+    /// The media columns of a ready asset at `etag`; with `onlyIfUnknown`, only while that
+    /// version has none yet (the backfill). The row as written, nil when none was.
+    private static func writeMedia(_ connection: PGConnection, assetID: Int64, etag: String?, media: MediaMetadata, now: Date,
+                                   onlyIfUnknown: Bool) throws -> PGRow? {
+        try connection.query("""
+            UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
+                media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
+                media_gps_longitude = $10, updated_at = $11
+            WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
+            \(onlyIfUnknown ? "AND media_etag IS DISTINCT FROM etag" : "")
+            RETURNING \(assetColumns)
+            """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                  media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).first
     }
 
     /// Ready assets with a ready thumbnail and no media for their current version, by id.
@@ -124,15 +133,7 @@ extension PostgresRecordStore {
     public func backfillMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
         try run {
             try pool.transaction { connection in
-                guard let row = try connection.query("""
-                    UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
-                        media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
-                        media_gps_longitude = $10, updated_at = $11
-                    WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
-                    AND media_etag IS DISTINCT FROM etag
-                    RETURNING \(Self.assetColumns)
-                    """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
-                          media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).first
+                guard let row = try Self.writeMedia(connection, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: true)
                 else { return false }
                 try Self.recordEvent(connection, .assetUpdated, asset: Self.asset(from: row), now: now,
                                      extra: [.init("media", media.json)])
