@@ -69,6 +69,7 @@ import Testing
         #expect(MediaFacts.probed("width=320\nduration=N/A\n") == MediaFacts())
     }
 
+    /// With the thumbnail, and alone (the backfill's facts-only mode: no JPEG).
     @Test func theDecoderSendsTheFactsOfAnImage() throws {
         let directory = TestImages.directory()
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: .spawn(executable: IsolatedThumbnailer.executableBesideSelf()),
@@ -79,15 +80,6 @@ import Testing
         let decoded = try decoder.thumbnail(ofFile: source, detectedType: "image/png")
         #expect(decoded.jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         #expect(decoded.facts == MediaFacts(width: 300, height: 200))
-    }
-
-    @Test func theFactsOnlyModeReadsTheHeaderAndMakesNoThumbnail() throws {
-        let directory = TestImages.directory()
-        let decoder = try IsolatedThumbnailer(settings: .init(endpoint: .spawn(executable: IsolatedThumbnailer.executableBesideSelf()),
-                                                              scratch: directory))
-        let path = TestImages.write(TestImages.png(width: 300, height: 200), to: directory + "/facts-only.png")
-        let source = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        defer { close(source) }
         #expect(try decoder.facts(ofFile: source, detectedType: "image/png") == MediaFacts(width: 300, height: 200))
         // A PNG signature and then garbage: refused (final), not a crash.
         let broken = TestImages.write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 0x41, count: 200),
