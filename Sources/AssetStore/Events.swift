@@ -9,6 +9,7 @@ public enum EventType: String, Sendable, CaseIterable {
     case assetDeleted = "asset.deleted"
     case thumbnailReady = "thumbnail.ready"
     case thumbnailFailed = "thumbnail.failed"
+    case assetUpdated = "asset.updated"
 }
 
 /// The body every sink is sent for an event, built once, in the transaction of the change

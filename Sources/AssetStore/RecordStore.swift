@@ -183,8 +183,16 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     @discardableResult
     func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool
     /// Ready assets with a ready thumbnail and no media metadata for their current
-    /// version (from before "v8: media metadata"), oldest first: the backfill's work list.
-    func assetsMissingMedia(limit: Int) throws -> [AssetRecord]
+    /// version (from before "v8: media metadata"), by id from `afterID` (exclusive), in
+    /// one workspace or all: the media backfill's work list (MediaBackfill).
+    func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord]
+    /// The media backfill's write: records `media` for the version (ETag) read, only while
+    /// that version still has none (so a second host or run writes nothing), with an
+    /// `asset.updated` event in the same transaction (search indexes get the fields).
+    /// All-unknown `media` marks a version whose file could not be read: not tried again.
+    /// Never touches the thumbnail's state. False when nothing was written.
+    @discardableResult
+    func backfillMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool
 }
 
 extension ThumbnailRecords {
@@ -204,6 +212,10 @@ extension ThumbnailRecords {
 
     public func unsettledThumbnails() throws -> [AssetRecord] {
         try unsettledThumbnails(limit: 10_000)
+    }
+
+    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+        try assetsMissingMedia(limit: limit, workspaceID: nil, afterID: 0)
     }
 }
 

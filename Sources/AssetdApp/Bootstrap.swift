@@ -87,6 +87,25 @@ public enum Bootstrap {
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
     }
 
+    /// `assetd backfill-media`: reads the media of up to `limit` assets from before media
+    /// metadata (MediaBackfill), printing a progress line per batch. On SQLite it takes
+    /// the database's lock, so assetd must be stopped; on PostgreSQL it runs beside the
+    /// fleet (each write is fenced, and a second reader of an asset writes nothing).
+    public static func backfillMedia(_ configuration: Configuration, logger: Logger, limit: Int, workspaceID: Int64?, dryRun: Bool,
+                                     output: (String) -> Void) throws -> MediaBackfill.Summary {
+        try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let records = try openRecords(configuration, logger: logger)
+        let s3 = S3Client(configuration: configuration.s3(gated: true), logger: logger)
+        let detector = try ContentDetector()
+        guard let worker = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger) else {
+            throw ConfigurationError(description: "ASSETD_THUMBNAILS is off: the decoder that reads the media is off too")
+        }
+        defer { worker.stop(waitingUpTo: .seconds(1)) }
+        return try MediaBackfill(worker: worker, logger: logger).run(limit: limit, workspaceID: workspaceID, dryRun: dryRun,
+                                                                      progress: output)
+    }
+
     /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at
     /// that path, which one process at a time may serve (an exclusive lock on a file
     /// beside it): a second one stops with a clear line instead of corrupting the

@@ -58,6 +58,9 @@ public struct Configuration: Sendable {
     public var corsOrigins: [String]
     /// ASSETD_RECONCILE_INTERVAL: seconds between the reconciler's passes.
     public var reconcileInterval: Int
+    /// ASSETD_MEDIA_BACKFILL_BATCH: assets from before media metadata whose media each
+    /// reconciler pass reads (MediaBackfill); 0 turns the reconciler's backfill off.
+    public var mediaBackfillBatch: Int
     /// ASSETD_RECONCILE_GRACE: seconds a record must be left untouched before the
     /// reconciler repairs it (the requests still working on younger ones finish them).
     public var reconcileGrace: Int
@@ -195,6 +198,7 @@ public struct Configuration: Sendable {
         abortIncompleteDays = try reader.integer("ASSETD_ABORT_INCOMPLETE_DAYS", default: 7, in: 1...3650)
         reconcileInterval = try reader.integer("ASSETD_RECONCILE_INTERVAL", default: 300, in: 1...86_400)
         reconcileGrace = try reader.integer("ASSETD_RECONCILE_GRACE", default: 120, in: 1...86_400)
+        mediaBackfillBatch = try reader.integer("ASSETD_MEDIA_BACKFILL_BATCH", default: 100, in: 0...10_000)
         pendingUploadTTL = try reader.integer("ASSETD_PENDING_UPLOAD_TTL", default: abortIncompleteDays * 86_400, in: 1...(3650 * 86_400))
         s3Timeout = try reader.integer("ASSETD_S3_TIMEOUT", default: 10, in: 1...600)
         s3Concurrency = try reader.integer("ASSETD_S3_CONCURRENCY", default: max(1, threads - max(2, threads / 4)), in: 1...512)

@@ -69,6 +69,24 @@ final class Reconciler: Sendable {
         let longestPut = 2 * (configuration.s3Timeout + Int(configuration.maxDirectUploadBytes >> 20))
         let sweepBefore = startUp ? processStarted : now.addingTimeInterval(-Double(max(longestPut, Int(grace.components.seconds))))
         let repairs = service.repair(settledBefore: settledBefore, expireBefore: expireBefore, sweepBefore: sweepBefore)
+        // Media of assets from before "v8: media metadata", a bounded batch a pass (on
+        // PostgreSQL under the fleet-wide lock this pass holds, so one host at a time).
+        if configuration.mediaBackfillBatch > 0, let worker = service.thumbnails {
+            do {
+                // At most half an interval (10 s at least), whatever the batch's files cost.
+                let budget = Duration.seconds(max(10, Int(interval.components.seconds) / 2))
+                let done = try MediaBackfill(worker: worker, logger: service.logger).run(limit: configuration.mediaBackfillBatch,
+                                                                                         budget: budget)
+                if done.examined > 0 {
+                    service.logger.info("media backfill batch done", metadata: [
+                        "host": "\(fleet?.hostName ?? "local")", "recorded": "\(done.recorded)",
+                        "unreadable": "\(done.unreadable)", "left": "\(done.left)",
+                    ])
+                }
+            } catch {
+                service.logger.error("media backfill: the database failed", metadata: ["error": "\(error)"])
+            }
+        }
         if repairs != AssetService.Repairs() {
             service.logger.info("reconciler pass done", metadata: [
                 "host": "\(fleet?.hostName ?? "local")",

@@ -83,15 +83,10 @@ public final class ThumbnailWorker: Sendable {
             if asset.thumbnailStatus == .pending { queue.enqueue(asset.id) } else { enqueue(asset) }
         }
         if !unsettled.isEmpty { logger.notice("thumbnail tasks resumed", metadata: ["count": "\(unsettled.count)"]) }
-        // The backfill: assets whose thumbnail was made before media metadata was recorded
-        // ("v8: media metadata") get their task again, which takes both in one pass from
-        // the stored object: no re-upload. Their thumbnail shows as pending meanwhile.
-        let missing = try records.assetsMissingMedia(limit: 10_000)
-        for asset in missing where (try? records.queueThumbnail(assetID: asset.id, now: Date())) == true {
-            queue.enqueue(asset.id)
-        }
-        if !missing.isEmpty { logger.notice("media metadata backfill queued", metadata: ["count": "\(missing.count)"]) }
-        return unsettled.count + missing.count
+        // Assets from before "v8: media metadata" are not queued again here: MediaBackfill
+        // reads their media alone (the reconciler's batches, `assetd backfill-media`),
+        // leaving their thumbnails as they are.
+        return unsettled.count
     }
 
     /// Takes no new task; waits up to `timeout` for the running ones. What is still
@@ -105,7 +100,7 @@ public final class ThumbnailWorker: Sendable {
     // MARK: - One task
 
     /// How an attempt ended, when it did not store a thumbnail.
-    private enum Outcome: Error {
+    enum Outcome: Error {
         /// Final: recorded as failed (or none) with the reason.
         case final(ThumbnailStatus, String)
         /// S3 failed, or the decoder died (crash, SIGKILL, its memory, CPU or time limit):
@@ -222,6 +217,25 @@ public final class ThumbnailWorker: Sendable {
 
     /// The JPEG, and the time spent decoding and encoding (download excluded).
     private func makeThumbnail(_ asset: AssetRecord) throws(Outcome) -> (DecodedThumbnail, Duration) {
+        try withSource(asset) { descriptor, type throws(Outcome) in
+            let clock = ContinuousClock()
+            let started = clock.now
+            do throws(DecodeFailure) {
+                let decoded = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
+                return (decoded, clock.now - started)
+            } catch {
+                switch error {
+                case .refused(let reason): throw .final(.failed, reason)
+                case .crashed(let reason): throw .transient("the decoder failed: \(reason)")
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on the asset's object, streamed from S3 to a private temporary file
+    /// (bounded memory; removed after), with the type libmagic detects in it, when that
+    /// type gets a thumbnail. Shared by thumbnail tasks and the media backfill.
+    func withSource<T>(_ asset: AssetRecord, _ body: (Int32, String) throws(Outcome) -> T) throws(Outcome) -> T {
         var template = Array("\(scratchDirectory)/thumbnail-source-XXXXXX".utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else { throw .transient("cannot create a temporary file: errno \(errno)") }
@@ -252,17 +266,7 @@ public final class ThumbnailWorker: Sendable {
         guard Thumbnailer.makesThumbnail(of: type) else {
             throw .final(.failed, "the content is \(type), which gets no thumbnail")
         }
-        let clock = ContinuousClock()
-        let started = clock.now
-        do {
-            let decoded = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
-            return (decoded, clock.now - started)
-        } catch {
-            switch error {
-            case .refused(let reason): throw .final(.failed, reason)
-            case .crashed(let reason): throw .transient("the decoder failed: \(reason)")
-            }
-        }
+        return try body(descriptor, type)
     }
 
     /// The decoder's facts (checked by IsolatedThumbnailer) as the record's metadata; all

@@ -18,6 +18,10 @@ import Glibc
 /// comes from the zygote, not the child: the child ended without an answer, and how
 /// ("it was killed by SIGKILL"). Anything else, or the connection closing first, is a
 /// decoder that died.
+///
+/// A request with `facts_only=1` (the media backfill) asks for the facts alone: the child
+/// reads the header (ffprobe for a video), decodes no pixel, and answers the `M` record
+/// then `D` (done) with length 0, or `F` as above. `D` is accepted only in that mode.
 public enum DecoderProtocol {
     static let requestMagic: [UInt8] = Array("ATQ1".utf8)
     static let maxRequestBytes = 4096
@@ -28,6 +32,7 @@ public enum DecoderProtocol {
     static let refused = UInt8(ascii: "F")
     static let ended = UInt8(ascii: "E")
     static let media = UInt8(ascii: "M")
+    static let factsDone = UInt8(ascii: "D")
 
     static func header(_ kind: [UInt8], _ length: Int) -> [UInt8] {
         let n = UInt32(length)
@@ -99,6 +104,8 @@ public struct DecodeRequest: Sendable, Equatable {
     public var scratch: String?
     /// Whether the decoder reads GPS coordinates at all (ASSETD_KEEP_GPS).
     public var keepGPS = false
+    /// The media facts only, no thumbnail (the backfill): answered `M` then `D`.
+    public var factsOnly = false
 
     public init(type: String, settings: Thumbnailer.Settings, memoryBytes: Int, timeoutSeconds: Int, scratch: String?) {
         self.type = type
@@ -117,6 +124,7 @@ public struct DecodeRequest: Sendable, Equatable {
         lines += "vips_threads=\(vipsThreads)\nmemory_bytes=\(memoryBytes)\ntimeout_s=\(timeoutSeconds)\n"
         if let scratch { lines += "scratch=\(scratch)\n" }
         if keepGPS { lines += "keep_gps=1\n" }
+        if factsOnly { lines += "facts_only=1\n" }
         return Array(lines.utf8)
     }
 
@@ -140,6 +148,7 @@ public struct DecodeRequest: Sendable, Equatable {
         self.init(type: String(type), settings: settings, memoryBytes: memory, timeoutSeconds: timeout,
                   scratch: values["scratch"].map(String.init))
         keepGPS = values["keep_gps"] == "1"
+        factsOnly = values["facts_only"] == "1"
     }
 
     var settings: Thumbnailer.Settings {
@@ -207,6 +216,14 @@ public enum DecoderServer {
         do throws(ThumbnailError) {
             let thumbnailer = try Thumbnailer(settings: request.settings)
             let scratch = request.scratch ?? "/tmp"
+            if request.factsOnly {
+                let facts = try thumbnailer.facts(ofDescriptor: source, detectedType: request.type, scratch: scratch,
+                                                  keepGPS: request.keepGPS)
+                let record = facts.encoded.count <= MediaFacts.maxBytes ? facts.encoded : []
+                let answer = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
+                    + DecoderProtocol.header([DecoderProtocol.factsDone], 0)
+                return DecoderProtocol.write(output, answer) ? 0 : 74
+            }
             let (jpeg, facts) = try thumbnailer.decode(ofDescriptor: source, detectedType: request.type, scratch: scratch,
                                                        keepGPS: request.keepGPS)
             guard jpeg.count <= DecoderProtocol.maxJPEGBytes else {

@@ -30,9 +30,18 @@ public struct DecodedThumbnail: Sendable, Equatable {
     }
 }
 
-/// What the thumbnail worker needs: the JPEG of an open file of a detected type, and its facts.
+/// What the thumbnail worker needs: the JPEG of an open file of a detected type, and its
+/// facts; and the facts alone, for the media backfill.
 public protocol ThumbnailDecoding: Sendable {
     func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail
+    func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts
+}
+
+extension ThumbnailDecoding {
+    /// A decoder without a facts-only mode: the facts of a whole thumbnail pass.
+    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+        try thumbnail(ofFile: descriptor, detectedType: detectedType).facts ?? MediaFacts()
+    }
 }
 
 /// Thumbnails made by `assetd-thumbnailer`, the decoder zygote, which holds no secret and
@@ -107,6 +116,20 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
     }
 
     public func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail {
+        try exchange(descriptor, detectedType: detectedType, factsOnly: false)
+    }
+
+    /// The facts-only mode (`facts_only=1`): the child reads the header, decodes no pixel,
+    /// makes no thumbnail, and answers `M` then `D`.
+    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+        guard let facts = try exchange(descriptor, detectedType: detectedType, factsOnly: true).facts else {
+            throw .crashed("the decoder sent no media facts")
+        }
+        return facts
+    }
+
+    /// One task on a fresh child: the request, then its answer, checked strictly.
+    private func exchange(_ descriptor: Int32, detectedType: String, factsOnly: Bool) throws(DecodeFailure) -> DecodedThumbnail {
         // A read-only descriptor of its own, which the decoder's user may open: the file's
         // mode allows reading, and its directory (assetd's, 0700) lets no one reach it by
         // path, so only a holder of the descriptor can.
@@ -123,6 +146,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         var request = DecodeRequest(type: detectedType, settings: settings.thumbnail, memoryBytes: settings.memoryBytes,
                                     timeoutSeconds: settings.timeoutSeconds, scratch: zygote == nil ? nil : settings.scratch)
         request.keepGPS = settings.keepGPS
+        request.factsOnly = factsOnly
         let body = request.encoded
         let message = DecoderProtocol.header(DecoderProtocol.requestMagic, body.count) + body
         let sent = message.withUnsafeBytes { assetd_system_send_with_descriptor(connection, $0.baseAddress, UInt($0.count), source) }
@@ -151,10 +175,14 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             answer = .failure(.crashed("the decoder's media facts are malformed"))
         } else if let header {
             let (kind, length) = (header[0], DecoderProtocol.length(header[1..<5]))
-            let limit = kind == DecoderProtocol.jpeg ? DecoderProtocol.maxJPEGBytes : DecoderProtocol.maxReasonBytes
-            if ![DecoderProtocol.jpeg, DecoderProtocol.refused, DecoderProtocol.ended].contains(kind) || length > limit
-                || (kind == DecoderProtocol.jpeg && length == 0) {
+            // The success record of the mode asked for: a JPEG, or (facts only) D, empty.
+            let success = factsOnly ? DecoderProtocol.factsDone : DecoderProtocol.jpeg
+            let limit = kind == DecoderProtocol.jpeg ? DecoderProtocol.maxJPEGBytes : kind == success ? 0 : DecoderProtocol.maxReasonBytes
+            if ![success, DecoderProtocol.refused, DecoderProtocol.ended].contains(kind) || length > limit
+                || (kind == DecoderProtocol.jpeg && length == 0) || (kind == DecoderProtocol.factsDone && facts == nil) {
                 answer = .failure(.crashed("the decoder's answer is malformed"))
+            } else if kind == DecoderProtocol.factsDone {
+                answer = .success([])
             } else if let payload = DecoderProtocol.read(connection, length, deadline: deadline, timedOut: &timedOut) {
                 let text = String(decoding: payload, as: UTF8.self)
                 switch kind {

@@ -76,6 +76,32 @@ public final class Thumbnailer: Sendable {
                    keepGPS: keepGPS)
     }
 
+    /// The media facts alone (the backfill of assets recorded before them): the loader
+    /// check and the header of an image or PDF, ffprobe for a video; no pixel is decoded
+    /// and no thumbnail made.
+    public func facts(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
+        -> MediaFacts {
+        let path = "/proc/self/fd/\(descriptor)"
+        if VideoFrame.demuxers[detectedType] != nil {
+            let facts = VideoFrame.probe(path, type: detectedType, scratch: scratch, timeout: settings.videoTimeout,
+                                         inputDescriptor: descriptor)
+            guard facts != MediaFacts() else { throw ThumbnailError("ffprobe found no video stream it could read") }
+            return facts
+        }
+        guard let expectedLoader = Self.loaders[detectedType] else {
+            throw ThumbnailError("no media facts for content of type \(detectedType)")
+        }
+        guard let loader = Vips.loader(forFile: path) else {
+            throw ThumbnailError("no allowed image loader recognizes the content (expected \(expectedLoader))")
+        }
+        guard loader == expectedLoader else {
+            throw ThumbnailError("the content would be read by \(loader), not \(expectedLoader)")
+        }
+        let header = try Vips.header(ofFile: path, keepGPS: keepGPS)
+        guard header.width > 0, header.height > 0 else { throw ThumbnailError("the image has no pixels") }
+        return header.facts
+    }
+
     private func decode(path: String, descriptor: Int32?, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
         -> (jpeg: [UInt8], facts: MediaFacts) {
         if VideoFrame.demuxers[detectedType] != nil {

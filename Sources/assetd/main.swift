@@ -42,7 +42,7 @@ struct Assetd: ParsableCommand {
         commandName: "assetd",
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self, SetupSearch.self, Events.self],
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self, SetupSearch.self, Events.self, BackfillMedia.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -229,6 +229,51 @@ struct MigrateDB: ParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("assetd migrate-db: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+struct BackfillMedia: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backfill-media",
+        abstract: "Read the media metadata of assets stored before it was recorded, without a re-upload or a new thumbnail.",
+        discussion: """
+            For each ready asset whose thumbnail is ready but whose current version has no media \
+            metadata (width, height, duration, pages, capture time, camera; GPS with \
+            ASSETD_KEEP_GPS=on), oldest first: its object is streamed from S3 to a private \
+            temporary file, and the sandboxed decoder (assetd-thumbnailer) reads its header alone. \
+            The media is recorded for that version with an asset.updated event for webhooks and \
+            Typesense. The thumbnail is not touched: no new thumbnail, no pending state, no \
+            thumbnail.ready event. A file that cannot be read is recorded as unknown and not tried \
+            again; one whose download failed is left for a later run. Prints a line per batch of 50 \
+            and a summary; exits 1 when the database fails.
+
+            The reconciler does the same in the background, ASSETD_MEDIA_BACKFILL_BATCH assets a \
+            pass (default 100, every ASSETD_RECONCILE_INTERVAL seconds): this command is for doing \
+            it now. With SQLite, stop assetd first (the database's lock is taken); with PostgreSQL \
+            it can run while the fleet serves. Run it as the service's user, with its settings \
+            (--config /etc/assetd/assetd.env). docs/OPERATIONS.md, "Media metadata of older assets".
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Read at most this many assets (1 to 10000000).") var limit: Int = 10_000_000
+    @Option(help: ArgumentHelp("Only this workspace's assets.", valueName: "id")) var workspace: Int64?
+    @Flag(name: .customLong("dry-run"), help: "List the assets it would read, one line each, and change nothing.") var dryRun = false
+
+    func validate() throws {
+        guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
+        if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+    }
+
+    func run() throws {
+        try options.run(failure: "backfill-media failed") { configuration, logger in
+            // Unbuffered, so that each progress line shows as it happens.
+            func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+            let summary = try Bootstrap.backfillMedia(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
+                                                      output: line)
+            line(dryRun ? "\(summary.examined) asset\(summary.examined == 1 ? "" : "s") would be read (dry run: nothing changed)"
+                        : "media backfill done: \(summary)")
         }
     }
 }

@@ -142,6 +142,43 @@ struct EventOutboxTests {
         #expect(try db.eventDeliveries(state: .dead, limit: 10).map(\.eventID) == [first[0].eventID])
     }
 
+    @Test(arguments: Backend.all) func theMediaBackfillWritesOnceWithAnAssetUpdatedEventAndLeavesTheThumbnail(_ backend: Backend) throws {
+        let db = try open(backend)
+        let a = try readyAsset(db)
+        let b = try readyAsset(db)
+        let other = try db.createAsset(NewAsset(workspaceID: 8, fileType: "image/png", fileExtension: "png", fileName: "x.png", size: 10))
+        _ = try db.markAssetReady(id: other.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .pending)
+        for asset in [a, b, other] {
+            _ = try db.claimThumbnail(assetID: asset.id)
+            #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
+        }
+        #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [a.id, b.id, other.id])
+        #expect(try db.assetsMissingMedia(limit: 10, workspaceID: 7, afterID: 0).map(\.id) == [a.id, b.id], "one workspace")
+        #expect(try db.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: a.id).map(\.id) == [b.id, other.id], "after a cursor")
+        let before = try events(db).count
+        let thumbnail = try db.thumbnailState(assetID: a.id)
+        let media = MediaMetadata(width: 1000, height: 1600, cameraMake: "Canon")
+        #expect(try db.backfillMedia(assetID: a.id, etag: "\"other\"", media: media, now: Date()) == false, "another version")
+        #expect(try db.backfillMedia(assetID: a.id, etag: "\"e1\"", media: media, now: Date()))
+        #expect(try db.backfillMedia(assetID: a.id, etag: "\"e1\"", media: media, now: Date()) == false, "a second host's read")
+        // Unreadable: all unknown, recorded so that it is not tried again.
+        #expect(try db.backfillMedia(assetID: b.id, etag: "\"e1\"", media: MediaMetadata(), now: Date()))
+        #expect(try db.asset(id: a.id, workspaceID: 7)?.media == media)
+        #expect(try db.asset(id: b.id, workspaceID: 7)?.media == MediaMetadata())
+        #expect(try db.thumbnailState(assetID: a.id) == thumbnail, "the thumbnail is not touched")
+        #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [other.id])
+        let written = try events(db).dropFirst(before)
+        #expect(written.map(\.type) == ["asset.updated", "asset.updated"])
+        #expect(written.map(\.assetID) == [a.id, b.id])
+        let data = try #require(written.first?.payload["data"])
+        #expect(data["media"]?["width"] == 1000)
+        #expect(data["media"]?["cameraMake"] == "Canon")
+        #expect(data["thumbnail"]?["status"] == "ready")
+        try db.markAssetDeleted(id: other.id)
+        #expect(try db.backfillMedia(assetID: other.id, etag: "\"e1\"", media: media, now: Date()) == false, "deleted")
+        #expect(try db.assetsMissingMedia(limit: 10).isEmpty)
+    }
+
     @Test(arguments: Backend.all) func aLeaseThatEndsMakesTheDeliveryDueAgain(_ backend: Backend) throws {
         let db = try open(backend)
         _ = try readyAsset(db)

@@ -69,6 +69,7 @@ import Testing
         #expect(MediaFacts.probed("width=320\nduration=N/A\n") == MediaFacts())
     }
 
+    /// With the thumbnail, and alone (the backfill's facts-only mode: no JPEG).
     @Test func theDecoderSendsTheFactsOfAnImage() throws {
         let directory = TestImages.directory()
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: .spawn(executable: IsolatedThumbnailer.executableBesideSelf()),
@@ -79,6 +80,44 @@ import Testing
         let decoded = try decoder.thumbnail(ofFile: source, detectedType: "image/png")
         #expect(decoded.jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         #expect(decoded.facts == MediaFacts(width: 300, height: 200))
+        #expect(try decoder.facts(ofFile: source, detectedType: "image/png") == MediaFacts(width: 300, height: 200))
+        // A PNG signature and then garbage: refused (final), not a crash.
+        let broken = TestImages.write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 0x41, count: 200),
+                                      to: directory + "/broken.png")
+        let brokenSource = Glibc.open(broken, O_RDONLY | O_CLOEXEC)
+        defer { close(brokenSource) }
+        #expect {
+            _ = try decoder.facts(ofFile: brokenSource, detectedType: "image/png")
+        } throws: { error in
+            if case .refused = error as? DecodeFailure { return true }
+            return false
+        }
+    }
+
+    @Test func aHostileChildsFactsOnlyAnswerIsChecked() throws {
+        let directory = TestImages.directory()
+        let path = TestImages.write(TestImages.png(width: 30, height: 20), to: directory + "/any-facts.png")
+        let source = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        defer { close(source) }
+        func decoder(_ raw: [UInt8]) throws -> IsolatedThumbnailer {
+            try IsolatedThumbnailer(settings: .init(endpoint: .socket(path: try hostileDecoder(directory, answer: raw)), timeoutSeconds: 5))
+        }
+        let record = Array("width=30\nheight=20\n".utf8)
+        let facts = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
+        let done = DecoderProtocol.header([DecoderProtocol.factsDone], 0)
+        #expect(try decoder(facts + done).facts(ofFile: source, detectedType: "image/png") == MediaFacts(width: 30, height: 20))
+        let malformed = DecodeFailure.crashed("the decoder's answer is malformed")
+        // D with a payload, D without facts, a JPEG where facts alone were asked for.
+        for raw in [facts + DecoderProtocol.header([DecoderProtocol.factsDone], 3) + [1, 2, 3], done, answer(facts: "width=30\nheight=20\n")] {
+            #expect(throws: malformed) { try decoder(raw).facts(ofFile: source, detectedType: "image/png") }
+        }
+        // D is no answer to a thumbnail request.
+        #expect(throws: malformed) { try decoder(facts + done).thumbnail(ofFile: source, detectedType: "image/png") }
+        // Refused stays refused.
+        let reason = Array("not an image".utf8)
+        #expect(throws: DecodeFailure.refused("not an image")) {
+            try decoder(DecoderProtocol.header([DecoderProtocol.refused], reason.count) + reason).facts(ofFile: source, detectedType: "image/png")
+        }
     }
 
     /// A fake decoder on a Unix socket that answers every connection with `answer`, as a

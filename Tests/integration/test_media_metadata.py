@@ -2,9 +2,11 @@
 checked by assetd, recorded for the version it was read from, and shown as the asset
 JSON's `media` object (CONTRACT.md). Files are made here with Pillow, ffmpeg and vips."""
 import io
+import json
 import shutil
 import sqlite3
 import subprocess
+import time
 
 import pytest
 from PIL import Image
@@ -98,22 +100,108 @@ def test_gps_is_recorded_only_with_keep_gps_on(private):
     assert media["cameraMake"] == "Canon"
 
 
-def test_assets_from_before_v8_are_filled_in_at_the_next_start_without_a_reupload(private):
-    private.start()
-    body, content_type = form(camera_jpeg(gps=False), "old.jpg")
-    asset_id = private.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type).json()["asset"]["id"]
+MEDIA_COLUMNS = ("media_etag", "media_width", "media_height", "media_duration_s", "media_pages", "media_taken_at",
+                 "media_camera_make", "media_camera_model", "media_gps_latitude", "media_gps_longitude")
+
+
+def forget_media(private, *asset_ids):
+    """As a record made before "v8: media metadata": no media for its version."""
+    with sqlite3.connect(private.env["ASSETD_DATABASE"], timeout=10) as db:
+        db.executemany(f"UPDATE asset SET {', '.join(c + ' = NULL' for c in MEDIA_COLUMNS)} WHERE id = ?",
+                       [(int(i),) for i in asset_ids])
+
+
+def events_of(private, asset_id):
+    with sqlite3.connect(private.env["ASSETD_DATABASE"], timeout=10) as db:
+        return [(kind, json.loads(payload)) for kind, payload in
+                db.execute("SELECT type, payload FROM event WHERE asset_id = ? ORDER BY id", (int(asset_id),))]
+
+
+def upload(private, data, name):
+    body, content_type = form(data, name)
+    r = private.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type)
+    assert r.status == 200, r.json()
+    asset_id = r.json()["asset"]["id"]
+    wait_until("the thumbnail", lambda: private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1")
+               .json()["asset"]["thumbnail"]["status"] == "ready", 60)
+    return asset_id
+
+
+def backfill(private, *arguments):
+    return subprocess.run([private.env["ASSETD_BIN"],
+                           "backfill-media", *arguments], env=private.env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_reconciler_fills_in_an_older_asset_without_touching_its_thumbnail(private):
+    private.start(ASSETD_RECONCILE_INTERVAL=1)
+    asset_id = upload(private, camera_jpeg(gps=False), "old.jpg")
 
     def asset():
         return private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json()["asset"]
-    wait_until("the thumbnail", lambda: asset()["thumbnail"]["status"] == "ready", 60)
     assert asset()["media"]["width"] == 1000
+    key = f"1/thumbnails/{asset_id}.jpg"
+    stored = private.s3.head_object(Bucket=private.bucket, Key=key)
+    before = events_of(private, asset_id)
+    forget_media(private, asset_id)
+    # The thumbnail stays ready at every look until the media is back (the reconciler,
+    # a pass a second), and its JPEG is not stored again.
+    deadline = time.time() + 30
+    while True:
+        current = asset()
+        assert current["thumbnail"]["status"] == "ready", current
+        if current["media"]["width"] == 1000:
+            break
+        assert time.time() < deadline, "the reconciler did not fill the media in within 30 s"
+        time.sleep(0.05)
+    assert current["media"]["cameraMake"] == "Canon" and current["media"]["height"] == 1600, current["media"]
+    after = private.s3.head_object(Bucket=private.bucket, Key=key)
+    assert (after["ETag"], after["LastModified"]) == (stored["ETag"], stored["LastModified"]), "the thumbnail was stored again"
+    new = events_of(private, asset_id)[len(before):]
+    assert [kind for kind, _ in new] == ["asset.updated"], new
+    data = new[0][1]["data"]
+    assert data["media"]["width"] == 1000 and data["media"]["cameraMake"] == "Canon", data
+    assert data["thumbnail"]["status"] == "ready"
+    assert "media backfill batch done" in private.log()
+    assert "thumbnail.ready" not in [kind for kind, _ in new]
+
+
+def test_backfill_media_reads_older_assets_on_demand_and_a_corrupt_one_keeps_its_thumbnail(private):
+    private.start(ASSETD_MEDIA_BACKFILL_BATCH=0)
+    good = upload(private, camera_jpeg(gps=False), "good.jpg")
+    bad = upload(private, camera_jpeg(gps=False), "bad.jpg")
     private.stop()
-    # As a record made before "v8: media metadata": no media for its version.
-    with sqlite3.connect(private.env["ASSETD_DATABASE"], timeout=5) as db:
-        db.execute("UPDATE asset SET media_etag = NULL, media_width = NULL, media_height = NULL, media_camera_make = NULL")
-    private.start()
-    filled = wait_until("the backfill", lambda: asset()["media"]["width"] == 1000 and asset()["thumbnail"]["status"] == "ready", 60)
-    assert filled
-    final = asset()
-    assert final["media"]["cameraMake"] == "Canon" and final["media"]["height"] == 1600, final["media"]
-    assert "media metadata backfill queued" in private.log()
+    forget_media(private, good, bad)
+    # The bad one's object goes corrupt: a JPEG's first bytes, then noise, same length.
+    with sqlite3.connect(private.env["ASSETD_DATABASE"], timeout=10) as db:
+        key, size = db.execute("SELECT key, size FROM asset WHERE id = ?", (int(bad),)).fetchone()
+    noise = bytes([0xFF, 0xD8, 0xFF, 0xE0]) + bytes((i * 37 + 11) % 251 for i in range(size - 4))
+    private.s3.put_object(Bucket=private.bucket, Key=key, Body=noise)
+
+    bad_input = backfill(private, "--limit", "0")
+    assert bad_input.returncode == 64 and "--limit must be from 1" in bad_input.stderr, bad_input
+    assert "Only this workspace" in backfill(private, "--help").stdout
+
+    dry = backfill(private, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"would read asset {good} " in dry.stdout and f"would read asset {bad} " in dry.stdout, dry.stdout
+    assert "2 assets would be read" in dry.stdout, dry.stdout
+    other = backfill(private, "--workspace", "2")
+    assert other.returncode == 0 and "0 examined" in other.stdout, other.stdout
+
+    done = backfill(private)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "media backfill: 2 examined, 1 recorded, 1 unreadable" in done.stdout, done.stdout
+    assert "assets/s" in done.stdout
+    again = backfill(private)
+    assert again.returncode == 0 and "0 examined" in again.stdout, "an unreadable file is not tried again: " + again.stdout
+
+    private.start(ASSETD_MEDIA_BACKFILL_BATCH=0)
+    good_asset = private.request("GET", f"/api/assets/{good}", "workspaceId=1").json()["asset"]
+    bad_asset = private.request("GET", f"/api/assets/{bad}", "workspaceId=1").json()["asset"]
+    assert good_asset["media"]["width"] == 1000 and good_asset["media"]["cameraMake"] == "Canon", good_asset["media"]
+    assert bad_asset["thumbnail"]["status"] == "ready", bad_asset
+    assert all(value is None for value in bad_asset["media"].values()), bad_asset["media"]
+    for asset_id in (good, bad):
+        kinds = [kind for kind, _ in events_of(private, asset_id)]
+        assert kinds.count("thumbnail.ready") == 1 and "thumbnail.failed" not in kinds, kinds
+        assert kinds[-1] == "asset.updated", kinds

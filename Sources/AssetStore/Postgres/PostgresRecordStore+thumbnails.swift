@@ -92,26 +92,52 @@ extension PostgresRecordStore {
     public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
         try run {
             try pool.with { connection in
-                try connection.query("""
-                    UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
-                        media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
-                        media_gps_longitude = $10, updated_at = $11
-                    WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
-                    """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
-                          media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).affectedRows == 1
+                try Self.writeMedia(connection, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: false) != nil
             }
         }
     }
 
-    /// Ready assets with a ready thumbnail and no media for their current version, oldest first.
-    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+    /// The media columns of a ready asset at `etag`; with `onlyIfUnknown`, only while that
+    /// version has none yet (the backfill). The row as written, nil when none was.
+    private static func writeMedia(_ connection: PGConnection, assetID: Int64, etag: String?, media: MediaMetadata, now: Date,
+                                   onlyIfUnknown: Bool) throws -> PGRow? {
+        try connection.query("""
+            UPDATE asset SET media_etag = $1, media_width = $2, media_height = $3, media_duration_s = $4, media_pages = $5,
+                media_taken_at = $6, media_camera_make = $7, media_camera_model = $8, media_gps_latitude = $9,
+                media_gps_longitude = $10, updated_at = $11
+            WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
+            \(onlyIfUnknown ? "AND media_etag IS DISTINCT FROM etag" : "")
+            RETURNING \(assetColumns)
+            """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                  media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).first
+    }
+
+    /// Ready assets with a ready thumbnail and no media for their current version, by id.
+    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord] {
         try run {
             try pool.with { connection in
                 try connection.query("""
                     SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
-                    AND (media_etag IS NULL OR media_etag IS DISTINCT FROM etag)
-                    ORDER BY id LIMIT $1
-                    """, [limit]).rows.map(Self.asset(from:))
+                    AND (media_etag IS NULL OR media_etag IS DISTINCT FROM etag) AND etag IS NOT NULL
+                    AND id > $1 AND ($2::bigint IS NULL OR workspace_id = $2)
+                    ORDER BY id LIMIT $3
+                    """, [afterID, workspaceID, limit]).rows.map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// As SQLite's: fenced on the version and on its media being still unknown, so that
+    /// of several hosts (or runs) reading the same asset only the first writes, and writes
+    /// the one asset.updated event, in the same transaction.
+    @discardableResult
+    public func backfillMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
+        try run {
+            try pool.transaction { connection in
+                guard let row = try Self.writeMedia(connection, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: true)
+                else { return false }
+                try Self.recordEvent(connection, .assetUpdated, asset: Self.asset(from: row), now: now,
+                                     extra: [.init("media", media.json)])
+                return true
             }
         }
     }

@@ -82,29 +82,51 @@ extension SQLiteRecordStore {
     @discardableResult
     public func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
         try run {
-            try pool.write { db in
-                try db.execute(sql: """
-                    UPDATE asset SET media_etag = ?, media_width = ?, media_height = ?, media_duration_s = ?, media_pages = ?,
-                        media_taken_at = ?, media_camera_make = ?, media_camera_model = ?, media_gps_latitude = ?,
-                        media_gps_longitude = ?, updated_at = ?
-                    WHERE id = ? AND status = 'ready' AND etag IS ? AND etag IS NOT NULL
-                    """, arguments: [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
-                                      media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID, etag])
-                return db.changesCount == 1
-            }
+            try pool.write { db in try Self.writeMedia(db, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: false) }
         }
     }
 
+    /// The media columns of a ready asset at `etag`; with `onlyIfUnknown`, only while that
+    /// version has none yet (the backfill). True when the row was written.
+    private static func writeMedia(_ db: Database, assetID: Int64, etag: String?, media: MediaMetadata, now: Date,
+                                   onlyIfUnknown: Bool) throws -> Bool {
+        try db.execute(sql: """
+            UPDATE asset SET media_etag = ?, media_width = ?, media_height = ?, media_duration_s = ?, media_pages = ?,
+                media_taken_at = ?, media_camera_make = ?, media_camera_model = ?, media_gps_latitude = ?,
+                media_gps_longitude = ?, updated_at = ?
+            WHERE id = ? AND status = 'ready' AND etag IS ? AND etag IS NOT NULL
+            \(onlyIfUnknown ? "AND (media_etag IS NULL OR media_etag IS NOT etag)" : "")
+            """, arguments: [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
+                              media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID, etag])
+        return db.changesCount == 1
+    }
+
     /// Ready assets with a ready thumbnail but no media metadata for their current version
-    /// (uploaded before "v8: media metadata"): the backfill queues their task again.
-    public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
+    /// (uploaded before "v8: media metadata"): the media backfill's work list.
+    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
                     SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
-                    AND (media_etag IS NULL OR media_etag IS NOT etag)
+                    AND (media_etag IS NULL OR media_etag IS NOT etag) AND etag IS NOT NULL
+                    AND id > ? AND (? IS NULL OR workspace_id = ?)
                     ORDER BY id LIMIT ?
-                    """, arguments: [limit]).map(Self.asset(from:))
+                    """, arguments: [afterID, workspaceID, workspaceID, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// The backfill's compare-and-set: this version, ready, still without media; then its
+    /// asset.updated event, in the same transaction. The thumbnail's columns are not touched.
+    @discardableResult
+    public func backfillMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                guard try Self.writeMedia(db, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: true) else { return false }
+                if let asset = try Self.currentAsset(db, id: assetID) {
+                    try Self.recordEvent(db, .assetUpdated, asset: asset, now: now, extra: [.init("media", media.json)])
+                }
+                return true
             }
         }
     }

@@ -154,20 +154,8 @@ extension Routes {
         ]
     }
 
-    /// The asset JSON's `media` object (CONTRACT.md): every field null when unknown; `gps`
-    /// is {latitude, longitude} only when recorded (ASSETD_KEEP_GPS=on).
+    /// The asset JSON's `media` object (CONTRACT.md): every field null when unknown.
     static func mediaJSON(_ media: MediaMetadata?) -> JSONValue {
-        let media = media ?? MediaMetadata()
-        func int(_ value: Int?) -> JSONValue { value.map { .int($0) } ?? .null }
-        func real(_ value: Double?) -> JSONValue { value.map { .number(String($0)) } ?? .null }
-        var gps = JSONValue.null
-        if let latitude = media.gpsLatitude, let longitude = media.gpsLongitude {
-            gps = ["latitude": real(latitude), "longitude": real(longitude)]
-        }
-        return [
-            "width": int(media.width), "height": int(media.height), "durationSeconds": real(media.durationSeconds),
-            "pages": int(media.pages), "takenAt": .optional(media.takenAt), "cameraMake": .optional(media.cameraMake),
-            "cameraModel": .optional(media.cameraModel), "gps": gps,
-        ]
+        (media ?? MediaMetadata()).json
     }
 }
