@@ -374,8 +374,9 @@ def test_a_host_keeps_sinks_it_does_not_know_until_an_operator_retires_one(workd
         assert listed.stdout.startswith("ID\tSTATE\tPENDING\tDEAD\tSINK\n"), listed.stdout
         old_line, new_line = sink_line(listed.stdout, old.url), sink_line(listed.stdout, new.url)
         assert old_line[1:4] == ["active", "1", "0"] and new_line[1:4] == ["active", "0", "0"], listed.stdout
-        waiting = run_cli(private, "events").stdout
-        assert old.url in waiting and "asset.ready" in waiting, waiting
+        waiting = run_cli(private, "events")
+        assert waiting.returncode == 0, (waiting.returncode, waiting.stderr)
+        assert old.url in waiting.stdout and "asset.ready" in waiting.stdout, waiting.stdout
 
         sink_id = old_line[0]
         assert sink_id.startswith("sink_"), old_line

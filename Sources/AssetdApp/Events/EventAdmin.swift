@@ -11,6 +11,9 @@ public enum EventAdmin {
         if DatabaseLocation.isPostgres(configuration.databasePath) {
             var settings = PostgresRecordStore.Settings()
             settings.poolSize = 1
+            // No upload cache: its LISTEN thread would still be in libpq while the command
+            // exits, and a command reads no upload.
+            settings.uploadCache = false
             return try PostgresRecordStore(url: configuration.databasePath, settings: settings)
         }
         return try SQLiteRecordStore(path: configuration.databasePath)
