@@ -162,6 +162,46 @@ public enum DeliveryOutcome: Sendable, Equatable {
     case dead(error: String)
 }
 
+/// A sink as `assetd events --sinks` lists it.
+public struct EventSinkStatus: Sendable, Equatable {
+    public var sink: String
+    /// New events are queued for it: some host configured it at its start, and no operator
+    /// retired it since.
+    public var active: Bool
+    /// When it answered 410 Gone (it gets nothing until a redelivery), with why.
+    public var disabledAt: Date?
+    public var disabledReason: String?
+    public var pending: Int
+    public var dead: Int
+
+    public init(sink: String, active: Bool, disabledAt: Date?, disabledReason: String?, pending: Int, dead: Int) {
+        self.sink = sink
+        self.active = active
+        self.disabledAt = disabledAt
+        self.disabledReason = disabledReason
+        self.pending = pending
+        self.dead = dead
+    }
+}
+
+/// What one batch of `pruneEvents` did.
+public struct EventPruning: Sendable, Equatable {
+    /// Deliveries and events removed.
+    public var deliveries: Int
+    public var events: Int
+    /// Events the batch looked at, and the last one's id: the next batch starts after it,
+    /// so that events kept (pending, or dead and recent) are not read again and again.
+    public var examined: Int
+    public var lastEventID: Int64
+
+    public init(deliveries: Int, events: Int, examined: Int, lastEventID: Int64) {
+        self.deliveries = deliveries
+        self.events = events
+        self.examined = examined
+        self.lastEventID = lastEventID
+    }
+}
+
 /// A delivery as `assetd events` lists it.
 public struct EventDeliveryStatus: Sendable, Equatable {
     public var eventID: Int64

@@ -264,16 +264,18 @@ public protocol StoreHealth: AnyObject, Sendable {
 /// The transactional outbox (docs/API.md, "Events"). The state changes above write their
 /// event in their own transaction: `markAssetReady` and `completeUpload` asset.ready,
 /// `recordVersionSwitched` asset.version_added, `markDeleted` asset.deleted,
-/// `finishThumbnail` thumbnail.ready or thumbnail.failed; each event gets one pending
+/// `finishThumbnail` thumbnail.ready or thumbnail.failed, `describeAsset` (of a ready asset)
+/// asset.updated; each event gets one pending
 /// delivery per active sink. Delivery is at least once, in order per asset and sink: a
 /// claim never returns an event while an earlier one of its asset is pending for that sink.
 public protocol EventOutbox: AnyObject, Sendable {
-    /// Makes `sinks` the ones new events are queued for; other sinks get no new events
-    /// (their queued deliveries stay). A disabled sink stays disabled.
+    /// Adds `sinks` (this host's settings) to the ones new events are queued for, or makes
+    /// them active again; other sinks are left as they are, since other hosts may deliver
+    /// them (only `retireEventSink` removes one). A disabled (410) sink stays disabled.
     func activateEventSinks(_ sinks: [String], now: Date) throws
     /// Up to `limit` due deliveries for `sink`, oldest event first, at most one per asset,
     /// each with its attempt counted and leased until `leaseUntil` (when it is due again
-    /// should this process die). None while the sink is disabled.
+    /// should this process die). None while the sink is disabled or retired.
     func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery]
     /// Records what attempt `attempt` (the claim's `EventDelivery.attempts`) came to; nothing
     /// when the delivery was claimed again since (its lease ended while this attempt ran, and
@@ -289,8 +291,17 @@ public protocol EventOutbox: AnyObject, Sendable {
     func redeliverEvent(id: Int64, now: Date) throws -> Int
     /// Pending deliveries (the backlog, for /metrics).
     func eventBacklog() throws -> Int
-    /// Removes delivered deliveries, and events with nothing pending or dead, created
-    /// before `before`; how many events went.
+    /// One bounded batch of the retention: among up to `limit` events after `afterEventID`
+    /// created before `deliveredBefore`, removes their delivered deliveries, their dead ones
+    /// that died before `deadBefore`, and then the events with no delivery left. Pending
+    /// deliveries are never removed. On PostgreSQL, events another host is pruning or
+    /// redelivering are skipped (SKIP LOCKED), so hosts prune together without waiting.
     @discardableResult
-    func pruneEvents(createdBefore before: Date) throws -> Int
+    func pruneEvents(deliveredBefore: Date, deadBefore: Date, afterEventID: Int64, limit: Int) throws -> EventPruning
+    /// Every sink, with its pending and dead deliveries, by name.
+    func eventSinks() throws -> [EventSinkStatus]
+    /// An operator retires `sink`: no new event is queued for it, no host claims its
+    /// deliveries, and its pending ones become dead with `reason`; how many did. A host
+    /// configured with it makes it active again when it starts.
+    func retireEventSink(_ sink: String, reason: String, now: Date) throws -> Int
 }

@@ -130,8 +130,11 @@ public enum Bootstrap {
     static func events(_ configuration: Configuration, records: any EventOutbox, metrics: Metrics, logger: Logger) -> EventDispatcher {
         let sinks = EventDispatcher.sinks(configuration, http: HTTPClient())
         if sinks.isEmpty { logger.info("no event sinks (ASSETD_WEBHOOK_URLS, ASSETD_TYPESENSE_URL): events stay in the outbox") }
+        var retention = EventDispatcher.Retention()
+        retention.delivered = TimeInterval(configuration.eventRetention)
+        retention.dead = TimeInterval(configuration.eventDeadRetention)
         return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
-                               metrics: metrics, logger: logger)
+                               metrics: metrics, logger: logger, retention: retention)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

@@ -132,6 +132,11 @@ public struct Configuration: Sendable {
     public var typesense: TypesenseSettings?
     /// ASSETD_EVENT_MAX_AGE: seconds an event is retried for before it is dead (3 days).
     public var eventMaxAge: Int = 259_200
+    /// ASSETD_EVENT_RETENTION: seconds a delivered event is kept (7 days).
+    public var eventRetention: Int = 604_800
+    /// ASSETD_EVENT_DEAD_RETENTION: seconds a dead delivery is kept after it died, for
+    /// `assetd events --dead` and a redelivery (30 days); at least ASSETD_EVENT_RETENTION.
+    public var eventDeadRetention: Int = 2_592_000
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -315,6 +320,12 @@ public struct Configuration: Sendable {
             typesense = TypesenseSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key, collection: collection)
         }
         eventMaxAge = try reader.integer("ASSETD_EVENT_MAX_AGE", default: 259_200, in: 1...(30 * 86_400))
+        eventRetention = try reader.integer("ASSETD_EVENT_RETENTION", default: 604_800, in: 3600...(365 * 86_400))
+        eventDeadRetention = try reader.integer("ASSETD_EVENT_DEAD_RETENTION", default: max(2_592_000, eventRetention),
+                                                in: 3600...(3650 * 86_400))
+        guard eventDeadRetention >= eventRetention else {
+            throw ConfigurationError(description: "ASSETD_EVENT_DEAD_RETENTION (\(eventDeadRetention)) must be at least ASSETD_EVENT_RETENTION (\(eventRetention)): a dead delivery is kept at least as long as a delivered one")
+        }
     }
 
     private struct Reader {

@@ -168,32 +168,50 @@ struct SetupSearch: ParsableCommand {
 struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events",
-        abstract: "List the events waiting for delivery, or the dead ones, and requeue one.",
+        abstract: "List the events waiting for delivery, the dead ones or the sinks; requeue an event; retire a sink.",
         discussion: """
             Without options: the backlog, one line per (event, sink) still pending: its id (the \
             webhook-id receivers see), type, asset, sink, attempts so far, next attempt and last error.
             --dead: deliveries given up on: retried for ASSETD_EVENT_MAX_AGE (3 days) without a 2xx, \
-            or pending when their endpoint answered 410 Gone (which disables it).
+            pending when their endpoint answered 410 Gone (which disables it), or when their sink was retired.
             --redeliver ID: queues that event again, due now, for every configured sink where it is \
             not pending (a dead or delivered one is sent again, with the same webhook-id; a sink \
-            configured since gets it too), and enables again an endpoint that 410 disabled. Run it as the service's user, with its settings \
-            (--config /etc/assetd/assetd.env); the running service picks the event up.
+            configured since gets it too), and enables again an endpoint that 410 disabled.
+            --sinks: every sink events are queued for (webhook endpoints, Typesense), with its id, \
+            state (active, disabled by a 410, retired), pending and dead deliveries. Each host adds \
+            the sinks of its own settings when it starts and never removes another's, so hosts \
+            with different ASSETD_WEBHOOK_URLS all get their events.
+            --retire-sink ID|NAME: stops queueing events for a sink (an id as --sinks lists it, or \
+            the sink's whole name): its pending deliveries become dead. Remove it from every host's \
+            settings first: a host that still names it makes it active again when it starts.
+            Run it as the service's user, with its settings (--config /etc/assetd/assetd.env); the \
+            running service picks the change up.
             """
     )
 
     @OptionGroup var options: ConfigOptions
     @Flag(help: "List the dead deliveries instead of the backlog.") var dead = false
     @Option(help: ArgumentHelp("Queue this event (evt_12 or 12) again.", valueName: "id")) var redeliver: String?
+    @Flag(help: "List the event sinks, with their ids and states.") var sinks = false
+    @Option(help: ArgumentHelp("Retire this sink: no new events are queued for it.", valueName: "id|name")) var retireSink: String?
     @Option(help: "List at most this many.") var limit: Int = 100
 
     func validate() throws {
         guard (1...100_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 100000") }
         if redeliver != nil, dead { throw ValidationError("--redeliver and --dead go separately: list with --dead, then redeliver one id") }
+        let modes = [dead, redeliver != nil, sinks, retireSink != nil].filter { $0 }.count
+        if modes > 1, retireSink != nil || sinks {
+            throw ValidationError("--sinks and --retire-sink go alone: list with --sinks, then retire one id")
+        }
     }
 
     func run() throws {
         try options.run(failure: "events failed") { configuration, _ in
-            if let redeliver {
+            if let retireSink {
+                print(try EventAdmin.retireSink(configuration, retireSink), terminator: "")
+            } else if sinks {
+                print(try EventAdmin.sinks(configuration), terminator: "")
+            } else if let redeliver {
                 let queued = try EventAdmin.redeliver(configuration, id: redeliver)
                 print("queued \(redeliver) again for \(queued) sink\(queued == 1 ? "" : "s")")
             } else {

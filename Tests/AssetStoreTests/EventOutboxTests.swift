@@ -217,24 +217,82 @@ struct EventOutboxTests {
         #expect(try db.redeliverEvent(id: 999, now: Date()) == 0)
     }
 
-    @Test(arguments: Backend.all) func onlyActiveSinksGetNewEvents(_ backend: Backend) throws {
+    @Test(arguments: Backend.all) func aStartAddsItsSinksAndRetiresNoneAndAnOperatorRetiresOne(_ backend: Backend) throws {
         let db = try open(backend, sinks: ["hook-a"])
         _ = try readyAsset(db)
-        try db.activateEventSinks(["hook-b"], now: Date())
+        try db.activateEventSinks(["hook-b"], now: Date()) // another host's settings
+        _ = try readyAsset(db)
+        #expect(try claim(db).count == 2) // hook-a still gets new events
+        #expect(try claim(db, sink: "hook-b").count == 1)
+        var sinks = try db.eventSinks()
+        #expect(sinks.map(\.sink) == ["hook-a", "hook-b"] && sinks.allSatisfy(\.active))
+        #expect(sinks.map(\.pending) == [2, 1])
+        // Retired: its pending deliveries die (leased ones too), no claim takes it, and
+        // new events skip it.
+        #expect(try db.retireEventSink("hook-a", reason: "retired by test", now: Date()) == 2)
+        _ = try readyAsset(db)
+        #expect(try claim(db, now: Date().addingTimeInterval(60)).isEmpty)
+        sinks = try db.eventSinks()
+        #expect(sinks[0] == EventSinkStatus(sink: "hook-a", active: false, disabledAt: nil, disabledReason: nil, pending: 0, dead: 2))
+        #expect(sinks[1].pending == 2 && sinks[1].active)
+        #expect(try db.eventDeliveries(state: .dead, limit: 10).allSatisfy { $0.sink == "hook-a" && $0.lastError == "retired by test" })
+        // A host whose settings name it makes it active again, for new events.
+        try db.activateEventSinks(["hook-a"], now: Date())
         _ = try readyAsset(db)
         #expect(try claim(db).count == 1)
-        #expect(try claim(db, sink: "hook-b").count == 1)
     }
 
-    @Test(arguments: Backend.all) func pruningKeepsWhatIsPendingOrDead(_ backend: Backend) throws {
+    @Test(arguments: Backend.all) func pruningGoesInBatchesAndKeepsPendingAndRecentDeadDeliveries(_ backend: Backend) throws {
         let db = try open(backend)
-        _ = try readyAsset(db)
-        _ = try readyAsset(db)
+        for _ in 0..<5 { _ = try readyAsset(db) }
         let claimed = try claim(db)
-        try db.finishDelivery(eventID: claimed[0].eventID, sink: "hook-a", attempt: claimed[0].attempts, outcome: .delivered, now: Date())
-        try db.finishDelivery(eventID: claimed[1].eventID, sink: "hook-a", attempt: claimed[1].attempts, outcome: .dead(error: "x"), now: Date())
-        #expect(try db.pruneEvents(createdBefore: Date().addingTimeInterval(1)) == 1)
-        #expect(try events(db).count == 1)
+        #expect(claimed.count == 5)
+        for (index, delivery) in claimed.prefix(4).enumerated() {
+            try db.finishDelivery(eventID: delivery.eventID, sink: "hook-a", attempt: delivery.attempts,
+                                  outcome: index < 2 ? .delivered : .dead(error: "x"), now: Date())
+        }
+        let later = Date().addingTimeInterval(1), longAgo = Date().addingTimeInterval(-60)
+        // Two delivered events go; the dead ones died just now, within their retention.
+        var batch = try db.pruneEvents(deliveredBefore: later, deadBefore: longAgo, afterEventID: 0, limit: 2)
+        #expect(batch == EventPruning(deliveries: 2, events: 2, examined: 2, lastEventID: claimed[1].eventID))
+        batch = try db.pruneEvents(deliveredBefore: later, deadBefore: longAgo, afterEventID: batch.lastEventID, limit: 2)
+        #expect(batch == EventPruning(deliveries: 0, events: 0, examined: 2, lastEventID: claimed[3].eventID))
+        batch = try db.pruneEvents(deliveredBefore: later, deadBefore: longAgo, afterEventID: batch.lastEventID, limit: 2)
+        #expect(batch == EventPruning(deliveries: 0, events: 0, examined: 1, lastEventID: claimed[4].eventID))
+        batch = try db.pruneEvents(deliveredBefore: later, deadBefore: longAgo, afterEventID: batch.lastEventID, limit: 2)
+        #expect(batch.examined == 0 && batch.lastEventID == claimed[4].eventID)
+        #expect(try events(db).count == 3)
+        // Newer than the retention: kept, whatever their state.
+        batch = try db.pruneEvents(deliveredBefore: longAgo, deadBefore: longAgo, afterEventID: 0, limit: 10)
+        #expect(batch == EventPruning(deliveries: 0, events: 0, examined: 0, lastEventID: 0))
+        // Past the dead retention the dead ones go; the pending one never does.
+        batch = try db.pruneEvents(deliveredBefore: later, deadBefore: later, afterEventID: 0, limit: 10)
+        #expect(batch.deliveries == 2 && batch.events == 2 && batch.examined == 3)
+        #expect(try events(db).map(\.assetID) == [claimed[4].assetID])
+        #expect(try db.eventBacklog() == 1)
+        #expect(try db.redeliverEvent(id: claimed[0].eventID, now: Date()) == 0) // pruned: nothing to redeliver
+    }
+
+    @Test(arguments: Backend.all) func aPatchOfAReadyAssetWritesAssetUpdatedAfterItsReady(_ backend: Backend) throws {
+        let db = try open(backend)
+        let pending = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/png", fileExtension: "png", fileName: "p.png", size: 10))
+        #expect(try db.describeAsset(id: pending.id, workspaceID: 7, title: .set("Draft"), tags: .keep) != nil)
+        let asset = try readyAsset(db)
+        #expect(try db.describeAsset(id: asset.id, workspaceID: 8, title: .set("Not theirs"), tags: .keep) == nil)
+        let described = try #require(try db.describeAsset(id: asset.id, workspaceID: 7, title: .set("Dune"), tags: .set(["sea", "sand"])))
+        #expect(described.title == "Dune")
+        let written = try events(db)
+        // The pending asset's PATCH wrote nothing: its asset.ready will carry its title.
+        #expect(written.map(\.type) == ["asset.ready", "asset.updated"])
+        #expect(written.allSatisfy { $0.assetID == asset.id })
+        let data = written[1].payload["data"]
+        #expect(data?["title"] == "Dune" && data?["tags"] == .array(["sea", "sand"]) && data?["status"] == "ready")
+        // In order: asset.updated waits for asset.ready's delivery.
+        let first = try claim(db)
+        #expect(first.map(\.type) == [.assetReady])
+        #expect(try claim(db, now: Date().addingTimeInterval(10)).isEmpty)
+        try db.finishDelivery(eventID: first[0].eventID, sink: "hook-a", attempt: first[0].attempts, outcome: .delivered, now: Date())
+        #expect(try claim(db).map(\.type) == [.assetUpdated])
     }
 
     @Test(arguments: Backend.all) func aPayloadStaysUnder20KB(_ backend: Backend) throws {

@@ -95,6 +95,12 @@ struct EventSettingsTests {
         #expect(good.webhookURLs == ["https://a.example/h", "http://127.0.0.1:9150/h"])
         #expect(good.typesense?.url == "http://127.0.0.1:8108")
         #expect(good.eventMaxAge == 259_200)
+        #expect(good.eventRetention == 604_800 && good.eventDeadRetention == 2_592_000)
+        #expect(error(["ASSETD_EVENT_RETENTION": "86400", "ASSETD_EVENT_DEAD_RETENTION": "3600"])
+            .hasPrefix("ASSETD_EVENT_DEAD_RETENTION (3600) must be at least ASSETD_EVENT_RETENTION (86400)"))
+        #expect(error(["ASSETD_EVENT_RETENTION": "10"]).hasPrefix("ASSETD_EVENT_RETENTION must be an integer from 3600"))
+        let long = try Configuration(environment: base.merging(["ASSETD_EVENT_RETENTION": "5184000"]) { $1 })
+        #expect(long.eventDeadRetention == 5_184_000) // the dead retention's default follows a longer one
     }
 }
 
@@ -235,6 +241,22 @@ struct EventDispatcherTests {
         #expect(dispatcher.pass(sink, now: now, jitter: { 0.5 }) == 1)
         next = try #require(try store.eventDeliveries(state: .pending, limit: 1).first).nextAttemptAt
         #expect(next.timeIntervalSince(now) >= 14 && next.timeIntervalSince(now) <= 16)
+    }
+
+    @Test func pruningRunsInBatchesOverEveryOldEvent() throws {
+        let http = FakeHTTP()
+        let (store, _, sink, _) = try setUp(http, assets: 7)
+        var retention = EventDispatcher.Retention()
+        retention.batch = 3
+        retention.pause = 0
+        let dispatcher = EventDispatcher(records: store, sinks: [sink], policy: RetryPolicy(), metrics: nil, logger: Logger(label: "test"),
+                                         retention: retention)
+        for _ in 0..<7 { dispatcher.pass(sink) }
+        #expect(try store.eventBacklog() == 0)
+        #expect(dispatcher.prune() == 0) // delivered, but within the retention (7 days)
+        #expect(dispatcher.prune(now: Date().addingTimeInterval(8 * 86_400)) == 7) // batches of 3, 3 and 1
+        #expect(try store.eventDeliveries(state: .delivered, limit: 10).isEmpty)
+        #expect(dispatcher.prune(now: Date().addingTimeInterval(8 * 86_400)) == 0)
     }
 
     @Test func anUnreachableEndpointIsRetried() throws {

@@ -20,6 +20,25 @@ from conftest import make_token, read_env_file
 
 BEGIN, END, PARAMS, STDIN, STDOUT = 1, 3, 4, 5, 6
 
+# The PostgreSQL server of scripts/test's PostgreSQL pass; empty in the other passes.
+POSTGRES_URL = os.environ.get("ASSETD_TEST_POSTGRES_URL", "")
+
+
+def fresh_schema_url(prefix="pa_"):
+    """The test server's URL with a new, empty schema as its search path."""
+    schema = prefix + uuid.uuid4().hex[:16]
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", POSTGRES_URL, "-c", f"CREATE SCHEMA {schema}"], check=True,
+                   capture_output=True)
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+def pass_database():
+    """Settings that put a private assetd's records where the pass keeps them: a fresh
+    schema on the pass's PostgreSQL in the PostgreSQL pass, else (no setting) its own
+    SQLite file."""
+    return {"ASSETD_DATABASE": fresh_schema_url()} if POSTGRES_URL else {}
+
 
 def record(kind, content, request_id=1):
     return struct.pack(">BBHHBB", 1, kind, request_id, len(content), 0, 0) + content

@@ -1,7 +1,10 @@
 """Events (issue 19): the transactional outbox delivered to webhook receivers by the Standard
 Webhooks specification (verified with the `standardwebhooks` package), and to Typesense
 (a recorder of its wire format). A private assetd (release binary, real S3) for each test,
-with receivers on ephemeral loopback ports."""
+with receivers on ephemeral loopback ports. In scripts/test's PostgreSQL pass its records
+are in a fresh schema of the pass's PostgreSQL (`pass_database`), so that the outbox's
+PostgreSQL statements (SKIP LOCKED claims, fenced results) are what these tests drive; the
+last tests run two instances on one schema there."""
 import base64
 import io
 import json
@@ -15,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from private_assetd import PrivateAssetd, form, wait_until
+from private_assetd import POSTGRES_URL, PrivateAssetd, form, fresh_schema_url, pass_database, wait_until
 from typesense_recorder import TypesenseRecorder
 
 
@@ -96,9 +99,16 @@ def workdir():
         yield path
 
 
+def private_assetd(workdir, **settings):
+    """A private assetd, not started, on the pass's database (SQLite, or PostgreSQL)."""
+    return PrivateAssetd(workdir, **dict(pass_database(), ASSETD_THREADS=4, **settings))
+
+
 def start_private(workdir, **settings):
-    instance = PrivateAssetd(workdir, ASSETD_THREADS=4, **settings)
-    return instance.start()
+    instance = private_assetd(workdir, **settings).start()
+    if POSTGRES_URL:
+        assert "records in PostgreSQL" in instance.log(), "the private assetd is not on the pass's PostgreSQL"
+    return instance
 
 
 def upload(private, data, name, asset_id=None):
@@ -261,7 +271,7 @@ def test_typesense_gets_valid_imports_and_a_delete(workdir):
     recorder = TypesenseRecorder(api_key="ts-test-key")
     settings = dict(ASSETD_TYPESENSE_URL=recorder.url, ASSETD_TYPESENSE_API_KEY="ts-test-key", ASSETD_TYPESENSE_COLLECTION="assets",
                     ASSETD_THUMBNAILS="off")
-    private = PrivateAssetd(workdir, ASSETD_THREADS=4, **settings)
+    private = private_assetd(workdir, **settings)
     try:
         made = run_cli(private, "setup-search")
         assert made.returncode == 0 and "created" in made.stdout, (made.stdout, made.stderr)
@@ -287,3 +297,187 @@ def test_typesense_gets_valid_imports_and_a_delete(workdir):
     finally:
         private.close()
         recorder.close()
+
+
+def patch(private, asset_id, fields):
+    r = private.request("PATCH", f"/api/assets/{asset_id}", "workspaceId=1", json.dumps(fields).encode(), "application/json")
+    assert r is not None and r.status == 200, r and r.body[:300]
+    return r.json()["asset"]
+
+
+def test_a_patch_sends_asset_updated_with_the_new_title_and_tags_after_asset_ready(workdir):
+    secret = new_secret()
+    receiver = Receiver(secret)
+    recorder = TypesenseRecorder(api_key="ts-test-key")
+    private = private_assetd(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off",
+                             ASSETD_TYPESENSE_URL=recorder.url, ASSETD_TYPESENSE_API_KEY="ts-test-key", ASSETD_TYPESENSE_COLLECTION="assets")
+    try:
+        assert run_cli(private, "setup-search").returncode == 0
+        private.start()
+        a = upload(private, png_bytes(1), "beach.png")
+        wait_until("the first document", lambda: a["id"] in recorder.documents["assets"], seconds=30)
+        assert recorder.documents["assets"][a["id"]].get("title") is None
+        patch(private, a["id"], {"title": "Sunset at the dune", "tags": ["holiday", "sea"]})
+        patch(private, a["id"], {"tags": ["holiday"]})
+        # Refused PATCHes write nothing: an unknown asset, a bad body.
+        r = private.request("PATCH", "/api/assets/999999", "workspaceId=1", b'{"title": "x"}', "application/json")
+        assert r.status == 404, r.body
+        r = private.request("PATCH", f"/api/assets/{a['id']}", "workspaceId=1", b'{"title": 5}', "application/json")
+        assert r.status == 400, r.body
+        expected = ["asset.ready", "asset.updated", "asset.updated"]
+        wait_until("both updates", lambda: by_asset(receiver.delivered()) == {a["id"]: expected}, seconds=30)
+        delivered = receiver.delivered()
+        assert all(item["verified"] for item in receiver.events())
+        ids = [int(item["id"][4:]) for item in delivered]
+        assert ids == sorted(ids), "asset.updated was not delivered after asset.ready, in order"
+        first, second = (item["event"]["data"] for item in delivered[1:])
+        assert (first["title"], first["tags"]) == ("Sunset at the dune", ["holiday", "sea"])
+        assert (second["title"], second["tags"]) == ("Sunset at the dune", ["holiday"])
+        assert second["assetId"] == a["id"] and second["status"] == "ready" and second["fileName"] == "beach.png"
+
+        def indexed():
+            document = recorder.documents["assets"].get(a["id"])
+            return document and document.get("title") == "Sunset at the dune" and document.get("tags") == ["holiday"]
+        wait_until("the new title and tags in Typesense", indexed, seconds=30)
+        assert all(action == "upsert" for _, action, _, _ in recorder.imports)
+        time.sleep(1)
+        assert len(receiver.delivered()) == 3, "a refused PATCH wrote an event"
+    finally:
+        private.close()
+        receiver.close()
+        recorder.close()
+
+
+def sink_line(listing, url):
+    lines = [line for line in listing.splitlines() if url in line]
+    assert len(lines) == 1, listing
+    return lines[0].split("\t")
+
+
+def test_a_host_keeps_sinks_it_does_not_know_until_an_operator_retires_one(workdir):
+    secret = new_secret()
+    old, new = Receiver(secret), Receiver(secret)
+    private = start_private(workdir, ASSETD_WEBHOOK_URLS=old.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off")
+    try:
+        a = upload(private, png_bytes(1), "one.png")
+        wait_until("the first event", lambda: len(old.delivered()) == 1, seconds=30)
+        private.stop()
+        # Restarted with other settings, as a second host or a rolling change has them: the
+        # old endpoint stays a sink (another host may deliver it), and still gets events.
+        private.start(ASSETD_WEBHOOK_URLS=new.url)
+        b = upload(private, png_bytes(2), "two.png")
+        wait_until("the new endpoint's event", lambda: [i["event"]["data"]["assetId"] for i in new.delivered()] == [b["id"]], seconds=30)
+        # The new endpoint's delivery is recorded just after the receiver answers.
+        wait_until("the delivery recorded", lambda: sink_line(run_cli(private, "events", "--sinks").stdout, new.url)[2] == "0", seconds=10)
+        listed = run_cli(private, "events", "--sinks")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.startswith("ID\tSTATE\tPENDING\tDEAD\tSINK\n"), listed.stdout
+        old_line, new_line = sink_line(listed.stdout, old.url), sink_line(listed.stdout, new.url)
+        assert old_line[1:4] == ["active", "1", "0"] and new_line[1:4] == ["active", "0", "0"], listed.stdout
+        waiting = run_cli(private, "events")
+        assert waiting.returncode == 0, (waiting.returncode, waiting.stderr)
+        assert old.url in waiting.stdout and "asset.ready" in waiting.stdout, waiting.stdout
+
+        sink_id = old_line[0]
+        assert sink_id.startswith("sink_"), old_line
+        retired = run_cli(private, "events", "--retire-sink", sink_id)
+        assert retired.returncode == 0 and "retired" in retired.stdout and old.url in retired.stdout, retired
+        listed = run_cli(private, "events", "--sinks").stdout
+        assert sink_line(listed, old.url)[1:4] == ["retired", "0", "1"], listed
+        assert "no events waiting" in run_cli(private, "events").stdout
+        dead = run_cli(private, "events", "--dead").stdout
+        assert "retired" in dead and old.url in dead, dead
+        # Retired: later events are not queued for it.
+        c = upload(private, png_bytes(3), "three.png")
+        wait_until("the next event", lambda: len(new.delivered()) == 2, seconds=30)
+        assert new.delivered()[1]["event"]["data"]["assetId"] == c["id"]
+        assert sink_line(run_cli(private, "events", "--sinks").stdout, old.url)[1:4] == ["retired", "0", "1"]
+        assert len(old.events()) == 1 and old.delivered()[0]["event"]["data"]["assetId"] == a["id"]
+        # By name too; unknown ones and bad combinations are refused with one line.
+        again = run_cli(private, "events", "--retire-sink", old.url)
+        assert again.returncode == 0 and "already retired" in again.stdout, again
+        unknown = run_cli(private, "events", "--retire-sink", "sink_0123456789")
+        assert unknown.returncode != 0 and "no sink sink_0123456789" in unknown.stderr, unknown
+        both = run_cli(private, "events", "--retire-sink", sink_id, "--dead")
+        assert both.returncode != 0 and "--retire-sink" in both.stderr, both
+        help_text = run_cli(private, "events", "--help").stdout
+        assert "--sinks" in help_text and "--retire-sink" in help_text
+    finally:
+        private.close()
+        old.close()
+        new.close()
+
+
+needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="two instances need PostgreSQL (scripts/test's PostgreSQL pass)")
+
+
+def deliveries_by_host(host, label="webhook-1"):
+    import re
+    metrics = host.request("GET", "/metrics", token=False).body.decode()
+    total = 0
+    for line in metrics.splitlines():
+        if line.startswith("assetd_event_deliveries_total{") and f'sink="{label}"' in line and 'result="delivered"' in line:
+            total += int(float(re.split(r"\s+", line)[-1]))
+    return total
+
+
+@needs_postgres
+def test_two_instances_on_one_postgres_share_the_deliveries_each_event_once_in_order(workdir):
+    secret = new_secret()
+    shared, only_b = Receiver(secret, hold=0.05), Receiver(secret)
+    database = fresh_schema_url("ev_")
+    with tempfile.TemporaryDirectory() as other:
+        base = dict(ASSETD_DATABASE=database, ASSETD_THREADS=4, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off")
+        # Different settings on each host: B also delivers to `only_b`. B starts first, so a
+        # host that retired the sinks it does not know (before M3's fix) would starve it.
+        b = PrivateAssetd(other, ASSETD_WEBHOOK_URLS=f"{shared.url},{only_b.url}", **base)
+        a = PrivateAssetd(workdir, ASSETD_WEBHOOK_URLS=shared.url, **base)
+        a.s3.delete_bucket(Bucket=a.bucket)
+        a.bucket = a.env["AWS_BUCKET"] = b.bucket
+        hosts = [b.start(), a.start()]
+        try:
+            expected = {}
+            for i in range(12):
+                asset = upload(hosts[i % 2], png_bytes(i + 1), f"p{i}.png")
+                expected[asset["id"]] = ["asset.ready"]
+            for n, asset_id in enumerate(expected):
+                patch(hosts[n % 2], asset_id, {"title": f"first {n}"})
+                patch(hosts[(n + 1) % 2], asset_id, {"title": f"second {n}", "tags": ["x"]})
+                expected[asset_id] += ["asset.updated", "asset.updated"]
+                if n % 3 == 0:
+                    r = hosts[n % 2].request("DELETE", "/s3/delete", f"workspaceId=1&assetId={asset_id}")
+                    assert r.status == 200, r.body
+                    expected[asset_id].append("asset.deleted")
+            for receiver in (shared, only_b):
+                wait_until("every event", lambda: by_asset(receiver.delivered()) == expected, seconds=90)
+                items = receiver.events()
+                assert all(item["verified"] for item in items)
+                copies = {}
+                for item in items:
+                    copies.setdefault(item["id"], []).append(item["body"])
+                assert all(len(set(bodies)) == 1 for bodies in copies.values()), "a duplicate with another body"
+                duplicates = {k: len(v) for k, v in copies.items() if len(v) > 1}
+                assert not duplicates, f"delivered more than once with no crash: {duplicates}"
+                for asset_id in expected:
+                    ids = [int(i["id"][4:]) for i in receiver.delivered() if i["event"]["data"]["assetId"] == asset_id]
+                    assert ids == sorted(ids), f"asset {asset_id}'s events out of order: {ids}"
+                    titles = [i["event"]["data"]["title"] for i in receiver.delivered()
+                              if i["event"]["data"]["assetId"] == asset_id and i["event"]["type"] == "asset.updated"]
+                    assert titles[0].startswith("first ") and titles[1].startswith("second ")
+            # The shared endpoint's work was shared (SKIP LOCKED claims on both hosts).
+            # (Each host counts a delivery once its answer is in: just after the receiver saw it.)
+            wait_until("every delivery counted", lambda: sum(deliveries_by_host(host) for host in hosts) == len(copies_of(shared)), seconds=10)
+            by_host = [deliveries_by_host(host) for host in hosts]
+            assert all(by_host), by_host
+            wait_until("only B delivers to only_b", lambda: deliveries_by_host(hosts[0], "webhook-2") == len(copies_of(only_b)), seconds=10)
+            assert deliveries_by_host(hosts[1], "webhook-2") == 0
+        finally:
+            for host in hosts[1:]:
+                host.kill()
+            hosts[0].close()
+            shared.close()
+            only_b.close()
+
+
+def copies_of(receiver):
+    return {item["id"] for item in receiver.events()}

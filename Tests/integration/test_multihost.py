@@ -14,33 +14,22 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 
 import pytest
 from PIL import Image
 
-from private_assetd import PrivateAssetd, form, wait_until
+from private_assetd import POSTGRES_URL, PrivateAssetd, form, fresh_schema_url, wait_until
 
-POSTGRES_URL = os.environ.get("ASSETD_TEST_POSTGRES_URL", "")
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="no PostgreSQL: set ASSETD_TEST_POSTGRES_URL (scripts/test's PostgreSQL pass does)")
 
 # Short leases and passes, so that a test sees a takeover in seconds rather than minutes.
 FLEET_SETTINGS = dict(ASSETD_THREADS=6, ASSETD_THUMBNAIL_LEASE=5, ASSETD_RECONCILE_INTERVAL=3, ASSETD_RECONCILE_GRACE=3)
 
 
-def fresh_schema_url():
-    """The test server's URL with a new, empty schema as its search path."""
-    schema = "mh_" + uuid.uuid4().hex[:16]
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", POSTGRES_URL, "-c", f"CREATE SCHEMA {schema}"], check=True,
-                   capture_output=True)
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-
-
 class Fleet:
     def __init__(self, count=2, **settings):
         self.dirs = [tempfile.TemporaryDirectory() for _ in range(count)]
-        database = fresh_schema_url()
+        database = fresh_schema_url("mh_")
         merged = dict(FLEET_SETTINGS, **settings)
         self.hosts = [PrivateAssetd(d.name, ASSETD_DATABASE=database, **merged) for d in self.dirs]
         # One bucket for the fleet: the first host's.
@@ -336,12 +325,12 @@ def test_migrate_db_moves_a_filled_sqlite_database_to_postgres():
                 lite.request("GET", f"/api/assets/{i}", "workspaceId=1").json()["asset"]["thumbnail"]["status"] == "ready"
                 for i in ids[:2]), 30)
             before = {i: lite.request("GET", f"/api/assets/{i}", "workspaceId=1") for i in ids}
-            refused = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", fresh_schema_url()], env=lite.env,
+            refused = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", fresh_schema_url("mh_")], env=lite.env,
                                      capture_output=True, timeout=60)
             assert refused.returncode != 0 and b"stop assetd" in refused.stderr, refused.stderr
             lite.stop()
 
-            target = fresh_schema_url()
+            target = fresh_schema_url("mh_")
             moved = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", target], env=lite.env,
                                    capture_output=True, timeout=60)
             assert moved.returncode == 0, moved.stderr

@@ -57,7 +57,6 @@ extension PostgresRecordStore {
     public func activateEventSinks(_ sinks: [String], now: Date) throws {
         try run {
             try pool.transaction { connection in
-                try connection.query("UPDATE event_sink SET active = false WHERE active")
                 for sink in sinks {
                     try connection.query("INSERT INTO event_sink (sink, active) VALUES ($1, true) ON CONFLICT (sink) DO UPDATE SET active = true",
                                          [sink])
@@ -69,7 +68,7 @@ extension PostgresRecordStore {
     public func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery] {
         try run {
             try pool.transaction { connection in
-                guard try connection.query("SELECT disabled_at IS NULL FROM event_sink WHERE sink = $1", [sink]).first?.bool(0) == true else {
+                guard try connection.query("SELECT active AND disabled_at IS NULL FROM event_sink WHERE sink = $1", [sink]).first?.bool(0) == true else {
                     return []
                 }
                 // Due, and the earliest pending event of its asset for this sink; locked rows
@@ -151,7 +150,11 @@ extension PostgresRecordStore {
     public func redeliverEvent(id: Int64, now: Date) throws -> Int {
         try run {
             try pool.transaction { connection in
-                guard let assetID = try connection.query("SELECT asset_id FROM event WHERE id = $1", [id]).first?.int64(0) else { return 0 }
+                // FOR KEY SHARE: a host pruning this event (FOR UPDATE) waits, or is waited for
+                // and leaves nothing to redeliver; never a delivery of a removed event.
+                guard let assetID = try connection.query("SELECT asset_id FROM event WHERE id = $1 FOR KEY SHARE", [id]).first?.int64(0) else {
+                    return 0
+                }
                 let time = now.timeIntervalSince1970
                 // Sinks configured after the event was written get it too.
                 var queued = try connection.query("""
@@ -182,15 +185,56 @@ extension PostgresRecordStore {
     }
 
     @discardableResult
-    public func pruneEvents(createdBefore before: Date) throws -> Int {
+    public func pruneEvents(deliveredBefore: Date, deadBefore: Date, afterEventID: Int64, limit: Int) throws -> EventPruning {
         try run {
             try pool.transaction { connection in
+                // The batch's events are locked, and those another host is pruning (or an
+                // operator redelivering) skipped: hosts prune side by side without waiting,
+                // and always lock an event before its deliveries, as a redelivery does.
+                let ids = try connection.query("""
+                    SELECT id FROM event WHERE id > $1 AND created_at < $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+                    """, [afterEventID, deliveredBefore.timeIntervalSince1970, limit]).rows.compactMap { $0.int64(0) }
+                guard let last = ids.last else { return EventPruning(deliveries: 0, events: 0, examined: 0, lastEventID: afterEventID) }
+                let list = "{" + ids.map(String.init).joined(separator: ",") + "}"
+                let deliveries = try connection.query("""
+                    DELETE FROM event_delivery WHERE event_id = ANY($1::bigint[])
+                      AND (state = 'delivered' OR (state = 'dead' AND updated_at < $2))
+                    """, [list, deadBefore.timeIntervalSince1970]).affectedRows
+                let events = try connection.query("""
+                    DELETE FROM event WHERE id = ANY($1::bigint[])
+                      AND NOT EXISTS (SELECT 1 FROM event_delivery d WHERE d.event_id = event.id)
+                    """, [list]).affectedRows
+                return EventPruning(deliveries: deliveries, events: events, examined: ids.count, lastEventID: last)
+            }
+        }
+    }
+
+    public func eventSinks() throws -> [EventSinkStatus] {
+        try run {
+            try pool.with { connection in
                 try connection.query("""
-                    DELETE FROM event_delivery WHERE state = 'delivered' AND event_id IN (SELECT id FROM event WHERE created_at < $1)
-                    """, [before.timeIntervalSince1970])
+                    SELECT s.sink, s.active, s.disabled_at, s.disabled_reason,
+                           (SELECT count(*) FROM event_delivery d WHERE d.sink = s.sink AND d.state = 'pending'),
+                           (SELECT count(*) FROM event_delivery d WHERE d.sink = s.sink AND d.state = 'dead')
+                    FROM event_sink s ORDER BY s.sink
+                    """).rows.map { row in
+                    EventSinkStatus(sink: row.string(0) ?? "", active: row.bool(1) ?? false,
+                                    disabledAt: row.double(2).map(Date.init(timeIntervalSince1970:)), disabledReason: row.string(3),
+                                    pending: row.int(4) ?? 0, dead: row.int(5) ?? 0)
+                }
+            }
+        }
+    }
+
+    public func retireEventSink(_ sink: String, reason: String, now: Date) throws -> Int {
+        try run {
+            try pool.transaction { connection in
+                try connection.query("UPDATE event_sink SET active = false WHERE sink = $1", [sink])
+                // Claims in flight (FOR UPDATE of their rows) finish first; a delivery they
+                // lease is still pending, and dies here.
                 return try connection.query("""
-                    DELETE FROM event WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM event_delivery d WHERE d.event_id = event.id)
-                    """, [before.timeIntervalSince1970]).affectedRows
+                    UPDATE event_delivery SET state = 'dead', last_error = $1, updated_at = $2 WHERE sink = $3 AND state = 'pending'
+                    """, [reason, now.timeIntervalSince1970, sink]).affectedRows
             }
         }
     }

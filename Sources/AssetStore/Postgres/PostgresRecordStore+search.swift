@@ -1,3 +1,5 @@
+import Foundation
+
 // Titles, tags and the listing on PostgreSQL, with the results of SQLiteRecordStore+search.swift
 // (`AssetQuery` and `SearchText` say what they are) over migration "v2: titles, tags and
 // search": the `search_words` tsvector (the words of file name, title and tags, case and
@@ -8,18 +10,26 @@
 extension PostgresRecordStore {
     public func describeAsset(id: Int64, workspaceID: Int64, title: FieldEdit<String?>, tags: FieldEdit<[String]>) throws -> AssetRecord? {
         try run {
-            try pool.with { connection in
+            try pool.transaction { connection in
                 let sql = SQLParameters()
                 var assignments: [String] = []
                 if case .set(let value) = title { assignments.append("title = \(sql.bind(value))") }
                 if case .set(let value) = tags { assignments.append("tags = \(sql.bind(SQLiteRecordStore.storedText(of: value)))") }
                 let set = assignments.isEmpty ? "id = id" : assignments.joined(separator: ", ")
                 // updated_at is the clock of status changes (the repairs read it): a label is not one.
-                return try connection.query("""
+                guard let asset = try connection.query("""
                     UPDATE asset SET \(set) WHERE id = \(sql.bind(id)) AND workspace_id = \(sql.bind(workspaceID))
                     AND status NOT IN ('deleting', 'deleted')
                     RETURNING \(Self.assetColumns)
-                    """, sql.values).first.map(Self.asset(from:))
+                    """, sql.values).first.map(Self.asset(from:)) else { return nil }
+                // Search indexes hold titles and tags: a ready asset's change of them is an
+                // event (asset.updated), in this transaction, after the row lock of its UPDATE
+                // (so that its id follows the asset's earlier events). A pending asset's
+                // asset.ready will carry them.
+                if asset.status == .ready, title != .keep || tags != .keep {
+                    try Self.recordEvent(connection, .assetUpdated, asset: asset, now: Date())
+                }
+                return asset
             }
         }
     }

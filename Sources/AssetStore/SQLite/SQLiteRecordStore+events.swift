@@ -8,7 +8,8 @@ import JSON
 // - `event`: one row per state change, written by `recordEvent` inside the transaction of
 //   that change, with its payload as it will be sent.
 // - `event_sink`: the sinks (webhook endpoints, Typesense) events are queued for; `active`
-//   is the configuration of the last `serve`, `disabled_at` a 410 Gone.
+//   says that some host's settings name it (each `serve` adds its own) and no operator
+//   retired it since (`assetd events --retire-sink`), `disabled_at` a 410 Gone.
 // - `event_delivery`: one row per (event, sink): pending (due at next_attempt_at, which a
 //   claim moves to the end of its lease), delivered or dead.
 extension SQLiteRecordStore {
@@ -66,7 +67,6 @@ extension SQLiteRecordStore {
     public func activateEventSinks(_ sinks: [String], now: Date) throws {
         try run {
             try pool.write { db in
-                try db.execute(sql: "UPDATE event_sink SET active = 0")
                 for sink in sinks {
                     try db.execute(sql: "INSERT INTO event_sink (sink, active) VALUES (?, 1) ON CONFLICT (sink) DO UPDATE SET active = 1",
                                    arguments: [sink])
@@ -78,7 +78,7 @@ extension SQLiteRecordStore {
     public func claimDeliveries(sink: String, limit: Int, now: Date, leaseUntil: Date) throws -> [EventDelivery] {
         try run {
             try pool.write { db in
-                guard try Bool.fetchOne(db, sql: "SELECT disabled_at IS NULL FROM event_sink WHERE sink = ?", arguments: [sink]) == true else {
+                guard try Bool.fetchOne(db, sql: "SELECT active = 1 AND disabled_at IS NULL FROM event_sink WHERE sink = ?", arguments: [sink]) == true else {
                     return []
                 }
                 // Due, and the earliest pending event of its asset for this sink: a later one
@@ -185,15 +185,50 @@ extension SQLiteRecordStore {
     }
 
     @discardableResult
-    public func pruneEvents(createdBefore before: Date) throws -> Int {
+    public func pruneEvents(deliveredBefore: Date, deadBefore: Date, afterEventID: Int64, limit: Int) throws -> EventPruning {
         try run {
             try pool.write { db in
+                let ids = try Int64.fetchAll(db, sql: "SELECT id FROM event WHERE id > ? AND created_at < ? ORDER BY id LIMIT ?",
+                                             arguments: [afterEventID, deliveredBefore.timeIntervalSince1970, limit])
+                guard let last = ids.last else { return EventPruning(deliveries: 0, events: 0, examined: 0, lastEventID: afterEventID) }
+                // The batch's ids are bound as a range: they are the only events in it.
                 try db.execute(sql: """
-                    DELETE FROM event_delivery WHERE state = 'delivered' AND event_id IN (SELECT id FROM event WHERE created_at < ?)
-                    """, arguments: [before.timeIntervalSince1970])
+                    DELETE FROM event_delivery WHERE event_id > ?1 AND event_id <= ?2
+                      AND event_id IN (SELECT id FROM event WHERE id > ?1 AND id <= ?2 AND created_at < ?3)
+                      AND (state = 'delivered' OR (state = 'dead' AND updated_at < ?4))
+                    """, arguments: [afterEventID, last, deliveredBefore.timeIntervalSince1970, deadBefore.timeIntervalSince1970])
+                let deliveries = db.changesCount
                 try db.execute(sql: """
-                    DELETE FROM event WHERE created_at < ? AND NOT EXISTS (SELECT 1 FROM event_delivery d WHERE d.event_id = event.id)
-                    """, arguments: [before.timeIntervalSince1970])
+                    DELETE FROM event WHERE id > ?1 AND id <= ?2 AND created_at < ?3
+                      AND NOT EXISTS (SELECT 1 FROM event_delivery d WHERE d.event_id = event.id)
+                    """, arguments: [afterEventID, last, deliveredBefore.timeIntervalSince1970])
+                return EventPruning(deliveries: deliveries, events: db.changesCount, examined: ids.count, lastEventID: last)
+            }
+        }
+    }
+
+    public func eventSinks() throws -> [EventSinkStatus] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT s.sink, s.active, s.disabled_at, s.disabled_reason,
+                           (SELECT count(*) FROM event_delivery d WHERE d.sink = s.sink AND d.state = 'pending'),
+                           (SELECT count(*) FROM event_delivery d WHERE d.sink = s.sink AND d.state = 'dead')
+                    FROM event_sink s ORDER BY s.sink
+                    """).map { row in
+                    EventSinkStatus(sink: row[0], active: row[1], disabledAt: (row[2] as Double?).map(Date.init(timeIntervalSince1970:)),
+                                    disabledReason: row[3], pending: row[4], dead: row[5])
+                }
+            }
+        }
+    }
+
+    public func retireEventSink(_ sink: String, reason: String, now: Date) throws -> Int {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: "UPDATE event_sink SET active = 0 WHERE sink = ?", arguments: [sink])
+                try db.execute(sql: "UPDATE event_delivery SET state = 'dead', last_error = ?, updated_at = ? WHERE sink = ? AND state = 'pending'",
+                               arguments: [reason, now.timeIntervalSince1970, sink])
                 return db.changesCount
             }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 // Titles, tags and the listing: filters, sorts, keyset pages, and search over the FTS5
@@ -23,8 +24,14 @@ extension SQLiteRecordStore {
                 // is not one.
                 try db.execute(sql: "UPDATE asset SET \(set) WHERE id = ? AND workspace_id = ? AND status NOT IN ('deleting', 'deleted')",
                                arguments: arguments)
-                guard db.changesCount == 1 else { return nil }
-                return try Row.fetchOne(db, sql: "SELECT \(Self.assetColumns) FROM asset WHERE id = ?", arguments: [id]).map(Self.asset(from:))
+                guard db.changesCount == 1, let asset = try Self.currentAsset(db, id: id) else { return nil }
+                // Search indexes hold titles and tags: a ready asset's change of them is an
+                // event (asset.updated), in this transaction. A pending asset's asset.ready
+                // will carry them.
+                if asset.status == .ready, title != .keep || tags != .keep {
+                    try Self.recordEvent(db, .assetUpdated, asset: asset, now: Date())
+                }
+                return asset
             }
         }
     }

@@ -20,9 +20,23 @@ final class EventDispatcher: Sendable {
     /// again (and the late answers are fenced off by their attempt number anyway).
     let lease: Duration
     let idle: Duration
+    /// How long delivered events, and dead deliveries after they died, are kept
+    /// (ASSETD_EVENT_RETENTION, ASSETD_EVENT_DEAD_RETENTION).
+    let retention: Retention
+
+    struct Retention: Sendable {
+        var delivered: TimeInterval = 7 * 86_400
+        var dead: TimeInterval = 30 * 86_400
+        /// Events a pruning transaction looks at: short transactions, whatever the backlog.
+        var batch: Int = 500
+        /// The pause between batches, so that pruning a large backlog leaves the database
+        /// to the requests.
+        var pause: TimeInterval = 0.05
+        var interval: TimeInterval = 3600
+    }
 
     init(records: any EventOutbox, sinks: [any EventSink], policy: RetryPolicy, metrics: Metrics?, logger: Logger,
-         lease: Duration = .seconds(30), idle: Duration = .milliseconds(500)) {
+         lease: Duration = .seconds(30), idle: Duration = .milliseconds(500), retention: Retention = Retention()) {
         self.records = records
         self.sinks = sinks
         self.policy = policy
@@ -30,6 +44,7 @@ final class EventDispatcher: Sendable {
         self.logger = logger
         self.lease = lease
         self.idle = idle
+        self.retention = retention
     }
 
     /// The sinks that ASSETD_WEBHOOK_URLS and ASSETD_TYPESENSE_* configure.
@@ -41,10 +56,16 @@ final class EventDispatcher: Sendable {
         return sinks
     }
 
-    /// Makes the sinks the active ones, then starts a thread for each, and one that prunes
-    /// old events hourly.
+    /// Adds this host's sinks to the active ones (never retiring another host's: only
+    /// `assetd events --retire-sink` does), then starts a thread for each, and one that
+    /// prunes old events hourly.
     func start() throws {
         try records.activateEventSinks(sinks.map(\.name), now: Date())
+        let mine = Set(sinks.map(\.name))
+        for other in (try? records.eventSinks()) ?? [] where other.active && !mine.contains(other.sink) {
+            logger.notice("an active event sink that this host's settings do not name: another host delivers it, or none does (assetd events --sinks; --retire-sink)",
+                          metadata: ["sink": "\(EventEndpoint.redacted(other.sink))", "pending": "\(other.pending)"])
+        }
         for sink in sinks {
             logger.info("delivering events", metadata: ["sink": "\(sink.label)"])
             let thread = Thread { [self] in
@@ -57,17 +78,39 @@ final class EventDispatcher: Sendable {
         }
         let pruner = Thread { [self] in
             while true {
-                do {
-                    let pruned = try records.pruneEvents(createdBefore: Date().addingTimeInterval(-7 * 86_400))
-                    if pruned > 0 { logger.info("pruned delivered events", metadata: ["events": "\(pruned)"]) }
-                } catch {
-                    logger.error("cannot prune events: \(error)")
-                }
-                Thread.sleep(forTimeInterval: 3600)
+                prune()
+                Thread.sleep(forTimeInterval: retention.interval)
             }
         }
         pruner.name = "events-pruner"
         pruner.start()
+    }
+
+    /// One round of the retention, batch after batch from the oldest event: delivered
+    /// deliveries of events older than `retention.delivered`, dead ones that died before
+    /// `retention.dead`, then the events with nothing left. Every host runs it; on
+    /// PostgreSQL each skips the events another is pruning. Returns the events removed.
+    @discardableResult
+    func prune(now: Date = Date()) -> Int {
+        let deliveredBefore = now.addingTimeInterval(-retention.delivered), deadBefore = now.addingTimeInterval(-retention.dead)
+        var after: Int64 = 0, events = 0, deliveries = 0
+        do {
+            while true {
+                let batch = try records.pruneEvents(deliveredBefore: deliveredBefore, deadBefore: deadBefore, afterEventID: after,
+                                                    limit: retention.batch)
+                events += batch.events
+                deliveries += batch.deliveries
+                after = batch.lastEventID
+                if batch.examined < retention.batch { break }
+                if retention.pause > 0 { Thread.sleep(forTimeInterval: retention.pause) }
+            }
+        } catch {
+            logger.error("cannot prune events: \(error)")
+        }
+        if events > 0 || deliveries > 0 {
+            logger.info("pruned old events", metadata: ["events": "\(events)", "deliveries": "\(deliveries)"])
+        }
+        return events
     }
 
     /// One claim for `sink` and its attempts; how many deliveries it took.

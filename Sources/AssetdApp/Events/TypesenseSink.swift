@@ -4,7 +4,8 @@ import JSON
 import S3Client
 
 /// The Typesense sink (the reference design's search index): ready assets are upserted
-/// through the documents import API, deleted ones removed.
+/// through the documents import API (on every event but asset.deleted: asset.updated
+/// brings a PATCH's title and tags), deleted ones removed.
 ///
 /// - `POST /collections/{c}/documents/import?action=upsert`, a JSONL body (one document a
 ///   line), header `X-TYPESENSE-API-KEY`. Typesense answers 200 even when documents fail:
