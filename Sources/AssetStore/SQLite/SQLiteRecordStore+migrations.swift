@@ -190,9 +190,8 @@ extension SQLiteRecordStore {
             // character, which unicode61 keeps in a token and no file name normally holds):
             // `\u{E000}1f\u{E000} \u{E000}1f\u{E000}v` for a video of workspace 31. A query
             // matches one of them AND its text in the other columns (FTSQuery), so that
-            // FTS5 intersects two lists of
-            // this workspace instead of the asset table filtering all of them, and a type
-            // filter is an index too. The content is the view asset_search_source, so that
+            // FTS5 intersects two lists of this workspace instead of the asset table
+            // filtering all of them, and a type filter is an index too. The content is the view asset_search_source, so that
             // 'rebuild' and 'integrity-check' still work; the triggers compute the scope
             // the same way, and an update of file_type (a new version) re-indexes the row.
             try db.execute(sql: """
