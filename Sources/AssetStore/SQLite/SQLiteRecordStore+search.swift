@@ -129,7 +129,7 @@ extension SQLiteRecordStore {
             if let prefix = fts.prefix { sets.append(("asset_words", prefix)) }
             if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
             guard !sets.isEmpty else { return [] }
-            let union = sets.map { "SELECT rowid FROM \($0.table)(?)" }.joined(separator: " UNION ")
+            let selects = sets.map { "SELECT rowid FROM \($0.table)(?)" }
             // Few matches: read them and sort them. Many: walk the sort index and keep the
             // matches, which then fill a page soon (unless a filter is selective too). A
             // probe of at most `fewMatches + 1` rowids a set tells which, so that a rare
@@ -139,13 +139,14 @@ extension SQLiteRecordStore {
                 return try Int.fetchOne(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
             }
             if few {
-                with = "WITH matched(id) AS MATERIALIZED (\(union)) "
+                with = "WITH matched(id) AS MATERIALIZED (\(selects.joined(separator: " UNION "))) "
                 from = "matched CROSS JOIN asset ON asset.id = matched.id"
                 arguments += StatementArguments(sets.map(\.match))
                 arguments += filters.arguments
             } else {
                 arguments += filters.arguments
-                conditions.append("asset.id IN (\(union))")
+                // UNION ALL: IN makes a set of it anyway (UNION would build a second one first).
+                conditions.append("asset.id IN (\(selects.joined(separator: " UNION ALL ")))")
                 arguments += StatementArguments(sets.map(\.match))
             }
         } else {
