@@ -129,23 +129,28 @@ extension SQLiteRecordStore {
             if let prefix = fts.prefix { sets.append(("asset_words", prefix)) }
             if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
             guard !sets.isEmpty else { return [] }
-            let selects = sets.map { "SELECT rowid FROM \($0.table)(?)" }
             // Few matches: read them and sort them. Many: walk the sort index and keep the
-            // matches, which then fill a page soon (unless a filter is selective too). A
-            // probe of at most `fewMatches + 1` rowids a set tells which, so that a rare
-            // word does not walk the whole workspace.
-            let few = try sets.allSatisfy { set in
-                let probe = "SELECT count(*) FROM (SELECT 1 FROM \(set.table)(?) LIMIT ?)"
-                return try Int.fetchOne(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
+            // matches, which then fill a page soon (unless a filter is selective too). Each
+            // set's first `fewMatches + 1` rowids tell which, so that a rare word does not
+            // walk the whole workspace; when they are all, they are the matches, handed to
+            // the query as a JSON array rather than searched for again.
+            var matched = Set<Int64>()
+            var few = true
+            for set in sets {
+                let probe = "SELECT rowid FROM \(set.table)(?) LIMIT ?"
+                let rowids = try Int64.fetchAll(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1])
+                guard rowids.count <= Self.fewMatches else { few = false; break }
+                matched.formUnion(rowids)
             }
             if few {
-                with = "WITH matched(id) AS MATERIALIZED (\(selects.joined(separator: " UNION "))) "
+                with = "WITH matched(id) AS MATERIALIZED (SELECT value FROM json_each(?)) "
                 from = "matched CROSS JOIN asset ON asset.id = matched.id"
-                arguments += StatementArguments(sets.map(\.match))
+                arguments += ["[" + matched.map(String.init).joined(separator: ",") + "]"]
                 arguments += filters.arguments
             } else {
                 arguments += filters.arguments
                 // UNION ALL: IN makes a set of it anyway (UNION would build a second one first).
+                let selects = sets.map { "SELECT rowid FROM \($0.table)(?)" }
                 conditions.append("asset.id IN (\(selects.joined(separator: " UNION ALL ")))")
                 arguments += StatementArguments(sets.map(\.match))
             }
