@@ -9,6 +9,10 @@
 #   bench/search.sh                          start a stack of its own, seed, measure, stop it
 #   ROUND_SECONDS=5 CONNECTIONS=8 ASSETS=100000 bench/search.sh
 #   LIST_ONLY=1 bench/search.sh              only the plain-list runs (for a tree without search)
+#   OTHER_ASSETS=100000 bench/search.sh      also seed workspace 2 (after workspace 1) with that
+#                                            many assets that all match `beach` (beach_NNNNNN.*,
+#                                            every kind), to show that workspace 1's searches do
+#                                            not cost in proportion to another tenant's matches
 #
 # Run it under the exclusive lock: flock /tmp/assetd-bench.lock bench/search.sh
 set -euo pipefail
@@ -71,6 +75,26 @@ FROM n JOIN words a ON a.k = i % 20 JOIN words b ON b.k = (i / 20) % 20 JOIN wor
 COMMIT;
 SQL
 say "seeded in $((SECONDS - seed_start)) s; database $(du -sh "$DB" | cut -f1)"
+OTHER_ASSETS=${OTHER_ASSETS:-0}
+if [ "$OTHER_ASSETS" -gt 0 ]; then
+    say "seeding $OTHER_ASSETS assets into workspace 2, every one matching beach"
+    seed_start=$SECONDS
+    sqlite3 "$DB" <<SQL
+PRAGMA busy_timeout = 10000;
+BEGIN;
+WITH RECURSIVE
+    n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $OTHER_ASSETS),
+    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'mp4', 'video/mp4'), (2, 'pdf', 'application/pdf'))
+INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
+                   created_at, updated_at)
+SELECT 2, '2/digital_assets/seed-' || i || '.' || kinds.ext, 'beach_' || printf('%06d', i) || '.' || kinds.ext,
+       kinds.type, (i * 2654435761) % 50000000, 'seed', 'ready', 'none', 'seeded for bench/search.sh',
+       1800000000 + i, 1800000000 + i
+FROM n JOIN kinds ON kinds.k = i % 3;
+COMMIT;
+SQL
+    say "seeded in $((SECONDS - seed_start)) s; database $(du -sh "$DB" | cut -f1)"
+fi
 
 # A deep page: the cursor after the first 50,000 assets, as the plain list pages there.
 # (the id that `next` was before cursors were opaque, which still pages the default order).
@@ -110,4 +134,5 @@ run q-rare "$CONNECTIONS" "/api/assets?workspaceId=1&q=IMG_0042"
 run q-none "$CONNECTIONS" "/api/assets?workspaceId=1&q=zzzq"
 run q-title "$CONNECTIONS" "/api/assets?workspaceId=1&q=trip+to+snow"
 run q-type-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&type=video&sort=size"
+run q-sort-size "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&sort=size"
 run q-prefix-river "$CONNECTIONS" "/api/assets?workspaceId=1&q=rive"

@@ -123,7 +123,8 @@ public enum Bootstrap {
             return store
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)
-        return try SQLiteRecordStore(path: configuration.databasePath)
+        return try SQLiteRecordStore(path: configuration.databasePath,
+                                     statementTimeout: .milliseconds(configuration.databaseStatementTimeout))
     }
 
     /// The event dispatcher `serve` runs: a thread per webhook endpoint and for Typesense.

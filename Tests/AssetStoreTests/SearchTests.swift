@@ -292,8 +292,114 @@ struct SearchTests {
         #expect(SearchText("naïve-résumé")?.words == ["naïve", "résumé"])
         #expect(SearchText("ab")?.substring == nil)
         #expect(SearchText("abc")?.substring == "abc")
-        #expect(FTSQuery(SearchText("a\"b \"\u{301}c")!).substring == "\"a\"\"b \"\"\u{301}c\"")
-        #expect(FTSQuery(SearchText("bea 20")!).prefix == "\"bea\"* \"20\"*")
+        #expect(FTSQuery(SearchText("a\"b \"\u{301}c")!, workspaceID: 1, kind: nil).substring
+                    == "scope : \"\u{E000}1\u{E000}\" AND - scope : (\"a\"\"b \"\"\u{301}c\")")
+        #expect(FTSQuery(SearchText("bea 20")!, workspaceID: 31, kind: .video).prefix
+                    == "scope : \"\u{E000}1f\u{E000}v\" AND - scope : (\"bea\"* \"20\"*)")
+    }
+
+    /// Inserts `count` ready assets into `workspace` straight into the table (the triggers
+    /// index them): file names `<stem>_<i>.<ext>`, kinds in turn (image, video, pdf), sizes `i % 97`.
+    func bulkInsert(_ store: SQLiteRecordStore, workspace: Int64, count: Int, stem: String) throws {
+        try store.pool.write { db in
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'ready', 0, 0)
+                """)
+            let kinds = [("jpg", "image/jpeg"), ("mp4", "video/mp4"), ("pdf", "application/pdf")]
+            for i in 0..<count {
+                let (ext, type) = kinds[i % 3]
+                try statement.execute(arguments: [workspace, "\(workspace)/\(stem)-\(i)", "\(stem)_\(i).\(ext)", type, i % 97])
+            }
+        }
+    }
+
+    /// Review finding M1: the FTS tables are scoped to a workspace (migration v10). Another
+    /// workspace holding thousands of assets that match every search (before and after the
+    /// small one's, by id) changes none of a small workspace's results, in any tier, sort,
+    /// type filter or page; nor does a text that spells a scope token.
+    @Test func anotherWorkspacesManyMatchesLeaveASmallOnesResults() throws {
+        let store = try open()
+        try bulkInsert(store, workspace: 2, count: SQLiteRecordStore.fewMatches + 500, stem: "beach_sunset")
+        let small: [(name: String, type: String, size: Int64)] = [
+            ("beach_sunset.jpg", "image/jpeg", 30), ("Beach-walk.mp4", "video/mp4", 10), ("sunset_beach.pdf", "application/pdf", 20),
+            ("beachball.png", "image/png", 40), ("notes.txt", "text/plain", 5)]
+        var ids: [String: Int64] = [:]
+        for asset in small {
+            ids[asset.name] = try store.createAsset(
+                NewAsset(workspaceID: 1, fileType: asset.type, fileExtension: "bin", fileName: asset.name, size: asset.size),
+                status: .ready, now: Date()).id
+        }
+        try bulkInsert(store, workspace: 3, count: 300, stem: "beach_sunset")
+        func names(_ q: String, kind: AssetKind? = nil, sort: AssetSort? = nil, limit: Int = 2) throws -> [String] {
+            try store.allPages(query(1, q, kind: kind, sort: sort, order: .ascending, limit: limit)).map { $0.fileName ?? "" }
+        }
+        // Relevance: whole words (newest first), then prefixes, then substrings.
+        #expect(try names("beach") == ["sunset_beach.pdf", "Beach-walk.mp4", "beach_sunset.jpg", "beachball.png"])
+        #expect(try names("bea") == ["beachball.png", "sunset_beach.pdf", "Beach-walk.mp4", "beach_sunset.jpg"])
+        #expect(try names("each") == ["beachball.png", "sunset_beach.pdf", "Beach-walk.mp4", "beach_sunset.jpg"])
+        #expect(try names("beach", kind: .video) == ["Beach-walk.mp4"])
+        #expect(try names("beach", kind: .image) == ["beach_sunset.jpg", "beachball.png"])
+        #expect(try names("sunset", kind: .pdf) == ["sunset_beach.pdf"])
+        #expect(try names("beach", sort: .size) == ["Beach-walk.mp4", "sunset_beach.pdf", "beach_sunset.jpg", "beachball.png"])
+        #expect(try names("beach", kind: .image, sort: .name) == ["beach_sunset.jpg", "beachball.png"])
+        #expect(try names("ach_su", sort: .created) == ["beach_sunset.jpg"])
+        #expect(try names("notes").count == 1)
+        // The other workspaces see their own.
+        #expect(try store.allPages(query(3, "beach", limit: 200)).count == 300)
+        #expect(try store.allPages(query(3, "beach", kind: .video, sort: .size, limit: 200)).count == 100)
+        // A text that spells a scope token is text: it matches no asset.
+        for q in ["\u{E000}1\u{E000}", "\u{E000}1\u{E000}v", "\u{E000}", "\u{E000}2\u{E000} beach"] {
+            #expect(try names(q).isEmpty, "q=\(q.debugDescription)")
+        }
+        // The index follows a change of type (a new version of another kind).
+        try store.pool.write { db in
+            try db.execute(sql: "UPDATE asset SET file_type = 'video/mp4' WHERE id = ?", arguments: [ids["notes.txt"]])
+        }
+        #expect(try names("notes", kind: .video) == ["notes.txt"])
+        try store.pool.write { db in
+            try db.execute(sql: "INSERT INTO asset_words (asset_words) VALUES ('integrity-check')")
+            try db.execute(sql: "INSERT INTO asset_trigrams (asset_trigrams) VALUES ('integrity-check')")
+        }
+    }
+
+    /// Migration v10 re-indexes, with their scope, the assets indexed before it.
+    @Test func migrationV10ScopesExistingAssets() throws {
+        let pool = try DatabasePool(path: path)
+        try SQLiteRecordStore.migrator.migrate(pool, upTo: "v9: event outbox")
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at, title, tags)
+                VALUES (1, '1/digital_assets/1.mp4', 'Old_Beach.mp4', 'video/mp4', 5, 'ready', 0, 0, 'Dunes', 'sand'),
+                       (2, '2/digital_assets/2.mp4', 'Old_Beach.mp4', 'video/mp4', 5, 'ready', 0, 0, NULL, '')
+                """)
+        }
+        try pool.close()
+        let store = try open()
+        #expect(try store.allPages(query(1, "beach", kind: .video)).map(\.id) == [1])
+        #expect(try store.allPages(query(1, "d_bea")).map(\.id) == [1])
+        #expect(try store.allPages(query(1, "dune")).map(\.id) == [1])
+        #expect(try store.allPages(query(1, "sand", sort: .size)).map(\.id) == [1])
+        #expect(try store.allPages(query(1, "beach", kind: .image)).isEmpty)
+        #expect(try store.allPages(query(2, "beach")).map(\.id) == [2])
+    }
+
+    /// ASSETD_DATABASE_STATEMENT_TIMEOUT bounds a listing on SQLite: past it, the statement
+    /// stops and the store answers `unavailable` (503), and the connection serves the next.
+    @Test func aListingPastItsDeadlineStops() throws {
+        try bulkInsert(try open(), workspace: 1, count: 3000, stem: "bulk")
+        let hurried = try SQLiteRecordStore(path: path, statementTimeout: .zero)
+        for q in [query(1, "bulk", sort: .size, limit: 3000), query(1, "ulk_1", limit: 3000), query(1, nil, kind: .pdf, sort: .name, limit: 3000)] {
+            do {
+                _ = try hurried.searchAssets(q)
+                Issue.record("no deadline: \(q)")
+            } catch RecordStoreError.unavailable(let reason) {
+                #expect(reason.contains("ASSETD_DATABASE_STATEMENT_TIMEOUT"))
+            }
+        }
+        let patient = try SQLiteRecordStore(path: path, statementTimeout: .seconds(10))
+        #expect(try patient.searchAssets(query(1, "bulk", sort: .size, limit: 50)).count == 50)
+        #expect(try patient.searchAssets(query(1, "ulk_1", limit: 50)).count == 50)
     }
 }
 

@@ -181,6 +181,58 @@ extension SQLiteRecordStore {
             // The transactional outbox: SQLiteRecordStore+events.swift.
             try db.execute(sql: Self.eventOutboxSchema)
         }
+        migrator.registerMigration("v10: search scoped to a workspace") { db in
+            // The FTS5 tables of v7 matched every workspace's rows, and the queries kept
+            // one workspace's after joining the asset: a search cost in proportion to all
+            // tenants' matches. Each row now also indexes a `scope` column (first), two
+            // tokens: the workspace (its id in hex), and the workspace with the asset's kind
+            // (i, v, p, o for image, video, pdf, other), between U+E000s (a private-use
+            // character, which unicode61 keeps in a token and no file name normally holds):
+            // `\u{E000}1f\u{E000} \u{E000}1f\u{E000}v` for a video of workspace 31. A query
+            // matches one of them AND its text in the other columns (FTSQuery), so that
+            // FTS5 intersects two lists of this workspace instead of the asset table
+            // filtering all of them, and a type filter is an index too. The content is the view asset_search_source, so that
+            // 'rebuild' and 'integrity-check' still work; the triggers compute the scope
+            // the same way, and an update of file_type (a new version) re-indexes the row.
+            try db.execute(sql: """
+                DROP TRIGGER asset_search_insert;
+                DROP TRIGGER asset_search_delete;
+                DROP TRIGGER asset_search_update;
+                DROP TABLE asset_words;
+                DROP TABLE asset_trigrams;
+                CREATE VIEW asset_search_source AS
+                    SELECT id, \(Self.searchScope("asset")) AS scope, file_name, title, tags FROM asset;
+                CREATE VIRTUAL TABLE asset_words USING fts5(
+                    scope, file_name, title, tags, content = 'asset_search_source', content_rowid = 'id',
+                    tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2 3');
+                CREATE VIRTUAL TABLE asset_trigrams USING fts5(
+                    scope, file_name, title, tags, content = 'asset_search_source', content_rowid = 'id', tokenize = 'trigram');
+                CREATE TRIGGER asset_search_insert AFTER INSERT ON asset BEGIN
+                    INSERT INTO asset_words (rowid, scope, file_name, title, tags)
+                        VALUES (new.id, \(Self.searchScope("new")), new.file_name, new.title, new.tags);
+                    INSERT INTO asset_trigrams (rowid, scope, file_name, title, tags)
+                        VALUES (new.id, \(Self.searchScope("new")), new.file_name, new.title, new.tags);
+                END;
+                CREATE TRIGGER asset_search_delete AFTER DELETE ON asset BEGIN
+                    INSERT INTO asset_words (asset_words, rowid, scope, file_name, title, tags)
+                        VALUES ('delete', old.id, \(Self.searchScope("old")), old.file_name, old.title, old.tags);
+                    INSERT INTO asset_trigrams (asset_trigrams, rowid, scope, file_name, title, tags)
+                        VALUES ('delete', old.id, \(Self.searchScope("old")), old.file_name, old.title, old.tags);
+                END;
+                CREATE TRIGGER asset_search_update AFTER UPDATE OF workspace_id, file_type, file_name, title, tags ON asset BEGIN
+                    INSERT INTO asset_words (asset_words, rowid, scope, file_name, title, tags)
+                        VALUES ('delete', old.id, \(Self.searchScope("old")), old.file_name, old.title, old.tags);
+                    INSERT INTO asset_trigrams (asset_trigrams, rowid, scope, file_name, title, tags)
+                        VALUES ('delete', old.id, \(Self.searchScope("old")), old.file_name, old.title, old.tags);
+                    INSERT INTO asset_words (rowid, scope, file_name, title, tags)
+                        VALUES (new.id, \(Self.searchScope("new")), new.file_name, new.title, new.tags);
+                    INSERT INTO asset_trigrams (rowid, scope, file_name, title, tags)
+                        VALUES (new.id, \(Self.searchScope("new")), new.file_name, new.title, new.tags);
+                END;
+                INSERT INTO asset_words (asset_words) VALUES ('rebuild');
+                INSERT INTO asset_trigrams (asset_trigrams) VALUES ('rebuild');
+                """)
+        }
         return migrator
     }
 }

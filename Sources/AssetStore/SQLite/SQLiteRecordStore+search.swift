@@ -1,9 +1,11 @@
 import Foundation
 import GRDB
+internal import GRDBSQLite
+import Glibc
 
 // Titles, tags and the listing: filters, sorts, keyset pages, and search over the FTS5
-// tables of migration v7 (asset_words, asset_trigrams). `AssetQuery` and `SearchText`
-// say what the results are; this file says how SQLite finds them.
+// tables of migrations v7 and v10 (asset_words, asset_trigrams, scoped to a workspace).
+// `AssetQuery` and `SearchText` say what the results are; this file says how SQLite finds them.
 extension SQLiteRecordStore {
     public func describeAsset(id: Int64, workspaceID: Int64, title: FieldEdit<String?>, tags: FieldEdit<[String]>) throws -> AssetRecord? {
         try run {
@@ -39,12 +41,43 @@ extension SQLiteRecordStore {
     public func searchAssets(_ query: AssetQuery) throws -> [(asset: AssetRecord, position: AssetPosition)] {
         try run {
             try pool.read { db in
-                if query.sort == .relevance {
-                    guard let text = query.text else { return [] }
-                    return try relevancePage(query, text, db)
+                try withDeadline(db) {
+                    if query.sort == .relevance {
+                        guard let text = query.text else { return [] }
+                        return try relevancePage(query, text, db)
+                    }
+                    return try sortedPage(query, db)
                 }
-                return try sortedPage(query, db)
             }
+        }
+    }
+
+    // MARK: - A deadline for the listing's statements
+
+    /// Runs `body` with SQLite's progress handler checking, every 1,000 virtual machine
+    /// steps, that `statementTimeout` (ASSETD_DATABASE_STATEMENT_TIMEOUT) has not passed
+    /// since it began: past it, the running statement stops (SQLITE_INTERRUPT) and the
+    /// request gets 503, as a PostgreSQL statement timeout does, instead of holding a
+    /// reader. The whole listing (its probes and tiers) shares the one deadline.
+    private func withDeadline<T>(_ db: GRDB.Database, _ body: () throws -> T) throws -> T {
+        guard let timeout = statementTimeout else { return try body() }
+        let nanoseconds = UInt64(timeout.components.seconds) * 1_000_000_000
+            + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let deadline = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        deadline.initialize(to: monotonicNanoseconds() &+ nanoseconds)
+        let connection = db.sqliteConnection
+        sqlite3_progress_handler(connection, 1000, { context in
+            monotonicNanoseconds() >= context!.load(as: UInt64.self) ? 1 : 0
+        }, deadline)
+        defer {
+            sqlite3_progress_handler(connection, 0, nil, nil)
+            deadline.deallocate()
+        }
+        do {
+            return try body()
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_INTERRUPT {
+            throw RecordStoreError.unavailable(
+                "database: the listing ran past ASSETD_DATABASE_STATEMENT_TIMEOUT (\(nanoseconds / 1_000_000) ms) and was stopped")
         }
     }
 
@@ -54,7 +87,7 @@ extension SQLiteRecordStore {
     /// stopped at the page's end, so a page costs about its own rows, whatever the
     /// number of matches. A tier leaves out the rows of the tiers before it.
     private func relevancePage(_ query: AssetQuery, _ text: SearchText, _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)] {
-        let fts = FTSQuery(text)
+        let fts = FTSQuery(text, workspaceID: query.workspaceID, kind: query.kind)
         var page: [(asset: AssetRecord, position: AssetPosition)] = []
         var startTier = 0
         var afterID: Int64?
@@ -96,30 +129,36 @@ extension SQLiteRecordStore {
         var with = ""
         var from = "asset"
         if let text = query.text {
-            let fts = FTSQuery(text)
+            let fts = FTSQuery(text, workspaceID: query.workspaceID, kind: query.kind)
             var sets: [(table: String, match: String)] = []
             // Both sets, always: the trigram table folds case but not accents, so `cafe`
             // begins a word of `Café.pdf` without being a substring of it.
             if let prefix = fts.prefix { sets.append(("asset_words", prefix)) }
             if let substring = fts.substring { sets.append(("asset_trigrams", substring)) }
             guard !sets.isEmpty else { return [] }
-            let union = sets.map { "SELECT rowid FROM \($0.table)(?)" }.joined(separator: " UNION ")
             // Few matches: read them and sort them. Many: walk the sort index and keep the
-            // matches, which then fill a page soon (unless a filter is selective too). A
-            // probe of at most `fewMatches + 1` rowids a set tells which, so that a rare
-            // word does not walk the whole workspace.
-            let few = try sets.allSatisfy { set in
-                let probe = "SELECT count(*) FROM (SELECT 1 FROM \(set.table)(?) LIMIT ?)"
-                return try Int.fetchOne(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1]) ?? 0 <= Self.fewMatches
+            // matches, which then fill a page soon (unless a filter is selective too). Each
+            // set's first `fewMatches + 1` rowids tell which, so that a rare word does not
+            // walk the whole workspace; when they are all, they are the matches, handed to
+            // the query as a JSON array rather than searched for again.
+            var matched = Set<Int64>()
+            var few = true
+            for set in sets {
+                let probe = "SELECT rowid FROM \(set.table)(?) LIMIT ?"
+                let rowids = try Int64.fetchAll(db.cachedStatement(sql: probe), arguments: [set.match, Self.fewMatches + 1])
+                guard rowids.count <= Self.fewMatches else { few = false; break }
+                matched.formUnion(rowids)
             }
             if few {
-                with = "WITH matched(id) AS MATERIALIZED (\(union)) "
+                with = "WITH matched(id) AS MATERIALIZED (SELECT value FROM json_each(?)) "
                 from = "matched CROSS JOIN asset ON asset.id = matched.id"
-                arguments += StatementArguments(sets.map(\.match))
+                arguments += ["[" + matched.map(String.init).joined(separator: ",") + "]"]
                 arguments += filters.arguments
             } else {
                 arguments += filters.arguments
-                conditions.append("asset.id IN (\(union))")
+                // UNION ALL: IN makes a set of it anyway (UNION would build a second one first).
+                let selects = sets.map { "SELECT rowid FROM \($0.table)(?)" }
+                conditions.append("asset.id IN (\(selects.joined(separator: " UNION ALL ")))")
                 arguments += StatementArguments(sets.map(\.match))
             }
         } else {
@@ -195,9 +234,26 @@ extension SQLiteRecordStore {
     }
 }
 
-/// A `SearchText` as FTS5 queries. Every word and the substring go in double quotes (a
-/// quote inside doubled), so that nothing a user types is FTS5 syntax: `AND`, `*`, `:`,
-/// `^`, `(`, `NEAR` are text like any other.
+/// The `scope` column of the FTS5 rows (migration v10), as SQL over the asset columns of
+/// `row` (`new`, `old`, `asset`): `\u{E000}<workspace id in hex>\u{E000}` and the same
+/// followed by the kind's letter. Migration v10's triggers and view are made from it and
+/// `FTSQuery.scope` matches it: change neither without a migration that rebuilds both tables.
+extension SQLiteRecordStore {
+    static func searchScope(_ row: String) -> String {
+        """
+        char(57344) || printf('%x', \(row).workspace_id) || char(57344, 32, 57344) || printf('%x', \(row).workspace_id) || char(57344) || \
+        CASE WHEN substr(\(row).file_type, 1, 6) = 'image/' THEN 'i' WHEN substr(\(row).file_type, 1, 6) = 'video/' THEN 'v' \
+        WHEN \(row).file_type = 'application/pdf' THEN 'p' ELSE 'o' END
+        """
+    }
+}
+
+/// A `SearchText` as FTS5 queries of one workspace. Every word and the substring go in
+/// double quotes (a quote inside doubled), so that nothing a user types is FTS5 syntax:
+/// `AND`, `*`, `:`, `^`, `(`, `NEAR` are text like any other. Each query is
+/// `scope : "<scope>" AND - scope : (<text>)`: the workspace's (and kind's) token in the
+/// scope column, and the text in the other columns only, so that a user's text never
+/// matches a scope token.
 struct FTSQuery {
     /// Every word, whole: `"beach" "2024"`.
     let exact: String?
@@ -206,13 +262,26 @@ struct FTSQuery {
     /// The whole text as one trigram phrase: `"ch_20"`.
     let substring: String?
 
-    init(_ text: SearchText) {
+    init(_ text: SearchText, workspaceID: Int64, kind: AssetKind?) {
+        let scope = Self.scope(workspaceID: workspaceID, kind: kind)
+        let scoped = { (expression: String) in "scope : \(scope) AND - scope : (\(expression))" }
         let words = text.words.map(Self.quoted)
-        exact = words.isEmpty ? nil : words.joined(separator: " ")
-        prefix = words.isEmpty ? nil : words.map { $0 + "*" }.joined(separator: " ")
+        exact = words.isEmpty ? nil : scoped(words.joined(separator: " "))
+        prefix = words.isEmpty ? nil : scoped(words.map { $0 + "*" }.joined(separator: " "))
         // FTS5 reads its query up to a NUL: a text with one cannot be quoted, and matches
         // as words only (the routes refuse control characters before this).
-        substring = text.substring.flatMap { $0.unicodeScalars.contains("\u{0}") ? nil : Self.quoted($0) }
+        substring = text.substring.flatMap { $0.unicodeScalars.contains("\u{0}") ? nil : scoped(Self.quoted($0)) }
+    }
+
+    /// The scope token as a phrase (SQLiteRecordStore.searchScope makes the indexed ones).
+    static func scope(workspaceID: Int64, kind: AssetKind?) -> String {
+        let letter = switch kind {
+        case .image?: "i"
+        case .video?: "v"
+        case .pdf?: "p"
+        case nil: ""
+        }
+        return "\"\u{E000}\(String(UInt64(bitPattern: workspaceID), radix: 16))\u{E000}\(letter)\""
     }
 
     /// By scalars, not characters: a quote followed by a combining mark is one Character
@@ -238,4 +307,12 @@ struct FTSQuery {
         default: nil
         }
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (a free function: SQLite's progress handler is a C
+/// callback, which captures nothing).
+private func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }

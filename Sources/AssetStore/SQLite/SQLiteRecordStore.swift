@@ -9,9 +9,12 @@ public final class SQLiteRecordStore: RecordStore {
     let pool: DatabasePool
     let readers: ThreadReaders
     let uploads = UploadCache()
+    /// How long a listing's statements may run (nil: no limit): ASSETD_DATABASE_STATEMENT_TIMEOUT.
+    let statementTimeout: Duration?
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
-    public init(path: String) throws {
+    public init(path: String, statementTimeout: Duration? = .seconds(10)) throws {
+        self.statementTimeout = statementTimeout
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true
