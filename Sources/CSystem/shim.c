@@ -146,6 +146,8 @@ int assetd_system_thread_count(void) {
 
 // Landlock's constants past the ABI that Debian 12's headers know (kernel 6.1 = ABI 2).
 #define ASSETD_LL_TRUNCATE (1ULL << 14)       /* ABI 3 */
+#define ASSETD_LL_NET_BIND_TCP (1ULL << 0)     /* ABI 4 */
+#define ASSETD_LL_NET_CONNECT_TCP (1ULL << 1)  /* ABI 4 */
 #define ASSETD_LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
 #define ASSETD_LL_SCOPE_SIGNAL (1ULL << 1)    /* ABI 6 */
 
@@ -178,6 +180,11 @@ static int confine_landlock(int abi) {
     if (abi >= 3) attributes.handled_access_fs |= ASSETD_LL_TRUNCATE;
     size_t size = offsetof(struct assetd_landlock_ruleset_attr, handled_access_net);
     int result = ASSETD_CONFINED_FILES;
+    if (abi >= 4) {
+        // No TCP either: ffmpeg reads local files only (-protocol_whitelist file).
+        attributes.handled_access_net = ASSETD_LL_NET_BIND_TCP | ASSETD_LL_NET_CONNECT_TCP;
+        size = offsetof(struct assetd_landlock_ruleset_attr, scoped);
+    }
     if (abi >= 6) {
         attributes.scoped = ASSETD_LL_SCOPE_SIGNAL | ASSETD_LL_SCOPE_ABSTRACT_UNIX;
         size = sizeof attributes;
@@ -216,6 +223,11 @@ static int confine_seccomp(void) {
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ASSETD_AUDIT_ARCH, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __x86_64__
+        // x32 calls share the arch with their own numbers (bit 30): refused, not matched.
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+#endif
         NUMBER(__NR_ptrace),
         NUMBER(__NR_process_vm_readv),
         NUMBER(__NR_process_vm_writev),

@@ -77,14 +77,15 @@ int assetd_system_landlock_abi(void);
 
 /// A decoder child's confinement, for itself and every program it runs (inherited by
 /// fork and execve, never lifted): a Landlock domain of its own where no file may be
-/// written, made or removed but /dev/null, and (ABI 6, Linux 6.12) no signal may be sent
-/// to, nor abstract socket reached in, a process outside it (so neither its siblings, in
-/// domains of their own, nor the zygote or assetd); Landlock also keeps ptrace and
-/// /proc/PID/{mem,fd,...} of processes outside it closed. Then a seccomp filter refusing
-/// ptrace, process_vm_readv/writev, pidfd_getfd, and kill or rt_sigqueueinfo of a pid of
-/// 0 or below (a process group, or every process). Sets no_new_privs. The bits of what
-/// was set (a kernel without Landlock gives only ASSETD_CONFINED_SYSCALLS), or -1 with
-/// errno when a step the kernel offers failed. Raw system calls only: safe after fork.
+/// written, made or removed but /dev/null, no TCP connect or bind (ABI 4), and (ABI 6,
+/// Linux 6.12) no signal may be sent to, nor abstract socket reached in, a process
+/// outside it (so neither its siblings, in domains of their own, nor the zygote or
+/// assetd); Landlock also keeps ptrace, /proc/PID/mem and /proc/PID/fd of processes
+/// outside it closed. Then a seccomp filter refusing ptrace, process_vm_readv/writev,
+/// pidfd_getfd, kill or rt_sigqueueinfo of a pid of 0 or below (a process group, or
+/// every process), and every x32 call. Sets no_new_privs. The bits of what was set (a
+/// kernel without Landlock gives only ASSETD_CONFINED_SYSCALLS), or -1 with errno when
+/// a step the kernel offers failed. Raw system calls only: safe after fork.
 int assetd_system_confine(void);
 
 #endif
