@@ -122,7 +122,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
-        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails"], swiftSettings: swiftSettings),
+        // CSystem: the decoder child's confinement, tried in a forked process.
+        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp"], swiftSettings: swiftSettings),
     ]
 )

@@ -5,9 +5,11 @@
 public protocol FleetCoordination: AnyObject, Sendable {
     /// Who this process is (host:pid:random), as leases and log lines name it.
     var hostName: String { get }
-    /// Holds asset `assetID` for a version switch or a delete across every host, for at
-    /// most `seconds` (then another host may take it): false when another holds it. True
-    /// when there is no such asset (the caller finds that out itself).
+    /// Holds asset `assetID` for a version switch or a delete across every host: false when
+    /// another holds it. True when there is no such asset (the caller finds that out
+    /// itself). The hold is renewed while this process holds it, until `releaseAsset`;
+    /// another host may take it once this process stopped renewing it for `seconds` (it
+    /// died, stalled, or lost the database for that long).
     func holdAsset(_ assetID: Int64, seconds: Int) throws -> Bool
     /// Lets go of an asset this process holds.
     func releaseAsset(_ assetID: Int64) throws

@@ -132,3 +132,131 @@ int assetd_system_thread_count(void) {
     closedir(tasks);
     return count;
 }
+
+// The decoder child's confinement (assetd_system_confine) and its memfds.
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+
+// Landlock's constants past the ABI that Debian 12's headers know (kernel 6.1 = ABI 2).
+#define ASSETD_LL_TRUNCATE (1ULL << 14)       /* ABI 3 */
+#define ASSETD_LL_NET_BIND_TCP (1ULL << 0)     /* ABI 4 */
+#define ASSETD_LL_NET_CONNECT_TCP (1ULL << 1)  /* ABI 4 */
+#define ASSETD_LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* ABI 6 */
+#define ASSETD_LL_SCOPE_SIGNAL (1ULL << 1)    /* ABI 6 */
+
+struct assetd_landlock_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+
+int assetd_system_landlock_abi(void) {
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? 0 : (int)abi;
+}
+
+int assetd_system_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
+}
+
+/// The Landlock half: a domain of its own, in which no file may be written, made or
+/// removed (but /dev/null written), and no signal sent, nor abstract socket reached,
+/// outside it.
+static int confine_landlock(int abi) {
+    if (abi < 1) return 0;
+    struct assetd_landlock_ruleset_attr attributes = {0};
+    attributes.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR
+        | LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR
+        | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO
+        | LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM;
+    if (abi >= 2) attributes.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+    if (abi >= 3) attributes.handled_access_fs |= ASSETD_LL_TRUNCATE;
+    size_t size = offsetof(struct assetd_landlock_ruleset_attr, handled_access_net);
+    int result = ASSETD_CONFINED_FILES;
+    if (abi >= 4) {
+        // No TCP either: ffmpeg reads local files only (-protocol_whitelist file).
+        attributes.handled_access_net = ASSETD_LL_NET_BIND_TCP | ASSETD_LL_NET_CONNECT_TCP;
+        size = offsetof(struct assetd_landlock_ruleset_attr, scoped);
+    }
+    if (abi >= 6) {
+        attributes.scoped = ASSETD_LL_SCOPE_SIGNAL | ASSETD_LL_SCOPE_ABSTRACT_UNIX;
+        size = sizeof attributes;
+        result |= ASSETD_CONFINED_SIGNALS;
+    }
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attributes, size, 0);
+    if (ruleset < 0) return -1;
+    // /dev/null stays writable: ffmpeg's standard error, and posix_spawn opens it.
+    int null = open("/dev/null", O_PATH | O_CLOEXEC);
+    struct landlock_path_beneath_attr devnull = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE, .parent_fd = null};
+    if (null < 0 || syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &devnull, 0) != 0
+        || syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
+        if (null >= 0) close(null);
+        close(ruleset);
+        return -1;
+    }
+    close(null);
+    close(ruleset);
+    return result;
+}
+
+#if defined(__x86_64__)
+#define ASSETD_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define ASSETD_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/// The seccomp half: ptrace and reading or writing another process's memory are refused,
+/// and so are signals to a process group or to every process (a pid of 0 or below).
+static int confine_seccomp(void) {
+#ifdef ASSETD_AUDIT_ARCH
+#define REFUSE (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
+#define NUMBER(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), BPF_STMT(BPF_RET | BPF_K, REFUSE)
+    struct sock_filter program[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ASSETD_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __x86_64__
+        // x32 calls share the arch with their own numbers (bit 30): refused, not matched.
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+#endif
+        NUMBER(__NR_ptrace),
+        NUMBER(__NR_process_vm_readv),
+        NUMBER(__NR_process_vm_writev),
+        NUMBER(__NR_pidfd_getfd),
+        // kill and rt_sigqueueinfo: their pid (the low 32 bits of the first argument) must be positive.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigqueueinfo, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80000000u, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+#undef NUMBER
+#undef REFUSE
+    struct sock_fprog filter = {.len = (unsigned short)(sizeof program / sizeof program[0]), .filter = program};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) == 0 ? ASSETD_CONFINED_SYSCALLS : -1;
+#else
+    return 0;
+#endif
+}
+
+int assetd_system_confine(void) {
+    int abi = assetd_system_landlock_abi();
+    if (abi >= 1 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    int files = confine_landlock(abi);
+    if (files < 0) return -1;
+    int calls = confine_seccomp();
+    if (calls < 0) return -1;
+    return files | calls;
+}

@@ -5,9 +5,9 @@ public import Logging
 /// The decoder's long-running process, as Chromium's and Android's zygotes: it loads
 /// libvips and its modules once, holds no secret, and forks a fresh child for each
 /// connection on its listening socket. The child closes everything but its connection,
-/// turns non-dumpable, serves that one task (`DecoderServer`) and exits, so every file is
-/// still decoded in a throwaway address space, for the price of a fork (~1 ms) instead
-/// of libvips' start-up (~70 ms of CPU).
+/// turns non-dumpable, confines itself (`assetd_system_confine`), serves that one task
+/// (`DecoderServer`) and exits, so every file is still decoded in a throwaway address
+/// space, for the price of a fork (~1 ms) instead of libvips' start-up (~70 ms of CPU).
 ///
 /// The zygote itself decodes nothing and runs no libvips operation: it forks only while it
 /// has a single thread (checked before each fork; it exits rather than fork with more). It
@@ -41,7 +41,14 @@ public enum DecoderZygote {
             return 70
         }
         guard isSingleThreaded(logger: logger) else { return 70 }
-        logger.info("decoder zygote ready", metadata: ["pid": "\(getpid())"])
+        // What each child's sandbox will hold (assetd_system_confine): files and signals need
+        // Landlock (ABI 6 for signals, Linux 6.12); seccomp alone keeps ptrace and group signals out.
+        let landlock = assetd_system_landlock_abi()
+        logger.info("decoder zygote ready", metadata: ["pid": "\(getpid())", "landlock_abi": "\(landlock)"])
+        if landlock < 6 {
+            let also = landlock < 1 ? " or from writing files" : ""
+            logger.warning("decoder zygote: this kernel's Landlock (ABI \(landlock)) cannot keep a child from signalling its siblings\(also)")
+        }
         let clock = ContinuousClock()
         var children: [Child] = []
         while true {
@@ -134,6 +141,15 @@ public enum DecoderZygote {
         dup2(connection, 0)
         dup2(connection, 1)
         assetd_system_close_from(3)
+        // Its own sandbox, before the request is read (`assetd_system_confine`): no file
+        // written anywhere (its frame and ffprobe's answer go to memfds), no signal, ptrace
+        // or /proc/PID peek at a sibling, the zygote or assetd. ffmpeg inherits it. It fails
+        // closed: a child that cannot confine itself decodes nothing.
+        guard assetd_system_confine() >= 0 else {
+            let line = Array("assetd-thumbnailer: the decoder child cannot confine itself: errno \(errno)\n".utf8)
+            _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            _exit(71)
+        }
         // _exit: the answer went out with write(2); no atexit handler or stdio buffer of
         // the zygote's (its standard output is the connection now) runs once per child.
         _exit(DecoderServer.serve(connection: 0, output: 1))

@@ -105,13 +105,14 @@ public final class Thumbnailer: Sendable {
     private func decode(path: String, descriptor: Int32?, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
         -> (jpeg: [UInt8], facts: MediaFacts) {
         if VideoFrame.demuxers[detectedType] != nil {
-            let frame = scratch + "/frame-\(UInt64.random(in: 0...UInt64.max)).png"
-            defer { unlink(frame) }
-            try VideoFrame.extract(from: path, type: detectedType, to: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
+            // The frame goes to a memfd, read back through /proc/self/fd: no file in a
+            // shared /tmp for another task's child to read or replace.
+            let frame = try VideoFrame.memoryFile("frame")
+            defer { close(frame) }
+            try VideoFrame.extract(from: path, type: detectedType, into: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
             // The video's own size and duration (ffprobe); the frame's size when it says none.
-            var facts = VideoFrame.probe(path, type: detectedType, scratch: scratch, timeout: settings.videoTimeout,
-                                         inputDescriptor: descriptor)
-            let (jpeg, frameFacts) = try image(frame, expectedLoader: "pngload", keepGPS: false)
+            var facts = VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor)
+            let (jpeg, frameFacts) = try image("/proc/self/fd/\(frame)", expectedLoader: "pngload", keepGPS: false)
             if facts.width == nil { (facts.width, facts.height) = (frameFacts.width, frameFacts.height) }
             return (jpeg, facts)
         }

@@ -3,68 +3,78 @@ import CSystem
 import Glibc
 
 /// One frame of a video, taken by Debian's `ffmpeg`: spawned with an argument list (never
-/// a shell), reading only local files, with no descriptor of assetd's but /dev/null, and
-/// killed when it runs past its deadline.
+/// a shell), reading only local files, with no descriptor of assetd's but /dev/null (and
+/// the memfd it writes to), and killed when it runs past its deadline.
 enum VideoFrame {
     /// ffmpeg's demuxer for each video type libmagic names; the input format is forced,
     /// so that a file is never read as a format other than the one it was accepted as.
     static let demuxers = ["video/mp4": "mov", "video/quicktime": "mov", "video/webm": "matroska", "video/x-matroska": "matroska"]
 
     /// Writes a PNG of the frame at about `second` (or the first frame of a shorter clip)
-    /// to `output`.
+    /// into `output`, a memfd (`memoryFile`): ffmpeg gets it as its standard output, so the
+    /// frame is never a file that another process of the decoder's user could open by name.
     /// With `inputDescriptor`, ffmpeg gets that descriptor as its 3 and reads
     /// /proc/self/fd/3 (the decoder holds its source as a descriptor, not a path).
-    static func extract(from input: String, type: String, to output: String, second: Double = 1,
+    static func extract(from input: String, type: String, into output: Int32, second: Double = 1,
                         timeout: Duration = .seconds(30), executable: String = "ffmpeg",
                         inputDescriptor: Int32? = nil) throws(ThumbnailError) {
         let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
         guard let demuxer = demuxers[type] else { throw ThumbnailError("no video demuxer for \(type)") }
         for seek in [second, 0] {
-            unlink(output)
+            // A first attempt may have written part of a frame.
+            guard ftruncate(output, 0) == 0, lseek(output, 0, SEEK_SET) == 0 else {
+                throw ThumbnailError("cannot empty the frame's memfd: errno \(errno)")
+            }
             var arguments = [executable, "-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file",
                              "-threads", "1", "-f", demuxer]
             if seek > 0 { arguments += ["-ss", String(seek)] }
-            arguments += ["-i", input, "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn", "-f", "image2", "-c:v", "png", "-y", output]
-            let status = try run(arguments, timeout: timeout, inheriting: inputDescriptor)
+            arguments += ["-i", input, "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn", "-f", "image2pipe", "-c:v", "png", "pipe:1"]
+            let status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output)
             var info = stat()
-            if stat(output, &info) == 0, info.st_size > 0 { return }
+            if fstat(output, &info) == 0, info.st_size > 0 { return }
             if seek == 0 {
                 throw ThumbnailError(status == 0 ? "the video has no frame" : "ffmpeg could not decode the video (exit status \(status))")
             }
         }
     }
 
+    /// A memfd for a program's output (`extract`'s frame, `probe`'s lines): it has no name
+    /// in any directory, so the decoder needs no writable /tmp and no sibling can open it.
+    static func memoryFile(_ name: String) throws(ThumbnailError) -> Int32 {
+        let descriptor = assetd_system_memfd(name)
+        guard descriptor >= 0 else { throw ThumbnailError("cannot make a memfd: errno \(errno)") }
+        return descriptor
+    }
+
     /// The video's frame size (first video stream) and duration, by `ffprobe` under the
     /// same rules as ffmpeg (forced demuxer, local files only, killed at the deadline). Its
-    /// output goes to a file in `scratch`, read back bounded; an empty MediaFacts when it fails.
-    static func probe(_ input: String, type: String, scratch: String, timeout: Duration, executable: String = "ffprobe",
+    /// standard output is a memfd, read back bounded; an empty MediaFacts when it fails.
+    static func probe(_ input: String, type: String, timeout: Duration, executable: String = "ffprobe",
                       inputDescriptor: Int32? = nil) -> MediaFacts {
         let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
-        guard let demuxer = demuxers[type] else { return MediaFacts() }
-        let output = scratch + "/probe-\(UInt64.random(in: 0...UInt64.max)).txt"
-        defer { unlink(output) }
+        guard let demuxer = demuxers[type], let output = try? memoryFile("probe") else { return MediaFacts() }
+        defer { close(output) }
         let arguments = [executable, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-f", demuxer,
                          "-select_streams", "v:0", "-show_entries", "stream=width,height:format=duration",
-                         "-of", "default=noprint_wrappers=1", "-o", output, "-i", input]
-        guard (try? run(arguments, timeout: timeout, inheriting: inputDescriptor)) == 0 else { return MediaFacts() }
-        let descriptor = open(output, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return MediaFacts() }
-        defer { close(descriptor) }
+                         "-of", "default=noprint_wrappers=1", "-i", input]
+        guard (try? run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output)) == 0 else { return MediaFacts() }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let got = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        let got = buffer.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
         guard got > 0 else { return MediaFacts() }
         return MediaFacts.probed(String(decoding: buffer[0..<got], as: UTF8.self))
     }
 
     /// Runs a program to its end and returns its exit status; kills it at the deadline.
-    /// `inheriting`: a descriptor the program gets as its 3 (its input file).
-    static func run(_ arguments: [String], timeout: Duration, inheriting: Int32? = nil) throws(ThumbnailError) -> Int32 {
+    /// `inheriting`: a descriptor the program gets as its 3 (its input file); `output`: one
+    /// it gets as its standard output (else /dev/null).
+    static func run(_ arguments: [String], timeout: Duration, inheriting: Int32? = nil, output: Int32? = nil) throws(ThumbnailError) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         for fd: Int32 in 0...2 {
             posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
         }
+        if let output { posix_spawn_file_actions_adddup2(&actions, output, 1) }
         if let inheriting { posix_spawn_file_actions_adddup2(&actions, inheriting, 3) }
         // Nothing else goes along (in assetd: the FastCGI socket, the database, curl's
         // connections; in the decoder: its connection to assetd).

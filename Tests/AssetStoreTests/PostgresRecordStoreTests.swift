@@ -64,7 +64,8 @@ struct PostgresRecordStoreTests {
     }
 
     @Test func anExpiredHoldIsTakenOver() throws {
-        let (a, b) = try hosts()
+        // Host a stalled: its heartbeat stopped renewing the hold.
+        let (a, b) = try hosts(aRenews: false)
         let asset = try readyAsset(a)
         #expect(try a.holdAsset(asset.id, seconds: 1))
         Thread.sleep(forTimeInterval: 1.2)
@@ -107,13 +108,46 @@ struct PostgresRecordStoreTests {
         #expect(wins == 1)
     }
 
+    /// A hold is renewed while it is held (a heartbeat): an operation longer than the hold's
+    /// seconds (a big version copy) keeps the asset, and another host still gets a conflict.
+    @Test func aHoldOutlastingItsSecondsIsKeptByRenewal() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        #expect(try a.holdAsset(asset.id, seconds: 1))
+        // The operation runs well past its 1 s hold.
+        Thread.sleep(forTimeInterval: 2.5)
+        #expect(try b.holdAsset(asset.id, seconds: 60) == false, "renewed while a works")
+        try a.releaseAsset(asset.id)
+        #expect(try b.holdAsset(asset.id, seconds: 60), "released: b may take it")
+    }
+
+    /// One pass at a time across hosts, under a session-level advisory lock on a
+    /// connection of its own: no transaction stays open (idle) while the pass waits on S3,
+    /// and the lock is let go at the end, also when the pass throws. (One test: the lock
+    /// is the database's, which every test's schema shares.)
     @Test func oneReconcilerPassAcrossHosts() throws {
         let (a, b) = try hosts()
-        let inner = try a.asReconcilerPass(minimumInterval: 60) {
-            try b.asReconcilerPass(minimumInterval: 0) { "b ran inside a's pass" }
+        // The sessions holding the reconciler's lock (a bigint key: classid, objid, objsubid 1).
+        func holders() throws -> [String] {
+            try b.pool.with { connection in
+                try connection.query("""
+                    SELECT a.state FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid = $1 AND l.objid = $2
+                    """, [PostgresRecordStore.reconcilerLock >> 32, PostgresRecordStore.reconcilerLock & 0xFFFF_FFFF]
+                ).rows.map { $0.string(0) ?? "?" }
+            }
         }
-        #expect(inner == .some(nil), "a ran; b found the pass taken")
+        let inner = try a.asReconcilerPass(minimumInterval: 60) {
+            (other: try b.asReconcilerPass(minimumInterval: 0) { "b ran inside a's pass" }, holders: try holders())
+        }
+        let ran = try #require(inner, "a ran")
+        #expect(ran.other == nil, "b found the pass taken")
+        #expect(ran.holders == ["idle"], "the pass's lock is held by a session idle outside any transaction")
+        #expect(try holders().isEmpty, "unlocked at the end")
         #expect(try b.asReconcilerPass(minimumInterval: 60) { true } == nil, "a's pass was moments ago")
+        struct Failed: Error {}
+        #expect(throws: (any Error).self) { try a.asReconcilerPass(minimumInterval: 0) { () throws -> Int in throw Failed() } }
+        #expect(try holders().isEmpty, "unlocked when the pass threw")
         #expect(try b.asReconcilerPass(minimumInterval: 0) { true } == true)
     }
 

@@ -1,3 +1,4 @@
+import CSystem
 import Foundation
 import Glibc
 import Synchronization
@@ -213,6 +214,88 @@ import Testing
         #expect(try decoder.thumbnail(ofFile: png, detectedType: "image/png").jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
         let second = try #require(decoder.zygotePID)
         #expect(second != zygote && kill(second, 0) == 0)
+    }
+
+    /// What a decoder child that a hostile file gave code execution could do to the others
+    /// (the attacker's review, medium): each child confines itself (assetd_system_confine)
+    /// before it reads its request. Seen from outside while a child decodes: no new
+    /// privileges, and one seccomp filter more than its zygote (ffmpeg inherits both).
+    @Test func aDecodingChildRunsUnderAFilterOfItsOwn() throws {
+        let decoder = try decoder()
+        let zygote = try zygote(of: decoder)
+        let pdf = open(TestImages.slowPDF(rectangles: 100_000), "slow.pdf")
+        defer { close(pdf) }
+        let seen = Mutex<[String: String]?>(nil)
+        let watcher = Thread {
+            guard let child = Self.busyChild(of: zygote) else { return }
+            seen.withLock { $0 = Self.status(of: child) }
+        }
+        watcher.start()
+        _ = try? decoder.thumbnail(ofFile: pdf, detectedType: "application/pdf")
+        for _ in 0..<200 where seen.withLock({ $0 }) == nil { usleep(10_000) }
+        let child = try #require(seen.withLock { $0 }, "no child seen at work")
+        let parent = Self.status(of: zygote)
+        #expect(child["NoNewPrivs"] == "1")
+        #expect(child["Seccomp"] == "2", "\(child)")
+        #expect(Int(child["Seccomp_filters"] ?? "") == Int(parent["Seccomp_filters"] ?? "0").map { $0 + 1 },
+                "the child: \(child["Seccomp_filters"] ?? "?"), its zygote: \(parent["Seccomp_filters"] ?? "?")")
+    }
+
+    /// /proc/PID/status as fields.
+    static func status(of pid: Int32) -> [String: String] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        return Dictionary(text.split(separator: "\n").compactMap { line in
+            line.firstIndex(of: ":").map { (String(line[..<$0]), line[line.index(after: $0)...].trimmingCharacters(in: .whitespaces)) }
+        }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The confinement itself, in a process forked from this one that plays a child with
+    /// code execution: it can neither signal nor open the memory of another process of its
+    /// user (a sibling, its parent), nor signal its process group or every process, nor write a
+    /// file in /tmp; it can still make and write a memfd. Without Landlock (before Linux
+    /// 5.13) only the seccomp half is checked.
+    @Test func aConfinedProcessReachesNoOtherProcessAndWritesNoFile() throws {
+        let landlock = assetd_system_landlock_abi()
+        // A sibling: any other process of the same user.
+        var sibling = pid_t()
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
+        defer {
+            kill(sibling, SIGKILL)
+            var status: Int32 = 0
+            waitpid(sibling, &status, 0)
+        }
+        // Everything the forked child uses is made before the fork (no allocation after it).
+        let peek = strdup("/proc/\(sibling)/mem")!, file = strdup(directory + "/written-\(UInt32.random(in: 0...UInt32.max))")!
+        let name = strdup("probe")!
+        defer { free(peek); free(file); free(name) }
+        let parent = getpid()
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            var failed: Int32 = 0
+            if assetd_system_confine() < 0 { _exit(100) }
+            if landlock >= 6 && kill(sibling, 0) == 0 { failed |= 1 }
+            if landlock >= 6 && kill(parent, 0) == 0 { failed |= 2 }
+            if landlock >= 1 && Glibc.open(peek, O_RDONLY) >= 0 { failed |= 4 }
+            if landlock >= 1 && Glibc.open(file, O_WRONLY | O_CREAT, 0o600) >= 0 { failed |= 8 }
+            if kill(0, 0) == 0 || kill(-1, 0) == 0 { failed |= 16 }
+            let memory = assetd_system_memfd(name)
+            if memory < 0 || write(memory, name, 5) != 5 { failed |= 32 }
+            if kill(getpid(), 0) != 0 { failed |= 64 }
+            _exit(failed)
+        }
+        try #require(pid > 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
+        let failed = (status >> 8) & 0xff
+        #expect(failed == 0, """
+            bits: 1 signalled a sibling, 2 signalled its parent, 4 opened a sibling's /proc/PID/mem, 8 wrote a file, \
+            16 signalled its group or every process, 32 no memfd, 64 could not signal itself, 100 could not confine itself \
+            (Landlock ABI \(landlock))
+            """)
+        #expect(access(file, F_OK) != 0)
     }
 
     /// At the deadline assetd closes the connection, and the zygote kills that child at

@@ -85,7 +85,9 @@ import Testing
 
     @Test func aMissingProgramIsAnError() {
         #expect(throws: ThumbnailError.self) {
-            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", to: directory + "/frame.png", executable: "/nonexistent/ffmpeg")
+            let frame = try VideoFrame.memoryFile("frame")
+            defer { close(frame) }
+            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, executable: "/nonexistent/ffmpeg")
         }
     }
 }

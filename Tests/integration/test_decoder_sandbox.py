@@ -306,3 +306,38 @@ def test_during_a_slow_decode_no_process_of_the_same_user_reads_a_secret(private
         assert peek.returncode != 0 and b"Permission denied" in peek.stderr, (other, peek.stderr)
         assert os.stat(f"/proc/{other}/environ").st_uid == 0
     assert settled(private, asset_id, 120)["status"] in ("ready", "failed")
+
+
+def status_fields(pid):
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def test_a_decoding_child_is_confined(private):
+    """The attacker's review (medium): a child that a hostile file gave code execution
+    could read another task's video frame in the shared /tmp, or signal its siblings. Each
+    child now confines itself before it reads its request (a Landlock domain of its own:
+    no file written, no signal or /proc peek outside it; a seccomp filter: no ptrace, no
+    group signal). Seen from outside while a child decodes: no new privileges and one
+    seccomp filter more than its zygote; and a video's thumbnail is still made, with the
+    frame in a memfd, though the child may write no file (in dev, the scratch directory
+    where the frame used to go is its uid's)."""
+    private.start(ASSETD_THUMBNAIL_TIMEOUT=120)
+    pid = private.process.pid
+    asset_id = upload(private, slow_pdf(), "slow.pdf")
+    the_zygote = zygote(pid)
+    seen = wait_until("a decoder at work", lambda: decoders(the_zygote), 20)
+    child = status_fields(seen[0])
+    parent = status_fields(the_zygote)
+    assert child["NoNewPrivs"] == "1", child
+    assert child["Seccomp"] == "2", child
+    assert int(child["Seccomp_filters"]) == int(parent["Seccomp_filters"]) + 1, (child["Seccomp_filters"], parent["Seccomp_filters"])
+    assert settled(private, asset_id, 120)["status"] in ("ready", "failed")
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10",
+                    "-t", "2", "-pix_fmt", "yuv420p", os.path.join(private.workdir, "clip.mp4"), "-y"], check=True)
+    video = upload(private, open(os.path.join(private.workdir, "clip.mp4"), "rb").read(), "clip.mp4")
+    done = settled(private, video, 60)
+    assert done["status"] == "ready", done

@@ -28,7 +28,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         /// ASSETD_DATABASE_UPLOAD_CACHE: pending uploads in memory for presign, evicted on
         /// every host by LISTEN/NOTIFY (UploadCache, PGUploadListener).
         public var uploadCache = true
-        /// Off only in tests, to play a host that stalled past its lease.
+        /// Off only in tests, to play a host that stalled past its lease (thumbnail tasks and asset holds).
         var renewsLeases = true
 
         public init() {}
@@ -40,6 +40,11 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
     let claims = Mutex<[Int64: Int]>([:])
     let renewer = Mutex<Thread?>(nil)
+    /// The assets this process holds (`holdAsset`), which `renewHolds` extends until
+    /// `releaseAsset`.
+    let holds = Mutex<[Int64: AssetHold]>([:])
+    /// Whether the holds' heartbeat thread runs, and the shortest hold it renews.
+    let holdRenewer = Mutex<(started: Bool, shortest: Int?)>((false, nil))
     /// The pending-upload cache and its listening connection; nil when off.
     let uploadCache: UploadCache?
     let uploadListener: PGUploadListener?

@@ -106,8 +106,9 @@ public final class AssetService: Sendable {
     /// when another request or a repair holds it.
     ///
     /// With several hosts on one database (`FleetCoordination`, PostgreSQL), the asset is
-    /// held in the database too, for at most `motionLeaseSeconds`, so that one switch or
-    /// delete per asset runs across the fleet; the loser gets the same conflict.
+    /// held in the database too, renewed while `body` runs, so that one switch or delete
+    /// per asset runs across the fleet however long it takes; the loser gets the same
+    /// conflict. A host that dies holding it lets go after `motionLeaseSeconds`.
     func exclusively<T>(_ assetID: Int64, _ body: () throws -> T) throws -> T {
         guard assetsInMotion.write({ $0.insert(assetID).inserted }) else {
             throw AssetError.conflict("Asset \(assetID) is being changed by another request; try again shortly.", retryAfter: 1)
@@ -121,15 +122,15 @@ public final class AssetService: Sendable {
             do {
                 try fleet.releaseAsset(assetID)
             } catch {
-                // It expires by itself after motionLeaseSeconds.
+                // Its renewals stopped with the release: it expires after motionLeaseSeconds.
                 logger.warning("could not let go of an asset", metadata: ["asset": "\(assetID)", "error": "\(error)"])
             }
         }
         return try body()
     }
 
-    /// How long a host may hold an asset for a switch or a delete before another may take
-    /// it (it died): longer than the S3 calls of one switch, retries included.
+    /// How long a host's hold on an asset outlives its last renewal before another may take
+    /// it (the host died): longer than the S3 calls of one switch, retries included.
     var motionLeaseSeconds: Int { max(120, 8 * configuration.s3Timeout) }
 
     func isInMotion(_ assetID: Int64) -> Bool { assetsInMotion.read { $0.contains(assetID) } }

@@ -63,4 +63,29 @@ void assetd_system_close_from(int from);
 /// /proc cannot be read.
 int assetd_system_thread_count(void);
 
+/// memfd_create(name, MFD_CLOEXEC): a file with no name in any directory, only reachable
+/// through its descriptor (a video's frame, ffprobe's answer). -1 with errno.
+int assetd_system_memfd(const char *name);
+
+/// The Landlock ABI the kernel offers (landlock_create_ruleset's version), 0 without it.
+int assetd_system_landlock_abi(void);
+
+/// What `assetd_system_confine` set up, as bits.
+#define ASSETD_CONFINED_FILES 1     /* Landlock: no file written, made or removed but /dev/null */
+#define ASSETD_CONFINED_SIGNALS 2   /* Landlock ABI 6: no signal or abstract socket outside its domain */
+#define ASSETD_CONFINED_SYSCALLS 4  /* seccomp: no ptrace, no other process's memory, no group signals */
+
+/// A decoder child's confinement, for itself and every program it runs (inherited by
+/// fork and execve, never lifted): a Landlock domain of its own where no file may be
+/// written, made or removed but /dev/null, no TCP connect or bind (ABI 4), and (ABI 6,
+/// Linux 6.12) no signal may be sent to, nor abstract socket reached in, a process
+/// outside it (so neither its siblings, in domains of their own, nor the zygote or
+/// assetd); Landlock also keeps ptrace, /proc/PID/mem and /proc/PID/fd of processes
+/// outside it closed. Then a seccomp filter refusing ptrace, process_vm_readv/writev,
+/// pidfd_getfd, kill or rt_sigqueueinfo of a pid of 0 or below (a process group, or
+/// every process), and every x32 call. Sets no_new_privs. The bits of what was set (a
+/// kernel without Landlock gives only ASSETD_CONFINED_SYSCALLS), or -1 with errno when
+/// a step the kernel offers failed. Raw system calls only: safe after fork.
+int assetd_system_confine(void);
+
 #endif
