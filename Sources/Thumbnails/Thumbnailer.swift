@@ -83,7 +83,7 @@ public final class Thumbnailer: Sendable {
         -> MediaFacts {
         let path = "/proc/self/fd/\(descriptor)"
         if VideoFrame.demuxers[detectedType] != nil {
-            let facts = VideoFrame.probe(path, type: detectedType, scratch: scratch, timeout: settings.videoTimeout,
+            let facts = VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout,
                                          inputDescriptor: descriptor)
             guard facts != MediaFacts() else { throw ThumbnailError("ffprobe found no video stream it could read") }
             return facts
