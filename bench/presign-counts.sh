@@ -22,13 +22,7 @@ cleanup() { stop_floor; "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true; 
 trap cleanup EXIT
 
 "$ROOT/scripts/dev-stack" up >/dev/null
-BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
-TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
-BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
-start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg&fileSize=104857600")
-UPLOAD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
-ASSET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
-PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNumber=7"
+presign_request
 start_floor "$FLOOR_PORT" "$ASSETD_THREADS"
 load() { wrk -t2 -c64 -d"$2"s -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$1$PATH_Q" | awk '/requests in/ {print $1}'; }
 load "$ASSETD_HTTPS_PORT" 2 >/dev/null; load "$FLOOR_PORT" 2 >/dev/null
