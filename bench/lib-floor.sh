@@ -4,6 +4,8 @@
 #
 #   start_floor PORT THREADS     sets floor_pid and floor_nginx
 #   stop_floor                   (call it from the EXIT trap)
+#   presign_request              sets BIN, TOKEN, BASE and PATH_Q: the part URL the
+#                                presign benchmarks ask for, of an upload it starts
 floor_pid=""; floor_nginx=""
 
 start_floor() {
@@ -27,4 +29,15 @@ stop_floor() {
     [ -n "$floor_nginx" ] && kill -QUIT "$floor_nginx" 2>/dev/null || true
     # libfcgi handles SIGTERM itself (it only marks a shutdown), so the floor needs SIGKILL.
     [ -n "$floor_pid" ] && kill -KILL "$floor_pid" 2>/dev/null || true
+}
+
+presign_request() {
+    BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
+    TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
+    BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
+    local start upload asset
+    start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg&fileSize=104857600")
+    upload=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
+    asset=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
+    PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$asset&UploadId=$upload&PartNumber=7"
 }

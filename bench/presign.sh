@@ -32,13 +32,7 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || install_dependencies
 "$ROOT/scripts/dev-stack" up >/dev/null
-BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
-TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
-BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
-start=$(curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE/s3/start-upload?workspaceId=1&fileType=image/jpeg&fileSize=104857600")
-UPLOAD=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
-ASSET=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
-PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$ASSET&UploadId=$UPLOAD&PartNumber=7"
+presign_request
 
 # The floor: the same nginx template, its upstream the C responder.
 start_floor "$FLOOR_PORT" "$ASSETD_THREADS"

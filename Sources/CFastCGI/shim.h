@@ -81,12 +81,16 @@ static inline int assetd_fcgi_listen_tcp(const char *host, const char *port, int
 
 #include <malloc.h>
 
-/* glibc gives each worker thread its own arena and raises its mmap threshold after large
- * frees, so freed upload buffers stayed resident (RSS grew 7 MB a 25 MB upload with 16
- * threads). Two arenas and a fixed 128 KiB threshold (large blocks are mapped and
- * unmapped, and the threshold no longer moves) keep RSS flat. */
-static inline void assetd_fcgi_bound_malloc(void) {
-    mallopt(M_ARENA_MAX, 2);
+/* glibc raises its mmap threshold after large frees, so freed upload buffers stayed
+ * resident (RSS grew 7 MB a 25 MB upload with 16 threads). A fixed 128 KiB threshold (large
+ * blocks are mapped and unmapped, and the threshold no longer moves) and a 1 MiB trim
+ * threshold keep RSS flat. `arenas` bounds glibc's arenas: one per worker thread (the
+ * caller passes the worker count), since fewer arenas than threads made every request's
+ * larger blocks (libfcgi's stream buffers, Swift buffers over tcache's 1 KiB) queue on the
+ * arena locks: 0.37 futex calls a request with 2 arenas and 16 workers (perf), the futex
+ * waits being ~85% of them malloc's. The floor of bench/presign.sh has glibc's default. */
+static inline void assetd_fcgi_bound_malloc(int arenas) {
+    mallopt(M_ARENA_MAX, arenas < 2 ? 2 : arenas);
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
 }

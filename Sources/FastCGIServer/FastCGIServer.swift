@@ -83,8 +83,9 @@ public final class FastCGIServer: Sendable {
     }
 
     public func run() throws {
-        // Before any worker thread exists: one arena per thread would keep freed buffers.
-        assetd_fcgi_bound_malloc()
+        // Before any worker thread exists: a fixed mmap threshold, and an arena a worker
+        // (the main thread keeps the main arena).
+        assetd_fcgi_bound_malloc(Int32(clamping: configuration.threads + 1))
         guard FCGX_Init() == 0 else { throw ServerError(description: "libfcgi failed to initialise") }
         let (fd, createdPath) = try openListener()
         defer {
