@@ -125,8 +125,8 @@ extension PostgresRecordStore {
         }
     }
 
-    /// At most `limit` rows of `scope` (the workspace and the position) matching `text` and
-    /// `filters`, in `order` (each row the record's columns, then `key`'s value if any).
+    /// At most `limit` rows of `workspace` after `position` matching `text` and `filters`,
+    /// in `order` (each row the record's columns, then `key`'s value if any).
     ///
     /// Which plan is fast depends on how many rows match, which the planner cannot know:
     /// its estimates multiply selectivities that are far from independent here (a tier
@@ -142,15 +142,17 @@ extension PostgresRecordStore {
     ///    meets them), the walk down the order's index, bitmaps and sorts forbidden.
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ sql: SQLParameters, scope: String, text: String, filters: String,
-                      key: String?, order: String, limit: Int) throws -> [PGRow] {
+    private func page(_ connection: PGConnection, _ sql: SQLParameters, workspace: String, position: String?, text: String,
+                      filters: String, key: String?, order: String, limit: Int) throws -> [PGRow] {
         let bound = sql.bind(limit)
+        let after = position.map { " AND \($0)" } ?? ""
         let selected = "\(Self.assetColumns), \(key ?? "NULL")"
         // One row at least: the count of gathered matches in the last column, after the
         // page's columns (NULL when there is none).
         let gathered = try connection.query("""
             WITH matched AS MATERIALIZED (
-                SELECT \(Self.assetColumns) FROM asset WHERE \(scope) AND \(filters) AND \(text) LIMIT \(Self.gatheredMatches))
+                SELECT \(Self.assetColumns) FROM asset WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text)
+                LIMIT \(Self.gatheredMatches))
             SELECT page.*, total.found FROM (SELECT count(*) AS found FROM matched) AS total
             LEFT JOIN LATERAL (SELECT \(selected) FROM matched AS asset ORDER BY \(order) LIMIT \(bound)) AS page ON true
             """, sql.values).rows
@@ -162,7 +164,8 @@ extension PostgresRecordStore {
         // reads every row of the workspace by another index and sorts them).
         try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
         let walked = try connection.query("""
-            SELECT \(selected) FROM asset WHERE \(scope) AND \(filters) AND \(text) ORDER BY \(order) LIMIT \(bound)
+            SELECT \(selected) FROM asset WHERE \(Self.walking(workspace))\(after) AND \(filters) AND \(text)
+            ORDER BY \(order) LIMIT \(bound)
             """, sql.values).rows
         try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
         return walked
@@ -182,11 +185,12 @@ extension PostgresRecordStore {
         }
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
-            var scope = Self.workspace(query, sql)
-            if tier == startTier, let afterID { scope += " AND asset.id < \(sql.bind(afterID))" }
+            let workspace = sql.bind(query.workspaceID)
+            let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
             guard let match = conditions.tier(tier, sql) else { continue }
-            let rows = try self.page(connection, sql, scope: scope, text: match, filters: Self.filters(query, sql), key: nil,
-                                     order: "asset.id DESC", limit: query.limit - page.count)
+            let rows = try self.page(connection, sql, workspace: workspace, position: position, text: match,
+                                     filters: Self.filters(query, sql), key: nil, order: "asset.workspace_id DESC, asset.id DESC",
+                                     limit: query.limit - page.count)
             for row in rows {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
@@ -198,7 +202,8 @@ extension PostgresRecordStore {
     /// Created, name or size: every match (tiers 0 to 2: a prefix or the substring) in that order.
     private func sortedPage(_ query: AssetQuery, _ connection: PGConnection) throws -> [(asset: AssetRecord, position: AssetPosition)] {
         let sql = SQLParameters()
-        var scope = Self.workspace(query, sql)
+        let workspace = sql.bind(query.workspaceID)
+        var position: String?
         let descending = query.order == .descending
         let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
         let key: String?
@@ -209,19 +214,19 @@ extension PostgresRecordStore {
         }
         switch query.after {
         case .created(let id)? where query.sort == .created:
-            scope += " AND asset.id \(less) \(sql.bind(id))"
+            position = "asset.id \(less) \(sql.bind(id))"
         case .name(let value, let id)? where query.sort == .name:
             let value = sql.bind(value)
-            scope += " AND \(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
         case .size(let value, let id)? where query.sort == .size:
             let value = sql.bind(value)
-            scope += " AND \(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
         case nil:
             break
         default:
             throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
         }
-        let order = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
+        let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
         let filters = Self.filters(query, sql)
         let rows: [PGRow]
         if let text = query.text {
@@ -229,13 +234,13 @@ extension PostgresRecordStore {
             // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
-            rows = try page(connection, sql, scope: scope, text: "(" + either.joined(separator: " OR ") + ")", filters: filters,
-                            key: key, order: order, limit: query.limit)
+            rows = try page(connection, sql, workspace: workspace, position: position, text: "(" + either.joined(separator: " OR ") + ")",
+                            filters: filters, key: key, order: order, limit: query.limit)
         } else {
             // No text: the filters alone, by the order's index (they match most rows).
             rows = try connection.query("""
-                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(scope) AND \(filters)
-                ORDER BY \(order) LIMIT \(sql.bind(query.limit))
+                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(position.map { " AND \($0)" } ?? "")
+                AND \(filters) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
                 """, sql.values).rows
         }
         return try rows.map { row in
@@ -249,9 +254,15 @@ extension PostgresRecordStore {
         }
     }
 
-    /// The workspace of a listing: the index's first column, and the walk's whole scope.
-    private static func workspace(_ query: AssetQuery, _ sql: SQLParameters) -> String {
-        "asset.workspace_id = \(sql.bind(query.workspaceID))"
+    /// The workspace of a walk down an index, as a range of one value, with the orders all
+    /// beginning with the workspace: an equality would let the planner drop the workspace
+    /// from the order (a constant) and walk the primary key for an order by id, reading
+    /// every other workspace's newer rows when this one holds many of the table's. The
+    /// range keeps it on the indexes that begin with the workspace. The GIN indexes get
+    /// the equality (a range is a partial match there, which reads all the workspace's
+    /// entries).
+    private static func walking(_ workspace: String) -> String {
+        "asset.workspace_id >= \(workspace) AND asset.workspace_id <= \(workspace)"
     }
 
     /// The conditions every listing has besides its workspace: not gone, and the filters.
