@@ -51,6 +51,15 @@ fi
 BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
 TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
 BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
+# The seed's word list and file kinds, for either backend's SQL: file names, titles and tags
+# are made of these words; 6 in 10 assets are JPEGs.
+WORDS="(0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
+    (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
+    (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')"
+KINDS="(0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
+    (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
+    (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf')"
+
 seed_postgres() {
     local url
     url=$(sed -n 's/^ASSETD_DATABASE=//p' "$STATE/assetd.env")
@@ -63,12 +72,7 @@ seed_postgres() {
     # Workspace 2's rows alternate with workspace 1's, sharing heap pages as tenants' do.
     psql -X -q -v ON_ERROR_STOP=1 "$url" <<SQL
 BEGIN;
-WITH words(k, w) AS (VALUES (0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
-        (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
-        (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')),
-    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
-        (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
-        (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf'))
+WITH words(k, w) AS (VALUES $WORDS), kinds(k, ext, type) AS (VALUES $KINDS)
 INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
                    created_at, updated_at, title, tags)
 SELECT ws, ws || '/digital_assets/seed-' || i || '.' || kinds.ext,
@@ -115,12 +119,8 @@ PRAGMA busy_timeout = 10000;
 BEGIN;
 WITH RECURSIVE
     n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ASSETS),
-    words(k, w) AS (VALUES (0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
-        (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
-        (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')),
-    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
-        (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
-        (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf'))
+    words(k, w) AS (VALUES $WORDS),
+    kinds(k, ext, type) AS (VALUES $KINDS)
 INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
                    created_at, updated_at $label_columns)
 SELECT 1, '1/digital_assets/seed-' || i || '.' || kinds.ext,
