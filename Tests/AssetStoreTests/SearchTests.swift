@@ -222,9 +222,11 @@ struct SearchTests {
         }
     }
 
-    /// Past `gatheredMatches`, a search on PostgreSQL walks the order's index instead of
-    /// sorting what the GIN indexes gathered: the same pages either way, in every tier and
-    /// sort, and another workspace's as many matches never show.
+    /// A search on PostgreSQL pages by three plans (`PostgresRecordStore.page`): the first
+    /// `walkedRows` in order, what the GIN indexes gather, and past `gatheredMatches` the
+    /// walk on. Pages longer than the first walk, over more matches than are gathered,
+    /// take all three: the same pages either way, in every tier and sort, and another
+    /// workspace's as many matches never show.
     @Test func manyMatchesOnPostgresPageTheSameAsFew() throws {
         guard Backend.all.contains(.postgres) else { return }
         let store = try #require(try Backend.postgres.fresh().open() as? PostgresRecordStore)
@@ -252,11 +254,11 @@ struct SearchTests {
             // By relevance, tier by tier (whole words, prefixes, the substring), newest first:
             // each of these falls in one tier, but for `bulk 1`, whose `bulk_1` is whole.
             let whole = q == "bulk 1" ? expected.filter { $0.fileName == "bulk_1" } : []
-            let pages = try store.allPages(query(1, q, limit: 500))
+            let pages = try store.allPages(query(1, q, limit: PostgresRecordStore.walkedRows * 2))
             #expect(pages.map(\.id) == (whole + expected.filter { $0.fileName != "bulk_1" || whole.isEmpty }).map(\.id), "q=\(q)")
             for sort in [AssetSort.name, .size] {
                 let all = try store.allPages(query(1, nil, sort: sort, order: .ascending, limit: 200))
-                let sorted = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: 500))
+                let sorted = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: PostgresRecordStore.walkedRows * 2))
                 #expect(sorted.map(\.id) == all.filter { expected.map(\.id).contains($0.id) }.map(\.id), "q=\(q) sort=\(sort)")
             }
         }

@@ -37,14 +37,13 @@ extension PostgresRecordStore {
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan and reach
-    /// the table by bitmaps only (`page` says why, and when it walks an index instead).
+    /// `body` in a read-only transaction whose plans use no sequential scan (`page` says
+    /// which plan each of its steps uses, and why).
     private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host.
         try connection.execute("""
-            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off;
-            SET LOCAL max_parallel_workers_per_gather = 0
+            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0
             """)
         do {
             let value = try body()
@@ -59,9 +58,10 @@ extension PostgresRecordStore {
     /// The case-folded texts that tier 2 searches, as the trigram index has them.
     static let searchedText = "lower(coalesce(asset.file_name, '') || E'\\n' || coalesce(asset.title, '') || E'\\n' || asset.tags)"
 
-    /// How many of a text's matches a page reads from the GIN indexes before it walks the
-    /// order's index instead (`page`).
-    static let gatheredMatches = 1000
+    /// How many of the workspace's rows a page first walks in its order, and how many of a
+    /// text's matches it then reads from the GIN indexes before it walks on (`page`).
+    static let walkedRows = 500
+    static let gatheredMatches = 2000
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -134,12 +134,14 @@ extension PostgresRecordStore {
     /// a substring's trigrams). Walking the order's index wins when matches are many (the
     /// page fills soon), and reads every row of the workspace when they are few; the GIN
     /// indexes win when matches are few, and read every one of them when they are many.
-    /// So, in the transaction that `searchAssets` opened with the walk forbidden:
-    /// 1. the matches from the GIN indexes (bitmap scans; migration v5 puts the workspace
+    /// So, each step's plan forced (`use`):
+    /// 1. the walk down the order's index over the next `walkedRows` rows of the workspace:
+    ///    the whole answer when they hold the page (a common word);
+    /// 2. the matches from the GIN indexes (bitmap scans; migration v5 puts the workspace
     ///    and the type in them), at most `gatheredMatches` of them, and the page sorted
-    ///    from those: the whole answer when there were fewer;
-    /// 2. otherwise (at least that many rows of the workspace match, so the walk soon
-    ///    meets them), the walk down the order's index, bitmaps and sorts forbidden.
+    ///    from those: the whole answer when there were fewer (a rare word, a type);
+    /// 3. otherwise (at least that many rows of the workspace match, so the walk meets
+    ///    them soon enough), the walk on, unbounded.
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
     private func page(_ connection: PGConnection, _ sql: SQLParameters, workspace: String, position: String?, text: String,
@@ -147,6 +149,14 @@ extension PostgresRecordStore {
         let bound = sql.bind(limit)
         let after = position.map { " AND \($0)" } ?? ""
         let selected = "\(Self.assetColumns), \(key ?? "NULL")"
+        try use(.walk, connection)
+        let walked = try connection.query("""
+            SELECT \(selected) FROM (
+                SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(Self.walkedRows)
+            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(order) LIMIT \(bound)
+            """, sql.values).rows
+        if walked.count == limit { return walked }
+        try use(.bitmap, connection)
         // One row at least: the count of gathered matches in the last column, after the
         // page's columns (NULL when there is none).
         let gathered = try connection.query("""
@@ -160,15 +170,23 @@ extension PostgresRecordStore {
         if found < Self.gatheredMatches {
             return gathered.filter { $0.int64(0) != nil }
         }
-        // The walk: no bitmap, and no sort (else the planner, misled by its estimates,
-        // reads every row of the workspace by another index and sorts them).
-        try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
-        let walked = try connection.query("""
+        try use(.walk, connection)
+        return try connection.query("""
             SELECT \(selected) FROM asset WHERE \(Self.walking(workspace))\(after) AND \(filters) AND \(text)
             ORDER BY \(order) LIMIT \(bound)
             """, sql.values).rows
-        try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
-        return walked
+    }
+
+    private enum Plan { case walk, bitmap }
+
+    /// The plans a step may use, for the rest of the transaction: the walk (an index
+    /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
+    /// row of the workspace by another index and sorts them) or bitmaps only.
+    private func use(_ plan: Plan, _ connection: PGConnection) throws {
+        switch plan {
+        case .walk: try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
+        case .bitmap: try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
+        }
     }
 
     /// Tier by tier, each newest first, from the position's tier on.
