@@ -60,7 +60,7 @@ extension PostgresRecordStore {
 
     /// How many of the workspace's rows a page first walks in its order, and how many of a
     /// text's matches it then reads from the GIN indexes before it walks on (`page`).
-    static let walkedRows = 500
+    static let walkedRows = 1500
     static let gatheredMatches = 2000
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
