@@ -3,16 +3,22 @@
 # against GET /api/assets through the dev stack's TLS nginx (JWT, SQLite, JSON of 50
 # records), one run per query: the plain list (first page and a deep page), sorts,
 # filters, and searches by word, prefix, accent-folded word, substring and no match.
-# The assets are seeded straight into the SQLite file (no S3 objects): ready, with file
-# names from a word list, a title on every 5th and tags on every 3rd.
+# The assets are seeded straight into the database (no S3 objects): ready, with file
+# names from a word list, a title on every 5th and tags on every 3rd; on PostgreSQL by one
+# INSERT ... SELECT through psql, with the same file names, titles, tags and sizes.
 #
 #   bench/search.sh                          start a stack of its own, seed, measure, stop it
 #   ROUND_SECONDS=5 CONNECTIONS=8 ASSETS=100000 bench/search.sh
 #   LIST_ONLY=1 bench/search.sh              only the plain-list runs (for a tree without search)
-#   OTHER_ASSETS=100000 bench/search.sh      also seed workspace 2 (after workspace 1) with that
+#   OTHER_ASSETS=100000 bench/search.sh      SQLite: also seed workspace 2 (after workspace 1) with that
 #                                            many assets that all match `beach` (beach_NNNNNN.*,
 #                                            every kind), to show that workspace 1's searches do
 #                                            not cost in proportion to another tenant's matches
+#   BENCH_DB=postgres bench/search.sh        the same on PostgreSQL 15 (dev-stack's ASSETD_DEV_DB,
+#                                            on ASSETD_PG_PORT)
+#   BENCH_DB=postgres OTHER_ASSETS=100000 bench/search.sh
+#                                            PostgreSQL tenancy: as many again in workspace 2, interleaved
+#                                            with workspace 1's rows and matching the same queries
 #
 # Run it under the exclusive lock: flock /tmp/assetd-bench.lock bench/search.sh
 set -euo pipefail
@@ -22,6 +28,10 @@ ROUND_SECONDS=${ROUND_SECONDS:-5}
 CONNECTIONS=${CONNECTIONS:-8}
 LIST_CONNECTIONS=${LIST_CONNECTIONS:-64}
 ASSETS=${ASSETS:-100000}
+BENCH_DB=${BENCH_DB:-sqlite}
+OTHER_ASSETS=${OTHER_ASSETS:-0}
+case "$BENCH_DB" in sqlite|postgres) ;; *) die "BENCH_DB must be sqlite or postgres, not $BENCH_DB" ;; esac
+export ASSETD_DEV_DB=$BENCH_DB
 export ASSETD_THREADS=${THREADS:-16}
 export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-bench.XXXXXX)}
 export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443}
@@ -35,11 +45,66 @@ cleanup() { "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 command -v wrk >/dev/null || install_dependencies
-command -v sqlite3 >/dev/null || die "sqlite3 (the command-line shell) is needed to seed the database"
+if [ "$BENCH_DB" = sqlite ]; then
+    command -v sqlite3 >/dev/null || die "sqlite3 (the command-line shell) is needed to seed the database"
+else
+    command -v psql >/dev/null || die "psql (postgresql-client) is needed to seed the database"
+fi
 "$ROOT/scripts/dev-stack" up >/dev/null
 BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
 TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
 BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
+# The seed's word list and file kinds, for either backend's SQL: file names, titles and tags
+# are made of these words; 6 in 10 assets are JPEGs.
+WORDS="(0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
+    (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
+    (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')"
+KINDS="(0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
+    (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
+    (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf')"
+
+seed_postgres() {
+    local url
+    url=$(sed -n 's/^ASSETD_DATABASE=//p' "$STATE/assetd.env")
+    say "seeding $ASSETS assets into workspace 1 and $OTHER_ASSETS into workspace 2 (PostgreSQL)"
+    seed_start=$SECONDS
+    # As the SQLite seed below, value for value: printf's %05d is the number left-padded
+    # with zeros to 5 digits, never cut (100000 stays 100000). In the order of ids that
+    # SQLite 3.40's plan gives that seed (i % 10, then i % 20 / 10, then i), so that both
+    # backends answer with the same records: the answers of a run on each may be compared.
+    # Workspace 2's rows alternate with workspace 1's, sharing heap pages as tenants' do.
+    psql -X -q -v ON_ERROR_STOP=1 "$url" <<SQL
+BEGIN;
+WITH words(k, w) AS (VALUES $WORDS), kinds(k, ext, type) AS (VALUES $KINDS)
+INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
+                   created_at, updated_at, title, tags)
+SELECT ws, ws || '/digital_assets/seed-' || i || '.' || kinds.ext,
+       CASE WHEN i % 7 = 0 THEN 'IMG_' || lpad((i % 10000)::text, 4, '0') || '.' || upper(kinds.ext)
+            ELSE a.w || '_' || b.w || '_' || (2000 + i % 25) || '_' || lpad(i::text, greatest(5, length(i::text)), '0')
+                 || '.' || kinds.ext END,
+       kinds.type, (i * 2654435761) % 50000000, 'seed', 'ready', 'none', 'seeded for bench/search.sh',
+       1700000000 + i, 1700000000 + i,
+       CASE WHEN i % 5 = 0 THEN 'Trip to ' || c.w || ' ' || (2000 + i % 25) END,
+       CASE WHEN i % 3 = 0 THEN b.w || E'\\n' || 'tag' || (i % 50) ELSE '' END
+FROM generate_series(1::bigint, greatest($ASSETS, $OTHER_ASSETS)) AS i
+     CROSS JOIN (VALUES (1), (2)) AS w(ws)
+     JOIN words a ON a.k = i % 20 JOIN words b ON b.k = (i / 20) % 20 JOIN words c ON c.k = (i / 3) % 20
+     JOIN kinds ON kinds.k = i % 10
+WHERE (ws = 1 AND i <= $ASSETS) OR (ws = 2 AND i <= $OTHER_ASSETS)
+ORDER BY i % 10, (i % 20) / 10, i, ws;
+COMMIT;
+-- What autovacuum does some seconds after a bulk load (the visibility map, the GIN
+-- indexes' pending lists merged, the planner's statistics), done now, so that every
+-- run measures the same settled table.
+VACUUM ANALYZE asset;
+SQL
+    say "seeded in $((SECONDS - seed_start)) s; table and indexes $(psql -X -Atc "SELECT pg_size_pretty(pg_total_relation_size('asset'))" "$url")"
+    deep=$(psql -X -Atc "SELECT id FROM asset WHERE workspace_id = 1 ORDER BY id DESC LIMIT 1 OFFSET 50000" "$url")
+}
+
+if [ "$BENCH_DB" = postgres ]; then
+    seed_postgres
+else
 DB="$STATE/assetd.sqlite"
 
 # Titles and tags only where the schema has them (a tree before migration v7 has not).
@@ -57,12 +122,8 @@ PRAGMA busy_timeout = 10000;
 BEGIN;
 WITH RECURSIVE
     n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ASSETS),
-    words(k, w) AS (VALUES (0, 'beach'), (1, 'sunset'), (2, 'mountain'), (3, 'forest'), (4, 'city'), (5, 'portrait'),
-        (6, 'café'), (7, 'résumé'), (8, 'invoice'), (9, 'report'), (10, 'holiday'), (11, 'family'), (12, 'wedding'),
-        (13, 'concert'), (14, 'garden'), (15, 'river'), (16, 'snow'), (17, 'desert'), (18, 'harbour'), (19, 'market')),
-    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'jpg', 'image/jpeg'), (2, 'jpg', 'image/jpeg'), (3, 'jpg', 'image/jpeg'),
-        (4, 'jpg', 'image/jpeg'), (5, 'jpg', 'image/jpeg'), (6, 'png', 'image/png'), (7, 'mp4', 'video/mp4'),
-        (8, 'pdf', 'application/pdf'), (9, 'pdf', 'application/pdf'))
+    words(k, w) AS (VALUES $WORDS),
+    kinds(k, ext, type) AS (VALUES $KINDS)
 INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
                    created_at, updated_at $label_columns)
 SELECT 1, '1/digital_assets/seed-' || i || '.' || kinds.ext,
@@ -99,6 +160,7 @@ fi
 # A deep page: the cursor after the first 50,000 assets, as the plain list pages there.
 # (the id that `next` was before cursors were opaque, which still pages the default order).
 deep=$(sqlite3 "$DB" "SELECT id FROM asset WHERE workspace_id = 1 ORDER BY id DESC LIMIT 1 OFFSET 50000")
+fi
 
 run() { # NAME CONNECTIONS PATH
     local out="$STATE/wrk-$1.txt"
@@ -136,3 +198,5 @@ run q-title "$CONNECTIONS" "/api/assets?workspaceId=1&q=trip+to+snow"
 run q-type-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&type=video&sort=size"
 run q-sort-size "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&sort=size"
 run q-prefix-river "$CONNECTIONS" "/api/assets?workspaceId=1&q=rive"
+run q-substring-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_20&type=video&sort=size"
+run q-prefix-name "$CONNECTIONS" "/api/assets?workspaceId=1&q=bea&sort=name"

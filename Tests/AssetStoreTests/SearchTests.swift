@@ -222,6 +222,48 @@ struct SearchTests {
         }
     }
 
+    /// A search on PostgreSQL pages by three plans (`PostgresRecordStore.page`): the first
+    /// `walkedRows` in order, what the GIN indexes gather, and past `gatheredMatches` the
+    /// walk on. Pages longer than the first walk, over more matches than are gathered,
+    /// take all three: the same pages either way, in every tier and sort, and another
+    /// workspace's as many matches never show.
+    @Test func manyMatchesOnPostgresPageTheSameAsFew() throws {
+        guard Backend.all.contains(.postgres) else { return }
+        let store = try #require(try Backend.postgres.fresh().open() as? PostgresRecordStore)
+        let count = PostgresRecordStore.gatheredMatches + 100
+        try store.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                SELECT w, 'k' || w || '-' || i, 'bulk_' || i, 'image/png', i % 97, 'ready', 0, 0
+                FROM generate_series(0, \(count - 1)) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) ORDER BY i, w
+                """)
+        }
+        _ = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "bulk_rare_x", size: 5),
+                                  status: .ready, now: Date())
+        let newest = try store.allPages(query(1, nil, limit: 200))
+        #expect(newest.count == count + 1)
+        for q in ["bulk", "bul", "ulk_", "rare", "ulk_rar", "bulk 1"] {
+            let expected = newest.filter { asset in
+                let name = asset.fileName!
+                switch q {
+                case "bulk", "bul", "ulk_": return true
+                case "bulk 1": return name.split(separator: "_").contains { $0.hasPrefix("1") }
+                default: return name.contains("rar")
+                }
+            }
+            // By relevance, tier by tier (whole words, prefixes, the substring), newest first:
+            // each of these falls in one tier, but for `bulk 1`, whose `bulk_1` is whole.
+            let whole = q == "bulk 1" ? expected.filter { $0.fileName == "bulk_1" } : []
+            let pages = try store.allPages(query(1, q, limit: PostgresRecordStore.walkedRows * 2))
+            #expect(pages.map(\.id) == (whole + expected.filter { $0.fileName != "bulk_1" || whole.isEmpty }).map(\.id), "q=\(q)")
+            for sort in [AssetSort.name, .size] {
+                let all = try store.allPages(query(1, nil, sort: sort, order: .ascending, limit: 200))
+                let sorted = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: PostgresRecordStore.walkedRows * 2))
+                #expect(sorted.map(\.id) == all.filter { expected.map(\.id).contains($0.id) }.map(\.id), "q=\(q) sort=\(sort)")
+            }
+        }
+    }
+
     @Test(arguments: Backend.all) func titlesAndTagsAreSearchedAndScoped(_ backend: Backend) throws {
         let store = try backend.fresh().open()
         let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "x.jpg", size: 1),

@@ -152,6 +152,23 @@ extension PostgresRecordStore {
             ALTER TABLE asset ADD COLUMN media_gps_longitude DOUBLE PRECISION;
             """),
         ("v4: event outbox", eventOutboxSchema),
+        ("v5: search indexes scoped to the workspace", """
+            -- The GIN indexes of v2 with the workspace and the type's first 6 characters
+            -- (`image/`, `video/`, `applic`: the type filters) before the words or trigrams
+            -- (btree_gin, a trusted extension in postgresql-15's contrib, as unaccent and
+            -- pg_trgm): a search's bitmap holds its own workspace's matches of its type only,
+            -- so that it never reads, nor rechecks, another workspace's rows
+            -- (PostgresRecordStore+search.swift). Either may be left unconstrained.
+            -- Built in the migration's transaction: writes to asset wait for them (about 10 s
+            -- at 100,000 assets on 2 busy cores); docs/OPERATIONS.md says how to build them
+            -- beforehand with CREATE INDEX CONCURRENTLY on a large table.
+            CREATE EXTENSION IF NOT EXISTS btree_gin SCHEMA public;
+            DROP INDEX IF EXISTS asset_words;
+            CREATE INDEX IF NOT EXISTS asset_words_by_workspace ON asset USING gin (workspace_id, (left(file_type, 6)), search_words);
+            DROP INDEX IF EXISTS asset_trigrams;
+            CREATE INDEX IF NOT EXISTS asset_trigrams_by_workspace ON asset USING gin (workspace_id, (left(file_type, 6)),
+                (lower(coalesce(file_name, '') || E'\\n' || coalesce(title, '') || E'\\n' || tags)) public.gin_trgm_ops);
+            """),
     ]
 
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").

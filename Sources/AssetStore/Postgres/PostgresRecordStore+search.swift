@@ -39,17 +39,43 @@ extension PostgresRecordStore {
             try pool.with { connection in
                 if query.sort == .relevance {
                     guard let text = query.text else { return [] }
-                    return try relevancePage(query, text, connection)
+                    return try searching(connection) { try relevancePage(query, text, connection) }
                 }
-                return try sortedPage(query, connection)
+                guard query.text != nil else { return try sortedPage(query, connection) }
+                return try searching(connection) { try sortedPage(query, connection) }
             }
+        }
+    }
+
+    /// `body` in a read-only transaction whose plans use no sequential scan (`page` says
+    /// which plan each of its steps uses, and why).
+    private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
+        // No parallel workers either: a request's statement is short, and forking
+        // workers for it costs more than it saves on a busy host.
+        try connection.execute("""
+            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0
+            """)
+        do {
+            let value = try body()
+            try connection.execute("COMMIT")
+            return value
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
         }
     }
 
     /// The case-folded texts that tier 2 searches, as the trigram index has them.
     static let searchedText = "lower(coalesce(asset.file_name, '') || E'\\n' || coalesce(asset.title, '') || E'\\n' || asset.tags)"
 
+    /// How many of the workspace's rows a page first walks in its order, and how many of a
+    /// text's matches it then reads from the GIN indexes before it walks on (`page`).
+    static let walkedRows = 1500
+    static let gatheredMatches = 2000
+
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
+    /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
+    /// plan or a generic one (never once a row), and served by the GIN index as a bitmap.
     struct TextConditions {
         let words: String?
         let substring: String?
@@ -71,22 +97,23 @@ extension PostgresRecordStore {
             return String(escaped)
         }
 
-        /// Tier 0 or 1: a bare `@@` that the GIN index serves, on the words' tsquery. The call
-        /// is immutable: a custom plan folds it into a constant, whose selectivity then picks
-        /// the GIN index (a rare word) or the id order (a common one). It is NULL when
-        /// PostgreSQL finds no word in them: no row matches, and `excluding` excludes none.
-        /// `once`: the tsquery an InitPlan instead, which the sorted pages' OR with the
-        /// substring plans better (measured at 100,000 assets: 5.8 against 126 ms for
-        /// q=beach&type=video&sort=size).
-        func words(prefix: Bool, once: Bool = false, _ sql: SQLParameters) -> String? {
+        /// Every word whole (tier 0) or as a prefix. The tsquery is NULL when PostgreSQL finds
+        /// no word in them: no row matches.
+        func words(prefix: Bool, _ sql: SQLParameters) -> String? {
+            words.map { "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))" }
+        }
+
+        /// Tier 1: every word a prefix, not every word whole, in one tsquery (`a && !!b`), which
+        /// the GIN index answers exactly: the rows of tier 0 cost nothing here (q=beach, whose
+        /// prefixes match no other word, finds its empty tier 1 in the index alone).
+        func prefixOnly(_ sql: SQLParameters) -> String? {
             words.map {
-                once ? "asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix)))"
-                     : "asset.search_words @@ assetd_query(\(sql.bind($0)), \(prefix))"
+                let words = sql.bind($0)
+                return "asset.search_words @@ (SELECT assetd_query(\(words), true) && !!assetd_query(\(words), false))"
             }
         }
 
-        /// An earlier tier left out: its tsquery an InitPlan (`(SELECT ...)`), built once a
-        /// statement even in a generic plan, never once a row.
+        /// An earlier tier left out; a NULL tsquery excludes none.
         func excluding(prefix: Bool, _ sql: SQLParameters) -> String? {
             words.map { "NOT coalesce(asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix))), false)" }
         }
@@ -99,14 +126,76 @@ extension PostgresRecordStore {
         func tier(_ tier: Int, _ sql: SQLParameters) -> String? {
             switch tier {
             case 0: return words(prefix: false, sql)
-            case 1:
-                guard let prefix = words(prefix: true, sql), let exact = excluding(prefix: false, sql) else { return nil }
-                return "\(prefix) AND \(exact)"
+            case 1: return prefixOnly(sql)
             case 2:
                 guard let substring = substring(sql) else { return nil }
                 return excluding(prefix: true, sql).map { "\(substring) AND \($0)" } ?? substring
             default: return nil
             }
+        }
+    }
+
+    /// At most `limit` rows of `workspace` after `position` matching `text` and `filters`,
+    /// in `order` (each row the record's columns, then `key`'s value if any).
+    ///
+    /// Which plan is fast depends on how many rows match, which the planner cannot know:
+    /// its estimates multiply selectivities that are far from independent here (a tier
+    /// leaves out the one before it, which matches nearly the same rows; a type filter;
+    /// a substring's trigrams). Walking the order's index wins when matches are many (the
+    /// page fills soon), and reads every row of the workspace when they are few; the GIN
+    /// indexes win when matches are few, and read every one of them when they are many.
+    /// So, each step's plan forced (`use`):
+    /// 1. the walk down the order's index over the next `walkedRows` rows of the workspace:
+    ///    the whole answer when they hold the page (a common word);
+    /// 2. the matches from the GIN indexes (bitmap scans; migration v5 puts the workspace
+    ///    and the type in them), at most `gatheredMatches` of them, and the page sorted
+    ///    from those: the whole answer when there were fewer (a rare word, a type);
+    /// 3. otherwise (at least that many rows of the workspace match, so the walk meets
+    ///    them soon enough), the walk on, unbounded.
+    /// Either way a search reads its own workspace's rows only, never in proportion to
+    /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
+    private func page(_ connection: PGConnection, _ sql: SQLParameters, workspace: String, position: String?, text: String,
+                      filters: String, key: String?, order: String, limit: Int) throws -> [PGRow] {
+        let bound = sql.bind(limit)
+        let after = position.map { " AND \($0)" } ?? ""
+        let selected = "\(Self.assetColumns), \(key ?? "NULL")"
+        try use(.walk, connection)
+        let walked = try connection.query("""
+            SELECT \(selected) FROM (
+                SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(Self.walkedRows)
+            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(order) LIMIT \(bound)
+            """, sql.values).rows
+        if walked.count == limit { return walked }
+        try use(.bitmap, connection)
+        // One row at least: the count of gathered matches in the last column, after the
+        // page's columns (NULL when there is none).
+        let gathered = try connection.query("""
+            WITH matched AS MATERIALIZED (
+                SELECT \(Self.assetColumns) FROM asset WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text)
+                LIMIT \(Self.gatheredMatches))
+            SELECT page.*, total.found FROM (SELECT count(*) AS found FROM matched) AS total
+            LEFT JOIN LATERAL (SELECT \(selected) FROM matched AS asset ORDER BY \(order) LIMIT \(bound)) AS page ON true
+            """, sql.values).rows
+        let found = gathered.first?.int(Self.assetColumnCount + 1) ?? 0
+        if found < Self.gatheredMatches {
+            return gathered.filter { $0.int64(0) != nil }
+        }
+        try use(.walk, connection)
+        return try connection.query("""
+            SELECT \(selected) FROM asset WHERE \(Self.walking(workspace))\(after) AND \(filters) AND \(text)
+            ORDER BY \(order) LIMIT \(bound)
+            """, sql.values).rows
+    }
+
+    private enum Plan { case walk, bitmap }
+
+    /// The plans a step may use, for the rest of the transaction: the walk (an index
+    /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
+    /// row of the workspace by another index and sorts them) or bitmaps only.
+    private func use(_ plan: Plan, _ connection: PGConnection) throws {
+        switch plan {
+        case .walk: try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
+        case .bitmap: try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
         }
     }
 
@@ -124,14 +213,13 @@ extension PostgresRecordStore {
         }
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
+            let workspace = sql.bind(query.workspaceID)
+            let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
             guard let match = conditions.tier(tier, sql) else { continue }
-            var wheres = [Self.filters(query, sql), match]
-            if tier == startTier, let afterID { wheres.append("asset.id < \(sql.bind(afterID))") }
-            let statement = """
-                SELECT \(Self.assetColumns) FROM asset WHERE \(wheres.joined(separator: " AND "))
-                ORDER BY asset.id DESC LIMIT \(sql.bind(query.limit - page.count))
-                """
-            for row in try connection.query(statement, sql.values).rows {
+            let rows = try self.page(connection, sql, workspace: workspace, position: position, text: match,
+                                     filters: Self.filters(query, sql), key: nil, order: "asset.workspace_id DESC, asset.id DESC",
+                                     limit: query.limit - page.count)
+            for row in rows {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
             }
@@ -142,14 +230,8 @@ extension PostgresRecordStore {
     /// Created, name or size: every match (tiers 0 to 2: a prefix or the substring) in that order.
     private func sortedPage(_ query: AssetQuery, _ connection: PGConnection) throws -> [(asset: AssetRecord, position: AssetPosition)] {
         let sql = SQLParameters()
-        var wheres = [Self.filters(query, sql)]
-        if let text = query.text {
-            let conditions = TextConditions(text)
-            // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
-            let either = [conditions.words(prefix: true, once: true, sql), conditions.substring(sql)].compactMap { $0 }
-            guard !either.isEmpty else { return [] }
-            wheres.append("(" + either.joined(separator: " OR ") + ")")
-        }
+        let workspace = sql.bind(query.workspaceID)
+        var position: String?
         let descending = query.order == .descending
         let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
         let key: String?
@@ -160,24 +242,36 @@ extension PostgresRecordStore {
         }
         switch query.after {
         case .created(let id)? where query.sort == .created:
-            wheres.append("asset.id \(less) \(sql.bind(id))")
+            position = "asset.id \(less) \(sql.bind(id))"
         case .name(let value, let id)? where query.sort == .name:
             let value = sql.bind(value)
-            wheres.append("\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))")
+            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
         case .size(let value, let id)? where query.sort == .size:
             let value = sql.bind(value)
-            wheres.append("\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))")
+            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
         case nil:
             break
         default:
             throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
         }
-        let order = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
-        let statement = """
-            SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(wheres.joined(separator: " AND "))
-            ORDER BY \(order) LIMIT \(sql.bind(query.limit))
-            """
-        return try connection.query(statement, sql.values).rows.map { row in
+        let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
+        let filters = Self.filters(query, sql)
+        let rows: [PGRow]
+        if let text = query.text {
+            let conditions = TextConditions(text)
+            // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
+            let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
+            guard !either.isEmpty else { return [] }
+            rows = try page(connection, sql, workspace: workspace, position: position, text: "(" + either.joined(separator: " OR ") + ")",
+                            filters: filters, key: key, order: order, limit: query.limit)
+        } else {
+            // No text: the filters alone, by the order's index (they match most rows).
+            rows = try connection.query("""
+                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(position.map { " AND \($0)" } ?? "")
+                AND \(filters) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
+                """, sql.values).rows
+        }
+        return try rows.map { row in
             let asset = try Self.asset(from: row)
             let position: AssetPosition = switch query.sort {
             case .name: .name(key: row.string(Self.assetColumnCount) ?? "", id: asset.id)
@@ -188,14 +282,27 @@ extension PostgresRecordStore {
         }
     }
 
-    /// The conditions every listing has: the workspace, not gone, and the filters.
+    /// The workspace of a walk down an index, as a range of one value, with the orders all
+    /// beginning with the workspace: an equality would let the planner drop the workspace
+    /// from the order (a constant) and walk the primary key for an order by id, reading
+    /// every other workspace's newer rows when this one holds many of the table's. The
+    /// range keeps it on the indexes that begin with the workspace. The GIN indexes get
+    /// the equality (a range is a partial match there, which reads all the workspace's
+    /// entries).
+    private static func walking(_ workspace: String) -> String {
+        "asset.workspace_id >= \(workspace) AND asset.workspace_id <= \(workspace)"
+    }
+
+    /// The conditions every listing has besides its workspace: not gone, and the filters.
     private static func filters(_ query: AssetQuery, _ sql: SQLParameters) -> String {
-        var filters = "asset.workspace_id = \(sql.bind(query.workspaceID)) AND asset.status NOT IN ('deleting', 'deleted')"
+        var filters = "asset.status NOT IN ('deleting', 'deleted')"
         if let status = query.status { filters += " AND asset.status = \(sql.bind(status.rawValue))" }
         switch query.kind {
         case .image?: filters += " AND left(asset.file_type, 6) = 'image/'"
         case .video?: filters += " AND left(asset.file_type, 6) = 'video/'"
-        case .pdf?: filters += " AND asset.file_type = 'application/pdf'"
+        // The first 6 characters as the GIN indexes have them (migration v5), so that the
+        // index narrows a search by type too: said again for PDFs.
+        case .pdf?: filters += " AND asset.file_type = 'application/pdf' AND left(asset.file_type, 6) = 'applic'"
         case nil: break
         }
         return filters

@@ -63,8 +63,12 @@ public final class Routes: Sendable {
                 throw httpError(for: error, request: request)
             } catch RecordStoreError.unavailable(let reason) {
                 request.logger.error("database unavailable", metadata: ["path": "\(request.path)", "error": "\(reason)"])
-                throw HTTPError(.serviceUnavailable, "The asset database is not answering; try again shortly.",
-                                headers: [("Retry-After", "2")])
+                // SQLSTATE 57014: the statement ran out its ASSETD_DATABASE_STATEMENT_TIMEOUT
+                // (a search over a crowded corpus on PostgreSQL, say), and was cancelled.
+                let message = reason.contains("SQLSTATE 57014")
+                    ? "The query took longer than the asset database allows; try again shortly, or narrow it."
+                    : "The asset database is not answering; try again shortly."
+                throw HTTPError(.serviceUnavailable, message, headers: [("Retry-After", "2")])
             } catch let error as RecordStoreError {
                 request.logger.error("database failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
                 throw HTTPError(.internalServerError, "The asset database failed; the details are in the server log.")
