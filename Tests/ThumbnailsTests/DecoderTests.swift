@@ -228,7 +228,17 @@ import Testing
         let seen = Mutex<[String: String]?>(nil)
         let watcher = Thread {
             guard let child = Self.busyChild(of: zygote) else { return }
-            seen.withLock { $0 = Self.status(of: child) }
+            // The child confines itself in steps (no new privileges, Landlock, seccomp)
+            // right after the fork: read its status until the filter is there or the child
+            // is gone, so that a look between two steps is not taken for the end state.
+            var status = Self.status(of: child)
+            for _ in 0..<300 where status["Seccomp"] != "2" && !status.isEmpty {
+                usleep(5_000)
+                let next = Self.status(of: child)
+                if next.isEmpty { break }
+                status = next
+            }
+            seen.withLock { $0 = status }
         }
         watcher.start()
         _ = try? decoder.thumbnail(ofFile: pdf, detectedType: "application/pdf")
