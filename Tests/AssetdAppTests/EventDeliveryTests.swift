@@ -259,6 +259,34 @@ struct EventDispatcherTests {
         #expect(dispatcher.prune(now: Date().addingTimeInterval(8 * 86_400)) == 0)
     }
 
+    /// A sink that no host names any more (its URL changed on the only host that had it)
+    /// stays active, and nobody claims its deliveries: pruning makes them dead once they
+    /// are older than ASSETD_EVENT_MAX_AGE, so the backlog does not grow for ever.
+    @Test func pruningExpiresTheBacklogOfASinkThatNoHostDelivers() throws {
+        let http = FakeHTTP()
+        let (store, _, sink, _) = try setUp(http, assets: 0)
+        try store.activateEventSinks(["https://old.example/hook"], now: Date()) // another (former) host's
+        for _ in 0..<5 {
+            let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png", size: 3))
+            _ = try #require(try store.markAssetReady(id: asset.id, size: 3, etag: "\"e\"", sha256: nil, thumbnail: .none))
+        }
+        var retention = EventDispatcher.Retention()
+        retention.batch = 2
+        retention.pause = 0
+        let dispatcher = EventDispatcher(records: store, sinks: [sink], policy: RetryPolicy(), metrics: nil, logger: Logger(label: "test"),
+                                         retention: retention)
+        for _ in 0..<5 { dispatcher.pass(sink) }
+        #expect(try store.eventBacklog() == 5) // the orphaned sink's
+        #expect(dispatcher.prune() == 0)
+        #expect(try store.eventBacklog() == 5) // within ASSETD_EVENT_MAX_AGE (3 days)
+        #expect(dispatcher.expire(now: Date().addingTimeInterval(4 * 86_400)) == 5) // batches of 2, 2 and 1
+        #expect(try store.eventBacklog() == 0)
+        let dead = try store.eventDeliveries(state: .dead, limit: 10)
+        #expect(dead.count == 5 && dead.allSatisfy { $0.sink == "https://old.example/hook" && $0.lastError?.contains("ASSETD_EVENT_MAX_AGE") == true })
+        // Dead, they go with the dead retention (30 days), and their events with them.
+        #expect(dispatcher.prune(now: Date().addingTimeInterval(40 * 86_400)) == 5)
+    }
+
     @Test func anUnreachableEndpointIsRetried() throws {
         let (store, dispatcher, _, _) = try setUp(FakeHTTP())
         // A real client to a port where nothing listens (9199, this helper's range).
