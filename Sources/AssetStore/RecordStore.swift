@@ -294,10 +294,19 @@ public protocol EventOutbox: AnyObject, Sendable {
     /// One bounded batch of the retention: among up to `limit` events after `afterEventID`
     /// created before `deliveredBefore`, removes their delivered deliveries, their dead ones
     /// that died before `deadBefore`, and then the events with no delivery left. Pending
-    /// deliveries are never removed. On PostgreSQL, events another host is pruning or
+    /// deliveries are never removed (`expireDeliveries` makes the stale ones dead first). On PostgreSQL, events another host is pruning or
     /// redelivering are skipped (SKIP LOCKED), so hosts prune together without waiting.
     @discardableResult
     func pruneEvents(deliveredBefore: Date, deadBefore: Date, afterEventID: Int64, limit: Int) throws -> EventPruning
+    /// One bounded batch of the pruner's expiry: up to `limit` pending deliveries, oldest
+    /// event first, become dead. Those of a retired or disabled sink (queued by a change
+    /// that committed while the sink was retired: no claim takes them), with
+    /// `inactiveReason`; and those whose attempts began before `startedBefore`
+    /// (ASSETD_EVENT_MAX_AGE) and that are due by `now` (not leased by a claim in flight,
+    /// nor waiting for a retry), with `expiredReason`: what a claim's RetryPolicy would
+    /// have done, for a sink that no host delivers any more. Returns how many, per sink.
+    /// On PostgreSQL, deliveries another transaction holds are skipped (SKIP LOCKED).
+    func expireDeliveries(startedBefore: Date, now: Date, limit: Int, expiredReason: String, inactiveReason: String) throws -> [String: Int]
     /// Every sink, with its pending and dead deliveries, by name.
     func eventSinks() throws -> [EventSinkStatus]
     /// An operator retires `sink`: no new event is queued for it, no host claims its

@@ -84,8 +84,8 @@ static inline int assetd_fcgi_listen_tcp(const char *host, const char *port, int
 /* glibc raises its mmap threshold after large frees, so freed upload buffers stayed
  * resident (RSS grew 7 MB a 25 MB upload with 16 threads). A fixed 128 KiB threshold (large
  * blocks are mapped and unmapped, and the threshold no longer moves) and a 1 MiB trim
- * threshold keep RSS flat. `arenas` bounds glibc's arenas: one per worker thread (the
- * caller passes the worker count), since fewer arenas than threads made every request's
+ * threshold keep RSS flat. `arenas` bounds glibc's arenas: one per worker thread, capped (the
+ * caller passes FastCGIServer.arenas), since fewer arenas than threads made every request's
  * larger blocks (libfcgi's stream buffers, Swift buffers over tcache's 1 KiB) queue on the
  * arena locks: 0.37 futex calls a request with 2 arenas and 16 workers (perf), the futex
  * waits being ~85% of them malloc's. The floor of bench/presign.sh has glibc's default. */

@@ -159,7 +159,28 @@ struct assetd_landlock_ruleset_attr {
 
 int assetd_system_landlock_abi(void) {
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    return abi < 0 ? 0 : (int)abi;
+    if (abi >= 0) return (int)abi;
+    // Only a kernel without Landlock (ENOSYS: not built in; EOPNOTSUPP: not enabled at
+    // boot) is a graceful "none". Any other error (EPERM from a container's or systemd's
+    // seccomp filter) is a refusal that confinement must not mistake for "no Landlock".
+    int error = errno;
+    return error == ENOSYS || error == EOPNOTSUPP ? 0 : -(error > 0 ? error : EINVAL);
+}
+
+int assetd_system_pidfd_send_signal(int pidfd, int signal, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, flags);
+}
+
+int assetd_system_refuse_landlock_for_tests(void) {
+    struct sock_filter program[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_landlock_create_ruleset, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog filter = {.len = (unsigned short)(sizeof program / sizeof program[0]), .filter = program};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter);
 }
 
 int assetd_system_memfd(const char *name) {
@@ -213,7 +234,8 @@ static int confine_landlock(int abi) {
 #endif
 
 /// The seccomp half: ptrace and reading or writing another process's memory are refused,
-/// and so are signals to a process group or to every process (a pid of 0 or below).
+/// and so are signals to a process group or to every process (a pid of 0 or below, or a
+/// pidfd_send_signal with flags).
 static int confine_seccomp(void) {
 #ifdef ASSETD_AUDIT_ARCH
 #define REFUSE (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
@@ -232,6 +254,13 @@ static int confine_seccomp(void) {
         NUMBER(__NR_process_vm_readv),
         NUMBER(__NR_process_vm_writev),
         NUMBER(__NR_pidfd_getfd),
+        // pidfd_send_signal: no flags (PIDFD_SIGNAL_PROCESS_GROUP, Linux 6.9, signals the
+        // target's whole group); its (unsigned int) flags are the low 32 bits of args[3].
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pidfd_send_signal, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
         // kill and rt_sigqueueinfo: their pid (the low 32 bits of the first argument) must be positive.
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 1, 0),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigqueueinfo, 0, 4),
@@ -253,6 +282,7 @@ static int confine_seccomp(void) {
 
 int assetd_system_confine(void) {
     int abi = assetd_system_landlock_abi();
+    if (abi < 0) return -1; // Landlock refused, not absent: fail closed
     if (abi >= 1 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     int files = confine_landlock(abi);
     if (files < 0) return -1;

@@ -82,10 +82,22 @@ public final class FastCGIServer: Sendable {
         assetd_fcgi_is_listening_socket(0) != 0
     }
 
+    /// glibc's arena cap (M_ARENA_MAX) for `threads` workers on `cores` online cores: one
+    /// arena a worker plus the main thread's, as bench/presign.sh needs (fewer arenas than
+    /// workers queue every request's larger blocks on the arena locks), but no more than
+    /// max(17, 8 x cores) nor 64: each arena keeps its own freed memory, so with
+    /// ASSETD_THREADS up to 512 an arena a thread made the retained memory grow with the
+    /// threads, while more arenas than 8 a core win nothing (only `cores` threads run at
+    /// once). 17 keeps the default (16 threads) at an arena a worker on any host.
+    static func arenas(threads: Int, cores: Int) -> Int {
+        min(threads + 1, max(17, 8 * max(cores, 1)), 64)
+    }
+
     public func run() throws {
         // Before any worker thread exists: a fixed mmap threshold, and an arena a worker
-        // (the main thread keeps the main arena).
-        assetd_fcgi_bound_malloc(Int32(clamping: configuration.threads + 1))
+        // (the main thread keeps the main arena), up to a cap (`arenas`).
+        assetd_fcgi_bound_malloc(Int32(clamping: Self.arenas(threads: configuration.threads,
+                                                             cores: ProcessInfo.processInfo.activeProcessorCount)))
         guard FCGX_Init() == 0 else { throw ServerError(description: "libfcgi failed to initialise") }
         let (fd, createdPath) = try openListener()
         defer {

@@ -201,8 +201,9 @@ public enum DecoderServer {
             (ASSETD_LIMIT_ADDRESS_SPACE, UInt64(request.memoryBytes), "RLIMIT_AS"),
             (ASSETD_LIMIT_CPU_SECONDS, UInt64(request.timeoutSeconds + 1), "RLIMIT_CPU"),
             (ASSETD_LIMIT_CORE_BYTES, 0, "RLIMIT_CORE"),
-            // A video's frame is the one file written: far below 1 GiB.
-            (ASSETD_LIMIT_FILE_BYTES, 1 << 30, "RLIMIT_FSIZE"),
+            // A video's frame (a memfd, which RLIMIT_AS does not count) is the one file
+            // written: bounded by the pixel limit.
+            (ASSETD_LIMIT_FILE_BYTES, VideoFrame.frameBytes(maxPixels: request.maxPixels), "RLIMIT_FSIZE"),
         ]
         for limit in limits where assetd_system_limit(limit.resource, limit.value) != 0 {
             let reason = "the decoder cannot set \(limit.name): \(String(cString: strerror(errno)))"

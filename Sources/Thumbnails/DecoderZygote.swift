@@ -44,8 +44,15 @@ public enum DecoderZygote {
         // What each child's sandbox will hold (assetd_system_confine): files and signals need
         // Landlock (ABI 6 for signals, Linux 6.12); seccomp alone keeps ptrace and group signals out.
         let landlock = assetd_system_landlock_abi()
-        logger.info("decoder zygote ready", metadata: ["pid": "\(getpid())", "landlock_abi": "\(landlock)"])
-        if landlock < 6 {
+        if landlock < 0 {
+            // Refused, not absent (EPERM: a seccomp filter of the container or of systemd):
+            // each child fails its confinement and exits, rather than decode unconfined.
+            logger.error("decoder zygote ready, but Landlock is refused (a seccomp filter of the container or service manager?): every decode fails until landlock_create_ruleset is allowed",
+                         metadata: ["pid": "\(getpid())", "landlock_errno": "\(-landlock)", "error": "\(String(cString: strerror(-landlock)))"])
+        } else {
+            logger.info("decoder zygote ready", metadata: ["pid": "\(getpid())", "landlock_abi": "\(landlock)"])
+        }
+        if landlock >= 0 && landlock < 6 {
             let also = landlock < 1 ? " or from writing files" : ""
             logger.warning("decoder zygote: this kernel's Landlock (ABI \(landlock)) cannot keep a child from signalling its siblings\(also)")
         }

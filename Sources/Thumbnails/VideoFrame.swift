@@ -30,12 +30,27 @@ enum VideoFrame {
             if seek > 0 { arguments += ["-ss", String(seek)] }
             arguments += ["-i", input, "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn", "-f", "image2pipe", "-c:v", "png", "pipe:1"]
             let status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output)
+            // Past RLIMIT_FSIZE (frameBytes, in the decoder child) the kernel stops the write
+            // with SIGXFSZ: a partial PNG is never read.
+            if status == 128 + SIGXFSZ {
+                throw ThumbnailError("the video's frame is larger than the decoder allows (RLIMIT_FSIZE, from the pixel limit): refused")
+            }
             var info = stat()
             if fstat(output, &info) == 0, info.st_size > 0 { return }
             if seek == 0 {
                 throw ThumbnailError(status == 0 ? "the video has no frame" : "ffmpeg could not decode the video (exit status \(status))")
             }
         }
+    }
+
+    /// The decoder child's RLIMIT_FSIZE, which ffmpeg and ffprobe inherit: a frame's PNG
+    /// goes to a memfd, whose pages RLIMIT_AS does not count but RLIMIT_FSIZE bounds (as any
+    /// shmem file's), so a hostile video cannot fill memory with a frame before libvips'
+    /// `maxPixels` check reads its header. About 4 bytes a pixel of `maxPixels` (RGBA; a
+    /// PNG compresses), at least 1 MiB (small limits in tests), at most 128 MiB.
+    static func frameBytes(maxPixels: Int) -> UInt64 {
+        let pixels = UInt64(clamping: max(maxPixels, 0))
+        return max(1 << 20, min(pixels.multipliedReportingOverflow(by: 4).overflow ? UInt64.max : pixels * 4, 128 << 20))
     }
 
     /// A memfd for a program's output (`extract`'s frame, `probe`'s lines): it has no name

@@ -273,6 +273,55 @@ struct EventOutboxTests {
         #expect(try db.redeliverEvent(id: claimed[0].eventID, now: Date()) == 0) // pruned: nothing to redeliver
     }
 
+    /// Runs `sql` on the store's own tables.
+    func execute(_ store: any RecordStore, _ sql: String) throws {
+        if let postgres = store as? PostgresRecordStore {
+            try postgres.pool.with { connection in _ = try connection.query(sql) }
+            return
+        }
+        try DatabaseQueue(path: path).write { db in try db.execute(sql: sql) }
+    }
+
+    /// Pending deliveries that no claim will end become dead in pruning: those of a sink
+    /// retired while a change queued its delivery (PostgreSQL, READ COMMITTED: the change's
+    /// INSERT ... SELECT read the sink as active before the retire committed, so the retire's
+    /// own UPDATE did not see its row), and those past the max age that nobody claimed;
+    /// leased ones are left to their claim.
+    @Test(arguments: Backend.all) func expiryKillsPendingDeliveriesOfRetiredSinksAndPastTheMaxAge(_ backend: Backend) throws {
+        let db = try open(backend, sinks: ["hook-a", "hook-b"])
+        let first = try readyAsset(db), second = try readyAsset(db)
+        let now = Date()
+        let claimed = try claim(db, now: now) // hook-a's two, leased until now + 30 s
+        try #require(claimed.count == 2)
+        try db.finishDelivery(eventID: claimed[1].eventID, sink: "hook-a", attempt: claimed[1].attempts, outcome: .delivered, now: now)
+        #expect(try db.expireDeliveries(startedBefore: now.addingTimeInterval(-60), now: now, limit: 10, expiredReason: "old",
+                                        inactiveReason: "gone").isEmpty)
+        // What the race leaves: the sink retired, and a pending delivery of it written after
+        // the retire's UPDATE of its deliveries.
+        #expect(try db.retireEventSink("hook-b", reason: "retired", now: now) == 2)
+        try execute(db, "UPDATE event_delivery SET state = 'pending', last_error = NULL WHERE sink = 'hook-b'")
+        #expect(try db.eventBacklog() == 3)
+        #expect(try claim(db, sink: "hook-b", now: now).isEmpty)
+        // In bounded batches, oldest first, whatever their age.
+        #expect(try db.expireDeliveries(startedBefore: now.addingTimeInterval(-60), now: now, limit: 1, expiredReason: "old",
+                                        inactiveReason: "gone") == ["hook-b": 1])
+        #expect(try db.expireDeliveries(startedBefore: now.addingTimeInterval(-60), now: now, limit: 10, expiredReason: "old",
+                                        inactiveReason: "gone") == ["hook-b": 1])
+        #expect(try db.eventBacklog() == 1)
+        // Past the max age, but leased by a claim in flight: its claim decides.
+        #expect(try db.expireDeliveries(startedBefore: now.addingTimeInterval(1), now: now, limit: 10, expiredReason: "old",
+                                        inactiveReason: "gone").isEmpty)
+        // Its lease over and nobody claiming it: dead.
+        #expect(try db.expireDeliveries(startedBefore: now.addingTimeInterval(1), now: now.addingTimeInterval(31), limit: 10,
+                                        expiredReason: "old", inactiveReason: "gone") == ["hook-a": 1])
+        #expect(try db.eventBacklog() == 0)
+        let dead = try db.eventDeliveries(state: .dead, limit: 10)
+        #expect(dead.filter { $0.sink == "hook-b" }.map(\.lastError) == ["gone", "gone"])
+        #expect(dead.filter { $0.sink == "hook-a" }.map(\.assetID) == [first.id])
+        #expect(dead.filter { $0.sink == "hook-a" }.map(\.lastError) == ["old"])
+        _ = second
+    }
+
     @Test(arguments: Backend.all) func aPatchOfAReadyAssetWritesAssetUpdatedAfterItsReady(_ backend: Backend) throws {
         let db = try open(backend)
         let pending = try db.createAsset(NewAsset(workspaceID: 7, fileType: "image/png", fileExtension: "png", fileName: "p.png", size: 10))

@@ -161,11 +161,13 @@ struct EventDispatcherTests {
     let secret = WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!
     let url = "http://127.0.0.1:9150/hook"
 
-    func setUp(_ http: FakeHTTP, assets: Int = 1) throws -> (SQLiteRecordStore, EventDispatcher, WebhookSink, [AssetRecord]) {
+    /// `otherSinks`: active sinks that this host does not deliver (another host's).
+    func setUp(_ http: FakeHTTP, assets: Int = 1, otherSinks: [String] = []) throws
+        -> (SQLiteRecordStore, EventDispatcher, WebhookSink, [AssetRecord]) {
         let store = try SQLiteRecordStore(path: path)
         let sink = WebhookSink(url: url, index: 1, secrets: [secret], http: http)
         let dispatcher = EventDispatcher(records: store, sinks: [sink], policy: RetryPolicy(), metrics: Metrics(), logger: Logger(label: "test"))
-        try store.activateEventSinks([sink.name], now: Date())
+        try store.activateEventSinks([sink.name] + otherSinks, now: Date())
         var made: [AssetRecord] = []
         for _ in 0..<assets {
             let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png", size: 3))
@@ -243,20 +245,42 @@ struct EventDispatcherTests {
         #expect(next.timeIntervalSince(now) >= 14 && next.timeIntervalSince(now) <= 16)
     }
 
-    @Test func pruningRunsInBatchesOverEveryOldEvent() throws {
-        let http = FakeHTTP()
-        let (store, _, sink, _) = try setUp(http, assets: 7)
+    /// A dispatcher that prunes in batches of `batch`, with no pause between them.
+    func pruner(_ store: SQLiteRecordStore, _ sink: WebhookSink, batch: Int) -> EventDispatcher {
         var retention = EventDispatcher.Retention()
-        retention.batch = 3
+        retention.batch = batch
         retention.pause = 0
-        let dispatcher = EventDispatcher(records: store, sinks: [sink], policy: RetryPolicy(), metrics: nil, logger: Logger(label: "test"),
-                                         retention: retention)
+        return EventDispatcher(records: store, sinks: [sink], policy: RetryPolicy(), metrics: nil, logger: Logger(label: "test"),
+                               retention: retention)
+    }
+
+    @Test func pruningRunsInBatchesOverEveryOldEvent() throws {
+        let (store, _, sink, _) = try setUp(FakeHTTP(), assets: 7)
+        let dispatcher = pruner(store, sink, batch: 3)
         for _ in 0..<7 { dispatcher.pass(sink) }
         #expect(try store.eventBacklog() == 0)
         #expect(dispatcher.prune() == 0) // delivered, but within the retention (7 days)
         #expect(dispatcher.prune(now: Date().addingTimeInterval(8 * 86_400)) == 7) // batches of 3, 3 and 1
         #expect(try store.eventDeliveries(state: .delivered, limit: 10).isEmpty)
         #expect(dispatcher.prune(now: Date().addingTimeInterval(8 * 86_400)) == 0)
+    }
+
+    /// A sink that no host names any more (its URL changed on the only host that had it)
+    /// stays active, and nobody claims its deliveries: pruning makes them dead once they
+    /// are older than ASSETD_EVENT_MAX_AGE, so the backlog does not grow for ever.
+    @Test func pruningExpiresTheBacklogOfASinkThatNoHostDelivers() throws {
+        let (store, _, sink, _) = try setUp(FakeHTTP(), assets: 5, otherSinks: ["https://old.example/hook"]) // a former host's
+        let dispatcher = pruner(store, sink, batch: 2)
+        for _ in 0..<5 { dispatcher.pass(sink) }
+        #expect(try store.eventBacklog() == 5) // the orphaned sink's
+        #expect(dispatcher.prune() == 0)
+        #expect(try store.eventBacklog() == 5) // within ASSETD_EVENT_MAX_AGE (3 days)
+        #expect(dispatcher.expire(now: Date().addingTimeInterval(4 * 86_400)) == 5) // batches of 2, 2 and 1
+        #expect(try store.eventBacklog() == 0)
+        let dead = try store.eventDeliveries(state: .dead, limit: 10)
+        #expect(dead.count == 5 && dead.allSatisfy { $0.sink == "https://old.example/hook" && $0.lastError?.contains("ASSETD_EVENT_MAX_AGE") == true })
+        // Dead, they go with the dead retention (30 days), and their events with them.
+        #expect(dispatcher.prune(now: Date().addingTimeInterval(40 * 86_400)) == 5)
     }
 
     @Test func anUnreachableEndpointIsRetried() throws {

@@ -293,6 +293,11 @@ import Testing
             let memory = assetd_system_memfd(name)
             if memory < 0 || write(memory, name, 5) != 5 { failed |= 32 }
             if kill(getpid(), 0) != 0 { failed |= 64 }
+            // pidfd_send_signal: to itself, yes; with PIDFD_SIGNAL_PROCESS_GROUP (4), refused by
+            // the filter (EPERM, where a kernel without the flag would say EINVAL).
+            let own = assetd_system_pidfd_open(getpid())
+            if own < 0 || assetd_system_pidfd_send_signal(own, 0, 0) != 0 { failed |= 64 }
+            if own >= 0 && (assetd_system_pidfd_send_signal(own, 0, 4) == 0 || errno != EPERM) { failed |= 128 }
             _exit(failed)
         }
         try #require(pid > 0)
@@ -302,10 +307,31 @@ import Testing
         let failed = (status >> 8) & 0xff
         #expect(failed == 0, """
             bits: 1 signalled a sibling, 2 signalled its parent, 4 opened a sibling's /proc/PID/mem, 8 wrote a file, \
-            16 signalled its group or every process, 32 no memfd, 64 could not signal itself, 100 could not confine itself \
+            16 signalled its group or every process, 32 no memfd, 64 could not signal itself, \
+            128 pidfd_send_signal with flags not refused, 100 could not confine itself \
             (Landlock ABI \(landlock))
             """)
         #expect(access(file, F_OK) != 0)
+    }
+
+    /// Landlock refused (EPERM from a seccomp filter, as a container's or systemd's may) is
+    /// not "no Landlock": the ABI reads as -EPERM and confinement fails, so a child exits
+    /// rather than decode unconfined. Needs Landlock: on a kernel without it the call says
+    /// ENOSYS or EOPNOTSUPP before any filter could refuse it, and there is nothing to tell apart.
+    @Test(.enabled(if: assetd_system_landlock_abi() >= 1, "this kernel has no Landlock (ABI 0): a refusal cannot be told from its absence"))
+    func aRefusedLandlockFailsConfinementClosed() throws {
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            if assetd_system_refuse_landlock_for_tests() != 0 { _exit(10) }
+            if assetd_system_landlock_abi() != -EPERM { _exit(11) }
+            if assetd_system_confine() >= 0 { _exit(12) }
+            _exit(0)
+        }
+        try #require(pid > 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
+        #expect((status >> 8) & 0xff == 0, "10: no filter, 11: the refusal read as an ABI, 12: confined without Landlock")
     }
 
     /// At the deadline assetd closes the connection, and the zygote kills that child at

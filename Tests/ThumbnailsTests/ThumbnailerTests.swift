@@ -1,4 +1,6 @@
 import Foundation
+import CSystem
+import Glibc
 import Testing
 @testable import Thumbnails
 
@@ -81,6 +83,52 @@ import Testing
         }
         #expect(error?.description.contains("was killed") == true)
         #expect(clock.now - started < .seconds(3))
+    }
+
+    /// RLIMIT_FSIZE bounds what a program writes to a memfd (a shmem file, whose pages
+    /// RLIMIT_AS does not count): the write stops at the limit, with SIGXFSZ or EFBIG.
+    @Test func aMemfdWriteStopsAtTheFileSizeLimit() throws {
+        let name = strdup("bounded")!
+        let bytes = UnsafeMutableRawPointer.allocate(byteCount: 8192, alignment: 16)
+        defer { free(name); bytes.deallocate() }
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            signal(SIGXFSZ, SIG_IGN)
+            if assetd_system_limit(ASSETD_LIMIT_FILE_BYTES, 4096) != 0 { _exit(10) }
+            let memory = assetd_system_memfd(name)
+            if memory < 0 { _exit(11) }
+            if write(memory, bytes, 8192) != 4096 { _exit(12) } // a short write up to the limit
+            if write(memory, bytes, 1) != -1 || errno != EFBIG { _exit(13) }
+            _exit(0)
+        }
+        try #require(pid > 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status & 0x7f == 0 && (status >> 8) & 0xff == 0, "status \(status): 12 the whole write went through, 13 no EFBIG")
+    }
+
+    /// A frame past RLIMIT_FSIZE (ffmpeg killed by SIGXFSZ with part of a PNG written) is a
+    /// clear refusal, never a partial frame handed to libvips. A stand-in for ffmpeg writes
+    /// 100 kB under a 1 KiB limit.
+    @Test func aFramePastTheFileSizeLimitIsRefused() throws {
+        let script = NSTemporaryDirectory() + "assetd-big-frame-\(UUID().uuidString).sh"
+        try "#!/bin/sh\nulimit -f 2\nexec head -c 100000 /dev/zero\n".write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        chmod(script, 0o700)
+        let frame = try VideoFrame.memoryFile("frame")
+        defer { close(frame) }
+        var error: ThumbnailError?
+        do throws(ThumbnailError) {
+            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, executable: script)
+        } catch let thrown { error = thrown }
+        #expect(error?.description.contains("larger than the decoder allows") == true, "\(String(describing: error))")
+    }
+
+    @Test func theFrameLimitFollowsThePixelLimit() {
+        #expect(VideoFrame.frameBytes(maxPixels: 100_000_000) == 128 << 20)
+        #expect(VideoFrame.frameBytes(maxPixels: 10_000_000) == 40_000_000)
+        #expect(VideoFrame.frameBytes(maxPixels: 1000) == 1 << 20)
+        #expect(VideoFrame.frameBytes(maxPixels: Int.max) == 128 << 20)
     }
 
     @Test func aMissingProgramIsAnError() {

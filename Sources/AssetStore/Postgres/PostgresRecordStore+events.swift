@@ -209,6 +209,30 @@ extension PostgresRecordStore {
         }
     }
 
+    public func expireDeliveries(startedBefore: Date, now: Date, limit: Int, expiredReason: String,
+                                 inactiveReason: String) throws -> [String: Int] {
+        try run {
+            try pool.transaction { connection in
+                // Only delivery rows are locked, and locked ones skipped (a claim or a
+                // redelivery holds them): this never waits, so it cannot deadlock with them.
+                let rows = try connection.query("""
+                    WITH doomed AS (
+                        SELECT d.event_id, d.sink, NOT (s.active AND s.disabled_at IS NULL) AS inactive
+                        FROM event_delivery d JOIN event_sink s ON s.sink = d.sink
+                        WHERE d.state = 'pending'
+                          AND (NOT (s.active AND s.disabled_at IS NULL) OR (d.started_at < $1 AND d.next_attempt_at <= $2))
+                        ORDER BY d.event_id LIMIT $3
+                        FOR UPDATE OF d SKIP LOCKED)
+                    UPDATE event_delivery d
+                    SET state = 'dead', last_error = CASE WHEN doomed.inactive THEN $4 ELSE $5 END, updated_at = $2
+                    FROM doomed WHERE d.event_id = doomed.event_id AND d.sink = doomed.sink AND d.state = 'pending'
+                    RETURNING d.sink
+                    """, [startedBefore.timeIntervalSince1970, now.timeIntervalSince1970, limit, inactiveReason, expiredReason]).rows
+                return rows.reduce(into: [String: Int]()) { counts, row in counts[row.string(0) ?? "", default: 0] += 1 }
+            }
+        }
+    }
+
     public func eventSinks() throws -> [EventSinkStatus] {
         try run {
             try pool.with { connection in

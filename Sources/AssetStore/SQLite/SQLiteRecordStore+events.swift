@@ -207,6 +207,30 @@ extension SQLiteRecordStore {
         }
     }
 
+    public func expireDeliveries(startedBefore: Date, now: Date, limit: Int, expiredReason: String,
+                                 inactiveReason: String) throws -> [String: Int] {
+        try run {
+            try pool.write { db in
+                let doomed = try Row.fetchAll(db, sql: """
+                    SELECT d.event_id, d.sink, NOT (s.active AND s.disabled_at IS NULL)
+                    FROM event_delivery d JOIN event_sink s ON s.sink = d.sink
+                    WHERE d.state = 'pending'
+                      AND (NOT (s.active AND s.disabled_at IS NULL) OR (d.started_at < ?1 AND d.next_attempt_at <= ?2))
+                    ORDER BY d.event_id LIMIT ?3
+                    """, arguments: [startedBefore.timeIntervalSince1970, now.timeIntervalSince1970, limit])
+                var counts: [String: Int] = [:]
+                for row in doomed {
+                    let sink: String = row[1], inactive: Bool = row[2]
+                    try db.execute(sql: """
+                        UPDATE event_delivery SET state = 'dead', last_error = ?, updated_at = ? WHERE event_id = ? AND sink = ? AND state = 'pending'
+                        """, arguments: [inactive ? inactiveReason : expiredReason, now.timeIntervalSince1970, row[0] as Int64, sink])
+                    counts[sink, default: 0] += db.changesCount
+                }
+                return counts
+            }
+        }
+    }
+
     public func eventSinks() throws -> [EventSinkStatus] {
         try run {
             try pool.read { db in

@@ -86,12 +86,14 @@ final class EventDispatcher: Sendable {
         pruner.start()
     }
 
-    /// One round of the retention, batch after batch from the oldest event: delivered
+    /// One round of the retention, batch after batch from the oldest event: first pending
+    /// deliveries that nobody will deliver become dead (`expire`), then delivered
     /// deliveries of events older than `retention.delivered`, dead ones that died before
     /// `retention.dead`, then the events with nothing left. Every host runs it; on
     /// PostgreSQL each skips the events another is pruning. Returns the events removed.
     @discardableResult
     func prune(now: Date = Date()) -> Int {
+        expire(now: now)
         let deliveredBefore = now.addingTimeInterval(-retention.delivered), deadBefore = now.addingTimeInterval(-retention.dead)
         var after: Int64 = 0, events = 0, deliveries = 0
         do {
@@ -111,6 +113,36 @@ final class EventDispatcher: Sendable {
             logger.info("pruned old events", metadata: ["events": "\(events)", "deliveries": "\(deliveries)"])
         }
         return events
+    }
+
+    /// Pending deliveries that no claim will ever end: those of retired or disabled sinks
+    /// (a change that committed while its sink was being retired queued one), and those
+    /// pending past ASSETD_EVENT_MAX_AGE, which a claim would have made dead, but whose
+    /// sink no host names any more. Each becomes dead (`assetd events --dead`, and
+    /// --redeliver), in bounded batches, so the backlog cannot grow for ever; a warning
+    /// names each sink that had some. Returns how many.
+    @discardableResult
+    func expire(now: Date = Date()) -> Int {
+        let maxAge = Int(policy.maxAge)
+        var total: [String: Int] = [:]
+        do {
+            while true {
+                let batch = try records.expireDeliveries(
+                    startedBefore: now.addingTimeInterval(-policy.maxAge), now: now, limit: retention.batch,
+                    expiredReason: "pending for more than ASSETD_EVENT_MAX_AGE (\(maxAge) s) and no host delivered it (is the sink in any host's settings?)",
+                    inactiveReason: "its sink is retired or disabled")
+                total.merge(batch, uniquingKeysWith: +)
+                if batch.values.reduce(0, +) < retention.batch { break }
+                if retention.pause > 0 { Thread.sleep(forTimeInterval: retention.pause) }
+            }
+        } catch {
+            logger.error("cannot expire event deliveries: \(error)")
+        }
+        for (sink, count) in total.sorted(by: { $0.key < $1.key }) {
+            logger.warning("pending event deliveries that no host would deliver are dead now (assetd events --sinks, --dead, --redeliver)",
+                           metadata: ["sink": "\(EventEndpoint.redacted(sink))", "deliveries": "\(count)"])
+        }
+        return total.values.reduce(0, +)
     }
 
     /// One claim for `sink` and its attempts; how many deliveries it took.

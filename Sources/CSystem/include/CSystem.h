@@ -67,8 +67,17 @@ int assetd_system_thread_count(void);
 /// through its descriptor (a video's frame, ffprobe's answer). -1 with errno.
 int assetd_system_memfd(const char *name);
 
-/// The Landlock ABI the kernel offers (landlock_create_ruleset's version), 0 without it.
+/// The Landlock ABI the kernel offers (landlock_create_ruleset's version), 0 without it
+/// (ENOSYS, EOPNOTSUPP), or -errno when the call is refused (EPERM: a seccomp filter of a
+/// container or of systemd): then `assetd_system_confine` fails, rather than decode unconfined.
 int assetd_system_landlock_abi(void);
+
+/// pidfd_send_signal(2) with no siginfo: 0, or -1 with errno.
+int assetd_system_pidfd_send_signal(int pidfd, int signal, unsigned int flags);
+
+/// For tests, in a forked child: a seccomp filter that refuses landlock_create_ruleset with
+/// EPERM, as a container's may. 0, or -1 with errno.
+int assetd_system_refuse_landlock_for_tests(void);
 
 /// What `assetd_system_confine` set up, as bits.
 #define ASSETD_CONFINED_FILES 1     /* Landlock: no file written, made or removed but /dev/null */
