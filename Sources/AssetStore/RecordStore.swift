@@ -187,9 +187,11 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     /// one workspace or all: the media backfill's work list (MediaBackfill).
     func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord]
     /// The media backfill's write: records `media` for the version (ETag) read, only while
-    /// that version still has none (so a second host or run writes nothing), with an
-    /// `asset.updated` event in the same transaction (search indexes get the fields).
-    /// All-unknown `media` marks a version whose file could not be read: not tried again.
+    /// that version still has none (so a second host or run writes nothing) and no
+    /// version switch is under way (the GET by key may have read the new version), with
+    /// an `asset.updated` event in the same transaction (search indexes get the fields).
+    /// All-unknown `media` marks a version whose file could not be read: not tried again,
+    /// and no event (nothing a subscriber could use).
     /// Never touches the thumbnail's state. False when nothing was written.
     @discardableResult
     func backfillMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool

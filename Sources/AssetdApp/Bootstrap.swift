@@ -95,7 +95,9 @@ public enum Bootstrap {
                                      output: (String) -> Void) throws -> MediaBackfill.Summary {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        let records = try openRecords(configuration, logger: logger)
+        // A command: no upload cache (its LISTEN thread, still in libpq at exit, once
+        // crashed a command there; see EventAdmin.outbox), and the backfill reads no upload.
+        let records = try openRecords(configuration, logger: logger, command: true)
         let s3 = S3Client(configuration: configuration.s3(gated: true), logger: logger)
         let detector = try ContentDetector()
         guard let worker = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger) else {
@@ -110,13 +112,11 @@ public enum Bootstrap {
     /// that path, which one process at a time may serve (an exclusive lock on a file
     /// beside it): a second one stops with a clear line instead of corrupting the
     /// in-process guarantees (the upload cache, the per-asset locks, the queue).
-    static func openRecords(_ configuration: Configuration, logger: Logger) throws -> any RecordStore {
+    /// `command`: for a command beside or instead of the service (`backfill-media`), with
+    /// no upload cache.
+    static func openRecords(_ configuration: Configuration, logger: Logger, command: Bool = false) throws -> any RecordStore {
         if DatabaseLocation.isPostgres(configuration.databasePath) {
-            var settings = PostgresRecordStore.Settings()
-            settings.poolSize = configuration.databasePool
-            settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
-            settings.thumbnailLease = .seconds(configuration.thumbnailLease)
-            settings.uploadCache = configuration.databaseUploadCache
+            let settings = postgresSettings(configuration, command: command)
             let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
             logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)",
                                                        "upload_cache": "\(settings.uploadCache ? "on" : "off")"])
@@ -125,6 +125,18 @@ public enum Bootstrap {
         try SingleInstanceLock.acquire(beside: configuration.databasePath)
         return try SQLiteRecordStore(path: configuration.databasePath,
                                      statementTimeout: .milliseconds(configuration.databaseStatementTimeout))
+    }
+
+    /// The PostgreSQL store's settings; a command's have no upload cache: its LISTEN
+    /// thread would still be in libpq while the command exits (a SIGSEGV at exit was
+    /// seen), and no command reads an upload.
+    static func postgresSettings(_ configuration: Configuration, command: Bool) -> PostgresRecordStore.Settings {
+        var settings = PostgresRecordStore.Settings()
+        settings.poolSize = configuration.databasePool
+        settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
+        settings.thumbnailLease = .seconds(configuration.thumbnailLease)
+        settings.uploadCache = configuration.databaseUploadCache && !command
+        return settings
     }
 
     /// The event dispatcher `serve` runs: a thread per webhook endpoint and for Typesense.

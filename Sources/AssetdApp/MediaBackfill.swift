@@ -10,10 +10,13 @@ import Thumbnails
 ///
 /// Each asset: its object streamed to a private temporary file (ThumbnailWorker.withSource,
 /// as a thumbnail task does), libmagic, then the sandboxed decoder reading the header only.
-/// The result is recorded for the version read (`backfillMedia`: fenced on the ETag and on
-/// the media still being unknown) with an asset.updated event. A file that cannot be read
-/// (refused, crashing the decoder, missing, over ASSETD_THUMBNAIL_MAX_SOURCE_BYTES) is
-/// recorded as all-unknown, so it is not tried again; only an S3 failure leaves it for later.
+/// The result is recorded for the version read (`backfillMedia`: fenced on the ETag, on
+/// the media still being unknown and on no version switch under way) with an
+/// asset.updated event. A file whose content cannot be read (the decoder refused it, the
+/// object is missing, over ASSETD_THUMBNAIL_MAX_SOURCE_BYTES) is recorded as all-unknown,
+/// without an event, so it is not tried again. A failure that is not the content's (S3,
+/// the decoder crashed, unreachable or past its deadline, ffprobe did not run) leaves the
+/// asset for later; a few decoder failures in a row end the run (the decoder is down).
 ///
 /// Run by the reconciler, ASSETD_MEDIA_BACKFILL_BATCH assets a pass (under its fleet-wide
 /// lock on PostgreSQL), and on demand by `assetd backfill-media`.
@@ -25,12 +28,30 @@ public struct MediaBackfill: Sendable {
         public var recorded = 0
         /// Unreadable: recorded as unknown, not tried again.
         public var unreadable = 0
-        /// Left for a later run: S3 failed, or the asset moved on meanwhile.
+        /// Left for a later run: S3 or the decoder failed, or the asset moved on meanwhile.
         public var left = 0
+        /// The last asset id examined: where the next run may go on (`after`).
+        public var cursor: Int64 = 0
+        /// The list ran out: no asset missing media past `cursor` (a next run starts over).
+        public var reachedEnd = false
+        /// The run stopped early: the decoder failed `maxDecoderFailures` times in a row.
+        public var decoderDown = false
 
         public var description: String {
             "\(examined) examined, \(recorded) recorded, \(unreadable) unreadable (recorded as unknown), \(left) left for later"
+                + (decoderDown ? "; stopped: the decoder failed \(MediaBackfill.maxDecoderFailures) times in a row" : "")
         }
+    }
+
+    /// Decoder failures (not refusals) in a row after which a run stops: the decoder is
+    /// down or the host overloaded, and every further asset would only fail the same way.
+    static let maxDecoderFailures = 3
+
+    /// How one asset went.
+    enum Result: Equatable {
+        case recorded, unreadable, left
+        /// Left for later because the decoder (not the content) failed.
+        case decoderFailed
     }
 
     let worker: ThumbnailWorker
@@ -46,24 +67,48 @@ public struct MediaBackfill: Sendable {
     /// and changes nothing. Each asset is tried at most once a run. With a `budget`, no
     /// asset is started once it is spent (the reconciler's pass holds its fleet-wide lock
     /// meanwhile: hostile files at the decoder's deadline must not keep it for hours).
+    /// `after`: the id to go on from (the reconciler's cursor across passes).
     public func run(limit: Int, workspaceID: Int64? = nil, dryRun: Bool = false, batch: Int = 50, budget: Duration? = nil,
-                    progress: (String) -> Void = { _ in }) throws -> Summary {
+                    after: Int64 = 0, progress: (String) -> Void = { _ in }) throws -> Summary {
         var summary = Summary()
-        var afterID: Int64 = 0
+        summary.cursor = after
+        var failuresInARow = 0
         let clock = ContinuousClock()
         let started = clock.now
-        while summary.examined < limit, budget.map({ clock.now - started < $0 }) ?? true {
-            let assets = try worker.records.assetsMissingMedia(limit: min(batch, limit - summary.examined), workspaceID: workspaceID,
-                                                               afterID: afterID)
-            guard let last = assets.last else { break }
-            afterID = last.id
+        batches: while summary.examined < limit, budget.map({ clock.now - started < $0 }) ?? true {
+            let asked = min(batch, limit - summary.examined)
+            let assets = try worker.records.assetsMissingMedia(limit: asked, workspaceID: workspaceID, afterID: summary.cursor)
+            if assets.count < asked { summary.reachedEnd = true }
+            guard !assets.isEmpty else { break }
             for asset in assets {
-                if let budget, clock.now - started >= budget { break }
+                if let budget, clock.now - started >= budget {
+                    summary.reachedEnd = false
+                    break batches
+                }
                 summary.examined += 1
+                summary.cursor = asset.id
                 if dryRun {
                     progress("would read asset \(asset.id) (workspace \(asset.workspaceID), \(asset.fileType), \(asset.size ?? 0) bytes)")
-                } else {
-                    backfill(asset, into: &summary)
+                    continue
+                }
+                let result = backfill(asset)
+                switch result {
+                case .recorded: summary.recorded += 1
+                case .unreadable: summary.unreadable += 1
+                case .left, .decoderFailed: summary.left += 1
+                }
+                // An S3 failure or a moved asset says nothing of the decoder either way.
+                if result == .decoderFailed {
+                    failuresInARow += 1
+                } else if result != .left {
+                    failuresInARow = 0
+                }
+                if failuresInARow >= Self.maxDecoderFailures {
+                    summary.decoderDown = true
+                    summary.reachedEnd = false
+                    logger.error("media backfill stopped: the decoder failed on \(failuresInARow) assets in a row; the rest is left for later",
+                                 metadata: ["asset": "\(asset.id)"])
+                    break batches
                 }
             }
             if !dryRun {
@@ -75,18 +120,28 @@ public struct MediaBackfill: Sendable {
         return summary
     }
 
-    /// One asset: its facts, recorded for the version read.
-    func backfill(_ asset: AssetRecord, into summary: inout Summary) {
+    /// One asset: its facts, recorded for the version read. Only the decoder's refusal of
+    /// the content is final; its crash (or its being unreachable, or past its deadline)
+    /// leaves the asset for later, as a thumbnail task retries it.
+    func backfill(_ asset: AssetRecord) -> Result {
         var metadata: Logger.Metadata = ["asset": "\(asset.id)", "workspace": "\(asset.workspaceID)"]
         let media: MediaMetadata
+        var decoderFailed = false
         do throws(ThumbnailWorker.Outcome) {
             let facts = try worker.withSource(asset) { descriptor, type throws(ThumbnailWorker.Outcome) in
                 do throws(DecodeFailure) {
-                    return try worker.decoder.facts(ofFile: descriptor, detectedType: type)
+                    return try worker.withDecoderSlot { () throws(DecodeFailure) in
+                        try worker.decoder.facts(ofFile: descriptor, detectedType: type)
+                    }
                 } catch {
-                    // Refused, or the child died reading a header: the same bytes would do
-                    // the same again, so the media is recorded as unknown.
-                    throw .final(.failed, "the decoder could not read the media: \(error)")
+                    switch error {
+                    case .refused(let reason):
+                        // The content itself: the same bytes would be refused again.
+                        throw .final(.failed, "the decoder could not read the media: \(reason)")
+                    case .crashed(let reason):
+                        decoderFailed = true
+                        throw .transient("the decoder failed: \(reason)")
+                    }
                 }
             }
             media = ThumbnailWorker.metadata(facts)
@@ -96,28 +151,24 @@ public struct MediaBackfill: Sendable {
                 metadata["reason"] = "\(reason)"
                 media = MediaMetadata()
             case .transient(let reason):
-                summary.left += 1
                 logger.warning("media backfill: left for later", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-                return
+                return decoderFailed ? .decoderFailed : .left
             }
         }
         do {
             guard try worker.records.backfillMedia(assetID: asset.id, etag: asset.etag, media: media, now: Date()) else {
-                summary.left += 1
                 logger.info("media backfill: the asset moved on meanwhile", metadata: metadata)
-                return
+                return .left
             }
         } catch {
-            summary.left += 1
             logger.error("media backfill: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            return
+            return .left
         }
         if media == MediaMetadata(), metadata["reason"] != nil {
-            summary.unreadable += 1
             logger.warning("media backfill: unreadable, recorded as unknown", metadata: metadata)
-        } else {
-            summary.recorded += 1
-            logger.debug("media backfill: recorded", metadata: metadata)
+            return .unreadable
         }
+        logger.debug("media backfill: recorded", metadata: metadata)
+        return .recorded
     }
 }

@@ -1,6 +1,7 @@
 import AssetStore
 import Foundation
 import Logging
+import Synchronization
 
 /// Runs the service's repairs (`AssetService.repair`) once at start-up and then every
 /// ASSETD_RECONCILE_INTERVAL seconds, on a thread of its own, and logs what each pass fixed.
@@ -18,6 +19,11 @@ final class Reconciler: Sendable {
     /// across the fleet, and never with the start-up shortcut (another host's requests may
     /// own any record, however old this process is).
     let fleet: (any FleetCoordination)?
+    /// Where the media backfill goes on at the next pass: assets it had to leave (S3
+    /// refusing them, an archived object) must not be read again every pass ahead of the
+    /// rest. Back to 0 once a pass reaches the end of the list. Per host: on PostgreSQL
+    /// another host's pass starts from its own (at worst, assets read again).
+    let backfillCursor = Mutex<Int64>(0)
 
     init(service: AssetService, interval: Duration, grace: Duration = .seconds(120), fleet: (any FleetCoordination)? = nil) {
         self.service = service
@@ -75,12 +81,14 @@ final class Reconciler: Sendable {
             do {
                 // At most half an interval (10 s at least), whatever the batch's files cost.
                 let budget = Duration.seconds(max(10, Int(interval.components.seconds) / 2))
+                let after = backfillCursor.withLock { $0 }
                 let done = try MediaBackfill(worker: worker, logger: service.logger).run(limit: configuration.mediaBackfillBatch,
-                                                                                         budget: budget)
+                                                                                         budget: budget, after: after)
+                backfillCursor.withLock { $0 = done.reachedEnd ? 0 : done.cursor }
                 if done.examined > 0 {
                     service.logger.info("media backfill batch done", metadata: [
                         "host": "\(fleet?.hostName ?? "local")", "recorded": "\(done.recorded)",
-                        "unreadable": "\(done.unreadable)", "left": "\(done.left)",
+                        "unreadable": "\(done.unreadable)", "left": "\(done.left)", "cursor": "\(done.reachedEnd ? 0 : done.cursor)",
                     ])
                 }
             } catch {

@@ -38,6 +38,11 @@ public final class ThumbnailWorker: Sendable {
     /// record's update happen under it (see `store`).
     let storing = AssetLocks()
 
+    /// ASSETD_THUMBNAIL_CONCURRENCY decoder children at most: each task's decode takes a
+    /// slot, and so does the media backfill's (which runs outside the queue's threads), so
+    /// the backfill adds no child of its own to the host's memory budget.
+    let decoderSlots: DispatchSemaphore
+
     public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, decoder: any ThumbnailDecoding,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
@@ -48,6 +53,7 @@ public final class ThumbnailWorker: Sendable {
         self.decoder = decoder
         // Nice 10: decoding yields the cores to the FastCGI threads under load.
         self.queue = TaskQueue(label: "assetd.thumbnails", concurrency: concurrency, niceness: 10)
+        self.decoderSlots = DispatchSemaphore(value: max(1, concurrency))
         self.scratchDirectory = scratchDirectory
         self.logger = logger
         self.backoff = backoff
@@ -221,7 +227,7 @@ public final class ThumbnailWorker: Sendable {
             let clock = ContinuousClock()
             let started = clock.now
             do throws(DecodeFailure) {
-                let decoded = try decoder.thumbnail(ofFile: descriptor, detectedType: type)
+                let decoded = try withDecoderSlot { () throws(DecodeFailure) in try decoder.thumbnail(ofFile: descriptor, detectedType: type) }
                 return (decoded, clock.now - started)
             } catch {
                 switch error {
@@ -230,6 +236,13 @@ public final class ThumbnailWorker: Sendable {
                 }
             }
         }
+    }
+
+    /// Runs `body` (a call to the decoder) holding one of the decoder's slots.
+    func withDecoderSlot<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        decoderSlots.wait()
+        defer { decoderSlots.signal() }
+        return try body()
     }
 
     /// Runs `body` on the asset's object, streamed from S3 to a private temporary file

@@ -235,6 +235,13 @@ public enum DecoderServer {
             answer = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
                 + DecoderProtocol.header([DecoderProtocol.jpeg], jpeg.count) + jpeg
         } catch {
+            // Not the content's fault (ffprobe did not start or ran out of time): no answer,
+            // so that assetd counts a crash and tries again later instead of a refusal.
+            if error.crash {
+                let line = Array("assetd-thumbnailer: \(error.description.prefix(1024))\n".utf8)
+                _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+                return 75
+            }
             let reason = Array(String(error.description.prefix(1024)).utf8.prefix(DecoderProtocol.maxReasonBytes))
             answer = DecoderProtocol.header([DecoderProtocol.refused], reason.count) + reason
         }

@@ -4,8 +4,14 @@
 public struct ThumbnailError: Error, Sendable, CustomStringConvertible, Equatable {
     public let description: String
 
-    public init(_ description: String) {
+    /// Not the content's fault (a program that did not start, or ran past its deadline
+    /// on a busy host): the child answers nothing and exits, so that assetd sees the
+    /// decoder crash (another attempt later) rather than a refusal of the file (final).
+    public let crash: Bool
+
+    public init(_ description: String, crash: Bool = false) {
         self.description = description
+        self.crash = crash
     }
 
     static func vips(_ what: String) -> ThumbnailError {

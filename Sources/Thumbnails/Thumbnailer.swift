@@ -79,12 +79,19 @@ public final class Thumbnailer: Sendable {
     /// The media facts alone (the backfill of assets recorded before them): the loader
     /// check and the header of an image or PDF, ffprobe for a video; no pixel is decoded
     /// and no thumbnail made.
+    /// An ffprobe that did not start or ran past its deadline is a crash-class error
+    /// (`ThumbnailError.crash`), not "no video stream", which would be final.
     public func facts(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
         -> MediaFacts {
+        try facts(ofDescriptor: descriptor, detectedType: detectedType, scratch: scratch, keepGPS: keepGPS, ffprobe: "ffprobe")
+    }
+
+    func facts(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool, ffprobe: String)
+        throws(ThumbnailError) -> MediaFacts {
         let path = "/proc/self/fd/\(descriptor)"
         if VideoFrame.demuxers[detectedType] != nil {
-            let facts = VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout,
-                                         inputDescriptor: descriptor)
+            let facts = try VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, executable: ffprobe,
+                                             inputDescriptor: descriptor)
             guard facts != MediaFacts() else { throw ThumbnailError("ffprobe found no video stream it could read") }
             return facts
         }
@@ -111,7 +118,9 @@ public final class Thumbnailer: Sendable {
             defer { close(frame) }
             try VideoFrame.extract(from: path, type: detectedType, into: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
             // The video's own size and duration (ffprobe); the frame's size when it says none.
-            var facts = VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor)
+            // A thumbnail has its frame already: a probe that did not answer costs only the facts.
+            var facts = (try? VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor))
+                ?? MediaFacts()
             let (jpeg, frameFacts) = try image("/proc/self/fd/\(frame)", expectedLoader: "pngload", keepGPS: false)
             if facts.width == nil { (facts.width, facts.height) = (frameFacts.width, frameFacts.height) }
             return (jpeg, facts)

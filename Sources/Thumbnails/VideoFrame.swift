@@ -63,16 +63,24 @@ enum VideoFrame {
 
     /// The video's frame size (first video stream) and duration, by `ffprobe` under the
     /// same rules as ffmpeg (forced demuxer, local files only, killed at the deadline). Its
-    /// standard output is a memfd, read back bounded; an empty MediaFacts when it fails.
+    /// standard output is a memfd, read back bounded; an empty MediaFacts when ffprobe
+    /// could not read the file. Throws (a crash-class error) when it did not answer: it
+    /// could not be started, or ran past the deadline: that says nothing of the file.
     static func probe(_ input: String, type: String, timeout: Duration, executable: String = "ffprobe",
-                      inputDescriptor: Int32? = nil) -> MediaFacts {
+                      inputDescriptor: Int32? = nil) throws(ThumbnailError) -> MediaFacts {
         let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
-        guard let demuxer = demuxers[type], let output = try? memoryFile("probe") else { return MediaFacts() }
+        guard let demuxer = demuxers[type] else { return MediaFacts() }
+        let output: Int32
+        do { output = try memoryFile("probe") } catch { throw ThumbnailError(error.description, crash: true) }
         defer { close(output) }
         let arguments = [executable, "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-f", demuxer,
                          "-select_streams", "v:0", "-show_entries", "stream=width,height:format=duration",
                          "-of", "default=noprint_wrappers=1", "-i", input]
-        guard (try? run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output)) == 0 else { return MediaFacts() }
+        let status: Int32
+        do { status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output) } catch {
+            throw ThumbnailError(error.description, crash: true)
+        }
+        guard status == 0 else { return MediaFacts() }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let got = buffer.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
         guard got > 0 else { return MediaFacts() }

@@ -262,9 +262,11 @@ struct BackfillMedia: ParsableCommand {
             temporary file, and the sandboxed decoder (assetd-thumbnailer) reads its header alone. \
             The media is recorded for that version with an asset.updated event for webhooks and \
             Typesense. The thumbnail is not touched: no new thumbnail, no pending state, no \
-            thumbnail.ready event. A file that cannot be read is recorded as unknown and not tried \
-            again; one whose download failed is left for a later run. Prints a line per batch of 50 \
-            and a summary; exits 1 when the database fails.
+            thumbnail.ready event. A file the decoder refuses is recorded as unknown (no event) and not \
+            tried again; one whose download failed, or on which the decoder crashed or ran out of \
+            time, is left for a later run, and 3 decoder failures in a row stop the run (the \
+            decoder is down). Prints a line per batch of 50 and a summary; exits 1 when the \
+            database fails.
 
             The reconciler does the same in the background, ASSETD_MEDIA_BACKFILL_BATCH assets a \
             pass (default 100, every ASSETD_RECONCILE_INTERVAL seconds): this command is for doing \

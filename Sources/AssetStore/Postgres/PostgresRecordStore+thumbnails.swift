@@ -98,7 +98,9 @@ extension PostgresRecordStore {
     }
 
     /// The media columns of a ready asset at `etag`; with `onlyIfUnknown`, only while that
-    /// version has none yet (the backfill). The row as written, nil when none was.
+    /// version has none yet and no version switch is under way (the backfill: a switch
+    /// copies the new version onto the same key before it changes `etag`, so a GET by key
+    /// may have read the new version's bytes). The row as written, nil when none was.
     private static func writeMedia(_ connection: PGConnection, assetID: Int64, etag: String?, media: MediaMetadata, now: Date,
                                    onlyIfUnknown: Bool) throws -> PGRow? {
         try connection.query("""
@@ -107,6 +109,7 @@ extension PostgresRecordStore {
                 media_gps_longitude = $10, updated_at = $11
             WHERE id = $12 AND status = 'ready' AND etag IS NOT DISTINCT FROM $1 AND etag IS NOT NULL
             \(onlyIfUnknown ? "AND media_etag IS DISTINCT FROM etag" : "")
+            \(onlyIfUnknown ? "AND NOT EXISTS (SELECT 1 FROM version_switch WHERE version_switch.asset_id = asset.id)" : "")
             RETURNING \(assetColumns)
             """, [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
                   media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID]).first
@@ -135,8 +138,11 @@ extension PostgresRecordStore {
             try pool.transaction { connection in
                 guard let row = try Self.writeMedia(connection, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: true)
                 else { return false }
-                try Self.recordEvent(connection, .assetUpdated, asset: Self.asset(from: row), now: now,
-                                     extra: [.init("media", media.json)])
+                // All unknown (unreadable): nothing a subscriber or a search index could use.
+                if media != MediaMetadata() {
+                    try Self.recordEvent(connection, .assetUpdated, asset: Self.asset(from: row), now: now,
+                                         extra: [.init("media", media.json)])
+                }
                 return true
             }
         }

@@ -20,7 +20,10 @@ public enum RecordCopy {
         }
         // Brings an older file to the schema whose columns are copied below.
         _ = try SQLiteRecordStore(path: path)
-        let target = try PostgresRecordStore(url: url)
+        // No upload cache: its LISTEN thread would outlive the copy into the command's exit.
+        var settings = PostgresRecordStore.Settings()
+        settings.uploadCache = false
+        let target = try PostgresRecordStore(url: url, settings: settings)
         let source: DatabaseQueue
         do {
             var configuration = Configuration()

@@ -87,7 +87,9 @@ extension SQLiteRecordStore {
     }
 
     /// The media columns of a ready asset at `etag`; with `onlyIfUnknown`, only while that
-    /// version has none yet (the backfill). True when the row was written.
+    /// version has none yet and no version switch is under way (the backfill: a switch
+    /// copies the new version onto the same key before it changes `etag`, so a GET by key
+    /// may have read the new version's bytes). True when the row was written.
     private static func writeMedia(_ db: Database, assetID: Int64, etag: String?, media: MediaMetadata, now: Date,
                                    onlyIfUnknown: Bool) throws -> Bool {
         try db.execute(sql: """
@@ -96,6 +98,7 @@ extension SQLiteRecordStore {
                 media_gps_longitude = ?, updated_at = ?
             WHERE id = ? AND status = 'ready' AND etag IS ? AND etag IS NOT NULL
             \(onlyIfUnknown ? "AND (media_etag IS NULL OR media_etag IS NOT etag)" : "")
+            \(onlyIfUnknown ? "AND NOT EXISTS (SELECT 1 FROM version_switch WHERE version_switch.asset_id = asset.id)" : "")
             """, arguments: [etag, media.width, media.height, media.durationSeconds, media.pages, media.takenAt, media.cameraMake,
                               media.cameraModel, media.gpsLatitude, media.gpsLongitude, now.timeIntervalSince1970, assetID, etag])
         return db.changesCount == 1
@@ -123,7 +126,8 @@ extension SQLiteRecordStore {
         try run {
             try pool.write { db in
                 guard try Self.writeMedia(db, assetID: assetID, etag: etag, media: media, now: now, onlyIfUnknown: true) else { return false }
-                if let asset = try Self.currentAsset(db, id: assetID) {
+                // All unknown (unreadable): nothing a subscriber or a search index could use.
+                if media != MediaMetadata(), let asset = try Self.currentAsset(db, id: assetID) {
                     try Self.recordEvent(db, .assetUpdated, asset: asset, now: now, extra: [.init("media", media.json)])
                 }
                 return true

@@ -1,0 +1,157 @@
+import AssetStore
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import Media
+import Synchronization
+import Testing
+import Thumbnails
+@testable import AssetdApp
+
+/// The media backfill (MediaBackfill) against a real SQLite store, the fake S3 and a fake
+/// decoder whose answer each test scripts: what is final (the decoder refused the content)
+/// and what is left for later (the decoder crashed, was unreachable, ran past its deadline).
+@Suite(.serialized) struct MediaBackfillTests {
+    /// Answers the facts of a source by its version byte (the PNG's last byte): the
+    /// scripted failure, else facts naming it. Records the versions it was asked about.
+    final class ScriptedDecoder: ThumbnailDecoding {
+        let failures = Mutex<[UInt8: DecodeFailure]>([:])
+        let seen = Mutex<[UInt8]>([])
+
+        func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail {
+            throw .crashed("no thumbnail in these tests")
+        }
+
+        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+            var info = stat()
+            fstat(descriptor, &info)
+            var last: UInt8 = 0
+            _ = pread(descriptor, &last, 1, off_t(info.st_size - 1))
+            seen.withLock { $0.append(last) }
+            if let failure = failures.withLock({ $0[last] }) { throw failure }
+            return MediaFacts(width: Int(last) * 10, height: 7)
+        }
+    }
+
+    let routes: RouteTests
+    let decoder = ScriptedDecoder()
+    let worker: ThumbnailWorker
+
+    init() throws {
+        let scratch = NSTemporaryDirectory() + "assetd-backfill-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let decoder = decoder
+        var made: ThumbnailWorker?
+        routes = try RouteTests(environment: ["ASSETD_MEDIA_BACKFILL_BATCH": "2"]) { records, store in
+            let worker = ThumbnailWorker(records: records, objects: store, detector: try ContentDetector(), decoder: decoder,
+                                         concurrency: 1, scratchDirectory: scratch, logger: Logger(label: "test"))
+            made = worker
+            return worker
+        }
+        worker = made!
+    }
+
+    var records: any RecordStore { routes.records }
+
+    /// A ready asset with a ready thumbnail and no media (as before "v8: media metadata"),
+    /// its object a PNG whose last byte is `version`.
+    @discardableResult
+    func oldAsset(version: UInt8) throws -> AssetRecord {
+        let created = try records.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png", size: 70))
+        let bytes = ThumbnailVersionTests.png(version: version)
+        routes.store.state.withLock {
+            $0.objects[created.key] = bytes.count
+            $0.contents[created.key] = bytes
+        }
+        let ready = try #require(try records.markAssetReady(id: created.id, size: Int64(bytes.count), etag: "\"e\(version)\"", sha256: nil,
+                                                            thumbnail: .pending))
+        _ = try records.claimThumbnail(assetID: ready.id)
+        #expect(try records.finishThumbnail(assetID: ready.id, etag: "\"e\(version)\"", status: .ready, reason: nil))
+        return ready
+    }
+
+    func media(_ asset: AssetRecord) throws -> MediaMetadata? {
+        try records.asset(id: asset.id, workspaceID: 1)?.media
+    }
+
+    @Test func aDecoderCrashLeavesTheAssetForLaterAndOnlyARefusalIsFinal() throws {
+        let crashed = try oldAsset(version: 1)
+        let refused = try oldAsset(version: 2)
+        let good = try oldAsset(version: 3)
+        decoder.failures.withLock {
+            $0[1] = .crashed("the decoder ran past its deadline (30 s) and was killed")
+            $0[2] = .refused("no allowed image loader recognizes the content")
+        }
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
+        #expect(summary.examined == 3)
+        #expect(summary.left == 1)
+        #expect(summary.unreadable == 1)
+        #expect(summary.recorded == 1)
+        #expect(try media(crashed) == nil, "not recorded as unknown: a later run reads it again")
+        #expect(try media(refused) == MediaMetadata(), "the content refused: all unknown, final")
+        #expect(try media(good) == MediaMetadata(width: 30, height: 7))
+        #expect(try records.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).map(\.id) == [crashed.id])
+    }
+
+    @Test func aRunStopsAfterThreeDecoderFailuresInARow() throws {
+        for version: UInt8 in 1...6 { try oldAsset(version: version) }
+        decoder.failures.withLock { failures in
+            for version: UInt8 in 1...6 { failures[version] = .crashed("cannot connect to the decoder: errno 111") }
+        }
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
+        #expect(summary.decoderDown)
+        #expect(summary.examined == 3)
+        #expect(summary.left == 3)
+        #expect(decoder.seen.withLock { $0 } == [1, 2, 3])
+        #expect(try records.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).count == 6, "nothing recorded")
+    }
+
+    @Test func theReconcilerGoesOnFromWhereItsLastPassStopped() throws {
+        for version: UInt8 in 1...3 { try oldAsset(version: version) }
+        // Versions 1 and 2 cannot be read for now (an archived object, say): each pass
+        // must not spend its batch (2 here) on them again before reaching version 3.
+        decoder.failures.withLock {
+            $0[1] = .crashed("busy")
+            $0[2] = .crashed("busy")
+        }
+        let reconciler = Reconciler(service: routes.app.service, interval: .seconds(60))
+        reconciler.pass()
+        #expect(decoder.seen.withLock { $0 } == [1, 2])
+        reconciler.pass()
+        #expect(decoder.seen.withLock { $0 } == [1, 2, 3], "the next pass goes on past the cursor")
+        reconciler.pass()
+        #expect(decoder.seen.withLock { $0 } == [1, 2, 3, 1, 2], "the end reached: the next pass starts over")
+    }
+
+    @Test func theBackfillTakesADecoderSlot() throws {
+        let asset = try oldAsset(version: 4)
+        // The one slot (ASSETD_THUMBNAIL_CONCURRENCY 1) is a thumbnail task's meanwhile.
+        worker.decoderSlots.wait()
+        let done = DispatchSemaphore(value: 0)
+        let worker = worker
+        Thread.detachNewThread {
+            _ = MediaBackfill(worker: worker, logger: Logger(label: "test")).backfill(asset)
+            done.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(decoder.seen.withLock { $0 }.isEmpty, "no second decoder child while the slot is taken")
+        worker.decoderSlots.signal()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(decoder.seen.withLock { $0 } == [4])
+        #expect(try media(asset) == MediaMetadata(width: 40, height: 7))
+    }
+
+    /// `assetd backfill-media` is a command: on PostgreSQL, no upload cache (its LISTEN
+    /// thread, still in libpq at exit, crashed a command once); `serve` keeps it.
+    @Test func theBackfillCommandOpensPostgreSQLWithoutTheUploadCache() throws {
+        let configuration = try Configuration(environment: [
+            "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+            "ASSETD_JWT_SECRET": RouteTests.secret, "ASSETD_DATABASE": "postgres://assetd@127.0.0.1:5432/assetd",
+            "ASSETD_TMP_DIR": NSTemporaryDirectory(),
+        ])
+        #expect(configuration.databaseUploadCache)
+        #expect(Bootstrap.postgresSettings(configuration, command: true).uploadCache == false)
+        #expect(Bootstrap.postgresSettings(configuration, command: false).uploadCache)
+    }
+}
