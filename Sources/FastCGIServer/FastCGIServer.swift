@@ -51,7 +51,17 @@ public final class FastCGIServer: Sendable {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let inFlight = Atomic<Int>(0)
-    private let workers = Mutex<[pthread_t]>([])
+    private let workers = Mutex<[Worker]>([])
+
+    /// A worker thread and what it is doing, so that the shutdown's SIGUSR2 goes only to a
+    /// worker waiting in accept, never to one serving a request (whose reads and writes it
+    /// would interrupt), without a signal-mask change per request (two system calls each).
+    final class Worker: Sendable {
+        static let serving = 0, accepting = 1, woken = 2
+        let thread: pthread_t
+        let phase = Atomic<Int>(Worker.serving)
+        init(thread: pthread_t) { self.thread = thread }
+    }
 
     public init(configuration: Configuration, responder: any Responder, logger: Logger) {
         self.configuration = configuration
@@ -120,9 +130,10 @@ public final class FastCGIServer: Sendable {
         let started = Atomic<Int>(0)
         for index in 0..<configuration.threads {
             let thread = Thread { [self] in
-                workers.withLock { $0.append(pthread_self()) }
+                let worker = Worker(thread: pthread_self())
+                workers.withLock { $0.append(worker) }
                 started.add(1, ordering: .sequentiallyConsistent)
-                acceptLoop(listenFD: fd, worker: index)
+                acceptLoop(listenFD: fd, index: index, worker: worker)
             }
             thread.name = "fcgi-\(index)"
             thread.start()
@@ -142,7 +153,15 @@ public final class FastCGIServer: Sendable {
         Systemd.notify("STOPPING=1\nSTATUS=draining")
         stopping.store(true, ordering: .sequentiallyConsistent)
         FCGX_ShutdownPending()
-        for worker in workers.withLock({ $0 }) { pthread_kill(worker, SIGUSR2) }
+        // Only a worker in accept is woken; one serving sees `stopping` when its request is
+        // done (it stores `accepting` before it reads `stopping`, and this thread stored
+        // `stopping` before it reads the phase: one of the two sees the other's store).
+        for worker in workers.withLock({ $0 }) {
+            if worker.phase.compareExchange(expected: Worker.accepting, desired: Worker.woken,
+                                            ordering: .sequentiallyConsistent).exchanged {
+                pthread_kill(worker.thread, SIGUSR2)
+            }
+        }
 
         // A second SIGTERM or SIGINT during the drain is logged and ignored: the drain is
         // bounded, and systemd's TimeoutStopSec (or SIGKILL) ends a process that must stop
@@ -228,32 +247,39 @@ public final class FastCGIServer: Sendable {
                            exitStatus: 78)
     }
 
-    private func acceptLoop(listenFD: Int32, worker: Int) {
+    private func acceptLoop(listenFD: Int32, index: Int, worker: Worker) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
         FCGX_InitRequest(request, listenFD, FCGI_FAIL_ACCEPT_ON_INTR)
         var buffer: [UInt8] = []
-        // SIGUSR2 (the shutdown wake-up) may interrupt accept(), never a request: it is
-        // blocked while one is served, and delivered harmlessly when the request is done.
+        // SIGUSR2 (the shutdown wake-up) may interrupt accept(), never a request: run() sends
+        // it only to a worker whose phase it turns from `accepting` to `woken`. A worker that
+        // finds its phase `woken` when accept returns blocks SIGUSR2 for the rest of its life
+        // (once, at shutdown): a wake-up sent but not yet delivered then stays pending and
+        // interrupts nothing; the request it may have accepted is still served.
         var wake = sigset_t()
         sigemptyset(&wake)
         sigaddset(&wake, SIGUSR2)
-        while !stopping.load(ordering: .sequentiallyConsistent) {
+        while true {
+            worker.phase.store(Worker.accepting, ordering: .sequentiallyConsistent)
+            if stopping.load(ordering: .sequentiallyConsistent) { break }
             let rc = FCGX_Accept_r(request)
+            if !worker.phase.compareExchange(expected: Worker.accepting, desired: Worker.serving,
+                                             ordering: .sequentiallyConsistent).exchanged {
+                pthread_sigmask(SIG_BLOCK, &wake, nil)
+            }
             if rc < 0 {
                 if stopping.load(ordering: .sequentiallyConsistent) { break }
                 if errno != EINTR {
-                    logger.error("accept failed", metadata: ["worker": "\(worker)", "errno": "\(errno)"])
+                    logger.error("accept failed", metadata: ["worker": "\(index)", "errno": "\(errno)"])
                     usleep(10_000)
                 }
                 continue
             }
-            pthread_sigmask(SIG_BLOCK, &wake, nil)
             inFlight.add(1, ordering: .sequentiallyConsistent)
             serve(request, buffer: &buffer)
             FCGX_Finish_r(request)
             inFlight.subtract(1, ordering: .sequentiallyConsistent)
-            pthread_sigmask(SIG_UNBLOCK, &wake, nil)
         }
         FCGX_Free(request, 1)
     }
