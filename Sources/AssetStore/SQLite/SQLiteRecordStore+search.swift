@@ -96,6 +96,11 @@ extension SQLiteRecordStore {
             startTier = tier
             afterID = id
         }
+        // From the first tier on, a tier that ends before the page does has listed every
+        // one of its rows that the filters keep: what the next tiers leave out is then
+        // these ids (as a JSON array to json_each), not the earlier tiers' FTS5 queries
+        // run again. A row of an earlier tier that the filters drop, they drop again.
+        var listed: [Int64]? = startTier == 0 && afterID == nil ? [] : nil
         for tier in startTier...2 where page.count < query.limit {
             guard let (table, match, exclusion) = fts.tier(tier) else { continue }
             var sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
@@ -104,7 +109,10 @@ extension SQLiteRecordStore {
                 sql += "m.rowid < ? AND "
                 arguments += [afterID]
             }
-            if let (excludedTable, excludedMatch) = exclusion {
+            if let listed, exclusion != nil {
+                sql += "m.rowid NOT IN (SELECT value FROM json_each(?)) AND "
+                arguments += ["[" + listed.map(String.init).joined(separator: ",") + "]"]
+            } else if let (excludedTable, excludedMatch) = exclusion {
                 sql += "m.rowid NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
                 arguments += [excludedMatch]
             }
@@ -115,6 +123,7 @@ extension SQLiteRecordStore {
             for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
+                listed?.append(asset.id)
             }
         }
         return page
