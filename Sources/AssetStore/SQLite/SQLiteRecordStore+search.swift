@@ -103,21 +103,39 @@ extension SQLiteRecordStore {
         var listed: [Int64]? = startTier == 0 && afterID == nil ? [] : nil
         for tier in startTier...2 where page.count < query.limit {
             guard let (table, match, exclusion) = fts.tier(tier) else { continue }
-            var sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
-            var arguments: StatementArguments = [match]
+            // FTS5 reads a rare text's lists about twice as fast in rowid order as in
+            // descending order: a tier without a prefix past the indexed 1-3 characters
+            // (whose merge a probe would pay twice) is first read ascending, up to
+            // `smallTier + 1` rowids; when that is all of it, its rows are read by id.
+            var small: [Int64]?
+            if fts.readsCheaplyAscending(tier) {
+                let rowids = try Int64.fetchAll(db.cachedStatement(sql: "SELECT rowid FROM \(table)(?) LIMIT ?"),
+                                                arguments: [match, Self.smallTier + 1])
+                if rowids.count <= Self.smallTier { small = rowids }
+            }
+            let id = small == nil ? "m.rowid" : "m.value"
+            var sql: String
+            var arguments: StatementArguments
+            if let small {
+                sql = "SELECT \(Self.assetColumns) FROM json_each(?) AS m CROSS JOIN asset ON asset.id = m.value WHERE "
+                arguments = ["[" + small.map(String.init).joined(separator: ",") + "]"]
+            } else {
+                sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
+                arguments = [match]
+            }
             if tier == startTier, let afterID {
-                sql += "m.rowid < ? AND "
+                sql += "\(id) < ? AND "
                 arguments += [afterID]
             }
             if let listed, exclusion != nil {
-                sql += "m.rowid NOT IN (SELECT value FROM json_each(?)) AND "
+                sql += "\(id) NOT IN (SELECT value FROM json_each(?)) AND "
                 arguments += ["[" + listed.map(String.init).joined(separator: ",") + "]"]
             } else if let (excludedTable, excludedMatch) = exclusion {
-                sql += "m.rowid NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
+                sql += "\(id) NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
                 arguments += [excludedMatch]
             }
             let filters = Self.filters(query)
-            sql += filters.sql + " ORDER BY m.rowid DESC LIMIT ?"
+            sql += filters.sql + (small == nil ? " ORDER BY m.rowid DESC LIMIT ?" : " ORDER BY asset.id DESC LIMIT ?")
             arguments += filters.arguments
             arguments += [query.limit - page.count]
             for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
@@ -128,6 +146,9 @@ extension SQLiteRecordStore {
         }
         return page
     }
+
+    /// Up to this many rowids, a relevance tier is read ascending and then by id.
+    static let smallTier = 64
 
     // MARK: - Created, name, size: one index scan from the position
 
@@ -335,10 +356,13 @@ struct FTSQuery {
     let prefix: String?
     /// The whole text as one trigram phrase: `"ch_20"`.
     let substring: String?
+    /// The text's words, unquoted.
+    let words: [String]
 
     init(_ text: SearchText, workspaceID: Int64, kind: AssetKind?) {
         let scope = Self.scope(workspaceID: workspaceID, kind: kind)
         let scoped = { (expression: String) in "scope : \(scope) AND - scope : (\(expression))" }
+        self.words = text.words
         let words = text.words.map(Self.quoted)
         exact = words.isEmpty ? nil : scoped(words.joined(separator: " "))
         prefix = words.isEmpty ? nil : scoped(words.map { $0 + "*" }.joined(separator: " "))
@@ -370,6 +394,16 @@ struct FTSQuery {
         quoted.append("\"")
         return String(quoted)
     }
+
+    /// Whether a tier's query has no prefix past the indexed 1-3 characters, whose
+    /// merge of every term it begins FTS5 pays whichever way it reads.
+    func readsCheaplyAscending(_ tier: Int) -> Bool {
+        tier != 1 || longestPrefix <= 3
+    }
+
+    /// The tier's query has a prefix past the indexed 1-3 characters (in characters, as
+    /// FTS5 counts them).
+    var longestPrefix: Int { words.map(\.unicodeScalars.count).max() ?? 0 }
 
     /// The table and match of a tier, and what it leaves out (the tiers before it); nil
     /// when the text cannot match in that tier.
