@@ -158,7 +158,9 @@ extension SQLiteRecordStore {
         var arguments: StatementArguments = []
         var with = ""
         var from = "asset"
-        if let text = query.text, let matcher = ASCIIMatcher(text),
+        // Not with a type: the walk would pass over every other kind's rows too, while the
+        // kind's scope token keeps the FTS5 sets to that kind.
+        if query.kind == nil, let text = query.text, let matcher = ASCIIMatcher(text),
            let page = try walkedPage(query, matcher, filters, db) {
             return page
         }
