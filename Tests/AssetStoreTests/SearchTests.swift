@@ -264,6 +264,45 @@ struct SearchTests {
         }
     }
 
+    /// A sorted search tests the rows of the sort index one by one (ASCII text) before it
+    /// reads its FTS5 sets: the same pages whether it walks none, a few or all the rows,
+    /// for the corpus (whose non-ASCII names stop the walk) and an ASCII-only workspace.
+    @Test func walkingTheSortIndexFindsWhatTheFTSTablesFind() throws {
+        let corpus = try SearchCorpus.load()
+        try corpus.seed(try open())
+        let ascii: [(String, String, Int64, String?, [String])] = [
+            ("BEACH.JPG", "image/jpeg", 10, nil, []), ("xbeach_y.png", "image/png", 20, "Trip to SNOW 2011", ["beach"]),
+            ("a_beach-b.mp4", "video/mp4", 10, nil, ["tag3", "ch_ri"]), ("IMG_0042.JPG", "image/jpeg", 30, nil, []),
+            ("img0042.pdf", "application/pdf", 5, "0042", []), ("report (final) [v2].pdf", "application/pdf", 30, nil, ["x\"y"]),
+            ("beaches.mp4", "video/mp4", 0, "each", ["sea", "beach ball"]), ("riverbeach", "image/png", 7, nil, []),
+        ]
+        let store = try open()
+        for (name, type, size, title, tags) in ascii {
+            let created = try store.createAsset(NewAsset(workspaceID: 3, fileType: type, fileExtension: "bin", fileName: name, size: size),
+                                                status: .ready, now: Date())
+            _ = try store.describeAsset(id: created.id, workspaceID: 3, title: .set(title), tags: .set(tags))
+        }
+        let stores = try [0, 2, 5].map { try SQLiteRecordStore(path: path, statementTimeout: nil, walkedRows: $0) }
+        let texts = corpus.searches.map(\.q) + ["beach", "bea", "EACH", "ach_", "0042", "img 0042", "IMG_0042", "h_r", "x\"y",
+                                                "snow 2011", "trip", "each", "[v2]", "ch_ri", "beach ball", "b"]
+        for workspace: Int64 in [1, 3] {
+            for text in Set(texts) {
+                for sort in [AssetSort.name, .size, .created] {
+                    for order in [ListOrder.ascending, .descending] {
+                        for (kind, limit) in [(nil, 50), (nil, 1), (AssetKind.video, 2), (AssetKind.image, 1)] as [(AssetKind?, Int)] {
+                            let q = query(workspace, text, kind: kind, sort: sort, order: order, limit: limit)
+                            let walked = try store.allPages(q).map(\.id)
+                            for other in stores {
+                                #expect(try other.allPages(q).map(\.id) == walked,
+                                        "ws=\(workspace) q=\(text) sort=\(sort) order=\(order) kind=\(String(describing: kind)) limit=\(limit) walked=\(other.walkedRows)")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test(arguments: Backend.all) func titlesAndTagsAreSearchedAndScoped(_ backend: Backend) throws {
         let store = try backend.fresh().open()
         let asset = try store.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: "x.jpg", size: 1),

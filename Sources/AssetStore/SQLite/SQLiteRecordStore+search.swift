@@ -96,29 +96,59 @@ extension SQLiteRecordStore {
             startTier = tier
             afterID = id
         }
+        // From the first tier on, a tier that ends before the page does has listed every
+        // one of its rows that the filters keep: what the next tiers leave out is then
+        // these ids (as a JSON array to json_each), not the earlier tiers' FTS5 queries
+        // run again. A row of an earlier tier that the filters drop, they drop again.
+        var listed: [Int64]? = startTier == 0 && afterID == nil ? [] : nil
         for tier in startTier...2 where page.count < query.limit {
             guard let (table, match, exclusion) = fts.tier(tier) else { continue }
-            var sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
-            var arguments: StatementArguments = [match]
+            // FTS5 reads a rare text's lists about twice as fast in rowid order as in
+            // descending order: a tier without a prefix past the indexed 1-3 characters
+            // (whose merge a probe would pay twice) is first read ascending, up to
+            // `smallTier + 1` rowids; when that is all of it, its rows are read by id.
+            var small: [Int64]?
+            if fts.readsCheaplyAscending(tier) {
+                let rowids = try Int64.fetchAll(db.cachedStatement(sql: "SELECT rowid FROM \(table)(?) LIMIT ?"),
+                                                arguments: [match, Self.smallTier + 1])
+                if rowids.count <= Self.smallTier { small = rowids }
+            }
+            let id = small == nil ? "m.rowid" : "m.value"
+            var sql: String
+            var arguments: StatementArguments
+            if let small {
+                sql = "SELECT \(Self.assetColumns) FROM json_each(?) AS m CROSS JOIN asset ON asset.id = m.value WHERE "
+                arguments = ["[" + small.map(String.init).joined(separator: ",") + "]"]
+            } else {
+                sql = "SELECT \(Self.assetColumns) FROM \(table)(?) AS m CROSS JOIN asset ON asset.id = m.rowid WHERE "
+                arguments = [match]
+            }
             if tier == startTier, let afterID {
-                sql += "m.rowid < ? AND "
+                sql += "\(id) < ? AND "
                 arguments += [afterID]
             }
-            if let (excludedTable, excludedMatch) = exclusion {
-                sql += "m.rowid NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
+            if let listed, exclusion != nil {
+                sql += "\(id) NOT IN (SELECT value FROM json_each(?)) AND "
+                arguments += ["[" + listed.map(String.init).joined(separator: ",") + "]"]
+            } else if let (excludedTable, excludedMatch) = exclusion {
+                sql += "\(id) NOT IN (SELECT rowid FROM \(excludedTable)(?)) AND "
                 arguments += [excludedMatch]
             }
             let filters = Self.filters(query)
-            sql += filters.sql + " ORDER BY m.rowid DESC LIMIT ?"
+            sql += filters.sql + (small == nil ? " ORDER BY m.rowid DESC LIMIT ?" : " ORDER BY asset.id DESC LIMIT ?")
             arguments += filters.arguments
             arguments += [query.limit - page.count]
             for row in try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments) {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
+                listed?.append(asset.id)
             }
         }
         return page
     }
+
+    /// Up to this many rowids, a relevance tier is read ascending and then by id.
+    static let smallTier = 64
 
     // MARK: - Created, name, size: one index scan from the position
 
@@ -128,6 +158,12 @@ extension SQLiteRecordStore {
         var arguments: StatementArguments = []
         var with = ""
         var from = "asset"
+        // Not with a type: the walk would pass over every other kind's rows too, while the
+        // kind's scope token keeps the FTS5 sets to that kind.
+        if query.kind == nil, let text = query.text, let matcher = ASCIIMatcher(text),
+           let page = try walkedPage(query, matcher, filters, db) {
+            return page
+        }
         if let text = query.text {
             let fts = FTSQuery(text, workspaceID: query.workspaceID, kind: query.kind)
             var sets: [(table: String, match: String)] = []
@@ -164,6 +200,26 @@ extension SQLiteRecordStore {
         } else {
             arguments += filters.arguments
         }
+        let order = try Self.sortOrder(query)
+        conditions += order.conditions
+        arguments += order.arguments
+        let sql = """
+            \(with)SELECT \(Self.assetColumns), \(order.key) FROM \(from) WHERE \(conditions.joined(separator: " AND ")) \
+            ORDER BY \(order.orderBy) LIMIT ?
+            """
+        arguments += [query.limit]
+        // Cached: the SQL depends only on the kind of query (filters, sort, order, which
+        // sets), never on the values, so there are few of them, each prepared once a connection.
+        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
+            let asset = try Self.asset(from: row)
+            return (asset, Self.position(of: asset, row, query.sort))
+        }
+    }
+
+    /// The sort key's SQL (NULL for created), the ORDER BY, and the conditions that start
+    /// the page after `query.after`.
+    private static func sortOrder(_ query: AssetQuery) throws
+        -> (key: String, orderBy: String, conditions: [String], arguments: StatementArguments) {
         let descending = query.order == .descending
         let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
         let key: String?
@@ -172,6 +228,8 @@ extension SQLiteRecordStore {
         case .size: key = "coalesce(asset.size, -1)"
         case .created, .relevance: key = nil
         }
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
         // `key <= ? AND (key < ? OR id < ?)`: the same as the row value `(key, id) < (?, ?)`,
         // written so that SQLite seeks the expression index rather than scans it.
         switch query.after {
@@ -189,25 +247,64 @@ extension SQLiteRecordStore {
         default:
             throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
         }
-        let order = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
-        let sql = """
-            \(with)SELECT \(Self.assetColumns), \(key ?? "NULL") FROM \(from) WHERE \(conditions.joined(separator: " AND ")) \
-            ORDER BY \(order) LIMIT ?
-            """
-        arguments += [query.limit]
-        // Cached: the SQL depends only on the kind of query (filters, sort, order, which
-        // sets), never on the values, so there are few of them, each prepared once a connection.
-        return try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
-            let asset = try Self.asset(from: row)
-            let keyColumn = Self.assetColumnCount
-            let position: AssetPosition = switch query.sort {
-            case .name: .name(key: row[keyColumn], id: asset.id)
-            case .size: .size(key: row[keyColumn], id: asset.id)
-            case .created, .relevance: .created(id: asset.id)
-            }
-            return (asset, position)
+        let orderBy = key.map { "\($0) \(direction), asset.id \(direction)" } ?? "asset.id \(direction)"
+        return (key ?? "NULL", orderBy, conditions, arguments)
+    }
+
+    /// The position of a row of `assetColumns` followed by the sort key.
+    private static func position(of asset: AssetRecord, _ row: Row, _ sort: AssetSort) -> AssetPosition {
+        let keyColumn = assetColumnCount
+        return switch sort {
+        case .name: .name(key: row[keyColumn], id: asset.id)
+        case .size: .size(key: row[keyColumn], id: asset.id)
+        case .created, .relevance: .created(id: asset.id)
         }
     }
+
+    // MARK: - A sorted search over many matches: the sort index, each row tested
+
+    /// A sorted search whose matches are common fills its page within a few rows of the
+    /// sort order, while reading its FTS5 sets costs every match (every tenant's, for a
+    /// prefix longer than the indexed 1-3 characters). For a text of ASCII only, this walks
+    /// the sort index from the position and tests each row's own file name, title and tags
+    /// (`ASCIIMatcher`, exact for ASCII), for at most `walkedRows` rows. nil when it cannot
+    /// answer (a row with non-ASCII text, or the page not filled within the bound): the
+    /// FTS5 plan then answers, with the same results.
+    private func walkedPage(_ query: AssetQuery, _ matcher: ASCIIMatcher,
+                            _ filters: (sql: String, arguments: StatementArguments),
+                            _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)]? {
+        let order = try Self.sortOrder(query)
+        let conditions = [filters.sql] + order.conditions
+        let sql = """
+            SELECT \(Self.assetColumns), \(order.key) FROM asset WHERE \(conditions.joined(separator: " AND ")) \
+            ORDER BY \(order.orderBy) LIMIT ?
+            """
+        // Past `walkedRows`, on only while the matches seen so far promise a full page
+        // within 4 times as many rows; never past that.
+        let bound = 4 * walkedRows
+        let arguments = filters.arguments + order.arguments + [bound]
+        var page: [(asset: AssetRecord, position: AssetPosition)] = []
+        var walked = 0
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        while let row = try rows.next() {
+            walked += 1
+            // file_name, title, tags: columns 3, 14 and 15 of `assetColumns`.
+            guard let matches = matcher.matches(Self.nullable(row, 3), Self.nullable(row, 14), Self.nullable(row, 15)) else { return nil }
+            if matches {
+                let asset = try Self.asset(from: row)
+                page.append((asset, Self.position(of: asset, row, query.sort)))
+                if page.count == query.limit { return page }
+            }
+            if walked >= walkedRows, walked * query.limit > page.count * bound { return nil }
+        }
+        // The workspace's end within the bound: every match after the position was seen.
+        return walked < bound ? page : nil
+    }
+
+    /// Rows a sorted search walks before it reads its FTS5 sets instead, by default
+    /// (up to 4 times as many while its matches promise a full page): matches of 1 row in
+    /// 20 or more fill a page of 50 within it.
+    static let defaultWalkedRows = 1000
 
     /// Up to this many matches a set, a search with a sort reads its matches and sorts them.
     static let fewMatches = 2000
@@ -261,10 +358,13 @@ struct FTSQuery {
     let prefix: String?
     /// The whole text as one trigram phrase: `"ch_20"`.
     let substring: String?
+    /// The text's words, unquoted.
+    let words: [String]
 
     init(_ text: SearchText, workspaceID: Int64, kind: AssetKind?) {
         let scope = Self.scope(workspaceID: workspaceID, kind: kind)
         let scoped = { (expression: String) in "scope : \(scope) AND - scope : (\(expression))" }
+        self.words = text.words
         let words = text.words.map(Self.quoted)
         exact = words.isEmpty ? nil : scoped(words.joined(separator: " "))
         prefix = words.isEmpty ? nil : scoped(words.map { $0 + "*" }.joined(separator: " "))
@@ -297,6 +397,16 @@ struct FTSQuery {
         return String(quoted)
     }
 
+    /// Whether a tier's query has no prefix past the indexed 1-3 characters, whose
+    /// merge of every term it begins FTS5 pays whichever way it reads.
+    func readsCheaplyAscending(_ tier: Int) -> Bool {
+        tier != 1 || longestPrefix <= 3
+    }
+
+    /// The tier's query has a prefix past the indexed 1-3 characters (in characters, as
+    /// FTS5 counts them).
+    var longestPrefix: Int { words.map(\.unicodeScalars.count).max() ?? 0 }
+
     /// The table and match of a tier, and what it leaves out (the tiers before it); nil
     /// when the text cannot match in that tier.
     func tier(_ tier: Int) -> (table: String, match: String, exclusion: (table: String, match: String)?)? {
@@ -306,6 +416,104 @@ struct FTSQuery {
         case 2: substring.map { ("asset_trigrams", $0, prefix.map { ("asset_words", $0) }) }
         default: nil
         }
+    }
+}
+
+/// `SearchText`'s matching for a text of ASCII only, to test one row without FTS5, exact
+/// for rows of ASCII and the accented letters of Latin-1 (`À` to `ÿ` that have a base
+/// letter): there unicode61's tokens are the runs of ASCII letters, digits and those
+/// letters, folded to lower case and their base letter (`Café` is `cafe`;
+/// `SearchText.words` splits the same way), and the trigram table's phrase of the text
+/// matches where a column holds the text with ASCII case folded (an accented letter folds
+/// to another accented letter, never to ASCII). A row matches when every word begins one
+/// of its words (in any of the columns: tiers 0 and 1) or a column holds the substring
+/// (tier 2). Tests/AssetStoreTests/SearchTests.swift compares it with the FTS5 tables,
+/// and the table of base letters was checked letter by letter against SQLite 3.40's
+/// unicode61 and trigram tokenizers.
+struct ASCIIMatcher {
+    let words: [[UInt8]]
+    let substring: [UInt8]?
+
+    /// nil for a text with other characters, or one that matches nothing.
+    init?(_ text: SearchText) {
+        guard text.text.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        words = text.words.map { Array($0.utf8).map(Self.lowered) }
+        // As FTSQuery: a substring with a NUL does not match as one.
+        substring = text.substring.flatMap { $0.utf8.contains(0) ? nil : Array($0.utf8).map(Self.lowered) }
+        guard !words.isEmpty || substring != nil else { return nil }
+    }
+
+    /// nil when a column holds a character outside ASCII and Latin-1's accented letters
+    /// (the FTS5 tables must decide then).
+    func matches(_ fileName: String?, _ title: String?, _ tags: String?) -> Bool? {
+        var folded: [(words: [UInt8], trigrams: [UInt8])] = []
+        for column in [fileName, title, tags] {
+            guard let column else { continue }
+            guard let fold = Self.fold(column) else { return nil }
+            folded.append(fold)
+        }
+        if !words.isEmpty, words.allSatisfy({ word in folded.contains { Self.hasWord(beginning: word, in: $0.words) } }) {
+            return true
+        }
+        if let substring {
+            return folded.contains { Self.contains(substring, in: $0.trigrams) }
+        }
+        return false
+    }
+
+    static func lowered(_ byte: UInt8) -> UInt8 {
+        (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
+    }
+
+    /// A column as unicode61 folds it (an accented letter to its base letter) and as the
+    /// trigram tokenizer does (an accented letter to 0xFF, which no ASCII text holds).
+    static func fold(_ text: String) -> (words: [UInt8], trigrams: [UInt8])? {
+        var words: [UInt8] = []
+        var trigrams: [UInt8] = []
+        words.reserveCapacity(text.utf8.count)
+        trigrams.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            let value = scalar.value
+            if value < 0x80 {
+                let byte = lowered(UInt8(value))
+                words.append(byte)
+                trigrams.append(byte)
+            } else if (0xC0...0xFF).contains(value), let base = latin1Base[Int(value - 0xC0)], base != 0 {
+                words.append(base)
+                trigrams.append(0xFF)
+            } else {
+                return nil
+            }
+        }
+        return (words, trigrams)
+    }
+
+    /// The base letters of U+00C0 to U+00FF that unicode61 (remove_diacritics 2) folds to
+    /// ASCII; 0 for the others (`×`, `÷`, `Æ`, `Ð`, `Ø`, `Þ`, `ß`, `æ`, `ð`, `ø`, `þ`).
+    static let latin1Base: [UInt8?] = Array("aaaaaa_ceeeeiiii_nooooo__uuuuy__aaaaaa_ceeeeiiii_nooooo__uuuuy_y".utf8)
+        .map { $0 == UInt8(ascii: "_") ? 0 : $0 }
+
+    static func isWordByte(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte)
+    }
+
+    /// Whether a token of `text` (folded) begins with `word`.
+    static func hasWord(beginning word: [UInt8], in text: [UInt8]) -> Bool {
+        guard word.count <= text.count else { return false }
+        for start in 0...(text.count - word.count)
+        where isWordByte(text[start]) && (start == 0 || !isWordByte(text[start - 1]))
+            && text[start..<(start + word.count)].elementsEqual(word) {
+            return true
+        }
+        return false
+    }
+
+    static func contains(_ needle: [UInt8], in text: [UInt8]) -> Bool {
+        guard needle.count <= text.count else { return false }
+        for start in 0...(text.count - needle.count) where text[start..<(start + needle.count)].elementsEqual(needle) {
+            return true
+        }
+        return false
     }
 }
 

@@ -11,10 +11,18 @@ public final class SQLiteRecordStore: RecordStore {
     let uploads = UploadCache()
     /// How long a listing's statements may run (nil: no limit): ASSETD_DATABASE_STATEMENT_TIMEOUT.
     let statementTimeout: Duration?
+    /// Rows a sorted search tests one by one before it reads its FTS5 sets instead
+    /// (`walkedPage`); tests set it to compare both ways.
+    let walkedRows: Int
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
-    public init(path: String, statementTimeout: Duration? = .seconds(10)) throws {
+    public convenience init(path: String, statementTimeout: Duration? = .seconds(10)) throws {
+        try self.init(path: path, statementTimeout: statementTimeout, walkedRows: SQLiteRecordStore.defaultWalkedRows)
+    }
+
+    init(path: String, statementTimeout: Duration?, walkedRows: Int) throws {
         self.statementTimeout = statementTimeout
+        self.walkedRows = walkedRows
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.foreignKeysEnabled = true
