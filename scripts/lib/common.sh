@@ -3,9 +3,15 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
-warn() { printf '\033[33mwarning:\033[0m %s\n' "$*" >&2; }
-die()  { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+# Colours only on a terminal (NO_COLOR turns them off): logs and CI output stay plain text.
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then
+    _bold=$'\033[1m' _yellow=$'\033[33m' _red=$'\033[31m' _plain=$'\033[0m'
+else
+    _bold="" _yellow="" _red="" _plain=""
+fi
+say()  { printf '%s==>%s %s\n' "$_bold" "$_plain" "$*" >&2; }
+warn() { printf '%swarning:%s %s\n' "$_yellow" "$_plain" "$*" >&2; }
+die()  { printf '%serror:%s %s\n' "$_red" "$_plain" "$*" >&2; exit 1; }
 
 # Debian packages that building, running and testing assetd need.
 APT_PACKAGES=(
@@ -27,6 +33,9 @@ PIP_PACKAGES=("moto[server]" boto3 requests pytest Pillow selenium standardwebho
 
 # Installs what is missing; does nothing when everything is there (idempotent).
 install_dependencies() {
+    # Swift is not a Debian package: say so before installing anything else.
+    command -v swift >/dev/null ||
+        die "swift is not on PATH: install a Swift 6 toolchain (https://www.swift.org/install/linux/) and put its usr/bin on PATH"
     local missing=()
     for pkg in "${APT_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,9 +49,12 @@ install_dependencies() {
     fi
     if ! python3 -c 'import moto, boto3, requests, pytest, PIL, selenium, standardwebhooks' 2>/dev/null; then
         say "installing Python packages: ${PIP_PACKAGES[*]}"
-        python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
+        # Debian 12's own python3 is "externally managed" (PEP 668) and pip refuses to
+        # install into it without this; a pyenv or venv python ignores it.
+        PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check \
+            --root-user-action=ignore "${PIP_PACKAGES[@]}" ||
+            die "pip could not install ${PIP_PACKAGES[*]} (see its message above)"
     fi
-    command -v swift >/dev/null || die "swift is not on PATH (Swift 6 toolchain required)"
 }
 
 # swift_build ARGS...: `swift build ARGS...` in the repository. On success it prints one

@@ -12,7 +12,7 @@ pg_as() {
 
 # postgres_up DIR PORT PIDS: starts PostgreSQL with its data in DIR (initdb on first use)
 # on 127.0.0.1:PORT, records its pid in PIDS/postgres.pid, and prints the URL of its
-# `assetd` database (role assetd, a random password kept in DIR/../postgres-password).
+# `assetd` database (role assetd, a random password kept in DIR/password).
 postgres_up() {
     local dir=$1 port=$2 pids=$3
     local data=$dir/data password_file=$dir/password
