@@ -77,6 +77,15 @@ def test_list_parts_batch_presign_abort_then_complete_is_409(alice, s3, bucket):
     assert started["uploadId"] not in [u["UploadId"] for u in listed]
 
 
+def test_list_parts_names_its_uploadId(alice):
+    """CONTRACT.md's list-parts takes `uploadId`; get-upload-url keeps S3's `UploadId`."""
+    started = start_upload(alice)
+    ids = dict(workspaceId=1, assetId=started["assetId"])
+    assert assert_json_error(alice.get("/s3/list-parts", **ids), 400) == "uploadId is required."
+    assert assert_json_error(alice.get("/s3/list-parts", uploadId="a b", **ids), 400) == "uploadId is not a valid upload id."
+    assert assert_json_error(alice.get("/s3/get-upload-url", PartNumber=1, **ids), 400) == "UploadId is required."
+
+
 def test_complete_retried_after_success_is_200_with_same_result(alice):
     data = as_jpeg(b"x" * (6 * MiB))
     started, first = upload_whole(alice, data)
