@@ -188,7 +188,7 @@ public enum Bootstrap {
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
-                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",
