@@ -264,9 +264,7 @@ public struct Configuration: Sendable {
 
     /// KEY=VALUE lines; blank lines and `#` comments skipped; values may be quoted.
     static func readFile(_ path: String) throws -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigurationError(description: "cannot read the configuration file \(path)")
-        }
+        let text = try readText(path)
         var values: [String: String] = [:]
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = String(raw).trimmingSpaces()
@@ -283,6 +281,30 @@ public struct Configuration: Sendable {
             values[key] = value
         }
         return values
+    }
+
+    /// The settings file's text, at most 1 MiB of UTF-8; else an error with its cause, the
+    /// errno's text (`No such file or directory`, `Permission denied`, `Is a directory`).
+    static func readText(_ path: String) throws(ConfigurationError) -> String {
+        func failure(_ cause: String) -> ConfigurationError {
+            ConfigurationError(description: "cannot read the configuration file \(path): \(cause)")
+        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        let limit = 1 << 20
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw failure(String(cString: strerror(errno))) }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            guard bytes.count <= limit else { throw failure("it is larger than 1 MiB") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw failure("it is not UTF-8 text") }
+        return text
     }
 
     /// The event sinks' settings; a bad URL or secret is one line naming the setting, and

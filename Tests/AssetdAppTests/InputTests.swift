@@ -92,4 +92,15 @@ struct ConfigurationTests {
         #expect(try Configuration(environment: base, file: path).bucket == "b")
         #expect("\(fromFile.credentials)".contains("very-secret-value") == false)
     }
+
+    /// The file's read error keeps its cause (it used to be dropped: "cannot read" alone).
+    @Test func anUnreadableFileSaysWhy() {
+        func error(file: String) -> String {
+            do { _ = try Configuration(environment: base, file: file); return "" } catch { return "\(error)" }
+        }
+        let missing = "/nonexistent-\(UUID().uuidString)/assetd.env"
+        #expect(error(file: missing) == "cannot read the configuration file \(missing): No such file or directory")
+        let directory = NSTemporaryDirectory()
+        #expect(error(file: directory) == "cannot read the configuration file \(directory): Is a directory")
+    }
 }
