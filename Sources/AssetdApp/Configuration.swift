@@ -138,6 +138,11 @@ public struct Configuration: Sendable {
     /// `assetd events --dead` and a redelivery (30 days); at least ASSETD_EVENT_RETENTION.
     public var eventDeadRetention: Int = 2_592_000
 
+    /// The ASSETD_* keys of the settings file and the environment that name no setting (a
+    /// misspelling, a setting of another version): ignored, and warned of at start-up and
+    /// by `assetd check-config`. Those of the file first, each list by name.
+    public var unknownSettings: [UnknownSetting] = []
+
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
 
@@ -148,6 +153,7 @@ public struct Configuration: Sendable {
         if let file {
             values = try Self.readFile(file)
         }
+        let fileKeys = Array(values.keys)
         for (key, value) in environment { values[key] = value }
         let reader = Reader(values: values, requireAll: requireAll)
 
@@ -249,6 +255,8 @@ public struct Configuration: Sendable {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }
+        // Last: every setting has been asked for.
+        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys, known: reader.asked)
     }
 
     /// The S3 client's settings; `gated` adds the bulkhead and breaker that `serve` uses.
@@ -350,11 +358,15 @@ public struct Configuration: Sendable {
         }
     }
 
+    /// Every setting is read unconditionally, so that the names a Reader was asked for are
+    /// the ones assetd knows (`unknownSettings`).
     private struct Reader {
         let values: [String: String]
         let requireAll: Bool
+        let asked = NamesAsked()
 
         func optional(_ name: String) -> String? {
+            asked.names.insert(name)
             guard let value = values[name], !value.isEmpty else { return nil }
             return value
         }
