@@ -232,7 +232,7 @@ struct MigrateDB: ParsableCommand {
             hold no asset yet (its schema is created if missing). assetd must be stopped: the SQLite \
             file's lock is taken for the copy. The password comes from the URL or from PGPASSFILE \
             (~/.pgpass) and is never printed. Afterwards set ASSETD_DATABASE to the URL; the SQLite \
-            file is left as it was (keep it as a backup). docs/DEPLOYMENT.md, "Several hosts".
+            file is left as it was (keep it as a backup). docs/OPERATIONS.md, "Several hosts".
             """
     )
 

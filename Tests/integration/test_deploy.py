@@ -6,6 +6,7 @@ import grp
 import http.client
 import json
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -303,6 +304,24 @@ def test_binary_needs_no_swift_toolchain():
     assert "libswift" not in ldd, ldd
     result = run([assetd_bin(), "--help"], env={"LD_LIBRARY_PATH": "", "PATH": "/usr/bin:/bin"}, check=True)
     assert "check-config" in result.stdout and "setup-bucket" in result.stdout
+
+
+def test_every_help_names_documents_that_exist():
+    """Each command's --help: exit 0, and every docs page (and its quoted section) it
+    points to is there."""
+    commands = ["serve", "token", "setup-bucket", "check-config", "migrate-db", "setup-search", "events", "backfill-media"]
+    helps = {name: run([assetd_bin(), "help", name], check=True).stdout for name in commands}
+    helps["assetd --help"] = run([assetd_bin(), "--help"], check=True).stdout
+    found = 0
+    for name, text in helps.items():
+        flat = " ".join(text.split())
+        for page, section in re.findall(r'docs/([A-Z]+\.md)(?:, "([^"]+)")?', flat):
+            path = os.path.join(ROOT, "docs", page)
+            assert os.path.isfile(path), f"{name}'s help points to docs/{page}, which does not exist"
+            if section:
+                assert section in open(path, encoding="utf-8").read(), f"{name}'s help points to \"{section}\" in docs/{page}"
+            found += 1
+    assert found >= 3, helps
 
 
 def units_for_this_binary(tmp_path):
