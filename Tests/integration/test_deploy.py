@@ -307,11 +307,17 @@ def test_binary_needs_no_swift_toolchain():
 
 
 def test_every_help_names_documents_that_exist():
-    """Each command's --help: exit 0, and every docs page (and its quoted section) it
-    points to is there."""
+    """Each command's --help and assetd-thumbnailer's: exit 0, and every docs page (and its
+    quoted section) it points to is there."""
     commands = ["serve", "token", "setup-bucket", "check-config", "migrate-db", "setup-search", "events", "backfill-media"]
     helps = {name: run([assetd_bin(), "help", name], check=True).stdout for name in commands}
     helps["assetd --help"] = run([assetd_bin(), "--help"], check=True).stdout
+    thumbnailer = os.path.join(os.path.dirname(assetd_bin()), "assetd-thumbnailer")
+    # With standard input no socket: the help, not the complaint that it is none.
+    result = subprocess.run([thumbnailer, "--help"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result
+    assert "assetd-thumbnailer" in result.stdout and "socket" in result.stdout and "standard input" in result.stdout, result.stdout
+    helps["assetd-thumbnailer --help"] = result.stdout
     found = 0
     for name, text in helps.items():
         flat = " ".join(text.split())
