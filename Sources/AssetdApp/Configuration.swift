@@ -36,7 +36,8 @@ public struct Configuration: Sendable {
     public var databasePath: String
     /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
     public var databasePool: Int
-    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a PostgreSQL statement may run.
+    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a statement may run. PostgreSQL: every
+    /// statement (and lock wait); SQLite: the listing and search of GET /api/assets.
     public var databaseStatementTimeout: Int
     /// ASSETD_DATABASE_UPLOAD_CACHE: PostgreSQL's pending-upload cache (LISTEN/NOTIFY), on or off.
     public var databaseUploadCache: Bool
