@@ -172,4 +172,15 @@ struct RouteTests {
         #expect(call("GET", "/s3/get-upload-url", "workspaceId=1&assetId=\(asset)&PartNumber=1").1["error"] == "UploadId is required.")
         #expect(call("GET", "/s3/get-upload-urls", "workspaceId=1&assetId=\(asset)&partNumbers=1").1["error"] == "UploadId is required.")
     }
+
+    /// docs/API.md: `order` alone is taken, but a search without `sort` lists its best
+    /// matches first, so `order=asc` there is a 400 naming order (not a silent reversal).
+    @Test func orderWithoutSortIsRefusedOnlyForAscendingSearches() throws {
+        #expect(call("GET", "/api/assets", "workspaceId=1&order=asc").0 == 200)
+        #expect(call("GET", "/api/assets", "workspaceId=1&q=beach&order=desc").0 == 200)
+        #expect(call("GET", "/api/assets", "workspaceId=1&q=beach&sort=name&order=asc").0 == 200)
+        let (status, body) = call("GET", "/api/assets", "workspaceId=1&q=beach&order=asc")
+        #expect(status == 400)
+        #expect(body["error"]?.stringValue?.hasPrefix("order=asc needs a sort") == true, "\(body)")
+    }
 }
