@@ -34,7 +34,9 @@ extension Configuration {
 
     static func unknownSettings(file: String?, fileKeys: [String], environmentKeys: Dictionary<String, String>.Keys,
                                 known: NamesAsked) -> [UnknownSetting] {
-        func unknown(_ key: String) -> Bool { key.hasPrefix("ASSETD_") && !known.names.contains(key) }
+        // A name only (the file's keys are checked to be; the environment's are filtered),
+        // so that nothing but a name is ever logged.
+        func unknown(_ key: String) -> Bool { key.hasPrefix("ASSETD_") && isVariableName(key) && !known.names.contains(key) }
         let inFile = Set(fileKeys.filter(unknown))
         let inEnvironment = environmentKeys.filter { key in
             unknown(key) && !inFile.contains(key) && !toolingNames.contains(key) && !toolingPrefixes.contains { key.hasPrefix($0) }

@@ -283,6 +283,11 @@ public struct Configuration: Sendable {
                 throw ConfigurationError(description: "\(path):\(number + 1): expected KEY=VALUE")
             }
             let key = String(line[..<eq]).trimmingSpaces()
+            // Not echoed: a line such as `ASSETD_JWT_SECRET abc==` would put a secret in the
+            // error (and, ignored, in the unknown settings' warning).
+            guard Self.isVariableName(key) else {
+                throw ConfigurationError(description: "\(path):\(number + 1): the name before = must be letters, digits and _ (not starting with a digit)")
+            }
             var value = String(line[line.index(after: eq)...]).trimmingSpaces()
             if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
                 value = String(value.dropFirst().dropLast())
@@ -290,6 +295,12 @@ public struct Configuration: Sendable {
             values[key] = value
         }
         return values
+    }
+
+    /// A shell variable's name: ASCII letters, digits and `_`, not starting with a digit.
+    static func isVariableName(_ text: String) -> Bool {
+        guard let first = text.utf8.first, !(0x30...0x39).contains(first) else { return false }
+        return text.utf8.allSatisfy { ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || (0x30...0x39).contains($0) || $0 == 0x5f }
     }
 
     /// The settings file's text, at most 1 MiB of UTF-8; else an error with its cause, the

@@ -142,4 +142,14 @@ struct ConfigurationTests {
         ])
         #expect(try Configuration(environment: base).unknownSettings.isEmpty)
     }
+
+    /// A key that is no variable name is refused without being echoed: it may hold a secret
+    /// (`ASSETD_JWT_SECRET abc==`), which would otherwise be named as an unknown setting.
+    @Test func aMalformedKeyIsRefusedWithoutItsText() throws {
+        let file = try temporaryFile("AWS_BUCKET=b\nASSETD_JWT_SECRET s3cr3tvalue0123456789==\n")
+        let message: String
+        do { _ = try Configuration(environment: base, file: file); message = "" } catch { message = "\(error)" }
+        #expect(message == "\(file):2: the name before = must be letters, digits and _ (not starting with a digit)")
+        #expect(try Configuration(environment: base.merging(["ASSETD_BAD NAME": "x"]) { $1 }).unknownSettings.isEmpty)
+    }
 }
