@@ -70,16 +70,7 @@ import Thumbnails
             return worker
         }
         let records = routes.records
-        let created = try records.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png", size: 70))
-        let bytes = ThumbnailVersionTests.png(version: 1)
-        routes.store.state.withLock {
-            $0.objects[created.key] = bytes.count
-            $0.contents[created.key] = bytes
-        }
-        let ready = try #require(try records.markAssetReady(id: created.id, size: Int64(bytes.count), etag: "\"e1\"", sha256: nil,
-                                                            thumbnail: .pending))
-        _ = try records.claimThumbnail(assetID: ready.id)
-        #expect(try records.finishThumbnail(assetID: ready.id, etag: "\"e1\"", status: .ready, reason: nil))
+        let ready = try MediaBackfillTests.oldAsset(version: 1, in: routes)
         // From here on: the backfill's event alone is queued for the sink.
         try records.activateEventSinks(["hook"], now: Date())
         let summary = try MediaBackfill(worker: try #require(made), logger: Logger(label: "test")).run(limit: 10)
