@@ -34,6 +34,13 @@ public enum Bootstrap {
         _ = assetd_system_set_dumpable(0)
     }
 
+    /// One warning line naming each ASSETD_* key of the settings file or the environment
+    /// that is no setting (Configuration.unknownSettings); names only, never a value.
+    public static func warnOfUnknownSettings(_ configuration: Configuration, logger: Logger) {
+        guard let list = configuration.unknownSettingsList else { return }
+        logger.warning("unknown settings, ignored: \(list); check their spelling in docs/CONFIGURATION.md")
+    }
+
     public static func serve(_ configuration: Configuration, logger: Logger) throws {
         hideFromSameUser()
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
@@ -188,7 +195,7 @@ public enum Bootstrap {
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
-                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, logger: logger)
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",

@@ -36,7 +36,8 @@ public struct Configuration: Sendable {
     public var databasePath: String
     /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
     public var databasePool: Int
-    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a PostgreSQL statement may run.
+    /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a statement may run. PostgreSQL: every
+    /// statement (and lock wait); SQLite: the listing and search of GET /api/assets.
     public var databaseStatementTimeout: Int
     /// ASSETD_DATABASE_UPLOAD_CACHE: PostgreSQL's pending-upload cache (LISTEN/NOTIFY), on or off.
     public var databaseUploadCache: Bool
@@ -138,6 +139,11 @@ public struct Configuration: Sendable {
     /// `assetd events --dead` and a redelivery (30 days); at least ASSETD_EVENT_RETENTION.
     public var eventDeadRetention: Int = 2_592_000
 
+    /// The ASSETD_* keys of the settings file and the environment that name no setting (a
+    /// misspelling, a setting of another version): ignored, and warned of at start-up and
+    /// by `assetd check-config`. Those of the file first, each list by name.
+    public var unknownSettings: [UnknownSetting] = []
+
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
 
@@ -148,6 +154,7 @@ public struct Configuration: Sendable {
         if let file {
             values = try Self.readFile(file)
         }
+        let fileKeys = Array(values.keys)
         for (key, value) in environment { values[key] = value }
         let reader = Reader(values: values, requireAll: requireAll)
 
@@ -249,6 +256,8 @@ public struct Configuration: Sendable {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }
+        // Last: every setting has been asked for.
+        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys, known: reader.asked)
     }
 
     /// The S3 client's settings; `gated` adds the bulkhead and breaker that `serve` uses.
@@ -264,9 +273,7 @@ public struct Configuration: Sendable {
 
     /// KEY=VALUE lines; blank lines and `#` comments skipped; values may be quoted.
     static func readFile(_ path: String) throws -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigurationError(description: "cannot read the configuration file \(path)")
-        }
+        let text = try readText(path)
         var values: [String: String] = [:]
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = String(raw).trimmingSpaces()
@@ -276,6 +283,11 @@ public struct Configuration: Sendable {
                 throw ConfigurationError(description: "\(path):\(number + 1): expected KEY=VALUE")
             }
             let key = String(line[..<eq]).trimmingSpaces()
+            // Not echoed: a line such as `ASSETD_JWT_SECRET abc==` would put a secret in the
+            // error (and, ignored, in the unknown settings' warning).
+            guard Self.isVariableName(key) else {
+                throw ConfigurationError(description: "\(path):\(number + 1): the name before = must be letters, digits and _ (not starting with a digit)")
+            }
             var value = String(line[line.index(after: eq)...]).trimmingSpaces()
             if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
                 value = String(value.dropFirst().dropLast())
@@ -283,6 +295,36 @@ public struct Configuration: Sendable {
             values[key] = value
         }
         return values
+    }
+
+    /// A shell variable's name: ASCII letters, digits and `_`, not starting with a digit.
+    static func isVariableName(_ text: String) -> Bool {
+        guard let first = text.utf8.first, !(0x30...0x39).contains(first) else { return false }
+        return text.utf8.allSatisfy { ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || (0x30...0x39).contains($0) || $0 == 0x5f }
+    }
+
+    /// The settings file's text, at most 1 MiB of UTF-8; else an error with its cause, the
+    /// errno's text (`No such file or directory`, `Permission denied`, `Is a directory`).
+    static func readText(_ path: String) throws(ConfigurationError) -> String {
+        func failure(_ cause: String) -> ConfigurationError {
+            ConfigurationError(description: "cannot read the configuration file \(path): \(cause)")
+        }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw failure(String(cString: strerror(errno))) }
+        defer { close(descriptor) }
+        let limit = 1 << 20
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw failure(String(cString: strerror(errno))) }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            guard bytes.count <= limit else { throw failure("it is larger than 1 MiB") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw failure("it is not UTF-8 text") }
+        return text
     }
 
     /// The event sinks' settings; a bad URL or secret is one line naming the setting, and
@@ -328,11 +370,15 @@ public struct Configuration: Sendable {
         }
     }
 
+    /// Every setting is read unconditionally, so that the names a Reader was asked for are
+    /// the ones assetd knows (`unknownSettings`).
     private struct Reader {
         let values: [String: String]
         let requireAll: Bool
+        let asked = NamesAsked()
 
         func optional(_ name: String) -> String? {
+            asked.names.insert(name)
             guard let value = values[name], !value.isEmpty else { return nil }
             return value
         }

@@ -144,7 +144,7 @@ public struct MediaBackfill: Sendable {
                     }
                 }
             }
-            media = ThumbnailWorker.metadata(facts)
+            media = worker.media(from: facts)
         } catch {
             switch error {
             case .final(_, let reason):

@@ -42,11 +42,14 @@ public final class ThumbnailWorker: Sendable {
     /// slot, and so does the media backfill's (which runs outside the queue's threads), so
     /// the backfill adds no child of its own to the host's memory budget.
     let decoderSlots: DispatchSemaphore
+    /// ASSETD_KEEP_GPS: whether the decoder's coordinates are recorded (`media(from:)`).
+    let keepGPS: Bool
 
     public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, decoder: any ThumbnailDecoding,
-                concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, logger: Logger,
+                concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, keepGPS: Bool = false, logger: Logger,
                 backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
         self.maxSourceBytes = maxSourceBytes
+        self.keepGPS = keepGPS
         self.records = records
         self.objects = objects
         self.detector = detector
@@ -135,7 +138,7 @@ public final class ThumbnailWorker: Sendable {
             let (decoded, decodeTime) = try makeThumbnail(asset)
             metadata["decode_ms"] = "\(decodeTime.milliseconds)"
             metadata["bytes"] = "\(decoded.jpeg.count)"
-            try store(decoded.jpeg, media: Self.metadata(decoded.facts), of: asset, metadata: &metadata, started: started)
+            try store(decoded.jpeg, media: media(from: decoded.facts), of: asset, metadata: &metadata, started: started)
         } catch {
             switch error {
             case .final(let status, let reason):
@@ -283,12 +286,14 @@ public final class ThumbnailWorker: Sendable {
     }
 
     /// The decoder's facts (checked by IsolatedThumbnailer) as the record's metadata; all
-    /// unknown when it sent none.
-    static func metadata(_ facts: MediaFacts?) -> MediaMetadata {
+    /// unknown when it sent none. Coordinates only with ASSETD_KEEP_GPS=on, whatever the
+    /// decoder sent: so neither the record nor the asset.updated event of a backfill has them.
+    func media(from facts: MediaFacts?) -> MediaMetadata {
         guard let facts else { return MediaMetadata() }
-        return MediaMetadata(width: facts.width, height: facts.height, durationSeconds: facts.durationSeconds, pages: facts.pages,
-                             takenAt: facts.takenAt, cameraMake: facts.cameraMake, cameraModel: facts.cameraModel,
-                             gpsLatitude: facts.gpsLatitude, gpsLongitude: facts.gpsLongitude)
+        let media = MediaMetadata(width: facts.width, height: facts.height, durationSeconds: facts.durationSeconds, pages: facts.pages,
+                                  takenAt: facts.takenAt, cameraMake: facts.cameraMake, cameraModel: facts.cameraModel,
+                                  gpsLatitude: facts.gpsLatitude, gpsLongitude: facts.gpsLongitude)
+        return keepGPS ? media : media.withoutGPS
     }
 
     @discardableResult

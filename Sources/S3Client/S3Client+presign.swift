@@ -23,14 +23,4 @@ extension S3Client {
         )
         return String(decoding: url, as: UTF8.self)
     }
-
-    /// A presigned UploadPart URL: the browser PUTs the part's bytes to it. With
-    /// `contentMD5` (base64 of the part's MD5), `content-md5` is a signed header: the PUT
-    /// must send that Content-MD5, and S3 refuses other bytes (400 BadDigest).
-    public func presignedUploadPartURL(
-        key: String, uploadID: String, partNumber: Int, contentMD5: String? = nil, expires: Int, date: Date = Date()
-    ) -> String {
-        presignedURL(method: "PUT", key: key, query: [("partNumber", String(partNumber)), ("uploadId", uploadID)],
-                     headers: contentMD5.map { [("content-md5", $0)] } ?? [], expires: expires, date: date)
-    }
 }

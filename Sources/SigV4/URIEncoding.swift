@@ -75,13 +75,6 @@ public enum URIEncoding {
         }
     }
 
-    /// Whether every byte stands for itself.
-    static func allKept(_ bytes: UnsafeBufferPointer<UInt8>, keepSlash: Bool) -> Bool {
-        let low = keepSlash ? unreservedLow | slash : unreservedLow
-        for byte in bytes where !isKept(byte, low: low) { return false }
-        return true
-    }
-
     /// Appends the canonical query of `query` and of `sorted`, fields already encoded and
     /// sorted, to `out`: the same bytes as `appendCanonicalQuery` of both lists together.
     /// `query`'s fields are encoded and sorted, then the two sorted lists merged.

@@ -9,6 +9,36 @@ import Glibc
 import Logging
 import Thumbnails
 
+let usage = """
+    assetd-thumbnailer: assetd's sandboxed media decoder (the decoder zygote).
+
+    It loads libvips once, then forks a fresh child for each connection on its listening
+    unix socket; the child decodes one file (libvips, poppler, libheif, ffmpeg), answers
+    its thumbnail (a JPEG) and its media facts, and exits. The untrusted parsers run
+    there, away from assetd's secrets.
+
+    Not run by hand. systemd starts it from assetd-thumbnailer.socket with that listening
+    unix socket on standard input (StandardInput=socket; assetd.service points
+    ASSETD_THUMBNAILER_SOCKET at it); without that setting, assetd runs it as its own child
+    with a socket of its own on standard input.
+
+    Settings: none of its own. It reads no settings file and no environment: assetd sends
+    the limits with each task, from its settings ASSETD_THUMBNAIL_SIZE, _QUALITY,
+    _MAX_PIXELS, _MAX_DECODE_BYTES, _TIMEOUT, ASSETD_THUMBNAILER_MAX_MEMORY and
+    ASSETD_KEEP_GPS (docs/CONFIGURATION.md, "Thumbnails"; the decoder process: docs/OPERATIONS.md).
+
+    Usage: assetd-thumbnailer          (standard input: a listening unix socket)
+           assetd-thumbnailer --help   (this text)
+    Exit status 64: standard input is no listening socket.
+
+    """
+
+// --help (or -h), and nothing else: the usage, before any other work.
+if CommandLine.arguments.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+    print(usage, terminator: "")
+    exit(0)
+}
+
 // Before anything else: execve can never grant privileges again (to it, its children or
 // ffmpeg), no core file is ever written, and no process of its user may read its memory.
 _ = assetd_system_set_no_new_privs()

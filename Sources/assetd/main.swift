@@ -14,6 +14,7 @@ struct ConfigOptions: ParsableArguments {
     func run(failure: String, _ body: (Configuration, Logger) throws -> Void) throws {
         let configuration = load()
         let logger = Bootstrap.logger(level: configuration.logLevel)
+        Bootstrap.warnOfUnknownSettings(configuration, logger: logger)
         do {
             try body(configuration, logger)
         } catch let error as ServerError {
@@ -137,7 +138,7 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Check every setting, the database, the socket, the spool directory and the bucket; print OK or FAIL per item.",
-        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. Run it as the service's user."
+        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. A WARN line names the ASSETD_* keys of the settings file or the environment that are no setting (a misspelling?): assetd ignores them, and they fail nothing. Run it as the service's user."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -231,7 +232,7 @@ struct MigrateDB: ParsableCommand {
             hold no asset yet (its schema is created if missing). assetd must be stopped: the SQLite \
             file's lock is taken for the copy. The password comes from the URL or from PGPASSFILE \
             (~/.pgpass) and is never printed. Afterwards set ASSETD_DATABASE to the URL; the SQLite \
-            file is left as it was (keep it as a backup). docs/DEPLOYMENT.md, "Several hosts".
+            file is left as it was (keep it as a backup). docs/OPERATIONS.md, "Several hosts".
             """
     )
 

@@ -203,11 +203,16 @@ struct PostgresRecordStoreTests {
         #expect(throws: RecordStoreError.self) { try RecordCopy.copy(sqlitePath: path, toPostgres: url) }
     }
 
+    /// As check-config reads it (inspectSchema): none before the first start, then every
+    /// migration, once, though two hosts opened the database.
     @Test func theSchemaVersionIsRecordedAndMigrationsRunOnce() throws {
-        let (a, _) = try hosts()
-        let version = try a.schemaVersion()
-        #expect(version.current == version.expected)
-        #expect(version.current == PostgresRecordStore.migrations.count)
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        #expect(try PostgresRecordStore.inspectSchema(url: url).current == nil)
+        _ = try PostgresRecordStore(url: url)
+        _ = try PostgresRecordStore(url: url)
+        let schema = try PostgresRecordStore.inspectSchema(url: url)
+        #expect(schema.current == schema.expected)
+        #expect(schema.expected == PostgresRecordStore.migrations.count)
     }
 }
 

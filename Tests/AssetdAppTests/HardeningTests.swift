@@ -147,7 +147,7 @@ import Testing
     @Test func anUnansweredPutThatLandedIsDeleted() throws {
         routes.store.fail("put", with: S3Error.timeout("no answer"))
         let (status, _) = routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)]))
-        #expect(status == 504)
+        #expect(status == 502)
         #expect(routes.store.state.withLock { $0.objects.isEmpty })
         #expect(try routes.records.asset(id: 1, workspaceID: 1) == nil)
         #expect(routes.store.state.withLock { $0.calls } == ["put", "head", "deleteObjects"])
@@ -212,7 +212,11 @@ import Testing
         #expect(response.status == .serviceUnavailable)
         #expect(response.headers.contains { $0.0 == "Retry-After" && $0.1 == "4" })
         #expect(try routes.records.assets(workspaceID: 1, limit: 10, before: nil).isEmpty)
+        // A timeout is S3 failing: 502 (CONTRACT.md lists no 504), with when to try again.
         routes.store.fail("create", with: S3Error.timeout("slow"))
-        #expect(routes.call("GET", "/s3/start-upload", "workspaceId=1&fileType=image/jpeg").0 == 504)
+        let timedOut = routes.router.respond(to: request)
+        #expect(timedOut.status == .badGateway)
+        #expect(timedOut.headers.contains { $0.0 == "Retry-After" && $0.1 == "5" })
+        #expect(try JSONParser.parse(timedOut.body)["error"] == "S3 did not answer in time; try again shortly.")
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import FastCGIServer
+import Logging
 @testable import AssetdApp
 
 struct InputTests {
@@ -91,5 +92,64 @@ struct ConfigurationTests {
         #expect(fromFile.region == "eu-west-1")
         #expect(try Configuration(environment: base, file: path).bucket == "b")
         #expect("\(fromFile.credentials)".contains("very-secret-value") == false)
+    }
+
+    func temporaryFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).env").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The file's read error keeps its cause (it used to be dropped: "cannot read" alone).
+    @Test func anUnreadableFileSaysWhy() {
+        func error(file: String) -> String {
+            do { _ = try Configuration(environment: base, file: file); return "" } catch { return "\(error)" }
+        }
+        let missing = "/nonexistent-\(UUID().uuidString)/assetd.env"
+        #expect(error(file: missing) == "cannot read the configuration file \(missing): No such file or directory")
+        let directory = NSTemporaryDirectory()
+        #expect(error(file: directory) == "cannot read the configuration file \(directory): Is a directory")
+    }
+
+    /// `assetd check-config`: a misspelled setting is a WARN line naming it (assetd starts,
+    /// ignoring it); the variables of the dev stack and the tests are no settings, but only
+    /// when they come from the environment.
+    @Test func checkConfigWarnsOfUnknownSettings() throws {
+        let file = try temporaryFile("ASSETD_MAX_UPLOAD_BYTE=5\nASSETD_HTTPS_PORT=8443\nAWS_PROFILE=x\n")
+        let environment = base.merging([
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1", "ASSETD_S3_TIMEOUT": "1",
+            "ASSETD_THREDS": "4", "ASSETD_TEST_HTTPS_PORT": "45543", "ASSETD_DEV_DB": "postgres", "ASSETD_S3_PORT": "9000",
+        ]) { $1 }
+        var lines: [String] = []
+        _ = ConfigCheck(environment: environment, file: file, logger: Logger(label: "test")).run { lines.append($0.line) }
+        let warnings = lines.filter { $0.hasPrefix("WARN") }
+        #expect(warnings == [
+            "WARN settings: unknown, ignored: ASSETD_HTTPS_PORT, ASSETD_MAX_UPLOAD_BYTE (in \(file)), ASSETD_THREDS (in the environment); check their spelling in docs/CONFIGURATION.md",
+        ], "\(lines)")
+        #expect(!lines.contains { $0.hasPrefix("FAIL settings") })
+    }
+
+    /// Start-up logs the same, once: `unknownSettings` names each key and where it came from.
+    @Test func unknownSettingsAreNamedWithTheirSource() throws {
+        let file = try temporaryFile("ASSETD_LOG_LEVL=debug\nASSETD_TEST_S3_PORT=1\nASSETD_LOG_LEVEL=info\n")
+        let configuration = try Configuration(environment: base.merging([
+            "ASSETD_NGINX_KEEP_CONN": "1", "ASSETD_PG_PORT": "5433", "ASSETD_URL": "https://x", "ASSETD_FAULT": "",
+            "ASSETD_THUMBNAIL_SIZ": "256", "ASSETD_STATE_DIR": "/tmp",
+        ]) { $1 }, file: file)
+        #expect(configuration.unknownSettings == [
+            .init(name: "ASSETD_LOG_LEVL", source: .file(file)), .init(name: "ASSETD_TEST_S3_PORT", source: .file(file)),
+            .init(name: "ASSETD_THUMBNAIL_SIZ", source: .environment),
+        ])
+        #expect(try Configuration(environment: base).unknownSettings.isEmpty)
+    }
+
+    /// A key that is no variable name is refused without being echoed: it may hold a secret
+    /// (`ASSETD_JWT_SECRET abc==`), which would otherwise be named as an unknown setting.
+    @Test func aMalformedKeyIsRefusedWithoutItsText() throws {
+        let file = try temporaryFile("AWS_BUCKET=b\nASSETD_JWT_SECRET s3cr3tvalue0123456789==\n")
+        let message: String
+        do { _ = try Configuration(environment: base, file: file); message = "" } catch { message = "\(error)" }
+        #expect(message == "\(file):2: the name before = must be letters, digits and _ (not starting with a digit)")
+        #expect(try Configuration(environment: base.merging(["ASSETD_BAD NAME": "x"]) { $1 }).unknownSettings.isEmpty)
     }
 }

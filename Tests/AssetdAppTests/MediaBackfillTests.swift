@@ -58,6 +58,11 @@ import Thumbnails
     /// its object a PNG whose last byte is `version`.
     @discardableResult
     func oldAsset(version: UInt8) throws -> AssetRecord {
+        try Self.oldAsset(version: version, in: routes)
+    }
+
+    static func oldAsset(version: UInt8, in routes: RouteTests) throws -> AssetRecord {
+        let records = routes.records
         let created = try records.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png", size: 70))
         let bytes = ThumbnailVersionTests.png(version: version)
         routes.store.state.withLock {

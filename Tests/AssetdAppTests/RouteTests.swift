@@ -158,4 +158,29 @@ struct RouteTests {
         #expect(status == 200)
         #expect(list["assets"]?.arrayValue?.map { $0["id"] } == [kept["assetId"]!])
     }
+
+    /// CONTRACT.md names list-parts' query `uploadId` (get-upload-url's is S3's `UploadId`):
+    /// a missing or malformed one is refused naming the field the route reads.
+    @Test func eachPartRouteNamesItsOwnUploadIdField() throws {
+        let (_, started) = call("GET", "/s3/start-upload", "workspaceId=1&fileType=application/pdf")
+        let upload = try #require(started["uploadId"]?.stringValue), asset = try #require(started["assetId"]?.stringValue)
+        let missing = call("GET", "/s3/list-parts", "workspaceId=1&assetId=\(asset)")
+        #expect(missing.0 == 400)
+        #expect(missing.1["error"] == "uploadId is required.")
+        #expect(call("GET", "/s3/list-parts", "workspaceId=1&assetId=\(asset)&uploadId=a%20b").1["error"] == "uploadId is not a valid upload id.")
+        #expect(call("GET", "/s3/list-parts", "workspaceId=1&assetId=\(asset)&uploadId=\(upload)").0 == 200)
+        #expect(call("GET", "/s3/get-upload-url", "workspaceId=1&assetId=\(asset)&PartNumber=1").1["error"] == "UploadId is required.")
+        #expect(call("GET", "/s3/get-upload-urls", "workspaceId=1&assetId=\(asset)&partNumbers=1").1["error"] == "UploadId is required.")
+    }
+
+    /// docs/API.md: `order` alone is taken, but a search without `sort` lists its best
+    /// matches first, so `order=asc` there is a 400 naming order (not a silent reversal).
+    @Test func orderWithoutSortIsRefusedOnlyForAscendingSearches() throws {
+        #expect(call("GET", "/api/assets", "workspaceId=1&order=asc").0 == 200)
+        #expect(call("GET", "/api/assets", "workspaceId=1&q=beach&order=desc").0 == 200)
+        #expect(call("GET", "/api/assets", "workspaceId=1&q=beach&sort=name&order=asc").0 == 200)
+        let (status, body) = call("GET", "/api/assets", "workspaceId=1&q=beach&order=asc")
+        #expect(status == 400)
+        #expect(body["error"]?.stringValue?.hasPrefix("order=asc needs a sort") == true, "\(body)")
+    }
 }

@@ -88,9 +88,13 @@ import Testing
     @Test func aSizeOtherThanDeclaredIsRefused() throws {
         let (big, answer, _) = try upload(type: "image/jpeg", extra: "&fileSize=6291456", size: 12_582_912)
         #expect(big == 413, "\(answer)")
-        let (short, _, _) = try upload(type: "image/jpeg", extra: "&fileSize=6291456", size: 100)
-        #expect(short == 400)
+        // Short of it too: CONTRACT.md's "415 or 413, and the object deleted", naming both sizes.
+        let (short, shortAnswer, shortID) = try upload(type: "image/jpeg", extra: "&fileSize=6291456", size: 100)
+        #expect(short == 413, "\(shortAnswer)")
+        let message = shortAnswer["error"]?.stringValue ?? ""
+        #expect(message.contains("100 bytes") && message.contains("fileSize of 6291456"), "\(message)")
         #expect(keys.isEmpty)
+        #expect(try routes.records.asset(id: Int64(shortID)!, workspaceID: 1)?.status == .rejected)
     }
 
     @Test func versionsOnlyOfReadyAssetsOfTheWorkspace() throws {

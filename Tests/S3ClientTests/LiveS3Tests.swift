@@ -34,7 +34,8 @@ struct LiveS3Tests {
         let sizes = [5 * 1024 * 1024, 1000]
         var etags: [(Int, String)] = []
         for (index, size) in sizes.enumerated() {
-            let url = s3.presignedUploadPartURL(key: key, uploadID: uploadID, partNumber: index + 1, expires: 300)
+            // As assetd presigns a part (AssetService.partURLs).
+            let url = s3.presignedURL(method: "PUT", key: key, query: [("partNumber", String(index + 1)), ("uploadId", uploadID)], expires: 300)
             etags.append((index + 1, try curlPut(url: url, bytes: partBytes(size, seed: UInt8(index)))))
         }
         let listed = try s3.listParts(key: key, uploadID: uploadID)

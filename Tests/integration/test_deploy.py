@@ -6,6 +6,7 @@ import grp
 import http.client
 import json
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -305,6 +306,30 @@ def test_binary_needs_no_swift_toolchain():
     assert "check-config" in result.stdout and "setup-bucket" in result.stdout
 
 
+def test_every_help_names_documents_that_exist():
+    """Each command's --help and assetd-thumbnailer's: exit 0, and every docs page (and its
+    quoted section) it points to is there."""
+    commands = ["serve", "token", "setup-bucket", "check-config", "migrate-db", "setup-search", "events", "backfill-media"]
+    helps = {name: run([assetd_bin(), "help", name], check=True).stdout for name in commands}
+    helps["assetd --help"] = run([assetd_bin(), "--help"], check=True).stdout
+    thumbnailer = os.path.join(os.path.dirname(assetd_bin()), "assetd-thumbnailer")
+    # With standard input no socket: the help, not the complaint that it is none.
+    result = subprocess.run([thumbnailer, "--help"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result
+    assert "assetd-thumbnailer" in result.stdout and "socket" in result.stdout and "standard input" in result.stdout, result.stdout
+    helps["assetd-thumbnailer --help"] = result.stdout
+    found = 0
+    for name, text in helps.items():
+        flat = " ".join(text.split())
+        for page, section in re.findall(r'docs/([A-Z]+\.md)(?:, "([^"]+)")?', flat):
+            path = os.path.join(ROOT, "docs", page)
+            assert os.path.isfile(path), f"{name}'s help points to docs/{page}, which does not exist"
+            if section:
+                assert section in open(path, encoding="utf-8").read(), f"{name}'s help points to \"{section}\" in docs/{page}"
+            found += 1
+    assert found >= 3, helps
+
+
 def units_for_this_binary(tmp_path):
     """The shipped units, with ExecStart naming the binary under test."""
     for unit in ("assetd.service", "assetd.socket"):
@@ -521,6 +546,33 @@ def test_decoder_units_verify_and_score_at_most_1_5(tmp_path):
     assert "ListenStream=/run/assetd-thumbnailer/decoder.sock" in open(os.path.join(ROOT, "systemd", "assetd-thumbnailer.socket")).read()
 
 
+def packages_the_binaries_need():
+    """The Debian packages of the libraries assetd and its decoder link directly (their
+    ELF NEEDED entries, found where ldd finds them, owned per dpkg -S)."""
+    binaries = [assetd_bin(), os.path.join(os.path.dirname(assetd_bin()), "assetd-thumbnailer")]
+    found = {}
+    for line in run(["ldd", *binaries], check=True).stdout.splitlines():
+        if "=>" in line and "/" in line.split("=>")[1]:
+            name, path = line.split("=>")[0].strip(), line.split("=>")[1].split()[0]
+            found[name] = path
+    packages = set()
+    for binary in binaries:
+        dynamic = run(["readelf", "-d", binary], check=True).stdout
+        for name in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dynamic):
+            if name.startswith("ld-linux"):
+                continue
+            assert name in found, f"ldd does not find {name}"
+            path = found[name]
+            # Debian registers libraries under /usr/lib or /lib (merged /usr): ask for both.
+            candidates = [path, os.path.realpath(path)]
+            candidates += [c.removeprefix("/usr") if c.startswith("/usr/") else "/usr" + c for c in list(candidates)]
+            owners = [run(["dpkg", "-S", c]).stdout for c in candidates]
+            owner = next((o for o in owners if o), "")
+            assert owner, f"no package owns {path} ({name})"
+            packages.add(owner.split(":")[0].strip())
+    return packages
+
+
 def test_debian_package_installs_runs_and_purges(tmp_path):
     if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
         pytest.skip("installing a package needs root and dpkg")
@@ -531,9 +583,10 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
     built = run([os.path.join(ROOT, "scripts", "package"), "--binary", assetd_bin(), "--out", str(tmp_path)], timeout=300, check=True)
     deb = built.stdout.strip().splitlines()[-1]
     assert deb.endswith("_amd64.deb") and os.path.exists(deb)
-    fields = run(["dpkg-deb", "-f", deb, "Depends"], check=True).stdout
-    for lib in ("libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1", "libvips42"):
-        assert lib in fields
+    depends = {d.split()[0] for d in run(["dpkg-deb", "-f", deb, "Depends"], check=True).stdout.replace("|", ",").split(",") if d.strip()}
+    needed = packages_the_binaries_need()
+    assert {"libpq5", "libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1", "libvips42"} <= needed, needed
+    assert needed <= depends, f"Depends lacks {sorted(needed - depends)}"
     assert "/etc/assetd/assetd.env" in run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout
     try:
         run(["dpkg", "-i", deb], timeout=120, check=True)

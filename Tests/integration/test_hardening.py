@@ -149,7 +149,7 @@ def test_a_hung_s3_server_costs_bounded_time_and_spares_the_routes_that_need_no_
     finally:
         os.kill(pid, signal.SIGCONT)
     statuses = sorted({status for status, _, _ in answers})
-    assert set(statuses) <= {502, 503, 504}, statuses
+    assert set(statuses) <= {502, 503}, statuses
     assert all(kind.startswith("application/json") for _, kind, _ in answers)
     slowest = max(seconds for _, _, seconds in answers)
     assert slowest < 65, f"an S3-bound request took {slowest:.1f} s"

@@ -77,6 +77,28 @@ def test_list_parts_batch_presign_abort_then_complete_is_409(alice, s3, bucket):
     assert started["uploadId"] not in [u["UploadId"] for u in listed]
 
 
+def test_list_parts_names_its_uploadId(alice):
+    """CONTRACT.md's list-parts takes `uploadId`; get-upload-url keeps S3's `UploadId`."""
+    started = start_upload(alice)
+    ids = dict(workspaceId=1, assetId=started["assetId"])
+    assert assert_json_error(alice.get("/s3/list-parts", **ids), 400) == "uploadId is required."
+    assert assert_json_error(alice.get("/s3/list-parts", uploadId="a b", **ids), 400) == "uploadId is not a valid upload id."
+    assert assert_json_error(alice.get("/s3/get-upload-url", PartNumber=1, **ids), 400) == "UploadId is required."
+
+
+def test_a_file_shorter_than_declared_is_413_and_deleted(alice, s3, bucket):
+    """CONTRACT.md: the size against the declared fileSize, "415 or 413, and the object deleted"."""
+    data = as_jpeg(b"x" * 1000)
+    started = start_upload(alice, fileSize=len(data) + 5000)
+    url = alice.get("/s3/get-upload-url", PartNumber=1, workspaceId=1, assetId=started["assetId"],
+                    UploadId=started["uploadId"]).json()["url"]
+    r = alice.post("/s3/complete-upload", {"uploadId": started["uploadId"], "assetId": started["assetId"], "workspaceId": 1,
+                                           "parts": [{"ETag": put_part(url, data), "PartNumber": 1}]})
+    error = assert_json_error(r, 413)
+    assert f"{len(data)} bytes" in error and f"fileSize of {len(data) + 5000}" in error, error
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=started["key"]).get("KeyCount", 0) == 0
+    assert alice.get(f"/api/assets/{started['assetId']}", workspaceId=1).json()["asset"]["status"] == "rejected"
+
 def test_complete_retried_after_success_is_200_with_same_result(alice):
     data = as_jpeg(b"x" * (6 * MiB))
     started, first = upload_whole(alice, data)

@@ -169,3 +169,20 @@ def test_the_documented_recipe_as_an_unprivileged_user(workdir):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_unknown_settings_in_config_are_named_in_one_warning(workdir):
+    """A misspelled setting is ignored, and named at start-up in one warning line, from the
+    settings file and the environment alike; the test tooling's variables are not named."""
+    settings = os.path.join(workdir, "assetd.env")
+    with open(settings, "w") as f:
+        f.write("ASSETD_THUMBNAIL_SIZ=256\n")
+    env = serve_env(workdir, ASSETD_SOCKET=os.path.join(workdir, "no-such-dir", "assetd.sock"),
+                    ASSETD_MAX_UPLOAD_BYTE="5", ASSETD_TEST_S3_PORT="1", ASSETD_DEV_DB="sqlite")
+    result = subprocess.run([os.environ["ASSETD_BIN"], "serve", "--config", settings], env=env, capture_output=True, timeout=30)
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == 78, (result.returncode, err[-2000:])
+    lines = [l for l in err.splitlines() if "unknown settings" in l]
+    assert len(lines) == 1 and "warning" in lines[0].lower(), err[-2000:]
+    assert f"ASSETD_THUMBNAIL_SIZ (in {settings})" in lines[0] and "ASSETD_MAX_UPLOAD_BYTE (in the environment)" in lines[0], lines
+    assert "ASSETD_TEST_S3_PORT" not in lines[0] and "ASSETD_DEV_DB" not in lines[0], lines

@@ -213,7 +213,7 @@ def test_a_delete_while_s3_hangs_is_finished_by_a_retry(alice, s3, bucket):
     try:
         began = time.monotonic()
         r = alice.delete("/s3/delete", workspaceId=1, assetId=asset_id)
-        assert r.status_code in (502, 503, 504), r.text
+        assert r.status_code in (502, 503), r.text
         assert r.headers["Content-Type"].startswith("application/json")
         assert time.monotonic() - began < 65
         # Meanwhile the asset answers 404: its delete has begun.

@@ -55,7 +55,7 @@ CONF
     local password
     if [ -f "$password_file" ]; then password=$(cat "$password_file"); else password=$(random_secret); fi
     (umask 077; printf '%s' "$password" >"$password_file")
-    # The role owns its database and nothing else (docs/DEPLOYMENT.md: least privilege).
+    # The role owns its database and nothing else (docs/OPERATIONS.md, "Several hosts": least privilege).
     pg_as "$PG_BIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL || die "cannot create the assetd role"
 SELECT 'CREATE ROLE assetd LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'assetd') \gexec
 ALTER ROLE assetd PASSWORD '$password';

@@ -99,16 +99,6 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     public func ping() throws {
         try run { try pool.with { connection in try connection.query("SELECT 1") } }
     }
-
-    /// The schema version this database is at, and the one this assetd expects (check-config).
-    public func schemaVersion() throws -> (current: Int, expected: Int) {
-        try run {
-            try pool.with { connection in
-                let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
-                return (current, Self.migrations.count)
-            }
-        }
-    }
 }
 
 /// What an ASSETD_DATABASE names, and how it may be shown.

@@ -147,15 +147,17 @@ extension Routes {
             "status": .string(asset.status.rawValue),
             "title": .optional(asset.title),
             "tags": .array(asset.tags.map { .string($0) }),
-            "media": Self.mediaJSON(asset.media),
+            "media": mediaJSON(asset.media),
             "thumbnail": ["status": .string(asset.thumbnailStatus.rawValue), "url": .optional(service.thumbnailURL(asset))],
             "versions": .array(versions),
             "createdAt": .string(asset.createdAt.formatted(.iso8601)),
         ]
     }
 
-    /// The asset JSON's `media` object (CONTRACT.md): every field null when unknown.
-    static func mediaJSON(_ media: MediaMetadata?) -> JSONValue {
-        (media ?? MediaMetadata()).json
+    /// The asset JSON's `media` object (CONTRACT.md): every field null when unknown, and
+    /// `gps` null unless ASSETD_KEEP_GPS=on, also for coordinates recorded while it was.
+    func mediaJSON(_ media: MediaMetadata?) -> JSONValue {
+        let media = media ?? MediaMetadata()
+        return (configuration.keepGPS ? media : media.withoutGPS).json
     }
 }

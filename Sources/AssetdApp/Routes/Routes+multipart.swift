@@ -27,12 +27,15 @@ extension Routes {
         return .json(.object(members))
     }
 
-    /// The upload a part-URL request names, checked: workspace, asset, upload, still pending.
-    private func pendingUpload(_ request: Request, _ principal: Principal) throws -> UploadRecord {
+    /// The upload a query names, checked: workspace, asset, upload, still pending. The
+    /// upload id's field is the route's own (CONTRACT.md): S3's `UploadId` for the part URLs,
+    /// `uploadId` for list-parts; the other spelling is taken too, and errors name `field`.
+    private func pendingUpload(_ request: Request, _ principal: Principal, uploadIDField field: String) throws -> UploadRecord {
         let query = request.query
         let workspaceID = try workspace(query["workspaceId"], principal)
         let assetID = try Input.id(query["assetId"], field: "assetId")
-        let uploadID = try Input.token(query["UploadId"] ?? query["uploadId"], field: "UploadId")
+        let other = field == "UploadId" ? "uploadId" : "UploadId"
+        let uploadID = try Input.token(query[field] ?? query[other], field: field)
         return try service.pendingUpload(uploadID, asset: assetID, in: workspaceID)
     }
 
@@ -48,7 +51,7 @@ extension Routes {
         guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
         let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
         let md5 = try Self.contentMD5Text(request).map { try Input.contentMD5(Substring($0)) }
-        let upload = try pendingUpload(request, principal)
+        let upload = try pendingUpload(request, principal, uploadIDField: "UploadId")
         let url = try service.partURLs(upload, parts: [(Int(partNumber), md5)])[0].url
         return .json(["url": .string(url), "expiresIn": .int(configuration.presignExpires)])
     }
@@ -73,13 +76,13 @@ extension Routes {
             }
             parts.sort { $0.partNumber < $1.partNumber }
         }
-        let upload = try pendingUpload(request, principal)
+        let upload = try pendingUpload(request, principal, uploadIDField: "UploadId")
         let urls: [JSONValue] = try service.partURLs(upload, parts: parts).map { ["partNumber": .int($0.partNumber), "url": .string($0.url)] }
         return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
     }
 
     @Sendable func listParts(_ request: Request, _ principal: Principal) throws -> Response {
-        let parts = try service.listParts(of: pendingUpload(request, principal))
+        let parts = try service.listParts(of: pendingUpload(request, principal, uploadIDField: "uploadId"))
         let list: [JSONValue] = parts.map { ["PartNumber": .int($0.partNumber), "ETag": .string($0.etag), "Size": .int($0.size)] }
         return .json(["parts": .array(list)])
     }

@@ -92,7 +92,8 @@ public final class Routes: Sendable {
     }
 
     /// An S3 failure that the service did not turn into a domain error: 503 when the gate
-    /// refused the call, 504 when S3 did not answer in time, 502 otherwise, with S3's code.
+    /// refused the call, 502 otherwise (CONTRACT.md: "502 S3 failed"): with Retry-After when
+    /// S3 did not answer in time, with S3's code when it answered with an error.
     func httpError(for error: S3Error, request: Request) -> HTTPError {
         switch error {
         case .refused(_, let retryAfter):
@@ -101,7 +102,7 @@ public final class Routes: Sendable {
                              headers: [("Retry-After", String(retryAfter))])
         case .timeout:
             request.logger.error("S3 timed out", metadata: ["path": "\(request.path)", "error": "\(error)"])
-            return HTTPError(.gatewayTimeout, "S3 did not answer in time.", headers: [("Retry-After", "5")])
+            return HTTPError(.badGateway, "S3 did not answer in time; try again shortly.", headers: [("Retry-After", "5")])
         case .service, .network, .malformed, .local:
             request.logger.error("S3 failed", metadata: ["path": "\(request.path)", "error": "\(error)"])
             return HTTPError(.badGateway, "S3 failed: \(error.label).")

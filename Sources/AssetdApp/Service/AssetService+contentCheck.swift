@@ -22,14 +22,15 @@ extension AssetService {
     /// The size and content check of a completed multipart object: its size against the
     /// declared fileSize and ASSETD_MAX_UPLOAD_BYTES, then libmagic on its first 64 KiB (one
     /// ranged GET) against the declared type. On failure the object is deleted, the upload
-    /// recorded as rejected, and the refusal thrown: too large, invalid (short) or refused content.
+    /// recorded as rejected, and the refusal thrown: too large (or short of fileSize) or refused content.
     func checkCompleted(_ upload: UploadRecord, declaredType: String, size: Int64, logger: Logger) throws {
         var refusal: AssetError?
         let limit = min(configuration.maxUploadBytes, Configuration.s3MaxObjectBytes)
         if let declared = upload.fileSize, size != declared {
-            refusal = size > declared
-                ? .tooLarge("The upload is \(size) bytes, more than the fileSize of \(declared) declared at start-upload.")
-                : .invalid("The upload is \(size) bytes, short of the fileSize of \(declared) declared at start-upload.")
+            // 413 either way (CONTRACT.md: "its size against the declared fileSize: 415 or 413").
+            refusal = .tooLarge(size > declared
+                ? "The upload is \(size) bytes, more than the fileSize of \(declared) declared at start-upload."
+                : "The upload is \(size) bytes, short of the fileSize of \(declared) declared at start-upload.")
         } else if size > limit {
             refusal = .tooLarge("The upload is \(size) bytes, over the limit of \(limit) bytes.")
         } else {

@@ -22,9 +22,6 @@ int assetd_system_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int fr
 /// every process of the same user from ptrace-attaching. 0 or -1 with errno.
 int assetd_system_set_dumpable(int dumpable);
 
-/// prctl(PR_GET_DUMPABLE): 1 when dumpable, 0 when not.
-int assetd_system_get_dumpable(void);
-
 /// prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never grant privileges again (set-uid,
 /// file capabilities), for this process and every child.
 int assetd_system_set_no_new_privs(void);
