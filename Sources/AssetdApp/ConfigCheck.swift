@@ -7,18 +7,18 @@ import S3Client
 /// `assetd check-config`: every setting, then what assetd will touch at start-up: the
 /// database, the socket, the spool directory and the bucket (HeadBucket, then a small put,
 /// get and delete under `_assetd_check/`). One OK or FAIL line per item, with its reason,
-/// and a WARN line naming the settings it does not know (assetd starts, ignoring them);
+/// and an OK line with a warning naming the settings it does not know (assetd starts, ignoring them);
 /// it changes nothing but that one object, which it deletes.
 public struct ConfigCheck {
     public struct Item: Sendable {
         public var name: String
         public var ok: Bool
         public var reason: String
-        /// A WARN line: something to look at that does not keep assetd from starting (so
+        /// An OK line that starts its reason with "warning:": something to look at that does not keep assetd from starting (so
         /// no FAIL, and no non-zero exit).
         public var warning = false
 
-        public var line: String { "\(warning ? "WARN" : ok ? "OK  " : "FAIL") \(name): \(reason)" }
+        public var line: String { "\(ok ? "OK  " : "FAIL") \(name): \(warning ? "warning: " : "")\(reason)" }
     }
 
     let environment: [String: String]

@@ -138,7 +138,7 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Check every setting, the database, the socket, the spool directory and the bucket; print OK or FAIL per item.",
-        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. A WARN line names the ASSETD_* keys of the settings file or the environment that are no setting (a misspelling?): assetd ignores them, and they fail nothing. Run it as the service's user."
+        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. An OK line whose reason starts with warning: names the ASSETD_* keys of the settings file or the environment that are no setting (a misspelling?): assetd ignores them, and they fail nothing. Run it as the service's user."
     )
 
     @OptionGroup var options: ConfigOptions
