@@ -128,7 +128,17 @@ public struct AccessLog: Responder {
     /// `safeID(text)`, appended to `out`.
     static func appendSafeID(_ text: String, to out: inout [UInt8]) {
         // ASCII tests on bytes: Unicode properties cost ~10k instructions a request here.
-        for byte in text.utf8.prefix(64) where isSafeIDByte(byte) { out.append(byte) }
+        // nginx's id (32 safe bytes) is copied in one append: a byte at a time cost about
+        // 2,000 instructions a presign (callgrind).
+        var text = text
+        text.withUTF8 { bytes in
+            let head = UnsafeBufferPointer(rebasing: bytes.prefix(64))
+            if head.allSatisfy(isSafeIDByte) {
+                out.append(contentsOf: head)
+            } else {
+                for byte in head where isSafeIDByte(byte) { out.append(byte) }
+            }
+        }
     }
 
     private static func isSafeIDByte(_ byte: UInt8) -> Bool {
