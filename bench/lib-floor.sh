@@ -6,6 +6,9 @@
 #   stop_floor                   (call it from the EXIT trap)
 #   presign_request              sets BIN, TOKEN, BASE and PATH_Q: the part URL the
 #                                presign benchmarks ask for, of an upload it starts
+#   presign_stack                the dev stack, presign_request and the floor on FLOOR_PORT,
+#                                stopped on EXIT, both warmed with 2 s of `load`
+#   load PORT SECONDS            wrk -t2 -c64 on the part URL; prints the requests made
 floor_pid=""; floor_nginx=""
 
 start_floor() {
@@ -40,4 +43,17 @@ presign_request() {
     upload=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["uploadId"])' "$start")
     asset=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["assetId"])' "$start")
     PATH_Q="/s3/get-upload-url?workspaceId=1&assetId=$asset&UploadId=$upload&PartNumber=7"
+}
+
+load() {
+    wrk -t2 -c64 -d"$2"s -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$1$PATH_Q" | awk '/requests in/ {print $1}'
+}
+
+presign_stack() {
+    trap 'stop_floor; "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true' EXIT
+    "$ROOT/scripts/dev-stack" up >/dev/null
+    presign_request
+    start_floor "$FLOOR_PORT" "$ASSETD_THREADS"
+    load "$ASSETD_HTTPS_PORT" 2 >/dev/null
+    load "$FLOOR_PORT" 2 >/dev/null
 }

@@ -18,14 +18,7 @@ FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
 STATE=$ASSETD_STATE_DIR
 command -v perf >/dev/null && command -v strace >/dev/null || die "needs perf and strace (apt-get install linux-perf strace)"
 source "$ROOT/bench/lib-floor.sh"
-cleanup() { stop_floor; "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-
-"$ROOT/scripts/dev-stack" up >/dev/null
-presign_request
-start_floor "$FLOOR_PORT" "$ASSETD_THREADS"
-load() { wrk -t2 -c64 -d"$2"s -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$1$PATH_Q" | awk '/requests in/ {print $1}'; }
-load "$ASSETD_HTTPS_PORT" 2 >/dev/null; load "$FLOOR_PORT" 2 >/dev/null
+presign_stack
 for target in assetd floor; do
     if [ "$target" = assetd ]; then port=$ASSETD_HTTPS_PORT pid=$(cat "$STATE/pids/assetd.pid"); else port=$FLOOR_PORT pid=$floor_pid; fi
     perf stat -e task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter,syscalls:sys_enter_futex \

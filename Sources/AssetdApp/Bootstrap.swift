@@ -80,7 +80,10 @@ public enum Bootstrap {
             thumbnails?.pollClaimable(fleet, every: .seconds(max(2, configuration.thumbnailLease / 4)))
         }
         try events(configuration, records: records, metrics: metrics, logger: logger).start()
-        let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger) {
+        let accessLogBuffer = Self.accessLogBuffer(configuration, logger: logger)
+        accessLogBuffer?.startFlusher()
+        let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger,
+                                  buffer: accessLogBuffer) {
             if let open = try? records.pendingUploadCount() {
                 metrics.setOpenUploads(open)
             }
@@ -88,10 +91,24 @@ public enum Bootstrap {
                 metrics.setEventBacklog(backlog)
             }
         }
+        // The access lines still held go out once the requests in flight are done, before
+        // the server's last line ("drained; exiting").
+        serverConfiguration.afterDrain = { accessLogBuffer?.flush() }
         try FastCGIServer(configuration: serverConfiguration, responder: responder, logger: logger).run()
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+    }
+
+    /// The access log's buffers (ASSETD_ACCESS_LOG_BUFFER), one a worker thread, on the
+    /// process's log handler's descriptor; nil when lines are written one at a time (a
+    /// buffer of 0, a level above info, or another handler).
+    static func accessLogBuffer(_ configuration: Configuration, logger: Logger) -> AccessLogBuffer? {
+        guard configuration.accessLogBuffer > 0, logger.logLevel <= .info,
+              let handler = logger.handler as? LineLogHandler else { return nil }
+        return AccessLogBuffer(capacity: configuration.accessLogBuffer, flushInterval: .seconds(configuration.accessLogFlush),
+                               shards: configuration.threads, descriptor: handler.descriptor,
+                               stallLimitMilliseconds: handler.stallLimit)
     }
 
     /// `assetd backfill-media`: reads the media of up to `limit` assets from before media

@@ -79,6 +79,11 @@ public struct Configuration: Sendable {
     public var stateDirectory: String
     public var tmpDirectory: String
     public var logLevel: String
+    /// ASSETD_ACCESS_LOG_BUFFER: bytes of access-log lines each worker holds before one
+    /// write (0: a write a line); ASSETD_ACCESS_LOG_FLUSH: seconds a held line waits at
+    /// most (see AccessLogBuffer).
+    public var accessLogBuffer: Int
+    public var accessLogFlush: Int
     // Thumbnails (see Bootstrap.thumbnailWorker).
     /// ASSETD_THUMBNAILS (on/off): off for deployments that make thumbnails elsewhere.
     public var thumbnailsEnabled: Bool
@@ -220,6 +225,8 @@ public struct Configuration: Sendable {
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
         logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
+        accessLogBuffer = try reader.integer("ASSETD_ACCESS_LOG_BUFFER", default: 4096, in: 0...65_536)
+        accessLogFlush = try reader.integer("ASSETD_ACCESS_LOG_FLUSH", default: 1, in: 1...60)
         switch reader.string("ASSETD_KEEP_GPS", default: "off").lowercased() {
         case "on", "true", "1", "yes": keepGPS = true
         case "off", "false", "0", "no": keepGPS = false

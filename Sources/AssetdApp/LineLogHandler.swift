@@ -25,8 +25,8 @@ public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
-    private let descriptor: Int32
-    private let stallLimit: Int32
+    let descriptor: Int32
+    let stallLimit: Int32
 
     /// `descriptor` 2 is standard error. `stallLimitMilliseconds`: how long one line waits
     /// for room in a descriptor that would block (see `writeLine`) before it is given up.
@@ -54,6 +54,14 @@ public struct LineLogHandler: LogHandler {
     func writeLine(level: Logger.Level, source: String, message: String, appendFields: (inout [UInt8]) -> Void) {
         var line: [UInt8] = []
         line.reserveCapacity(256)
+        appendLine(level: level, source: source, message: message, appendFields: appendFields, to: &line)
+        line.withUnsafeBytes { Self.write(line: $0, to: descriptor, stallLimit: stallLimit) }
+    }
+
+    /// The line `writeLine` writes, newline included, appended to `line` (an access-log
+    /// buffer, see `AccessLogBuffer`).
+    func appendLine(level: Logger.Level, source: String, message: String, appendFields: (inout [UInt8]) -> Void,
+                    to line: inout [UInt8]) {
         Timestamp.append(to: &line)
         line.append(UInt8(ascii: " "))
         line.append(contentsOf: level.rawValue.utf8)
@@ -68,7 +76,6 @@ public struct LineLogHandler: LogHandler {
         line.append(contentsOf: "] ".utf8)
         Self.appendEscaped(message, to: &line)
         line.append(UInt8(ascii: "\n"))
-        line.withUnsafeBytes { Self.write(line: $0, to: descriptor, stallLimit: stallLimit) }
     }
 
     @available(*, deprecated, renamed: "log(event:)")

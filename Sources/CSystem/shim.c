@@ -286,3 +286,13 @@ int assetd_system_confine(void) {
     if (calls < 0) return -1;
     return files | calls;
 }
+
+#include <stdatomic.h>
+
+static atomic_int next_thread_slot;
+static __thread int thread_slot = -1;
+
+int assetd_system_thread_slot(void) {
+    if (thread_slot < 0) thread_slot = atomic_fetch_add_explicit(&next_thread_slot, 1, memory_order_relaxed);
+    return thread_slot;
+}

@@ -39,6 +39,9 @@ public final class FastCGIServer: Sendable {
         public var threads: Int
         public var backlog: Int32 = 1024
         public var drainTimeout: Duration = .seconds(10)
+        /// Runs once the drain is over (or its timeout reached), before the last log line:
+        /// the access log writes the lines it holds.
+        public var afterDrain: @Sendable () -> Void = {}
 
         public init(listen: Listen, threads: Int) {
             self.listen = listen
@@ -179,6 +182,7 @@ public final class FastCGIServer: Sendable {
             }
         }
         let left = inFlight.load(ordering: .sequentiallyConsistent)
+        configuration.afterDrain()
         if left > 0 {
             logger.warning("drain timeout reached; abandoning requests in flight", metadata: ["in_flight": "\(left)"])
         } else {

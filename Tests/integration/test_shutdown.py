@@ -4,6 +4,7 @@ This runs a second assetd (the release binary) on its own socket and database, a
 speaks FastCGI to it directly so that the request can be held open mid-body."""
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -21,9 +22,10 @@ def read_response(sock):
     return read_stdout(sock)[0]
 
 
-def start_assetd(env_file, workdir):
+def start_assetd(env_file, workdir, **overrides):
     env = dict(os.environ)
     env.update(read_env_file(env_file))
+    env.update({k: str(v) for k, v in overrides.items()})
     env["ASSETD_SOCKET"] = os.path.join(workdir, "drain.sock")
     env["ASSETD_DATABASE"] = os.path.join(workdir, "drain.sqlite")
     env["ASSETD_STATE_DIR"] = workdir
@@ -165,6 +167,69 @@ def test_second_sigterm_during_the_drain_is_ignored():
             text = open(os.path.join(workdir, "assetd.log"), errors="replace").read()
             assert "signal received while draining; ignored" in text, text[-3000:]
             assert "drained; exiting" in text, text[-3000:]
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def get(path, uri, request_id):
+    """One GET over FastCGI, with nginx's X-Request-Id; the response's status line."""
+    params = b"".join(pair(k, v) for k, v in {
+        "REQUEST_METHOD": "GET", "DOCUMENT_URI": uri, "QUERY_STRING": "", "HTTP_X_REQUEST_ID": request_id,
+    }.items())
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendall(record(BEGIN, struct.pack(">HB5x", 1, 0)) + record(PARAMS, params) + record(PARAMS, b"")
+                     + record(STDIN, b""))
+        return read_response(sock).decode().split("\r\n", 1)[0]
+    finally:
+        sock.close()
+
+
+def test_a_held_access_line_is_written_within_the_flush_interval():
+    """Access lines are held a worker at a time (ASSETD_ACCESS_LOG_BUFFER, 4096 bytes by
+    default) and written at the latest ASSETD_ACCESS_LOG_FLUSH (1 s) after: one request's
+    line, far from filling a buffer, is in the log within that bound."""
+    with tempfile.TemporaryDirectory() as workdir:
+        process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info")
+        log_path = os.path.join(workdir, "assetd.log")
+        try:
+            request_id = "0af7651916cd43dd8448eb211c80319c"
+            assert get(path, "/healthz", request_id) == "Status: 200 OK"
+            answered = time.time()
+            while request_id not in open(log_path, errors="replace").read():
+                # 1 s, and room for a loaded host to schedule the flusher.
+                assert time.time() - answered < 3, "the access line did not arrive within the flush interval"
+                time.sleep(0.02)
+            line = next(l for l in open(log_path, errors="replace") if request_id in l)
+            assert re.search(r" info assetd: duration_ms=[0-9.]+ method=GET request_id=" + request_id
+                             + r" route=/healthz status=200 \[AssetdApp\] request$", line.rstrip("\n")), line
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=12)
+
+
+def test_sigterm_writes_the_access_lines_held():
+    """With a flush interval longer than the test, only the shutdown can write the lines
+    held: after SIGTERM every request's line is in the log, before the last line."""
+    with tempfile.TemporaryDirectory() as workdir:
+        process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info",
+                                        ASSETD_ACCESS_LOG_FLUSH=60)
+        log_path = os.path.join(workdir, "assetd.log")
+        try:
+            ids = [f"{n:032x}" for n in range(1, 6)]
+            for request_id in ids:
+                assert get(path, "/healthz", request_id) == "Status: 200 OK"
+            time.sleep(0.3)
+            held = open(log_path, errors="replace").read()
+            assert not any(request_id in held for request_id in ids), "the lines were not held"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=12) == 0
+            text = open(log_path, errors="replace").read()
+            for request_id in ids:
+                assert f"request_id={request_id} route=/healthz status=200" in text, text[-3000:]
+            assert text.rindex(ids[-1]) < text.index("drained; exiting"), text[-3000:]
         finally:
             if process.poll() is None:
                 process.kill()

@@ -94,4 +94,9 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// a step the kernel offers failed. Raw system calls only: safe after fork.
 int assetd_system_confine(void);
 
+/// A small number of the calling thread's own, 0 for the first thread that asks, 1 for the
+/// next, and so on (a thread-local, set at the first call): which buffer of the access
+/// log a worker thread writes into, without a lock to find it.
+int assetd_system_thread_slot(void);
+
 #endif
