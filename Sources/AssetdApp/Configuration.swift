@@ -225,7 +225,7 @@ public struct Configuration: Sendable {
         stateDirectory = reader.string("ASSETD_STATE_DIR", default: "/var/lib/assetd")
         tmpDirectory = reader.string("ASSETD_TMP_DIR", default: stateDirectory + "/tmp")
         logLevel = reader.string("ASSETD_LOG_LEVEL", default: "info")
-        accessLogBuffer = try reader.integer("ASSETD_ACCESS_LOG_BUFFER", default: 4096, in: 0...65_536)
+        accessLogBuffer = try reader.integer("ASSETD_ACCESS_LOG_BUFFER", default: 0, in: 0...65_536)
         accessLogFlush = try reader.integer("ASSETD_ACCESS_LOG_FLUSH", default: 1, in: 1...60)
         switch reader.string("ASSETD_KEEP_GPS", default: "off").lowercased() {
         case "on", "true", "1", "yes": keepGPS = true

@@ -188,11 +188,12 @@ def get(path, uri, request_id):
 
 
 def test_a_held_access_line_is_written_within_the_flush_interval():
-    """Access lines are held a worker at a time (ASSETD_ACCESS_LOG_BUFFER, 4096 bytes by
-    default) and written at the latest ASSETD_ACCESS_LOG_FLUSH (1 s) after: one request's
-    line, far from filling a buffer, is in the log within that bound."""
+    """With ASSETD_ACCESS_LOG_BUFFER set, access lines are held a worker at a time and
+    written at the latest ASSETD_ACCESS_LOG_FLUSH (1 s) after: one request's line, far from
+    filling a buffer, is in the log within that bound."""
     with tempfile.TemporaryDirectory() as workdir:
-        process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info")
+        process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info",
+                                        ASSETD_ACCESS_LOG_BUFFER=4096)
         log_path = os.path.join(workdir, "assetd.log")
         try:
             request_id = "0af7651916cd43dd8448eb211c80319c"
@@ -210,12 +211,31 @@ def test_a_held_access_line_is_written_within_the_flush_interval():
             process.wait(timeout=12)
 
 
+def test_by_default_each_access_line_is_written_as_its_request_ends():
+    """ASSETD_ACCESS_LOG_BUFFER is 0 unless set, as nginx's access log is unbuffered unless
+    told: even with a flush interval of a minute, a request's line is there at once."""
+    with tempfile.TemporaryDirectory() as workdir:
+        process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info",
+                                        ASSETD_ACCESS_LOG_FLUSH=60)
+        log_path = os.path.join(workdir, "assetd.log")
+        try:
+            request_id = "5d0c2b0e9a8f4f6e8f00c1d2e3f4a5b6"
+            assert get(path, "/healthz", request_id) == "Status: 200 OK"
+            answered = time.time()
+            while request_id not in open(log_path, errors="replace").read():
+                assert time.time() - answered < 0.5, "the access line was held, not written as its request ended"
+                time.sleep(0.02)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=12)
+
+
 def test_sigterm_writes_the_access_lines_held():
     """With a flush interval longer than the test, only the shutdown can write the lines
     held: after SIGTERM every request's line is in the log, before the last line."""
     with tempfile.TemporaryDirectory() as workdir:
         process, path, _ = start_assetd(os.environ["ASSETD_ENV_FILE"], workdir, ASSETD_LOG_LEVEL="info",
-                                        ASSETD_ACCESS_LOG_FLUSH=60)
+                                        ASSETD_ACCESS_LOG_BUFFER=4096, ASSETD_ACCESS_LOG_FLUSH=60)
         log_path = os.path.join(workdir, "assetd.log")
         try:
             ids = [f"{n:032x}" for n in range(1, 6)]
