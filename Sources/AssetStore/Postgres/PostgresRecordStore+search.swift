@@ -47,13 +47,15 @@ extension PostgresRecordStore {
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan (`page` says
-    /// which plan each of its steps uses, and why).
+    /// `body` in a read-only transaction whose plans use no sequential scan, and bitmaps
+    /// only until a step says otherwise (`page` says which plan each of its steps uses,
+    /// and why; its first is the bitmap's, `Plan.first`).
     private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host.
         try connection.execute("""
-            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0
+            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;
+            \(Self.settings(of: Plan.first))
             """)
         do {
             let value = try body()
@@ -166,7 +168,7 @@ extension PostgresRecordStore {
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ plan: inout Plan?, _ sql: SQLParameters, workspace: String, position: String?,
+    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, workspace: String, position: String?,
                       text: String, filters: String, key: String?, descending: Bool, limit: Int) throws -> [PGRow] {
         let direction = descending ? "DESC" : "ASC"
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
@@ -194,10 +196,15 @@ extension PostgresRecordStore {
         try use(.bitmap, &plan, connection)
         if let rows = try gathered(cap: bounds.probedMatches) { return rows }
         try use(.walk, &plan, connection)
+        // The sort key a column of the walked rows, so that the planner sees them in the
+        // outer order (an expression over the subquery's columns is another expression to
+        // it: it would sort, reading all `walkedRows` to fill a page that the first 500 fill).
+        let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
         let walked = try connection.query("""
-            SELECT \(selected) FROM (
-                SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(bounds.walkedRows)
-            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(order) LIMIT \(bound)
+            SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
+                SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
+                ORDER BY \(order) LIMIT \(bounds.walkedRows)
+            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(bound)
             """, sql.values).rows
         if walked.count == limit { return walked }
         if walked.count * 4 < limit {
@@ -211,20 +218,28 @@ extension PostgresRecordStore {
             """, sql.values).rows
     }
 
-    enum Plan { case walk, bitmap }
+    enum Plan {
+        case walk, bitmap
+        /// What `searching` begins with: a page's first step.
+        static let first = Plan.bitmap
+    }
 
     /// The plans a step may use, for the rest of the transaction: the walk (an index
     /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
     /// row of the workspace by another index and sorts them) or bitmaps only. `current`
-    /// is what the transaction has (nil: neither yet), so that a step of the same plan
+    /// is what the transaction has, so that a step of the same plan
     /// costs no round trip.
-    private func use(_ plan: Plan, _ current: inout Plan?, _ connection: PGConnection) throws {
+    private func use(_ plan: Plan, _ current: inout Plan, _ connection: PGConnection) throws {
         guard current != plan else { return }
-        switch plan {
-        case .walk: try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
-        case .bitmap: try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
-        }
+        try connection.execute(Self.settings(of: plan))
         current = plan
+    }
+
+    private static func settings(of plan: Plan) -> String {
+        switch plan {
+        case .walk: "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on"
+        case .bitmap: "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off"
+        }
     }
 
     /// Tier by tier, each newest first, from the position's tier on.
@@ -239,7 +254,7 @@ extension PostgresRecordStore {
             startTier = tier
             afterID = id
         }
-        var plan: Plan?
+        var plan = Plan.first
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
@@ -290,7 +305,7 @@ extension PostgresRecordStore {
             // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
-            var plan: Plan?
+            var plan = Plan.first
             rows = try page(connection, &plan, sql, workspace: workspace, position: position,
                             text: "(" + either.joined(separator: " OR ") + ")", filters: filters, key: key, descending: descending,
                             limit: query.limit)
