@@ -39,23 +39,23 @@ extension PostgresRecordStore {
             try pool.with { connection in
                 if query.sort == .relevance {
                     guard let text = query.text else { return [] }
-                    return try searching(connection) { try relevancePage(query, text, connection) }
+                    return try searching(connection, from: .bitmap) { try relevancePage(query, text, connection) }
                 }
                 guard query.text != nil else { return try sortedPage(query, connection) }
-                return try searching(connection) { try sortedPage(query, connection) }
+                return try searching(connection, from: .walk) { try sortedPage(query, connection) }
             }
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan, and bitmaps
-    /// only until a step says otherwise (`page` says which plan each of its steps uses,
-    /// and why; its first is the bitmap's, `Plan.first`).
-    private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
+    /// `body` in a read-only transaction whose plans use no sequential scan, and `plan`
+    /// until a step says otherwise (`page` says which plan each of its steps uses, and why:
+    /// its first, set here, saves a round trip).
+    private func searching<T>(_ connection: PGConnection, from plan: Plan, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host.
         try connection.execute("""
             BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;
-            \(Self.settings(of: Plan.first))
+            \(Self.settings(of: plan))
             """)
         do {
             let value = try body()
@@ -154,11 +154,15 @@ extension PostgresRecordStore {
     /// spread (the page fills soon), and reads every row of the workspace when they are few
     /// or crowd the far end of the order; the GIN indexes win when matches are few, and
     /// read every one of them when they are many. So, each step's plan forced (`use`):
-    /// 1. the matches from the GIN indexes (bitmap scans; migration v5 puts the workspace
-    ///    and the type in them), their ids and sort keys only, at most `probedMatches`
-    ///    of them, the page's rows then read by id: the whole answer when there were no
-    ///    more (nothing, a rare word, a type, a substring). A common word pays this many
-    ///    rows, not a walk of the workspace;
+    /// 1. by relevance (`probing`), the matches from the GIN indexes (bitmap scans;
+    ///    migration v5 puts the workspace and the type in them), their ids and sort keys
+    ///    only, at most `probedMatches` of them, the page's rows then read by id: the whole
+    ///    answer when there were no more (nothing, a rare word, a substring: each of the 3
+    ///    tiers of q=zzzq is one bitmap of nothing, not a walk of 1,500 rows). A common
+    ///    word pays the bitmap's index scan and this many rows (1.5-1.9 ms in EXPLAIN
+    ///    ANALYZE for q=beach). Not for a sorted search, whose one text (prefixes or the
+    ///    substring) is mostly common (a bitmap of `bea` or `%bea%`: 2.7 ms before a row),
+    ///    and whose walk stops at the page's last match;
     /// 2. the walk down the order's index over the next `walkedRows` rows of the
     ///    workspace: the whole answer when they hold the page (a common word);
     /// 3. when that walk met few matches (the page would take more than 2 such walks),
@@ -173,7 +177,7 @@ extension PostgresRecordStore {
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, workspace: String, position: String?,
+    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, probing: Bool, workspace: String, position: String?,
                       text: String, filters: String, key: String?, descending: Bool, limit: Int) throws -> [PGRow] {
         let direction = descending ? "DESC" : "ASC"
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
@@ -198,8 +202,10 @@ extension PostgresRecordStore {
             let found = rows.first?.int(Self.assetColumnCount + 1) ?? 0
             return found <= cap ? rows.filter { $0.int64(0) != nil } : nil
         }
-        try use(.bitmap, &plan, connection)
-        if let rows = try gathered(cap: bounds.probedMatches) { return rows }
+        if probing {
+            try use(.bitmap, &plan, connection)
+            if let rows = try gathered(cap: bounds.probedMatches) { return rows }
+        }
         try use(.walk, &plan, connection)
         // The sort key a column of the walked rows, so that the planner sees them in the
         // outer order (an expression over the subquery's columns is another expression to
@@ -223,11 +229,7 @@ extension PostgresRecordStore {
             """, sql.values).rows
     }
 
-    enum Plan {
-        case walk, bitmap
-        /// What `searching` begins with: a page's first step.
-        static let first = Plan.bitmap
-    }
+    enum Plan { case walk, bitmap }
 
     /// The plans a step may use, for the rest of the transaction: the walk (an index
     /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
@@ -259,13 +261,13 @@ extension PostgresRecordStore {
             startTier = tier
             afterID = id
         }
-        var plan = Plan.first
+        var plan = Plan.bitmap
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
             guard let match = conditions.tier(tier, sql) else { continue }
-            let rows = try self.page(connection, &plan, sql, workspace: workspace, position: position, text: match,
+            let rows = try self.page(connection, &plan, sql, probing: true, workspace: workspace, position: position, text: match,
                                      filters: Self.filters(query, sql), key: nil, descending: true, limit: query.limit - page.count)
             for row in rows {
                 let asset = try Self.asset(from: row)
@@ -310,8 +312,8 @@ extension PostgresRecordStore {
             // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
-            var plan = Plan.first
-            rows = try page(connection, &plan, sql, workspace: workspace, position: position,
+            var plan = Plan.walk
+            rows = try page(connection, &plan, sql, probing: false, workspace: workspace, position: position,
                             text: "(" + either.joined(separator: " OR ") + ")", filters: filters, key: key, descending: descending,
                             limit: query.limit)
         } else {
