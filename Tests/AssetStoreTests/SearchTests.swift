@@ -222,15 +222,16 @@ struct SearchTests {
         }
     }
 
-    /// A search on PostgreSQL pages by four steps (`PostgresRecordStore.page`): the GIN
-    /// indexes' first `probedMatches`, a walk of `walkedRows` in order, up to
-    /// `gatheredMatches` from the GIN indexes, and the walk on. With small bounds every
-    /// search here takes each step in some tier, sort or page (with the defaults, the
-    /// probe and the first walk): the same pages either way, in every tier and sort, and
-    /// another workspace's as many matches never show.
-    @Test(arguments: [PostgresRecordStore.SearchBounds(probedMatches: 3, walkedRows: 5, gatheredMatches: 40),
-                      PostgresRecordStore.SearchBounds(probedMatches: 0, walkedRows: 0, gatheredMatches: 1000),
-                      PostgresRecordStore.SearchBounds(probedMatches: 0, walkedRows: 40, gatheredMatches: 0),
+    /// A search on PostgreSQL pages by steps (`PostgresRecordStore.page`): walks of
+    /// `firstWalkedRows` and `walkedRows` in order, up to `gatheredMatches` from the GIN
+    /// indexes after a walk that met few, and the walk on. With small bounds every search
+    /// here takes each step in some tier, sort or page (with the defaults, the walks and
+    /// the gather): the same pages either way, in every tier and sort, and another
+    /// workspace's as many matches never show.
+    @Test(arguments: [PostgresRecordStore.SearchBounds(firstWalkedRows: 3, walkedRows: 5, gatheredMatches: 40),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 40, gatheredMatches: 0),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 120, walkedRows: 240, gatheredMatches: 100),
                       PostgresRecordStore.SearchBounds()])
     func manyMatchesOnPostgresPageTheSameAsFew(_ bounds: PostgresRecordStore.SearchBounds) throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }

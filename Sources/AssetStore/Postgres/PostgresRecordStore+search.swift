@@ -39,23 +39,23 @@ extension PostgresRecordStore {
             try pool.with { connection in
                 if query.sort == .relevance {
                     guard let text = query.text else { return [] }
-                    return try searching(connection, from: .bitmap) { try relevancePage(query, text, connection) }
+                    return try searching(connection) { try relevancePage(query, text, connection) }
                 }
                 guard query.text != nil else { return try sortedPage(query, connection) }
-                return try searching(connection, from: .walk) { try sortedPage(query, connection) }
+                return try searching(connection) { try sortedPage(query, connection) }
             }
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan, and `plan`
+    /// `body` in a read-only transaction whose plans use no sequential scan, and the walk's
     /// until a step says otherwise (`page` says which plan each of its steps uses, and why:
     /// its first, set here, saves a round trip).
-    private func searching<T>(_ connection: PGConnection, from plan: Plan, _ body: () throws -> T) throws -> T {
+    private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host.
         try connection.execute("""
             BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;
-            \(Self.settings(of: plan))
+            \(Self.settings(of: .walk))
             """)
         do {
             let value = try body()
@@ -73,11 +73,11 @@ extension PostgresRecordStore {
     /// How many matches and rows each step of a page reads (`page`): the defaults, or a
     /// test's small ones (`Settings.searchBounds`), so that a small corpus takes every step.
     struct SearchBounds: Sendable {
-        /// Matches first read from the GIN indexes: the whole answer up to this many.
-        var probedMatches = 500
-        /// Rows of the workspace then walked in the order.
+        /// Rows of the workspace first walked in the order.
+        var firstWalkedRows = 300
+        /// Rows of the workspace then walked, when the first walk met enough matches.
         var walkedRows = 1500
-        /// Matches then read from the GIN indexes, when the walk met few, before the walk goes on.
+        /// Matches read from the GIN indexes at most, when a walk met few, before the walk goes on.
         var gatheredMatches = 20_000
     }
 
@@ -153,31 +153,27 @@ extension PostgresRecordStore {
     /// a substring's trigrams). Walking the order's index wins when matches are many and
     /// spread (the page fills soon), and reads every row of the workspace when they are few
     /// or crowd the far end of the order; the GIN indexes win when matches are few, and
-    /// read every one of them when they are many. So, each step's plan forced (`use`):
-    /// 1. by relevance (`probing`), the matches from the GIN indexes (bitmap scans;
-    ///    migration v5 puts the workspace and the type in them), their ids and sort keys
-    ///    only, at most `probedMatches` of them, the page's rows then read by id: the whole
-    ///    answer when there were no more (nothing, a rare word, a substring: each of the 3
-    ///    tiers of q=zzzq is one bitmap of nothing, not a walk of 1,500 rows). A common
-    ///    word pays the bitmap's index scan and this many rows (1.5-1.9 ms in EXPLAIN
-    ///    ANALYZE for q=beach). Not for a sorted search, whose one text (prefixes or the
-    ///    substring) is mostly common (a bitmap of `bea` or `%bea%`: 2.7 ms before a row),
-    ///    and whose walk stops at the page's last match;
-    /// 2. the walk down the order's index over the next `walkedRows` rows of the
-    ///    workspace: the whole answer when they hold the page (a common word);
-    /// 3. when that walk met few matches (the page would take more than 2 such walks),
-    ///    step 1 again with up to `gatheredMatches`: a title's 1 row in 40 that the walk
-    ///    would find only past 50,000 rows costs its 2,500 matches' ids instead. A
-    ///    walked row and a gathered match cost about the same (0.4-0.7 µs), so the walk
-    ///    goes on only where a density of m in `walkedRows` makes `limit / density` rows
-    ///    fewer than the `density × rows of the workspace` matches: above 2.2% at 100,000
-    ///    rows and 50 a page; the rule takes 1 in 60 (q=beach&type=video, 1 in 100,
-    ///    gathers its 1,000 matches rather than walk 5,000 rows);
-    /// 4. otherwise the walk on, unbounded (matches are common, or at least
+    /// read every one of them when they are many. So the walk goes first, a short one and
+    /// then a longer one, and what each meets decides (each step's plan forced, `use`):
+    /// 1. the walk down the order's index over the next `firstWalkedRows` rows of the
+    ///    workspace, then over `walkedRows`: the whole answer when they hold the page (a
+    ///    common word). It stops at the page's last match;
+    /// 2. after either walk, when it met fewer than 1 match in 60 rows: the matches from
+    ///    the GIN indexes (bitmap scans; migration v5 puts the workspace and the type in
+    ///    them), their ids and sort keys only, at most `gatheredMatches` of them, the
+    ///    page's rows then read by id: the whole answer when there were no more (nothing,
+    ///    a rare word, a substring, a title's 1 row in 40 that a walk would find only past
+    ///    50,000 rows in the bench's order). A walked row and a gathered match cost about
+    ///    the same (0.4-0.7 µs), so walking beats gathering where a density d makes
+    ///    `limit / d` rows fewer than the `d × rows of the workspace` matches: above 2.2% at
+    ///    100,000 rows and 50 a page; 1 in 60 is 1.7%. The gather is not first: its
+    ///    bitmap alone costs a common word 1.5 ms (q=beach intersected with its workspace's
+    ///    100,000 entries in the GIN index), 3 times its walk;
+    /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, probing: Bool, workspace: String, position: String?,
+    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, workspace: String, position: String?,
                       text: String, filters: String, key: String?, descending: Bool, limit: Int) throws -> [PGRow] {
         let direction = descending ? "DESC" : "ASC"
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
@@ -185,42 +181,39 @@ extension PostgresRecordStore {
         let after = position.map { " AND \($0)" } ?? ""
         let selected = "\(Self.assetColumns), \(key ?? "NULL")"
         let bounds = settings.searchBounds
-        // The matches' ids and sort keys (at most `cap` + 1 of them), the page's ids sorted
-        // from those, and its rows read by id; one row at least, the count of matches read in
-        // the last column (NULL columns before it when there is none). nil past `cap`.
-        func gathered(cap: Int) throws -> [PGRow]? {
-            let rows = try connection.query("""
+        // The sort key a column of the walked rows, so that the planner sees them in the
+        // outer order (an expression over the subquery's columns is another expression to
+        // it: it would sort, reading every walked row to fill a page that the first 533 fill).
+        let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
+        var gatheredTooMany = false
+        for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
+            try use(.walk, &plan, connection)
+            let walked = try connection.query("""
+                SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
+                    SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
+                    ORDER BY \(order) LIMIT \(rows)
+                ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(bound)
+                """, sql.values).rows
+            if walked.count == limit { return walked }
+            guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
+            // The matches' ids and sort keys (at most `gatheredMatches` + 1), the page's ids
+            // sorted from those, and its rows read by id; one row at least, the count of
+            // matches read in the last column (NULL columns before it when there is none).
+            try use(.bitmap, &plan, connection)
+            let gathered = try connection.query("""
                 WITH matched AS MATERIALIZED (
                     SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                    WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(cap + 1)),
+                    WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
                 page AS (SELECT matched.id, matched.sort_key FROM matched ORDER BY matched.sort_key \(direction), matched.id \(direction)
                     LIMIT \(bound))
                 SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
                 LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
                 ORDER BY page.sort_key \(direction), page.id \(direction)
                 """, sql.values).rows
-            let found = rows.first?.int(Self.assetColumnCount + 1) ?? 0
-            return found <= cap ? rows.filter { $0.int64(0) != nil } : nil
-        }
-        if probing {
-            try use(.bitmap, &plan, connection)
-            if let rows = try gathered(cap: bounds.probedMatches) { return rows }
-        }
-        try use(.walk, &plan, connection)
-        // The sort key a column of the walked rows, so that the planner sees them in the
-        // outer order (an expression over the subquery's columns is another expression to
-        // it: it would sort, reading all `walkedRows` to fill a page that the first 500 fill).
-        let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
-        let walked = try connection.query("""
-            SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
-                SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
-                ORDER BY \(order) LIMIT \(bounds.walkedRows)
-            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(bound)
-            """, sql.values).rows
-        if walked.count == limit { return walked }
-        if walked.count * 2 < limit {
-            try use(.bitmap, &plan, connection)
-            if let rows = try gathered(cap: bounds.gatheredMatches) { return rows }
+            if (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches {
+                return gathered.filter { $0.int64(0) != nil }
+            }
+            gatheredTooMany = true
         }
         try use(.walk, &plan, connection)
         return try connection.query("""
@@ -261,13 +254,13 @@ extension PostgresRecordStore {
             startTier = tier
             afterID = id
         }
-        var plan = Plan.bitmap
+        var plan = Plan.walk
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
             guard let match = conditions.tier(tier, sql) else { continue }
-            let rows = try self.page(connection, &plan, sql, probing: true, workspace: workspace, position: position, text: match,
+            let rows = try self.page(connection, &plan, sql, workspace: workspace, position: position, text: match,
                                      filters: Self.filters(query, sql), key: nil, descending: true, limit: query.limit - page.count)
             for row in rows {
                 let asset = try Self.asset(from: row)
@@ -313,7 +306,7 @@ extension PostgresRecordStore {
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
             var plan = Plan.walk
-            rows = try page(connection, &plan, sql, probing: false, workspace: workspace, position: position,
+            rows = try page(connection, &plan, sql, workspace: workspace, position: position,
                             text: "(" + either.joined(separator: " OR ") + ")", filters: filters, key: key, descending: descending,
                             limit: query.limit)
         } else {
