@@ -158,7 +158,7 @@ extension PostgresRecordStore {
     /// 1. the walk down the order's index over the next `firstWalkedRows` rows of the
     ///    workspace, then over `walkedRows`: the whole answer when they hold the page (a
     ///    common word). It stops at the page's last match;
-    /// 2. after either walk, when it met fewer than 1 match in 60 rows: the matches from
+    /// 2. after either walk, when it met at most 1 match in 60 rows: the matches from
     ///    the GIN indexes (bitmap scans; migration v5 puts the workspace and the type in
     ///    them), their ids and sort keys only, at most `gatheredMatches` of them, the
     ///    page's rows then read by id: the whole answer when there were no more (nothing,
