@@ -164,7 +164,7 @@ extension PostgresRecordStore {
     ///    page's rows then read by id: the whole answer when there were no more (nothing,
     ///    a rare word, a substring, a title's 1 row in 40 that a walk would find only past
     ///    50,000 rows in the bench's order). A walked row and a gathered match cost about
-    ///    the same (0.4-0.7 µs), so walking beats gathering where a density d makes
+    ///    the same (0.4-1 µs), so walking beats gathering where a density d makes
     ///    `limit / d` rows fewer than the `d × rows of the workspace` matches: above 2.2% at
     ///    100,000 rows and 50 a page; 1 in 60 is 1.7%. The gather is not first: its
     ///    bitmap alone costs a common word 1.5 ms (q=beach intersected with its workspace's
