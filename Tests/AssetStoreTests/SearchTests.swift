@@ -222,15 +222,23 @@ struct SearchTests {
         }
     }
 
-    /// A search on PostgreSQL pages by three plans (`PostgresRecordStore.page`): the first
-    /// `walkedRows` in order, what the GIN indexes gather, and past `gatheredMatches` the
-    /// walk on. Pages longer than the first walk, over more matches than are gathered,
-    /// take all three: the same pages either way, in every tier and sort, and another
+    /// A search on PostgreSQL pages by steps (`PostgresRecordStore.page`): walks of
+    /// `firstWalkedRows` and `walkedRows` in order, up to `gatheredMatches` from the GIN
+    /// indexes after a walk that met few, and the walk on. With small bounds every search
+    /// here takes each step in some tier, sort or page (with the defaults, the walks and
+    /// the gather): the same pages either way, in every tier and sort, and another
     /// workspace's as many matches never show.
-    @Test func manyMatchesOnPostgresPageTheSameAsFew() throws {
-        guard Backend.all.contains(.postgres) else { return }
-        let store = try #require(try Backend.postgres.fresh().open() as? PostgresRecordStore)
-        let count = PostgresRecordStore.gatheredMatches + 100
+    @Test(arguments: [PostgresRecordStore.SearchBounds(firstWalkedRows: 3, walkedRows: 5, gatheredMatches: 40),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 40, gatheredMatches: 0),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 120, walkedRows: 240, gatheredMatches: 100),
+                      PostgresRecordStore.SearchBounds()])
+    func manyMatchesOnPostgresPageTheSameAsFew(_ bounds: PostgresRecordStore.SearchBounds) throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var settings = PostgresRecordStore.Settings()
+        settings.searchBounds = bounds
+        let store = try PostgresRecordStore(url: url, settings: settings)
+        let count = 300
         try store.pool.with { connection in
             try connection.execute("""
                 INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
@@ -242,24 +250,34 @@ struct SearchTests {
                                   status: .ready, now: Date())
         let newest = try store.allPages(query(1, nil, limit: 200))
         #expect(newest.count == count + 1)
-        for q in ["bulk", "bul", "ulk_", "rare", "ulk_rar", "bulk 1"] {
+        for q in ["bulk", "bul", "ulk_", "rare", "ulk_rar", "bulk 1", "bulk 29", "zzz"] {
             let expected = newest.filter { asset in
                 let name = asset.fileName!
                 switch q {
                 case "bulk", "bul", "ulk_": return true
                 case "bulk 1": return name.split(separator: "_").contains { $0.hasPrefix("1") }
+                case "bulk 29": return name.split(separator: "_").contains { $0.hasPrefix("29") }
+                case "zzz": return false
                 default: return name.contains("rar")
                 }
             }
             // By relevance, tier by tier (whole words, prefixes, the substring), newest first:
-            // each of these falls in one tier, but for `bulk 1`, whose `bulk_1` is whole.
-            let whole = q == "bulk 1" ? expected.filter { $0.fileName == "bulk_1" } : []
-            let pages = try store.allPages(query(1, q, limit: PostgresRecordStore.walkedRows * 2))
-            #expect(pages.map(\.id) == (whole + expected.filter { $0.fileName != "bulk_1" || whole.isEmpty }).map(\.id), "q=\(q)")
-            for sort in [AssetSort.name, .size] {
-                let all = try store.allPages(query(1, nil, sort: sort, order: .ascending, limit: 200))
-                let sorted = try store.allPages(query(1, q, sort: sort, order: .ascending, limit: PostgresRecordStore.walkedRows * 2))
-                #expect(sorted.map(\.id) == all.filter { expected.map(\.id).contains($0.id) }.map(\.id), "q=\(q) sort=\(sort)")
+            // each of these falls in one tier, but for `bulk 1` and `bulk 29`, whose
+            // `bulk_1` and `bulk_29` are whole.
+            let wholeName = ["bulk 1": "bulk_1", "bulk 29": "bulk_29"][q]
+            let whole = expected.filter { $0.fileName == wholeName }
+            let rest = expected.filter { $0.fileName != wholeName }
+            for limit in [7, 50] {
+                let pages = try store.allPages(query(1, q, limit: limit))
+                #expect(pages.map(\.id) == (whole + rest).map(\.id), "q=\(q) limit=\(limit)")
+                for sort in [AssetSort.name, .size, .created] {
+                    for order in [ListOrder.ascending, .descending] {
+                        let all = try store.allPages(query(1, nil, sort: sort, order: order, limit: 200))
+                        let ids = Set(expected.map(\.id))
+                        let sorted = try store.allPages(query(1, q, sort: sort, order: order, limit: limit))
+                        #expect(sorted.map(\.id) == all.filter { ids.contains($0.id) }.map(\.id), "q=\(q) sort=\(sort) \(order) limit=\(limit)")
+                    }
+                }
             }
         }
     }

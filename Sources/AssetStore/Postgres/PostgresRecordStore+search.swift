@@ -47,13 +47,15 @@ extension PostgresRecordStore {
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan (`page` says
-    /// which plan each of its steps uses, and why).
+    /// `body` in a read-only transaction whose plans use no sequential scan, and the walk's
+    /// until a step says otherwise (`page` says which plan each of its steps uses, and why:
+    /// its first, set here, saves a round trip).
     private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host.
         try connection.execute("""
-            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0
+            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;
+            \(Self.settings(of: .walk))
             """)
         do {
             let value = try body()
@@ -68,10 +70,16 @@ extension PostgresRecordStore {
     /// The case-folded texts that tier 2 searches, as the trigram index has them.
     static let searchedText = "lower(coalesce(asset.file_name, '') || E'\\n' || coalesce(asset.title, '') || E'\\n' || asset.tags)"
 
-    /// How many of the workspace's rows a page first walks in its order, and how many of a
-    /// text's matches it then reads from the GIN indexes before it walks on (`page`).
-    static let walkedRows = 1500
-    static let gatheredMatches = 2000
+    /// How many matches and rows each step of a page reads (`page`): the defaults, or a
+    /// test's small ones (`Settings.searchBounds`), so that a small corpus takes every step.
+    struct SearchBounds: Sendable {
+        /// Rows of the workspace first walked in the order.
+        var firstWalkedRows = 300
+        /// Rows of the workspace then walked, when the first walk met enough matches.
+        var walkedRows = 1500
+        /// Matches read from the GIN indexes at most, when a walk met few, before the walk goes on.
+        var gatheredMatches = 20_000
+    }
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -136,66 +144,101 @@ extension PostgresRecordStore {
     }
 
     /// At most `limit` rows of `workspace` after `position` matching `text` and `filters`,
-    /// in `order` (each row the record's columns, then `key`'s value if any).
+    /// in the order of `key` (nil: the id) and the id, descending or not (each row the
+    /// record's columns, then `key`'s value if any).
     ///
     /// Which plan is fast depends on how many rows match, which the planner cannot know:
     /// its estimates multiply selectivities that are far from independent here (a tier
     /// leaves out the one before it, which matches nearly the same rows; a type filter;
-    /// a substring's trigrams). Walking the order's index wins when matches are many (the
-    /// page fills soon), and reads every row of the workspace when they are few; the GIN
-    /// indexes win when matches are few, and read every one of them when they are many.
-    /// So, each step's plan forced (`use`):
-    /// 1. the walk down the order's index over the next `walkedRows` rows of the workspace:
-    ///    the whole answer when they hold the page (a common word);
-    /// 2. the matches from the GIN indexes (bitmap scans; migration v5 puts the workspace
-    ///    and the type in them), at most `gatheredMatches` of them, and the page sorted
-    ///    from those: the whole answer when there were fewer (a rare word, a type);
-    /// 3. otherwise (at least that many rows of the workspace match, so the walk meets
-    ///    them soon enough), the walk on, unbounded.
+    /// a substring's trigrams). Walking the order's index wins when matches are many and
+    /// spread (the page fills soon), and reads every row of the workspace when they are few
+    /// or crowd the far end of the order; the GIN indexes win when matches are few, and
+    /// read every one of them when they are many. So the walk goes first, a short one and
+    /// then a longer one, and what each meets decides (each step's plan forced, `use`):
+    /// 1. the walk down the order's index over the next `firstWalkedRows` rows of the
+    ///    workspace, then over `walkedRows`: the whole answer when they hold the page (a
+    ///    common word). It stops at the page's last match;
+    /// 2. after either walk, when it met at most 1 match in 60 rows: the matches from
+    ///    the GIN indexes (bitmap scans; migration v5 puts the workspace and the type in
+    ///    them), their ids and sort keys only, at most `gatheredMatches` of them, the
+    ///    page's rows then read by id: the whole answer when there were no more (nothing,
+    ///    a rare word, a substring, a title's 1 row in 40 that a walk would find only past
+    ///    50,000 rows in the bench's order). A walked row and a gathered match cost about
+    ///    the same (0.4-1 µs), so walking beats gathering where a density d makes
+    ///    `limit / d` rows fewer than the `d × rows of the workspace` matches: above 2.2% at
+    ///    100,000 rows and 50 a page; 1 in 60 is 1.7%. The gather is not first: its
+    ///    bitmap alone costs a common word 1.5 ms (q=beach intersected with its workspace's
+    ///    100,000 entries in the GIN index), 3 times its walk;
+    /// 3. otherwise the walk on, unbounded (matches are common, or more than
+    ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ sql: SQLParameters, workspace: String, position: String?, text: String,
-                      filters: String, key: String?, order: String, limit: Int) throws -> [PGRow] {
+    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, workspace: String, position: String?,
+                      text: String, filters: String, key: String?, descending: Bool, limit: Int) throws -> [PGRow] {
+        let direction = descending ? "DESC" : "ASC"
+        let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
         let bound = sql.bind(limit)
         let after = position.map { " AND \($0)" } ?? ""
         let selected = "\(Self.assetColumns), \(key ?? "NULL")"
-        try use(.walk, connection)
-        let walked = try connection.query("""
-            SELECT \(selected) FROM (
-                SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(Self.walkedRows)
-            ) AS asset WHERE \(filters) AND \(text) ORDER BY \(order) LIMIT \(bound)
-            """, sql.values).rows
-        if walked.count == limit { return walked }
-        try use(.bitmap, connection)
-        // One row at least: the count of gathered matches in the last column, after the
-        // page's columns (NULL when there is none).
-        let gathered = try connection.query("""
-            WITH matched AS MATERIALIZED (
-                SELECT \(Self.assetColumns) FROM asset WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text)
-                LIMIT \(Self.gatheredMatches))
-            SELECT page.*, total.found FROM (SELECT count(*) AS found FROM matched) AS total
-            LEFT JOIN LATERAL (SELECT \(selected) FROM matched AS asset ORDER BY \(order) LIMIT \(bound)) AS page ON true
-            """, sql.values).rows
-        let found = gathered.first?.int(Self.assetColumnCount + 1) ?? 0
-        if found < Self.gatheredMatches {
-            return gathered.filter { $0.int64(0) != nil }
+        let bounds = settings.searchBounds
+        // The sort key a column of the walked rows, so that the planner sees them in the
+        // outer order (an expression over the subquery's columns is another expression to
+        // it: it would sort, reading every walked row to fill a page that the first 533 fill).
+        let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
+        var gatheredTooMany = false
+        for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
+            try use(.walk, &plan, connection)
+            let walked = try connection.query("""
+                SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
+                    SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
+                    ORDER BY \(order) LIMIT \(rows)
+                ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(bound)
+                """, sql.values).rows
+            if walked.count == limit { return walked }
+            guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
+            // The matches' ids and sort keys (at most `gatheredMatches` + 1), the page's ids
+            // sorted from those, and its rows read by id; one row at least, the count of
+            // matches read in the last column (NULL columns before it when there is none).
+            try use(.bitmap, &plan, connection)
+            let gathered = try connection.query("""
+                WITH matched AS MATERIALIZED (
+                    SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
+                    WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
+                page AS (SELECT matched.id, matched.sort_key FROM matched ORDER BY matched.sort_key \(direction), matched.id \(direction)
+                    LIMIT \(bound))
+                SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
+                LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
+                ORDER BY page.sort_key \(direction), page.id \(direction)
+                """, sql.values).rows
+            if (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches {
+                return gathered.filter { $0.int64(0) != nil }
+            }
+            gatheredTooMany = true
         }
-        try use(.walk, connection)
+        try use(.walk, &plan, connection)
         return try connection.query("""
             SELECT \(selected) FROM asset WHERE \(Self.walking(workspace))\(after) AND \(filters) AND \(text)
             ORDER BY \(order) LIMIT \(bound)
             """, sql.values).rows
     }
 
-    private enum Plan { case walk, bitmap }
+    enum Plan { case walk, bitmap }
 
     /// The plans a step may use, for the rest of the transaction: the walk (an index
     /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
-    /// row of the workspace by another index and sorts them) or bitmaps only.
-    private func use(_ plan: Plan, _ connection: PGConnection) throws {
+    /// row of the workspace by another index and sorts them) or bitmaps only. `current`
+    /// is what the transaction has, so that a step of the same plan
+    /// costs no round trip.
+    private func use(_ plan: Plan, _ current: inout Plan, _ connection: PGConnection) throws {
+        guard current != plan else { return }
+        try connection.execute(Self.settings(of: plan))
+        current = plan
+    }
+
+    private static func settings(of plan: Plan) -> String {
         switch plan {
-        case .walk: try connection.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on")
-        case .bitmap: try connection.execute("SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off")
+        case .walk: "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on"
+        case .bitmap: "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off"
         }
     }
 
@@ -211,14 +254,14 @@ extension PostgresRecordStore {
             startTier = tier
             afterID = id
         }
+        var plan = Plan.walk
         for tier in startTier...2 where page.count < query.limit {
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
             guard let match = conditions.tier(tier, sql) else { continue }
-            let rows = try self.page(connection, sql, workspace: workspace, position: position, text: match,
-                                     filters: Self.filters(query, sql), key: nil, order: "asset.workspace_id DESC, asset.id DESC",
-                                     limit: query.limit - page.count)
+            let rows = try self.page(connection, &plan, sql, workspace: workspace, position: position, text: match,
+                                     filters: Self.filters(query, sql), key: nil, descending: true, limit: query.limit - page.count)
             for row in rows {
                 let asset = try Self.asset(from: row)
                 page.append((asset, .relevance(tier: tier, id: asset.id)))
@@ -262,8 +305,10 @@ extension PostgresRecordStore {
             // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
             let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
             guard !either.isEmpty else { return [] }
-            rows = try page(connection, sql, workspace: workspace, position: position, text: "(" + either.joined(separator: " OR ") + ")",
-                            filters: filters, key: key, order: order, limit: query.limit)
+            var plan = Plan.walk
+            rows = try page(connection, &plan, sql, workspace: workspace, position: position,
+                            text: "(" + either.joined(separator: " OR ") + ")", filters: filters, key: key, descending: descending,
+                            limit: query.limit)
         } else {
             // No text: the filters alone, by the order's index (they match most rows).
             rows = try connection.query("""

@@ -30,6 +30,8 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         public var uploadCache = true
         /// Off only in tests, to play a host that stalled past its lease (thumbnail tasks and asset holds).
         var renewsLeases = true
+        /// How many rows a search's steps read (PostgresRecordStore+search.swift); small in tests only.
+        var searchBounds = SearchBounds()
 
         public init() {}
     }
