@@ -233,6 +233,21 @@ extension SQLiteRecordStore {
                 INSERT INTO asset_trigrams (asset_trigrams) VALUES ('rebuild');
                 """)
         }
+        migrator.registerMigration("v11: sort indexes by kind") { db in
+            // A listing with a type walks its sort order over that kind's rows only: a
+            // sorted search with a type tests the rows of these indexes one by one
+            // (walkedPage) instead of reading its FTS5 sets, which for a prefix longer
+            // than 3 characters merge every tenant's lists. The kind is the expression of
+            // `kindLetter` (the v10 scope tokens' letter), which the filters write as it is
+            // here, so that SQLite seeks these indexes; status is carried so that deleted
+            // rows are skipped without reading them.
+            let kind = Self.kindLetter("")
+            try db.execute(sql: """
+                CREATE INDEX asset_by_kind ON asset(workspace_id, \(kind), id, status);
+                CREATE INDEX asset_by_kind_name ON asset(workspace_id, \(kind), lower(coalesce(file_name, '')), id, status);
+                CREATE INDEX asset_by_kind_size ON asset(workspace_id, \(kind), coalesce(size, -1), id, status);
+                """)
+        }
         return migrator
     }
 }

@@ -158,9 +158,8 @@ extension SQLiteRecordStore {
         var arguments: StatementArguments = []
         var with = ""
         var from = "asset"
-        // Not with a type: the walk would pass over every other kind's rows too, while the
-        // kind's scope token keeps the FTS5 sets to that kind.
-        if query.kind == nil, let text = query.text, let matcher = ASCIIMatcher(text),
+        // With a type too: the kind's sort indexes (migration v11) hold that kind's rows only.
+        if let text = query.text, let matcher = ASCIIMatcher(text),
            let page = try walkedPage(query, matcher, filters, db) {
             return page
         }
@@ -265,40 +264,50 @@ extension SQLiteRecordStore {
 
     /// A sorted search whose matches are common fills its page within a few rows of the
     /// sort order, while reading its FTS5 sets costs every match (every tenant's, for a
-    /// prefix longer than the indexed 1-3 characters). For a text of ASCII only, this walks
-    /// the sort index from the position and tests each row's own file name, title and tags
-    /// (`ASCIIMatcher`, exact for ASCII), for at most `walkedRows` rows. nil when it cannot
-    /// answer (a row with non-ASCII text, or the page not filled within the bound): the
-    /// FTS5 plan then answers, with the same results.
+    /// prefix longer than the indexed 1-3 characters: FTS5 merges the whole lists of the
+    /// prefix's terms before the AND with the scope). For a text of ASCII only, this walks
+    /// the sort index from the position (with a type, the kind's index of migration v11)
+    /// and tests each row's own file name, title and tags (`ASCIIMatcher`, exact for
+    /// ASCII), for at most `walkedRows` rows; it reads only the id and those three columns
+    /// of each row, their bytes in place, and the page's rows whole at the end. nil when
+    /// it cannot answer (a row with other characters, or the page not filled within the
+    /// bound): the FTS5 plan then answers, with the same results.
     private func walkedPage(_ query: AssetQuery, _ matcher: ASCIIMatcher,
                             _ filters: (sql: String, arguments: StatementArguments),
                             _ db: GRDB.Database) throws -> [(asset: AssetRecord, position: AssetPosition)]? {
         let order = try Self.sortOrder(query)
         let conditions = [filters.sql] + order.conditions
-        let sql = """
-            SELECT \(Self.assetColumns), \(order.key) FROM asset WHERE \(conditions.joined(separator: " AND ")) \
+        let statement = try db.cachedStatement(sql: """
+            SELECT asset.id, asset.file_name, asset.title, asset.tags FROM asset WHERE \(conditions.joined(separator: " AND ")) \
             ORDER BY \(order.orderBy) LIMIT ?
-            """
+            """)
         // Past `walkedRows`, on only while the matches seen so far promise a full page
         // within 4 times as many rows; never past that.
         let bound = 4 * walkedRows
-        let arguments = filters.arguments + order.arguments + [bound]
-        var page: [(asset: AssetRecord, position: AssetPosition)] = []
+        let ids = try Int64.fetchCursor(statement, arguments: filters.arguments + order.arguments + [bound])
+        var matched: [Int64] = []
         var walked = 0
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        while let row = try rows.next() {
+        var scratch = ASCIIMatcher.Scratch()
+        while matched.count < query.limit, let id = try ids.next() {
             walked += 1
-            // file_name, title, tags: columns 3, 14 and 15 of `assetColumns`.
-            guard let matches = matcher.matches(Self.nullable(row, 3), Self.nullable(row, 14), Self.nullable(row, 15)) else { return nil }
-            if matches {
-                let asset = try Self.asset(from: row)
-                page.append((asset, Self.position(of: asset, row, query.sort)))
-                if page.count == query.limit { return page }
-            }
-            if walked >= walkedRows, walked * query.limit > page.count * bound { return nil }
+            // The cursor stands on the row: its columns 1-3 are read where SQLite holds them.
+            guard let matches = matcher.matches(statement.sqliteStatement, columns: 1...3, &scratch) else { return nil }
+            if matches { matched.append(id) }
+            if walked >= walkedRows, walked * query.limit > matched.count * bound { return nil }
         }
-        // The workspace's end within the bound: every match after the position was seen.
-        return walked < bound ? page : nil
+        // A full page, or the workspace's end within the bound: every match after the
+        // position was seen.
+        guard matched.count == query.limit || walked < bound else { return nil }
+        guard !matched.isEmpty else { return [] }
+        // The page's rows whole, in the walk's order (json_each's key), in the same read
+        // transaction as the walk.
+        let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            SELECT \(Self.assetColumns), \(order.key) FROM json_each(?) AS m CROSS JOIN asset ON asset.id = m.value ORDER BY m.key
+            """), arguments: ["[" + matched.map(String.init).joined(separator: ",") + "]"])
+        return try rows.map { row in
+            let asset = try Self.asset(from: row)
+            return (asset, Self.position(of: asset, row, query.sort))
+        }
     }
 
     /// Rows a sorted search walks before it reads its FTS5 sets instead, by default
@@ -321,11 +330,9 @@ extension SQLiteRecordStore {
             sql += " AND asset.status = ?"
             arguments += [status.rawValue]
         }
-        switch query.kind {
-        case .image?: sql += " AND substr(asset.file_type, 1, 6) = 'image/'"
-        case .video?: sql += " AND substr(asset.file_type, 1, 6) = 'video/'"
-        case .pdf?: sql += " AND asset.file_type = 'application/pdf'"
-        case nil: break
+        if let kind = query.kind {
+            // The expression of the kind indexes (migration v11), so that SQLite seeks them.
+            sql += " AND \(kindLetter("asset.")) = '\(kindLetter(of: kind))'"
         }
         return (sql, arguments)
     }
@@ -339,9 +346,28 @@ extension SQLiteRecordStore {
     static func searchScope(_ row: String) -> String {
         """
         char(57344) || printf('%x', \(row).workspace_id) || char(57344, 32, 57344) || printf('%x', \(row).workspace_id) || char(57344) || \
-        CASE WHEN substr(\(row).file_type, 1, 6) = 'image/' THEN 'i' WHEN substr(\(row).file_type, 1, 6) = 'video/' THEN 'v' \
-        WHEN \(row).file_type = 'application/pdf' THEN 'p' ELSE 'o' END
+        \(kindLetter("\(row)."))
         """
+    }
+
+    /// The asset's kind as one letter (i, v, p, o for image, video, pdf, other), as SQL over
+    /// the columns of `table` ("asset.", "new.", or "" in an index): the scope tokens of
+    /// migration v10 and the kind indexes of v11 are made of it, and a type filter is
+    /// written with it so that SQLite seeks those indexes. Change it only with a migration
+    /// that rebuilds both.
+    static func kindLetter(_ table: String) -> String {
+        """
+        CASE WHEN substr(\(table)file_type, 1, 6) = 'image/' THEN 'i' WHEN substr(\(table)file_type, 1, 6) = 'video/' THEN 'v' \
+        WHEN \(table)file_type = 'application/pdf' THEN 'p' ELSE 'o' END
+        """
+    }
+
+    static func kindLetter(of kind: AssetKind) -> String {
+        switch kind {
+        case .image: "i"
+        case .video: "v"
+        case .pdf: "p"
+        }
     }
 }
 
@@ -375,12 +401,7 @@ struct FTSQuery {
 
     /// The scope token as a phrase (SQLiteRecordStore.searchScope makes the indexed ones).
     static func scope(workspaceID: Int64, kind: AssetKind?) -> String {
-        let letter = switch kind {
-        case .image?: "i"
-        case .video?: "v"
-        case .pdf?: "p"
-        case nil: ""
-        }
+        let letter = kind.map(SQLiteRecordStore.kindLetter(of:)) ?? ""
         return "\"\u{E000}\(String(UInt64(bitPattern: workspaceID), radix: 16))\u{E000}\(letter)\""
     }
 
@@ -443,20 +464,38 @@ struct ASCIIMatcher {
         guard !words.isEmpty || substring != nil else { return nil }
     }
 
-    /// nil when a column holds a character outside ASCII and Latin-1's accented letters
-    /// (the FTS5 tables must decide then).
-    func matches(_ fileName: String?, _ title: String?, _ tags: String?) -> Bool? {
-        var folded: [(words: [UInt8], trigrams: [UInt8])] = []
-        for column in [fileName, title, tags] {
-            guard let column else { continue }
-            guard let fold = Self.fold(column) else { return nil }
-            folded.append(fold)
+    /// Buffers for one row's folded columns, kept from row to row.
+    struct Scratch {
+        /// The columns as unicode61 folds them, a space between two.
+        var words: [UInt8] = []
+        /// The columns as the trigram tokenizer folds them, 0xFF between two.
+        var trigrams: [UInt8] = []
+    }
+
+    /// Whether the row on which `statement` stands matches, from the UTF-8 of its text
+    /// `columns` (NULL ones left out) where SQLite holds it. nil when a column holds a
+    /// character outside ASCII and Latin-1's accented letters (the FTS5 tables must decide
+    /// then).
+    func matches(_ statement: OpaquePointer, columns: ClosedRange<Int32>, _ scratch: inout Scratch) -> Bool? {
+        scratch.words.removeAll(keepingCapacity: true)
+        scratch.trigrams.removeAll(keepingCapacity: true)
+        for column in columns where sqlite3_column_type(statement, column) != SQLITE_NULL {
+            // _text before _bytes, as SQLite asks (the length of the UTF-8 form).
+            guard let text = sqlite3_column_text(statement, column) else { continue }
+            let bytes = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement, column)))
+            guard Self.fold(bytes, into: &scratch) else { return nil }
         }
-        if !words.isEmpty, words.allSatisfy({ word in folded.contains { Self.hasWord(beginning: word, in: $0.words) } }) {
+        return matches(scratch)
+    }
+
+    /// Whether folded columns match: every word begins one of their words, or one of
+    /// them holds the substring.
+    func matches(_ folded: Scratch) -> Bool {
+        if !words.isEmpty, words.allSatisfy({ Self.hasWord(beginning: $0, in: folded.words) }) {
             return true
         }
         if let substring {
-            return folded.contains { Self.contains(substring, in: $0.trigrams) }
+            return Self.contains(substring, in: folded.trigrams)
         }
         return false
     }
@@ -465,32 +504,37 @@ struct ASCIIMatcher {
         (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
     }
 
-    /// A column as unicode61 folds it (an accented letter to its base letter) and as the
-    /// trigram tokenizer does (an accented letter to 0xFF, which no ASCII text holds).
-    static func fold(_ text: String) -> (words: [UInt8], trigrams: [UInt8])? {
-        var words: [UInt8] = []
-        var trigrams: [UInt8] = []
-        words.reserveCapacity(text.utf8.count)
-        trigrams.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            let value = scalar.value
-            if value < 0x80 {
-                let byte = lowered(UInt8(value))
-                words.append(byte)
-                trigrams.append(byte)
-            } else if (0xC0...0xFF).contains(value), let base = latin1Base[Int(value - 0xC0)], base != 0 {
-                words.append(base)
-                trigrams.append(0xFF)
+    /// Appends a column's UTF-8 as unicode61 folds it (an accented letter to its base
+    /// letter) and as the trigram tokenizer does (an accented letter to 0xFF, which no
+    /// ASCII text holds), each followed by a separator that no word or ASCII substring
+    /// crosses (a space, 0xFF); false at any other character.
+    static func fold(_ text: UnsafeBufferPointer<UInt8>, into scratch: inout Scratch) -> Bool {
+        var index = 0
+        while index < text.count {
+            let byte = text[index]
+            if byte < 0x80 {
+                let lower = lowered(byte)
+                scratch.words.append(lower)
+                scratch.trigrams.append(lower)
+                index += 1
+            } else if byte == 0xC3, index + 1 < text.count, (0x80...0xBF).contains(text[index + 1]),
+                      case let base = latin1Base[Int(text[index + 1] - 0x80)], base != 0 {
+                // U+00C0 to U+00FF are C3 80 to C3 BF in UTF-8.
+                scratch.words.append(base)
+                scratch.trigrams.append(0xFF)
+                index += 2
             } else {
-                return nil
+                return false
             }
         }
-        return (words, trigrams)
+        scratch.words.append(0x20)
+        scratch.trigrams.append(0xFF)
+        return true
     }
 
     /// The base letters of U+00C0 to U+00FF that unicode61 (remove_diacritics 2) folds to
     /// ASCII; 0 for the others (`×`, `÷`, `Æ`, `Ð`, `Ø`, `Þ`, `ß`, `æ`, `ð`, `ø`, `þ`).
-    static let latin1Base: [UInt8?] = Array("aaaaaa_ceeeeiiii_nooooo__uuuuy__aaaaaa_ceeeeiiii_nooooo__uuuuy_y".utf8)
+    static let latin1Base: [UInt8] = Array("aaaaaa_ceeeeiiii_nooooo__uuuuy__aaaaaa_ceeeeiiii_nooooo__uuuuy_y".utf8)
         .map { $0 == UInt8(ascii: "_") ? 0 : $0 }
 
     static func isWordByte(_ byte: UInt8) -> Bool {
