@@ -98,6 +98,8 @@ public enum Bootstrap {
         // The server drained (SIGTERM): running thumbnail tasks get the same drain time;
         // waiting ones stay pending for the next start.
         thumbnails?.stop(waitingUpTo: serverConfiguration.drainTimeout)
+        // Lines of requests that the drain's timeout abandoned, if they ended since.
+        accessLogBuffer?.flush()
     }
 
     /// The access log's buffers (ASSETD_ACCESS_LOG_BUFFER), one a worker thread, on the
