@@ -199,6 +199,44 @@ struct EventOutboxTests {
         #expect(try db.backfillMedia(assetID: asset.id, etag: "\"e1\"", media: media, now: Date()), "the switch undone")
     }
 
+    /// The backfill's decoder failures (v12 on SQLite, v8 on PostgreSQL): counted for the
+    /// version read, `maxAttempts` of them take the asset off the work list until they are
+    /// cleared, and recorded media ends the counting.
+    @Test(arguments: Backend.all) func theMediaBackfillCountsDecoderFailuresAndGivesUpOnAVersion(_ backend: Backend) throws {
+        let db = try open(backend)
+        let failing = try readyAsset(db)
+        let good = try readyAsset(db)
+        let other = try db.createAsset(NewAsset(workspaceID: 8, fileType: "image/png", fileExtension: "png", fileName: "x.png", size: 10))
+        _ = try db.markAssetReady(id: other.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .pending)
+        for asset in [failing, good, other] {
+            _ = try db.claimThumbnail(assetID: asset.id)
+            #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
+        }
+        func listed(_ workspace: Int64? = nil) throws -> [Int64] {
+            try db.assetsMissingMedia(limit: 10, workspaceID: workspace, afterID: 0, maxAttempts: 3).map(\.id)
+        }
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"other\"") == 0, "another version: nothing counted")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 1)
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 2)
+        #expect(try listed() == [failing.id, good.id, other.id], "under the limit: still listed")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 3)
+        #expect(try listed() == [good.id, other.id], "given up on")
+        #expect(try db.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).map(\.id) == [failing.id, good.id, other.id],
+                "without a limit, listed")
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 3) == 1)
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: 8, maxAttempts: 3) == 0, "another workspace's")
+        #expect(try db.recordMediaAttempt(assetID: other.id, etag: "\"e1\"") == 1)
+        #expect(try db.clearMediaAttempts(workspaceID: 8) == 1, "one workspace's cleared")
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: 7, maxAttempts: 3) == 1)
+        #expect(try db.clearMediaAttempts(workspaceID: nil) == 1)
+        #expect(try listed() == [failing.id, good.id, other.id], "cleared: read again")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 1, "counted from none again")
+        // Media recorded: nothing left to count.
+        #expect(try db.backfillMedia(assetID: good.id, etag: "\"e1\"", media: MediaMetadata(width: 2, height: 3), now: Date()))
+        #expect(try db.recordMediaAttempt(assetID: good.id, etag: "\"e1\"") == 0)
+        #expect(try db.thumbnailState(assetID: failing.id)?.status == .ready, "the thumbnail is not touched")
+    }
+
     @Test(arguments: Backend.all) func aLeaseThatEndsMakesTheDeliveryDueAgain(_ backend: Backend) throws {
         let db = try open(backend)
         _ = try readyAsset(db)
