@@ -124,7 +124,12 @@ enum VideoFrame {
             if done == pid { break }
             if done < 0 && errno != EINTR { throw ThumbnailError("lost \(arguments[0]): errno \(errno)") }
             if clock.now >= deadline {
-                kill(pid, SIGKILL)
+                // A confined decoder child may signal nothing but itself (assetd_system_confine):
+                // the kill is refused there, and the zygote kills the program with the
+                // child's process group once the child has answered and ended.
+                guard kill(pid, SIGKILL) == 0 else {
+                    throw ThumbnailError("\(arguments[0]) ran past \(timeout) and is killed with the decoder child")
+                }
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 throw ThumbnailError("\(arguments[0]) ran past \(timeout) and was killed")
             }
