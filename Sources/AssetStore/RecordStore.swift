@@ -1,3 +1,4 @@
+public import MediaInfo
 public import struct Foundation.Date
 
 // What the app needs of its records, one protocol a concern, so that a backend (SQLite

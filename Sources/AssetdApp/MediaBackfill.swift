@@ -1,3 +1,4 @@
+import MediaInfo
 public import AssetStore
 import Foundation
 public import Logging
@@ -192,7 +193,7 @@ public struct MediaBackfill: Sendable {
                     }
                 }
             }
-            media = ThumbnailWorker.metadata(facts)
+            media = facts
         } catch {
             switch error {
             case .final(_, let reason):

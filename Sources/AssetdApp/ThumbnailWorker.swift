@@ -1,3 +1,4 @@
+import MediaInfo
 public import AssetStore
 import Foundation
 import Glibc
@@ -135,7 +136,7 @@ public final class ThumbnailWorker: Sendable {
             let (decoded, decodeTime) = try makeThumbnail(asset)
             metadata["decode_ms"] = "\(decodeTime.milliseconds)"
             metadata["bytes"] = "\(decoded.jpeg.count)"
-            try store(decoded.jpeg, media: Self.metadata(decoded.facts), of: asset, metadata: &metadata, started: started)
+            try store(decoded.jpeg, media: decoded.facts ?? MediaMetadata(), of: asset, metadata: &metadata, started: started)
         } catch {
             switch error {
             case .final(let status, let reason):
@@ -280,15 +281,6 @@ public final class ThumbnailWorker: Sendable {
             throw .final(.failed, "the content is \(type), which gets no thumbnail")
         }
         return try body(descriptor, type)
-    }
-
-    /// The decoder's facts (checked by IsolatedThumbnailer) as the record's metadata; all
-    /// unknown when it sent none.
-    static func metadata(_ facts: MediaFacts?) -> MediaMetadata {
-        guard let facts else { return MediaMetadata() }
-        return MediaMetadata(width: facts.width, height: facts.height, durationSeconds: facts.durationSeconds, pages: facts.pages,
-                             takenAt: facts.takenAt, cameraMake: facts.cameraMake, cameraModel: facts.cameraModel,
-                             gpsLatitude: facts.gpsLatitude, gpsLongitude: facts.gpsLongitude)
     }
 
     @discardableResult

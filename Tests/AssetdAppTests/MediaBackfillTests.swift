@@ -1,3 +1,4 @@
+import MediaInfo
 import AssetStore
 import Dispatch
 import Foundation
@@ -23,14 +24,14 @@ import Thumbnails
             throw .crashed("no thumbnail in these tests")
         }
 
-        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata {
             var info = stat()
             fstat(descriptor, &info)
             var last: UInt8 = 0
             _ = pread(descriptor, &last, 1, off_t(info.st_size - 1))
             seen.withLock { $0.append(last) }
             if let failure = failures.withLock({ $0[last] }) { throw failure }
-            return MediaFacts(width: Int(last) * 10, height: 7)
+            return MediaMetadata(width: Int(last) * 10, height: 7)
         }
     }
 

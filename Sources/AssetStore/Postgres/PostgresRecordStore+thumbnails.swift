@@ -1,3 +1,4 @@
+public import MediaInfo
 public import struct Foundation.Date
 import Foundation
 import JSON
