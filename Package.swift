@@ -108,6 +108,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The unit tests' SQLite files, removed when the test process exits.
+        .target(name: "TestFiles", path: "Tests/TestFiles", swiftSettings: swiftSettings),
         .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: swiftSettings),
@@ -121,12 +123,12 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
-            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", "MediaInfo", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", "MediaInfo", "TestFiles", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         // CSystem: the decoder child's confinement, tried in a forked process.
         .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo"], swiftSettings: swiftSettings),
-        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
     ]
 )

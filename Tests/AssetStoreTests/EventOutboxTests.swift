@@ -4,12 +4,13 @@ import GRDB
 import JSON
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// The transactional outbox: each state change writes its event in its own transaction,
 /// and claims keep each asset's events in order.
 /// On every backend of `Backend.all`, but for the failure injected with an SQLite trigger.
 struct EventOutboxTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-events-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath("assetd-events")
 
     func open(sinks: [String] = ["hook-a"]) throws -> SQLiteRecordStore {
         let store = try SQLiteRecordStore(path: path)
