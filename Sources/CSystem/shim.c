@@ -243,7 +243,8 @@ static int confine_landlock(int abi) {
 /// process; ffmpeg and ffprobe (another pid, under the same filter) may signal nothing,
 /// so an abort of theirs ends in abort's fallback (a crash, still the end it wanted), and
 /// the child does not kill them at their deadline itself (the zygote kills the child's
-/// process group when the child ends).
+/// process group when the child ends; setsid and setpgid are refused, so that nothing
+/// the child starts leaves that group).
 static int confine_seccomp(pid_t self) {
 #ifdef ASSETD_AUDIT_ARCH
 #define REFUSE (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
@@ -267,6 +268,10 @@ static int confine_seccomp(pid_t self) {
         NUMBER(__NR_rt_sigqueueinfo),
         NUMBER(__NR_rt_tgsigqueueinfo),
         NUMBER(__NR_pidfd_send_signal),
+        // The process group the child made before it confined itself is where it and
+        // whatever it runs stay: the zygote kills that group when the child ends.
+        NUMBER(__NR_setsid),
+        NUMBER(__NR_setpgid),
         // tgkill(tgid, tid, signal): only its own thread group. The kernel reads tgid as
         // a pid_t, the low 32 bits of the first argument (little-endian: its first word).
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 3),

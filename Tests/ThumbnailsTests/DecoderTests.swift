@@ -303,6 +303,8 @@ import Testing
             // and /proc/PID opened as a directory is one).
             let own = assetd_system_pidfd_open(getpid())
             if own >= 0 && !refused(assetd_system_pidfd_send_signal(own, 0, 0)) { failed |= 128 }
+            // Nothing it starts may leave its process group (the zygote kills the group).
+            if !refused(setsid()) || !refused(setpgid(0, 0)) { failed |= 16 }
             _exit(failed)
         }
         try #require(pid > 0)
@@ -312,7 +314,7 @@ import Testing
         let failed = (status >> 8) & 0xff
         #expect(failed == 0, """
             bits: 1 signalled a sibling, 2 signalled its parent, 4 opened a sibling's /proc/PID/mem, 8 wrote a file, \
-            16 signalled its group or every process, 32 no memfd, 64 could not signal its own threads, \
+            16 signalled its group or every process or left its group, 32 no memfd, 64 could not signal its own threads, \
             128 pidfd_send_signal not refused, 100 could not confine itself \
             (Landlock ABI \(landlock))
             """)

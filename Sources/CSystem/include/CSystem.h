@@ -94,7 +94,8 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// pidfd_getfd, every x32 call, and every signal but to its own threads: kill, tkill,
 /// rt_sigqueueinfo, rt_tgsigqueueinfo and pidfd_send_signal always, tgkill but to its
 /// own pid (the caller's at this call: programs it runs, another pid, may signal
-/// nothing), so that no signal leaves the child below Landlock ABI 6 either. Sets
+/// nothing), so that no signal leaves the child below Landlock ABI 6 either; setsid and
+/// setpgid (what it runs stays in the process group the zygote kills). Sets
 /// no_new_privs. The bits of what was set (a kernel without Landlock gives only
 /// ASSETD_CONFINED_SYSCALLS), or -1 with errno when a step the kernel offers failed.
 /// Raw system calls only: safe after fork.
