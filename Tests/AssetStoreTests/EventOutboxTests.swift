@@ -144,8 +144,9 @@ struct EventOutboxTests {
         #expect(try db.eventDeliveries(state: .dead, limit: 10).map(\.eventID) == [first[0].eventID])
     }
 
-    @Test(arguments: Backend.all) func theMediaBackfillWritesOnceWithAnAssetUpdatedEventAndLeavesTheThumbnail(_ backend: Backend) throws {
-        let db = try open(backend)
+    /// Two assets of workspace 7 and one of workspace 8, ready with a ready thumbnail and no
+    /// media (as before "v8: media metadata"): the media backfill's work.
+    func assetsFromBeforeMedia(_ db: any RecordStore) throws -> (AssetRecord, AssetRecord, AssetRecord) {
         let a = try readyAsset(db)
         let b = try readyAsset(db)
         let other = try db.createAsset(NewAsset(workspaceID: 8, fileType: "image/png", fileExtension: "png", fileName: "x.png", size: 10))
@@ -154,6 +155,12 @@ struct EventOutboxTests {
             _ = try db.claimThumbnail(assetID: asset.id)
             #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
         }
+        return (a, b, other)
+    }
+
+    @Test(arguments: Backend.all) func theMediaBackfillWritesOnceWithAnAssetUpdatedEventAndLeavesTheThumbnail(_ backend: Backend) throws {
+        let db = try open(backend)
+        let (a, b, other) = try assetsFromBeforeMedia(db)
         #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [a.id, b.id, other.id])
         #expect(try db.assetsMissingMedia(limit: 10, workspaceID: 7, afterID: 0).map(\.id) == [a.id, b.id], "one workspace")
         #expect(try db.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: a.id).map(\.id) == [b.id, other.id], "after a cursor")
@@ -206,14 +213,7 @@ struct EventOutboxTests {
     /// cleared, and recorded media ends the counting.
     @Test(arguments: Backend.all) func theMediaBackfillCountsDecoderFailuresAndGivesUpOnAVersion(_ backend: Backend) throws {
         let db = try open(backend)
-        let failing = try readyAsset(db)
-        let good = try readyAsset(db)
-        let other = try db.createAsset(NewAsset(workspaceID: 8, fileType: "image/png", fileExtension: "png", fileName: "x.png", size: 10))
-        _ = try db.markAssetReady(id: other.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .pending)
-        for asset in [failing, good, other] {
-            _ = try db.claimThumbnail(assetID: asset.id)
-            #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
-        }
+        let (failing, good, other) = try assetsFromBeforeMedia(db)
         func listed(_ workspace: Int64? = nil) throws -> [Int64] {
             try db.assetsMissingMedia(limit: 10, workspaceID: workspace, afterID: 0, maxAttempts: 3).map(\.id)
         }
