@@ -25,6 +25,8 @@ int assetd_system_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int fr
 
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -272,6 +274,22 @@ static int confine_seccomp(pid_t self) {
         // whatever it runs stay: the zygote kills that group when the child ends.
         NUMBER(__NR_setsid),
         NUMBER(__NR_setpgid),
+        // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
+        // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with
+        // only the uid checked. The command is the low 32 bits of the second argument.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN_EX, 0, 6),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // The accumulator holds an argument now: the number again for what follows.
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
         // tgkill(tgid, tid, signal): only its own thread group. The kernel reads tgid as
         // a pid_t, the low 32 bits of the first argument (little-endian: its first word).
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 3),

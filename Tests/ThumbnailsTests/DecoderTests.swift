@@ -305,6 +305,11 @@ import Testing
             if own >= 0 && !refused(assetd_system_pidfd_send_signal(own, 0, 0)) { failed |= 128 }
             // Nothing it starts may leave its process group (the zygote kills the group).
             if !refused(setsid()) || !refused(setpgid(0, 0)) { failed |= 16 }
+            // Nor may it make the kernel signal another process for it (SIGIO to an owner).
+            var ends: [Int32] = [0, 0]
+            if pipe(&ends) != 0 || !refused(fcntl(ends[0], F_SETOWN, parent)) || !refused(ioctl(ends[0], UInt(FIOSETOWN), &sibling)) {
+                failed |= 2
+            }
             _exit(failed)
         }
         try #require(pid > 0)
@@ -313,7 +318,7 @@ import Testing
         #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
         let failed = (status >> 8) & 0xff
         #expect(failed == 0, """
-            bits: 1 signalled a sibling, 2 signalled its parent, 4 opened a sibling's /proc/PID/mem, 8 wrote a file, \
+            bits: 1 signalled a sibling, 2 signalled its parent (or made it a descriptor's SIGIO owner), 4 opened a sibling's /proc/PID/mem, 8 wrote a file, \
             16 signalled its group or every process or left its group, 32 no memfd, 64 could not signal its own threads, \
             128 pidfd_send_signal not refused, 100 could not confine itself \
             (Landlock ABI \(landlock))
