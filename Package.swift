@@ -65,15 +65,18 @@ let package = Package(
         // SQLite (GRDB) for one host, PostgreSQL (libpq) for several.
         .target(
             name: "AssetStore",
-            dependencies: ["Locking", "JSON", "CLibPQ", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Locking", "JSON", "MediaInfo", "CLibPQ", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Content detection with libmagic.
         .target(name: "Media", dependencies: ["CMagic"], swiftSettings: swiftSettings),
+        // MediaMetadata: what the decoder learns of a file, as its wire record, the store's
+        // records and the asset JSON carry it (one type for Thumbnails and AssetStore).
+        .target(name: "MediaInfo", dependencies: ["JSON"], swiftSettings: swiftSettings),
         // JPEG thumbnails with libvips (ffmpeg for a video's frame), and the bounded task queue.
         .target(
             name: "Thumbnails",
-            dependencies: ["CVips", "CSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CVips", "CSystem", "MediaInfo", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Configuration, JWT, the service (workflows with domain errors), thin routes, the
@@ -81,7 +84,7 @@ let package = Package(
         .target(
             name: "AssetdApp",
             dependencies: [
-                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "Locking", "Thumbnails", "CSystem",
+                "FastCGIServer", "FormData", "JSON", "S3Client", "SigV4", "Hashing", "AssetStore", "Media", "MediaInfo", "Locking", "Thumbnails", "CSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -105,6 +108,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The unit tests' SQLite files, removed when the test process exits.
+        .target(name: "TestFiles", path: "Tests/TestFiles", swiftSettings: swiftSettings),
         .testTarget(name: "FormDataTests", dependencies: ["FormData"], swiftSettings: swiftSettings),
         .testTarget(name: "JSONTests", dependencies: ["JSON"], swiftSettings: swiftSettings),
         .testTarget(name: "LockingTests", dependencies: ["Locking"], swiftSettings: swiftSettings),
@@ -118,12 +123,12 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
-            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", "MediaInfo", "TestFiles", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         // CSystem: the decoder child's confinement, tried in a forked process.
-        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem"], swiftSettings: swiftSettings),
-        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp"], swiftSettings: swiftSettings),
+        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
     ]
 )

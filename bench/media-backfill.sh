@@ -31,10 +31,11 @@ BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
 TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
 say "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $COUNT assets"
 
-python3 - "$STATE" "$COUNT" "$TOKEN" "$ASSETD_HTTPS_PORT" "$BIN" "$ASSETD_DATABASE" <<'PY'
+PYTHONPATH="$ROOT/bench/lib" python3 - "$STATE" "$COUNT" "$TOKEN" "$ASSETD_HTTPS_PORT" "$BIN" "$ASSETD_DATABASE" <<'PY'
 import concurrent.futures, os, subprocess, sys, threading, time
 import requests
 from PIL import Image
+from presign_probe import PresignProbe
 state, count, token, port, binary, database = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 base, cert = f"https://127.0.0.1:{port}", f"{state}/tls/cert.pem"
 headers = {"Authorization": f"Bearer {token}"}
@@ -67,28 +68,8 @@ while int(psql("SELECT count(*) FROM asset WHERE thumbnail_status = 'ready'")) <
 psql("UPDATE asset SET media_etag = NULL, media_width = NULL, media_height = NULL")
 thumbnail_events = psql("SELECT count(*) FROM event WHERE type = 'thumbnail.ready'")
 
-pending = requests.get(base + "/s3/start-upload", params={"workspaceId": 1, "fileType": "image/jpeg", "fileName": "p.jpg"},
-                       headers=headers, verify=cert, timeout=30).json()
-presign = {"workspaceId": 1, "assetId": pending["assetId"], "UploadId": pending["uploadId"], "PartNumber": 1}
-session = requests.Session()
-def presign_times(n, stop=None):
-    times = []
-    for _ in range(n):
-        if stop is not None and stop.is_set():
-            break
-        t0 = time.perf_counter()
-        r = session.get(base + "/s3/get-upload-url", params=presign, headers=headers, verify=cert, timeout=30)
-        times.append(time.perf_counter() - t0)
-        assert r.status_code == 200, r.text
-    return times
-def pct(values, fraction):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(fraction * len(values)))] * 1000
-presign_times(20)
-idle = presign_times(200)
-stop, during = threading.Event(), []
-thread = threading.Thread(target=lambda: during.extend(presign_times(10**6, stop)))
-thread.start()
+probe = PresignProbe(base, cert, headers)
+probe.start()
 rss_peak = [0]
 start = time.monotonic()
 command = subprocess.Popen([binary, "backfill-media", "--config", f"{state}/assetd.env"], stdout=subprocess.PIPE, text=True)
@@ -106,8 +87,7 @@ sampler.start()
 output = command.communicate()[0]
 seconds = time.monotonic() - start
 sampler.join()
-stop.set()
-thread.join()
+probe.stop()
 assert command.returncode == 0, output
 print("\n".join("  " + line for line in output.strip().splitlines()[-2:]), file=sys.stderr)
 missing = psql("SELECT count(*) FROM asset WHERE status = 'ready' AND media_width IS NULL")
@@ -117,6 +97,5 @@ assert missing == "0" and not_ready == "0", (missing, not_ready)
 assert psql("SELECT count(*) FROM event WHERE type = 'thumbnail.ready'") == thumbnail_events, "thumbnail.ready written again"
 print(f"  {count} assets backfilled in {seconds:.1f} s: {count / seconds:.1f} assets/s; {updated} asset.updated events, "
       f"thumbnails all still ready, no new thumbnail.ready; the command's peak RSS {rss_peak[0] / 1024:.0f} MB", file=sys.stderr)
-print(f"  presign: idle p50 {pct(idle, 0.5):.1f} ms, p99 {pct(idle, 0.99):.1f} ms; during the backfill p50 {pct(during, 0.5):.1f} ms, "
-      f"p99 {pct(during, 0.99):.1f} ms ({len(during)} calls)", file=sys.stderr)
+print(probe.report("the backfill"), file=sys.stderr)
 PY

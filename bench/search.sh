@@ -115,46 +115,44 @@ if sqlite3 "$DB" "SELECT 1 FROM pragma_table_info('asset') WHERE name = 'title'"
 else
     label_columns=""; label_values=""
 fi
-say "seeding $ASSETS assets into workspace 1"
-seed_start=$SECONDS
-sqlite3 "$DB" <<SQL
-PRAGMA busy_timeout = 10000;
-BEGIN;
-WITH RECURSIVE
-    n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $ASSETS),
-    words(k, w) AS (VALUES $WORDS),
-    kinds(k, ext, type) AS (VALUES $KINDS)
-INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
-                   created_at, updated_at $label_columns)
-SELECT 1, '1/digital_assets/seed-' || i || '.' || kinds.ext,
-       CASE WHEN i % 7 = 0 THEN 'IMG_' || printf('%04d', i % 10000) || '.' || upper(kinds.ext)
-            ELSE a.w || '_' || b.w || '_' || (2000 + i % 25) || '_' || printf('%05d', i) || '.' || kinds.ext END,
-       kinds.type, (i * 2654435761) % 50000000, 'seed', 'ready', 'none', 'seeded for bench/search.sh',
-       1700000000 + i, 1700000000 + i $label_values
-FROM n JOIN words a ON a.k = i % 20 JOIN words b ON b.k = (i / 20) % 20 JOIN words c ON c.k = (i / 3) % 20
-     JOIN kinds ON kinds.k = i % 10;
-COMMIT;
-SQL
-say "seeded in $((SECONDS - seed_start)) s; database $(du -sh "$DB" | cut -f1)"
-OTHER_ASSETS=${OTHER_ASSETS:-0}
-if [ "$OTHER_ASSETS" -gt 0 ]; then
-    say "seeding $OTHER_ASSETS assets into workspace 2, every one matching beach"
-    seed_start=$SECONDS
+# seed_sqlite WORKSPACE COUNT KINDS NAME FIRST JOINS [COLUMNS VALUES]: COUNT ready assets (i
+# from 1) into WORKSPACE in one transaction, of the kinds KINDS ((k, ext, type) rows, kind i %
+# their number), named NAME (an SQL expression of i, kinds.ext and what JOINS brings: the
+# words a.w, b.w, c.w with $WORD_JOINS), created at FIRST + i; COLUMNS and VALUES add columns
+# (", title, tags" and their expressions). The joins make SQLite's plan, and so the order of
+# the ids: workspace 1's must stay the one the PostgreSQL seed copies.
+WORD_JOINS="JOIN words a ON a.k = i % 20 JOIN words b ON b.k = (i / 20) % 20 JOIN words c ON c.k = (i / 3) % 20"
+seed_sqlite() {
+    local workspace=$1 count=$2 kinds=$3 name=$4 first=$5 joins=$6 columns=${7:-} values=${8:-}
+    local kind_count seed_start=$SECONDS
+    kind_count=$(grep -o "(" <<<"$kinds" | wc -l)
     sqlite3 "$DB" <<SQL
 PRAGMA busy_timeout = 10000;
 BEGIN;
 WITH RECURSIVE
-    n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $OTHER_ASSETS),
-    kinds(k, ext, type) AS (VALUES (0, 'jpg', 'image/jpeg'), (1, 'mp4', 'video/mp4'), (2, 'pdf', 'application/pdf'))
+    n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $count),
+    words(k, w) AS (VALUES $WORDS),
+    kinds(k, ext, type) AS (VALUES $kinds)
 INSERT INTO asset (workspace_id, key, file_name, file_type, size, etag, status, thumbnail_status, thumbnail_reason,
-                   created_at, updated_at)
-SELECT 2, '2/digital_assets/seed-' || i || '.' || kinds.ext, 'beach_' || printf('%06d', i) || '.' || kinds.ext,
+                   created_at, updated_at $columns)
+SELECT $workspace, '$workspace/digital_assets/seed-' || i || '.' || kinds.ext, $name,
        kinds.type, (i * 2654435761) % 50000000, 'seed', 'ready', 'none', 'seeded for bench/search.sh',
-       1800000000 + i, 1800000000 + i
-FROM n JOIN kinds ON kinds.k = i % 3;
+       $first + i, $first + i $values
+FROM n $joins JOIN kinds ON kinds.k = i % $kind_count;
 COMMIT;
 SQL
     say "seeded in $((SECONDS - seed_start)) s; database $(du -sh "$DB" | cut -f1)"
+}
+
+say "seeding $ASSETS assets into workspace 1"
+seed_sqlite 1 "$ASSETS" "$KINDS" \
+    "CASE WHEN i % 7 = 0 THEN 'IMG_' || printf('%04d', i % 10000) || '.' || upper(kinds.ext)
+          ELSE a.w || '_' || b.w || '_' || (2000 + i % 25) || '_' || printf('%05d', i) || '.' || kinds.ext END" \
+    1700000000 "$WORD_JOINS" "$label_columns" "$label_values"
+if [ "$OTHER_ASSETS" -gt 0 ]; then
+    say "seeding $OTHER_ASSETS assets into workspace 2, every one matching beach"
+    seed_sqlite 2 "$OTHER_ASSETS" "(0, 'jpg', 'image/jpeg'), (1, 'mp4', 'video/mp4'), (2, 'pdf', 'application/pdf')" \
+        "'beach_' || printf('%06d', i) || '.' || kinds.ext" 1800000000 ""
 fi
 
 # A deep page: the cursor after the first 50,000 assets, as the plain list pages there.

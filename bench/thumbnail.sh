@@ -101,36 +101,15 @@ rss_peak=$STATE/rss-peak
   done ) &
 sampler=$!
 rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
-python3 - "$STATE" "$BURST" "$TOKEN" "$ASSETD_HTTPS_PORT" "$rss_before" "$rss_peak" <<'PY'
+PYTHONPATH="$ROOT/bench/lib" python3 - "$STATE" "$BURST" "$TOKEN" "$ASSETD_HTTPS_PORT" "$rss_before" "$rss_peak" <<'PY'
 import concurrent.futures, json, os, sys, time
 import requests
+from presign_probe import PresignProbe
 state, burst, token, port, before, peak_file = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
 base, cert = f"https://127.0.0.1:{port}", f"{state}/tls/cert.pem"
 headers = {"Authorization": f"Bearer {token}"}
-import threading
-pending_upload = requests.get(base + "/s3/start-upload", params={"workspaceId": 1, "fileType": "image/jpeg", "fileName": "p.jpg"},
-                              headers=headers, verify=cert, timeout=30).json()
-presign = {"workspaceId": 1, "assetId": pending_upload["assetId"], "UploadId": pending_upload["uploadId"], "PartNumber": 1}
-presigner = requests.Session()
-def presign_times(count, stop=None):
-    times = []
-    for _ in range(count):
-        if stop is not None and stop.is_set():
-            break
-        t0 = time.perf_counter()
-        r = presigner.get(base + "/s3/get-upload-url", params=presign, headers=headers, verify=cert, timeout=30)
-        times.append(time.perf_counter() - t0)
-        assert r.status_code == 200, r.text
-    return times
-def pct(values, fraction):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(fraction * len(values)))] * 1000
-presign_times(20)
-idle = presign_times(200)
-stop = threading.Event()
-during = []
-presign_thread = threading.Thread(target=lambda: during.extend(presign_times(10**6, stop)))
-presign_thread.start()
+probe = PresignProbe(base, cert, headers)
+probe.start()
 def upload(i):
     data = open(f"{state}/burst-{i}.jpg", "rb").read()
     for _ in range(20):
@@ -157,8 +136,7 @@ while pending and time.monotonic() - start < 300:
             pending.discard(asset_id)
     time.sleep(0.05)
 end = time.monotonic()
-stop.set()
-presign_thread.join()
+probe.stop()
 if pending:
     raise SystemExit(f"{len(pending)} thumbnails not ready after 300 s")
 open(f"{state}/burst-done", "w").close()
@@ -167,8 +145,7 @@ peak = int(open(peak_file).read().strip() or 0)
 print(f"  {burst} uploads in {uploaded - start:.1f} s; all {burst} thumbnails ready {end - start:.1f} s after the first upload: "
       f"{burst / (end - start):.1f} thumbnails/s (uploads included); assetd RSS {before / 1024:.0f} MB before, "
       f"peak {peak / 1024:.0f} MB (target < 150 MB)", file=sys.stderr)
-print(f"  presign: idle p50 {pct(idle, 0.5):.1f} ms, p99 {pct(idle, 0.99):.1f} ms; during the burst p50 {pct(during, 0.5):.1f} ms, "
-      f"p99 {pct(during, 0.99):.1f} ms ({len(during)} calls)", file=sys.stderr)
+print(probe.report("the burst"), file=sys.stderr)
 PY
 wait "$sampler" || true
 grep -c "thumbnail ready" "$LOG" | xargs -I{} echo "  thumbnail ready lines in the log: {}" >&2

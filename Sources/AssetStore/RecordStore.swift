@@ -1,3 +1,4 @@
+public import MediaInfo
 public import struct Foundation.Date
 
 // What the app needs of its records, one protocol a concern, so that a backend (SQLite
@@ -184,8 +185,22 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func recordMedia(assetID: Int64, etag: String?, media: MediaMetadata, now: Date) throws -> Bool
     /// Ready assets with a ready thumbnail and no media metadata for their current
     /// version (from before "v8: media metadata"), by id from `afterID` (exclusive), in
-    /// one workspace or all: the media backfill's work list (MediaBackfill).
-    func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord]
+    /// one workspace or all, but for versions on which the decoder failed `maxAttempts`
+    /// times (recordMediaAttempt): the media backfill's work list (MediaBackfill).
+    func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64, maxAttempts: Int) throws -> [AssetRecord]
+    /// Counts a decoder failure (a crash or its deadline, not a refusal) of the media
+    /// backfill on the version (ETag) read: the failures of that version so far, 0 when
+    /// nothing was counted (the asset moved on, or its media was recorded meanwhile).
+    /// "v12: media backfill attempts" (SQLite), "v6: media backfill attempts" (PostgreSQL).
+    @discardableResult
+    func recordMediaAttempt(assetID: Int64, etag: String?) throws -> Int
+    /// Assets still missing media whose current version the backfill gave up on
+    /// (`maxAttempts` decoder failures), in one workspace or all.
+    func assetsGivenUpOnMedia(workspaceID: Int64?, maxAttempts: Int) throws -> Int
+    /// Clears the counted decoder failures, in one workspace or all (`assetd
+    /// backfill-media --retry-failed`): the number of assets cleared.
+    @discardableResult
+    func clearMediaAttempts(workspaceID: Int64?) throws -> Int
     /// The media backfill's write: records `media` for the version (ETag) read, only while
     /// that version still has none (so a second host or run writes nothing) and no
     /// version switch is under way (the GET by key may have read the new version), with
@@ -218,6 +233,11 @@ extension ThumbnailRecords {
 
     public func assetsMissingMedia(limit: Int) throws -> [AssetRecord] {
         try assetsMissingMedia(limit: limit, workspaceID: nil, afterID: 0)
+    }
+
+    /// Every asset missing media, whatever the decoder's failures on it.
+    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord] {
+        try assetsMissingMedia(limit: limit, workspaceID: workspaceID, afterID: afterID, maxAttempts: Int(Int32.max))
     }
 }
 

@@ -1,4 +1,5 @@
 public import struct Foundation.Date
+public import MediaInfo
 
 /// Where an asset is in its life.
 public enum AssetStatus: String, Sendable, Codable {
@@ -225,32 +226,3 @@ public struct ThumbnailState: Sendable, Equatable {
     public var attempts: Int
 }
 
-/// Media metadata of an asset's current version (issue 19), taken by the decoder in the
-/// thumbnail's pass and checked by assetd before it is recorded. A nil field is unknown.
-public struct MediaMetadata: Sendable, Equatable {
-    /// Pixel size after EXIF orientation (a video's frame size; a PDF's first page at 72 dpi).
-    public var width: Int?
-    public var height: Int?
-    public var durationSeconds: Double?
-    public var pages: Int?
-    /// EXIF DateTimeOriginal, `YYYY-MM-DDTHH:MM:SS` in the camera's local time.
-    public var takenAt: String?
-    public var cameraMake: String?
-    public var cameraModel: String?
-    /// Kept only with ASSETD_KEEP_GPS=on.
-    public var gpsLatitude: Double?
-    public var gpsLongitude: Double?
-
-    public init(width: Int? = nil, height: Int? = nil, durationSeconds: Double? = nil, pages: Int? = nil, takenAt: String? = nil,
-                cameraMake: String? = nil, cameraModel: String? = nil, gpsLatitude: Double? = nil, gpsLongitude: Double? = nil) {
-        self.width = width
-        self.height = height
-        self.durationSeconds = durationSeconds
-        self.pages = pages
-        self.takenAt = takenAt
-        self.cameraMake = cameraMake
-        self.cameraModel = cameraModel
-        self.gpsLatitude = gpsLatitude
-        self.gpsLongitude = gpsLongitude
-    }
-}

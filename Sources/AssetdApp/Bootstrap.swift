@@ -117,8 +117,11 @@ public enum Bootstrap {
     /// metadata (MediaBackfill), printing a progress line per batch. On SQLite it takes
     /// the database's lock, so assetd must be stopped; on PostgreSQL it runs beside the
     /// fleet (each write is fenced, and a second reader of an asset writes nothing).
+    /// `retryFailed`: first clears the decoder failures counted on assets (MediaBackfill.
+    /// maxAttempts), so that those it gave up on are read again. Ends with a line saying
+    /// how many assets it has given up on, when there are any.
     public static func backfillMedia(_ configuration: Configuration, logger: Logger, limit: Int, workspaceID: Int64?, dryRun: Bool,
-                                     output: (String) -> Void) throws -> MediaBackfill.Summary {
+                                     retryFailed: Bool = false, output: (String) -> Void) throws -> MediaBackfill.Summary {
         try FileManager.default.createDirectory(atPath: configuration.tmpDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         // A command: no upload cache (its LISTEN thread, still in libpq at exit, once
@@ -130,8 +133,23 @@ public enum Bootstrap {
             throw ConfigurationError(description: "ASSETD_THUMBNAILS is off: the decoder that reads the media is off too")
         }
         defer { worker.stop(waitingUpTo: .seconds(1)) }
-        return try MediaBackfill(worker: worker, logger: logger).run(limit: limit, workspaceID: workspaceID, dryRun: dryRun,
-                                                                      progress: output)
+        if retryFailed {
+            let given = try records.assetsGivenUpOnMedia(workspaceID: workspaceID, maxAttempts: MediaBackfill.maxAttempts)
+            if dryRun {
+                output("\(given) asset\(given == 1 ? "" : "s") given up on would be read again (dry run: nothing cleared)")
+            } else {
+                let cleared = try records.clearMediaAttempts(workspaceID: workspaceID)
+                output("cleared the decoder failures counted on \(cleared) asset\(cleared == 1 ? "" : "s") (\(given) given up on): read again")
+            }
+        }
+        let summary = try MediaBackfill(worker: worker, logger: logger).run(limit: limit, workspaceID: workspaceID, dryRun: dryRun,
+                                                                             progress: output)
+        let given = try records.assetsGivenUpOnMedia(workspaceID: workspaceID, maxAttempts: MediaBackfill.maxAttempts)
+        if given > 0 && !(retryFailed && dryRun) {
+            output("\(given) asset\(given == 1 ? "" : "s") given up on (the decoder failed on \(given == 1 ? "it" : "each") \(MediaBackfill.maxAttempts) times): "
+                   + "not read; --retry-failed reads them again")
+        }
+        return summary
     }
 
     /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at

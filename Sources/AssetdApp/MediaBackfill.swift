@@ -1,3 +1,4 @@
+import MediaInfo
 public import AssetStore
 import Foundation
 public import Logging
@@ -18,6 +19,15 @@ import Thumbnails
 /// the decoder crashed, unreachable or past its deadline, ffprobe did not run) leaves the
 /// asset for later; a few decoder failures in a row end the run (the decoder is down).
 ///
+/// The decoder's failures on an asset are counted in the database (`recordMediaAttempt`,
+/// for the version read): after `maxAttempts` of them the backfill gives up on that version
+/// (an error line names the asset) and lists it no more, so that a file that crashes or
+/// stalls the decoder every time is not read again at every pass, nor first after every
+/// restart. `assetd backfill-media --retry-failed` clears the counts. A run stopped
+/// because the decoder failed `maxDecoderFailures` times in a row counts the first of
+/// those failures only: the decoder being down is no asset's fault, and one count a run
+/// still brings a file that fails the decoder every time to the limit.
+///
 /// Run by the reconciler, ASSETD_MEDIA_BACKFILL_BATCH assets a pass (under its fleet-wide
 /// lock on PostgreSQL), and on demand by `assetd backfill-media`.
 public struct MediaBackfill: Sendable {
@@ -30,6 +40,9 @@ public struct MediaBackfill: Sendable {
         public var unreadable = 0
         /// Left for a later run: S3 or the decoder failed, or the asset moved on meanwhile.
         public var left = 0
+        /// Of those left, given up on in this run: the decoder failed on them for the
+        /// `maxAttempts`th time (`--retry-failed` tries them again).
+        public var givenUp = 0
         /// The last asset id examined: where the next run may go on (`after`).
         public var cursor: Int64 = 0
         /// The list ran out: no asset missing media past `cursor` (a next run starts over).
@@ -39,6 +52,7 @@ public struct MediaBackfill: Sendable {
 
         public var description: String {
             "\(examined) examined, \(recorded) recorded, \(unreadable) unreadable (recorded as unknown), \(left) left for later"
+                + (givenUp > 0 ? " (\(givenUp) given up after \(MediaBackfill.maxAttempts) decoder failures)" : "")
                 + (decoderDown ? "; stopped: the decoder failed \(MediaBackfill.maxDecoderFailures) times in a row" : "")
         }
     }
@@ -47,11 +61,15 @@ public struct MediaBackfill: Sendable {
     /// down or the host overloaded, and every further asset would only fail the same way.
     static let maxDecoderFailures = 3
 
+    /// Decoder failures (crashes or its deadline, across runs, counted in the database) on
+    /// one version of an asset after which the backfill gives up on it.
+    public static let maxAttempts = 3
+
     /// How one asset went.
     enum Result: Equatable {
         case recorded, unreadable, left
-        /// Left for later because the decoder (not the content) failed.
-        case decoderFailed
+        /// Left for later because the decoder (not the content) failed, and why.
+        case decoderFailed(String)
     }
 
     let worker: ThumbnailWorker
@@ -73,11 +91,18 @@ public struct MediaBackfill: Sendable {
         var summary = Summary()
         summary.cursor = after
         var failuresInARow = 0
+        // The decoder's failures after the first of the current streak: counted once the
+        // streak ends otherwise than by stopping the run (the decoder is down).
+        var uncounted: [(AssetRecord, String)] = []
+        func count(_ asset: AssetRecord, _ reason: String) {
+            if countAttempt(asset, reason: reason) { summary.givenUp += 1 }
+        }
         let clock = ContinuousClock()
         let started = clock.now
         batches: while summary.examined < limit, budget.map({ clock.now - started < $0 }) ?? true {
             let asked = min(batch, limit - summary.examined)
-            let assets = try worker.records.assetsMissingMedia(limit: asked, workspaceID: workspaceID, afterID: summary.cursor)
+            let assets = try worker.records.assetsMissingMedia(limit: asked, workspaceID: workspaceID, afterID: summary.cursor,
+                                                               maxAttempts: Self.maxAttempts)
             if assets.count < asked { summary.reachedEnd = true }
             guard !assets.isEmpty else { break }
             for asset in assets {
@@ -98,12 +123,19 @@ public struct MediaBackfill: Sendable {
                 case .left, .decoderFailed: summary.left += 1
                 }
                 // An S3 failure or a moved asset says nothing of the decoder either way.
-                if result == .decoderFailed {
+                switch result {
+                case .decoderFailed(let reason):
+                    if failuresInARow == 0 { count(asset, reason) } else { uncounted.append((asset, reason)) }
                     failuresInARow += 1
-                } else if result != .left {
+                case .left:
+                    break
+                case .recorded, .unreadable:
+                    for (failed, reason) in uncounted { count(failed, reason) }
+                    uncounted = []
                     failuresInARow = 0
                 }
                 if failuresInARow >= Self.maxDecoderFailures {
+                    uncounted = []
                     summary.decoderDown = true
                     summary.reachedEnd = false
                     logger.error("media backfill stopped: the decoder failed on \(failuresInARow) assets in a row; the rest is left for later",
@@ -117,7 +149,24 @@ public struct MediaBackfill: Sendable {
                 progress("media backfill: \(summary); \(String(format: "%.1f", Double(summary.examined) / seconds)) assets/s")
             }
         }
+        for (failed, reason) in uncounted { count(failed, reason) }
         return summary
+    }
+
+    /// Counts a decoder failure on the asset's version; true when that was its
+    /// `maxAttempts`th, and the backfill gives up on it (a line names it).
+    func countAttempt(_ asset: AssetRecord, reason: String) -> Bool {
+        let metadata: Logger.Metadata = ["asset": "\(asset.id)", "workspace": "\(asset.workspaceID)", "reason": "\(reason)"]
+        do {
+            let attempts = try worker.records.recordMediaAttempt(assetID: asset.id, etag: asset.etag)
+            guard attempts == Self.maxAttempts else { return false }
+            logger.error("media backfill: gave up on the asset after \(attempts) decoder failures; `assetd backfill-media --retry-failed` tries it again",
+                         metadata: metadata)
+            return true
+        } catch {
+            logger.error("media backfill: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return false
+        }
     }
 
     /// One asset: its facts, recorded for the version read. Only the decoder's refusal of
@@ -126,7 +175,7 @@ public struct MediaBackfill: Sendable {
     func backfill(_ asset: AssetRecord) -> Result {
         var metadata: Logger.Metadata = ["asset": "\(asset.id)", "workspace": "\(asset.workspaceID)"]
         let media: MediaMetadata
-        var decoderFailed = false
+        var decoderFailed: String?
         do throws(ThumbnailWorker.Outcome) {
             let facts = try worker.withSource(asset) { descriptor, type throws(ThumbnailWorker.Outcome) in
                 do throws(DecodeFailure) {
@@ -139,7 +188,7 @@ public struct MediaBackfill: Sendable {
                         // The content itself: the same bytes would be refused again.
                         throw .final(.failed, "the decoder could not read the media: \(reason)")
                     case .crashed(let reason):
-                        decoderFailed = true
+                        decoderFailed = reason
                         throw .transient("the decoder failed: \(reason)")
                     }
                 }
@@ -152,7 +201,7 @@ public struct MediaBackfill: Sendable {
                 media = MediaMetadata()
             case .transient(let reason):
                 logger.warning("media backfill: left for later", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-                return decoderFailed ? .decoderFailed : .left
+                return decoderFailed.map { .decoderFailed($0) } ?? .left
             }
         }
         do {

@@ -22,7 +22,10 @@ final class Reconciler: Sendable {
     /// Where the media backfill goes on at the next pass: assets it had to leave (S3
     /// refusing them, an archived object) must not be read again every pass ahead of the
     /// rest. Back to 0 once a pass reaches the end of the list. Per host: on PostgreSQL
-    /// another host's pass starts from its own (at worst, assets read again).
+    /// another host's pass starts from its own (at worst, assets read again). In memory
+    /// only: after a restart it starts at 0, and an asset the decoder fails on every time
+    /// is read again only until its failures, counted in the database, reach
+    /// MediaBackfill.maxAttempts.
     let backfillCursor = Mutex<Int64>(0)
 
     init(service: AssetService, interval: Duration, grace: Duration = .seconds(120), fleet: (any FleetCoordination)? = nil) {
@@ -88,7 +91,7 @@ final class Reconciler: Sendable {
                 if done.examined > 0 {
                     service.logger.info("media backfill batch done", metadata: [
                         "host": "\(fleet?.hostName ?? "local")", "recorded": "\(done.recorded)",
-                        "unreadable": "\(done.unreadable)", "left": "\(done.left)", "cursor": "\(done.reachedEnd ? 0 : done.cursor)",
+                        "unreadable": "\(done.unreadable)", "left": "\(done.left)", "given_up": "\(done.givenUp)", "cursor": "\(done.reachedEnd ? 0 : done.cursor)",
                     ])
                 }
             } catch {

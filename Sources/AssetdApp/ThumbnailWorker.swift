@@ -1,3 +1,4 @@
+import MediaInfo
 public import AssetStore
 import Foundation
 import Glibc
@@ -288,12 +289,9 @@ public final class ThumbnailWorker: Sendable {
     /// The decoder's facts (checked by IsolatedThumbnailer) as the record's metadata; all
     /// unknown when it sent none. Coordinates only with ASSETD_KEEP_GPS=on, whatever the
     /// decoder sent: so neither the record nor the asset.updated event of a backfill has them.
-    func media(from facts: MediaFacts?) -> MediaMetadata {
+    func media(from facts: MediaMetadata?) -> MediaMetadata {
         guard let facts else { return MediaMetadata() }
-        let media = MediaMetadata(width: facts.width, height: facts.height, durationSeconds: facts.durationSeconds, pages: facts.pages,
-                                  takenAt: facts.takenAt, cameraMake: facts.cameraMake, cameraModel: facts.cameraModel,
-                                  gpsLatitude: facts.gpsLatitude, gpsLongitude: facts.gpsLongitude)
-        return keepGPS ? media : media.withoutGPS
+        return keepGPS ? facts : facts.withoutGPS
     }
 
     @discardableResult

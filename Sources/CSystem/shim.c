@@ -25,6 +25,8 @@ int assetd_system_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int fr
 
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -230,9 +232,18 @@ static int confine_landlock(int abi) {
 #endif
 
 /// The seccomp half: ptrace and reading or writing another process's memory are refused,
-/// and so are signals to a process group or to every process (a pid of 0 or below, or a
-/// pidfd_send_signal with flags).
-static int confine_seccomp(void) {
+/// and so is every signal but to a thread of this very process (`self`, the child's pid
+/// when it confines itself): kill, tkill, rt_sigqueueinfo, rt_tgsigqueueinfo and
+/// pidfd_send_signal are refused whatever their target, tgkill is allowed only with
+/// `self` as its thread group. Landlock keeps signals inside the child's domain only from
+/// ABI 6 (Linux 6.12): below it, this is what keeps a child from signalling a sibling,
+/// the zygote or assetd. glibc's raise, abort and pthread_kill use tgkill on their own
+/// process; ffmpeg and ffprobe (another pid, under the same filter) may signal nothing,
+/// so an abort of theirs ends in abort's fallback (a crash, still the end it wanted), and
+/// the child does not kill them at their deadline itself (the zygote kills the child's
+/// process group when the child ends; setsid and setpgid are refused, so that nothing
+/// the child starts leaves that group).
+static int confine_seccomp(pid_t self) {
 #ifdef ASSETD_AUDIT_ARCH
 #define REFUSE (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define NUMBER(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), BPF_STMT(BPF_RET | BPF_K, REFUSE)
@@ -250,39 +261,58 @@ static int confine_seccomp(void) {
         NUMBER(__NR_process_vm_readv),
         NUMBER(__NR_process_vm_writev),
         NUMBER(__NR_pidfd_getfd),
-        // pidfd_send_signal: no flags (PIDFD_SIGNAL_PROCESS_GROUP, Linux 6.9, signals the
-        // target's whole group); its (unsigned int) flags are the low 32 bits of args[3].
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pidfd_send_signal, 0, 4),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3])),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        NUMBER(__NR_kill),
+        NUMBER(__NR_tkill),
+        NUMBER(__NR_rt_sigqueueinfo),
+        NUMBER(__NR_rt_tgsigqueueinfo),
+        NUMBER(__NR_pidfd_send_signal),
+        // The process group the child made before it confined itself is where it and
+        // whatever it runs stay: the zygote kills that group when the child ends.
+        NUMBER(__NR_setsid),
+        NUMBER(__NR_setpgid),
+        // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
+        // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with
+        // only the uid checked. The command is the low 32 bits of the second argument.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN_EX, 0, 6),
         BPF_STMT(BPF_RET | BPF_K, REFUSE),
-        // kill and rt_sigqueueinfo: their pid (the low 32 bits of the first argument) must be positive.
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kill, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_rt_sigqueueinfo, 0, 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // The accumulator holds an argument now: the number again for what follows.
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        // tgkill(tgid, tid, signal): only its own thread group. The kernel reads tgid as
+        // a pid_t, the low 32 bits of the first argument (little-endian: its first word).
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 3),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x80000000u, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, REFUSE),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
 #undef NUMBER
 #undef REFUSE
     struct sock_fprog filter = {.len = (unsigned short)(sizeof program / sizeof program[0]), .filter = program};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    if (self <= 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &filter) == 0 ? ASSETD_CONFINED_SYSCALLS : -1;
 #else
     return 0;
 #endif
 }
 
-int assetd_system_confine(void) {
+static int confine(int highest_abi) {
     int abi = assetd_system_landlock_abi();
     if (abi < 0) return -1; // Landlock refused, not absent: fail closed
+    if (abi > highest_abi) abi = highest_abi;
     if (abi >= 1 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
     int files = confine_landlock(abi);
     if (files < 0) return -1;
-    int calls = confine_seccomp();
+    // The pid as the kernel has it (getpid may be a cached value in some libcs).
+    int calls = confine_seccomp((pid_t)syscall(SYS_getpid));
     if (calls < 0) return -1;
     return files | calls;
 }
@@ -295,4 +325,12 @@ static __thread int thread_slot = -1;
 int assetd_system_thread_slot(void) {
     if (thread_slot < 0) thread_slot = atomic_fetch_add_explicit(&next_thread_slot, 1, memory_order_relaxed);
     return thread_slot;
+}
+
+int assetd_system_confine(void) {
+    return confine(INT32_MAX);
+}
+
+int assetd_system_confine_below_landlock_abi_for_tests(int highest_abi) {
+    return confine(highest_abi);
 }

@@ -1,3 +1,4 @@
+import MediaInfo
 import CSystem
 import Glibc
 
@@ -11,7 +12,7 @@ import Glibc
 /// descriptor (SCM_RIGHTS), so the decoder never needs a path to assetd's files.
 ///
 /// Answer, decoder to assetd: first, when the decode succeeded, an `M` record (4-byte
-/// length, then at most 4 KiB of MediaFacts' `key=value` lines, which assetd checks
+/// length, then at most 4 KiB of MediaMetadata' `key=value` lines, which assetd checks
 /// strictly: the child is untrusted); then one byte, `J` (a JPEG follows) or `F` (refused: the same
 /// bytes would fail the same way again; a UTF-8 reason follows), a 4-byte big-endian
 /// length, then the payload (a JPEG at most `maxJPEGBytes`, a reason at most 4 KiB). `E`
@@ -220,7 +221,7 @@ public enum DecoderServer {
             if request.factsOnly {
                 let facts = try thumbnailer.facts(ofDescriptor: source, detectedType: request.type, scratch: scratch,
                                                   keepGPS: request.keepGPS)
-                let record = facts.encoded.count <= MediaFacts.maxBytes ? facts.encoded : []
+                let record = facts.encoded.count <= MediaMetadata.maxBytes ? facts.encoded : []
                 let answer = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
                     + DecoderProtocol.header([DecoderProtocol.factsDone], 0)
                 return DecoderProtocol.write(output, answer) ? 0 : 74
@@ -231,7 +232,7 @@ public enum DecoderServer {
                 throw ThumbnailError("the JPEG (\(jpeg.count) bytes) is over \(DecoderProtocol.maxJPEGBytes) bytes")
             }
             // Facts over the record's bound (they cannot be: each field is bounded) go as none.
-            let record = facts.encoded.count <= MediaFacts.maxBytes ? facts.encoded : []
+            let record = facts.encoded.count <= MediaMetadata.maxBytes ? facts.encoded : []
             answer = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
                 + DecoderProtocol.header([DecoderProtocol.jpeg], jpeg.count) + jpeg
         } catch {

@@ -41,8 +41,9 @@ public enum DecoderZygote {
             return 70
         }
         guard isSingleThreaded(logger: logger) else { return 70 }
-        // What each child's sandbox will hold (assetd_system_confine): files and signals need
-        // Landlock (ABI 6 for signals, Linux 6.12); seccomp alone keeps ptrace and group signals out.
+        // What each child's sandbox will hold (assetd_system_confine): files need Landlock,
+        // abstract Unix sockets its ABI 6 (Linux 6.12); seccomp keeps ptrace and every
+        // signal but to the child itself out, whatever the Landlock ABI.
         let landlock = assetd_system_landlock_abi()
         if landlock < 0 {
             // Refused, not absent (EPERM: a seccomp filter of the container or of systemd):
@@ -54,7 +55,7 @@ public enum DecoderZygote {
         }
         if landlock >= 0 && landlock < 6 {
             let also = landlock < 1 ? " or from writing files" : ""
-            logger.warning("decoder zygote: this kernel's Landlock (ABI \(landlock)) cannot keep a child from signalling its siblings\(also)")
+            logger.warning("decoder zygote: this kernel's Landlock (ABI \(landlock)) cannot keep a child from reaching abstract Unix sockets outside it\(also) (signals: the seccomp filter keeps them in)")
         }
         let clock = ContinuousClock()
         var children: [Child] = []
@@ -75,8 +76,11 @@ public enum DecoderZygote {
                 return 71
             }
             if pollers[1].revents != 0 {
-                // assetd is gone: so are its tasks.
-                for child in children { kill(child.pid, SIGKILL) }
+                // assetd is gone: so are its tasks, and what they ran (their groups).
+                for child in children {
+                    kill(child.pid, SIGKILL)
+                    kill(-child.pid, SIGKILL)
+                }
                 return 0
             }
             var remaining: [Child] = []
@@ -148,6 +152,10 @@ public enum DecoderZygote {
         dup2(connection, 0)
         dup2(connection, 1)
         assetd_system_close_from(3)
+        // A process group of its own, which ffmpeg and ffprobe inherit: the child may not
+        // signal them once confined (no signal leaves it), so the zygote kills the group
+        // when the child ends (finish), a program left past its deadline included.
+        _ = setpgid(0, 0)
         // Its own sandbox, before the request is read (`assetd_system_confine`): no file
         // written anywhere (its frame and ffprobe's answer go to memfds), no signal, ptrace
         // or /proc/PID peek at a sibling, the zygote or assetd. ffmpeg inherits it. It fails
@@ -165,6 +173,9 @@ public enum DecoderZygote {
     /// Reaps an ended child; when it ended without answering, tells assetd how.
     private static func finish(_ child: Child, logger: Logger) {
         var status: Int32 = 0
+        // What the child ran and left (ffmpeg past its deadline): its process group, while
+        // the child, ended but not reaped yet, keeps that group's id from being reused.
+        kill(-child.pid, SIGKILL)
         while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
         if let how = describe(status: status) {
             let reason = Array(how.utf8)

@@ -1,3 +1,4 @@
+public import MediaInfo
 import CSystem
 import Glibc
 public import Logging
@@ -22,9 +23,9 @@ public enum DecodeFailure: Error, Sendable, Equatable, CustomStringConvertible {
 /// by the parent; nil when the decoder sent none).
 public struct DecodedThumbnail: Sendable, Equatable {
     public var jpeg: [UInt8]
-    public var facts: MediaFacts?
+    public var facts: MediaMetadata?
 
-    public init(jpeg: [UInt8], facts: MediaFacts?) {
+    public init(jpeg: [UInt8], facts: MediaMetadata?) {
         self.jpeg = jpeg
         self.facts = facts
     }
@@ -34,13 +35,13 @@ public struct DecodedThumbnail: Sendable, Equatable {
 /// facts; and the facts alone, for the media backfill.
 public protocol ThumbnailDecoding: Sendable {
     func thumbnail(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> DecodedThumbnail
-    func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts
+    func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata
 }
 
 extension ThumbnailDecoding {
     /// A decoder without a facts-only mode: the facts of a whole thumbnail pass.
-    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
-        try thumbnail(ofFile: descriptor, detectedType: detectedType).facts ?? MediaFacts()
+    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata {
+        try thumbnail(ofFile: descriptor, detectedType: detectedType).facts ?? MediaMetadata()
     }
 }
 
@@ -121,7 +122,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
 
     /// The facts-only mode (`facts_only=1`): the child reads the header, decodes no pixel,
     /// makes no thumbnail, and answers `M` then `D`.
-    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+    public func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata {
         guard let facts = try exchange(descriptor, detectedType: detectedType, factsOnly: true).facts else {
             throw .crashed("the decoder sent no media facts")
         }
@@ -153,16 +154,16 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
 
         var timedOut = false
         var answer: Result<[UInt8], DecodeFailure>
-        var facts: MediaFacts?
+        var facts: MediaMetadata?
         var header = sent == message.count ? DecoderProtocol.read(connection, 5, deadline: deadline, timedOut: &timedOut) : nil
         // The facts come first, once, bounded, and must parse strictly: a child that sends
         // anything else is treated as one that broke (the attempt is lost).
         var factsMalformed = false
         if let first = header, first[0] == DecoderProtocol.media {
             let length = DecoderProtocol.length(first[1..<5])
-            if length <= MediaFacts.maxBytes,
+            if length <= MediaMetadata.maxBytes,
                let payload = length == 0 ? [] : DecoderProtocol.read(connection, length, deadline: deadline, timedOut: &timedOut),
-               let parsed = MediaFacts(decoding: payload, keepGPS: settings.keepGPS) {
+               let parsed = MediaMetadata(decoding: payload, keepGPS: settings.keepGPS) {
                 facts = parsed
                 header = DecoderProtocol.read(connection, 5, deadline: deadline, timedOut: &timedOut)
             } else {

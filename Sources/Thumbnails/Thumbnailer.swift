@@ -1,3 +1,4 @@
+public import MediaInfo
 import Foundation
 import Glibc
 
@@ -63,15 +64,15 @@ public final class Thumbnailer: Sendable {
         try decode(ofDescriptor: descriptor, detectedType: detectedType, scratch: scratch, keepGPS: false).jpeg
     }
 
-    /// The thumbnail and what the same pass learned about the file (MediaFacts): GPS only
+    /// The thumbnail and what the same pass learned about the file (MediaMetadata): GPS only
     /// with `keepGPS`. The JPEG itself never carries EXIF, GPS or a profile (jpegsave strips).
     public func decode(ofFile path: String, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
-        -> (jpeg: [UInt8], facts: MediaFacts) {
+        -> (jpeg: [UInt8], facts: MediaMetadata) {
         try decode(path: path, descriptor: nil, detectedType: detectedType, scratch: scratch, keepGPS: keepGPS)
     }
 
     public func decode(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
-        -> (jpeg: [UInt8], facts: MediaFacts) {
+        -> (jpeg: [UInt8], facts: MediaMetadata) {
         try decode(path: "/proc/self/fd/\(descriptor)", descriptor: descriptor, detectedType: detectedType, scratch: scratch,
                    keepGPS: keepGPS)
     }
@@ -82,17 +83,17 @@ public final class Thumbnailer: Sendable {
     /// An ffprobe that did not start or ran past its deadline is a crash-class error
     /// (`ThumbnailError.crash`), not "no video stream", which would be final.
     public func facts(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
-        -> MediaFacts {
+        -> MediaMetadata {
         try facts(ofDescriptor: descriptor, detectedType: detectedType, scratch: scratch, keepGPS: keepGPS, ffprobe: "ffprobe")
     }
 
     func facts(ofDescriptor descriptor: Int32, detectedType: String, scratch: String, keepGPS: Bool, ffprobe: String)
-        throws(ThumbnailError) -> MediaFacts {
+        throws(ThumbnailError) -> MediaMetadata {
         let path = "/proc/self/fd/\(descriptor)"
         if VideoFrame.demuxers[detectedType] != nil {
             let facts = try VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, executable: ffprobe,
                                              inputDescriptor: descriptor)
-            guard facts != MediaFacts() else { throw ThumbnailError("ffprobe found no video stream it could read") }
+            guard facts != MediaMetadata() else { throw ThumbnailError("ffprobe found no video stream it could read") }
             return facts
         }
         guard let expectedLoader = Self.loaders[detectedType] else {
@@ -110,7 +111,7 @@ public final class Thumbnailer: Sendable {
     }
 
     private func decode(path: String, descriptor: Int32?, detectedType: String, scratch: String, keepGPS: Bool) throws(ThumbnailError)
-        -> (jpeg: [UInt8], facts: MediaFacts) {
+        -> (jpeg: [UInt8], facts: MediaMetadata) {
         if VideoFrame.demuxers[detectedType] != nil {
             // The frame goes to a memfd, read back through /proc/self/fd: no file in a
             // shared /tmp for another task's child to read or replace.
@@ -120,7 +121,7 @@ public final class Thumbnailer: Sendable {
             // The video's own size and duration (ffprobe); the frame's size when it says none.
             // A thumbnail has its frame already: a probe that did not answer costs only the facts.
             var facts = (try? VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor))
-                ?? MediaFacts()
+                ?? MediaMetadata()
             let (jpeg, frameFacts) = try image("/proc/self/fd/\(frame)", expectedLoader: "pngload", keepGPS: false)
             if facts.width == nil { (facts.width, facts.height) = (frameFacts.width, frameFacts.height) }
             return (jpeg, facts)
@@ -133,7 +134,7 @@ public final class Thumbnailer: Sendable {
 
     /// A still image: the loader libvips picks must be the one of the detected type, and
     /// the header's pixel count within the limit, before a pixel is decoded.
-    private func image(_ path: String, expectedLoader: String, keepGPS: Bool) throws(ThumbnailError) -> (jpeg: [UInt8], facts: MediaFacts) {
+    private func image(_ path: String, expectedLoader: String, keepGPS: Bool) throws(ThumbnailError) -> (jpeg: [UInt8], facts: MediaMetadata) {
         guard let loader = Vips.loader(forFile: path) else {
             throw ThumbnailError("no allowed image loader recognizes the content (expected \(expectedLoader))")
         }

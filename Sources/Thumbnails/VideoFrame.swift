@@ -1,3 +1,4 @@
+import MediaInfo
 import Foundation
 import CSystem
 import Glibc
@@ -63,13 +64,13 @@ enum VideoFrame {
 
     /// The video's frame size (first video stream) and duration, by `ffprobe` under the
     /// same rules as ffmpeg (forced demuxer, local files only, killed at the deadline). Its
-    /// standard output is a memfd, read back bounded; an empty MediaFacts when ffprobe
+    /// standard output is a memfd, read back bounded; an empty MediaMetadata when ffprobe
     /// could not read the file. Throws (a crash-class error) when it did not answer: it
     /// could not be started, or ran past the deadline: that says nothing of the file.
     static func probe(_ input: String, type: String, timeout: Duration, executable: String = "ffprobe",
-                      inputDescriptor: Int32? = nil) throws(ThumbnailError) -> MediaFacts {
+                      inputDescriptor: Int32? = nil) throws(ThumbnailError) -> MediaMetadata {
         let input = inputDescriptor == nil ? input : "/proc/self/fd/3"
-        guard let demuxer = demuxers[type] else { return MediaFacts() }
+        guard let demuxer = demuxers[type] else { return MediaMetadata() }
         let output: Int32
         do { output = try memoryFile("probe") } catch { throw ThumbnailError(error.description, crash: true) }
         defer { close(output) }
@@ -80,11 +81,11 @@ enum VideoFrame {
         do { status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output) } catch {
             throw ThumbnailError(error.description, crash: true)
         }
-        guard status == 0 else { return MediaFacts() }
+        guard status == 0 else { return MediaMetadata() }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let got = buffer.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
-        guard got > 0 else { return MediaFacts() }
-        return MediaFacts.probed(String(decoding: buffer[0..<got], as: UTF8.self))
+        guard got > 0 else { return MediaMetadata() }
+        return MediaMetadata.probed(String(decoding: buffer[0..<got], as: UTF8.self))
     }
 
     /// Runs a program to its end and returns its exit status; kills it at the deadline.
@@ -124,7 +125,12 @@ enum VideoFrame {
             if done == pid { break }
             if done < 0 && errno != EINTR { throw ThumbnailError("lost \(arguments[0]): errno \(errno)") }
             if clock.now >= deadline {
-                kill(pid, SIGKILL)
+                // A confined decoder child may signal nothing but itself (assetd_system_confine):
+                // the kill is refused there, and the zygote kills the program with the
+                // child's process group once the child has answered and ended.
+                guard kill(pid, SIGKILL) == 0 else {
+                    throw ThumbnailError("\(arguments[0]) ran past \(timeout) and is killed with the decoder child")
+                }
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 throw ThumbnailError("\(arguments[0]) ran past \(timeout) and was killed")
             }

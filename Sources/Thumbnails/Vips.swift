@@ -1,3 +1,4 @@
+import MediaInfo
 internal import CVips
 import Foundation
 import Logging
@@ -101,7 +102,7 @@ enum Vips {
         /// An embedded ICC profile, or CMYK pixels: the thumbnail needs lcms to reach sRGB.
         var needsColourManagement: Bool
         /// Size after EXIF orientation, pages, capture time, camera and (when asked) GPS.
-        var facts = MediaFacts()
+        var facts = MediaMetadata()
     }
 
     /// Width, height, bands and bytes per band from the header (a sequential open reads
@@ -117,8 +118,8 @@ enum Vips {
         return header
     }
 
-    /// What the header tells beyond the pixels (MediaFacts), read from libvips' fields.
-    private static func facts(of image: UnsafeMutablePointer<VipsImage>, width: Int, height: Int, keepGPS: Bool) -> MediaFacts {
+    /// What the header tells beyond the pixels (MediaMetadata), read from libvips' fields.
+    private static func facts(of image: UnsafeMutablePointer<VipsImage>, width: Int, height: Int, keepGPS: Bool) -> MediaMetadata {
         func string(_ name: String) -> String? {
             guard vips_image_get_typeof(image, name) != 0 else { return nil }
             var value: UnsafePointer<CChar>?
@@ -137,21 +138,21 @@ enum Vips {
             }
             return Int(value)
         }
-        var facts = MediaFacts()
+        var facts = MediaMetadata()
         // Orientations 5 to 8 turn the picture a quarter: what is shown is height x width.
         let turned = (5...8).contains(integer("orientation") ?? 1)
-        if (1...MediaFacts.maxDimension).contains(width), (1...MediaFacts.maxDimension).contains(height) {
+        if (1...MediaMetadata.maxDimension).contains(width), (1...MediaMetadata.maxDimension).contains(height) {
             (facts.width, facts.height) = turned ? (height, width) : (width, height)
         }
         // The page count of a document (PDF; a multi-page TIFF or GIF says so too).
-        if let pages = integer("n-pages"), (1...MediaFacts.maxPages).contains(pages) { facts.pages = pages }
+        if let pages = integer("n-pages"), (1...MediaMetadata.maxPages).contains(pages) { facts.pages = pages }
         let taken = string("exif-ifd2-DateTimeOriginal") ?? string("exif-ifd2-DateTimeDigitized")
-        facts.takenAt = taken.flatMap(MediaFacts.exifASCII).flatMap(MediaFacts.exifTimestamp)
-        facts.cameraMake = string("exif-ifd0-Make").flatMap(MediaFacts.exifASCII)
-        facts.cameraModel = string("exif-ifd0-Model").flatMap(MediaFacts.exifASCII)
+        facts.takenAt = taken.flatMap(MediaMetadata.exifASCII).flatMap(MediaMetadata.exifTimestamp)
+        facts.cameraMake = string("exif-ifd0-Make").flatMap(MediaMetadata.exifASCII)
+        facts.cameraModel = string("exif-ifd0-Model").flatMap(MediaMetadata.exifASCII)
         if keepGPS,
-           let latitude = string("exif-ifd3-GPSLatitude").flatMap({ MediaFacts.exifCoordinate($0, reference: string("exif-ifd3-GPSLatitudeRef").flatMap(MediaFacts.exifASCII)) }),
-           let longitude = string("exif-ifd3-GPSLongitude").flatMap({ MediaFacts.exifCoordinate($0, reference: string("exif-ifd3-GPSLongitudeRef").flatMap(MediaFacts.exifASCII)) }),
+           let latitude = string("exif-ifd3-GPSLatitude").flatMap({ MediaMetadata.exifCoordinate($0, reference: string("exif-ifd3-GPSLatitudeRef").flatMap(MediaMetadata.exifASCII)) }),
+           let longitude = string("exif-ifd3-GPSLongitude").flatMap({ MediaMetadata.exifCoordinate($0, reference: string("exif-ifd3-GPSLongitudeRef").flatMap(MediaMetadata.exifASCII)) }),
            (-90...90).contains(latitude), (-180...180).contains(longitude) {
             (facts.gpsLatitude, facts.gpsLongitude) = (latitude, longitude)
         }

@@ -266,8 +266,11 @@ struct BackfillMedia: ParsableCommand {
             thumbnail.ready event. A file the decoder refuses is recorded as unknown (no event) and not \
             tried again; one whose download failed, or on which the decoder crashed or ran out of \
             time, is left for a later run, and 3 decoder failures in a row stop the run (the \
-            decoder is down). Prints a line per batch of 50 and a summary; exits 1 when the \
-            database fails.
+            decoder is down). The decoder's failures on an asset are counted (for its current \
+            version, across runs and restarts): after 3 the backfill gives up on it, here and in \
+            the reconciler, with an error line naming it; --retry-failed clears the counts and \
+            reads those assets again. Prints a line per batch of 50 and a summary, and how many \
+            assets it has given up on; exits 1 when the database fails.
 
             The reconciler does the same in the background, ASSETD_MEDIA_BACKFILL_BATCH assets a \
             pass (default 100, every ASSETD_RECONCILE_INTERVAL seconds): this command is for doing \
@@ -281,6 +284,9 @@ struct BackfillMedia: ParsableCommand {
     @Option(help: "Read at most this many assets (1 to 10000000).") var limit: Int = 10_000_000
     @Option(help: ArgumentHelp("Only this workspace's assets.", valueName: "id")) var workspace: Int64?
     @Flag(name: .customLong("dry-run"), help: "List the assets it would read, one line each, and change nothing.") var dryRun = false
+    @Flag(name: .customLong("retry-failed"),
+          help: "First clear the decoder failures counted on assets (3 and the backfill gives up on one), so that those given up on are read again (after a decoder fix, or a busy host's timeouts). With --dry-run: count them, clear nothing.")
+    var retryFailed = false
 
     func validate() throws {
         guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
@@ -292,7 +298,7 @@ struct BackfillMedia: ParsableCommand {
             // Unbuffered, so that each progress line shows as it happens.
             func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
             let summary = try Bootstrap.backfillMedia(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
-                                                      output: line)
+                                                      retryFailed: retryFailed, output: line)
             line(dryRun ? "\(summary.examined) asset\(summary.examined == 1 ? "" : "s") would be read (dry run: nothing changed)"
                         : "media backfill done: \(summary)")
         }

@@ -2,11 +2,12 @@ import Foundation
 import GRDB
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// A stored status or state that no case has is refused on every read path, naming where
 /// it is; it is never read as some default (`pending`, `none`, `stored`, `deleted`).
 struct CorruptRecordTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-corrupt-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath("assetd-corrupt")
     func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
 
     /// Writes behind the store's back, as a hand edit, a newer assetd or a damaged page would.

@@ -1,14 +1,16 @@
+import MediaInfo
 import Foundation
 import GRDB
 import JSON
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// The transactional outbox: each state change writes its event in its own transaction,
 /// and claims keep each asset's events in order.
 /// On every backend of `Backend.all`, but for the failure injected with an SQLite trigger.
 struct EventOutboxTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-events-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath("assetd-events")
 
     func open(sinks: [String] = ["hook-a"]) throws -> SQLiteRecordStore {
         let store = try SQLiteRecordStore(path: path)
@@ -142,8 +144,9 @@ struct EventOutboxTests {
         #expect(try db.eventDeliveries(state: .dead, limit: 10).map(\.eventID) == [first[0].eventID])
     }
 
-    @Test(arguments: Backend.all) func theMediaBackfillWritesOnceWithAnAssetUpdatedEventAndLeavesTheThumbnail(_ backend: Backend) throws {
-        let db = try open(backend)
+    /// Two assets of workspace 7 and one of workspace 8, ready with a ready thumbnail and no
+    /// media (as before "v8: media metadata"): the media backfill's work.
+    func assetsFromBeforeMedia(_ db: any RecordStore) throws -> (AssetRecord, AssetRecord, AssetRecord) {
         let a = try readyAsset(db)
         let b = try readyAsset(db)
         let other = try db.createAsset(NewAsset(workspaceID: 8, fileType: "image/png", fileExtension: "png", fileName: "x.png", size: 10))
@@ -152,6 +155,12 @@ struct EventOutboxTests {
             _ = try db.claimThumbnail(assetID: asset.id)
             #expect(try db.finishThumbnail(assetID: asset.id, etag: "\"e1\"", status: .ready, reason: nil))
         }
+        return (a, b, other)
+    }
+
+    @Test(arguments: Backend.all) func theMediaBackfillWritesOnceWithAnAssetUpdatedEventAndLeavesTheThumbnail(_ backend: Backend) throws {
+        let db = try open(backend)
+        let (a, b, other) = try assetsFromBeforeMedia(db)
         #expect(try db.assetsMissingMedia(limit: 10).map(\.id) == [a.id, b.id, other.id])
         #expect(try db.assetsMissingMedia(limit: 10, workspaceID: 7, afterID: 0).map(\.id) == [a.id, b.id], "one workspace")
         #expect(try db.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: a.id).map(\.id) == [b.id, other.id], "after a cursor")
@@ -197,6 +206,37 @@ struct EventOutboxTests {
         #expect(try db.asset(id: asset.id, workspaceID: 7)?.media == nil)
         #expect(try db.discardVersionSwitch(assetID: asset.id, version: 2))
         #expect(try db.backfillMedia(assetID: asset.id, etag: "\"e1\"", media: media, now: Date()), "the switch undone")
+    }
+
+    /// The backfill's decoder failures (v12 on SQLite, v8 on PostgreSQL): counted for the
+    /// version read, `maxAttempts` of them take the asset off the work list until they are
+    /// cleared, and recorded media ends the counting.
+    @Test(arguments: Backend.all) func theMediaBackfillCountsDecoderFailuresAndGivesUpOnAVersion(_ backend: Backend) throws {
+        let db = try open(backend)
+        let (failing, good, other) = try assetsFromBeforeMedia(db)
+        func listed(_ workspace: Int64? = nil) throws -> [Int64] {
+            try db.assetsMissingMedia(limit: 10, workspaceID: workspace, afterID: 0, maxAttempts: 3).map(\.id)
+        }
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"other\"") == 0, "another version: nothing counted")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 1)
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 2)
+        #expect(try listed() == [failing.id, good.id, other.id], "under the limit: still listed")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 3)
+        #expect(try listed() == [good.id, other.id], "given up on")
+        #expect(try db.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).map(\.id) == [failing.id, good.id, other.id],
+                "without a limit, listed")
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 3) == 1)
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: 8, maxAttempts: 3) == 0, "another workspace's")
+        #expect(try db.recordMediaAttempt(assetID: other.id, etag: "\"e1\"") == 1)
+        #expect(try db.clearMediaAttempts(workspaceID: 8) == 1, "one workspace's cleared")
+        #expect(try db.assetsGivenUpOnMedia(workspaceID: 7, maxAttempts: 3) == 1)
+        #expect(try db.clearMediaAttempts(workspaceID: nil) == 1)
+        #expect(try listed() == [failing.id, good.id, other.id], "cleared: read again")
+        #expect(try db.recordMediaAttempt(assetID: failing.id, etag: "\"e1\"") == 1, "counted from none again")
+        // Media recorded: nothing left to count.
+        #expect(try db.backfillMedia(assetID: good.id, etag: "\"e1\"", media: MediaMetadata(width: 2, height: 3), now: Date()))
+        #expect(try db.recordMediaAttempt(assetID: good.id, etag: "\"e1\"") == 0)
+        #expect(try db.thumbnailState(assetID: failing.id)?.status == .ready, "the thumbnail is not touched")
     }
 
     @Test(arguments: Backend.all) func aLeaseThatEndsMakesTheDeliveryDueAgain(_ backend: Backend) throws {

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// What the outbox adds to a state change's transaction: `markAssetReady` (its UPDATE, the
 /// read-back, the payload and the event rows) against the same UPDATE and read-back alone,
@@ -13,7 +14,7 @@ struct OutboxCostTests {
     static let enabled = ProcessInfo.processInfo.environment["ASSETD_BENCH_OUTBOX"] == "1"
 
     func store(sinks: Int) throws -> SQLiteRecordStore {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-outbox-cost-\(UUID().uuidString).sqlite").path
+        let path = TestFiles.sqlitePath("assetd-outbox-cost")
         let store = try SQLiteRecordStore(path: path)
         try store.activateEventSinks((0..<sinks).map { "sink-\($0)" }, now: Date())
         return store

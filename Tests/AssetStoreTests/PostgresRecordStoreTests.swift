@@ -1,3 +1,4 @@
+import MediaInfo
 import Foundation
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// The store's rules, on every backend of `Backend.all` (PostgreSQL when a server is given).
 struct SQLiteRecordStoreTests {
@@ -125,7 +126,7 @@ struct ThreadReaderTests {
     /// The per-thread readers see every write at once, on any thread, and never a record
     /// of another asset or workspace.
     @Test func readersSeeWritesFromEveryThread() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-readers-\(UUID().uuidString).sqlite").path
+        let path = TestFiles.sqlitePath("assetd-readers")
         let db = try SQLiteRecordStore(path: path)
         let asset = try db.createAsset(NewAsset(workspaceID: 9, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))
         _ = try db.createUpload(uploadID: "R1", asset: asset, fileSize: 10, partSize: nil)
@@ -152,7 +153,7 @@ struct ThreadReaderTests {
 }
 
 struct UploadCacheTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath()
 
     func pendingUpload(_ db: SQLiteRecordStore, _ id: String) throws -> AssetRecord {
         let asset = try db.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: nil, size: nil))

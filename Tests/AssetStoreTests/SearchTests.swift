@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// The search corpus, shared by every backend's tests (Tests/fixtures/search-corpus.json).
 struct SearchCorpus: Decodable {
@@ -67,7 +68,7 @@ extension SearchRecords {
 /// The corpus and the listing's rules on every backend of `Backend.all`; what reaches into
 /// SQLite's own tables (the migration, the bulk insert) on SQLite only.
 struct SearchTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath()
     func open() throws -> SQLiteRecordStore { try SQLiteRecordStore(path: path) }
 
     func query(_ workspace: Int64, _ q: String?, kind: AssetKind? = nil, sort: AssetSort? = nil, order: ListOrder = .descending,

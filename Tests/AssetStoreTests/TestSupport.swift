@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import AssetStore
+import TestFiles
 
 extension AssetRecords {
     /// A whole delete, both record steps, with no objects to remove in between: an asset
@@ -27,7 +28,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
     func fresh() throws -> TestDatabase {
         switch self {
         case .sqlite:
-            return .sqlite(FileManager.default.temporaryDirectory.appendingPathComponent("assetd-\(UUID().uuidString).sqlite").path)
+            return .sqlite(TestFiles.sqlitePath())
         case .postgres:
             guard let url = Self.postgresURL else { throw TestDatabase.NoServer() }
             let schema = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()

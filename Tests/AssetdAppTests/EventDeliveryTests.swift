@@ -6,6 +6,7 @@ import S3Client
 import Synchronization
 import Testing
 @testable import AssetdApp
+import TestFiles
 
 /// An HTTP peer that answers from a script and records what it was sent.
 final class FakeHTTP: HTTPSending {
@@ -157,7 +158,7 @@ struct RetryPolicyTests {
 
 /// The dispatcher on a real SQLite outbox, against scripted receivers.
 struct EventDispatcherTests {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-dispatch-\(UUID().uuidString).sqlite").path
+    let path = TestFiles.sqlitePath("assetd-dispatch")
     let secret = WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!
     let url = "http://127.0.0.1:9150/hook"
 

@@ -4,6 +4,7 @@ import Glibc
 import JSON
 import Logging
 import Media
+import MediaInfo
 import Testing
 import Thumbnails
 @testable import AssetdApp
@@ -52,8 +53,8 @@ import Thumbnails
             throw .crashed("no thumbnail in these tests")
         }
 
-        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
-            MediaFacts(width: 5, height: 4, gpsLatitude: 10.5, gpsLongitude: 20.25)
+        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata {
+            MediaMetadata(width: 5, height: 4, gpsLatitude: 10.5, gpsLongitude: 20.25)
         }
     }
 

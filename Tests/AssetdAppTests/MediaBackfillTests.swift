@@ -1,3 +1,4 @@
+import MediaInfo
 import AssetStore
 import Dispatch
 import Foundation
@@ -23,14 +24,14 @@ import Thumbnails
             throw .crashed("no thumbnail in these tests")
         }
 
-        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaFacts {
+        func facts(ofFile descriptor: Int32, detectedType: String) throws(DecodeFailure) -> MediaMetadata {
             var info = stat()
             fstat(descriptor, &info)
             var last: UInt8 = 0
             _ = pread(descriptor, &last, 1, off_t(info.st_size - 1))
             seen.withLock { $0.append(last) }
             if let failure = failures.withLock({ $0[last] }) { throw failure }
-            return MediaFacts(width: Int(last) * 10, height: 7)
+            return MediaMetadata(width: Int(last) * 10, height: 7)
         }
     }
 
@@ -110,6 +111,51 @@ import Thumbnails
         #expect(summary.left == 3)
         #expect(decoder.seen.withLock { $0 } == [1, 2, 3])
         #expect(try records.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).count == 6, "nothing recorded")
+        // The decoder being down is no asset's fault: only the streak's first is counted.
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 1)
+    }
+
+    /// A file on which the decoder crashes (or stalls) every time: counted once a run in
+    /// the database, so that neither the next run nor a restart (the reconciler's cursor
+    /// starts at 0 again) reads it for ever; given up on after MediaBackfill.maxAttempts,
+    /// and read again once `--retry-failed` cleared the counts.
+    @Test func anAssetTheDecoderFailsOnEveryTimeIsGivenUpOnAndRetriedOnDemand() throws {
+        let failing = try oldAsset(version: 1)
+        try oldAsset(version: 2)
+        decoder.failures.withLock { $0[1] = .crashed("the decoder ran past its deadline (30 s) and was killed") }
+        let backfill = MediaBackfill(worker: worker, logger: Logger(label: "test"))
+        for run in 1...MediaBackfill.maxAttempts {
+            let summary = try backfill.run(limit: 10)
+            #expect(summary.left == 1)
+            #expect(summary.givenUp == (run == MediaBackfill.maxAttempts ? 1 : 0), "run \(run)")
+        }
+        #expect(decoder.seen.withLock { $0 } == [1, 2, 1, 1])
+        #expect(try backfill.run(limit: 10).examined == 0, "given up on: not read again")
+        let reconciler = Reconciler(service: routes.app.service, interval: .seconds(60))
+        reconciler.pass()
+        #expect(decoder.seen.withLock { $0 }.count == 4, "a new reconciler (a restart) does not read it either")
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: MediaBackfill.maxAttempts) == 1)
+        #expect(try media(failing) == nil, "not recorded as unknown")
+
+        #expect(try records.clearMediaAttempts(workspaceID: nil) == 1)
+        decoder.failures.withLock { $0[1] = nil }
+        let summary = try backfill.run(limit: 10)
+        #expect(summary.recorded == 1)
+        #expect(try media(failing) == MediaMetadata(width: 10, height: 7))
+    }
+
+    /// Failures in a row counted only once the streak ends otherwise than by the decoder
+    /// being down: each of them, when a later asset is read.
+    @Test func failuresInARowAreCountedWhenTheDecoderReadsALaterAsset() throws {
+        for version: UInt8 in 1...3 { try oldAsset(version: version) }
+        decoder.failures.withLock {
+            $0[1] = .crashed("killed by SIGSEGV")
+            $0[2] = .crashed("killed by SIGSEGV")
+        }
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
+        #expect(summary.recorded == 1)
+        #expect(!summary.decoderDown)
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 2)
     }
 
     @Test func theReconcilerGoesOnFromWhereItsLastPassStopped() throws {

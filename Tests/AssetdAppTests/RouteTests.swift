@@ -7,6 +7,7 @@ import Logging
 import S3Client
 import Testing
 @testable import AssetdApp
+import TestFiles
 
 /// The routes in process: a real SQLite file, a fake object store.
 struct RouteTests {
@@ -21,7 +22,7 @@ struct RouteTests {
     /// they are S3's, and complete-upload's ETag checks run, as they do by default).
     init(environment: [String: String] = [:], md5ETags: Bool = false,
          thumbnails: ((any RecordStore, FakeObjectStore) throws -> ThumbnailWorker)? = nil) throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-routes-\(UUID().uuidString).sqlite").path
+        let path = TestFiles.sqlitePath("assetd-routes")
         var configuration = try Configuration(environment: [
             "AWS_BUCKET": "b", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
             "ASSETD_JWT_SECRET": Self.secret, "ASSETD_DATABASE": path, "ASSETD_TMP_DIR": NSTemporaryDirectory(),

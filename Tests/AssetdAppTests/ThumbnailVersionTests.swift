@@ -1,3 +1,4 @@
+import MediaInfo
 import AssetStore
 import Dispatch
 import Foundation
@@ -44,7 +45,7 @@ import Thumbnails
                 entered.signal()
                 gate.wait()
             }
-            return DecodedThumbnail(jpeg: [0xFF, 0xD8, 0xFF, last], facts: MediaFacts(width: Int(last) + 1, height: 1))
+            return DecodedThumbnail(jpeg: [0xFF, 0xD8, 0xFF, last], facts: MediaMetadata(width: Int(last) + 1, height: 1))
         }
     }
 

@@ -1,3 +1,4 @@
+import MediaInfo
 import Foundation
 import Glibc
 import Testing
@@ -23,7 +24,7 @@ import Testing
         return descriptor
     }
 
-    func facts(ffprobe: String, timeout: Duration = .seconds(5)) throws -> Result<MediaFacts, ThumbnailError> {
+    func facts(ffprobe: String, timeout: Duration = .seconds(5)) throws -> Result<MediaMetadata, ThumbnailError> {
         var settings = Thumbnailer.Settings()
         settings.videoTimeout = timeout
         let thumbnailer = try Thumbnailer(settings: settings)

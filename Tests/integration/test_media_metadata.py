@@ -206,3 +206,43 @@ def test_backfill_media_reads_older_assets_on_demand_and_a_corrupt_one_keeps_its
         assert kinds.count("thumbnail.ready") == 1 and "thumbnail.failed" not in kinds, kinds
         # The unreadable one is recorded as unknown without an event: nothing to index.
         assert (kinds[-1] == "asset.updated") == (asset_id == good), kinds
+
+
+def test_backfill_media_gives_up_on_an_asset_the_decoder_fails_on_every_time_and_retry_failed_reads_it_again(private, tmp_path):
+    private.start(ASSETD_MEDIA_BACKFILL_BATCH=0)
+    asset_id = upload(private, camera_jpeg(gps=False), "crashes.jpg")
+    private.stop()
+    forget_media(private, asset_id)
+    # A decoder that dies at once: every read of the asset is a decoder failure (a crash,
+    # not the file's refusal), counted in the database across runs.
+    broken = tmp_path / "broken-decoder"
+    broken.write_text("#!/bin/sh\nexit 70\n")
+    broken.chmod(0o755)
+    # Its connections wait in the listening socket's backlog until the task's deadline.
+    crashing = dict(private.env, ASSETD_THUMBNAILER=str(broken), ASSETD_THUMBNAIL_TIMEOUT="1")
+
+    def run(*arguments, env=None):
+        done = subprocess.run([private.env["ASSETD_BIN"], "backfill-media", *arguments], env=env or private.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    assert "--retry-failed" in run("--help").stdout
+    for _ in range(3):
+        done = run(env=crashing)
+        assert "1 examined, 0 recorded, 0 unreadable (recorded as unknown), 1 left for later" in done.stdout, done.stdout
+    assert "(1 given up after 3 decoder failures)" in done.stdout, done.stdout
+    assert f"asset={asset_id}" in done.stderr and "gave up on the asset after 3 decoder failures" in done.stderr, done.stderr
+    assert "1 asset given up on" in done.stdout and "--retry-failed reads them again" in done.stdout, done.stdout
+    # Given up on: not read again, by the command or (after a restart) the reconciler.
+    later = run(env=crashing)
+    assert "0 examined" in later.stdout and "1 asset given up on" in later.stdout, later.stdout
+    dry = run("--retry-failed", "--dry-run")
+    assert "1 asset given up on would be read again (dry run: nothing cleared)" in dry.stdout, dry.stdout
+
+    retried = run("--retry-failed")
+    assert "cleared the decoder failures counted on 1 asset (1 given up on)" in retried.stdout, retried.stdout
+    assert "1 examined, 1 recorded" in retried.stdout, retried.stdout
+    private.start(ASSETD_MEDIA_BACKFILL_BATCH=0)
+    media = private.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json()["asset"]["media"]
+    assert media["width"] == 1000 and media["cameraMake"] == "Canon", media

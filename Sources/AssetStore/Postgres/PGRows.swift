@@ -1,3 +1,4 @@
+import MediaInfo
 import struct Foundation.Date
 
 /// Rows to records, as `SQLiteRecordStore`'s Rows.swift: every column of a table read one

@@ -169,6 +169,13 @@ extension PostgresRecordStore {
             CREATE INDEX IF NOT EXISTS asset_trigrams_by_workspace ON asset USING gin (workspace_id, (left(file_type, 6)),
                 (lower(coalesce(file_name, '') || E'\\n' || coalesce(title, '') || E'\\n' || tags)) public.gin_trgm_ops);
             """),
+        ("v6: media backfill attempts", """
+            -- As SQLite's "v12: media backfill attempts": the media backfill's decoder failures
+            -- (not refusals) on the version whose ETag is media_attempts_etag; after
+            -- MediaBackfill.maxAttempts the backfill leaves it until --retry-failed.
+            ALTER TABLE asset ADD COLUMN media_attempts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE asset ADD COLUMN media_attempts_etag TEXT;
+            """),
     ]
 
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").

@@ -1,3 +1,4 @@
+public import MediaInfo
 public import struct Foundation.Date
 import Foundation
 import JSON
@@ -116,15 +117,61 @@ extension PostgresRecordStore {
     }
 
     /// Ready assets with a ready thumbnail and no media for their current version, by id.
-    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord] {
+    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64, maxAttempts: Int) throws -> [AssetRecord] {
         try run {
             try pool.with { connection in
                 try connection.query("""
-                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
-                    AND (media_etag IS NULL OR media_etag IS DISTINCT FROM etag) AND etag IS NOT NULL
+                    SELECT \(Self.assetColumns) FROM asset WHERE \(Self.missingMedia)
+                    AND (media_attempts_etag IS DISTINCT FROM etag OR media_attempts < $4)
                     AND id > $1 AND ($2::bigint IS NULL OR workspace_id = $2)
                     ORDER BY id LIMIT $3
-                    """, [afterID, workspaceID, limit]).rows.map(Self.asset(from:))
+                    """, [afterID, workspaceID, limit, maxAttempts]).rows.map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// A ready asset with a ready thumbnail and no media for its current version.
+    static let missingMedia = """
+        status = 'ready' AND thumbnail_status = 'ready' AND (media_etag IS NULL OR media_etag IS DISTINCT FROM etag) \
+        AND etag IS NOT NULL
+        """
+
+    /// As SQLite's: one more decoder failure on this version's media.
+    @discardableResult
+    public func recordMediaAttempt(assetID: Int64, etag: String?) throws -> Int {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET media_attempts = CASE WHEN media_attempts_etag IS NOT DISTINCT FROM etag
+                        THEN media_attempts + 1 ELSE 1 END, media_attempts_etag = etag
+                    WHERE id = $1 AND etag IS NOT DISTINCT FROM $2 AND \(Self.missingMedia)
+                    RETURNING media_attempts
+                    """, [assetID, etag]).first?.int(0) ?? 0
+            }
+        }
+    }
+
+    public func assetsGivenUpOnMedia(workspaceID: Int64?, maxAttempts: Int) throws -> Int {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT count(*) FROM asset WHERE \(Self.missingMedia)
+                    AND media_attempts_etag IS NOT DISTINCT FROM etag AND media_attempts >= $1
+                    AND ($2::bigint IS NULL OR workspace_id = $2)
+                    """, [maxAttempts, workspaceID]).first?.int(0) ?? 0
+            }
+        }
+    }
+
+    @discardableResult
+    public func clearMediaAttempts(workspaceID: Int64?) throws -> Int {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET media_attempts = 0, media_attempts_etag = NULL
+                    WHERE media_attempts > 0 AND ($1::bigint IS NULL OR workspace_id = $1)
+                    RETURNING id
+                    """, [workspaceID]).count
             }
         }
     }

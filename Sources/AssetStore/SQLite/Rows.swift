@@ -1,3 +1,4 @@
+import MediaInfo
 import struct Foundation.Date
 import GRDB
 

@@ -248,6 +248,17 @@ extension SQLiteRecordStore {
                 CREATE INDEX asset_by_kind_size ON asset(workspace_id, \(kind), coalesce(size, -1), id, status);
                 """)
         }
+        migrator.registerMigration("v12: media backfill attempts") { db in
+            // The media backfill's decoder failures (a crash or its deadline; a refusal is
+            // final and recorded as unknown media) on the version whose ETag is
+            // media_attempts_etag: after MediaBackfill.maxAttempts of them the backfill
+            // leaves that version alone until `assetd backfill-media --retry-failed` clears
+            // them. A new version (another ETag) starts from none.
+            try db.execute(sql: """
+                ALTER TABLE asset ADD COLUMN media_attempts INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE asset ADD COLUMN media_attempts_etag TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -1,3 +1,4 @@
+public import MediaInfo
 public import struct Foundation.Date
 import GRDB
 
@@ -106,15 +107,60 @@ extension SQLiteRecordStore {
 
     /// Ready assets with a ready thumbnail but no media metadata for their current version
     /// (uploaded before "v8: media metadata"): the media backfill's work list.
-    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64) throws -> [AssetRecord] {
+    public func assetsMissingMedia(limit: Int, workspaceID: Int64?, afterID: Int64, maxAttempts: Int) throws -> [AssetRecord] {
         try run {
             try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT \(Self.assetColumns) FROM asset WHERE status = 'ready' AND thumbnail_status = 'ready'
-                    AND (media_etag IS NULL OR media_etag IS NOT etag) AND etag IS NOT NULL
+                    SELECT \(Self.assetColumns) FROM asset WHERE \(Self.missingMedia)
+                    AND (media_attempts_etag IS NOT etag OR media_attempts < ?)
                     AND id > ? AND (? IS NULL OR workspace_id = ?)
                     ORDER BY id LIMIT ?
-                    """, arguments: [afterID, workspaceID, workspaceID, limit]).map(Self.asset(from:))
+                    """, arguments: [maxAttempts, afterID, workspaceID, workspaceID, limit]).map(Self.asset(from:))
+            }
+        }
+    }
+
+    /// A ready asset with a ready thumbnail and no media for its current version.
+    static let missingMedia = """
+        status = 'ready' AND thumbnail_status = 'ready' AND (media_etag IS NULL OR media_etag IS NOT etag) AND etag IS NOT NULL
+        """
+
+    /// One more decoder failure on this version's media (a first one on a new version).
+    @discardableResult
+    public func recordMediaAttempt(assetID: Int64, etag: String?) throws -> Int {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET media_attempts = CASE WHEN media_attempts_etag IS etag THEN media_attempts + 1 ELSE 1 END,
+                        media_attempts_etag = etag
+                    WHERE id = ? AND etag IS ? AND \(Self.missingMedia)
+                    """, arguments: [assetID, etag])
+                guard db.changesCount == 1 else { return 0 }
+                return try Int.fetchOne(db, sql: "SELECT media_attempts FROM asset WHERE id = ?", arguments: [assetID]) ?? 0
+            }
+        }
+    }
+
+    public func assetsGivenUpOnMedia(workspaceID: Int64?, maxAttempts: Int) throws -> Int {
+        try run {
+            try pool.read { db in
+                try Int.fetchOne(db, sql: """
+                    SELECT count(*) FROM asset WHERE \(Self.missingMedia)
+                    AND media_attempts_etag IS etag AND media_attempts >= ? AND (? IS NULL OR workspace_id = ?)
+                    """, arguments: [maxAttempts, workspaceID, workspaceID]) ?? 0
+            }
+        }
+    }
+
+    @discardableResult
+    public func clearMediaAttempts(workspaceID: Int64?) throws -> Int {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET media_attempts = 0, media_attempts_etag = NULL
+                    WHERE media_attempts > 0 AND (? IS NULL OR workspace_id = ?)
+                    """, arguments: [workspaceID, workspaceID])
+                return db.changesCount
             }
         }
     }

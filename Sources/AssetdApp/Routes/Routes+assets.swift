@@ -1,3 +1,4 @@
+import MediaInfo
 import AssetStore
 import FastCGIServer
 import Foundation

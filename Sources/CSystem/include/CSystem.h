@@ -79,7 +79,7 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// What `assetd_system_confine` set up, as bits.
 #define ASSETD_CONFINED_FILES 1     /* Landlock: no file written, made or removed but /dev/null */
 #define ASSETD_CONFINED_SIGNALS 2   /* Landlock ABI 6: no signal or abstract socket outside its domain */
-#define ASSETD_CONFINED_SYSCALLS 4  /* seccomp: no ptrace, no other process's memory, no group signals */
+#define ASSETD_CONFINED_SYSCALLS 4  /* seccomp: no ptrace, no other process's memory, no signal but to itself */
 
 /// A decoder child's confinement, for itself and every program it runs (inherited by
 /// fork and execve, never lifted): a Landlock domain of its own where no file may be
@@ -88,15 +88,23 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// outside it (so neither its siblings, in domains of their own, nor the zygote or
 /// assetd); Landlock also keeps ptrace, /proc/PID/mem and /proc/PID/fd of processes
 /// outside it closed. Then a seccomp filter refusing ptrace, process_vm_readv/writev,
-/// pidfd_getfd, kill or rt_sigqueueinfo of a pid of 0 or below (a process group, or
-/// every process), and every x32 call. Sets no_new_privs. The bits of what was set (a
-/// kernel without Landlock gives only ASSETD_CONFINED_SYSCALLS), or -1 with errno when
-/// a step the kernel offers failed. Raw system calls only: safe after fork.
+/// pidfd_getfd, every x32 call, and every signal but to its own threads: kill, tkill,
+/// rt_sigqueueinfo, rt_tgsigqueueinfo and pidfd_send_signal always, tgkill but to its
+/// own pid (the caller's at this call: programs it runs, another pid, may signal
+/// nothing), so that no signal leaves the child below Landlock ABI 6 either; setsid and
+/// setpgid (what it runs stays in the process group the zygote kills). Sets
+/// no_new_privs. The bits of what was set (a kernel without Landlock gives only
+/// ASSETD_CONFINED_SYSCALLS), or -1 with errno when a step the kernel offers failed.
+/// Raw system calls only: safe after fork.
 int assetd_system_confine(void);
 
 /// A small number of the calling thread's own, 0 for the first thread that asks, 1 for the
 /// next, and so on (a thread-local, set at the first call): which buffer of the access
 /// log a worker thread writes into, without a lock to find it.
 int assetd_system_thread_slot(void);
+
+/// For tests, in a forked child: `assetd_system_confine` as on a kernel whose Landlock
+/// ABI is at most `highest_abi` (0: as without Landlock).
+int assetd_system_confine_below_landlock_abi_for_tests(int highest_abi);
 
 #endif

@@ -1,4 +1,11 @@
-/// What the decoder learned about a file in the same pass as its thumbnail (issue 19):
+public import JSON
+
+/// What the decoder learned about a file in the same pass as its thumbnail (issue 19), as
+/// the decoder's wire record, assetd's records (AssetStore, "v8: media metadata") and the
+/// asset JSON's `media` object all carry it: one type, its checks and its JSON here, in a
+/// module of its own that both the decoder (Thumbnails) and the store depend on.
+///
+/// The fields:
 /// pixel size after EXIF orientation, a video's duration and frame size, a PDF's page
 /// count, the EXIF capture time and camera, and GPS only when asked for
 /// (ASSETD_KEEP_GPS). Nil: unknown.
@@ -7,7 +14,8 @@
 /// is untrusted, so `init?(decoding:keepGPS:)` is strict: known keys only, each once, every
 /// value in its range and form, the whole record at most `maxBytes`; anything else is a
 /// malformed answer and the task's attempt is lost.
-public struct MediaFacts: Sendable, Equatable {
+public struct MediaMetadata: Sendable, Equatable {
+    /// Pixel size after EXIF orientation (a video's frame size; a PDF's first page at 72 dpi).
     public var width: Int?
     public var height: Int?
     public var durationSeconds: Double?
@@ -16,6 +24,7 @@ public struct MediaFacts: Sendable, Equatable {
     public var takenAt: String?
     public var cameraMake: String?
     public var cameraModel: String?
+    /// Kept only with ASSETD_KEEP_GPS=on.
     public var gpsLatitude: Double?
     public var gpsLongitude: Double?
 
@@ -32,15 +41,15 @@ public struct MediaFacts: Sendable, Equatable {
         self.gpsLongitude = gpsLongitude
     }
 
-    static let maxBytes = 4096
+    package static let maxBytes = 4096
     /// The longest camera make or model kept, in bytes of UTF-8.
-    static let maxTextBytes = 128
-    static let maxDimension = 1 << 20
-    static let maxPages = 1_000_000
+    package static let maxTextBytes = 128
+    package static let maxDimension = 1 << 20
+    package static let maxPages = 1_000_000
     /// About 116 days: no real video is longer, and a Double past it is a made-up one.
-    static let maxDurationSeconds = 10_000_000.0
+    package static let maxDurationSeconds = 10_000_000.0
 
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var lines = ""
         if let width { lines += "width=\(width)\n" }
         if let height { lines += "height=\(height)\n" }
@@ -55,7 +64,7 @@ public struct MediaFacts: Sendable, Equatable {
 
     /// The parent's reading of a child's record. Nil when anything is out of place. GPS
     /// is dropped unless `keepGPS` (a child must not have sent it; it is never stored).
-    init?(decoding bytes: [UInt8], keepGPS: Bool) {
+    package init?(decoding bytes: [UInt8], keepGPS: Bool) {
         guard bytes.count <= Self.maxBytes, let text = String(validating: bytes, as: UTF8.self) else { return nil }
         var values: [Substring: Substring] = [:]
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
@@ -100,7 +109,7 @@ public struct MediaFacts: Sendable, Equatable {
     }
 
     /// `YYYY-MM-DDTHH:MM:SS` with every field in its range (year 1800 to 9999).
-    static func isTimestamp(_ text: Substring) -> Bool {
+    package static func isTimestamp(_ text: Substring) -> Bool {
         let bytes = Array(text.utf8)
         guard bytes.count == 19, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
               bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") else { return false }
@@ -118,7 +127,7 @@ public struct MediaFacts: Sendable, Equatable {
     /// characters a title refuses: they would reorder what a page shows around the
     /// value), spaces trimmed, at most `maxTextBytes` of UTF-8 cut at a character; nil when
     /// nothing is left.
-    static func cleanText(_ raw: String) -> String? {
+    package static func cleanText(_ raw: String) -> String? {
         let scalars = raw.unicodeScalars.filter { !isRefused($0) }
         var text = String(String.UnicodeScalarView(scalars)).trimmingSpaces
         while text.utf8.count > maxTextBytes { text.removeLast() }
@@ -126,86 +135,42 @@ public struct MediaFacts: Sendable, Equatable {
         return text.isEmpty ? nil : text
     }
 
-    static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
+    package static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
         let value = scalar.value
         return value < 0x20 || (0x7f...0x9f).contains(value) || value == 0x2028 || value == 0x2029
             || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E || value == 0x200F
     }
+}
 
-    // MARK: - The child's side: from libvips' EXIF strings and ffprobe's output
-
-    /// The value of libvips' rendering of an ASCII EXIF entry, `V (V, ASCII, N components,
-    /// M bytes)`: V, checked against its repeat.
-    static func exifASCII(_ rendered: String) -> String? {
-        guard rendered.hasSuffix(")") else { return nil }
-        let parts = rendered.dropLast().components(separatedBy: ", ")
-        guard parts.count >= 4, parts[parts.count - 3] == "ASCII" else { return nil }
-        let doubled = parts[..<(parts.count - 3)].joined(separator: ", ")
-        // "V (V": 2 x V plus " (".
-        let count = doubled.count
-        guard count >= 2, (count - 2) % 2 == 0 else { return nil }
-        let value = String(doubled.prefix((count - 2) / 2))
-        guard doubled == value + " (" + value else { return nil }
-        return cleanText(value)
+extension MediaMetadata {
+    /// The asset JSON's `media` object (CONTRACT.md), also sent in an asset.updated event:
+    /// every field null when unknown; `gps` is {latitude, longitude} when this value has
+    /// them. Whoever shows it drops them first unless ASSETD_KEEP_GPS=on (`withoutGPS`).
+    public var json: JSONValue {
+        func int(_ value: Int?) -> JSONValue { value.map { .int($0) } ?? .null }
+        func real(_ value: Double?) -> JSONValue { value.map { .number(String($0)) } ?? .null }
+        var gps = JSONValue.null
+        if let gpsLatitude, let gpsLongitude {
+            gps = ["latitude": real(gpsLatitude), "longitude": real(gpsLongitude)]
+        }
+        return [
+            "width": int(width), "height": int(height), "durationSeconds": real(durationSeconds),
+            "pages": int(pages), "takenAt": .optional(takenAt), "cameraMake": .optional(cameraMake),
+            "cameraModel": .optional(cameraModel), "gps": gps,
+        ]
     }
 
-    /// `YYYY:MM:DD HH:MM:SS` (EXIF) as `YYYY-MM-DDTHH:MM:SS`; nil for anything else (the
-    /// all-zero "unknown" date included).
-    static func exifTimestamp(_ value: String) -> String? {
-        var bytes = Array(value.utf8)
-        guard bytes.count == 19, bytes[4] == UInt8(ascii: ":"), bytes[7] == UInt8(ascii: ":"), bytes[10] == UInt8(ascii: " ") else {
-            return nil
-        }
-        bytes[4] = UInt8(ascii: "-")
-        bytes[7] = UInt8(ascii: "-")
-        bytes[10] = UInt8(ascii: "T")
-        let text = String(decoding: bytes, as: UTF8.self)
-        return isTimestamp(Substring(text)) ? text : nil
-    }
-
-    /// Degrees from libvips' rendering of a GPS coordinate, `d/1 m/1 s/100 (...)`, and its
-    /// reference (N, S, E or W).
-    static func exifCoordinate(_ rendered: String, reference: String?) -> Double? {
-        guard let open = rendered.range(of: " (") else { return nil }
-        let rationals = rendered[..<open.lowerBound].split(separator: " ")
-        guard rationals.count == 3 else { return nil }
-        var parts: [Double] = []
-        for rational in rationals {
-            let fraction = rational.split(separator: "/")
-            guard fraction.count == 2, let top = Double(fraction[0]), let bottom = Double(fraction[1]), bottom > 0 else { return nil }
-            parts.append(top / bottom)
-        }
-        let degrees = parts[0] + parts[1] / 60 + parts[2] / 3600
-        guard degrees.isFinite else { return nil }
-        switch reference {
-        case "N", "E": return degrees
-        case "S", "W": return -degrees
-        default: return nil
-        }
-    }
-
-    /// ffprobe's `default=noprint_wrappers=1` output: width, height (of the first video
-    /// stream) and the container's duration.
-    static func probed(_ output: String) -> MediaFacts {
-        var facts = MediaFacts()
-        for line in output.split(separator: "\n") {
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let value = line[line.index(after: eq)...]
-            switch line[..<eq] {
-            case "width": facts.width = Int(value).flatMap { (1...maxDimension).contains($0) ? $0 : nil }
-            case "height": facts.height = Int(value).flatMap { (1...maxDimension).contains($0) ? $0 : nil }
-            case "duration":
-                facts.durationSeconds = Double(value).flatMap { $0.isFinite && (0...maxDurationSeconds).contains($0) ? $0 : nil }
-            default: continue
-            }
-        }
-        if facts.width == nil || facts.height == nil { (facts.width, facts.height) = (nil, nil) }
-        return facts
+    /// The same without coordinates: what is shown and recorded while ASSETD_KEEP_GPS is off.
+    public var withoutGPS: MediaMetadata {
+        var media = self
+        media.gpsLatitude = nil
+        media.gpsLongitude = nil
+        return media
     }
 }
 
 extension String {
-    var trimmingSpaces: String {
+    fileprivate var trimmingSpaces: String {
         String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

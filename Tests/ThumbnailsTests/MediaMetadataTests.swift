@@ -1,3 +1,4 @@
+import MediaInfo
 import Foundation
 import Glibc
 import Testing
@@ -6,19 +7,19 @@ import Testing
 /// The media facts' wire record (issue 19): what a decoder child may send, and how
 /// strictly assetd reads it (the child is untrusted); and the child's own readings of
 /// libvips' EXIF strings (captured from `vipsheader -a` on libvips 8.14).
-@Suite struct MediaFactsTests {
-    func parse(_ text: String, keepGPS: Bool = false) -> MediaFacts? {
-        MediaFacts(decoding: Array(text.utf8), keepGPS: keepGPS)
+@Suite struct MediaMetadataTests {
+    func parse(_ text: String, keepGPS: Bool = false) -> MediaMetadata? {
+        MediaMetadata(decoding: Array(text.utf8), keepGPS: keepGPS)
     }
 
     @Test func aRecordRoundTrips() throws {
-        let facts = MediaFacts(width: 1000, height: 1600, durationSeconds: 2.5, pages: 3, takenAt: "2024-05-06T07:08:09",
+        let facts = MediaMetadata(width: 1000, height: 1600, durationSeconds: 2.5, pages: 3, takenAt: "2024-05-06T07:08:09",
                                cameraMake: "Canon", cameraModel: "EOS 5D (Mark IV)", gpsLatitude: 52.52, gpsLongitude: -1.5)
-        #expect(MediaFacts(decoding: facts.encoded, keepGPS: true) == facts)
+        #expect(MediaMetadata(decoding: facts.encoded, keepGPS: true) == facts)
         var withoutGPS = facts
         (withoutGPS.gpsLatitude, withoutGPS.gpsLongitude) = (nil, nil)
-        #expect(MediaFacts(decoding: facts.encoded, keepGPS: false) == withoutGPS, "GPS is dropped unless kept")
-        #expect(parse("") == MediaFacts())
+        #expect(MediaMetadata(decoding: facts.encoded, keepGPS: false) == withoutGPS, "GPS is dropped unless kept")
+        #expect(parse("") == MediaMetadata())
     }
 
     @Test(arguments: [
@@ -44,29 +45,29 @@ import Testing
     }
 
     @Test func aRecordOverItsBoundOrNotUTF8IsRefused() {
-        #expect(MediaFacts(decoding: Array(repeating: UInt8(ascii: "a"), count: 5000), keepGPS: false) == nil)
-        #expect(MediaFacts(decoding: Array("camera_make=".utf8) + [0xC3, 0x28, 0x0A], keepGPS: false) == nil)
+        #expect(MediaMetadata(decoding: Array(repeating: UInt8(ascii: "a"), count: 5000), keepGPS: false) == nil)
+        #expect(MediaMetadata(decoding: Array("camera_make=".utf8) + [0xC3, 0x28, 0x0A], keepGPS: false) == nil)
     }
 
     @Test func libvipsEXIFStringsAreRead() {
-        #expect(MediaFacts.exifASCII("Canon (Canon, ASCII, 6 components, 6 bytes)") == "Canon")
-        #expect(MediaFacts.exifASCII("EOS 5D (Mark IV) (EOS 5D (Mark IV), ASCII, 17 components, 17 bytes)") == "EOS 5D (Mark IV)")
-        #expect(MediaFacts.exifASCII("6 (Right-top, Short, 1 components, 2 bytes)") == nil, "not ASCII")
-        #expect(MediaFacts.exifASCII("Canon (Nikon, ASCII, 6 components, 6 bytes)") == nil, "the two copies disagree")
-        #expect(MediaFacts.exifTimestamp("2024:05:06 07:08:09") == "2024-05-06T07:08:09")
-        #expect(MediaFacts.exifTimestamp("0000:00:00 00:00:00") == nil)
-        #expect(MediaFacts.exifTimestamp("2024-05-06 07:08:09") == nil)
-        let latitude = MediaFacts.exifCoordinate("52/1 31/1 25/2 (52, 31, 12.5, Rational, 3 components, 24 bytes)", reference: "N")
+        #expect(MediaMetadata.exifASCII("Canon (Canon, ASCII, 6 components, 6 bytes)") == "Canon")
+        #expect(MediaMetadata.exifASCII("EOS 5D (Mark IV) (EOS 5D (Mark IV), ASCII, 17 components, 17 bytes)") == "EOS 5D (Mark IV)")
+        #expect(MediaMetadata.exifASCII("6 (Right-top, Short, 1 components, 2 bytes)") == nil, "not ASCII")
+        #expect(MediaMetadata.exifASCII("Canon (Nikon, ASCII, 6 components, 6 bytes)") == nil, "the two copies disagree")
+        #expect(MediaMetadata.exifTimestamp("2024:05:06 07:08:09") == "2024-05-06T07:08:09")
+        #expect(MediaMetadata.exifTimestamp("0000:00:00 00:00:00") == nil)
+        #expect(MediaMetadata.exifTimestamp("2024-05-06 07:08:09") == nil)
+        let latitude = MediaMetadata.exifCoordinate("52/1 31/1 25/2 (52, 31, 12.5, Rational, 3 components, 24 bytes)", reference: "N")
         #expect(abs((latitude ?? 0) - (52 + 31.0 / 60 + 12.5 / 3600)) < 1e-9)
-        #expect(MediaFacts.exifCoordinate("1/1 30/1 0/1 (1, 30, 0, Rational, 3 components, 24 bytes)", reference: "W") == -1.5)
-        #expect(MediaFacts.exifCoordinate("1/1 30/1 0/0 (...)", reference: "W") == nil, "a zero denominator")
-        #expect(MediaFacts.exifCoordinate("1/1 30/1 0/1 (...)", reference: "X") == nil)
+        #expect(MediaMetadata.exifCoordinate("1/1 30/1 0/1 (1, 30, 0, Rational, 3 components, 24 bytes)", reference: "W") == -1.5)
+        #expect(MediaMetadata.exifCoordinate("1/1 30/1 0/0 (...)", reference: "W") == nil, "a zero denominator")
+        #expect(MediaMetadata.exifCoordinate("1/1 30/1 0/1 (...)", reference: "X") == nil)
     }
 
     @Test func ffprobeOutputIsRead() {
-        #expect(MediaFacts.probed("width=320\nheight=240\nduration=2.500000\n")
-                == MediaFacts(width: 320, height: 240, durationSeconds: 2.5))
-        #expect(MediaFacts.probed("width=320\nduration=N/A\n") == MediaFacts())
+        #expect(MediaMetadata.probed("width=320\nheight=240\nduration=2.500000\n")
+                == MediaMetadata(width: 320, height: 240, durationSeconds: 2.5))
+        #expect(MediaMetadata.probed("width=320\nduration=N/A\n") == MediaMetadata())
     }
 
     /// With the thumbnail, and alone (the backfill's facts-only mode: no JPEG).
@@ -79,8 +80,8 @@ import Testing
         defer { close(source) }
         let decoded = try decoder.thumbnail(ofFile: source, detectedType: "image/png")
         #expect(decoded.jpeg.starts(with: [0xFF, 0xD8, 0xFF]))
-        #expect(decoded.facts == MediaFacts(width: 300, height: 200))
-        #expect(try decoder.facts(ofFile: source, detectedType: "image/png") == MediaFacts(width: 300, height: 200))
+        #expect(decoded.facts == MediaMetadata(width: 300, height: 200))
+        #expect(try decoder.facts(ofFile: source, detectedType: "image/png") == MediaMetadata(width: 300, height: 200))
         // A PNG signature and then garbage: refused (final), not a crash.
         let broken = TestImages.write([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array(repeating: 0x41, count: 200),
                                       to: directory + "/broken.png")
@@ -105,7 +106,7 @@ import Testing
         let record = Array("width=30\nheight=20\n".utf8)
         let facts = DecoderProtocol.header([DecoderProtocol.media], record.count) + record
         let done = DecoderProtocol.header([DecoderProtocol.factsDone], 0)
-        #expect(try decoder(facts + done).facts(ofFile: source, detectedType: "image/png") == MediaFacts(width: 30, height: 20))
+        #expect(try decoder(facts + done).facts(ofFile: source, detectedType: "image/png") == MediaMetadata(width: 30, height: 20))
         let malformed = DecodeFailure.crashed("the decoder's answer is malformed")
         // D with a payload, D without facts, a JPEG where facts alone were asked for.
         for raw in [facts + DecoderProtocol.header([DecoderProtocol.factsDone], 3) + [1, 2, 3], done, answer(facts: "width=30\nheight=20\n")] {
@@ -162,8 +163,8 @@ import Testing
         }
         // Well formed: kept, GPS dropped unless ASSETD_KEEP_GPS.
         let fine = "width=30\nheight=20\ngps_latitude=1.5\ngps_longitude=2.5\n"
-        #expect(try decode(fine).facts == MediaFacts(width: 30, height: 20))
-        #expect(try decode(fine, keepGPS: true).facts == MediaFacts(width: 30, height: 20, gpsLatitude: 1.5, gpsLongitude: 2.5))
+        #expect(try decode(fine).facts == MediaMetadata(width: 30, height: 20))
+        #expect(try decode(fine, keepGPS: true).facts == MediaMetadata(width: 30, height: 20, gpsLatitude: 1.5, gpsLongitude: 2.5))
         // Malformed or oversized: the attempt is lost, nothing is recorded.
         for bad in ["width=99999999\nheight=1\n", "camera_make=\u{1b}[31mred\n", "x=1\n"] {
             #expect(throws: DecodeFailure.crashed("the decoder's media facts are malformed")) { try decode(bad) }
