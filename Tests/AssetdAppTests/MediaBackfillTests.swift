@@ -103,7 +103,7 @@ import Thumbnails
     @Test func aRunStopsAfterThreeDecoderFailuresInARow() throws {
         for version: UInt8 in 1...6 { try oldAsset(version: version) }
         decoder.failures.withLock { failures in
-            for version: UInt8 in 1...6 { failures[version] = .crashed("cannot connect to the decoder: errno 111") }
+            for version: UInt8 in 1...6 { failures[version] = .crashed("killed by SIGKILL") }
         }
         let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
         #expect(summary.decoderDown)
@@ -112,6 +112,38 @@ import Thumbnails
         #expect(decoder.seen.withLock { $0 } == [1, 2, 3])
         #expect(try records.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).count == 6, "nothing recorded")
         // The decoder being down is no asset's fault: only the streak's first is counted.
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 1)
+    }
+
+    /// The decoder unavailable (its socket down, the request not taken, the source not
+    /// reopened: the attacker's review, medium) is no asset's fault: the run stops after 3
+    /// as for crashes, and no run counts it, so that pass after pass gives up on nothing.
+    @Test func anUnavailableDecoderGivesUpOnNothingOverManyRuns() throws {
+        for version: UInt8 in 1...4 { try oldAsset(version: version) }
+        decoder.failures.withLock { failures in
+            for version: UInt8 in 1...4 { failures[version] = .unavailable("cannot reach the decoder at /run/x.sock: Connection refused") }
+        }
+        let backfill = MediaBackfill(worker: worker, logger: Logger(label: "test"))
+        for run in 1...(MediaBackfill.maxAttempts + 1) {
+            let summary = try backfill.run(limit: 10)
+            #expect(summary.decoderDown, "run \(run)")
+            #expect(summary.examined == 3 && summary.givenUp == 0, "run \(run): \(summary)")
+        }
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 0, "nothing counted")
+        decoder.failures.withLock { $0 = [:] }
+        #expect(try backfill.run(limit: 10).recorded == 4, "every asset read once the decoder is back")
+    }
+
+    /// A streak of crashes that no success follows in the run (its end, or the run
+    /// stopping): only its first is counted; the rest may be the decoder's or the host's.
+    @Test func anUnfinishedStreakCountsOnlyItsFirst() throws {
+        for version: UInt8 in 1...2 { try oldAsset(version: version) }
+        decoder.failures.withLock {
+            $0[1] = .crashed("the decoder ran past its deadline (30 s) and was killed")
+            $0[2] = .crashed("the decoder ran past its deadline (30 s) and was killed")
+        }
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
+        #expect(summary.left == 2 && !summary.decoderDown)
         #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 1)
     }
 
