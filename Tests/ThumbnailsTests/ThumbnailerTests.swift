@@ -82,7 +82,25 @@ import Testing
             _ = try VideoFrame.run(["sleep", "10"], timeout: .milliseconds(300))
         }
         #expect(error?.description.contains("was killed") == true)
+        #expect(error?.crash == true, "past its deadline (a busy host) is not the file's fault")
         #expect(clock.now - started < .seconds(3))
+    }
+
+    /// ffmpeg killed at its deadline is a crash (another attempt later), not a refusal that
+    /// would mark the thumbnail failed for good (the attacker's review, low).
+    @Test func anFfmpegPastItsDeadlineIsACrashNotTheFiles() throws {
+        let script = NSTemporaryDirectory() + "assetd-slow-ffmpeg-\(UUID().uuidString).sh"
+        try "#!/bin/sh\nexec sleep 10\n".write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        chmod(script, 0o700)
+        let frame = try VideoFrame.memoryFile("frame")
+        defer { close(frame) }
+        var error: ThumbnailError?
+        do throws(ThumbnailError) {
+            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, timeout: .milliseconds(300), executable: script)
+        } catch let thrown { error = thrown }
+        #expect(error?.description.contains("ran past") == true, "\(String(describing: error))")
+        #expect(error?.crash == true, "\(String(describing: error))")
     }
 
     /// RLIMIT_FSIZE bounds what a program writes to a memfd (a shmem file, whose pages
