@@ -134,19 +134,6 @@ import Thumbnails
         #expect(try backfill.run(limit: 10).recorded == 4, "every asset read once the decoder is back")
     }
 
-    /// A streak of crashes that no success follows in the run (its end, or the run
-    /// stopping): only its first is counted; the rest may be the decoder's or the host's.
-    @Test func anUnfinishedStreakCountsOnlyItsFirst() throws {
-        for version: UInt8 in 1...2 { try oldAsset(version: version) }
-        decoder.failures.withLock {
-            $0[1] = .crashed("the decoder ran past its deadline (30 s) and was killed")
-            $0[2] = .crashed("the decoder ran past its deadline (30 s) and was killed")
-        }
-        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
-        #expect(summary.left == 2 && !summary.decoderDown)
-        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 1)
-    }
-
     /// A file on which the decoder crashes (or stalls) every time: counted once a run in
     /// the database, so that neither the next run nor a restart (the reconciler's cursor
     /// starts at 0 again) reads it for ever; given up on after MediaBackfill.maxAttempts,
@@ -176,18 +163,20 @@ import Thumbnails
         #expect(try media(failing) == MediaMetadata(width: 10, height: 7))
     }
 
-    /// Failures in a row counted only once the streak ends otherwise than by the decoder
-    /// being down: each of them, when a later asset is read.
-    @Test func failuresInARowAreCountedWhenTheDecoderReadsALaterAsset() throws {
+    /// Failures in a row: the first counted at once, the others only when a later asset
+    /// of the same run reads (the decoder works: they were the files'). A streak that no
+    /// success follows (the run's end, here its limit) counts its first only: the rest may
+    /// be the decoder's or the host's.
+    @Test(arguments: [true, false]) func failuresInARowAreCountedWhenTheDecoderReadsALaterAsset(_ laterReads: Bool) throws {
         for version: UInt8 in 1...3 { try oldAsset(version: version) }
         decoder.failures.withLock {
             $0[1] = .crashed("killed by SIGSEGV")
-            $0[2] = .crashed("killed by SIGSEGV")
+            $0[2] = .crashed("the decoder ran past its deadline (30 s) and was killed")
         }
-        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
-        #expect(summary.recorded == 1)
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: laterReads ? 10 : 2)
+        #expect(summary.recorded == (laterReads ? 1 : 0))
         #expect(!summary.decoderDown)
-        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 2)
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == (laterReads ? 2 : 1))
     }
 
     @Test func theReconcilerGoesOnFromWhereItsLastPassStopped() throws {

@@ -251,6 +251,22 @@ import Testing
                 "the child: \(child["Seccomp_filters"] ?? "?"), its zygote: \(parent["Seccomp_filters"] ?? "?")")
     }
 
+    /// A sibling for a confined child to reach for: any other process of the same user
+    /// (`sleep 30`, ended by `end`).
+    static func sibling() throws -> pid_t {
+        var sibling = pid_t()
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
+        return sibling
+    }
+
+    static func end(_ sibling: pid_t) {
+        kill(sibling, SIGKILL)
+        var status: Int32 = 0
+        waitpid(sibling, &status, 0)
+    }
+
     /// /proc/PID/status as fields.
     static func status(of pid: Int32) -> [String: String] {
         let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
@@ -270,15 +286,8 @@ import Testing
     @Test(arguments: [Int32.max, 5, 0]) func aConfinedProcessReachesNoOtherProcessAndWritesNoFile(_ highestABI: Int32) throws {
         let landlock = min(assetd_system_landlock_abi(), highestABI)
         // A sibling: any other process of the same user.
-        var sibling = pid_t()
-        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
-        defer { argv.forEach { free($0) } }
-        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
-        defer {
-            kill(sibling, SIGKILL)
-            var status: Int32 = 0
-            waitpid(sibling, &status, 0)
-        }
+        var sibling = try Self.sibling()
+        defer { Self.end(sibling) }
         // Everything the forked child uses is made before the fork (no allocation after it).
         let peek = strdup("/proc/\(sibling)/mem")!, file = strdup(directory + "/written-\(UInt32.random(in: 0...UInt32.max))")!
         let name = strdup("probe")!
@@ -336,15 +345,8 @@ import Testing
     /// policy may still be set. Each call writes back the value it read (nothing changes
     /// even where it is not refused).
     @Test(arguments: [Int32.max, 5, 0]) func aConfinedProcessSetsNoLimitOrSchedulingOfAnotherProcess(_ highestABI: Int32) throws {
-        var sibling = pid_t()
-        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
-        defer { argv.forEach { free($0) } }
-        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
-        defer {
-            kill(sibling, SIGKILL)
-            var status: Int32 = 0
-            waitpid(sibling, &status, 0)
-        }
+        let sibling = try Self.sibling()
+        defer { Self.end(sibling) }
         let parent = getpid()
         let pid = assetd_system_fork()
         if pid == 0 {
