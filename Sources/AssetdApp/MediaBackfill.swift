@@ -57,19 +57,26 @@ public struct MediaBackfill: Sendable {
         }
     }
 
-    /// Decoder failures (not refusals) in a row after which a run stops: the decoder is
-    /// down or the host overloaded, and every further asset would only fail the same way.
+    /// Decoder failures (not refusals; crashes and the decoder unavailable alike) in a row
+    /// after which a run stops: the decoder is down or the host overloaded, and every
+    /// further asset would only fail the same way.
     static let maxDecoderFailures = 3
 
-    /// Decoder failures (crashes or its deadline, across runs, counted in the database) on
-    /// one version of an asset after which the backfill gives up on it.
+    /// Decoder failures on one version of an asset (across runs, counted in the database)
+    /// after which the backfill gives up on it. Counted: a crash or the deadline on that
+    /// file when it is the first failure of a streak, or when a later asset of the same
+    /// run reads (the decoder works: the streak was the files'). Never counted: the
+    /// decoder unavailable (DecodeFailure.unavailable), nor the rest of a streak that no
+    /// success follows in the run (the decoder may have been down or the host overloaded).
     public static let maxAttempts = 3
 
     /// How one asset went.
     enum Result: Equatable {
         case recorded, unreadable, left
-        /// Left for later because the decoder (not the content) failed, and why.
+        /// Left for later because the decoder (not the content) failed on it, and why.
         case decoderFailed(String)
+        /// Left for later because the decoder was not there to try it, and why.
+        case decoderUnavailable(String)
     }
 
     let worker: ThumbnailWorker
@@ -91,8 +98,8 @@ public struct MediaBackfill: Sendable {
         var summary = Summary()
         summary.cursor = after
         var failuresInARow = 0
-        // The decoder's failures after the first of the current streak: counted once the
-        // streak ends otherwise than by stopping the run (the decoder is down).
+        // The decoder's failures after the first of the current streak: counted once a
+        // later asset of this run reads (the decoder works), never otherwise.
         var uncounted: [(AssetRecord, String)] = []
         func count(_ asset: AssetRecord, _ reason: String) {
             if countAttempt(asset, reason: reason) { summary.givenUp += 1 }
@@ -120,12 +127,15 @@ public struct MediaBackfill: Sendable {
                 switch result {
                 case .recorded: summary.recorded += 1
                 case .unreadable: summary.unreadable += 1
-                case .left, .decoderFailed: summary.left += 1
+                case .left, .decoderFailed, .decoderUnavailable: summary.left += 1
                 }
                 // An S3 failure or a moved asset says nothing of the decoder either way.
                 switch result {
                 case .decoderFailed(let reason):
                     if failuresInARow == 0 { count(asset, reason) } else { uncounted.append((asset, reason)) }
+                    failuresInARow += 1
+                case .decoderUnavailable:
+                    // Nothing learnt of the file: never counted, but part of the streak.
                     failuresInARow += 1
                 case .left:
                     break
@@ -149,7 +159,8 @@ public struct MediaBackfill: Sendable {
                 progress("media backfill: \(summary); \(String(format: "%.1f", Double(summary.examined) / seconds)) assets/s")
             }
         }
-        for (failed, reason) in uncounted { count(failed, reason) }
+        // A streak that no success followed (the run's end, its budget or limit): its rest
+        // is not counted, since nothing shows the decoder worked meanwhile.
         return summary
     }
 
@@ -176,6 +187,7 @@ public struct MediaBackfill: Sendable {
         var metadata: Logger.Metadata = ["asset": "\(asset.id)", "workspace": "\(asset.workspaceID)"]
         let media: MediaMetadata
         var decoderFailed: String?
+        var decoderUnavailable: String?
         do throws(ThumbnailWorker.Outcome) {
             let facts = try worker.withSource(asset) { descriptor, type throws(ThumbnailWorker.Outcome) in
                 do throws(DecodeFailure) {
@@ -190,6 +202,9 @@ public struct MediaBackfill: Sendable {
                     case .crashed(let reason):
                         decoderFailed = reason
                         throw .transient("the decoder failed: \(reason)")
+                    case .unavailable(let reason):
+                        decoderUnavailable = reason
+                        throw .transient("the decoder is unavailable: \(reason)")
                     }
                 }
             }
@@ -201,7 +216,7 @@ public struct MediaBackfill: Sendable {
                 media = MediaMetadata()
             case .transient(let reason):
                 logger.warning("media backfill: left for later", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-                return decoderFailed.map { .decoderFailed($0) } ?? .left
+                return decoderFailed.map { .decoderFailed($0) } ?? decoderUnavailable.map { .decoderUnavailable($0) } ?? .left
             }
         }
         do {

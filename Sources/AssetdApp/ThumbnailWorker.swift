@@ -236,7 +236,7 @@ public final class ThumbnailWorker: Sendable {
             } catch {
                 switch error {
                 case .refused(let reason): throw .final(.failed, reason)
-                case .crashed(let reason): throw .transient("the decoder failed: \(reason)")
+                case .crashed(let reason), .unavailable(let reason): throw .transient("the decoder failed: \(reason)")
                 }
             }
         }

@@ -243,10 +243,22 @@ static int confine_landlock(int abi) {
 /// the child does not kill them at their deadline itself (the zygote kills the child's
 /// process group when the child ends; setsid and setpgid are refused, so that nothing
 /// the child starts leaves that group).
+/// Nor may it change another process's limits or scheduling: prlimit64,
+/// sched_setaffinity, sched_setscheduler, sched_setparam and sched_setattr only on pid 0
+/// or `self`, setpriority only PRIO_PROCESS of 0 or `self`, ioprio_set never.
 static int confine_seccomp(pid_t self) {
 #ifdef ASSETD_AUDIT_ARCH
 #define REFUSE (SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA))
 #define NUMBER(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), BPF_STMT(BPF_RET | BPF_K, REFUSE)
+// Call n only when its argument `arg` (a pid_t: the low 32 bits, the first word on a
+// little-endian machine) is 0 or `self`; the number back in the accumulator after.
+#define OWN(n, arg) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 5), \
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[arg])), \
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 2, 0), \
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 1, 0), \
+        BPF_STMT(BPF_RET | BPF_K, REFUSE), \
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), \
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
     struct sock_filter program[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ASSETD_AUDIT_ARCH, 1, 0),
@@ -286,6 +298,30 @@ static int confine_seccomp(pid_t self) {
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         // The accumulator holds an argument now: the number again for what follows.
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        // Limits and scheduling of a process it names: only of itself (0 or its own pid).
+        // prlimit64(pid, ...) checks only that the uid matches, so RLIMIT_CPU 0 on the zygote
+        // (or assetd, when the zygote is its child) would have the kernel kill it, and
+        // RLIMIT_NOFILE or RLIMIT_NPROC 0 stop its accept and fork; the child's own limits
+        // (set after it confined itself) and glibc's getrlimit and setrlimit use pid 0.
+        OWN(__NR_prlimit64, 0),
+        OWN(__NR_sched_setaffinity, 0),
+        OWN(__NR_sched_setscheduler, 0),
+        OWN(__NR_sched_setparam, 0),
+        OWN(__NR_sched_setattr, 0),
+        // setpriority(which, who, nice): PRIO_PROCESS of itself only (PRIO_PGRP and
+        // PRIO_USER reach further: PRIO_USER with 0 is every process of its uid).
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setpriority, 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PRIO_PROCESS, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)self, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        // ioprio_set: nothing the child runs (libvips, ffmpeg, glibc) calls it.
+        NUMBER(__NR_ioprio_set),
         // tgkill(tgid, tid, signal): only its own thread group. The kernel reads tgid as
         // a pid_t, the low 32 bits of the first argument (little-endian: its first word).
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 3),
@@ -294,6 +330,7 @@ static int confine_seccomp(pid_t self) {
         BPF_STMT(BPF_RET | BPF_K, REFUSE),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+#undef OWN
 #undef NUMBER
 #undef REFUSE
     struct sock_fprog filter = {.len = (unsigned short)(sizeof program / sizeof program[0]), .filter = program};
@@ -333,4 +370,44 @@ int assetd_system_confine(void) {
 
 int assetd_system_confine_below_landlock_abi_for_tests(int highest_abi) {
     return confine(highest_abi);
+}
+
+#include <sched.h>
+
+int assetd_system_touch_process_for_tests(int call, int pid) {
+    switch (call) {
+    case 0: {
+        struct rlimit limit;
+        if (syscall(SYS_prlimit64, pid, RLIMIT_CORE, NULL, &limit) != 0) return -1;
+        return (int)syscall(SYS_prlimit64, pid, RLIMIT_CORE, &limit, NULL);
+    }
+    case 1: {
+        errno = 0;
+        int nice = getpriority(PRIO_PROCESS, (id_t)pid);
+        if (nice == -1 && errno != 0) return -1;
+        return setpriority(PRIO_PROCESS, (id_t)pid, nice);
+    }
+    case 2: {
+        cpu_set_t set;
+        if (sched_getaffinity(pid, sizeof set, &set) != 0) return -1;
+        return sched_setaffinity(pid, sizeof set, &set);
+    }
+    case 3: {
+        struct sched_param parameter;
+        int policy = sched_getscheduler(pid);
+        if (policy < 0 || sched_getparam(pid, &parameter) != 0) return -1;
+        return sched_setscheduler(pid, policy, &parameter);
+    }
+    case 4: {
+        uint32_t attributes[14] = {0}; // struct sched_attr as of Linux 5.3: 56 bytes
+        if (syscall(SYS_sched_getattr, pid, attributes, sizeof attributes, 0) != 0) return -1;
+        return (int)syscall(SYS_sched_setattr, pid, attributes, 0);
+    }
+    case 5: {
+        long priority = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, pid);
+        if (priority < 0) return -1;
+        return (int)syscall(SYS_ioprio_set, 1, pid, priority);
+    }
+    default: errno = EINVAL; return -1;
+    }
 }

@@ -8,13 +8,17 @@ public enum DecodeFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The decoder looked at the content and refused it (the decode budget, a corrupt
     /// file, a loader mismatch): the same bytes fail the same way again. Final.
     case refused(String)
-    /// The decoder died (a crash, SIGKILL, its memory or CPU limit), ran past its
-    /// deadline, or could not be reached: this attempt is lost, another may succeed.
+    /// The decoder died (a crash, SIGKILL, its memory or CPU limit) or ran past its
+    /// deadline on this file: this attempt is lost, another may succeed.
     case crashed(String)
+    /// The decoder was not there to try the file (its socket unreachable, no socket to
+    /// be made, the request not taken, the source not reopened): no fault of the file's,
+    /// and nothing learnt about it.
+    case unavailable(String)
 
     public var description: String {
         switch self {
-        case .refused(let reason), .crashed(let reason): reason
+        case .refused(let reason), .crashed(let reason), .unavailable(let reason): reason
         }
     }
 }
@@ -96,7 +100,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             socketPath = path
             zygote = nil
         case .spawn(let executable):
-            guard let scratch = settings.scratch else { throw .crashed("the decoder needs a scratch directory for its socket") }
+            guard let scratch = settings.scratch else { throw .unavailable("the decoder needs a scratch directory for its socket") }
             socketPath = scratch + "/decoder.sock"
             zygote = try ZygoteProcess(executable: executable, socketPath: socketPath, logger: logger)
         }
@@ -135,7 +139,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         // mode allows reading, and its directory (assetd's, 0700) lets no one reach it by
         // path, so only a holder of the descriptor can.
         let source = Glibc.open("/proc/self/fd/\(descriptor)", O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else { throw .crashed("cannot reopen the source read-only: errno \(errno)") }
+        guard source >= 0 else { throw .unavailable("cannot reopen the source read-only: errno \(errno)") }
         defer { close(source) }
         fchmod(source, 0o644)
 
@@ -171,7 +175,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
             }
         }
         if sent != message.count {
-            answer = .failure(.crashed("the decoder took no request: errno \(errno)"))
+            answer = .failure(.unavailable("the decoder took no request: errno \(errno)"))
         } else if factsMalformed {
             answer = .failure(.crashed("the decoder's media facts are malformed"))
         } else if let header {
@@ -215,13 +219,13 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
     /// that is stopped, or whose backlog is full, must cost the task, not a thread forever.
     private static func connect(to path: String, timeoutSeconds: Int) throws(DecodeFailure) -> Int32 {
         let connection = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard connection >= 0 else { throw .crashed("cannot make a socket: errno \(errno)") }
+        guard connection >= 0 else { throw .unavailable("cannot make a socket: errno \(errno)") }
         var timeout = timeval(tv_sec: max(1, timeoutSeconds), tv_usec: 0)
         setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_un()
         guard ZygoteProcess.fill(&address, path: path) else {
             close(connection)
-            throw .crashed("the decoder's socket path is too long")
+            throw .unavailable("the decoder's socket path is too long")
         }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(connection, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -229,7 +233,7 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         guard connected == 0 else {
             let error = errno
             close(connection)
-            throw .crashed("cannot reach the decoder at \(path): \(String(cString: strerror(error)))")
+            throw .unavailable("cannot reach the decoder at \(path): \(String(cString: strerror(error)))")
         }
         return connection
     }

@@ -9,6 +9,11 @@ public struct ThumbnailError: Error, Sendable, CustomStringConvertible, Equatabl
     /// decoder crash (another attempt later) rather than a refusal of the file (final).
     public let crash: Bool
 
+    /// A program ran past its deadline and could not be killed (a confined decoder child
+    /// may signal nothing but itself): it runs until the child ends and the zygote kills
+    /// the child's process group, so the child must not go on beside it.
+    var leftRunning = false
+
     public init(_ description: String, crash: Bool = false) {
         self.description = description
         self.crash = crash

@@ -119,9 +119,18 @@ public final class Thumbnailer: Sendable {
             defer { close(frame) }
             try VideoFrame.extract(from: path, type: detectedType, into: frame, timeout: settings.videoTimeout, inputDescriptor: descriptor)
             // The video's own size and duration (ffprobe); the frame's size when it says none.
-            // A thumbnail has its frame already: a probe that did not answer costs only the facts.
-            var facts = (try? VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor))
-                ?? MediaMetadata()
+            // A thumbnail has its frame already: a probe that did not answer costs only the
+            // facts, once ffprobe is gone. One past its deadline that a confined child could
+            // not kill ends the task instead (a crash: another attempt later), so that the
+            // child does not decode beside it; the zygote kills the child's process group.
+            var facts: MediaMetadata
+            do throws(ThumbnailError) {
+                facts = try VideoFrame.probe(path, type: detectedType, timeout: settings.videoTimeout, inputDescriptor: descriptor)
+            } catch let error where error.leftRunning {
+                throw error
+            } catch {
+                facts = MediaMetadata()
+            }
             let (jpeg, frameFacts) = try image("/proc/self/fd/\(frame)", expectedLoader: "pngload", keepGPS: false)
             if facts.width == nil { (facts.width, facts.height) = (frameFacts.width, frameFacts.height) }
             return (jpeg, facts)

@@ -78,9 +78,7 @@ enum VideoFrame {
                          "-select_streams", "v:0", "-show_entries", "stream=width,height:format=duration",
                          "-of", "default=noprint_wrappers=1", "-i", input]
         let status: Int32
-        do { status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output) } catch {
-            throw ThumbnailError(error.description, crash: true)
-        }
+        status = try run(arguments, timeout: timeout, inheriting: inputDescriptor, output: output)
         guard status == 0 else { return MediaMetadata() }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let got = buffer.withUnsafeMutableBytes { pread(output, $0.baseAddress, $0.count, 0) }
@@ -115,7 +113,9 @@ enum VideoFrame {
         let spawned = SpawnAttributes.withDefaultSignals { attributes in
             posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, &envp)
         }
-        guard spawned == 0 else { throw ThumbnailError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))") }
+        // None of these failures is the file's (ThumbnailError.crash): a program that did not
+        // start, was lost, or ran past its deadline on a busy host is tried again later.
+        guard spawned == 0 else { throw ThumbnailError("cannot run \(arguments[0]): \(String(cString: strerror(spawned)))", crash: true) }
 
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
@@ -123,16 +123,18 @@ enum VideoFrame {
         while true {
             let done = waitpid(pid, &status, WNOHANG)
             if done == pid { break }
-            if done < 0 && errno != EINTR { throw ThumbnailError("lost \(arguments[0]): errno \(errno)") }
+            if done < 0 && errno != EINTR { throw ThumbnailError("lost \(arguments[0]): errno \(errno)", crash: true) }
             if clock.now >= deadline {
                 // A confined decoder child may signal nothing but itself (assetd_system_confine):
                 // the kill is refused there, and the zygote kills the program with the
                 // child's process group once the child has answered and ended.
                 guard kill(pid, SIGKILL) == 0 else {
-                    throw ThumbnailError("\(arguments[0]) ran past \(timeout) and is killed with the decoder child")
+                    var error = ThumbnailError("\(arguments[0]) ran past \(timeout) and is killed with the decoder child", crash: true)
+                    error.leftRunning = true
+                    throw error
                 }
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                throw ThumbnailError("\(arguments[0]) ran past \(timeout) and was killed")
+                throw ThumbnailError("\(arguments[0]) ran past \(timeout) and was killed", crash: true)
             }
             usleep(10_000)
         }

@@ -36,7 +36,7 @@ final class ZygoteProcess: Sendable {
         // Close-on-exec at once: every process assetd spawns closes all but its own anyway.
         guard pipe(&ends) == 0, fcntl(ends[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(ends[1], F_SETFD, FD_CLOEXEC) == 0 else {
             close(listener)
-            throw .crashed("cannot make the decoder's lifeline: errno \(errno)")
+            throw .unavailable("cannot make the decoder's lifeline: errno \(errno)")
         }
         lifeline = (ends[0], ends[1])
         // The first start waits for nothing: a task's connection waits in the backlog.
@@ -115,18 +115,18 @@ final class ZygoteProcess: Sendable {
         let spawned = SpawnAttributes.withDefaultSignals { attributes in
             posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
         }
-        guard spawned == 0 else { throw .crashed("cannot run the decoder \(executable): \(String(cString: strerror(spawned)))") }
+        guard spawned == 0 else { throw .unavailable("cannot run the decoder \(executable): \(String(cString: strerror(spawned)))") }
         return pid
     }
 
     /// A listening unix socket at `path` (a stale one replaced), for assetd's user only.
     private static func listen(at path: String) throws(DecodeFailure) -> Int32 {
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listener >= 0 else { throw .crashed("cannot make the decoder's socket: errno \(errno)") }
+        guard listener >= 0 else { throw .unavailable("cannot make the decoder's socket: errno \(errno)") }
         var address = sockaddr_un()
         guard fill(&address, path: path) else {
             close(listener)
-            throw .crashed("the decoder's socket path is too long: \(path)")
+            throw .unavailable("the decoder's socket path is too long: \(path)")
         }
         unlink(path)
         let bound = withUnsafePointer(to: &address) {
@@ -135,7 +135,7 @@ final class ZygoteProcess: Sendable {
         guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(listener, 64) == 0 else {
             let error = errno
             close(listener)
-            throw .crashed("cannot listen at \(path): \(String(cString: strerror(error)))")
+            throw .unavailable("cannot listen at \(path): \(String(cString: strerror(error)))")
         }
         return listener
     }

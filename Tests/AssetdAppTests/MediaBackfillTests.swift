@@ -103,7 +103,7 @@ import Thumbnails
     @Test func aRunStopsAfterThreeDecoderFailuresInARow() throws {
         for version: UInt8 in 1...6 { try oldAsset(version: version) }
         decoder.failures.withLock { failures in
-            for version: UInt8 in 1...6 { failures[version] = .crashed("cannot connect to the decoder: errno 111") }
+            for version: UInt8 in 1...6 { failures[version] = .crashed("killed by SIGKILL") }
         }
         let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
         #expect(summary.decoderDown)
@@ -113,6 +113,25 @@ import Thumbnails
         #expect(try records.assetsMissingMedia(limit: 10, workspaceID: nil, afterID: 0).count == 6, "nothing recorded")
         // The decoder being down is no asset's fault: only the streak's first is counted.
         #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 1)
+    }
+
+    /// The decoder unavailable (its socket down, the request not taken, the source not
+    /// reopened: the attacker's review, medium) is no asset's fault: the run stops after 3
+    /// as for crashes, and no run counts it, so that pass after pass gives up on nothing.
+    @Test func anUnavailableDecoderGivesUpOnNothingOverManyRuns() throws {
+        for version: UInt8 in 1...4 { try oldAsset(version: version) }
+        decoder.failures.withLock { failures in
+            for version: UInt8 in 1...4 { failures[version] = .unavailable("cannot reach the decoder at /run/x.sock: Connection refused") }
+        }
+        let backfill = MediaBackfill(worker: worker, logger: Logger(label: "test"))
+        for run in 1...(MediaBackfill.maxAttempts + 1) {
+            let summary = try backfill.run(limit: 10)
+            #expect(summary.decoderDown, "run \(run)")
+            #expect(summary.examined == 3 && summary.givenUp == 0, "run \(run): \(summary)")
+        }
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 0, "nothing counted")
+        decoder.failures.withLock { $0 = [:] }
+        #expect(try backfill.run(limit: 10).recorded == 4, "every asset read once the decoder is back")
     }
 
     /// A file on which the decoder crashes (or stalls) every time: counted once a run in
@@ -144,18 +163,20 @@ import Thumbnails
         #expect(try media(failing) == MediaMetadata(width: 10, height: 7))
     }
 
-    /// Failures in a row counted only once the streak ends otherwise than by the decoder
-    /// being down: each of them, when a later asset is read.
-    @Test func failuresInARowAreCountedWhenTheDecoderReadsALaterAsset() throws {
+    /// Failures in a row: the first counted at once, the others only when a later asset
+    /// of the same run reads (the decoder works: they were the files'). A streak that no
+    /// success follows (the run's end, here its limit) counts its first only: the rest may
+    /// be the decoder's or the host's.
+    @Test(arguments: [true, false]) func failuresInARowAreCountedWhenTheDecoderReadsALaterAsset(_ laterReads: Bool) throws {
         for version: UInt8 in 1...3 { try oldAsset(version: version) }
         decoder.failures.withLock {
             $0[1] = .crashed("killed by SIGSEGV")
-            $0[2] = .crashed("killed by SIGSEGV")
+            $0[2] = .crashed("the decoder ran past its deadline (30 s) and was killed")
         }
-        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: 10)
-        #expect(summary.recorded == 1)
+        let summary = try MediaBackfill(worker: worker, logger: Logger(label: "test")).run(limit: laterReads ? 10 : 2)
+        #expect(summary.recorded == (laterReads ? 1 : 0))
         #expect(!summary.decoderDown)
-        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == 2)
+        #expect(try records.assetsGivenUpOnMedia(workspaceID: nil, maxAttempts: 1) == (laterReads ? 2 : 1))
     }
 
     @Test func theReconcilerGoesOnFromWhereItsLastPassStopped() throws {

@@ -251,6 +251,22 @@ import Testing
                 "the child: \(child["Seccomp_filters"] ?? "?"), its zygote: \(parent["Seccomp_filters"] ?? "?")")
     }
 
+    /// A sibling for a confined child to reach for: any other process of the same user
+    /// (`sleep 30`, ended by `end`).
+    static func sibling() throws -> pid_t {
+        var sibling = pid_t()
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
+        return sibling
+    }
+
+    static func end(_ sibling: pid_t) {
+        kill(sibling, SIGKILL)
+        var status: Int32 = 0
+        waitpid(sibling, &status, 0)
+    }
+
     /// /proc/PID/status as fields.
     static func status(of pid: Int32) -> [String: String] {
         let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
@@ -270,15 +286,8 @@ import Testing
     @Test(arguments: [Int32.max, 5, 0]) func aConfinedProcessReachesNoOtherProcessAndWritesNoFile(_ highestABI: Int32) throws {
         let landlock = min(assetd_system_landlock_abi(), highestABI)
         // A sibling: any other process of the same user.
-        var sibling = pid_t()
-        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
-        defer { argv.forEach { free($0) } }
-        try #require(posix_spawnp(&sibling, "sleep", nil, nil, &argv, environ) == 0)
-        defer {
-            kill(sibling, SIGKILL)
-            var status: Int32 = 0
-            waitpid(sibling, &status, 0)
-        }
+        var sibling = try Self.sibling()
+        defer { Self.end(sibling) }
         // Everything the forked child uses is made before the fork (no allocation after it).
         let peek = strdup("/proc/\(sibling)/mem")!, file = strdup(directory + "/written-\(UInt32.random(in: 0...UInt32.max))")!
         let name = strdup("probe")!
@@ -324,6 +333,48 @@ import Testing
             (Landlock ABI \(landlock))
             """)
         #expect(access(file, F_OK) != 0)
+        #expect(kill(sibling, 0) == 0, "the sibling still runs")
+    }
+
+    /// Limits and scheduling of another process (the attacker's review, medium): with
+    /// prlimit64 on its parent a child could set the zygote's RLIMIT_CPU to 0 and have the
+    /// kernel kill it, or its RLIMIT_NOFILE to 0 and stop its accept; the same uid is all the
+    /// kernel checks, and neither Landlock nor being non-dumpable stops it. Refused (EPERM)
+    /// on its parent and on a sibling whatever the Landlock ABI, while on itself (pid 0, as
+    /// glibc's setrlimit calls it, and its own pid) its limits, nice value, affinity and
+    /// policy may still be set. Each call writes back the value it read (nothing changes
+    /// even where it is not refused).
+    @Test(arguments: [Int32.max, 5, 0]) func aConfinedProcessSetsNoLimitOrSchedulingOfAnotherProcess(_ highestABI: Int32) throws {
+        let sibling = try Self.sibling()
+        defer { Self.end(sibling) }
+        let parent = getpid()
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            var failed: Int32 = 0
+            if assetd_system_confine_below_landlock_abi_for_tests(highestABI) < 0 { _exit(100) }
+            // 0 prlimit64, 1 setpriority, 2 sched_setaffinity, 3 sched_setscheduler,
+            // 4 sched_setattr, 5 ioprio_set: bit `call` when one reached another process.
+            for call: Int32 in 0...5 {
+                for target in [parent, sibling] {
+                    if !(assetd_system_touch_process_for_tests(call, target) == -1 && errno == EPERM) { failed |= 1 << call }
+                }
+            }
+            // Itself: all but ioprio_set, by 0 and by its own pid; setrlimit as glibc calls it.
+            for call: Int32 in 0...4 {
+                for target in [0, getpid()] where assetd_system_touch_process_for_tests(call, target) != 0 { failed |= 64 }
+            }
+            if assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0) != 0 { failed |= 64 }
+            _exit(failed)
+        }
+        try #require(pid > 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
+        #expect((status >> 8) & 0xff == 0, """
+            bits: on its parent or a sibling 1 prlimit64, 2 setpriority, 4 sched_setaffinity, 8 sched_setscheduler, \
+            16 sched_setattr, 32 ioprio_set was not refused; 64 could not set its own; 100 could not confine itself \
+            (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
+            """)
         #expect(kill(sibling, 0) == 0, "the sibling still runs")
     }
 

@@ -82,7 +82,16 @@ import Testing
             _ = try VideoFrame.run(["sleep", "10"], timeout: .milliseconds(300))
         }
         #expect(error?.description.contains("was killed") == true)
+        #expect(error?.crash == true, "past its deadline (a busy host) is not the file's fault")
         #expect(clock.now - started < .seconds(3))
+    }
+
+    /// ffmpeg killed at its deadline is a crash (another attempt later), not a refusal that
+    /// would mark the thumbnail failed for good (the attacker's review, low).
+    @Test func anFfmpegPastItsDeadlineIsACrashNotTheFiles() throws {
+        let error = try extractError(ffmpeg: "exec sleep 10", timeout: .milliseconds(300))
+        #expect(error?.description.contains("ran past") == true, "\(String(describing: error))")
+        #expect(error?.crash == true, "\(String(describing: error))")
     }
 
     /// RLIMIT_FSIZE bounds what a program writes to a memfd (a shmem file, whose pages
@@ -111,16 +120,7 @@ import Testing
     /// clear refusal, never a partial frame handed to libvips. A stand-in for ffmpeg writes
     /// 100 kB under a 1 KiB limit.
     @Test func aFramePastTheFileSizeLimitIsRefused() throws {
-        let script = NSTemporaryDirectory() + "assetd-big-frame-\(UUID().uuidString).sh"
-        try "#!/bin/sh\nulimit -f 2\nexec head -c 100000 /dev/zero\n".write(toFile: script, atomically: true, encoding: .utf8)
-        defer { unlink(script) }
-        chmod(script, 0o700)
-        let frame = try VideoFrame.memoryFile("frame")
-        defer { close(frame) }
-        var error: ThumbnailError?
-        do throws(ThumbnailError) {
-            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, executable: script)
-        } catch let thrown { error = thrown }
+        let error = try extractError(ffmpeg: "ulimit -f 2\nexec head -c 100000 /dev/zero")
         #expect(error?.description.contains("larger than the decoder allows") == true, "\(String(describing: error))")
     }
 
@@ -137,5 +137,21 @@ import Testing
             defer { close(frame) }
             try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, executable: "/nonexistent/ffmpeg")
         }
+    }
+
+    /// What VideoFrame.extract throws with a shell script (`body`) standing in for ffmpeg.
+    func extractError(ffmpeg body: String, timeout: Duration = .seconds(30)) throws -> ThumbnailError? {
+        let script = NSTemporaryDirectory() + "assetd-ffmpeg-\(UUID().uuidString).sh"
+        try "#!/bin/sh\n\(body)\n".write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        chmod(script, 0o700)
+        let frame = try VideoFrame.memoryFile("frame")
+        defer { close(frame) }
+        do throws(ThumbnailError) {
+            try VideoFrame.extract(from: "/dev/null", type: "video/mp4", into: frame, timeout: timeout, executable: script)
+        } catch {
+            return error
+        }
+        return nil
     }
 }
