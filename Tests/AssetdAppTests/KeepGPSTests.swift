@@ -6,6 +6,7 @@ import Logging
 import Media
 import MediaInfo
 import Testing
+import TestFiles
 import Thumbnails
 @testable import AssetdApp
 
@@ -62,8 +63,7 @@ import Thumbnails
     /// media recorded, with the worker made as `makeWorker` says.
     func backfilledEvent(environment: [String: String] = [:],
                          makeWorker: @escaping (any RecordStore, FakeObjectStore, String) -> ThumbnailWorker) throws -> (event: JSONValue?, media: MediaMetadata?) {
-        let scratch = NSTemporaryDirectory() + "assetd-gps-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let scratch = try TestFiles.scratchDirectory("assetd-gps")
         var made: ThumbnailWorker?
         let routes = try RouteTests(environment: environment) { records, store in
             let worker = makeWorker(records, store, scratch)

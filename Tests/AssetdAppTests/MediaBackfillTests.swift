@@ -7,6 +7,7 @@ import Logging
 import Media
 import Synchronization
 import Testing
+import TestFiles
 import Thumbnails
 @testable import AssetdApp
 
@@ -40,8 +41,7 @@ import Thumbnails
     let worker: ThumbnailWorker
 
     init() throws {
-        let scratch = NSTemporaryDirectory() + "assetd-backfill-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let scratch = try TestFiles.scratchDirectory("assetd-backfill")
         let decoder = decoder
         var made: ThumbnailWorker?
         routes = try RouteTests(environment: ["ASSETD_MEDIA_BACKFILL_BATCH": "2"]) { records, store in

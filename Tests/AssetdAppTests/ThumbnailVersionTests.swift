@@ -8,6 +8,7 @@ import Logging
 import Media
 import Synchronization
 import Testing
+import TestFiles
 import Thumbnails
 @testable import AssetdApp
 
@@ -55,8 +56,7 @@ import Thumbnails
     let versions: VersionTests
 
     init() throws {
-        let scratch = NSTemporaryDirectory() + "assetd-thumbs-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let scratch = try TestFiles.scratchDirectory("assetd-thumbs")
         let decoder = decoder
         var made: ThumbnailWorker?
         routes = try RouteTests { records, store in
