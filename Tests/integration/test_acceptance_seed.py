@@ -12,6 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = os.environ.get("ASSETD_SEED", os.path.join(HERE, "..", "..", "..", "shared", "seed", "aws-s3-storage.txt"))
 
 
+@pytest.mark.s3_wiring
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.skipif(not os.path.isfile(SEED), reason=f"the seed (reference client) is not at {os.path.normpath(SEED)}; set ASSETD_SEED")
 def test_seed_client_uploads_unchanged(base_url, secret):

@@ -235,6 +235,7 @@ def small_png():
     return out.getvalue()
 
 
+@pytest.mark.s3_wiring
 def test_page_uploads_a_multipart_file_and_a_direct_image(page, big_jpeg, tmp_path):
     png = small_png()
     assert 90_000 < len(png) < 110_000
@@ -630,6 +631,7 @@ def test_no_unsafe_header_error_in_the_console_after_an_upload(page, tmp_path):
     assert not refused, refused
 
 
+@pytest.mark.s3_wiring
 def test_page_csp_connects_to_this_origin_and_the_s3_endpoint_only(base_url, alice):
     r = requests.get(base_url + "/", timeout=10, verify=CERTIFICATE)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")

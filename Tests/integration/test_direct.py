@@ -7,6 +7,7 @@ import tempfile
 import time
 import zipfile
 
+import pytest
 import requests
 
 from conftest import CERTIFICATE, Client, assert_json_error, make_token
@@ -54,6 +55,7 @@ def listed(s3, bucket, prefix):
     return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
 
 
+@pytest.mark.s3_wiring
 def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings):
     for kind, data in images().items():
         r = post(alice, {"file": (f"upload.{kind}", data, "application/octet-stream")}, params={"workspaceId": 1})
@@ -76,6 +78,7 @@ def test_each_kind_is_stored_under_its_detected_type(alice, s3, bucket, settings
     assert_no_spool_left(settings)
 
 
+@pytest.mark.s3_wiring
 def test_a_large_file_is_stored_with_its_own_digests(alice, s3, bucket, settings):
     """From 256 KiB on, the digests follow the spool on threads of their own: the object must still
     be byte-identical, and its ETag the MD5 of the bytes (a single PutObject's ETag)."""

@@ -102,6 +102,7 @@ def test_a_megabyte_of_distinct_json_keys_is_refused_quickly(alice, base_url):
     assert all(r.status_code == 400 for r, _ in results)
 
 
+@pytest.mark.s3_wiring
 def test_readiness_names_no_bucket(base_url, bucket):
     r = requests.get(base_url + "/readyz", verify=CERTIFICATE, timeout=10)
     assert r.status_code == 200, r.text
@@ -120,6 +121,7 @@ def s3_server_pid():
     return None
 
 
+@pytest.mark.s3_wiring
 @pytest.mark.skipif(s3_server_pid() is None, reason="this stack did not start its S3 server (external mode): it cannot stop it")
 def test_a_hung_s3_server_costs_bounded_time_and_spares_the_routes_that_need_no_s3(alice):
     pending = start_upload(alice)

@@ -2,6 +2,7 @@
 import os
 import time
 
+import pytest
 import requests
 
 from conftest import CERTIFICATE, assert_json_error, put_part, start_upload, upload_whole, as_jpeg
@@ -9,6 +10,7 @@ from conftest import CERTIFICATE, assert_json_error, put_part, start_upload, upl
 MiB = 1024 * 1024
 
 
+@pytest.mark.s3_wiring
 def test_real_jpeg_in_three_parts_is_byte_identical(alice, big_jpeg, s3, bucket):
     started, completed = upload_whole(alice, big_jpeg)
     assert started["partSize"] == 5 * MiB
@@ -52,6 +54,7 @@ def test_part_size_for_large_files(alice):
     assert_json_error(alice.get("/s3/start-upload", workspaceId=1, fileType="video/mp4", fileSize=5 * 1024**4 + 1), 413)
 
 
+@pytest.mark.s3_wiring
 def test_list_parts_batch_presign_abort_then_complete_is_409(alice, s3, bucket):
     started = start_upload(alice, fileSize=11 * MiB)
     ids = dict(workspaceId=1, assetId=started["assetId"], UploadId=started["uploadId"])
@@ -135,6 +138,7 @@ def test_complete_checks_parts(alice):
         assert "parts" in message
 
 
+@pytest.mark.s3_wiring
 def test_delete_removes_object_and_is_idempotent(alice, s3, bucket):
     started, _ = upload_whole(alice, as_jpeg(b"y" * 1000))
     key = started["key"]
@@ -157,6 +161,7 @@ def test_list_assets_pages_newest_first(base_url, secret):
     assert rest["next"] is None
 
 
+@pytest.mark.s3_wiring
 def test_health_and_cors_preflight(base_url):
     r = requests.get(base_url + "/healthz", verify=CERTIFICATE, timeout=10)
     assert r.status_code == 200 and r.json() == {"ok": True}

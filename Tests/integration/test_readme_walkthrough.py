@@ -30,6 +30,7 @@ def json_lines(output):
     return values
 
 
+@pytest.mark.s3_wiring
 def test_the_readme_walkthrough_runs_as_written():
     if "ASSETD_STATE_DIR" not in os.environ or "ASSETD_HTTPS_PORT" not in os.environ:
         pytest.skip("needs the stack's ASSETD_STATE_DIR and ASSETD_HTTPS_PORT (scripts/test exports them)")

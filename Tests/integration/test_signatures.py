@@ -1,12 +1,18 @@
 """assetd's presigned URLs carry the signature botocore computes for the same request and time."""
 import datetime
+import os
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import pytest
+import requests
 from botocore.config import Config
 
 from conftest import start_upload, as_jpeg
+
+# Every presigned URL names the S3 endpoint: the external-mode pass runs this file too.
+pytestmark = pytest.mark.s3_wiring
 
 
 def botocore_url(settings, operation, params, expires, when):
@@ -84,12 +90,6 @@ def test_the_expiry_is_signed(alice, settings):
             assert signature_and_time(botocore_url(settings, "get_object", params, other, when))[0] != signature, other
         signatures.add(signature)
     assert len(signatures) == 3
-
-
-import os
-
-import pytest
-import requests
 
 
 @pytest.mark.skipif(os.environ.get("ASSETD_TEST_S3_STRICT") != "1", reason="moto checks no signatures")

@@ -149,6 +149,7 @@ def test_an_image_with_a_wide_gamut_profile_is_converted_to_srgb(alice, tmp_path
     assert all(abs(a - b) <= 6 for a, b in zip(pixel, (184, 50, 41))), pixel
 
 
+@pytest.mark.s3_wiring
 def test_a_multipart_upload_gets_its_thumbnail_too(alice):
     data = jpeg_bytes(gradient(2000, 1500))
     started, _ = upload_whole(alice, data)

@@ -62,6 +62,7 @@ def keys_of(s3, bucket, asset_id, thumbnails=False):
     return sorted(found)
 
 
+@pytest.mark.s3_wiring
 def test_three_versions_of_a_pdf(alice, s3, bucket):
     contents = [pdf_bytes(f"version {n}") for n in (1, 2, 3)]
     started, r = upload(alice, contents[0], "application/pdf", fileName="report.pdf")
@@ -126,6 +127,7 @@ def test_a_file_larger_than_declared_is_413_and_nothing_is_stored(alice, s3, buc
     assert keys_of(s3, bucket, started["assetId"]) == []
 
 
+@pytest.mark.s3_wiring
 def test_downloads_carry_the_recorded_name(alice, settings):
     name = "résumé ✓.pdf"
     started, r = upload(alice, pdf_bytes("cv"), "application/pdf", fileName=name)
@@ -142,6 +144,7 @@ def test_downloads_carry_the_recorded_name(alice, settings):
     assert "fileName" in assert_json_error(r, 400)
 
 
+@pytest.mark.s3_wiring
 def test_delete_leaves_no_key_and_no_pending_upload(alice, s3, bucket):
     started, _ = upload(alice, pdf_bytes("a"), "application/pdf")
     asset_id = started["assetId"]
@@ -203,6 +206,7 @@ def test_a_version_switch_killed_midway_ends_consistent(private, point):
     assert private.s3.get_object(Bucket=private.bucket, Key=f"1/digital_assets/{asset_id}.png")["Body"].read() == second
 
 
+@pytest.mark.s3_wiring
 @pytest.mark.skipif(s3_server_pid() is None, reason="this stack did not start its S3 server (external mode): it cannot stop it")
 def test_a_delete_while_s3_hangs_is_finished_by_a_retry(alice, s3, bucket):
     started, _ = upload(alice, pdf_bytes("x"), "application/pdf")
