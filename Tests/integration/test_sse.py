@@ -140,21 +140,29 @@ def test_a_direct_upload_under_kms_records_its_md5_for_the_reconciler(encrypted)
     instance, expected, key = encrypted
     if key is None:
         pytest.skip("AES256 ETags are MD5s; the md5 metadata is written only under aws:kms")
-    data = jpeg(4)
+    head = killed_direct_upload_is_made_ready(instance, jpeg(4))
+    assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == expected
+
+
+def killed_direct_upload_is_made_ready(instance, data):
+    """A direct upload whose assetd dies once its PutObject landed: the object carries the
+    MD5 that S3 checked as its md5 metadata, and the restarted assetd's reconciler makes
+    the asset ready by it. Returns the object's HeadObject."""
+    known = set(instance.keys())
     body, content_type = form(data, "crash.jpg")
     instance.stop()
     instance.start(ASSETD_FAULT="direct-upload-stored")
     assert instance.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type) is None, "assetd did not die"
     instance.process.wait(timeout=10)
-    stored = [k for k in instance.keys() if k.startswith("1/digital_assets/")]
-    assert len(stored) == 1
+    stored = [k for k in instance.keys() if k.startswith("1/digital_assets/") and k not in known]
+    assert len(stored) == 1, instance.keys()
     head = instance.s3.head_object(Bucket=instance.bucket, Key=stored[0])
     assert head["Metadata"].get("md5") == hashlib.md5(data).hexdigest(), head["Metadata"]
-    assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == expected
     instance.start()
     asset_id = stored[0].rsplit("/", 1)[1].split(".")[0]
     wait_until("the reconciler to mark it ready",
                lambda: instance.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json().get("asset", {}).get("status") == "ready")
+    return head
 
 
 def check_config(instance, **overrides):
@@ -222,20 +230,6 @@ def test_a_kms_bucket_default_with_sse_unset_is_noticed(tmp_path):
         assert encryption(instance, f"1/digital_assets/{started['assetId']}.jpg")[0] == "aws:kms", completed
 
         # A direct upload killed after its PutObject: the MD5 S3 checked is in its metadata.
-        data = jpeg(6)
-        body, content_type = form(data, "crash.jpg")
-        instance.stop()
-        instance.start(ASSETD_FAULT="direct-upload-stored")
-        assert instance.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type) is None, "assetd did not die"
-        instance.process.wait(timeout=10)
-        stored = [k for k in instance.keys() if k.startswith("1/digital_assets/") and not k.endswith(f"/{started['assetId']}.jpg")]
-        assert len(stored) == 1, instance.keys()
-        head = instance.s3.head_object(Bucket=instance.bucket, Key=stored[0])
-        assert head["Metadata"].get("md5") == hashlib.md5(data).hexdigest(), head["Metadata"]
-        assert head.get("ServerSideEncryption") == "aws:kms"
-        instance.start()
-        asset_id = stored[0].rsplit("/", 1)[1].split(".")[0]
-        wait_until("the reconciler to mark it ready",
-                   lambda: instance.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json().get("asset", {}).get("status") == "ready")
+        assert killed_direct_upload_is_made_ready(instance, jpeg(6)).get("ServerSideEncryption") == "aws:kms"
     finally:
         instance.close()
