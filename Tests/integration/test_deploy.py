@@ -2,6 +2,7 @@
 paths, ports, certificates and a CORS allowlist changed), the systemd units, socket
 activation, setup-bucket, check-config and the Debian package. Loopback only; every
 subprocess and request has a time limit."""
+import fcntl
 import grp
 import http.client
 import json
@@ -666,6 +667,14 @@ def postinst_restarts_the_running_units_on_upgrade_only(deb, tmp_path):
 def test_debian_package_installs_runs_and_purges(tmp_path):
     if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
         pytest.skip("installing a package needs root and dpkg")
+    # One such test at a time on a machine: two suites (two checkouts) installing and purging
+    # the one package `assetd` at once undo each other's steps.
+    with open("/tmp/assetd-package-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        package_installs_runs_and_purges(tmp_path)
+
+
+def package_installs_runs_and_purges(tmp_path):
     if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
         pytest.skip("an assetd package is already installed here; not touching it")
     state_existed = os.path.exists("/var/lib/assetd")
