@@ -61,15 +61,16 @@ extension AssetService {
     /// with an MD5, a direct upload's MD5 kept in its metadata) and says so in an error line
     /// naming what to set. Best effort: a failure to read is a notice (at start-up, and
     /// then only when the outcome changes), never a refusal to start.
+    /// `bucket`: where to read it (start-up's client has short deadlines); the service's store by default.
     @discardableResult
-    func readBucketEncryption(startUp: Bool) -> BucketEncryption {
+    func readBucketEncryption(startUp: Bool, from bucket: (any BucketProbe)? = nil) -> BucketEncryption {
         guard configuration.serverSideEncryption == .none else { return .notRead }
         let found: ServerSideEncryption
         do {
-            found = try objects.bucketDefaultEncryption()
+            found = try (bucket ?? objects).bucketDefaultEncryption()
         } catch {
             if bucketDefaultKMS.changed(to: "unreadable") || startUp {
-                logger.notice("the bucket's default encryption could not be read (GetBucketEncryption; the role needs s3:GetEncryptionConfiguration): if it is SSE-KMS, set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID, or completed uploads may be refused",
+                logger.notice("the bucket's default encryption could not be read (GetBucketEncryption, which needs s3:GetEncryptionConfiguration): if it is SSE-KMS, set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID, or completed uploads may be refused",
                               metadata: ["error": "\(error)"])
             }
             return .unreadable
