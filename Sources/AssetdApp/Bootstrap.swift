@@ -65,12 +65,22 @@ public enum Bootstrap {
         } else {
             listen = .standardInput
         }
+        // Before the first request and the first reconciler pass: whether ETags are MD5s
+        // may depend on the bucket's default encryption (ASSETD_SSE unset over SSE-KMS).
+        // Short deadlines (3 s a call, 5 s in all): an S3 that does not answer must not hold
+        // start-up near systemd's TimeoutStartSec; the reconciler reads it again later.
+        var probe = configuration.s3()
+        probe.deadlines.call = .seconds(min(configuration.s3Timeout, 3))
+        probe.deadlines.budget = .seconds(5)
+        let bucketEncryption = service.readBucketEncryption(startUp: true, from: S3Client(configuration: probe, logger: logger))
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
             "endpoint": "\(configuration.s3().endpoint)", "database": "\(DatabaseLocation.redacted(configuration.databasePath))",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
+            "sse": "\(configuration.serverSideEncryption)", "bucket_sse": "\(bucketEncryption)",
+            "etags": "\(service.encryptionKeepsMD5ETags ? "md5" : "not md5")",
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
                    grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination).start()

@@ -3,6 +3,7 @@ import Foundation
 import Hashing
 public import Logging
 import S3Client
+import Thumbnails
 
 /// `assetd check-config`: every setting, then what assetd will touch at start-up: the
 /// database, the socket, the spool directory and the bucket (HeadBucket, then a small put,
@@ -64,6 +65,7 @@ public struct ConfigCheck {
         note(database(configuration.databasePath))
         note(socket(configuration.socketPath))
         note(spool(configuration.tmpDirectory))
+        if let item = decoder(configuration) { note(item) }
         for item in bucket(configuration) { note(item) }
         return !failed
     }
@@ -144,6 +146,26 @@ public struct ConfigCheck {
         return Item(name: name, ok: true, reason: exists ? "\(path) is a socket, replaced at start" : "\(path) can be created")
     }
 
+    /// The decoder that thumbnails and media metadata need (nil when ASSETD_THUMBNAILS is
+    /// off): with ASSETD_THUMBNAILER_SOCKET, that the socket accepts a connection (under
+    /// systemd, assetd-thumbnailer.socket; a connection starts its zygote, and decodes
+    /// nothing); without it, that the decoder assetd would run as its child is an executable.
+    func decoder(_ configuration: Configuration) -> Item? {
+        guard configuration.thumbnailsEnabled else { return nil }
+        let name = "decoder"
+        if let socket = configuration.thumbnailerSocket {
+            if let failure = IsolatedThumbnailer.probe(socket: socket) {
+                return Item(name: name, ok: false, reason: "ASSETD_THUMBNAILER_SOCKET: \(failure) (systemctl enable --now assetd-thumbnailer.socket; the socket must be writable by uid \(geteuid())); thumbnails and media metadata would wait for it")
+            }
+            return Item(name: name, ok: true, reason: "\(socket) accepts connections")
+        }
+        let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
+        guard access(executable, X_OK) == 0 else {
+            return Item(name: name, ok: false, reason: "\(executable) is not an executable (ASSETD_THUMBNAILER); assetd would not start")
+        }
+        return Item(name: name, ok: true, reason: "ASSETD_THUMBNAILER_SOCKET is unset: assetd runs \(executable) as its own child")
+    }
+
     func spool(_ path: String) -> Item {
         let name = "spool directory"
         var info = stat()
@@ -186,8 +208,8 @@ public struct ConfigCheck {
         switch (configured, found) {
         case (.none, .none), (.none, .aes256):
             return Item(name: name, ok: true, reason: "\(setting) and \(bucketSays)")
-        case (.none, .kms):
-            return Item(name: name, ok: false, reason: "\(bucketSays) but \(setting): objects get KMS ETags, which are not MD5s; set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID to match")
+        case (.none, let found) where !found.etagsAreMD5:
+            return Item(name: name, ok: false, reason: "\(bucketSays) but \(setting): objects get KMS ETags, which are not MD5s (assetd notices and compares none, but logs an error); set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID to match")
         case (.aes256, .aes256):
             return Item(name: name, ok: true, reason: "\(setting) and so is the bucket's default")
         case (.kms(let key, _), .kms(let bucketKeyID, _)) where Self.sameKMSKey(key, bucketKeyID):

@@ -19,8 +19,15 @@ public struct Principal: Sendable, Equatable {
 
 /// HS256 JSON Web Tokens (RFC 7519): verification for every route, and minting for
 /// `assetd token`. Any other algorithm is refused, `alg: none` above all.
+///
+/// Several secrets (ASSETD_JWT_SECRET rotated): a token signed with any of them is
+/// accepted, and `mint` signs with the first. The first is tried first and alone costs
+/// what one secret does; the others are tried only when it fails.
 public struct JWTVerifier: Sendable {
+    /// The secret tokens are signed with (the first of ASSETD_JWT_SECRET).
     private let secret: [UInt8]
+    /// The other secrets, still accepted while tokens signed with them may be in use.
+    private let acceptedSecrets: [[UInt8]]
     /// Tokens already verified, by their exact text: a browser sends the same token with
     /// every call, and a hit skips the HMAC and the JSON. The time claims are checked on
     /// every hit all the same.
@@ -32,7 +39,14 @@ public struct JWTVerifier: Sendable {
     public static let minimumSecretLength = 32
 
     public init(secret: String) {
-        self.secret = Array(secret.utf8)
+        self.init(secrets: [secret])
+    }
+
+    /// `secrets`: the first signs, every one verifies; at least one.
+    public init(secrets: [String]) {
+        precondition(!secrets.isEmpty, "JWTVerifier needs a secret")
+        self.secret = Array(secrets[0].utf8)
+        self.acceptedSecrets = secrets.dropFirst().map { Array($0.utf8) }
     }
 
     /// The principal of `Authorization: Bearer <token>`; 401 for anything wrong with it.
@@ -92,7 +106,7 @@ public struct JWTVerifier: Sendable {
         guard let signature = Encoding.decodeBase64URL(Substring(decoding: signatureText, as: UTF8.self)), signature.count == 32 else {
             throw unauthorized("The token is malformed.")
         }
-        guard constantTimeEquals(HMAC.sha256(key: secret, message: Array(bytes[..<dots[1]])), signature) else {
+        guard isSigned(Array(bytes[..<dots[1]]), signature) else {
             throw unauthorized("The token's signature is not valid.")
         }
 
@@ -130,6 +144,17 @@ public struct JWTVerifier: Sendable {
         let principal = Principal(subject: subject, workspaces: workspaces)
         verified.insert(bytes, .init(principal: principal, expires: exp, notBefore: notBefore))
         return principal
+    }
+
+    /// Whether `signature` is the HMAC of `signingInput` under one of the secrets, each
+    /// compared in constant time. Which secret matched may show in the time taken, never
+    /// how much of a signature did.
+    private func isSigned(_ signingInput: [UInt8], _ signature: [UInt8]) -> Bool {
+        if constantTimeEquals(HMAC.sha256(key: secret, message: signingInput), signature) { return true }
+        for other in acceptedSecrets where constantTimeEquals(HMAC.sha256(key: other, message: signingInput), signature) {
+            return true
+        }
+        return false
     }
 
     /// base64url's alphabet and the dots between the three parts.

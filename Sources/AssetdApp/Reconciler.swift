@@ -37,10 +37,13 @@ final class Reconciler: Sendable {
     }
 
     /// Starts the passes on their own thread: the first at once, then one per interval.
+    /// Before each later pass, on every host (one GET): the bucket's default encryption,
+    /// which start-up read first (`AssetService.readBucketEncryption`).
     func start() {
         let thread = Thread { [self] in
             var first = true
             while true {
+                if !first { service.readBucketEncryption(startUp: false) }
                 pass(startUp: first)
                 first = false
                 Thread.sleep(forTimeInterval: Double(interval.components.seconds))

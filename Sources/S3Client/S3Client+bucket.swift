@@ -117,7 +117,7 @@ extension S3Client {
 
     /// The bucket's default encryption (GetBucketEncryption): `.none` when it has none
     /// (AWS answers 404 ServerSideEncryptionConfigurationNotFoundError). Throws `.malformed`
-    /// for an algorithm assetd does not know (aws:kms:dsse).
+    /// for an algorithm assetd does not know.
     public func bucketDefaultEncryption() throws -> ServerSideEncryption {
         let response: TransportResponse
         do {
@@ -140,6 +140,8 @@ extension S3Client {
         case "aws:kms"?:
             let keyID = byDefault.value("KMSMasterKeyID").flatMap { $0.isEmpty ? nil : $0 }
             return .kms(keyID: keyID, bucketKey: rule.value("BucketKeyEnabled").map { $0 == "true" })
+        case "aws:kms:dsse"?:
+            return .kmsDSSE(keyID: byDefault.value("KMSMasterKeyID").flatMap { $0.isEmpty ? nil : $0 })
         case let other:
             throw S3Error.malformed("the bucket's default encryption is \(other ?? "not named"), which assetd does not know")
         }

@@ -15,6 +15,9 @@ public enum ServerSideEncryption: Sendable, Equatable, CustomStringConvertible {
     /// `aws/s3` key), and, when `bucketKey` is set, S3 Bucket Keys on or off (nil: the
     /// bucket's setting).
     case kms(keyID: String?, bucketKey: Bool?)
+    /// DSSE-KMS: `aws:kms:dsse` (two layers, with this KMS key). Found as a bucket's default
+    /// encryption; ASSETD_SSE does not offer it. Its ETags are no MD5s either.
+    case kmsDSSE(keyID: String?)
 
     /// The value of `x-amz-server-side-encryption`; nil for `.none`.
     public var algorithm: String? {
@@ -22,6 +25,7 @@ public enum ServerSideEncryption: Sendable, Equatable, CustomStringConvertible {
         case .none: nil
         case .aes256: "AES256"
         case .kms: "aws:kms"
+        case .kmsDSSE: "aws:kms:dsse"
         }
     }
 
@@ -39,18 +43,25 @@ public enum ServerSideEncryption: Sendable, Equatable, CustomStringConvertible {
             if let keyID { headers.append(("x-amz-server-side-encryption-aws-kms-key-id", keyID)) }
             if let bucketKey { headers.append(("x-amz-server-side-encryption-bucket-key-enabled", bucketKey ? "true" : "false")) }
             return headers
+        case .kmsDSSE(let keyID):
+            var headers = [("x-amz-server-side-encryption", "aws:kms:dsse")]
+            if let keyID { headers.append(("x-amz-server-side-encryption-aws-kms-key-id", keyID)) }
+            return headers
         }
     }
 
     /// Whether an object's ETag is the MD5 of its bytes (a multipart object's: the MD5 of
     /// its parts' MD5s, then `-N`). True without encryption and with SSE-S3; false with
-    /// SSE-KMS, whose ETags are not MD5 digests
+    /// SSE-KMS and DSSE-KMS, whose ETags are not MD5 digests
     /// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Object.html, "ETag"). Every
-    /// check that compares an ETag with an MD5 asks this first; the service's
-    /// `objectETagsAreMD5` switch is this value.
+    /// check that compares an ETag with an MD5 asks the service's `objectETagsAreMD5`: this
+    /// value of ASSETD_SSE, or false when ASSETD_SSE is unset over a bucket whose default
+    /// encryption is one of these.
     public var etagsAreMD5: Bool {
-        if case .kms = self { return false }
-        return true
+        switch self {
+        case .none, .aes256: true
+        case .kms, .kmsDSSE: false
+        }
     }
 
     /// `AES256`, `aws:kms (key K, bucket key on)`, or `none`: for check-config and logs.
@@ -62,6 +73,8 @@ public enum ServerSideEncryption: Sendable, Equatable, CustomStringConvertible {
             var details = [keyID.map { "key \($0)" } ?? "the account's aws/s3 key"]
             if let bucketKey { details.append("bucket key \(bucketKey ? "on" : "off")") }
             return "aws:kms (\(details.joined(separator: ", ")))"
+        case .kmsDSSE(let keyID):
+            return "aws:kms:dsse (\(keyID.map { "key \($0)" } ?? "the account's aws/s3 key"))"
         }
     }
 }

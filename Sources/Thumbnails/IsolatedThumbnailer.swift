@@ -213,7 +213,18 @@ public final class IsolatedThumbnailer: ThumbnailDecoding {
         return DecodedThumbnail(jpeg: try answer.get(), facts: facts)
     }
 
-    /// A connection to the zygote's socket.
+    /// Whether the zygote's socket (ASSETD_THUMBNAILER_SOCKET) accepts a connection, for
+    /// check-config: nil when it does, else why not. The connection is closed at once,
+    /// with no request: the zygote's child for it reads nothing and ends, decoding nothing.
+    public static func probe(socket path: String, timeoutSeconds: Int = 5) -> String? {
+        do throws(DecodeFailure) {
+            close(try connect(to: path, timeoutSeconds: timeoutSeconds))
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
     /// A connection to the zygote. The connect and the request's send give up after the
     /// task's deadline (SO_SNDTIMEO, which a Unix socket's connect honours too): a zygote
     /// that is stopped, or whose backlog is full, must cost the task, not a thread forever.

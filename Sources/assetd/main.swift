@@ -89,7 +89,7 @@ struct Serve: ParsableCommand {
 
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a bearer token signed with ASSETD_JWT_SECRET (for development and load tests)."
+        abstract: "Print a bearer token signed with ASSETD_JWT_SECRET, its first secret when it lists several (for development and load tests)."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -112,7 +112,7 @@ struct Token: ParsableCommand {
             throw ExitCode(78)
         }
         let ids = workspaces.split(separator: ",").compactMap { Input.parseID($0) }
-        print(JWTVerifier(secret: configuration.jwtSecret).mint(subject: sub, workspaces: ids, ttl: ttl))
+        print(JWTVerifier(secrets: configuration.jwtSecrets).mint(subject: sub, workspaces: ids, ttl: ttl))
     }
 }
 

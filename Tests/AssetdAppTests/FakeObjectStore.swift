@@ -33,6 +33,8 @@ final class FakeObjectStore: ObjectStore {
         /// SSE-KMS: S3 answers and keeps ETags that are not MD5s (random hex here, `-N`
         /// for a multipart object, a new one for a copy), as AWS does under aws:kms.
         var kmsETags = false
+        /// What GetBucketEncryption answers.
+        var bucketEncryption: ServerSideEncryption = .none
     }
 
     /// A KMS ETag: 32 random hex digits, quoted, and `-parts` for a multipart object.
@@ -207,5 +209,10 @@ final class FakeObjectStore: ObjectStore {
     func bucketExists() throws -> Bool {
         try record("headBucket")
         return true
+    }
+
+    func bucketDefaultEncryption() throws -> ServerSideEncryption {
+        try record("bucketEncryption")
+        return state.withLock { $0.bucketEncryption }
     }
 }

@@ -246,6 +246,22 @@ import Testing
         #expect(status == 200, "\(body)")
     }
 
+    /// ASSETD_SSE unset over a bucket whose default encryption is SSE-KMS (review M1): once
+    /// the service has read that default, parts signed with an MD5 and answered with KMS
+    /// ETags complete. Before, every such part was refused (its ETag is not its MD5).
+    @Test func aBucketDefaultOfKMSCompletesSignedParts() throws {
+        let routes = try RouteTests(md5ETags: true)
+        routes.store.state.withLock { $0.bucketEncryption = .kms(keyID: nil, bucketKey: nil) }
+        let started = try start(routes)
+        #expect(partURLs(routes, started, numbers: "1-2", md5s: "\(Self.md5One),\(Self.md5Two)").0 == 200)
+        #expect(complete(routes, started, ["kms-etag-1", "kms-etag-2"]).0 == 400, "ETags taken for MD5s until the default is read")
+        routes.app.service.readBucketEncryption(startUp: true)
+        routes.store.state.withLock { $0.completedETag = "\"0123456789abcdef0123456789abcdef-2\"" }
+        let (status, body) = complete(routes, started, ["kms-etag-1", "kms-etag-2"])
+        #expect(status == 200, "\(body)")
+        #expect(routes.store.state.withLock { $0.objects[started.key] } != nil)
+    }
+
     @Test func multipartETagArithmetic() {
         #expect(AssetService.multipartETag([(1, Self.hexOne), (2, Self.hexTwo)]) == Self.objectETag)
         #expect(AssetService.multipartETag([(1, Self.hexOne.uppercased()), (2, Self.hexTwo)]) == Self.objectETag)

@@ -218,3 +218,64 @@ import Testing
         #expect(body["etag"]?.stringValue?.hasSuffix("-1\"") == true)
     }
 }
+
+/// ASSETD_SSE unset over a bucket that encrypts with SSE-KMS by default (review M1): the
+/// service reads the default (at start-up, before each reconciler pass) and from then on
+/// treats ETags exactly as under ASSETD_SSE=aws:kms.
+@Suite struct BucketDefaultKMSTests {
+    let routes: RouteTests
+    var service: AssetService { routes.app.service }
+    init() throws {
+        routes = try RouteTests(md5ETags: true)
+        routes.store.state.withLock {
+            $0.kmsETags = true
+            $0.bucketEncryption = .kms(keyID: "arn:aws:kms:us-east-1:1:key/k", bucketKey: true)
+        }
+    }
+
+    /// Before this, the direct upload wrote no `md5` metadata (the ETag was taken for the
+    /// MD5), and the reconciler discarded the whole upload whose answer was lost.
+    @Test func aKMSDefaultMakesETagsNoMD5s() throws {
+        #expect(service.objectETagsAreMD5 && service.encryptionKeepsMD5ETags)
+        guard case .found(.kms) = service.readBucketEncryption(startUp: true) else { Issue.record("not read"); return }
+        #expect(!service.objectETagsAreMD5 && !service.encryptionKeepsMD5ETags)
+        routes.store.fail("put", with: S3Error.network("reset"))
+        routes.store.fail("head", with: S3Error.network("still down"))
+        #expect(routes.upload(routes.form([("file", "a.png", nil, RouteTests.png)])).0 == 502)
+        let pending = try #require(try routes.records.asset(id: 1, workspaceID: 1))
+        #expect(routes.store.state.withLock { $0.metadata[pending.key]?["md5"] } != nil, "the MD5 S3 checked, as metadata")
+        let fixes = Reconciler(service: service, interval: .seconds(60)).pass(startUp: true)
+        #expect(fixes.directReady == 1 && fixes.directDiscarded == 0)
+        #expect(try routes.records.asset(id: 1, workspaceID: 1)?.status == .ready)
+    }
+
+    /// DSSE-KMS too; and once seen, ETags stay no MD5s until a restart, even if the bucket's
+    /// default changes back (an upload begun under KMS must still complete).
+    @Test func dsseCountsAndTheSwitchStays() {
+        routes.store.state.withLock { $0.bucketEncryption = .kmsDSSE(keyID: nil) }
+        service.readBucketEncryption(startUp: true)
+        #expect(!service.objectETagsAreMD5)
+        routes.store.state.withLock { $0.bucketEncryption = .aes256 }
+        guard case .found(.aes256) = service.readBucketEncryption(startUp: false) else { Issue.record("not read"); return }
+        #expect(!service.objectETagsAreMD5 && !service.encryptionKeepsMD5ETags)
+    }
+
+    /// A failure to read is no refusal: ETags stay what ASSETD_SSE says.
+    @Test func anUnreadableDefaultChangesNothing() {
+        routes.store.fail("bucketEncryption", with: S3Error.service(.accessDenied, status: 403, message: "", requestID: nil))
+        guard case .unreadable = service.readBucketEncryption(startUp: true) else { Issue.record("read"); return }
+        #expect(service.objectETagsAreMD5 && service.encryptionKeepsMD5ETags)
+        routes.store.state.withLock { $0.bucketEncryption = .aes256 }
+        service.readBucketEncryption(startUp: false)
+        #expect(service.objectETagsAreMD5 && service.encryptionKeepsMD5ETags)
+    }
+
+    /// With ASSETD_SSE set, every write names its encryption: the default is not read.
+    @Test func aConfiguredEncryptionIsNotSecondGuessed() throws {
+        let configured = try RouteTests(environment: ["ASSETD_SSE": "AES256"], md5ETags: true)
+        configured.store.state.withLock { $0.bucketEncryption = .kms(keyID: nil, bucketKey: nil) }
+        guard case .notRead = configured.app.service.readBucketEncryption(startUp: true) else { Issue.record("read"); return }
+        #expect(configured.app.service.objectETagsAreMD5)
+        #expect(!configured.store.state.withLock { $0.calls }.contains("bucketEncryption"))
+    }
+}

@@ -73,8 +73,10 @@ struct ServerSideEncryptionTests {
             == .kms(keyID: "arn:aws:kms:us-east-1:1:key/k", bucketKey: true))
         #expect(try parse("<ServerSideEncryptionConfiguration \(ns)><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>")
             == .kms(keyID: nil, bucketKey: nil))
+        let dsse = try parse("<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms:dsse</SSEAlgorithm><KMSMasterKeyID>k</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>")
+        #expect(dsse == .kmsDSSE(keyID: "k") && !dsse.etagsAreMD5)
         #expect(throws: S3Error.self) {
-            try parse("<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms:dsse</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>")
+            try parse("<ServerSideEncryptionConfiguration><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:rot13</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule></ServerSideEncryptionConfiguration>")
         }
         #expect(throws: S3Error.self) { try parse("<Other/>") }
         #expect(S3Error.Code("ServerSideEncryptionConfigurationNotFoundError") == .serverSideEncryptionConfigurationNotFound)

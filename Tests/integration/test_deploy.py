@@ -2,6 +2,7 @@
 paths, ports, certificates and a CORS allowlist changed), the systemd units, socket
 activation, setup-bucket, check-config and the Debian package. Loopback only; every
 subprocess and request has a time limit."""
+import fcntl
 import grp
 import http.client
 import json
@@ -576,9 +577,107 @@ def packages_the_binaries_need():
     return packages
 
 
+ADMINISTRATORS_FILES = ("/etc/assetd/assetd.env", "/etc/nginx/sites-available/assetd",
+                        "/etc/nginx/snippets/assetd-metrics-allow.conf")
+
+
+def assert_settings_file_is_private():
+    info = os.stat("/etc/assetd/assetd.env")
+    assert (info.st_uid, info.st_gid) == (0, grp.getgrnam("assetd").gr_gid)
+    assert stat.S_IMODE(info.st_mode) == 0o640, oct(info.st_mode)
+
+
+def newer_package(deb, tmp_path):
+    """The same package as a newer version whose every shipped copy of the settings example,
+    the site and the allow list differs: what makes dpkg ask about an edited conffile."""
+    tree = tmp_path / "newer"
+    run(["dpkg-deb", "-R", deb, str(tree)], check=True)
+    control = (tree / "DEBIAN" / "control").read_text()
+    version = re.search(r"^Version: (.*)$", control, re.M).group(1)
+    (tree / "DEBIAN" / "control").write_text(control.replace(f"Version: {version}", f"Version: {version}+1"))
+    changed = 0
+    for path in tree.rglob("*"):
+        if path.is_file() and path.name in ("assetd.env", "assetd.env.example", "assetd", "nginx-site-assetd.conf",
+                                            "assetd-metrics-allow.conf") and "DEBIAN" not in path.parts and "bin" not in path.parts:
+            path.write_text(path.read_text() + "\n# a setting of the newer release\n")
+            changed += 1
+    assert changed >= 3, changed
+    newer = tmp_path / "assetd_newer.deb"
+    run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree), str(newer)], timeout=300, check=True)
+    return str(newer), f"{version}+1"
+
+
+def upgrade_keeps_the_administrators_edits(deb, tmp_path):
+    """Edited settings, site and allow list; a newer package installed with no terminal
+    (stdin closed, as unattended-upgrades and configuration management run it): no
+    prompt, dpkg exits 0, every edit kept, the settings file still 0640 root:assetd."""
+    edits = {}
+    for edited in ADMINISTRATORS_FILES:
+        edits[edited] = open(edited).read() + f"\n# edited by the administrator {uuid.uuid4()}\n"
+        Path(edited).write_text(edits[edited])
+    newer, version = newer_package(deb, tmp_path)
+    upgrade = subprocess.run(["dpkg", "-i", newer], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert upgrade.returncode == 0, upgrade.stdout[-2000:] + upgrade.stderr[-2000:]
+    assert "conffile" not in upgrade.stdout + upgrade.stderr, upgrade.stdout + upgrade.stderr
+    assert run(["dpkg-query", "-W", "-f=${Version}", "assetd"]).stdout == version
+    for edited, text in edits.items():
+        assert open(edited).read() == text, edited
+        for suffix in (".dpkg-dist", ".dpkg-new", ".dpkg-old"):
+            assert not os.path.exists(edited + suffix), edited + suffix
+    assert_settings_file_is_private()
+    # The newer examples are there to compare with.
+    assert "a setting of the newer release" in open("/usr/share/assetd/conf/etc/assetd/assetd.env").read()
+    # The older package again over it (a downgrade is an upgrade to dpkg) leaves them too.
+    run(["dpkg", "-i", deb], timeout=120, check=True)
+    for edited, text in edits.items():
+        assert open(edited).read() == text, edited
+
+
+def postinst_restarts_the_running_units_on_upgrade_only(deb, tmp_path):
+    """The package's postinst under systemd (its test of /run/systemd/system pointed at a
+    directory of the test's, systemctl a recorder): an upgrade try-restarts the decoder,
+    then assetd (try-restart: only those running); a first install restarts nothing;
+    without systemd it calls no systemctl."""
+    control = tmp_path / "control"
+    run(["dpkg-deb", "-e", deb, str(control)], check=True)
+    script = (control / "postinst").read_text()
+    assert script.count("/run/systemd/system") == 1, "one test of systemd in postinst"
+    fake_systemd = tmp_path / "run-systemd-system"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "systemctl-calls"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho \"$*\" >>{calls}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+    def postinst(*args, systemd=True):
+        patched = tmp_path / "postinst"
+        patched.write_text(script.replace("/run/systemd/system", str(fake_systemd if systemd else tmp_path / "absent")))
+        calls.write_text("")
+        run(["sh", str(patched), *args], env=env, check=True)
+        return calls.read_text().splitlines()
+
+    fake_systemd.mkdir()
+    assert postinst("configure", "0.0.1") == ["daemon-reload", "try-restart assetd-thumbnailer.service",
+                                              "try-restart assetd.service"]
+    assert postinst("configure", "") == ["daemon-reload"]
+    assert postinst("configure") == ["daemon-reload"]
+    assert postinst("configure", "0.0.1", systemd=False) == []
+    assert_settings_file_is_private()
+
+
 def test_debian_package_installs_runs_and_purges(tmp_path):
     if os.geteuid() != 0 or not shutil.which("dpkg-deb"):
         pytest.skip("installing a package needs root and dpkg")
+    # One such test at a time on a machine: two suites (two checkouts) installing and purging
+    # the one package `assetd` at once undo each other's steps.
+    with open("/tmp/assetd-package-test.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        package_installs_runs_and_purges(tmp_path)
+
+
+def package_installs_runs_and_purges(tmp_path):
     if run(["dpkg-query", "-W", "-f=${Status}", "assetd"]).stdout.startswith("install ok"):
         pytest.skip("an assetd package is already installed here; not touching it")
     state_existed = os.path.exists("/var/lib/assetd")
@@ -590,11 +689,21 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
     needed = packages_the_binaries_need()
     assert {"libpq5", "libfcgi0ldbl", "libcurl4", "libssl3", "libmagic1", "libvips42"} <= needed, needed
     assert needed <= depends, f"Depends lacks {sorted(needed - depends)}"
-    assert "/etc/assetd/assetd.env" in run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout
+    assert "ca-certificates" in depends, "libcurl verifies S3's certificate against them"
+    # The files the administrator edits are no conffiles (their edits would stop a
+    # non-interactive upgrade at dpkg's prompt); the snippets that hold no choice are.
+    conffiles = run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout.split()
+    assert "/etc/nginx/snippets/assetd-fastcgi.conf" in conffiles, conffiles
+    for edited in ADMINISTRATORS_FILES:
+        assert edited not in conffiles, conffiles
     try:
         run(["dpkg", "-i", deb], timeout=120, check=True)
         assert run(["id", "-u", "assetd"]).returncode == 0
         run(["/usr/bin/assetd", "--help"], env={"PATH": "/usr/bin:/bin"}, check=True)
+        # postinst made the administrator's files from the templates, the settings private.
+        for edited in ADMINISTRATORS_FILES:
+            assert os.path.isfile(edited), edited
+        assert_settings_file_is_private()
         # The shipped settings are all commented out: check-config names what is missing.
         pristine = run(["/usr/bin/assetd", "check-config", "--config", "/etc/assetd/assetd.env"], env={"PATH": "/usr/bin:/bin"})
         assert pristine.returncode != 0 and "FAIL settings:" in pristine.stdout and "required" in pristine.stdout
@@ -658,6 +767,8 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
         # postinst again over an installed package (an upgrade): nothing doubles.
         run(["dpkg", "-i", deb], timeout=120, check=True)
         assert_socket_group_is_nginx_alone()
+        upgrade_keeps_the_administrators_edits(deb, tmp_path)
+        postinst_restarts_the_running_units_on_upgrade_only(deb, tmp_path)
         if shutil.which("systemd-analyze"):
             verify = run(["systemd-analyze", "verify", "/lib/systemd/system/assetd.socket", "/lib/systemd/system/assetd.service"])
             assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
@@ -678,5 +789,6 @@ def test_debian_package_installs_runs_and_purges(tmp_path):
             run(["groupdel", "assetd-web"])  # the test's own, should postrm have left it
     assert purge.returncode == 0, purge.stderr
     assert group_left is None, f"dpkg --purge left the group assetd-web (members {group_left})"
-    for path in ("/usr/bin/assetd", "/usr/bin/assetd-thumbnailer", "/etc/assetd", "/lib/systemd/system/assetd.service", "/etc/nginx/sites-available/assetd"):
+    for path in ("/usr/bin/assetd", "/usr/bin/assetd-thumbnailer", "/etc/assetd", "/lib/systemd/system/assetd.service",
+                 "/etc/nginx/sites-available/assetd", "/etc/nginx/snippets/assetd-metrics-allow.conf", "/usr/share/assetd"):
         assert not os.path.exists(path), path

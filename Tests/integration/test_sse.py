@@ -9,11 +9,13 @@ whether the bucket's default encryption agrees.
 moto records SSE and serves KMS on the same endpoint: the key is made there with boto3's
 kms client. A server that refuses SSE (Ceph RGW 16 without an SSE backend) skips, saying
 what it answered."""
+import base64
 import hashlib
 import io
 import json
 import os
 import subprocess
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -138,21 +140,29 @@ def test_a_direct_upload_under_kms_records_its_md5_for_the_reconciler(encrypted)
     instance, expected, key = encrypted
     if key is None:
         pytest.skip("AES256 ETags are MD5s; the md5 metadata is written only under aws:kms")
-    data = jpeg(4)
+    head = killed_direct_upload_is_made_ready(instance, jpeg(4))
+    assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == expected
+
+
+def killed_direct_upload_is_made_ready(instance, data):
+    """A direct upload whose assetd dies once its PutObject landed: the object carries the
+    MD5 that S3 checked as its md5 metadata, and the restarted assetd's reconciler makes
+    the asset ready by it. Returns the object's HeadObject."""
+    known = set(instance.keys())
     body, content_type = form(data, "crash.jpg")
     instance.stop()
     instance.start(ASSETD_FAULT="direct-upload-stored")
     assert instance.request("POST", "/api/assets/upload", "workspaceId=1", body, content_type) is None, "assetd did not die"
     instance.process.wait(timeout=10)
-    stored = [k for k in instance.keys() if k.startswith("1/digital_assets/")]
-    assert len(stored) == 1
+    stored = [k for k in instance.keys() if k.startswith("1/digital_assets/") and k not in known]
+    assert len(stored) == 1, instance.keys()
     head = instance.s3.head_object(Bucket=instance.bucket, Key=stored[0])
     assert head["Metadata"].get("md5") == hashlib.md5(data).hexdigest(), head["Metadata"]
-    assert (head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")) == expected
     instance.start()
     asset_id = stored[0].rsplit("/", 1)[1].split(".")[0]
     wait_until("the reconciler to mark it ready",
                lambda: instance.request("GET", f"/api/assets/{asset_id}", "workspaceId=1").json().get("asset", {}).get("status") == "ready")
+    return head
 
 
 def check_config(instance, **overrides):
@@ -183,3 +193,43 @@ def test_check_config_compares_the_bucket_default(encrypted):
         assert code != 0 and line.startswith("FAIL encryption:") and "not MD5s" in line, line
     else:
         assert code == 0 and line.startswith("OK   encryption:"), line
+
+
+def test_a_kms_bucket_default_with_sse_unset_is_noticed(tmp_path):
+    """ASSETD_SSE unset over a bucket whose default encryption is SSE-KMS (review M1):
+    assetd reads the default at start, says so (an error line naming what to set; sse,
+    bucket_sse and etags in the starting line) and treats ETags as under aws:kms: a
+    multipart upload whose part was signed with its MD5 completes, and a direct upload
+    killed after its object landed writes the md5 metadata the reconciler makes it ready by.
+    (moto answers MD5 ETags even under KMS, so the md5 metadata is what shows the switch.)"""
+    instance = PrivateAssetd(str(tmp_path), ASSETD_THREADS=4)
+    try:
+        key = kms_key(instance.env)
+        instance.s3.put_bucket_encryption(Bucket=instance.bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}}]})
+        if refusal(instance, ServerSideEncryption="aws:kms", SSEKMSKeyId=key["KeyId"]):
+            pytest.skip("this S3 server refuses aws:kms; SSE is tested on moto")
+        instance.start()
+        log = instance.log()
+        starting = next(line for line in log.splitlines() if "bucket_sse=" in line)
+        assert "sse=none" in starting and "aws:kms" in starting and "not md5" in starting, starting
+        assert "the bucket encrypts with aws:kms" in log and "ASSETD_SSE is unset" in log and "set ASSETD_SSE=aws:kms" in log, log[-3000:]
+
+        # A multipart upload, its part signed with its MD5 and PUT with it: completes.
+        data = jpeg(5)
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        r = instance.request("GET", "/s3/start-upload", "workspaceId=1&fileType=image/jpeg")
+        assert r.status == 200, r.body
+        started = r.json()
+        r = instance.request("GET", "/s3/get-upload-url", f"workspaceId=1&assetId={started['assetId']}&UploadId={quote(started['uploadId'], safe='')}"
+                             f"&PartNumber=1&contentMD5={quote(md5, safe='')}")
+        assert r.status == 200, r.body
+        put = requests.put(r.json()["url"], data=data, headers={"Content-MD5": md5}, timeout=60)
+        assert put.status_code == 200, put.text[:300]
+        completed = complete(instance, started, [{"ETag": put.headers["ETag"], "PartNumber": 1}])
+        assert encryption(instance, f"1/digital_assets/{started['assetId']}.jpg")[0] == "aws:kms", completed
+
+        # A direct upload killed after its PutObject: the MD5 S3 checked is in its metadata.
+        assert killed_direct_upload_is_made_ready(instance, jpeg(6)).get("ServerSideEncryption") == "aws:kms"
+    finally:
+        instance.close()

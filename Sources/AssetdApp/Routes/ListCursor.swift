@@ -14,13 +14,17 @@ import Hashing
 /// bytes before it. So a cursor made up, changed, or taken from another query or
 /// workspace is refused with a 400 before any SQL, and its values only ever reach SQL
 /// as bound parameters. Every host with the same secret reads the others' cursors.
+/// While ASSETD_JWT_SECRET lists several secrets (a rotation), cursors are made with the
+/// first and read with any, as tokens are.
 struct ListCursor {
     static let maxTextLength = 2048
     private static let macLength = 16
-    private let key: [UInt8]
+    /// The key of each secret of ASSETD_JWT_SECRET, the first (which makes cursors) first.
+    private let keys: [[UInt8]]
 
-    init(secret: String) {
-        key = HMAC.sha256(key: Array(secret.utf8), message: "assetd list cursor")
+    init(secrets: [String]) {
+        precondition(!secrets.isEmpty, "ListCursor needs a secret")
+        keys = secrets.map { HMAC.sha256(key: Array($0.utf8), message: "assetd list cursor") }
     }
 
     func encode(_ position: AssetPosition, for query: AssetQuery) -> String {
@@ -36,7 +40,7 @@ struct ListCursor {
         case .relevance(let tier, let id):
             bytes.append(3); append(UInt64(bitPattern: id)); bytes.append(UInt8(tier))
         }
-        bytes += mac(bytes, query)
+        bytes += mac(bytes, query, key: keys[0])
         return Encoding.base64URL(bytes)
     }
 
@@ -54,7 +58,8 @@ struct ListCursor {
               bytes.count >= 2 + 8 + Self.macLength, bytes[0] == 1
         else { throw HTTPError(.badRequest, "cursor is not a cursor this service issued.") }
         let body = Array(bytes.dropLast(Self.macLength))
-        guard constantTimeEqual(mac(body, query), Array(bytes.suffix(Self.macLength))) else {
+        let given = Array(bytes.suffix(Self.macLength))
+        guard keys.contains(where: { constantTimeEqual(mac(body, query, key: $0), given) }) else {
             throw HTTPError(.badRequest, "cursor does not belong to this query; start again without it.")
         }
         let id = body[2..<10].reduce(Int64(0)) { $0 << 8 | Int64($1) }
@@ -70,7 +75,7 @@ struct ListCursor {
         return position
     }
 
-    private func mac(_ body: [UInt8], _ query: AssetQuery) -> [UInt8] {
+    private func mac(_ body: [UInt8], _ query: AssetQuery, key: [UInt8]) -> [UInt8] {
         // Each field is length-prefixed, so that no two contexts write the same bytes.
         var message: [UInt8] = []
         for field in [String(query.workspaceID), query.text?.text ?? "", query.kind?.rawValue ?? "", query.status?.rawValue ?? "",

@@ -21,8 +21,8 @@ public final class Routes: Sendable {
     public init(service: AssetService, readinessMaxAge: Duration = .seconds(5)) {
         self.service = service
         self.readiness = ReadinessProbe(maxAge: readinessMaxAge)
-        self.verifier = JWTVerifier(secret: service.configuration.jwtSecret)
-        self.cursors = ListCursor(secret: service.configuration.jwtSecret)
+        self.verifier = JWTVerifier(secrets: service.configuration.jwtSecrets)
+        self.cursors = ListCursor(secrets: service.configuration.jwtSecrets)
     }
 
     /// A route's handler, given the caller the token names.

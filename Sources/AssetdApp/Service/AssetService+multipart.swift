@@ -293,7 +293,7 @@ extension AssetService {
     func isCompletedObject(_ info: S3Client.ObjectInfo, of parts: [CompletedPart]) -> Bool {
         let etag = Self.unquoted(info.etag).lowercased()
         if let expected = Self.multipartETag(parts), etag == expected { return true }
-        guard !configuration.serverSideEncryption.etagsAreMD5 else { return false }
+        guard !encryptionKeepsMD5ETags else { return false }
         return etag.hasSuffix("-\(parts.count)")
     }
 

@@ -12,7 +12,7 @@ public typealias PartToSign = (partNumber: Int, contentMD5: [UInt8]?)
 ///   the PUT without that exact Content-MD5 header, and refuses other bytes (BadDigest).
 ///   The MD5 is recorded for the part (the last one signed wins) before the URL is
 ///   handed out. `required` refuses a part without one; `off` ignores them all.
-/// - Complete, while ETags are MD5s (`Configuration.objectETagsAreMD5`): every submitted
+/// - Complete, while ETags are MD5s (`AssetService.objectETagsAreMD5`): every submitted
 ///   part that was signed with an MD5 must carry that MD5 as its ETag; under `required`
 ///   every submitted part must have been signed with one. Then, after S3 has built the
 ///   object, its ETag must be the MD5 of the parts' binary MD5s followed by `-N`; if
@@ -70,7 +70,7 @@ extension AssetService {
             // With ETags that are no MD5 (SSE-KMS), S3 still checked each part's bytes
             // against the signed Content-MD5 when it was PUT, but its ETag cannot show
             // it: what is left to check is that the part was signed with an MD5 (above).
-            guard configuration.objectETagsAreMD5 else { continue }
+            guard objectETagsAreMD5 else { continue }
             guard part.etag.lowercased() == md5 else {
                 throw AssetError.invalid(
                     "parts[\(index)].ETag: part \(part.partNumber) was presigned for the MD5 \(md5), but its ETag is \(part.etag); PUT the part again and complete with the ETag S3 answers.")
@@ -84,15 +84,16 @@ extension AssetService {
     /// recorded as rejected, and the refusal thrown.
     ///
     /// It runs only where it proves something and cannot destroy a good upload:
-    /// - while ETags are MD5s (not SSE-KMS, whether by ASSETD_SSE or, found at start, by the
-    ///   bucket's default encryption): there the signed part MD5s, checked by S3 at each
-    ///   PUT, are the proof;
+    /// - while ETags are MD5s (not SSE-KMS: neither ASSETD_SSE=aws:kms nor, with ASSETD_SSE
+    ///   unset, a bucket whose default encryption `readBucketEncryption` found to be KMS, at
+    ///   start-up or before a reconciler pass): there the signed part MD5s, checked by S3 at
+    ///   each PUT, are the proof;
     /// - for an upload with at least one part signed with an MD5: without one, S3's own
     ///   check of the part ETags in CompleteMultipartUpload is all there is to add up;
     /// - when the sum can be computed: a part ETag that is no MD5 (a store whose ETags are
     ///   something else) is logged and the object kept, never deleted for it.
     func checkObjectETag(_ upload: UploadRecord, parts: [CompletedPart], etag: String, logger: Logger) throws {
-        guard configuration.objectETagsAreMD5, configuration.partChecksum != .off,
+        guard objectETagsAreMD5, configuration.partChecksum != .off,
               try !records.signedPartMD5s(uploadID: upload.uploadID).isEmpty else { return }
         let actual = Self.unquoted(etag).lowercased()
         guard let expected = Self.multipartETag(parts) else {

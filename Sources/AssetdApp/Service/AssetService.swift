@@ -30,6 +30,8 @@ public final class AssetService: Sendable {
     /// process: one at a time per asset, so that two runs of the same switch (a retried
     /// complete, a repair) or a switch and a delete never interleave their copies.
     let assetsInMotion = ReadWriteLocked<Set<Int64>>([])
+    /// Whether the bucket's default encryption was found to be KMS (`readBucketEncryption`).
+    let bucketDefaultKMS = BucketDefaultKMS()
 
     public init(configuration: Configuration, records: any RecordStore, objects: any ObjectStore, detector: ContentDetector,
                 logger: Logger, thumbnails: ThumbnailWorker? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
@@ -150,12 +152,12 @@ public final class AssetService: Sendable {
     }
 
     /// The metadata of a direct upload's PutObject: the asset's, and under SSE-KMS (whose
-    /// ETags are not MD5s) the MD5 of the bytes as `md5` (hex), for `isRecordedObject`.
+    /// ETags are not MD5s; ASSETD_SSE or the bucket's default, `encryptionKeepsMD5ETags`) the MD5 of the bytes as `md5` (hex), for `isRecordedObject`.
     /// S3 stores the object only when its bytes have the Content-MD5 sent in the same
     /// PutObject, so this metadata is the MD5 that S3 checked the stored bytes against.
     func directUploadMetadata(_ asset: AssetRecord, md5: [UInt8]) -> [String: String] {
         var metadata = metadata(asset)
-        if !configuration.serverSideEncryption.etagsAreMD5 { metadata[Self.md5MetadataName] = Encoding.hex(md5) }
+        if !encryptionKeepsMD5ETags { metadata[Self.md5MetadataName] = Encoding.hex(md5) }
         return metadata
     }
 

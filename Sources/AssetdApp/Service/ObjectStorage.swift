@@ -46,6 +46,8 @@ public protocol ObjectURLs: Sendable {
 /// Readiness: whether the bucket answers.
 public protocol BucketProbe: Sendable {
     func bucketExists() throws -> Bool
+    /// GetBucketEncryption: `.none` when the bucket has no default encryption.
+    func bucketDefaultEncryption() throws -> ServerSideEncryption
 }
 
 /// Everything the service needs of S3.
