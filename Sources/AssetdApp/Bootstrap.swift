@@ -194,6 +194,32 @@ public enum Bootstrap {
                                metrics: metrics, logger: logger, retention: retention)
     }
 
+    /// The socket of the packaged decoder (assetd-thumbnailer.socket).
+    public static let packagedDecoderSocket = "/run/assetd-thumbnailer/decoder.sock"
+
+    /// The decoder zygote, first found first taken: ASSETD_THUMBNAILER_SOCKET; else, when
+    /// ASSETD_THUMBNAILER is unset too, the packaged decoder's socket if it exists and belongs
+    /// to this process's user (the assetd user running a command, `sudo -u assetd assetd
+    /// backfill-media`, with a settings file that names no socket: its decoders stay in
+    /// their unit's sandbox); else ASSETD_THUMBNAILER (or assetd-thumbnailer beside this
+    /// executable) run as assetd's own child.
+    static func decoderEndpoint(_ configuration: Configuration,
+                                packagedSocket: String = packagedDecoderSocket) throws -> IsolatedThumbnailer.Endpoint {
+        if let socket = configuration.thumbnailerSocket { return .socket(path: socket) }
+        if configuration.thumbnailerPath == nil, isOwnSocket(packagedSocket) { return .socket(path: packagedSocket) }
+        let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
+        guard access(executable, X_OK) == 0 else {
+            throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
+        }
+        return .spawn(executable: executable)
+    }
+
+    /// Whether `path` is a unix socket owned by this process's effective user.
+    static func isOwnSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK && info.st_uid == geteuid()
+    }
+
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips
     /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
     /// cache off, its threads bounded so that tasks × threads stays near the core count.
@@ -214,16 +240,9 @@ public enum Bootstrap {
         let scratch = configuration.stateDirectory + "/thumbnail-tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        // The decoder zygote: assetd-thumbnailer.service under systemd, else assetd's own child.
-        let endpoint: IsolatedThumbnailer.Endpoint
-        if let socket = configuration.thumbnailerSocket {
-            endpoint = .socket(path: socket)
-        } else {
-            let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
-            guard access(executable, X_OK) == 0 else {
-                throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
-            }
-            endpoint = .spawn(executable: executable)
+        let endpoint = try decoderEndpoint(configuration)
+        if case .spawn = endpoint {
+            logger.notice("the decoder runs as assetd's own child, as assetd's user: a file that exploits a parser could read what assetd reads (its settings file); assetd-thumbnailer.socket (ASSETD_THUMBNAILER_SOCKET) runs it as a user of its own")
         }
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
                                                               memoryBytes: configuration.thumbnailerMaxMemory,

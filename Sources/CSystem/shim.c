@@ -282,6 +282,19 @@ static int confine_seccomp(pid_t self) {
         // whatever it runs stay: the zygote kills that group when the child ends.
         NUMBER(__NR_setsid),
         NUMBER(__NR_setpgid),
+        // No network: a socket of any family but AF_UNIX is refused (TCP, UDP, raw, netlink,
+        // packet...), so that a parser's exploit cannot send out what it reads (Landlock
+        // refuses TCP only from ABI 4, Linux 6.7; Debian 12 has 6.1). The child talks to
+        // the zygote on a socket it inherits; nothing it runs (libvips, poppler, libheif,
+        // ffmpeg and ffprobe with -protocol_whitelist file) opens a network socket. AF_UNIX
+        // stays for glibc's own lookups (nscd, systemd-userdb) and socketpair. io_uring
+        // could make a socket (IORING_OP_SOCKET) without this call: refused too.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        NUMBER(__NR_io_uring_setup),
         // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
         // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with
         // only the uid checked. The command is the low 32 bits of the second argument.
@@ -410,4 +423,9 @@ int assetd_system_touch_process_for_tests(int call, int pid) {
     }
     default: errno = EINVAL; return -1;
     }
+}
+
+int assetd_system_io_uring_setup_for_tests(void) {
+    // io_uring_setup(1, NULL): EFAULT if it may run at all; EPERM when refused.
+    return (int)syscall(SYS_io_uring_setup, 1, NULL);
 }
