@@ -1,11 +1,13 @@
 import AssetStore
 import CSystem
+import Dispatch
 import FastCGIServer
 import Media
 import Foundation
 import Glibc
 public import Logging
 import S3Client
+import Synchronization
 import Thumbnails
 
 /// Start-up: the steps `assetd serve` runs, in order.
@@ -68,6 +70,7 @@ public enum Bootstrap {
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
+            "version": "\(AssetdVersion.current)",
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
             "endpoint": "\(configuration.s3().endpoint)", "database": "\(DatabaseLocation.redacted(configuration.databasePath))",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
@@ -152,6 +155,14 @@ public enum Bootstrap {
         return summary
     }
 
+    /// `assetd migrate`: opens the database, which migrates its schema (each step logged),
+    /// and says where the schema is; on SQLite it takes the database's lock, so assetd must
+    /// be stopped. For a migration before a restart, instead of during the start.
+    public static func migrate(_ configuration: Configuration, logger: Logger) throws -> String {
+        _ = try openRecords(configuration, logger: logger, command: true)
+        return "the schema of \(DatabaseLocation.redacted(configuration.databasePath)) is current"
+    }
+
     /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at
     /// that path, which one process at a time may serve (an exclusive lock on a file
     /// beside it): a second one stops with a clear line instead of corrupting the
@@ -159,8 +170,17 @@ public enum Bootstrap {
     /// `command`: for a command beside or instead of the service (`backfill-media`), with
     /// no upload cache.
     static func openRecords(_ configuration: Configuration, logger: Logger, command: Bool = false) throws -> any RecordStore {
+        // Each migration step is logged with its duration, and systemd's start timeout
+        // (TimeoutStartSec) is extended while they run (Type=notify).
+        let keepAlive = StartTimeoutExtension()
+        defer { keepAlive.stop() }
+        let migrationLog: MigrationLog = { line in
+            logger.info("\(line)")
+            keepAlive.start()
+        }
         if DatabaseLocation.isPostgres(configuration.databasePath) {
-            let settings = postgresSettings(configuration, command: command)
+            var settings = postgresSettings(configuration, command: command)
+            settings.migrationLog = migrationLog
             let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
             logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)",
                                                        "upload_cache": "\(settings.uploadCache ? "on" : "off")"])
@@ -168,7 +188,7 @@ public enum Bootstrap {
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)
         return try SQLiteRecordStore(path: configuration.databasePath,
-                                     statementTimeout: .milliseconds(configuration.databaseStatementTimeout))
+                                     statementTimeout: .milliseconds(configuration.databaseStatementTimeout), migrationLog: migrationLog)
     }
 
     /// The PostgreSQL store's settings; a command's have no upload cache: its LISTEN
@@ -259,5 +279,37 @@ public enum Bootstrap {
             "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)", "keep_gps": "\(configuration.keepGPS)",
         ])
         return worker
+    }
+}
+
+/// While schema migrations run at start: EXTEND_TIMEOUT_USEC to systemd every 10 s, each
+/// granting 30 s more, so that a long migration is not killed by TimeoutStartSec (and
+/// restarted, to start over) while a stuck start still is. Nothing without NOTIFY_SOCKET.
+final class StartTimeoutExtension: Sendable {
+    private let state = Mutex<(started: Bool, stopped: Bool)>((false, false))
+    private let wake = DispatchSemaphore(value: 0)
+
+    func start() {
+        let first = state.withLock { state in
+            defer { state.started = true }
+            return !state.started && !state.stopped
+        }
+        guard first, ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] != nil else { return }
+        Systemd.notify("EXTEND_TIMEOUT_USEC=30000000")
+        let thread = Thread { [self] in
+            while wake.wait(timeout: .now() + .seconds(10)) == .timedOut {
+                Systemd.notify("EXTEND_TIMEOUT_USEC=30000000")
+            }
+        }
+        thread.name = "start-timeout"
+        thread.start()
+    }
+
+    func stop() {
+        let running = state.withLock { state in
+            defer { state.stopped = true }
+            return state.started && !state.stopped
+        }
+        if running { wake.signal() }
     }
 }

@@ -181,9 +181,19 @@ extension PostgresRecordStore {
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").
     static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
 
-    static func migrate(_ connection: PGConnection) throws {
+    /// How long a migration waits for a lock: another host migrating, or a table a step
+    /// alters (a long transaction on it). 10 minutes; systemd's start timeout is extended
+    /// meanwhile (MigrationLog).
+    static let migrationLockTimeout = "10min"
+
+    static func migrate(_ connection: PGConnection, log: MigrationLog? = nil) throws {
         try connection.execute("BEGIN")
         do {
+            // Not ASSETD_DATABASE_STATEMENT_TIMEOUT (the pool's, for requests): a migration
+            // over many rows takes longer, and a cancelled one starts over at every restart.
+            // Lock waits are bounded, generously: another host's migration (the advisory
+            // lock), or a long transaction holding a table a step alters.
+            try connection.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '\(migrationLockTimeout)'")
             // The lock first: hosts starting together would otherwise race CREATE TABLE IF
             // NOT EXISTS, which PostgreSQL can fail with a unique violation on pg_type.
             try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
@@ -196,9 +206,14 @@ extension PostgresRecordStore {
                 throw RecordStoreError.database(
                     "the database's schema is at version \(current), newer than this assetd knows (\(migrations.count)): upgrade assetd")
             }
+            if current < migrations.count {
+                log?("migrating schema \(current) -> \(migrations.count) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
+            }
             for (index, migration) in migrations.enumerated().dropFirst(current) {
+                let start = ContinuousClock.now
                 try connection.execute(migration.sql)
                 try connection.query("INSERT INTO schema_version (version, name) VALUES ($1, $2)", [index + 1, migration.name])
+                log?("migrated \"\(migration.name)\" in \((ContinuousClock.now - start).migrationSeconds)")
             }
             try connection.execute("COMMIT")
         } catch {
