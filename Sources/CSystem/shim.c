@@ -282,18 +282,16 @@ static int confine_seccomp(pid_t self) {
         // whatever it runs stay: the zygote kills that group when the child ends.
         NUMBER(__NR_setsid),
         NUMBER(__NR_setpgid),
-        // No network: a socket of any family but AF_UNIX is refused (TCP, UDP, raw, netlink,
-        // packet...), so that a parser's exploit cannot send out what it reads (Landlock
-        // refuses TCP only from ABI 4, Linux 6.7; Debian 12 has 6.1). The child talks to
-        // the zygote on a socket it inherits; nothing it runs (libvips, poppler, libheif,
-        // ffmpeg and ffprobe with -protocol_whitelist file) opens a network socket. AF_UNIX
-        // stays for glibc's own lookups (nscd, systemd-userdb) and socketpair. io_uring
-        // could make a socket (IORING_OP_SOCKET) without this call: refused too.
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 4),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, REFUSE),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        // No socket at all: so that a parser's exploit cannot send out what it reads, not
+        // over the network (Landlock refuses TCP only from ABI 4, Linux 6.7; Debian 12 has
+        // 6.1) nor through a local daemon that would (a resolver's or nscd's unix socket:
+        // a DNS query carries data out). The child talks to the zygote on a socket it
+        // inherits; nothing it runs (libvips, poppler, libheif, ffmpeg and ffprobe with
+        // -protocol_whitelist file) opens one: the decoder tests run every loader under
+        // this filter. glibc's lookups (nscd, systemd-userdb) fail over to files.
+        // socketpair stays (a pair reaches nothing). io_uring could make a socket
+        // (IORING_OP_SOCKET) without this call: refused too.
+        NUMBER(__NR_socket),
         NUMBER(__NR_io_uring_setup),
         // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
         // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with

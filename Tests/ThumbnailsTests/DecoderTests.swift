@@ -387,9 +387,9 @@ import Testing
     /// No network (the sysadmin's review, H1): a decoder child with code execution could
     /// read what its user may read (the settings file, when assetd runs the decoder itself)
     /// and send it out; Landlock refuses TCP only from ABI 4 (Linux 6.7), so the seccomp
-    /// filter refuses a socket of every family but AF_UNIX, whatever the ABI: AF_INET and
-    /// AF_INET6 (TCP and UDP), netlink and packet; and io_uring, which could make one.
-    /// AF_UNIX sockets and socketpair still work (glibc's own lookups use them).
+    /// filter refuses every socket() whatever the ABI: AF_INET and AF_INET6 (TCP and UDP),
+    /// netlink, packet, and AF_UNIX (a local resolver would carry data out in a DNS
+    /// query); and io_uring, which could make one. socketpair still works.
     @Test(arguments: [Int32.max, 3, 0]) func aConfinedProcessOpensNoNetworkSocket(_ highestABI: Int32) throws {
         let pid = assetd_system_fork()
         if pid == 0 {
@@ -405,16 +405,18 @@ import Testing
                 failed |= 4
             }
             if !(assetd_system_io_uring_setup_for_tests() == -1 && errno == EPERM) { failed |= 8 }
-            let local = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            if !refused(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)) || !refused(socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)) {
+                failed |= 32
+            }
             var pair: [Int32] = [0, 0]
-            if local < 0 || socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) != 0 { failed |= 16 }
+            if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) != 0 { failed |= 16 }
             _exit(failed)
         }
         let (signal, failed) = try Self.wait(for: pid)
         #expect(signal == 0, "killed by signal \(signal)")
         #expect(failed == 0, """
             bits: 1 an AF_INET socket, 2 an AF_INET6 socket, 4 a netlink or packet socket, 8 io_uring was not refused; \
-            16 no AF_UNIX socket or socketpair; 100 could not confine itself (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
+            16 no socketpair, 32 an AF_UNIX socket (a local resolver's) was not refused; 100 could not confine itself (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
             """)
     }
 
