@@ -1,11 +1,13 @@
 import AssetStore
 import CSystem
+import Dispatch
 import FastCGIServer
 import Media
 import Foundation
 import Glibc
 public import Logging
 import S3Client
+import Synchronization
 import Thumbnails
 
 /// Start-up: the steps `assetd serve` runs, in order.
@@ -76,6 +78,7 @@ public enum Bootstrap {
         var serverConfiguration = FastCGIServer.Configuration(listen: listen, threads: configuration.threads)
         serverConfiguration.drainTimeout = .seconds(10)
         logger.info("starting", metadata: [
+            "version": "\(AssetdVersion.current)",
             "bucket": "\(configuration.bucket)", "region": "\(configuration.region)",
             "endpoint": "\(configuration.s3().endpoint)", "database": "\(DatabaseLocation.redacted(configuration.databasePath))",
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
@@ -162,6 +165,14 @@ public enum Bootstrap {
         return summary
     }
 
+    /// `assetd migrate`: opens the database, which migrates its schema (each step logged),
+    /// and says where the schema is; on SQLite it takes the database's lock, so assetd must
+    /// be stopped. For a migration before a restart, instead of during the start.
+    public static func migrate(_ configuration: Configuration, logger: Logger) throws -> String {
+        _ = try openRecords(configuration, logger: logger, command: true)
+        return "the schema of \(DatabaseLocation.redacted(configuration.databasePath)) is current"
+    }
+
     /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at
     /// that path, which one process at a time may serve (an exclusive lock on a file
     /// beside it): a second one stops with a clear line instead of corrupting the
@@ -169,8 +180,17 @@ public enum Bootstrap {
     /// `command`: for a command beside or instead of the service (`backfill-media`), with
     /// no upload cache.
     static func openRecords(_ configuration: Configuration, logger: Logger, command: Bool = false) throws -> any RecordStore {
+        // Each migration step is logged with its duration, and systemd's start timeout
+        // (TimeoutStartSec) is extended while they run (Type=notify).
+        let keepAlive = StartTimeoutExtension()
+        defer { keepAlive.stop() }
+        let migrationLog: MigrationLog = { line in
+            logger.info("\(line)")
+            keepAlive.start()
+        }
         if DatabaseLocation.isPostgres(configuration.databasePath) {
-            let settings = postgresSettings(configuration, command: command)
+            var settings = postgresSettings(configuration, command: command)
+            settings.migrationLog = migrationLog
             let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
             logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)",
                                                        "upload_cache": "\(settings.uploadCache ? "on" : "off")"])
@@ -178,7 +198,7 @@ public enum Bootstrap {
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)
         return try SQLiteRecordStore(path: configuration.databasePath,
-                                     statementTimeout: .milliseconds(configuration.databaseStatementTimeout))
+                                     statementTimeout: .milliseconds(configuration.databaseStatementTimeout), migrationLog: migrationLog)
     }
 
     /// The PostgreSQL store's settings; a command's have no upload cache: its LISTEN
@@ -204,6 +224,32 @@ public enum Bootstrap {
                                metrics: metrics, logger: logger, retention: retention)
     }
 
+    /// The socket of the packaged decoder (assetd-thumbnailer.socket).
+    public static let packagedDecoderSocket = "/run/assetd-thumbnailer/decoder.sock"
+
+    /// The decoder zygote, first found first taken: ASSETD_THUMBNAILER_SOCKET; else, when
+    /// ASSETD_THUMBNAILER is unset too, the packaged decoder's socket if it exists and belongs
+    /// to this process's user (the assetd user running a command, `sudo -u assetd assetd
+    /// backfill-media`, with a settings file that names no socket: its decoders stay in
+    /// their unit's sandbox); else ASSETD_THUMBNAILER (or assetd-thumbnailer beside this
+    /// executable) run as assetd's own child.
+    static func decoderEndpoint(_ configuration: Configuration,
+                                packagedSocket: String = packagedDecoderSocket) throws -> IsolatedThumbnailer.Endpoint {
+        if let socket = configuration.thumbnailerSocket { return .socket(path: socket) }
+        if configuration.thumbnailerPath == nil, isOwnSocket(packagedSocket) { return .socket(path: packagedSocket) }
+        let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
+        guard access(executable, X_OK) == 0 else {
+            throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
+        }
+        return .spawn(executable: executable)
+    }
+
+    /// Whether `path` is a unix socket owned by this process's effective user.
+    static func isOwnSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK && info.st_uid == geteuid()
+    }
+
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips
     /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
     /// cache off, its threads bounded so that tasks × threads stays near the core count.
@@ -224,16 +270,9 @@ public enum Bootstrap {
         let scratch = configuration.stateDirectory + "/thumbnail-tmp"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        // The decoder zygote: assetd-thumbnailer.service under systemd, else assetd's own child.
-        let endpoint: IsolatedThumbnailer.Endpoint
-        if let socket = configuration.thumbnailerSocket {
-            endpoint = .socket(path: socket)
-        } else {
-            let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
-            guard access(executable, X_OK) == 0 else {
-                throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
-            }
-            endpoint = .spawn(executable: executable)
+        let endpoint = try decoderEndpoint(configuration)
+        if case .spawn = endpoint {
+            logger.notice("the decoder runs as assetd's own child, as assetd's user: a file that exploits a parser could read what assetd reads (its settings file); assetd-thumbnailer.socket (ASSETD_THUMBNAILER_SOCKET) runs it as a user of its own")
         }
         let decoder = try IsolatedThumbnailer(settings: .init(endpoint: endpoint, thumbnail: settings,
                                                               memoryBytes: configuration.thumbnailerMaxMemory,
@@ -250,5 +289,37 @@ public enum Bootstrap {
             "max_decode_bytes": "\(settings.maxDecodeBytes)", "decoder": "\(endpoint)", "keep_gps": "\(configuration.keepGPS)",
         ])
         return worker
+    }
+}
+
+/// While schema migrations run at start: EXTEND_TIMEOUT_USEC to systemd every 10 s, each
+/// granting 30 s more, so that a long migration is not killed by TimeoutStartSec (and
+/// restarted, to start over) while a stuck start still is. Nothing without NOTIFY_SOCKET.
+final class StartTimeoutExtension: Sendable {
+    private let state = Mutex<(started: Bool, stopped: Bool)>((false, false))
+    private let wake = DispatchSemaphore(value: 0)
+
+    func start() {
+        let first = state.withLock { state in
+            defer { state.started = true }
+            return !state.started && !state.stopped
+        }
+        guard first, ProcessInfo.processInfo.environment["NOTIFY_SOCKET"] != nil else { return }
+        Systemd.notify("EXTEND_TIMEOUT_USEC=30000000")
+        let thread = Thread { [self] in
+            while wake.wait(timeout: .now() + .seconds(10)) == .timedOut {
+                Systemd.notify("EXTEND_TIMEOUT_USEC=30000000")
+            }
+        }
+        thread.name = "start-timeout"
+        thread.start()
+    }
+
+    func stop() {
+        let running = state.withLock { state in
+            defer { state.stopped = true }
+            return state.started && !state.stopped
+        }
+        if running { wake.signal() }
     }
 }

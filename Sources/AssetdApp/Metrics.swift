@@ -34,6 +34,8 @@ public final class Metrics: Sendable {
     public init() {
         openUploads = registry.makeGauge(name: "assetd_open_uploads", help: "Multipart uploads started and neither completed, aborted nor expired.")
         eventBacklog = registry.makeGauge(name: "assetd_event_backlog", help: "Event deliveries not yet delivered nor dead, all sinks together.")
+        registry.makeGauge(name: "assetd_build_info", labels: [("version", AssetdVersion.current)],
+                           help: "Always 1; its label is the version of the assetd that answers.").set(Int64(1))
     }
 
     /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).

@@ -282,6 +282,17 @@ static int confine_seccomp(pid_t self) {
         // whatever it runs stay: the zygote kills that group when the child ends.
         NUMBER(__NR_setsid),
         NUMBER(__NR_setpgid),
+        // No socket at all: so that a parser's exploit cannot send out what it reads, not
+        // over the network (Landlock refuses TCP only from ABI 4, Linux 6.7; Debian 12 has
+        // 6.1) nor through a local daemon that would (a resolver's or nscd's unix socket:
+        // a DNS query carries data out). The child talks to the zygote on a socket it
+        // inherits; nothing it runs (libvips, poppler, libheif, ffmpeg and ffprobe with
+        // -protocol_whitelist file) opens one: the decoder tests run every loader under
+        // this filter. glibc's lookups (nscd, systemd-userdb) fail over to files.
+        // socketpair stays (a pair reaches nothing). io_uring could make a socket
+        // (IORING_OP_SOCKET) without this call: refused too.
+        NUMBER(__NR_socket),
+        NUMBER(__NR_io_uring_setup),
         // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
         // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with
         // only the uid checked. The command is the low 32 bits of the second argument.
@@ -410,4 +421,9 @@ int assetd_system_touch_process_for_tests(int call, int pid) {
     }
     default: errno = EINVAL; return -1;
     }
+}
+
+int assetd_system_io_uring_setup_for_tests(void) {
+    // io_uring_setup(1, NULL): EFAULT if it may run at all; EPERM when refused.
+    return (int)syscall(SYS_io_uring_setup, 1, NULL);
 }

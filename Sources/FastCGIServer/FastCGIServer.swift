@@ -141,7 +141,18 @@ public final class FastCGIServer: Sendable {
             thread.name = "fcgi-\(index)"
             thread.start()
         }
-        while started.load(ordering: .sequentiallyConsistent) < configuration.threads { usleep(1000) }
+        // A thread that could not be made (pthread_create's EAGAIN: systemd's TasksMax, or
+        // RLIMIT_NPROC) never starts, and Foundation's Thread says nothing: after 10 s
+        // without all of them, a line naming the cause and exit 1, not a silent hang.
+        let threadsDeadline = ContinuousClock.now + .seconds(10)
+        while started.load(ordering: .sequentiallyConsistent) < configuration.threads {
+            guard ContinuousClock.now < threadsDeadline else {
+                throw ServerError(description: "only \(started.load(ordering: .sequentiallyConsistent)) of \(configuration.threads) worker "
+                                  + "threads started within 10 s: the process may not make more threads (systemd's TasksMax, "
+                                  + "ulimit -u); lower ASSETD_THREADS or raise the limit")
+            }
+            usleep(1000)
+        }
         logger.info("assetd is serving", metadata: [
             "listen": "\(describeListen())", "threads": "\(configuration.threads)",
         ])

@@ -41,9 +41,12 @@ struct ConfigOptions: ParsableArguments {
 struct Assetd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "assetd",
+        // --version: the release (docs/OPERATIONS.md, "Which version runs").
         abstract: "FastCGI service that puts web frontends' assets into S3.",
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
-        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, MigrateDB.self, SetupSearch.self, Events.self, BackfillMedia.self],
+        version: AssetdVersion.current,
+        subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, Migrate.self, MigrateDB.self, SetupSearch.self, Events.self,
+                      BackfillMedia.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -218,6 +221,30 @@ struct Events: ParsableCommand {
             } else {
                 print(try EventAdmin.list(configuration, dead: dead, limit: limit), terminator: "")
             }
+        }
+    }
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Migrate the database's schema now, not at the next start (before an upgrade's restart).",
+        discussion: """
+            Opens ASSETD_DATABASE as `serve` does, which runs the migrations this release adds, \
+            one log line per step with its duration, then prints that the schema is current. \
+            A database migrated by a newer assetd is refused (exit 1). With SQLite, stop assetd \
+            first (systemctl stop assetd.socket assetd.service: the database's lock is taken); \
+            with PostgreSQL, run it on one host while the others serve (they wait for the tables \
+            a step alters), then restart every host. Run it as the service's user, with its \
+            settings (--config /etc/assetd/assetd.env). docs/OPERATIONS.md, "Upgrades".
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        try options.run(failure: "migrate failed") { configuration, logger in
+            print(try Bootstrap.migrate(configuration, logger: logger))
         }
     }
 }

@@ -215,6 +215,43 @@ struct PostgresRecordStoreTests {
         #expect(schema.current == schema.expected)
         #expect(schema.expected == PostgresRecordStore.migrations.count)
     }
+
+    /// The sysadmin's review, H2: migrations ran under the pool's statement and lock
+    /// timeouts (ASSETD_DATABASE_STATEMENT_TIMEOUT), so a step over many rows was cancelled
+    /// (57014) at every start, and a second host waiting for the first one's migration was
+    /// cancelled too. Here the timeouts are 1 ms: the steps themselves (CREATE EXTENSION
+    /// alone takes longer) and a wait of about a second on the migration lock, held as
+    /// another host migrating would, still succeed, and each step is logged.
+    @Test func migrationsRunPastTheStatementTimeoutAndWaitForAnotherHostsLock() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        // Another host: holds the migration lock for a second, on a connection of its own.
+        let locked = DispatchSemaphore(value: 0)
+        let holder = Thread {
+            guard let other = try? PGPool(url: url, settings: .init()).connect() else { locked.signal(); return }
+            _ = try? other.query("SELECT pg_advisory_lock($1)", [PostgresRecordStore.migrationLock])
+            locked.signal()
+            Thread.sleep(forTimeInterval: 1)
+            _ = try? other.query("SELECT pg_advisory_unlock($1)", [PostgresRecordStore.migrationLock])
+        }
+        holder.start()
+        locked.wait()
+        let lines = Mutex<[String]>([])
+        var settings = PostgresRecordStore.Settings()
+        settings.statementTimeout = .milliseconds(1)
+        settings.migrationLog = { line in lines.withLock { $0.append(line) } }
+        let start = ContinuousClock.now
+        _ = try PostgresRecordStore(url: url, settings: settings)
+        #expect(ContinuousClock.now - start > .milliseconds(900), "it waited for the lock")
+        #expect(try PostgresRecordStore.inspectSchema(url: url).current == PostgresRecordStore.migrations.count)
+        let logged = lines.withLock { $0 }
+        #expect(logged.first == "migrating schema 0 -> \(PostgresRecordStore.migrations.count) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
+        #expect(logged.count == PostgresRecordStore.migrations.count + 1)
+        #expect(logged.dropFirst().allSatisfy { $0.hasPrefix("migrated \"v") && $0.hasSuffix(" s") }, "\(logged)")
+        // Current: nothing to say.
+        lines.withLock { $0.removeAll() }
+        _ = try PostgresRecordStore(url: url, settings: settings)
+        #expect(lines.withLock { $0.isEmpty })
+    }
 }
 
 /// No server needed.

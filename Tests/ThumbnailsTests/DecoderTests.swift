@@ -261,6 +261,14 @@ import Testing
         return sibling
     }
 
+    /// Waits for a forked child: the signal that ended it (0: none) and its exit status.
+    static func wait(for pid: pid_t) throws -> (signal: Int32, status: Int32) {
+        try #require(pid > 0)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f, (status >> 8) & 0xff)
+    }
+
     static func end(_ sibling: pid_t) {
         kill(sibling, SIGKILL)
         var status: Int32 = 0
@@ -366,16 +374,50 @@ import Testing
             if assetd_system_limit(ASSETD_LIMIT_CORE_BYTES, 0) != 0 { failed |= 64 }
             _exit(failed)
         }
-        try #require(pid > 0)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        #expect(status & 0x7f == 0, "killed by signal \(status & 0x7f)")
-        #expect((status >> 8) & 0xff == 0, """
+        let (signal, failed) = try Self.wait(for: pid)
+        #expect(signal == 0, "killed by signal \(signal)")
+        #expect(failed == 0, """
             bits: on its parent or a sibling 1 prlimit64, 2 setpriority, 4 sched_setaffinity, 8 sched_setscheduler, \
             16 sched_setattr, 32 ioprio_set was not refused; 64 could not set its own; 100 could not confine itself \
             (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
             """)
         #expect(kill(sibling, 0) == 0, "the sibling still runs")
+    }
+
+    /// No network (the sysadmin's review, H1): a decoder child with code execution could
+    /// read what its user may read (the settings file, when assetd runs the decoder itself)
+    /// and send it out; Landlock refuses TCP only from ABI 4 (Linux 6.7), so the seccomp
+    /// filter refuses every socket() whatever the ABI: AF_INET and AF_INET6 (TCP and UDP),
+    /// netlink, packet, and AF_UNIX (a local resolver would carry data out in a DNS
+    /// query); and io_uring, which could make one. socketpair still works.
+    @Test(arguments: [Int32.max, 3, 0]) func aConfinedProcessOpensNoNetworkSocket(_ highestABI: Int32) throws {
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            var failed: Int32 = 0
+            if assetd_system_confine_below_landlock_abi_for_tests(highestABI) < 0 { _exit(100) }
+            func refused(_ result: Int32) -> Bool { result == -1 && errno == EPERM }
+            if !refused(socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)) { failed |= 1 }
+            if !refused(socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)) { failed |= 1 }
+            if !refused(socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)) || !refused(socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)) {
+                failed |= 2
+            }
+            if !refused(socket(AF_NETLINK, Int32(SOCK_RAW.rawValue), 0)) || !refused(socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), 0)) {
+                failed |= 4
+            }
+            if !(assetd_system_io_uring_setup_for_tests() == -1 && errno == EPERM) { failed |= 8 }
+            if !refused(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)) || !refused(socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)) {
+                failed |= 32
+            }
+            var pair: [Int32] = [0, 0]
+            if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) != 0 { failed |= 16 }
+            _exit(failed)
+        }
+        let (signal, failed) = try Self.wait(for: pid)
+        #expect(signal == 0, "killed by signal \(signal)")
+        #expect(failed == 0, """
+            bits: 1 an AF_INET socket, 2 an AF_INET6 socket, 4 a netlink or packet socket, 8 io_uring was not refused; \
+            16 no socketpair, 32 an AF_UNIX socket (a local resolver's) was not refused; 100 could not confine itself (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
+            """)
     }
 
     /// Landlock refused (EPERM from a seccomp filter, as a container's or systemd's may) is

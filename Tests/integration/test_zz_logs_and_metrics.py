@@ -6,6 +6,7 @@ the browser-side tests PUT to) is not ours and is left out."""
 import glob
 import os
 import re
+import subprocess
 
 import pytest
 import requests
@@ -97,3 +98,21 @@ def test_logs_hold_no_token_signature_or_secret(settings):
     # The access-log line is there, with nginx's request id.
     text = open(os.path.join(state, "logs", "assetd.log"), errors="replace").read()
     assert re.search(r"method=GET request_id=[0-9a-f]{32} route=/s3/start-upload status=200", text)
+
+
+def test_the_version_shows_in_the_option_the_starting_line_and_metrics(base_url):
+    """The sysadmin's review, L3, M12, L4: which version runs (`assetd --version`, the
+    "starting" line, assetd_build_info), the schema's migration logged step by step at the
+    stack's first start, and no raw libpq NOTICE line (PostgreSQL pass) in assetd's log."""
+    out = subprocess.run([os.environ["ASSETD_BIN"], "--version"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    version = out.stdout.strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", version), out.stdout
+    for text in metrics_of_each(base_url):
+        assert sample(text, "assetd_build_info", version=version) == 1
+    state = os.environ["ASSETD_STATE_DIR"]
+    logs = "".join(open(p, errors="replace").read() for p in glob.glob(os.path.join(state, "logs", "assetd*.log")))
+    assert re.search(rf"version={re.escape(version)}\b.*\bstarting$", logs, re.M), "no version in the starting line"
+    assert re.search(r"migrating schema 0 -> \d+ \(", logs), "the first start's migration was not logged"
+    assert re.search(r'migrated \\?"v1: [^"\\]*\\?" in \d+\.\d{3} s', logs), "no step of the migration was logged"
+    assert "NOTICE:" not in logs

@@ -146,7 +146,10 @@ final class PGPool: @unchecked Sendable {
     func connect() throws -> PGConnection {
         let connection = try PGConnection(parameters: Self.parameters(url: url, settings: settings))
         let milliseconds = settings.statementTimeout.components.seconds * 1000 + settings.statementTimeout.components.attoseconds / 1_000_000_000_000_000
-        try connection.execute("SET statement_timeout = \(milliseconds); SET lock_timeout = \(milliseconds); SET TIME ZONE 'UTC'")
+        try connection.execute("SET statement_timeout = \(milliseconds); SET lock_timeout = \(milliseconds); SET TIME ZONE 'UTC'; "
+                               // No NOTICE on standard error (libpq prints them there, outside the
+                               // log's format): "relation ... already exists, skipping" at each start.
+                               + "SET client_min_messages = warning")
         return connection
     }
 

@@ -181,12 +181,26 @@ extension PostgresRecordStore {
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").
     static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
 
-    static func migrate(_ connection: PGConnection) throws {
+    /// How long a host waits for another host's migration (the advisory lock, which blocks
+    /// no one else): 10 minutes; systemd's start timeout is extended meanwhile (MigrationLog).
+    static let migrationLockTimeout = "10min"
+    /// How long a step waits for a table's lock. Shorter: while a step's ACCESS EXCLUSIVE
+    /// request waits (behind a long transaction: pg_dump, a report), every read and write
+    /// of that table on every host queues behind it. Past it the start fails, naming the
+    /// cause, and systemd starts assetd again (RestartSec=2).
+    static let migrationTableLockTimeout = "30s"
+
+    static func migrate(_ connection: PGConnection, log: MigrationLog? = nil) throws {
         try connection.execute("BEGIN")
         do {
+            // Not ASSETD_DATABASE_STATEMENT_TIMEOUT (the pool's, for requests): a migration
+            // over many rows takes longer, and a cancelled one starts over at every restart.
+            // Lock waits are bounded: another host's migration generously, a table less.
+            try connection.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '\(migrationLockTimeout)'")
             // The lock first: hosts starting together would otherwise race CREATE TABLE IF
             // NOT EXISTS, which PostgreSQL can fail with a unique violation on pg_type.
             try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            try connection.execute("SET LOCAL lock_timeout = '\(migrationTableLockTimeout)'")
             try connection.execute("""
                 CREATE TABLE IF NOT EXISTS schema_version (
                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
@@ -196,9 +210,22 @@ extension PostgresRecordStore {
                 throw RecordStoreError.database(
                     "the database's schema is at version \(current), newer than this assetd knows (\(migrations.count)): upgrade assetd")
             }
+            if current < migrations.count {
+                log?("migrating schema \(current) -> \(migrations.count) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
+            }
             for (index, migration) in migrations.enumerated().dropFirst(current) {
-                try connection.execute(migration.sql)
+                let start = ContinuousClock.now
+                do {
+                    try connection.execute(migration.sql)
+                } catch {
+                    guard error.sqlState == "55P03" else { throw error }
+                    throw RecordStoreError.database("""
+                        migration "\(migration.name)" waited over \(migrationTableLockTimeout) for a table's lock held by another \
+                        transaction (pg_dump, a long report? pg_stat_activity shows it): nothing was changed; it runs again at the next start (\(error))
+                        """)
+                }
                 try connection.query("INSERT INTO schema_version (version, name) VALUES ($1, $2)", [index + 1, migration.name])
+                log?("migrated \"\(migration.name)\" in \((ContinuousClock.now - start).migrationSeconds)")
             }
             try connection.execute("COMMIT")
         } catch {

@@ -32,6 +32,8 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         var renewsLeases = true
         /// How many rows a search's steps read (PostgresRecordStore+search.swift); small in tests only.
         var searchBounds = SearchBounds()
+        /// Told what the schema migration does (MigrationLog).
+        public var migrationLog: MigrationLog?
 
         public init() {}
     }
@@ -62,7 +64,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         poolSettings.acquireTimeout = settings.acquireTimeout
         pool = PGPool(url: url, settings: poolSettings)
         do {
-            try pool.with { connection in try Self.migrate(connection) }
+            try pool.with { connection in try Self.migrate(connection, log: settings.migrationLog) }
         } catch {
             throw RecordStoreError.database("cannot open ASSETD_DATABASE \(DatabaseLocation.redacted(url)): \(error)")
         }

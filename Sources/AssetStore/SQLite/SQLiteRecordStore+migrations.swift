@@ -262,3 +262,40 @@ extension SQLiteRecordStore {
         return migrator
     }
 }
+
+extension SQLiteRecordStore {
+    /// Runs the migrations this database lacks, one at a time, each in its own transaction
+    /// (GRDB's), telling `log` "migrating schema N -> M" and each step's duration. A
+    /// database with a migration this assetd does not know (a newer assetd migrated it: a
+    /// downgrade) is refused, as PostgreSQL's is: GRDB alone would skip the unknown ones
+    /// and run against a schema it does not know.
+    static func migrate(_ pool: DatabasePool, log: MigrationLog?) throws {
+        let migrator = Self.migrator
+        let known = migrator.migrations
+        let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+        let unknown = applied.subtracting(known).sorted()
+        guard unknown.isEmpty else {
+            throw RecordStoreError.database("""
+                the database's schema is newer than this assetd knows: it has migrations \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) \
+                that this assetd does not (a newer assetd migrated it); upgrade assetd, or restore the backup taken before the upgrade \
+                (docs/OPERATIONS.md, "Backups")
+                """)
+        }
+        let pending = known.filter { !applied.contains($0) }
+        guard !pending.isEmpty else { return }
+        log?("migrating schema \(known.count - pending.count) -> \(known.count) (SQLite: \(pending.count) step\(pending.count == 1 ? "" : "s"))")
+        // Step by step only in order: GRDB refuses a target below a migration already applied.
+        let lastApplied = known.lastIndex { applied.contains($0) } ?? -1
+        guard let firstPending = known.firstIndex(of: pending[0]), firstPending > lastApplied else {
+            let start = ContinuousClock.now
+            try migrator.migrate(pool)
+            log?("migrated \(pending.joined(separator: ", ")) in \((ContinuousClock.now - start).migrationSeconds)")
+            return
+        }
+        for name in pending {
+            let start = ContinuousClock.now
+            try migrator.migrate(pool, upTo: name)
+            log?("migrated \"\(name)\" in \((ContinuousClock.now - start).migrationSeconds)")
+        }
+    }
+}

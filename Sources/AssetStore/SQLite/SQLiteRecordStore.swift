@@ -16,11 +16,13 @@ public final class SQLiteRecordStore: RecordStore {
     let walkedRows: Int
 
     /// Opens (creating it if needed) the database at `path` and migrates it.
-    public convenience init(path: String, statementTimeout: Duration? = .seconds(10)) throws {
-        try self.init(path: path, statementTimeout: statementTimeout, walkedRows: SQLiteRecordStore.defaultWalkedRows)
+    /// `migrationLog`: told each migration that runs (MigrationLog).
+    public convenience init(path: String, statementTimeout: Duration? = .seconds(10), migrationLog: MigrationLog? = nil) throws {
+        try self.init(path: path, statementTimeout: statementTimeout, walkedRows: SQLiteRecordStore.defaultWalkedRows,
+                      migrationLog: migrationLog)
     }
 
-    init(path: String, statementTimeout: Duration?, walkedRows: Int) throws {
+    init(path: String, statementTimeout: Duration?, walkedRows: Int, migrationLog: MigrationLog? = nil) throws {
         self.statementTimeout = statementTimeout
         self.walkedRows = walkedRows
         var configuration = Configuration()
@@ -31,7 +33,7 @@ public final class SQLiteRecordStore: RecordStore {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
-            try Self.migrator.migrate(pool)
+            try Self.migrate(pool, log: migrationLog)
             readers = ThreadReaders(path: path)
         } catch {
             throw RecordStoreError.database("cannot open ASSETD_DATABASE \(path): \(error)")

@@ -79,7 +79,7 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// What `assetd_system_confine` set up, as bits.
 #define ASSETD_CONFINED_FILES 1     /* Landlock: no file written, made or removed but /dev/null */
 #define ASSETD_CONFINED_SIGNALS 2   /* Landlock ABI 6: no signal or abstract socket outside its domain */
-#define ASSETD_CONFINED_SYSCALLS 4  /* seccomp: no ptrace, no other process's memory, limits or scheduling, no signal but to itself */
+#define ASSETD_CONFINED_SYSCALLS 4  /* seccomp: no ptrace, no other process's memory, limits or scheduling, no signal but to itself, no socket */
 
 /// A decoder child's confinement, for itself and every program it runs (inherited by
 /// fork and execve, never lifted): a Landlock domain of its own where no file may be
@@ -92,7 +92,9 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// rt_sigqueueinfo, rt_tgsigqueueinfo and pidfd_send_signal always, tgkill but to its
 /// own pid (the caller's at this call: programs it runs, another pid, may signal
 /// nothing), so that no signal leaves the child below Landlock ABI 6 either; setsid and
-/// setpgid (what it runs stays in the process group the zygote kills); and no limit or
+/// setpgid (what it runs stays in the process group the zygote kills); no socket() of any
+/// family, AF_UNIX too, and no io_uring (no network whatever the Landlock ABI, nor a local
+/// resolver); socketpair stays; and no limit or
 /// scheduling of another process: prlimit64, sched_setaffinity, sched_setscheduler,
 /// sched_setparam and sched_setattr only on pid 0 or its own, setpriority only
 /// PRIO_PROCESS of 0 or its own pid, ioprio_set never (prlimit64 on another process of
@@ -110,6 +112,9 @@ int assetd_system_thread_slot(void);
 /// For tests, in a forked child: `assetd_system_confine` as on a kernel whose Landlock
 /// ABI is at most `highest_abi` (0: as without Landlock).
 int assetd_system_confine_below_landlock_abi_for_tests(int highest_abi);
+
+/// For tests: io_uring_setup(1, NULL), -1 with errno (EPERM when a filter refuses it).
+int assetd_system_io_uring_setup_for_tests(void);
 
 /// For tests: sets a limit or the scheduling of process `pid` (0: the caller) to what it
 /// reads it is, changing nothing: `call` 0 prlimit64 (RLIMIT_CORE), 1 setpriority
