@@ -233,6 +233,9 @@ struct SearchTests {
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000),
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 40, gatheredMatches: 0),
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 120, walkedRows: 240, gatheredMatches: 100),
+                      // The later tiers gathered at once (below: `mixa`), and too many for that.
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 1000),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 10),
                       PostgresRecordStore.SearchBounds()])
     func manyMatchesOnPostgresPageTheSameAsFew(_ bounds: PostgresRecordStore.SearchBounds) throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
@@ -451,9 +454,8 @@ struct SearchTests {
             #expect(try store.allPages(query(1, q)).map(\.fileName) == ["Old_Beach.jpg"], "q=\(q)")
             #expect(try store.allPages(query(1, q, sort: .name)).map(\.fileName) == ["Old_Beach.jpg"], "q=\(q)")
         }
-        try store.pool.with { connection in
-            #expect(try connection.query("SELECT search_text FROM asset").first?.string(0) == "old_beach.jpg\nunder sky\nred\nblue")
-        }
+        let stored = try store.pool.with { try $0.query("SELECT search_text FROM asset").first?.string(0) }
+        #expect(stored == "old_beach.jpg\nunder sky\nred\nblue")
     }
 
     @Test func searchTextWords() {
