@@ -233,6 +233,9 @@ struct SearchTests {
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000),
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 40, gatheredMatches: 0),
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 120, walkedRows: 240, gatheredMatches: 100),
+                      // The later tiers gathered at once (below: `mixa`), and too many for that.
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 1000),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 10),
                       PostgresRecordStore.SearchBounds()])
     func manyMatchesOnPostgresPageTheSameAsFew(_ bounds: PostgresRecordStore.SearchBounds) throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
@@ -280,6 +283,21 @@ struct SearchTests {
                     }
                 }
             }
+        }
+        // The three tiers at once, a few rows each and interleaved (whole `mixa`, a prefix of
+        // `mixab`, inside `zmixa`), cursors inside each tier: tier by tier, newest first,
+        // whether the tiers' matches are gathered together or tier by tier.
+        var tiers: [[Int64]] = [[], [], []]
+        for i in 0..<8 {
+            for (tier, stem) in ["mixa", "mixab", "zmixa"].enumerated() {
+                tiers[tier].append(try store.createAsset(
+                    NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "\(stem)_\(i)", size: 5),
+                    status: .ready, now: Date()).id)
+            }
+        }
+        for limit in [1, 7, 9, 50] {
+            #expect(try store.allPages(query(1, "mixa", limit: limit)).map(\.id) == tiers.flatMap { $0.reversed() }, "limit=\(limit)")
+            #expect(try store.allPages(query(1, "mixa", kind: .video, limit: limit)).isEmpty)
         }
     }
 
@@ -418,6 +436,26 @@ struct SearchTests {
         #expect(try store.allPages(query(1, "beach")).map(\.fileName) == ["Old_Beach.jpg"])
         #expect(try store.allPages(query(1, "d_bea")).map(\.fileName) == ["Old_Beach.jpg"])
         #expect(try store.asset(id: 1, workspaceID: 1)?.tags == [])
+    }
+
+    /// PostgreSQL migration v7 stores the search text of the assets that were there before it.
+    @Test func postgresMigrationV7StoresExistingAssetsSearchText() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        try PGPool(url: url, settings: .init()).with { connection in
+            try PostgresRecordStore.migrate(connection, through: 6)
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at, title, tags)
+                VALUES (1, '1/digital_assets/1.jpg', 'Old_Beach.jpg', 'image/jpeg', 5, 'ready', 0, 0, 'Under Sky', E'Red\\nblue')
+                """)
+        }
+        let store = try PostgresRecordStore(url: url)
+        #expect(try PostgresRecordStore.inspectSchema(url: url).current == PostgresRecordStore.migrations.count)
+        for q in ["d_bea", "under sky", "unde", "red", "r sk"] {
+            #expect(try store.allPages(query(1, q)).map(\.fileName) == ["Old_Beach.jpg"], "q=\(q)")
+            #expect(try store.allPages(query(1, q, sort: .name)).map(\.fileName) == ["Old_Beach.jpg"], "q=\(q)")
+        }
+        let stored = try store.pool.with { try $0.query("SELECT search_text FROM asset").first?.string(0) }
+        #expect(stored == "old_beach.jpg\nunder sky\nred\nblue")
     }
 
     @Test func searchTextWords() {

@@ -176,6 +176,20 @@ extension PostgresRecordStore {
             ALTER TABLE asset ADD COLUMN media_attempts INTEGER NOT NULL DEFAULT 0;
             ALTER TABLE asset ADD COLUMN media_attempts_etag TEXT;
             """),
+        ("v7: stored search text", """
+            -- Tier 2's case-folded text (file name, title and tags joined by a line feed, as
+            -- v2's expression index has it) stored, so that a search's walk and the trigram
+            -- index's recheck read it instead of computing lower() of the three columns for
+            -- every row they test (PostgresRecordStore+search.swift); its trigram index,
+            -- scoped as v5's, replaces the expression index. A stored column rewrites the
+            -- table in the migration's transaction, which holds writes to asset meanwhile
+            -- (docs/OPERATIONS.md says how long, and how to do it beforehand).
+            ALTER TABLE asset ADD COLUMN IF NOT EXISTS search_text TEXT
+                GENERATED ALWAYS AS (lower(coalesce(file_name, '') || E'\\n' || coalesce(title, '') || E'\\n' || tags)) STORED;
+            DROP INDEX IF EXISTS asset_trigrams_by_workspace;
+            CREATE INDEX IF NOT EXISTS asset_search_text_by_workspace ON asset
+                USING gin (workspace_id, (left(file_type, 6)), search_text public.gin_trgm_ops);
+            """),
     ]
 
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").
@@ -190,7 +204,8 @@ extension PostgresRecordStore {
     /// cause, and systemd starts assetd again (RestartSec=2).
     static let migrationTableLockTimeout = "30s"
 
-    static func migrate(_ connection: PGConnection, log: MigrationLog? = nil) throws {
+    /// Runs the migrations not yet recorded, up to the `last`th (a test's older schema) or all.
+    static func migrate(_ connection: PGConnection, through last: Int? = nil, log: MigrationLog? = nil) throws {
         try connection.execute("BEGIN")
         do {
             // Not ASSETD_DATABASE_STATEMENT_TIMEOUT (the pool's, for requests): a migration
@@ -210,10 +225,11 @@ extension PostgresRecordStore {
                 throw RecordStoreError.database(
                     "the database's schema is at version \(current), newer than this assetd knows (\(migrations.count)): upgrade assetd")
             }
-            if current < migrations.count {
-                log?("migrating schema \(current) -> \(migrations.count) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
+            let target = min(last ?? migrations.count, migrations.count)
+            if current < target {
+                log?("migrating schema \(current) -> \(target) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
             }
-            for (index, migration) in migrations.enumerated().dropFirst(current) {
+            for (index, migration) in migrations.enumerated().dropFirst(current) where index < target {
                 let start = ContinuousClock.now
                 do {
                     try connection.execute(migration.sql)

@@ -4,7 +4,8 @@ import Foundation
 // (`AssetQuery` and `SearchText` say what they are) over migration "v2: titles, tags and
 // search": the `search_words` tsvector (the words of file name, title and tags, case and
 // accents folded by unaccent) for tiers 0 and 1, to_tsquery prefixes (`:*`) for tier 1, and
-// LIKE over the case-folded texts under a pg_trgm index for tier 2. Every value is a bound
+// LIKE over the case-folded texts (stored by migration v7: `search_text`) under a pg_trgm
+// index for tier 2. Every value is a bound
 // parameter; words become tsquery lexemes quoted by `assetd_query`, and the substring's
 // `\ % _` are escaped for LIKE: nothing typed is syntax.
 extension PostgresRecordStore {
@@ -52,10 +53,17 @@ extension PostgresRecordStore {
     /// its first, set here, saves a round trip).
     private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
         // No parallel workers either: a request's statement is short, and forking
-        // workers for it costs more than it saves on a busy host.
+        // workers for it costs more than it saves on a busy host. No JIT: a plan that must
+        // sort with enable_sort off costs 10^10 to the planner, far above jit_above_cost,
+        // and compiling it took 0.5-1 s (a relevance walk's count, in EXPLAIN ANALYZE).
+        // Generic plans: each step's plan is forced, so that a custom plan for the values at
+        // hand finds nothing better, but PostgreSQL kept planning each statement anew (a
+        // gather's custom plan costs less than its generic one, estimated with default
+        // selectivities), about 1 ms of planning a statement against 0.03 ms for the
+        // generic plan, the same plan (EXPLAIN ANALYZE of a prepared gather).
         try connection.execute("""
-            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;
-            \(Self.settings(of: .walk))
+            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off;
+            SET LOCAL plan_cache_mode = force_generic_plan; \(Self.settings(of: .walk))
             """)
         do {
             let value = try body()
@@ -67,8 +75,8 @@ extension PostgresRecordStore {
         }
     }
 
-    /// The case-folded texts that tier 2 searches, as the trigram index has them.
-    static let searchedText = "lower(coalesce(asset.file_name, '') || E'\\n' || coalesce(asset.title, '') || E'\\n' || asset.tags)"
+    /// The case-folded texts that tier 2 searches, stored (migration v7) as the trigram index has them.
+    static let searchedText = "asset.search_text"
 
     /// How many matches and rows each step of a page reads (`page`): the defaults, or a
     /// test's small ones (`Settings.searchBounds`), so that a small corpus takes every step.
@@ -126,6 +134,31 @@ extension PostgresRecordStore {
             words.map { "NOT coalesce(asset.search_words @@ (SELECT assetd_query(\(sql.bind($0)), \(prefix))), false)" }
         }
 
+        /// Every match of a sorted page (tiers 0 to 2): every word a prefix, or the substring.
+        /// A NULL tsquery leaves the OR to the substring (NULL OR true is true).
+        func either(_ sql: SQLParameters) -> String? {
+            let either = [words(prefix: true, sql), substring(sql)].compactMap { $0 }
+            return either.isEmpty ? nil : "(" + either.joined(separator: " OR ") + ")"
+        }
+
+        /// What tier `tier` or a later one matches; nil when none can. Tier 0's rows match
+        /// every word as a prefix too, so the tiers from 0 on are `either`, and those from 1
+        /// on leave out tier 0.
+        func fromTier(_ tier: Int, _ sql: SQLParameters) -> String? {
+            switch tier {
+            case 0: return either(sql)
+            case 1: return either(sql).map { either in excluding(prefix: false, sql).map { "\(either) AND \($0)" } ?? either }
+            default: return self.tier(tier, sql)
+            }
+        }
+
+        /// A matching row's tier: 0 for every word whole, 1 for every word a prefix, else 2
+        /// (the substring). A NULL tsquery matches no row (CASE takes NULL as false).
+        func tierOfRow(_ sql: SQLParameters) -> String {
+            guard let whole = self.words(prefix: false, sql), let prefix = self.words(prefix: true, sql) else { return "2" }
+            return "CASE WHEN \(whole) THEN 0 WHEN \(prefix) THEN 1 ELSE 2 END"
+        }
+
         func substring(_ sql: SQLParameters) -> String? {
             substring.map { "\(PostgresRecordStore.searchedText) LIKE '%' || lower(\(sql.bind($0))) || '%'" }
         }
@@ -143,9 +176,38 @@ extension PostgresRecordStore {
         }
     }
 
-    /// At most `limit` rows of `workspace` after `position` matching `text` and `filters`,
+    /// What a page's statements are written from. Each statement binds its own parameters
+    /// (a prepared statement takes exactly the ones it names), so each part is written
+    /// into the statement's `SQLParameters` as the statement needs it.
+    struct PageQuery {
+        let workspaceID: Int64
+        /// After the cursor; nil from the start.
+        let position: (SQLParameters) -> String?
+        /// What the rows must match (a tier, or every match for a sorted page).
+        let text: (SQLParameters) -> String
+        /// Not gone, and the query's filters.
+        let filters: (SQLParameters) -> String
+        /// The sort key's expression (no parameters in it); nil: the id.
+        let key: String?
+        let descending: Bool
+        let limit: Int
+        /// Relevance: the tiers after this one, at once (`page`).
+        let laterTiers: LaterTiers?
+    }
+
+    /// The tiers of a relevance page after its current one, as one set (from their start).
+    struct LaterTiers {
+        /// What any of them matches.
+        let matched: (SQLParameters) -> String
+        /// A row's tier (an integer expression).
+        let tier: (SQLParameters) -> String
+    }
+
+    /// At most `limit` rows of the workspace after `position` matching `text` and `filters`,
     /// in the order of `key` (nil: the id) and the id, descending or not (each row the
-    /// record's columns, then `key`'s value if any).
+    /// record's columns, then `key`'s value if any); with `laterTiers`, the rows of those
+    /// tiers may follow, in the order of tier and id, each with its tier in that column
+    /// (`laterTiersRead` true: the page holds every match of the later tiers it needs).
     ///
     /// Which plan is fast depends on how many rows match, which the planner cannot know:
     /// its estimates multiply selectivities that are far from independent here (a tier
@@ -168,58 +230,116 @@ extension PostgresRecordStore {
     ///    `limit / d` rows fewer than the `d × rows of the workspace` matches: above 2.2% at
     ///    100,000 rows and 50 a page; 1 in 60 is 1.7%. The gather is not first: its
     ///    bitmap alone costs a common word 1.5 ms (q=beach intersected with its workspace's
-    ///    100,000 entries in the GIN index), 3 times its walk;
+    ///    100,000 entries in the GIN index), 3 times its walk. When they do not fill a
+    ///    relevance page, whose first walk also counted the walked rows that any later tier
+    ///    matches, and those were at most 1 in 60 too: the rest of the page from the matches
+    ///    of all the later tiers at once, gathered the same way, each row's tier computed,
+    ///    in the order of tier and id (nothing, a rare word, a substring: one statement for
+    ///    the later tiers where each took a walk and a gather). Not all tiers at once from the
+    ///    start: a page that tier 0 fills (a title) gathers its whole words only, which the
+    ///    GIN index intersects in a third of the time that prefixes take;
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ plan: inout Plan, _ sql: SQLParameters, workspace: String, position: String?,
-                      text: String, filters: String, key: String?, descending: Bool, limit: Int) throws -> [PGRow] {
-        let direction = descending ? "DESC" : "ASC"
+    private func page(_ connection: PGConnection, _ plan: inout Plan, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
+        let direction = query.descending ? "DESC" : "ASC"
+        let key = query.key
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
-        let bound = sql.bind(limit)
-        let after = position.map { " AND \($0)" } ?? ""
-        let selected = "\(Self.assetColumns), \(key ?? "NULL")"
         let bounds = settings.searchBounds
         // The sort key a column of the walked rows, so that the planner sees them in the
         // outer order (an expression over the subquery's columns is another expression to
         // it: it would sort, reading every walked row to fill a page that the first 533 fill).
         let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
         var gatheredTooMany = false
+        var countsTiers = query.laterTiers != nil && key == nil
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
             try use(.walk, &plan, connection)
-            let walked = try connection.query("""
-                SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
-                    SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
-                    ORDER BY \(order) LIMIT \(rows)
-                ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(bound)
-                """, sql.values).rows
-            if walked.count == limit { return walked }
+            let sql = SQLParameters()
+            let workspace = sql.bind(query.workspaceID)
+            let after = query.position(sql).map { " AND \($0)" } ?? ""
+            let filters = query.filters(sql)
+            let text = query.text(sql)
+            let walked: [PGRow]
+            var walkedInLaterTiers: Int?
+            if let tiers = query.laterTiers, countsTiers {
+                countsTiers = false
+                // The walked rows once (MATERIALIZED): the page's matches of this tier, and
+                // how many any later tier matches (one row at least, NULL columns when this
+                // tier has none).
+                let matched = tiers.matched(sql)
+                let result = try connection.query("""
+                    WITH walked AS MATERIALIZED (
+                        SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(rows))
+                    SELECT \(Self.assetColumns), NULL, total.found
+                    FROM (SELECT count(*) AS found FROM walked AS asset WHERE \(filters) AND \(matched)) AS total
+                    LEFT JOIN LATERAL (SELECT * FROM walked AS asset WHERE \(filters) AND \(text)
+                        ORDER BY \(walkedOrder) LIMIT \(sql.bind(query.limit))) AS asset ON true
+                    ORDER BY \(walkedOrder)
+                    """, sql.values).rows
+                walkedInLaterTiers = result.first?.int(Self.assetColumnCount + 1) ?? 0
+                walked = result.filter { $0.int64(0) != nil }
+            } else {
+                walked = try connection.query("""
+                    SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
+                        SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
+                        ORDER BY \(order) LIMIT \(rows)
+                    ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(sql.bind(query.limit))
+                    """, sql.values).rows
+            }
+            if walked.count == query.limit { return (walked, false) }
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
-            // The matches' ids and sort keys (at most `gatheredMatches` + 1), the page's ids
-            // sorted from those, and its rows read by id; one row at least, the count of
-            // matches read in the last column (NULL columns before it when there is none).
-            try use(.bitmap, &plan, connection)
-            let gathered = try connection.query("""
-                WITH matched AS MATERIALIZED (
-                    SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                    WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
-                page AS (SELECT matched.id, matched.sort_key FROM matched ORDER BY matched.sort_key \(direction), matched.id \(direction)
-                    LIMIT \(bound))
-                SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
-                LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
-                ORDER BY page.sort_key \(direction), page.id \(direction)
-                """, sql.values).rows
-            if (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches {
-                return gathered.filter { $0.int64(0) != nil }
+            if let gathered = try gather(connection, &plan, workspaceID: query.workspaceID, position: query.position, text: query.text,
+                                         filters: query.filters, key: { _ in key }, keyDirection: direction, idDirection: direction,
+                                         limit: query.limit) {
+                if gathered.count < query.limit, let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows,
+                   let later = try gather(connection, &plan, workspaceID: query.workspaceID, position: { _ in nil }, text: tiers.matched,
+                                          filters: query.filters, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC",
+                                          limit: query.limit - gathered.count) {
+                    return (gathered + later, true)
+                }
+                return (gathered, false)
             }
             gatheredTooMany = true
         }
         try use(.walk, &plan, connection)
-        return try connection.query("""
-            SELECT \(selected) FROM asset WHERE \(Self.walking(workspace))\(after) AND \(filters) AND \(text)
-            ORDER BY \(order) LIMIT \(bound)
+        let sql = SQLParameters()
+        let workspace = sql.bind(query.workspaceID)
+        let after = query.position(sql).map { " AND \($0)" } ?? ""
+        return (try connection.query("""
+            SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(after)
+            AND \(query.filters(sql)) AND \(query.text(sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
+            """, sql.values).rows, false)
+    }
+
+    /// The matches' ids and sort keys from the GIN indexes (at most `gatheredMatches` + 1),
+    /// the page's ids sorted from those, and its rows read by id, each with its sort key;
+    /// nil when more than `gatheredMatches` matched.
+    private func gather(_ connection: PGConnection, _ plan: inout Plan, workspaceID: Int64, position: (SQLParameters) -> String?,
+                        text: (SQLParameters) -> String, filters: (SQLParameters) -> String, key: (SQLParameters) -> String?,
+                        keyDirection: String, idDirection: String, limit: Int) throws -> [PGRow]? {
+        let sql = SQLParameters()
+        let workspace = sql.bind(workspaceID)
+        let after = position(sql).map { " AND \($0)" } ?? ""
+        let filters = filters(sql)
+        let text = text(sql)
+        let key = key(sql)
+        let bounds = settings.searchBounds
+        try use(.bitmap, &plan, connection)
+        // One row at least, the count of matches read in the last column (NULL columns
+        // before it when there is none).
+        let gathered = try connection.query("""
+            WITH matched AS MATERIALIZED (
+                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
+                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
+            page AS (SELECT matched.id, matched.sort_key FROM matched
+                ORDER BY matched.sort_key \(keyDirection), matched.id \(idDirection) LIMIT \(sql.bind(limit)))
+            SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
+            LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
+            ORDER BY page.sort_key \(keyDirection), page.id \(idDirection)
             """, sql.values).rows
+        guard (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches else { return nil }
+        return gathered.filter { $0.int64(0) != nil }
     }
 
     enum Plan { case walk, bitmap }
@@ -242,7 +362,8 @@ extension PostgresRecordStore {
         }
     }
 
-    /// Tier by tier, each newest first, from the position's tier on.
+    /// Tier by tier, each newest first, from the position's tier on; the later tiers at once
+    /// when few rows match any of them (`page`).
     private func relevancePage(_ query: AssetQuery, _ text: SearchText, _ connection: PGConnection) throws
         -> [(asset: AssetRecord, position: AssetPosition)] {
         let conditions = TextConditions(text)
@@ -256,25 +377,29 @@ extension PostgresRecordStore {
         }
         var plan = Plan.walk
         for tier in startTier...2 where page.count < query.limit {
-            let sql = SQLParameters()
-            let workspace = sql.bind(query.workspaceID)
-            let position = tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
-            guard let match = conditions.tier(tier, sql) else { continue }
-            let rows = try self.page(connection, &plan, sql, workspace: workspace, position: position, text: match,
-                                     filters: Self.filters(query, sql), key: nil, descending: true, limit: query.limit - page.count)
+            guard conditions.tier(tier, SQLParameters()) != nil else { continue }
+            let position: (SQLParameters) -> String? = { sql in
+                tier == startTier ? afterID.map { "asset.id < \(sql.bind($0))" } : nil
+            }
+            let laterTiers = tier < 2 && conditions.fromTier(tier + 1, SQLParameters()) != nil
+                ? LaterTiers(matched: { conditions.fromTier(tier + 1, $0)! }, tier: { conditions.tierOfRow($0) }) : nil
+            let (rows, laterTiersRead) = try self.page(connection, &plan, PageQuery(
+                workspaceID: query.workspaceID, position: position, text: { conditions.tier(tier, $0)! },
+                filters: { Self.filters(query, $0) }, key: nil, descending: true, limit: query.limit - page.count,
+                laterTiers: laterTiers))
             for row in rows {
                 let asset = try Self.asset(from: row)
-                page.append((asset, .relevance(tier: tier, id: asset.id)))
+                // This tier's rows have no tier column (NULL); the later tiers' have theirs.
+                let rowTier = laterTiersRead ? row.int(Self.assetColumnCount) ?? tier : tier
+                page.append((asset, .relevance(tier: rowTier, id: asset.id)))
             }
+            if laterTiersRead { break }
         }
         return page
     }
 
     /// Created, name or size: every match (tiers 0 to 2: a prefix or the substring) in that order.
     private func sortedPage(_ query: AssetQuery, _ connection: PGConnection) throws -> [(asset: AssetRecord, position: AssetPosition)] {
-        let sql = SQLParameters()
-        let workspace = sql.bind(query.workspaceID)
-        var position: String?
         let descending = query.order == .descending
         let (less, direction) = descending ? ("<", "DESC") : (">", "ASC")
         let key: String?
@@ -283,37 +408,41 @@ extension PostgresRecordStore {
         case .size: key = "coalesce(asset.size, -1)"
         case .created, .relevance: key = nil
         }
+        let position: (SQLParameters) -> String?
         switch query.after {
         case .created(let id)? where query.sort == .created:
-            position = "asset.id \(less) \(sql.bind(id))"
+            position = { "asset.id \(less) \($0.bind(id))" }
         case .name(let value, let id)? where query.sort == .name:
-            let value = sql.bind(value)
-            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            position = { sql in
+                let value = sql.bind(value)
+                return "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            }
         case .size(let value, let id)? where query.sort == .size:
-            let value = sql.bind(value)
-            position = "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            position = { sql in
+                let value = sql.bind(value)
+                return "\(key!) \(less)= \(value) AND (\(key!) \(less) \(value) OR asset.id \(less) \(sql.bind(id)))"
+            }
         case nil:
-            break
+            position = { _ in nil }
         default:
             throw RecordStoreError.database("a \(String(describing: query.after)) position does not fit sort \(query.sort)")
         }
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
-        let filters = Self.filters(query, sql)
         let rows: [PGRow]
         if let text = query.text {
             let conditions = TextConditions(text)
-            // A NULL tsquery leaves the OR to the substring (NULL OR true is true).
-            let either = [conditions.words(prefix: true, sql), conditions.substring(sql)].compactMap { $0 }
-            guard !either.isEmpty else { return [] }
+            guard conditions.either(SQLParameters()) != nil else { return [] }
             var plan = Plan.walk
-            rows = try page(connection, &plan, sql, workspace: workspace, position: position,
-                            text: "(" + either.joined(separator: " OR ") + ")", filters: filters, key: key, descending: descending,
-                            limit: query.limit)
+            rows = try page(connection, &plan, PageQuery(
+                workspaceID: query.workspaceID, position: position, text: { conditions.either($0)! },
+                filters: { Self.filters(query, $0) }, key: key, descending: descending, limit: query.limit, laterTiers: nil)).rows
         } else {
             // No text: the filters alone, by the order's index (they match most rows).
+            let sql = SQLParameters()
+            let workspace = sql.bind(query.workspaceID)
             rows = try connection.query("""
-                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(position.map { " AND \($0)" } ?? "")
-                AND \(filters) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
+                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(position(sql).map { " AND \($0)" } ?? "")
+                AND \(Self.filters(query, sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
                 """, sql.values).rows
         }
         return try rows.map { row in
