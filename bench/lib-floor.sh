@@ -60,7 +60,7 @@ stop_floor() {
 }
 
 presign_request() {
-    BIN="$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"
+    BIN=${ASSETD_DEV_BIN:-"$(cd "$ROOT" && swift build -c release --show-bin-path)/assetd"}
     TOKEN=$("$BIN" token --config "$STATE/assetd.env" --sub bench --workspaces 1 --ttl 7200)
     BASE="https://127.0.0.1:$ASSETD_HTTPS_PORT"
     local start upload asset

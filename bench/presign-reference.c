@@ -357,6 +357,36 @@ static int numeric_date(const char *s, size_t n, long long *out) {
     return 1;
 }
 
+/* An object's members, one at a time: object_open says whether it has any (-1: not an
+   object), member_key reads a key and its colon, member_next steps past a comma (1) or
+   the closing brace (0), -1 otherwise. */
+static int object_open(cursor *c) {
+    ws(c);
+    if (c->p >= c->end || *c->p != '{') return -1;
+    c->p++;
+    ws(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 0;
+    }
+    return 1;
+}
+
+static int member_key(cursor *c, const char **k, size_t *kn) {
+    if (!json_string(c, k, kn)) return 0;
+    ws(c);
+    if (c->p >= c->end || *c->p++ != ':') return 0;
+    ws(c);
+    return 1;
+}
+
+static int member_next(cursor *c) {
+    ws(c);
+    if (c->p < c->end && *c->p == ',') { c->p++; return 1; }
+    if (c->p < c->end && *c->p == '}') { c->p++; return 0; }
+    return -1;
+}
+
 #define KEY_IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
 typedef struct {
@@ -402,19 +432,11 @@ static const char *verify_token(const char *auth, principal *who, time_t now) {
 
     /* The header: alg HS256, typ JWT if given, no crit. */
     cursor c = {(const char *)header, (const char *)header + hn};
-    int alg_ok = 0;
-    ws(&c);
-    if (c.p >= c.end || *c.p != '{') return "The token is malformed.";
-    c.p++;
-    ws(&c);
-    if (c.p < c.end && *c.p == '}') c.p++;
-    else for (;;) {
+    int alg_ok = 0, more = object_open(&c);
+    while (more > 0) {
         const char *k, *v;
         size_t kn, vn;
-        if (!json_string(&c, &k, &kn)) return "The token is malformed.";
-        ws(&c);
-        if (c.p >= c.end || *c.p++ != ':') return "The token is malformed.";
-        ws(&c);
+        if (!member_key(&c, &k, &kn)) return "The token is malformed.";
         if (KEY_IS(k, kn, "alg")) {
             if (!json_string(&c, &v, &vn)) return "The token's algorithm is not HS256.";
             alg_ok = KEY_IS(v, vn, "HS256");
@@ -425,11 +447,9 @@ static const char *verify_token(const char *auth, principal *who, time_t now) {
         } else if (!json_skip(&c, 0)) {
             return "The token is malformed.";
         }
-        ws(&c);
-        if (c.p < c.end && *c.p == ',') { c.p++; continue; }
-        if (c.p < c.end && *c.p == '}') { c.p++; break; }
-        return "The token is malformed.";
+        more = member_next(&c);
     }
+    if (more < 0) return "The token is malformed.";
     if (!alg_ok) return "The token's algorithm is not HS256.";
 
     /* The claims: exp, nbf, sub, workspaces. */
@@ -437,18 +457,11 @@ static const char *verify_token(const char *auth, principal *who, time_t now) {
     int has_exp = 0, has_nbf = 0, has_sub = 0, has_workspaces = 0;
     who->count = 0;
     c = (cursor){(const char *)payload, (const char *)payload + pn};
-    ws(&c);
-    if (c.p >= c.end || *c.p != '{') return "The token is malformed.";
-    c.p++;
-    ws(&c);
-    if (c.p < c.end && *c.p == '}') c.p++;
-    else for (;;) {
+    more = object_open(&c);
+    while (more > 0) {
         const char *k, *v;
         size_t kn, vn;
-        if (!json_string(&c, &k, &kn)) return "The token is malformed.";
-        ws(&c);
-        if (c.p >= c.end || *c.p++ != ':') return "The token is malformed.";
-        ws(&c);
+        if (!member_key(&c, &k, &kn)) return "The token is malformed.";
         if (KEY_IS(k, kn, "exp") || KEY_IS(k, kn, "nbf")) {
             int is_exp = k[0] == 'e';
             long long value;
@@ -478,11 +491,9 @@ static const char *verify_token(const char *auth, principal *who, time_t now) {
         } else if (!json_skip(&c, 0)) {
             return "The token is malformed.";
         }
-        ws(&c);
-        if (c.p < c.end && *c.p == ',') { c.p++; continue; }
-        if (c.p < c.end && *c.p == '}') { c.p++; break; }
-        return "The token is malformed.";
+        more = member_next(&c);
     }
+    if (more < 0) return "The token is malformed.";
     if (!has_exp) return "The token has no exp claim.";
     if (now >= exp) return "The token has expired.";
     if (has_nbf && now < nbf) return "The token is not valid yet (nbf).";
