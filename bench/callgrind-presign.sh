@@ -25,6 +25,7 @@ STATE=$ASSETD_STATE_DIR
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
 cleanup() {
     pkill -INT -f "callgrind-out-file=$STATE/" 2>/dev/null || true
+    [ -n "${VALGRIND:-}" ] && kill -HUP "$VALGRIND" 2>/dev/null || true
     [ -n "${REFERENCE_NGINX:-}" ] && kill -QUIT "$REFERENCE_NGINX" 2>/dev/null || true
     "$ROOT/scripts/dev-stack" down >/dev/null 2>&1 || true
 }
@@ -64,7 +65,9 @@ if [ "$TARGET" = reference ]; then
     curl -sfk -H "Authorization: Bearer $TOKEN" "$URL" >/dev/null
     curl -sfk -H "Authorization: Bearer $TOKEN" "$URL" >/dev/null
     ab -q -n "$N" -c 2 -H "Authorization: Bearer $TOKEN" "$URL" | grep -E "Complete requests|Failed requests"
-    kill -INT "$VALGRIND"  # SIGINT's default action: valgrind writes its output as the process ends
+    # SIGHUP's default action ends it, and valgrind writes its output as it ends (a job
+    # started with & from a script ignores SIGINT; libfcgi only notes a SIGTERM).
+    kill -HUP "$VALGRIND"
     wait_for "callgrind's output" 60 test -s "$STATE/callgrind.out"
     sleep 2
     total=$(callgrind_annotate "$STATE/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
