@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where the real CPU of a presign goes, against the floor (bench/floor.c behind the same
-# nginx): `perf record -a -g` (cpu-clock sampling: this VM has no hardware counters) over
+# nginx) and the reference (bench/presign-reference.c: the route's work in plain C, behind
+# the same nginx; REFERENCE=off leaves it out): `perf record -a -g` (cpu-clock sampling: this VM has no hardware counters) over
 # SECONDS_EACH of wrk -t2 -c64 on each, then CPU a request by process (assetd or floor,
 # nginx's workers, wrk, the rest: kernel threads, softirqs) and the top symbols of each
 # responder, user and kernel side, as `perf report --no-children` gives them.
@@ -22,8 +23,18 @@ command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
 source "$ROOT/bench/lib-floor.sh"
 presign_stack
 assetd_pid=$(cat "$STATE/pids/assetd.pid")
-for target in assetd floor; do
-    if [ "$target" = assetd ]; then port=$ASSETD_HTTPS_PORT pid=$assetd_pid; else port=$FLOOR_PORT pid=$floor_pid; fi
+targets="assetd floor"
+if [ "${REFERENCE:-on}" = on ]; then
+    start_reference "$((ASSETD_HTTPS_PORT + 2))" "$ASSETD_THREADS"
+    load "$((ASSETD_HTTPS_PORT + 2))" 2 >/dev/null
+    targets="assetd floor reference"
+fi
+for target in $targets; do
+    case $target in
+        assetd) port=$ASSETD_HTTPS_PORT ;;
+        floor) port=$FLOOR_PORT ;;
+        reference) port=$((ASSETD_HTTPS_PORT + 2)) ;;
+    esac
     data="$STATE/perf-$target.data"
     perf record -q -a -g -e cpu-clock -F "$FREQ" -o "$data" -- sleep "$SECONDS_EACH" 2>/dev/null &
     record_pid=$!
@@ -32,7 +43,7 @@ for target in assetd floor; do
     # Samples by command (the responder's threads carry its name) and by user or kernel side.
     perf script -i "$data" -F comm,ip,dso -G 2>/dev/null |
         awk -v n="$n" -v f="$FREQ" -v t="$target" '
-            { who = ($1 == "assetd" || $1 == "floor") ? $1 : ($1 == "nginx" || $1 == "wrk" ? $1 : ($1 == "swapper" ? "idle" : "other"))
+            { who = ($1 == "assetd" || $1 == "floor" || $1 == "reference") ? $1 : ($1 == "nginx" || $1 == "wrk" ? $1 : ($1 == "swapper" ? "idle" : "other"))
               side = ($NF == "([kernel.kallsyms])") ? "kernel" : "user"
               total[who] += 1; part[who, side] += 1 }
             END { for (w in total) printf "  %-8s %8.2f  (user %6.2f, kernel %6.2f)\n", w, total[w] * 1e6 / f / n,

@@ -51,6 +51,13 @@ public struct JWTVerifier: Sendable {
 
     /// The principal of `Authorization: Bearer <token>`; 401 for anything wrong with it.
     public func verify(authorization: String?, now: Date = Date()) throws -> Principal {
+        guard var authorization else { return try verify(authorizationBytes: nil, now: now) }
+        return try authorization.withUTF8 { try verify(authorizationBytes: $0, now: now) }
+    }
+
+    /// `verify(authorization:now:)` on the header's bytes as the request holds them
+    /// (`Request.Headers.withValue`): no String of the header between it and the cache's key.
+    public func verify(authorizationBytes authorization: UnsafeBufferPointer<UInt8>?, now: Date = Date()) throws -> Principal {
         guard let authorization, !authorization.isEmpty else {
             throw unauthorized("The Authorization header with a Bearer token is missing.")
         }
@@ -62,26 +69,24 @@ public struct JWTVerifier: Sendable {
 
     /// The token of `Bearer <token>` (the scheme in any case, spaces around either word).
     static func bearerToken(_ authorization: String) -> String? {
-        bearerTokenBytes(authorization).map { String(decoding: $0, as: UTF8.self) }
+        var authorization = authorization
+        return authorization.withUTF8 { bearerTokenBytes($0) }.map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `bearerToken`'s bytes, with no String between the header and the cache's key.
-    static func bearerTokenBytes(_ authorization: String) -> [UInt8]? {
-        var authorization = authorization
-        return authorization.withUTF8 { bytes -> [UInt8]? in
-            var i = 0
-            func word() -> Range<Int> {
-                while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
-                let start = i
-                while i < bytes.count, bytes[i] != UInt8(ascii: " ") { i += 1 }
-                return start..<i
-            }
-            let scheme = word(), token = word()
-            guard word().isEmpty, !token.isEmpty, scheme.count == 6,
-                  zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
-            else { return nil }
-            return Array(UnsafeBufferPointer(rebasing: bytes[token]))
+    static func bearerTokenBytes(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var i = 0
+        func word() -> Range<Int> {
+            while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
+            let start = i
+            while i < bytes.count, bytes[i] != UInt8(ascii: " ") { i += 1 }
+            return start..<i
         }
+        let scheme = word(), token = word()
+        guard word().isEmpty, !token.isEmpty, scheme.count == 6,
+              zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+        else { return nil }
+        return Array(UnsafeBufferPointer(rebasing: bytes[token]))
     }
 
     /// Verifies a token, in an order that gives an attacker nothing to work with: its

@@ -136,10 +136,17 @@ extension Request {
 
         /// The value of the header `name` (lower-case), the last one given.
         public subscript(name: String) -> String? {
-            guard !fields.isEmpty else { return nil }
+            withValue(name) { value in value.map { String(decoding: $0, as: UTF8.self) } }
+        }
+
+        /// The bytes of the header `name` (lower-case), the last one given, or nil: for a
+        /// value read on every request (the bearer token, the request id), without a String
+        /// made of it. The bytes live only as long as the call.
+        public func withValue<Result>(_ name: String, _ body: (UnsafeBufferPointer<UInt8>?) throws -> Result) rethrows -> Result {
+            guard !fields.isEmpty else { return try body(nil) }
             var contiguous = name
-            return contiguous.withUTF8 { asked in
-                bytes.withUnsafeBufferPointer { all in
+            return try contiguous.withUTF8 { asked in
+                try bytes.withUnsafeBufferPointer { all in
                     let askedASCII = asked.allSatisfy { $0 < 0x80 }
                     var i = fields.count
                     while i > 0 {
@@ -151,9 +158,9 @@ extension Request {
                             ? field.name.count == asked.count
                                 && (asked.isEmpty || memcmp(all.baseAddress! + field.name.lowerBound, asked.baseAddress!, asked.count) == 0)
                             : String(decoding: UnsafeBufferPointer(rebasing: all[field.name]), as: UTF8.self) == name
-                        if same { return String(decoding: UnsafeBufferPointer(rebasing: all[field.value]), as: UTF8.self) }
+                        if same { return try body(UnsafeBufferPointer(rebasing: all[field.value])) }
                     }
-                    return nil
+                    return try body(nil)
                 }
             }
         }

@@ -14,8 +14,16 @@ public struct Response: Sendable {
 
     /// A JSON answer.
     public static func json(_ value: JSONValue, status: HTTPStatus = .ok) -> Response {
-        Response(status: status, headers: [("Content-Type", "application/json")], body: value.serialized())
+        Response(status: status, headers: jsonHeaders, body: value.serialized())
     }
+
+    /// A JSON answer whose body the caller wrote (a hot route's, without a `JSONValue`).
+    public static func json(serialized body: [UInt8], status: HTTPStatus = .ok) -> Response {
+        Response(status: status, headers: jsonHeaders, body: body)
+    }
+
+    /// A JSON answer's headers, made once: an array literal is a new array each time.
+    static let jsonHeaders = [("Content-Type", "application/json")]
 
     /// This answer with one more header.
     public func adding(_ header: (String, String)) -> Response {

@@ -18,7 +18,7 @@ extension S3Client {
         url.append(contentsOf: endpoint.host.utf8)
         signer.appendPresignedQuery(
             to: &url, includingPath: true, method: method, path: path, query: query.map { ($0.0, $0.1) },
-            headers: headers.isEmpty ? [("host", endpoint.host)] : [("host", endpoint.host)] + headers.map { ($0.0, $0.1) },
+            headers: headers.isEmpty ? publicHostHeader : publicHostHeader + headers.map { ($0.0, $0.1) },
             expires: expires, date: date
         )
         return String(decoding: url, as: UTF8.self)

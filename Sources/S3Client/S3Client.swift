@@ -97,9 +97,12 @@ public final class S3Client: Sendable {
     let logger: Logger
     /// Attempts for a call that failed in a way that may pass (network, 5xx, SlowDown).
     let attempts = 3
+    /// The `host` header every presigned URL signs: made once, not an array a presign.
+    let publicHostHeader: [SigV4Signer.Field]
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
+        self.publicHostHeader = [("host", configuration.publicEndpoint.host)]
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         self.transport = CurlTransport()
         self.gate = configuration.gate.map(S3Gate.init(configuration:))

@@ -38,10 +38,16 @@ public struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// The unencoded request path for `key` in `bucket` (`key` empty: the bucket itself).
     func path(bucket: String, key: String) -> String {
+        // Joined by hand: an interpolation costs several times more, on every presign.
+        var path = "/"
         if pathStyle {
-            return key.isEmpty ? "/\(bucket)" : "/\(bucket)/\(key)"
+            path.reserveCapacity(bucket.utf8.count + key.utf8.count + 2)
+            path += bucket
+            if key.isEmpty { return path }
+            path += "/"
         }
-        return "/\(key)"
+        path += key
+        return path
     }
 
     public var description: String { "\(scheme)://\(host)\(pathStyle ? " (path style)" : "")" }

@@ -137,6 +137,18 @@ struct RequestHeadersTests {
         #expect(headers["x-\u{0061}"] == "a\u{FFFD}")
     }
 
+    /// The bytes the token and the request id are read through: the subscript's answer,
+    /// unrepaired, and nil where the subscript is nil.
+    @Test func withValueGivesTheSubscriptsBytes() {
+        var headers = cgi([("AUTHORIZATION", "Bearer a"), ("X_REQUEST_ID", "1"), ("X_REQUEST_ID", "2")])
+        headers.append(name: "x-a".utf8, value: [0x61, 0xFF])
+        #expect(headers.withValue("authorization") { $0.map(Array.init) } == Array("Bearer a".utf8))
+        #expect(headers.withValue("x-request-id") { $0.map(Array.init) } == Array("2".utf8))
+        #expect(headers.withValue("x-a") { $0.map(Array.init) } == [0x61, 0xFF])
+        #expect(headers.withValue("host") { $0 == nil })
+        #expect(Request.Headers([:]).withValue("host") { $0 == nil })
+    }
+
     @Test func fromADictionary() {
         let headers = Request.Headers(["authorization": "Bearer t", "content-type": "image/png"])
         #expect(headers["authorization"] == "Bearer t")

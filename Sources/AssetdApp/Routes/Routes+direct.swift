@@ -83,7 +83,7 @@ extension Routes {
     /// back in X-Assetd-Error (JSON-escaped), for nginx's JSON error page.
     @Sendable func authorizeDirectUpload(_ request: Request) throws -> Response {
         do {
-            let principal = try verifier.verify(authorization: request.headers["authorization"], now: service.now())
+            let principal = try request.headers.withValue("authorization") { try verifier.verify(authorizationBytes: $0, now: service.now()) }
             // Only a well-formed workspace outside the token is refused here; a malformed one
             // passes, for the upload route itself to answer 400 naming it.
             if let text = request.query["workspaceId"], let workspaceID = Input.parseID(Substring(text)) {

@@ -52,8 +52,16 @@ extension Routes {
         let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
         let md5 = try Self.contentMD5Text(request).map { try Input.contentMD5(Substring($0)) }
         let upload = try pendingUpload(request, principal, uploadIDField: "UploadId")
-        let url = try service.partURLs(upload, parts: [(Int(partNumber), md5)])[0].url
-        return .json(["url": .string(url), "expiresIn": .int(configuration.presignExpires)])
+        let url = try service.partURL(upload, part: (Int(partNumber), md5))
+        // {"url":"...","expiresIn":N}, as `.json` writes it, into one buffer of its size.
+        var body: [UInt8] = []
+        body.reserveCapacity(url.utf8.count + 48)
+        body.append(contentsOf: #"{"url":"#.utf8)
+        JSONValue.string(url).write(to: &body)
+        body.append(contentsOf: #","expiresIn":"#.utf8)
+        Response.appendDecimal(configuration.presignExpires, to: &body)
+        body.append(UInt8(ascii: "}"))
+        return .json(serialized: body)
     }
 
     @Sendable func uploadPartURLs(_ request: Request, _ principal: Principal) throws -> Response {

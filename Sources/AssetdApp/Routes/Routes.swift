@@ -32,7 +32,7 @@ public final class Routes: Sendable {
         var router = Router()
         func authenticated(_ handler: @escaping AuthenticatedHandler) -> Handler {
             { [self] request in
-                let principal = try verifier.verify(authorization: request.headers["authorization"], now: service.now())
+                let principal = try request.headers.withValue("authorization") { try verifier.verify(authorizationBytes: $0, now: service.now()) }
                 return try handler(request, principal)
             }
         }

@@ -27,28 +27,39 @@ extension AssetService {
     /// Presigned UploadPart URLs for the browser, in the order given; the signed MD5s are
     /// recorded first (one write), so no URL leaves before its MD5 is on record.
     public func partURLs(_ upload: UploadRecord, parts: [PartToSign]) throws -> [(partNumber: Int, url: String)] {
+        try recordSignedParts(upload, parts)
+        return parts.map { part in (part.partNumber, signedPartURL(upload, part)) }
+    }
+
+    /// `partURLs` for one part (GET /s3/get-upload-url), without the arrays around it.
+    public func partURL(_ upload: UploadRecord, part: PartToSign) throws -> String {
+        try recordSignedParts(upload, CollectionOfOne(part))
+        return signedPartURL(upload, part)
+    }
+
+    /// ASSETD_PART_CHECKSUM's rule for the parts about to be signed, and their MD5s recorded.
+    private func recordSignedParts(_ upload: UploadRecord, _ parts: some Collection<PartToSign>) throws {
         let mode = configuration.partChecksum
         if mode == .required, let unsigned = parts.first(where: { $0.contentMD5 == nil }) {
             throw AssetError.invalid(
                 "contentMD5 is required (ASSETD_PART_CHECKSUM=required): give the base64 MD5 of part \(unsigned.partNumber).")
         }
-        let signing = mode != .off
-        if signing {
-            let md5s = parts.compactMap { part in part.contentMD5.map { (partNumber: part.partNumber, md5: Encoding.hex($0)) } }
-            if !md5s.isEmpty, try !records.recordSignedPartMD5s(uploadID: upload.uploadID, md5s: md5s, now: now()) {
-                // Completed, aborted or expired since the route read it.
-                guard let again = try records.upload(uploadID: upload.uploadID, assetID: upload.assetID, workspaceID: upload.workspaceID)
-                else { throw AssetError.notFound("Upload \(upload.uploadID) was not found.") }
-                try Self.requirePending(again)
-                throw AssetError.conflict("Upload \(upload.uploadID) no longer takes parts.")
-            }
+        guard mode != .off, parts.contains(where: { $0.contentMD5 != nil }) else { return }
+        let md5s = parts.compactMap { part in part.contentMD5.map { (partNumber: part.partNumber, md5: Encoding.hex($0)) } }
+        if try !records.recordSignedPartMD5s(uploadID: upload.uploadID, md5s: md5s, now: now()) {
+            // Completed, aborted or expired since the route read it.
+            guard let again = try records.upload(uploadID: upload.uploadID, assetID: upload.assetID, workspaceID: upload.workspaceID)
+            else { throw AssetError.notFound("Upload \(upload.uploadID) was not found.") }
+            try Self.requirePending(again)
+            throw AssetError.conflict("Upload \(upload.uploadID) no longer takes parts.")
         }
-        return parts.map { part in
-            let headers = signing ? part.contentMD5.map { [("content-md5", Encoding.base64($0))] } ?? [] : []
-            let url = presign("PUT", key: upload.key, query: [("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)],
-                              headers: headers, expires: configuration.presignExpires)
-            return (part.partNumber, url)
-        }
+    }
+
+    /// One part's presigned PUT, `content-md5` signed in when it has one (unless `off`).
+    private func signedPartURL(_ upload: UploadRecord, _ part: PartToSign) -> String {
+        let headers = configuration.partChecksum != .off ? part.contentMD5.map { [("content-md5", Encoding.base64($0))] } ?? [] : []
+        return presign("PUT", key: upload.key, query: [("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)],
+                       headers: headers, expires: configuration.presignExpires)
     }
 
     /// Before CompleteMultipartUpload: each submitted part against the MD5 signed for it.
