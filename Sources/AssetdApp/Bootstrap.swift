@@ -35,10 +35,16 @@ public enum Bootstrap {
     }
 
     /// One warning line naming each ASSETD_* key of the settings file or the environment
-    /// that is no setting (Configuration.unknownSettings); names only, never a value.
+    /// that is no setting (Configuration.unknownSettings), and one naming the settings set
+    /// that this configuration does not use (Configuration.ignoredSettings); names only,
+    /// never a value.
     public static func warnOfUnknownSettings(_ configuration: Configuration, logger: Logger) {
-        guard let list = configuration.unknownSettingsList else { return }
-        logger.warning("unknown settings, ignored: \(list); check their spelling in docs/CONFIGURATION.md")
+        if let list = configuration.unknownSettingsList {
+            logger.warning("unknown settings, ignored: \(list); check their spelling in docs/CONFIGURATION.md")
+        }
+        if let list = configuration.ignoredSettingsList {
+            logger.warning("settings without effect here: \(list)")
+        }
     }
 
     public static func serve(_ configuration: Configuration, logger: Logger) throws {

@@ -148,6 +148,9 @@ public struct Configuration: Sendable {
     /// misspelling, a setting of another version): ignored, and warned of at start-up and
     /// by `assetd check-config`. Those of the file first, each list by name.
     public var unknownSettings: [UnknownSetting] = []
+    /// The settings set (not empty) that this configuration does not use (ASSETD_THUMBNAIL_SIZE
+    /// with ASSETD_THUMBNAILS=off): warned of as ignored, at start-up and by check-config.
+    public var ignoredSettings: [IgnoredSetting] = []
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
@@ -263,8 +266,8 @@ public struct Configuration: Sendable {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }
-        // Last: every setting has been asked for.
-        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys, known: reader.asked)
+        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys)
+        ignoredSettings = Self.ignoredSettings(of: self) { values[$0].map { !$0.isEmpty } ?? false }
     }
 
     /// The S3 client's settings; `gated` adds the bulkhead and breaker that `serve` uses.
@@ -377,15 +380,14 @@ public struct Configuration: Sendable {
         }
     }
 
-    /// Every setting is read unconditionally, so that the names a Reader was asked for are
-    /// the ones assetd knows (`unknownSettings`).
+    /// Reads the values by name; every ASSETD_* name it is asked for must be one of
+    /// `knownSettings` (a debug build stops on one that is not).
     private struct Reader {
         let values: [String: String]
         let requireAll: Bool
-        let asked = NamesAsked()
 
         func optional(_ name: String) -> String? {
-            asked.names.insert(name)
+            assert(!name.hasPrefix("ASSETD_") || Configuration.knownSettings.contains(name), "\(name) is missing from Configuration.knownSettings")
             guard let value = values[name], !value.isEmpty else { return nil }
             return value
         }
