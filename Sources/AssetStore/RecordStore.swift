@@ -171,6 +171,14 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func recordNoThumbnail(assetID: Int64, reason: String, now: Date) throws
     /// Begins an attempt (counted before any work); nil when there is nothing to do.
     func claimThumbnail(assetID: Int64) throws -> ThumbnailTask?
+    /// Gives back the attempt `task` counted, when the decoder was unavailable (its socket
+    /// unreachable, its zygote restarting: not the content's fault): the task stays
+    /// pending with the attempts it had before the claim, and (PostgreSQL) leased to this
+    /// host for `pause`, so that no host takes it before then. Fenced on the claim (the
+    /// version and the attempt; PostgreSQL: the owner): false, changing nothing, when the
+    /// task moved on meanwhile.
+    @discardableResult
+    func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool
     /// pending -> ready, failed or none for the version (ETag) the task worked on; false
     /// when the asset moved on meanwhile.
     @discardableResult

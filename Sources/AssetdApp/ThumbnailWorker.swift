@@ -5,6 +5,7 @@ import Glibc
 public import Logging
 public import Media
 import S3Client
+import Synchronization
 public import Thumbnails
 
 /// Thumbnail tasks: what follows a ready asset. Each task streams the object from S3 to
@@ -32,8 +33,19 @@ public final class ThumbnailWorker: Sendable {
     /// since the task downloads it whole to the state disk.
     let maxSourceBytes: Int64
     let logger: Logger
-    /// The pause before attempt n + 1 after an S3 failure in attempt n.
+    /// The pause before attempt n + 1 after an S3 failure in attempt n; also the pause
+    /// before a task put back for the n-th decoder-unavailable answer in a row.
     let backoff: @Sendable (Int) -> Duration
+    /// The decoder outage: tasks it could not take (DecodeFailure.unavailable) since its
+    /// last answer, whose count picks the backoff, and until when tasks wait before they
+    /// even download their source, so that a long outage costs one try (one download) per
+    /// pause, not one per queued task. Any answer of the decoder ends it.
+    let decoderOutage = Mutex(DecoderOutage())
+
+    struct DecoderOutage {
+        var unavailable = 0
+        var until: ContinuousClock.Instant?
+    }
 
     /// Asset ids whose thumbnail key a task is writing: the check, the PUT and the
     /// record's update happen under it (see `store`).
@@ -116,9 +128,19 @@ public final class ThumbnailWorker: Sendable {
         /// S3 failed, or the decoder died (crash, SIGKILL, its memory, CPU or time limit):
         /// another attempt after a pause, while attempts remain. assetd itself goes on.
         case transient(String)
+        /// The decoder could not take the task (unreachable, restarting): the attempt is
+        /// given back and the task runs again after a pause, as often as it takes; it is
+        /// never failed for it (no thumbnail.failed), since its content is not at fault.
+        case decoderUnavailable(String)
     }
 
     func run(_ id: Int64) {
+        // The decoder is out: wait for the pause's end without a claim or a download.
+        let now = ContinuousClock.now
+        if let until = decoderOutage.withLock({ $0.until }), until > now {
+            queue.enqueue(id, after: until - now)
+            return
+        }
         let task: ThumbnailTask
         do {
             guard let claimed = try records.claimThumbnail(assetID: id) else { return }
@@ -153,8 +175,33 @@ public final class ThumbnailWorker: Sendable {
                 let pause = backoff(task.attempts)
                 logger.warning("thumbnail task failed; retrying", metadata: metadata.merging(["retry_in": "\(pause)"]) { $1 })
                 queue.enqueue(asset.id, after: pause)
+            case .decoderUnavailable(let reason):
+                putBack(task, reason: reason, metadata: metadata)
             }
         }
+    }
+
+    /// The decoder could not take `task`: its attempt is given back (`releaseThumbnail`),
+    /// and it runs again after the backoff of the unavailable answers in a row.
+    private func putBack(_ task: ThumbnailTask, reason: String, metadata: Logger.Metadata) {
+        let pause = decoderOutage.withLock { outage in
+            outage.unavailable += 1
+            let pause = backoff(outage.unavailable)
+            outage.until = ContinuousClock.now + pause
+            return pause
+        }
+        var metadata = metadata
+        metadata["reason"] = "\(reason)"
+        metadata["retry_in"] = "\(pause)"
+        do {
+            // False: the asset moved on meanwhile (deleted, a new version): its own task runs.
+            guard try records.releaseThumbnail(task, for: pause) else { return }
+        } catch {
+            // The attempt stays counted; the task still runs again after the pause.
+            logger.error("thumbnail task: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+        logger.warning("thumbnail task put back: the decoder is unavailable (the attempt is not counted)", metadata: metadata)
+        queue.enqueue(task.asset.id, after: pause)
     }
 
     /// Stores the JPEG of the version the task worked on, so that a thumbnail always
@@ -232,11 +279,18 @@ public final class ThumbnailWorker: Sendable {
             let started = clock.now
             do throws(DecodeFailure) {
                 let decoded = try withDecoderSlot { () throws(DecodeFailure) in try decoder.thumbnail(ofFile: descriptor, detectedType: type) }
+                decoderOutage.withLock { $0 = DecoderOutage() }
                 return (decoded, clock.now - started)
             } catch {
                 switch error {
-                case .refused(let reason): throw .final(.failed, reason)
-                case .crashed(let reason), .unavailable(let reason): throw .transient("the decoder failed: \(reason)")
+                case .refused(let reason):
+                    decoderOutage.withLock { $0 = DecoderOutage() }
+                    throw .final(.failed, reason)
+                case .crashed(let reason):
+                    decoderOutage.withLock { $0 = DecoderOutage() }
+                    throw .transient("the decoder failed: \(reason)")
+                case .unavailable(let reason):
+                    throw .decoderUnavailable(reason)
                 }
             }
         }

@@ -33,6 +33,26 @@ struct SQLiteRecordStoreThumbnailTests {
         for n in 1...3 { #expect(try db.claimThumbnail(assetID: asset.id)?.attempts == n) }
     }
 
+    /// The decoder unavailable: the claim's attempt is given back once, fenced on the
+    /// attempt and the version.
+    @Test(arguments: Backend.all) func aReleaseGivesTheAttemptBack(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
+        let asset = try readyAsset(db)
+        try db.queueThumbnail(assetID: asset.id)
+        let first = try #require(try db.claimThumbnail(assetID: asset.id))
+        #expect(try db.releaseThumbnail(first, for: .zero))
+        #expect(try db.releaseThumbnail(first, for: .zero) == false, "given back once")
+        #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .pending, reason: nil, attempts: 0))
+        let again = try #require(try db.claimThumbnail(assetID: asset.id))
+        #expect(again.attempts == 1)
+        var stale = again
+        stale.asset.etag = "\"other\""
+        #expect(try db.releaseThumbnail(stale, for: .zero) == false, "another version's task")
+        #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+        #expect(try db.releaseThumbnail(again, for: .zero) == false, "finished")
+        #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 1))
+    }
+
     @Test(arguments: Backend.all) func aTaskForAnotherVersionOrADeletedAssetChangesNothing(_ backend: Backend) throws {
         let db = try backend.fresh().open()
         let asset = try readyAsset(db)

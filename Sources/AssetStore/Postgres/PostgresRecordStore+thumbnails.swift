@@ -57,6 +57,26 @@ extension PostgresRecordStore {
         return task
     }
 
+    /// The lease stays this host's, expiring after `pause` (on the database's clock): this
+    /// host may claim it again at any time (its retry after the pause), another host only
+    /// after the pause (the poller), so that an outage of every host's decoder does not
+    /// spin the fleet. No renewal extends it meanwhile.
+    @discardableResult
+    public func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool {
+        let assetID = task.asset.id
+        claims.withLock { if $0[assetID] == task.attempts { $0[assetID] = nil } }
+        let seconds = Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18
+        return try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET thumbnail_attempts = thumbnail_attempts - 1, thumbnail_lease_until = \(Self.databaseNow) + $1
+                    WHERE id = $2 AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS NOT DISTINCT FROM $3
+                    AND thumbnail_owner = $4 AND thumbnail_attempts = $5
+                    """, [seconds, assetID, task.asset.etag, settings.owner, task.attempts]).affectedRows == 1
+            }
+        }
+    }
+
     /// Fenced: only the holder of the task's current lease (owner and attempt) finishes it.
     @discardableResult
     public func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool {

@@ -51,6 +51,20 @@ extension SQLiteRecordStore {
         }
     }
 
+    /// One process owns an SQLite file, so `pause` is kept by the caller's queue alone.
+    @discardableResult
+    public func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_attempts = thumbnail_attempts - 1
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS ? AND thumbnail_attempts = ?
+                    """, arguments: [task.asset.id, task.asset.etag, task.attempts])
+                return db.changesCount == 1
+            }
+        }
+    }
+
     /// pending -> ready, failed or none, for the version (ETag) the task worked on. False
     /// when the asset moved on meanwhile (deleted, or a newer version): then the caller
     /// removes what it stored.
