@@ -64,9 +64,8 @@ extension PostgresRecordStore {
     @discardableResult
     public func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool {
         let assetID = task.asset.id
-        claims.withLock { if $0[assetID] == task.attempts { $0[assetID] = nil } }
         let seconds = Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18
-        return try run {
+        let released = try run {
             try pool.with { connection in
                 try connection.query("""
                     UPDATE asset SET thumbnail_attempts = thumbnail_attempts - 1, thumbnail_lease_until = \(Self.databaseNow) + $1
@@ -75,6 +74,9 @@ extension PostgresRecordStore {
                     """, [seconds, assetID, task.asset.etag, settings.owner, task.attempts]).affectedRows == 1
             }
         }
+        // No longer held: no renewal extends the pause's lease.
+        if released { claims.withLock { if $0[assetID] == task.attempts { $0[assetID] = nil } } }
+        return released
     }
 
     /// Fenced: only the holder of the task's current lease (owner and attempt) finishes it.
