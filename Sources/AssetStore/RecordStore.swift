@@ -185,6 +185,9 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool
     /// Ready assets whose thumbnail task was interrupted, or never queued.
     func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
+    /// Thumbnail tasks pending, database-wide (assetd_thumbnail_pending, at each scrape);
+    /// through the index of the unsettled tasks (asset_thumbnail_unsettled).
+    func pendingThumbnailCount() throws -> Int
     /// What a task recorded (for tests and operators); nil when there is no such asset.
     func thumbnailState(assetID: Int64) throws -> ThumbnailState?
     /// Records the media metadata of the version (ETag) the decoder read; false, writing

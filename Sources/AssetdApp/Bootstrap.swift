@@ -59,7 +59,8 @@ public enum Bootstrap {
         }
         let s3 = S3Client(configuration: s3Configuration, logger: logger)
         let detector = try ContentDetector()
-        let thumbnails = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger)
+        let thumbnails = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger,
+                                             metrics: metrics)
         let service = AssetService(configuration: configuration, records: records, objects: s3, detector: detector, logger: logger,
                                    thumbnails: thumbnails)
         // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
@@ -79,7 +80,7 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
-                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination).start()
+                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination, metrics: metrics).start()
         try thumbnails?.resume()
         if let fleet = records as? any FleetCoordination {
             // Tasks of a host that died are taken over once their lease expires.
@@ -95,6 +96,9 @@ public enum Bootstrap {
             }
             if let backlog = try? records.eventBacklog() {
                 metrics.setEventBacklog(backlog)
+            }
+            if let pending = try? records.pendingThumbnailCount() {
+                metrics.setPendingThumbnails(pending)
             }
         }
         // The access lines still held go out once the requests in flight are done, before
@@ -204,7 +208,7 @@ public enum Bootstrap {
     /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
     /// cache off, its threads bounded so that tasks × threads stays near the core count.
     static func thumbnailWorker(_ configuration: Configuration, records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage,
-                                detector: ContentDetector, logger: Logger) throws -> ThumbnailWorker? {
+                                detector: ContentDetector, logger: Logger, metrics: Metrics? = nil) throws -> ThumbnailWorker? {
         guard configuration.thumbnailsEnabled else {
             logger.info("thumbnails are off (ASSETD_THUMBNAILS=off)")
             return nil
@@ -238,7 +242,8 @@ public enum Bootstrap {
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
-                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger)
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger,
+                                     metrics: metrics)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",

@@ -57,10 +57,13 @@ public final class ThumbnailWorker: Sendable {
     let decoderSlots: DispatchSemaphore
     /// ASSETD_KEEP_GPS: whether the decoder's coordinates are recorded (`media(from:)`).
     let keepGPS: Bool
+    /// serve's metrics (assetd_thumbnail_tasks_total, assetd_decoder_up); nil for a command.
+    let metrics: Metrics?
 
     public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, decoder: any ThumbnailDecoding,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, keepGPS: Bool = false, logger: Logger,
-                backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
+                metrics: Metrics? = nil, backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
+        self.metrics = metrics
         self.maxSourceBytes = maxSourceBytes
         self.keepGPS = keepGPS
         self.records = records
@@ -173,6 +176,7 @@ public final class ThumbnailWorker: Sendable {
                     return
                 }
                 let pause = backoff(task.attempts)
+                metrics?.thumbnailTask(.retried)
                 logger.warning("thumbnail task failed; retrying", metadata: metadata.merging(["retry_in": "\(pause)"]) { $1 })
                 queue.enqueue(asset.id, after: pause)
             case .decoderUnavailable(let reason):
@@ -184,6 +188,7 @@ public final class ThumbnailWorker: Sendable {
     /// The decoder could not take `task`: its attempt is given back (`releaseThumbnail`),
     /// and it runs again after the backoff of the unavailable answers in a row.
     private func putBack(_ task: ThumbnailTask, reason: String, metadata: Logger.Metadata) {
+        metrics?.thumbnailTask(.unavailable)
         let pause = decoderOutage.withLock { outage in
             outage.unavailable += 1
             let pause = backoff(outage.unavailable)
@@ -279,21 +284,28 @@ public final class ThumbnailWorker: Sendable {
             let started = clock.now
             do throws(DecodeFailure) {
                 let decoded = try withDecoderSlot { () throws(DecodeFailure) in try decoder.thumbnail(ofFile: descriptor, detectedType: type) }
-                decoderOutage.withLock { $0 = DecoderOutage() }
+                decoderAnswered()
                 return (decoded, clock.now - started)
             } catch {
                 switch error {
                 case .refused(let reason):
-                    decoderOutage.withLock { $0 = DecoderOutage() }
+                    decoderAnswered()
                     throw .final(.failed, reason)
                 case .crashed(let reason):
-                    decoderOutage.withLock { $0 = DecoderOutage() }
+                    decoderAnswered()
                     throw .transient("the decoder failed: \(reason)")
                 case .unavailable(let reason):
+                    metrics?.decoderReached(false)
                     throw .decoderUnavailable(reason)
                 }
             }
         }
+    }
+
+    /// The decoder answered (a thumbnail, a refusal, a child's crash): no outage.
+    private func decoderAnswered() {
+        decoderOutage.withLock { $0 = DecoderOutage() }
+        metrics?.decoderReached(true)
     }
 
     /// Runs `body` (a call to the decoder) holding one of the decoder's slots.
@@ -355,6 +367,11 @@ public final class ThumbnailWorker: Sendable {
         do {
             let won = try records.finishThumbnail(assetID: asset.id, etag: asset.etag, status: status, reason: reason, now: Date())
             if won {
+                switch status {
+                case .ready: metrics?.thumbnailTask(.ready)
+                case .failed: metrics?.thumbnailTask(.failed)
+                case .none, .pending: break
+                }
                 logger.info("thumbnail \(status.rawValue)", metadata: metadata)
             } else {
                 logger.info("thumbnail task outdated: the asset moved on", metadata: metadata)

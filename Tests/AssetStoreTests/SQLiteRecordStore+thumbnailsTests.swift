@@ -1,7 +1,9 @@
 import MediaInfo
 import Foundation
+import GRDB
 import Testing
 @testable import AssetStore
+import TestFiles
 
 /// On every backend of `Backend.all`.
 struct SQLiteRecordStoreThumbnailTests {
@@ -51,6 +53,30 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
         #expect(try db.releaseThumbnail(again, for: .zero) == false, "finished")
         #expect(try db.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 1))
+    }
+
+    /// assetd_thumbnail_pending: pending tasks only (not one never queued, nor a settled one).
+    @Test(arguments: Backend.all) func pendingThumbnailsAreCounted(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
+        let queued = try readyAsset(db), neverQueued = try readyAsset(db), done = try readyAsset(db)
+        #expect(try db.pendingThumbnailCount() == 0)
+        for asset in [queued, done] { try db.queueThumbnail(assetID: asset.id) }
+        #expect(try db.pendingThumbnailCount() == 2)
+        _ = try db.claimThumbnail(assetID: done.id)
+        #expect(try db.finishThumbnail(assetID: done.id, etag: done.etag, status: .failed, reason: "corrupt"))
+        #expect(try db.pendingThumbnailCount() == 1)
+        #expect(try db.unsettledThumbnails().map(\.id) == [queued.id, neverQueued.id])
+    }
+
+    /// The count each /metrics scrape makes walks the partial index of unsettled tasks,
+    /// not every asset.
+    @Test func pendingThumbnailsAreCountedThroughThePartialIndex() throws {
+        let path = TestFiles.sqlitePath()
+        _ = try SQLiteRecordStore(path: path)
+        let plan = try DatabaseQueue(path: path).read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteRecordStore.pendingThumbnailsSQL).map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("asset_thumbnail_unsettled") }, "\(plan)")
     }
 
     @Test(arguments: Backend.all) func aTaskForAnotherVersionOrADeletedAssetChangesNothing(_ backend: Backend) throws {

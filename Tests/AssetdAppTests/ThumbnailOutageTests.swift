@@ -87,9 +87,10 @@ import Thumbnails
         let outage = 2 * ThumbnailWorker.maxAttempts
         let decoder = OutageDecoder(outage: outage)
         let pauses = Mutex<[Int]>([])
+        let metrics = Metrics()
         let worker = ThumbnailWorker(records: records, objects: objects, detector: try ContentDetector(), decoder: decoder,
                                      concurrency: 1, scratchDirectory: try TestFiles.scratchDirectory("assetd-outage"),
-                                     logger: Logger(label: "test"), backoff: { n in
+                                     logger: Logger(label: "test"), metrics: metrics, backoff: { n in
                                          pauses.withLock { $0.append(n) }
                                          return .milliseconds(5)
                                      })
@@ -108,6 +109,13 @@ import Thumbnails
         #expect(events.map(\.type) == [.thumbnailReady], "no thumbnail.failed")
         // The decoder answered: the next outage starts from the first backoff again.
         #expect(worker.decoderOutage.withLock { $0.unavailable == 0 && $0.until == nil })
+        // What a sysadmin alerts on: the outage counted, no failure, the decoder up again.
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        for line in ["assetd_thumbnail_tasks_total{result=\"unavailable\"} \(outage)", "assetd_thumbnail_tasks_total{result=\"ready\"} 1",
+                     "assetd_thumbnail_tasks_total{result=\"failed\"} 0", "assetd_thumbnail_tasks_total{result=\"retried\"} 0",
+                     "assetd_decoder_up 1.0"] {
+            #expect(text.split(separator: "\n").contains { $0 == line }, "\(line) in \(text)")
+        }
     }
 
     /// Many tasks queued during an outage: one of them tries the decoder (and downloads its
@@ -117,9 +125,10 @@ import Thumbnails
         let records = try store.open()
         let objects = FakeObjectStore()
         let decoder = OutageDecoder(outage: 1_000)
+        let metrics = Metrics()
         let worker = ThumbnailWorker(records: records, objects: objects, detector: try ContentDetector(), decoder: decoder,
                                      concurrency: 1, scratchDirectory: try TestFiles.scratchDirectory("assetd-outage"),
-                                     logger: Logger(label: "test"), backoff: { _ in .milliseconds(200) })
+                                     logger: Logger(label: "test"), metrics: metrics, backoff: { _ in .milliseconds(200) })
         defer { worker.stop(waitingUpTo: .seconds(2)) }
         let assets = try (1...8).map { _ in try readyAsset(records, objects) }
         for asset in assets { worker.enqueue(asset) }
@@ -129,8 +138,30 @@ import Thumbnails
         let tries = decoder.calls.withLock { $0 }
         #expect(tries >= 2 && tries <= 12, "\(tries) tries")
         for asset in assets { #expect(try records.thumbnailState(assetID: asset.id)?.status == .pending, "none failed") }
+        #expect(try records.pendingThumbnailCount() == assets.count)
+        #expect(String(decoding: metrics.render(), as: UTF8.self).split(separator: "\n").contains("assetd_decoder_up 0.0"))
         decoder.outage.withLock { $0 = 0 }
         #expect(try waitFor(20) { try assets.allSatisfy { try records.thumbnailState(assetID: $0.id)?.status == .ready } })
         for asset in assets { #expect(try records.thumbnailState(assetID: asset.id)?.attempts == 1) }
+        #expect(try records.pendingThumbnailCount() == 0)
+    }
+}
+
+/// assetd_reconciler_last_pass_timestamp_seconds: 0 until this host finishes a pass, then its time.
+@Suite struct ReconcilerMetricTests {
+    @Test func aFinishedPassSetsItsTimestamp() throws {
+        let routes = try RouteTests()
+        let metrics = Metrics()
+        func stamp() -> Double? {
+            String(decoding: metrics.render(), as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("assetd_reconciler_last_pass_timestamp_seconds ") }
+                .flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        #expect(stamp() == 0)
+        let before = Date().timeIntervalSince1970
+        Reconciler(service: routes.app.service, interval: .seconds(60), metrics: metrics).pass(startUp: true)
+        let after = Date().timeIntervalSince1970
+        let stamped = try #require(stamp())
+        #expect(stamped >= before.rounded(.down) && stamped <= after + 1, "\(stamped)")
     }
 }

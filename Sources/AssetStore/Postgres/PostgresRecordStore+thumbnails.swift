@@ -229,6 +229,19 @@ extension PostgresRecordStore {
         }
     }
 
+    /// As SQLite's: through the partial index asset_thumbnail_unsettled.
+    public func pendingThumbnailCount() throws -> Int {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT count(*) FROM asset WHERE status = 'ready'
+                    AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
+                    AND thumbnail_status = 'pending'
+                    """).first?.int(0) ?? 0
+            }
+        }
+    }
+
     public func thumbnailState(assetID: Int64) throws -> ThumbnailState? {
         try run {
             try pool.with { connection in

@@ -208,6 +208,18 @@ extension SQLiteRecordStore {
         }
     }
 
+    /// The condition of asset_thumbnail_unsettled, word for word, so that SQLite counts
+    /// through that partial index instead of every asset.
+    static let pendingThumbnailsSQL = """
+        SELECT count(*) FROM asset WHERE status = 'ready'
+        AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
+        AND thumbnail_status = 'pending'
+        """
+
+    public func pendingThumbnailCount() throws -> Int {
+        try run { try pool.read { db in try Int.fetchOne(db, sql: Self.pendingThumbnailsSQL) ?? 0 } }
+    }
+
     public func thumbnailState(assetID: Int64) throws -> ThumbnailState? {
         try run {
             try pool.read { db in
