@@ -185,6 +185,15 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool
     /// Ready assets whose thumbnail task was interrupted, or never queued.
     func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
+    /// Ready assets whose thumbnail failed, by id after `afterID`, in one workspace or all
+    /// (`assetd thumbnails --retry-failed`).
+    func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail]
+    /// failed -> pending, with no attempt, reason or lease, while the asset is ready and
+    /// its thumbnail still failed (a compare-and-set: a newer version's task is left
+    /// alone); the fleet's pollers (PostgreSQL) or the next start (SQLite) run it. False
+    /// when nothing changed.
+    @discardableResult
+    func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool
     /// Thumbnail tasks pending, database-wide (assetd_thumbnail_pending, at each scrape);
     /// through the index of the unsettled tasks (asset_thumbnail_unsettled).
     func pendingThumbnailCount() throws -> Int

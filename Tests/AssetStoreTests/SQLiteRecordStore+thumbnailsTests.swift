@@ -79,6 +79,40 @@ struct SQLiteRecordStoreThumbnailTests {
         #expect(plan.contains { $0.contains("asset_thumbnail_unsettled") }, "\(plan)")
     }
 
+    /// `assetd thumbnails --retry-failed`: failed thumbnails of ready assets, by id and
+    /// workspace; requeued as new tasks (attempts 0, no reason), a compare-and-set each.
+    @Test(arguments: Backend.all) func failedThumbnailsAreListedAndRequeued(_ backend: Backend) throws {
+        let db = try backend.fresh().open()
+        var failed: [AssetRecord] = []
+        for workspace: Int64 in [1, 2, 1] {
+            let created = try db.createAsset(NewAsset(workspaceID: workspace, fileType: "image/jpeg", fileExtension: "jpg", fileName: nil, size: 10))
+            let asset = try #require(try db.markAssetReady(id: created.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .pending))
+            for _ in 1...3 { _ = try db.claimThumbnail(assetID: asset.id) }
+            #expect(try db.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .failed, reason: "S3 failed (after 3 attempts)"))
+            failed.append(asset)
+        }
+        let ready = try readyAsset(db)
+        try db.queueThumbnail(assetID: ready.id)
+        #expect(try db.finishThumbnail(assetID: ready.id, etag: ready.etag, status: .ready, reason: nil))
+        #expect(try db.failedThumbnails(workspaceID: nil, afterID: 0, limit: 10)
+                    == failed.map { FailedThumbnail(assetID: $0.id, workspaceID: $0.workspaceID, reason: "S3 failed (after 3 attempts)") })
+        #expect(try db.failedThumbnails(workspaceID: 1, afterID: 0, limit: 10).map(\.assetID) == [failed[0].id, failed[2].id])
+        #expect(try db.failedThumbnails(workspaceID: nil, afterID: failed[0].id, limit: 1).map(\.assetID) == [failed[1].id])
+
+        #expect(try db.requeueFailedThumbnail(assetID: failed[0].id, now: Date()))
+        #expect(try db.requeueFailedThumbnail(assetID: failed[0].id, now: Date()) == false, "pending now: left alone")
+        #expect(try db.requeueFailedThumbnail(assetID: ready.id, now: Date()) == false, "not failed")
+        try db.markAssetDeleted(id: failed[1].id)
+        #expect(try db.requeueFailedThumbnail(assetID: failed[1].id, now: Date()) == false, "deleted")
+        #expect(try db.thumbnailState(assetID: failed[0].id) == ThumbnailState(status: .pending, reason: nil, attempts: 0))
+        #expect(try db.unsettledThumbnails().map(\.id) == [failed[0].id], "the next start queues it")
+        if let fleet = db as? any FleetCoordination {
+            #expect(try fleet.claimableThumbnails(limit: 10) == [failed[0].id], "any host's poller takes it")
+        }
+        #expect(try db.claimThumbnail(assetID: failed[0].id)?.attempts == 1)
+        #expect(try db.failedThumbnails(workspaceID: nil, afterID: 0, limit: 10).map(\.assetID) == [failed[2].id])
+    }
+
     @Test(arguments: Backend.all) func aTaskForAnotherVersionOrADeletedAssetChangesNothing(_ backend: Backend) throws {
         let db = try backend.fresh().open()
         let asset = try readyAsset(db)

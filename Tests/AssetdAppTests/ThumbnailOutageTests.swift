@@ -57,9 +57,9 @@ import Thumbnails
     }
 
     /// A ready PNG asset whose object is in `objects`, its thumbnail not yet queued.
-    func readyAsset(_ records: any RecordStore, _ objects: FakeObjectStore) throws -> AssetRecord {
+    func readyAsset(_ records: any RecordStore, _ objects: FakeObjectStore, workspaceID: Int64 = 1) throws -> AssetRecord {
         let bytes = ThumbnailVersionTests.png(version: 1)
-        let created = try records.createAsset(NewAsset(workspaceID: 1, fileType: "image/png", fileExtension: "png", fileName: "a.png",
+        let created = try records.createAsset(NewAsset(workspaceID: workspaceID, fileType: "image/png", fileExtension: "png", fileName: "a.png",
                                                        size: Int64(bytes.count)))
         objects.state.withLock {
             $0.objects[created.key] = bytes.count
@@ -163,5 +163,52 @@ import Thumbnails
         let after = Date().timeIntervalSince1970
         let stamped = try #require(stamp())
         #expect(stamped >= before.rounded(.down) && stamped <= after + 1, "\(stamped)")
+    }
+}
+
+/// `assetd thumbnails --retry-failed` (ThumbnailRetry) on both stores: the failed
+/// thumbnails are requeued, in batches, within the limit and the workspace, and a worker's
+/// start makes them on a first attempt; a dry run lists them and changes nothing.
+@Suite(.serialized) struct ThumbnailRetryTests {
+    typealias Store = ThumbnailOutageTests.Store
+
+    @Test(arguments: Store.all) func failedThumbnailsAreRequeuedAndMadeAgain(_ store: Store) throws {
+        let records = try store.open()
+        let objects = FakeObjectStore()
+        var failed: [AssetRecord] = []
+        for workspace: Int64 in [1, 1, 2, 1] {
+            let asset = try ThumbnailOutageTests().readyAsset(records, objects, workspaceID: workspace)
+            try records.queueThumbnail(assetID: asset.id)
+            _ = try records.claimThumbnail(assetID: asset.id)
+            #expect(try records.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .failed,
+                                                reason: "the decoder failed: cannot reach the decoder\n\u{1b}[31m (after 3 attempts)"))
+            failed.append(asset)
+        }
+        var lines: [String] = []
+        let dry = try ThumbnailRetry.run(records: records, limit: 10, workspaceID: 1, dryRun: true) { lines.append($0) }
+        #expect(dry == ThumbnailRetry.Summary(failed: 3, requeued: 0))
+        #expect(lines.first == "asset \(failed[0].id) (workspace 1): the decoder failed: cannot reach the decoder??[31m (after 3 attempts)")
+        #expect(try records.pendingThumbnailCount() == 0, "a dry run changes nothing")
+
+        lines = []
+        let limited = try ThumbnailRetry.run(records: records, limit: 2, workspaceID: 1, dryRun: false) { lines.append($0) }
+        #expect(limited == ThumbnailRetry.Summary(failed: 2, requeued: 2))
+        #expect(lines == ["requeued 2 of 2 failed thumbnails so far"])
+        #expect(try records.failedThumbnails(workspaceID: nil, afterID: 0, limit: 10).map(\.assetID) == [failed[2].id, failed[3].id])
+
+        let rest = try ThumbnailRetry.run(records: records, limit: 10, workspaceID: nil, dryRun: false) { _ in }
+        #expect(rest == ThumbnailRetry.Summary(failed: 2, requeued: 2))
+        #expect(try records.pendingThumbnailCount() == 4)
+
+        // The next start (SQLite) or a poller (PostgreSQL) queues them: made on attempt 1.
+        let worker = ThumbnailWorker(records: records, objects: objects, detector: try ContentDetector(),
+                                     decoder: ThumbnailOutageTests.OutageDecoder(outage: 0), concurrency: 1,
+                                     scratchDirectory: try TestFiles.scratchDirectory("assetd-retry"), logger: Logger(label: "test"))
+        defer { worker.stop(waitingUpTo: .seconds(2)) }
+        #expect(try worker.resume() == 4)
+        #expect(try ThumbnailOutageTests().waitFor(20) { try records.pendingThumbnailCount() == 0 })
+        for asset in failed {
+            #expect(try records.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 1))
+        }
     }
 }

@@ -229,6 +229,34 @@ extension PostgresRecordStore {
         }
     }
 
+    public func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail] {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT id, workspace_id, thumbnail_reason FROM asset
+                    WHERE status = 'ready' AND thumbnail_status = 'failed' AND id > $1 AND ($2::bigint IS NULL OR workspace_id = $2)
+                    ORDER BY id LIMIT $3
+                    """, [afterID, workspaceID, limit]).rows.map { row in
+                    FailedThumbnail(assetID: row.int64(0) ?? 0, workspaceID: row.int64(1) ?? 0, reason: row.string(2))
+                }
+            }
+        }
+    }
+
+    /// As SQLite's, the lease cleared too: any host's poller may claim it at once.
+    @discardableResult
+    public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0,
+                        thumbnail_owner = NULL, thumbnail_lease_until = NULL, updated_at = $1
+                    WHERE id = $2 AND status = 'ready' AND thumbnail_status = 'failed'
+                    """, [now.timeIntervalSince1970, assetID]).affectedRows == 1
+            }
+        }
+    }
+
     /// As SQLite's: through the partial index asset_thumbnail_unsettled.
     public func pendingThumbnailCount() throws -> Int {
         try run {

@@ -208,6 +208,33 @@ extension SQLiteRecordStore {
         }
     }
 
+    public func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT id, workspace_id, thumbnail_reason FROM asset
+                    WHERE status = 'ready' AND thumbnail_status = 'failed' AND id > ? AND (? IS NULL OR workspace_id = ?)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [afterID, workspaceID, workspaceID, limit]).map { row in
+                    FailedThumbnail(assetID: row[0], workspaceID: row[1], reason: row[2])
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0, updated_at = ?
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'failed'
+                    """, arguments: [now.timeIntervalSince1970, assetID])
+                return db.changesCount == 1
+            }
+        }
+    }
+
     /// The condition of asset_thumbnail_unsettled, word for word, so that SQLite counts
     /// through that partial index instead of every asset.
     static let pendingThumbnailsSQL = """
