@@ -290,14 +290,11 @@ struct BackfillMedia: ParsableCommand {
     var retryFailed = false
 
     func validate() throws {
-        guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
-        if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+        try validateBatch(limit: limit, workspace: workspace)
     }
 
     func run() throws {
         try options.run(failure: "backfill-media failed") { configuration, logger in
-            // Unbuffered, so that each progress line shows as it happens.
-            func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
             let summary = try Bootstrap.backfillMedia(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
                                                       retryFailed: retryFailed, output: line)
             line(dryRun ? "\(summary.examined) asset\(summary.examined == 1 ? "" : "s") would be read (dry run: nothing changed)"
@@ -335,14 +332,11 @@ struct Thumbnails: ParsableCommand {
 
     func validate() throws {
         guard retryFailed else { throw ValidationError("say what to do: --retry-failed (see --help)") }
-        guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
-        if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+        try validateBatch(limit: limit, workspace: workspace)
     }
 
     func run() throws {
         try options.run(failure: "thumbnails --retry-failed failed") { configuration, logger in
-            // Unbuffered, so that each progress line shows as it happens.
-            func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
             let summary = try ThumbnailRetry.run(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
                                                  output: line)
             line(dryRun ? "\(summary.failed) failed thumbnail\(summary.failed == 1 ? "" : "s") would be requeued (dry run: nothing changed)"
@@ -350,3 +344,12 @@ struct Thumbnails: ParsableCommand {
         }
     }
 }
+
+/// The batch commands' --limit (1 to 10000000) and --workspace (a positive id).
+func validateBatch(limit: Int, workspace: Int64?) throws {
+    guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
+    if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+}
+
+/// One progress line of a batch command, unbuffered, so that each shows as it happens.
+func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }

@@ -11,12 +11,18 @@ import JSON
 extension PostgresRecordStore {
     @discardableResult
     public func queueThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: false)
+    }
+
+    /// A new task: pending, no reason, no attempt, no lease (any host's poller may claim
+    /// it at once), on a ready asset; `onlyIfFailed`: only while its thumbnail is failed.
+    private func setThumbnailPending(assetID: Int64, now: Date, onlyIfFailed: Bool) throws -> Bool {
         try run {
             try pool.with { connection in
                 try connection.query("""
                     UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0,
                         thumbnail_owner = NULL, thumbnail_lease_until = NULL, updated_at = $1
-                    WHERE id = $2 AND status = 'ready'
+                    WHERE id = $2 AND status = 'ready' \(onlyIfFailed ? "AND thumbnail_status = 'failed'" : "")
                     """, [now.timeIntervalSince1970, assetID]).affectedRows == 1
             }
         }
@@ -246,15 +252,7 @@ extension PostgresRecordStore {
     /// As SQLite's, the lease cleared too: any host's poller may claim it at once.
     @discardableResult
     public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
-        try run {
-            try pool.with { connection in
-                try connection.query("""
-                    UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0,
-                        thumbnail_owner = NULL, thumbnail_lease_until = NULL, updated_at = $1
-                    WHERE id = $2 AND status = 'ready' AND thumbnail_status = 'failed'
-                    """, [now.timeIntervalSince1970, assetID]).affectedRows == 1
-            }
-        }
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: true)
     }
 
     /// As SQLite's: through the partial index asset_thumbnail_unsettled.

@@ -9,11 +9,17 @@ extension SQLiteRecordStore {
     /// False when the asset is not ready (deleted meanwhile).
     @discardableResult
     public func queueThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: false)
+    }
+
+    /// Pending, no reason, no attempt, on a ready asset; `onlyIfFailed`: only while its
+    /// thumbnail is failed.
+    private func setThumbnailPending(assetID: Int64, now: Date, onlyIfFailed: Bool) throws -> Bool {
         try run {
             try pool.write { db in
                 try db.execute(sql: """
                     UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0, updated_at = ?
-                    WHERE id = ? AND status = 'ready'
+                    WHERE id = ? AND status = 'ready' \(onlyIfFailed ? "AND thumbnail_status = 'failed'" : "")
                     """, arguments: [now.timeIntervalSince1970, assetID])
                 return db.changesCount == 1
             }
@@ -224,15 +230,7 @@ extension SQLiteRecordStore {
 
     @discardableResult
     public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
-        try run {
-            try pool.write { db in
-                try db.execute(sql: """
-                    UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0, updated_at = ?
-                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'failed'
-                    """, arguments: [now.timeIntervalSince1970, assetID])
-                return db.changesCount == 1
-            }
-        }
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: true)
     }
 
     /// The condition of asset_thumbnail_unsettled, word for word, so that SQLite counts
