@@ -201,7 +201,7 @@ public enum Bootstrap {
         retention.delivered = TimeInterval(configuration.eventRetention)
         retention.dead = TimeInterval(configuration.eventDeadRetention)
         return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
-                               metrics: metrics, logger: logger, retention: retention)
+                               metrics: metrics, logger: logger, lease: .seconds(configuration.eventClaimMargin), retention: retention)
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

@@ -143,6 +143,10 @@ public struct Configuration: Sendable {
     /// ASSETD_EVENT_DEAD_RETENTION: seconds a dead delivery is kept after it died, for
     /// `assetd events --dead` and a redelivery (30 days); at least ASSETD_EVENT_RETENTION.
     public var eventDeadRetention: Int = 2_592_000
+    /// ASSETD_EVENT_CLAIM_MARGIN: seconds a claim of deliveries is leased beyond the longest
+    /// its batch can take (a webhook: its 15 s timeout); after a crash, what was in flight
+    /// is sent again once that lease ends.
+    public var eventClaimMargin: Int = 30
 
     /// The ASSETD_* keys of the settings file and the environment that name no setting (a
     /// misspelling, a setting of another version): ignored, and warned of at start-up and
@@ -372,6 +376,7 @@ public struct Configuration: Sendable {
             typesense = TypesenseSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key, collection: collection)
         }
         eventMaxAge = try reader.integer("ASSETD_EVENT_MAX_AGE", default: 259_200, in: 1...(30 * 86_400))
+        eventClaimMargin = try reader.integer("ASSETD_EVENT_CLAIM_MARGIN", default: 30, in: 1...3600)
         eventRetention = try reader.integer("ASSETD_EVENT_RETENTION", default: 604_800, in: 3600...(365 * 86_400))
         eventDeadRetention = try reader.integer("ASSETD_EVENT_DEAD_RETENTION", default: max(2_592_000, eventRetention),
                                                 in: 3600...(3650 * 86_400))

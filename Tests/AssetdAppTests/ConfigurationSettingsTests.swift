@@ -82,4 +82,15 @@ struct ConfigurationSettingsTests {
             IgnoredSetting(name: "ASSETD_WEBHOOK_SECRET", because: "without ASSETD_WEBHOOK_URLS"),
         ])
     }
+
+    /// ASSETD_EVENT_CLAIM_MARGIN: the margin of a claim's lease over its batch's timeouts.
+    @Test func theEventClaimMarginIsASettingWithBounds() throws {
+        #expect(try Configuration(environment: base).eventClaimMargin == 30)
+        #expect(try Configuration(environment: base.merging(["ASSETD_EVENT_CLAIM_MARGIN": "2"]) { $1 }).eventClaimMargin == 2)
+        for bad in ["0", "3601", "x"] {
+            #expect(throws: ConfigurationError.self) {
+                try Configuration(environment: base.merging(["ASSETD_EVENT_CLAIM_MARGIN": bad]) { $1 })
+            }
+        }
+    }
 }
