@@ -82,11 +82,15 @@ def value(text, name):
     return None
 
 
-def test_thumbnail_decoder_and_reconciler_metrics(base_url):
-    """What a sysadmin alerts on (docs/OPERATIONS.md, "Metrics"): the suite's images got
-    thumbnails, counted by result (every result's series is there from the start); the
-    decoder was reached; the pending gauge is read from the database; and a reconciler
-    pass finished on some host (one host a pass on PostgreSQL: the max over hosts)."""
+def test_thumbnail_decoder_and_reconciler_metrics(base_url, alice):
+    """What a sysadmin alerts on (docs/OPERATIONS.md, "Metrics"): an image of its own (the
+    test also runs alone) gets its thumbnail, counted by result (every result's series is
+    there from the start); the decoder was reached; the pending gauge is read from the
+    database; and a reconciler pass finished on some host (one host a pass on PostgreSQL:
+    the max over hosts)."""
+    from test_thumbnails import direct_upload, gradient, jpeg_bytes, settled
+    asset = direct_upload(alice, jpeg_bytes(gradient(64, 48)), "metrics.jpg")
+    assert settled(alice, asset["id"])["thumbnail"]["status"] == "ready"
     texts = metrics_of_each(base_url)
     assert total(texts, "assetd_thumbnail_tasks_total", result="ready") >= 1
     for text in texts:
