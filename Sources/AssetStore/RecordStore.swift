@@ -171,12 +171,32 @@ public protocol ThumbnailRecords: AnyObject, Sendable {
     func recordNoThumbnail(assetID: Int64, reason: String, now: Date) throws
     /// Begins an attempt (counted before any work); nil when there is nothing to do.
     func claimThumbnail(assetID: Int64) throws -> ThumbnailTask?
+    /// Gives back the attempt `task` counted, when the decoder was unavailable (its socket
+    /// unreachable, its zygote restarting: not the content's fault): the task stays
+    /// pending with the attempts it had before the claim, and (PostgreSQL) leased to this
+    /// host for `pause`, so that no host takes it before then. Fenced on the claim (the
+    /// version and the attempt; PostgreSQL: the owner): false, changing nothing, when the
+    /// task moved on meanwhile.
+    @discardableResult
+    func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool
     /// pending -> ready, failed or none for the version (ETag) the task worked on; false
     /// when the asset moved on meanwhile.
     @discardableResult
     func finishThumbnail(assetID: Int64, etag: String?, status: ThumbnailStatus, reason: String?, now: Date) throws -> Bool
     /// Ready assets whose thumbnail task was interrupted, or never queued.
     func unsettledThumbnails(limit: Int) throws -> [AssetRecord]
+    /// Ready assets whose thumbnail failed, by id after `afterID`, in one workspace or all
+    /// (`assetd thumbnails --retry-failed`).
+    func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail]
+    /// failed -> pending, with no attempt, reason or lease, while the asset is ready and
+    /// its thumbnail still failed (a compare-and-set: a newer version's task is left
+    /// alone); the fleet's pollers (PostgreSQL) or the next start (SQLite) run it. False
+    /// when nothing changed.
+    @discardableResult
+    func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool
+    /// Thumbnail tasks pending, database-wide (assetd_thumbnail_pending, at each scrape);
+    /// through the index of the unsettled tasks (asset_thumbnail_unsettled).
+    func pendingThumbnailCount() throws -> Int
     /// What a task recorded (for tests and operators); nil when there is no such asset.
     func thumbnailState(assetID: Int64) throws -> ThumbnailState?
     /// Records the media metadata of the version (ETag) the decoder read; false, writing

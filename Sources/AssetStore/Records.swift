@@ -219,6 +219,19 @@ public struct ThumbnailTask: Sendable, Equatable {
     public var attempts: Int
 }
 
+/// A ready asset whose thumbnail failed, and why (`assetd thumbnails --retry-failed`).
+public struct FailedThumbnail: Sendable, Equatable {
+    public var assetID: Int64
+    public var workspaceID: Int64
+    public var reason: String?
+
+    public init(assetID: Int64, workspaceID: Int64, reason: String?) {
+        self.assetID = assetID
+        self.workspaceID = workspaceID
+        self.reason = reason
+    }
+}
+
 /// What a thumbnail task recorded, besides the status (for tests and operators).
 public struct ThumbnailState: Sendable, Equatable {
     public var status: ThumbnailStatus

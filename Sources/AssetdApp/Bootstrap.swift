@@ -37,10 +37,16 @@ public enum Bootstrap {
     }
 
     /// One warning line naming each ASSETD_* key of the settings file or the environment
-    /// that is no setting (Configuration.unknownSettings); names only, never a value.
+    /// that is no setting (Configuration.unknownSettings), and one naming the settings set
+    /// that this configuration does not use (Configuration.ignoredSettings); names only,
+    /// never a value.
     public static func warnOfUnknownSettings(_ configuration: Configuration, logger: Logger) {
-        guard let list = configuration.unknownSettingsList else { return }
-        logger.warning("unknown settings, ignored: \(list); check their spelling in docs/CONFIGURATION.md")
+        if let list = configuration.unknownSettingsList {
+            logger.warning("unknown settings, ignored: \(list); check their spelling in docs/CONFIGURATION.md")
+        }
+        if let list = configuration.ignoredSettingsList {
+            logger.warning("settings without effect here: \(list)")
+        }
     }
 
     public static func serve(_ configuration: Configuration, logger: Logger) throws {
@@ -55,7 +61,8 @@ public enum Bootstrap {
         }
         let s3 = S3Client(configuration: s3Configuration, logger: logger)
         let detector = try ContentDetector()
-        let thumbnails = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger)
+        let thumbnails = try thumbnailWorker(configuration, records: records, objects: s3, detector: detector, logger: logger,
+                                             metrics: metrics)
         let service = AssetService(configuration: configuration, records: records, objects: s3, detector: detector, logger: logger,
                                    thumbnails: thumbnails)
         // ASSETD_SOCKET, else a socket from systemd (LISTEN_FDS), else one on standard input.
@@ -86,7 +93,7 @@ public enum Bootstrap {
             "etags": "\(service.encryptionKeepsMD5ETags ? "md5" : "not md5")",
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
-                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination).start()
+                   grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination, metrics: metrics).start()
         try thumbnails?.resume()
         if let fleet = records as? any FleetCoordination {
             // Tasks of a host that died are taken over once their lease expires.
@@ -102,6 +109,9 @@ public enum Bootstrap {
             }
             if let backlog = try? records.eventBacklog() {
                 metrics.setEventBacklog(backlog)
+            }
+            if let pending = try? records.pendingThumbnailCount() {
+                metrics.setPendingThumbnails(pending)
             }
         }
         // The access lines still held go out once the requests in flight are done, before
@@ -221,7 +231,7 @@ public enum Bootstrap {
         retention.delivered = TimeInterval(configuration.eventRetention)
         retention.dead = TimeInterval(configuration.eventDeadRetention)
         return EventDispatcher(records: records, sinks: sinks, policy: RetryPolicy(maxAge: Double(configuration.eventMaxAge)),
-                               metrics: metrics, logger: logger, retention: retention)
+                               metrics: metrics, logger: logger, lease: .seconds(configuration.eventClaimMargin), retention: retention)
     }
 
     /// The socket of the packaged decoder (assetd-thumbnailer.socket).
@@ -254,7 +264,7 @@ public enum Bootstrap {
     /// is set up here, once for the process: untrusted and unlisted loaders blocked, its
     /// cache off, its threads bounded so that tasks × threads stays near the core count.
     static func thumbnailWorker(_ configuration: Configuration, records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage,
-                                detector: ContentDetector, logger: Logger) throws -> ThumbnailWorker? {
+                                detector: ContentDetector, logger: Logger, metrics: Metrics? = nil) throws -> ThumbnailWorker? {
         guard configuration.thumbnailsEnabled else {
             logger.info("thumbnails are off (ASSETD_THUMBNAILS=off)")
             return nil
@@ -281,7 +291,8 @@ public enum Bootstrap {
                                               logger: logger)
         let worker = ThumbnailWorker(records: records, objects: objects, detector: detector, decoder: decoder,
                                      concurrency: configuration.thumbnailConcurrency, scratchDirectory: scratch,
-                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger)
+                                     maxSourceBytes: configuration.thumbnailMaxSourceBytes, keepGPS: configuration.keepGPS, logger: logger,
+                                     metrics: metrics)
         worker.sweepScratch()
         logger.info("thumbnails on", metadata: [
             "size": "\(settings.size)", "quality": "\(settings.quality)", "concurrency": "\(configuration.thumbnailConcurrency)",

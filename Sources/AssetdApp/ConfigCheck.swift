@@ -8,7 +8,8 @@ import Thumbnails
 /// `assetd check-config`: every setting, then what assetd will touch at start-up: the
 /// database, the socket, the spool directory and the bucket (HeadBucket, then a small put,
 /// get and delete under `_assetd_check/`). One OK or FAIL line per item, with its reason,
-/// and an OK line with a warning naming the settings it does not know (assetd starts, ignoring them);
+/// and OK lines with a warning naming the settings it does not know, and those set that this
+/// configuration does not use (assetd starts, ignoring them);
 /// it changes nothing but that one object, which it deletes.
 public struct ConfigCheck {
     public struct Item: Sendable {
@@ -56,6 +57,9 @@ public struct ConfigCheck {
             if let unknown = configuration.unknownSettingsList {
                 note(Item(name: "settings", ok: true, reason: "unknown, ignored: \(unknown); check their spelling in docs/CONFIGURATION.md",
                           warning: true))
+            }
+            if let ignored = configuration.ignoredSettingsList {
+                note(Item(name: "settings", ok: true, reason: "\(ignored) (docs/CONFIGURATION.md)", warning: true))
             }
         } catch {
             note(Item(name: "settings", ok: false, reason: "\(error)"))

@@ -151,11 +151,18 @@ public struct Configuration: Sendable {
     /// ASSETD_EVENT_DEAD_RETENTION: seconds a dead delivery is kept after it died, for
     /// `assetd events --dead` and a redelivery (30 days); at least ASSETD_EVENT_RETENTION.
     public var eventDeadRetention: Int = 2_592_000
+    /// ASSETD_EVENT_CLAIM_MARGIN: seconds a claim of deliveries is leased beyond the longest
+    /// its batch can take (a webhook: its 15 s timeout); after a crash, what was in flight
+    /// is sent again once that lease ends.
+    public var eventClaimMargin: Int = 30
 
     /// The ASSETD_* keys of the settings file and the environment that name no setting (a
     /// misspelling, a setting of another version): ignored, and warned of at start-up and
     /// by `assetd check-config`. Those of the file first, each list by name.
     public var unknownSettings: [UnknownSetting] = []
+    /// The settings set (not empty) that this configuration does not use (ASSETD_THUMBNAIL_SIZE
+    /// with ASSETD_THUMBNAILS=off): warned of as ignored, at start-up and by check-config.
+    public var ignoredSettings: [IgnoredSetting] = []
 
     /// S3's limit on an object built by a multipart upload: 5 TiB.
     /// ASSETD_JWT_SECRET's secrets: split at commas, spaces around each trimmed, as
@@ -283,8 +290,8 @@ public struct Configuration: Sendable {
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw ConfigurationError(description: "ASSETD_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
         }
-        // Last: every setting has been asked for.
-        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys, known: reader.asked)
+        unknownSettings = Self.unknownSettings(file: file, fileKeys: fileKeys, environmentKeys: environment.keys)
+        ignoredSettings = Self.ignoredSettings(of: self) { values[$0].map { !$0.isEmpty } ?? false }
     }
 
     /// The S3 client's settings; `gated` adds the bulkhead and breaker that `serve` uses.
@@ -389,6 +396,7 @@ public struct Configuration: Sendable {
             typesense = TypesenseSettings(url: url.hasSuffix("/") ? String(url.dropLast()) : url, apiKey: key, collection: collection)
         }
         eventMaxAge = try reader.integer("ASSETD_EVENT_MAX_AGE", default: 259_200, in: 1...(30 * 86_400))
+        eventClaimMargin = try reader.integer("ASSETD_EVENT_CLAIM_MARGIN", default: 30, in: 1...3600)
         eventRetention = try reader.integer("ASSETD_EVENT_RETENTION", default: 604_800, in: 3600...(365 * 86_400))
         eventDeadRetention = try reader.integer("ASSETD_EVENT_DEAD_RETENTION", default: max(2_592_000, eventRetention),
                                                 in: 3600...(3650 * 86_400))
@@ -397,15 +405,14 @@ public struct Configuration: Sendable {
         }
     }
 
-    /// Every setting is read unconditionally, so that the names a Reader was asked for are
-    /// the ones assetd knows (`unknownSettings`).
+    /// Reads the values by name; every ASSETD_* name it is asked for must be one of
+    /// `knownSettings` (a debug build stops on one that is not).
     private struct Reader {
         let values: [String: String]
         let requireAll: Bool
-        let asked = NamesAsked()
 
         func optional(_ name: String) -> String? {
-            asked.names.insert(name)
+            assert(!name.hasPrefix("ASSETD_") || Configuration.knownSettings.contains(name), "\(name) is missing from Configuration.knownSettings")
             guard let value = values[name], !value.isEmpty else { return nil }
             return value
         }

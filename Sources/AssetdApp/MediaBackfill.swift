@@ -214,7 +214,7 @@ public struct MediaBackfill: Sendable {
             case .final(_, let reason):
                 metadata["reason"] = "\(reason)"
                 media = MediaMetadata()
-            case .transient(let reason):
+            case .transient(let reason), .decoderUnavailable(let reason):
                 logger.warning("media backfill: left for later", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
                 return decoderFailed.map { .decoderFailed($0) } ?? decoderUnavailable.map { .decoderUnavailable($0) } ?? .left
             }

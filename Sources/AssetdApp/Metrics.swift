@@ -1,5 +1,7 @@
+import Foundation
 import Locking
 import Prometheus
+import Synchronization
 
 /// What GET /metrics reports, in Prometheus's text format (swift-prometheus's registry: a
 /// lock per metric, so the FastCGI worker threads record without any async bridging).
@@ -15,6 +17,26 @@ public final class Metrics: Sendable {
     ]
     private let openUploads: Gauge
     private let eventBacklog: Gauge
+    private let pendingThumbnails: Gauge
+    private let reconcilerLastPass: Gauge
+    /// assetd_thumbnail_tasks_total by result, all four made at start (0 until counted),
+    /// so that a rate() of each exists before the first event.
+    private let thumbnailTasks: [ThumbnailTaskResult: Counter]
+    /// assetd_decoder_up: made at the first reach for the decoder (absent before: no
+    /// task has told yet whether the decoder answers).
+    private let decoderUp = Mutex<Gauge?>(nil)
+
+    /// How a thumbnail task's attempt ended (the label of assetd_thumbnail_tasks_total).
+    enum ThumbnailTaskResult: String, CaseIterable {
+        /// A thumbnail stored.
+        case ready
+        /// Recorded as failed (final).
+        case failed
+        /// S3 or the decoder failed: another attempt after a pause.
+        case retried
+        /// The decoder was unavailable: put back, no attempt spent.
+        case unavailable
+    }
     /// The series already made, by their labels: the registry validates names and help
     /// text and hashes labels on each `make...`, which cost more than the rest of a
     /// presign (callgrind). Every label set is bounded, and so are these.
@@ -36,6 +58,19 @@ public final class Metrics: Sendable {
         eventBacklog = registry.makeGauge(name: "assetd_event_backlog", help: "Event deliveries not yet delivered nor dead, all sinks together.")
         registry.makeGauge(name: "assetd_build_info", labels: [("version", AssetdVersion.current)],
                            help: "Always 1; its label is the version of the assetd that answers.").set(Int64(1))
+        pendingThumbnails = registry.makeGauge(
+            name: "assetd_thumbnail_pending",
+            help: "Thumbnail tasks pending in the database, read at each scrape: database-wide (every host of a PostgreSQL fleet reports the same number; do not sum hosts).")
+        reconcilerLastPass = registry.makeGauge(
+            name: "assetd_reconciler_last_pass_timestamp_seconds",
+            help: "Unix time at which this host last finished a reconciler pass (0: none yet; on PostgreSQL one host a pass: take the max over hosts).")
+        var tasks: [ThumbnailTaskResult: Counter] = [:]
+        for result in ThumbnailTaskResult.allCases {
+            tasks[result] = registry.makeCounter(
+                name: "assetd_thumbnail_tasks_total", labels: [("result", result.rawValue)],
+                help: "Thumbnail task attempts of this host, by how they ended: ready, failed (final), retried (S3 or a decoder crash), unavailable (the decoder unreachable; no attempt spent).")
+        }
+        thumbnailTasks = tasks
     }
 
     /// One answered request: `route` is the pattern it matched ("unmatched" otherwise).
@@ -80,6 +115,29 @@ public final class Metrics: Sendable {
         registry.makeCounter(name: "assetd_event_deliveries_total", labels: [("sink", sink), ("result", result)],
                              help: "Event delivery attempts, by sink and result.").increment()
     }
+
+    /// Thumbnail tasks pending, database-wide, read at each scrape.
+    public func setPendingThumbnails(_ count: Int) { pendingThumbnails.set(Int64(count)) }
+
+    /// One thumbnail task's attempt ended (ThumbnailWorker, off the request path).
+    func thumbnailTask(_ result: ThumbnailTaskResult) { thumbnailTasks[result]?.increment() }
+
+    /// Whether the worker's last reach for the decoder got an answer (any answer, a
+    /// refusal or a crash of a child included) or found it unavailable.
+    func decoderReached(_ up: Bool) {
+        let gauge = decoderUp.withLock { gauge in
+            if let gauge { return gauge }
+            let made = registry.makeGauge(
+                name: "assetd_decoder_up",
+                help: "1 when this host's last thumbnail task reached the decoder (assetd-thumbnailer), 0 when it was unavailable; absent before the first task.")
+            gauge = made
+            return made
+        }
+        gauge.set(Int64(up ? 1 : 0))
+    }
+
+    /// A reconciler pass finished on this host.
+    func reconcilerPassed(at date: Date) { reconcilerLastPass.set(date.timeIntervalSince1970) }
 
     /// The text exposition (version 0.0.4).
     public func render() -> [UInt8] { registry.emitToBuffer() }

@@ -27,8 +27,12 @@ final class Reconciler: Sendable {
     /// is read again only until its failures, counted in the database, reach
     /// MediaBackfill.maxAttempts.
     let backfillCursor = Mutex<Int64>(0)
+    /// serve's metrics: assetd_reconciler_last_pass_timestamp_seconds, set as a pass ends.
+    let metrics: Metrics?
 
-    init(service: AssetService, interval: Duration, grace: Duration = .seconds(120), fleet: (any FleetCoordination)? = nil) {
+    init(service: AssetService, interval: Duration, grace: Duration = .seconds(120), fleet: (any FleetCoordination)? = nil,
+         metrics: Metrics? = nil) {
+        self.metrics = metrics
         self.service = service
         self.interval = interval
         self.grace = grace
@@ -111,6 +115,7 @@ final class Reconciler: Sendable {
                 "failures": "\(repairs.failures)",
             ])
         }
+        metrics?.reconcilerPassed(at: service.now())
         return repairs
     }
 }

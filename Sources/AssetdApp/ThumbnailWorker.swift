@@ -5,6 +5,7 @@ import Glibc
 public import Logging
 public import Media
 import S3Client
+import Synchronization
 public import Thumbnails
 
 /// Thumbnail tasks: what follows a ready asset. Each task streams the object from S3 to
@@ -32,8 +33,19 @@ public final class ThumbnailWorker: Sendable {
     /// since the task downloads it whole to the state disk.
     let maxSourceBytes: Int64
     let logger: Logger
-    /// The pause before attempt n + 1 after an S3 failure in attempt n.
+    /// The pause before attempt n + 1 after an S3 failure in attempt n; also the pause
+    /// before a task put back for the n-th decoder-unavailable answer in a row.
     let backoff: @Sendable (Int) -> Duration
+    /// The decoder outage: tasks it could not take (DecodeFailure.unavailable) since its
+    /// last answer, whose count picks the backoff, and until when tasks wait before they
+    /// even download their source, so that a long outage costs one try (one download) per
+    /// pause, not one per queued task. Any answer of the decoder ends it.
+    let decoderOutage = Mutex(DecoderOutage())
+
+    struct DecoderOutage {
+        var unavailable = 0
+        var until: ContinuousClock.Instant?
+    }
 
     /// Asset ids whose thumbnail key a task is writing: the check, the PUT and the
     /// record's update happen under it (see `store`).
@@ -45,10 +57,13 @@ public final class ThumbnailWorker: Sendable {
     let decoderSlots: DispatchSemaphore
     /// ASSETD_KEEP_GPS: whether the decoder's coordinates are recorded (`media(from:)`).
     let keepGPS: Bool
+    /// serve's metrics (assetd_thumbnail_tasks_total, assetd_decoder_up); nil for a command.
+    let metrics: Metrics?
 
     public init(records: any ThumbnailRecords & AssetRecords, objects: any ObjectStorage, detector: ContentDetector, decoder: any ThumbnailDecoding,
                 concurrency: Int, scratchDirectory: String, maxSourceBytes: Int64 = 2 << 30, keepGPS: Bool = false, logger: Logger,
-                backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
+                metrics: Metrics? = nil, backoff: @escaping @Sendable (Int) -> Duration = { .seconds(1 << min($0, 6)) }) {
+        self.metrics = metrics
         self.maxSourceBytes = maxSourceBytes
         self.keepGPS = keepGPS
         self.records = records
@@ -116,9 +131,19 @@ public final class ThumbnailWorker: Sendable {
         /// S3 failed, or the decoder died (crash, SIGKILL, its memory, CPU or time limit):
         /// another attempt after a pause, while attempts remain. assetd itself goes on.
         case transient(String)
+        /// The decoder could not take the task (unreachable, restarting): the attempt is
+        /// given back and the task runs again after a pause, as often as it takes; it is
+        /// never failed for it (no thumbnail.failed), since its content is not at fault.
+        case decoderUnavailable(String)
     }
 
     func run(_ id: Int64) {
+        // The decoder is out: wait for the pause's end without a claim or a download.
+        let now = ContinuousClock.now
+        if let until = decoderOutage.withLock({ $0.until }), until > now {
+            queue.enqueue(id, after: until - now)
+            return
+        }
         let task: ThumbnailTask
         do {
             guard let claimed = try records.claimThumbnail(assetID: id) else { return }
@@ -151,10 +176,37 @@ public final class ThumbnailWorker: Sendable {
                     return
                 }
                 let pause = backoff(task.attempts)
+                metrics?.thumbnailTask(.retried)
                 logger.warning("thumbnail task failed; retrying", metadata: metadata.merging(["retry_in": "\(pause)"]) { $1 })
                 queue.enqueue(asset.id, after: pause)
+            case .decoderUnavailable(let reason):
+                putBack(task, reason: reason, metadata: metadata)
             }
         }
+    }
+
+    /// The decoder could not take `task`: its attempt is given back (`releaseThumbnail`),
+    /// and it runs again after the backoff of the unavailable answers in a row.
+    private func putBack(_ task: ThumbnailTask, reason: String, metadata: Logger.Metadata) {
+        metrics?.thumbnailTask(.unavailable)
+        let pause = decoderOutage.withLock { outage in
+            outage.unavailable += 1
+            let pause = backoff(outage.unavailable)
+            outage.until = ContinuousClock.now + pause
+            return pause
+        }
+        var metadata = metadata
+        metadata["reason"] = "\(reason)"
+        metadata["retry_in"] = "\(pause)"
+        do {
+            // False: the asset moved on meanwhile (deleted, a new version): its own task runs.
+            guard try records.releaseThumbnail(task, for: pause) else { return }
+        } catch {
+            // The attempt stays counted; the task still runs again after the pause.
+            logger.error("thumbnail task: the database failed", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        }
+        logger.warning("thumbnail task put back: the decoder is unavailable (the attempt is not counted)", metadata: metadata)
+        queue.enqueue(task.asset.id, after: pause)
     }
 
     /// Stores the JPEG of the version the task worked on, so that a thumbnail always
@@ -232,14 +284,28 @@ public final class ThumbnailWorker: Sendable {
             let started = clock.now
             do throws(DecodeFailure) {
                 let decoded = try withDecoderSlot { () throws(DecodeFailure) in try decoder.thumbnail(ofFile: descriptor, detectedType: type) }
+                decoderAnswered()
                 return (decoded, clock.now - started)
             } catch {
                 switch error {
-                case .refused(let reason): throw .final(.failed, reason)
-                case .crashed(let reason), .unavailable(let reason): throw .transient("the decoder failed: \(reason)")
+                case .refused(let reason):
+                    decoderAnswered()
+                    throw .final(.failed, reason)
+                case .crashed(let reason):
+                    decoderAnswered()
+                    throw .transient("the decoder failed: \(reason)")
+                case .unavailable(let reason):
+                    metrics?.decoderReached(false)
+                    throw .decoderUnavailable(reason)
                 }
             }
         }
+    }
+
+    /// The decoder answered (a thumbnail, a refusal, a child's crash): no outage.
+    private func decoderAnswered() {
+        decoderOutage.withLock { $0 = DecoderOutage() }
+        metrics?.decoderReached(true)
     }
 
     /// Runs `body` (a call to the decoder) holding one of the decoder's slots.
@@ -301,6 +367,11 @@ public final class ThumbnailWorker: Sendable {
         do {
             let won = try records.finishThumbnail(assetID: asset.id, etag: asset.etag, status: status, reason: reason, now: Date())
             if won {
+                switch status {
+                case .ready: metrics?.thumbnailTask(.ready)
+                case .failed: metrics?.thumbnailTask(.failed)
+                case .none, .pending: break
+                }
                 logger.info("thumbnail \(status.rawValue)", metadata: metadata)
             } else {
                 logger.info("thumbnail task outdated: the asset moved on", metadata: metadata)

@@ -46,7 +46,7 @@ struct Assetd: ParsableCommand {
         discussion: "Settings come from the environment or --config FILE. AWS_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ASSETD_JWT_SECRET and ASSETD_DATABASE are required; docs/CONFIGURATION.md (/usr/share/doc/assetd/CONFIGURATION.md) lists the rest. Run it behind nginx, which talks FastCGI to ASSETD_SOCKET.",
         version: AssetdVersion.current,
         subcommands: [Serve.self, Token.self, SetupBucket.self, CheckConfig.self, Migrate.self, MigrateDB.self, SetupSearch.self, Events.self,
-                      BackfillMedia.self],
+                      BackfillMedia.self, Thumbnails.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -316,14 +316,11 @@ struct BackfillMedia: ParsableCommand {
     var retryFailed = false
 
     func validate() throws {
-        guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
-        if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+        try validateBatch(limit: limit, workspace: workspace)
     }
 
     func run() throws {
         try options.run(failure: "backfill-media failed") { configuration, logger in
-            // Unbuffered, so that each progress line shows as it happens.
-            func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
             let summary = try Bootstrap.backfillMedia(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
                                                       retryFailed: retryFailed, output: line)
             line(dryRun ? "\(summary.examined) asset\(summary.examined == 1 ? "" : "s") would be read (dry run: nothing changed)"
@@ -331,3 +328,54 @@ struct BackfillMedia: ParsableCommand {
         }
     }
 }
+
+struct Thumbnails: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "thumbnails",
+        abstract: "Requeue the failed thumbnails (--retry-failed), so that they are made again.",
+        discussion: """
+            A thumbnail is failed for good after 3 attempts that S3 or the decoder failed, or at \
+            once when the decoder refused the file (its reason is in thumbnail_reason and in the \
+            `thumbnail failed` log line). After the cause is fixed (a decoder deployed or restarted, \
+            S3 back, a limit raised), --retry-failed puts every failed thumbnail of ready assets back \
+            to pending with its attempts reset, oldest first, and prints a line per batch of 500 and \
+            a summary. Each is a compare-and-set: an asset that moved on meanwhile (deleted, a new \
+            version) is left alone. No event is sent for the requeue; thumbnail.ready or \
+            thumbnail.failed follows as each task ends. With PostgreSQL the fleet picks them up at \
+            once (its pollers, every quarter of ASSETD_THUMBNAIL_LEASE). With SQLite, stop assetd \
+            first (`systemctl stop assetd.socket assetd.service`: the command takes the database's \
+            lock); the next start makes them. Run it as the service's user, with its settings \
+            (--config /etc/assetd/assetd.env). docs/OPERATIONS.md, "Thumbnails".
+            """
+    )
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(name: .customLong("retry-failed"), help: "Requeue the failed thumbnails (attempts reset to 0).") var retryFailed = false
+    @Option(help: "Requeue at most this many (1 to 10000000).") var limit: Int = 10_000_000
+    @Option(help: ArgumentHelp("Only this workspace's assets.", valueName: "id")) var workspace: Int64?
+    @Flag(name: .customLong("dry-run"), help: "List the failed thumbnails it would requeue, with their reasons, and change nothing.")
+    var dryRun = false
+
+    func validate() throws {
+        guard retryFailed else { throw ValidationError("say what to do: --retry-failed (see --help)") }
+        try validateBatch(limit: limit, workspace: workspace)
+    }
+
+    func run() throws {
+        try options.run(failure: "thumbnails --retry-failed failed") { configuration, logger in
+            let summary = try ThumbnailRetry.run(configuration, logger: logger, limit: limit, workspaceID: workspace, dryRun: dryRun,
+                                                 output: line)
+            line(dryRun ? "\(summary.failed) failed thumbnail\(summary.failed == 1 ? "" : "s") would be requeued (dry run: nothing changed)"
+                        : "thumbnails: \(summary)")
+        }
+    }
+}
+
+/// The batch commands' --limit (1 to 10000000) and --workspace (a positive id).
+func validateBatch(limit: Int, workspace: Int64?) throws {
+    guard (1...10_000_000).contains(limit) else { throw ValidationError("--limit must be from 1 to 10000000") }
+    if let workspace, workspace < 1 { throw ValidationError("--workspace must be a positive workspace id") }
+}
+
+/// One progress line of a batch command, unbuffered, so that each shows as it happens.
+func line(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }

@@ -42,6 +42,29 @@ struct PostgresRecordStoreTests {
         #expect(try a.thumbnailState(assetID: asset.id) == ThumbnailState(status: .ready, reason: nil, attempts: 2))
     }
 
+    /// A task put back (the decoder unavailable) stays this host's for the pause: no other
+    /// host takes it before, any may after; this host may claim it again at once.
+    @Test func aTaskPutBackIsThisHostsForThePause() throws {
+        let (a, b) = try hosts()
+        let asset = try readyAsset(a)
+        try a.queueThumbnail(assetID: asset.id)
+        let task = try #require(try a.claimThumbnail(assetID: asset.id))
+        #expect(try b.releaseThumbnail(task, for: .seconds(1)) == false, "another host's claim")
+        #expect(try a.releaseThumbnail(task, for: .seconds(1)))
+        #expect(try a.thumbnailState(assetID: asset.id)?.attempts == 0)
+        #expect(try b.claimableThumbnails(limit: 10).isEmpty)
+        #expect(try b.claimThumbnail(assetID: asset.id) == nil, "leased to a for the pause")
+        Thread.sleep(forTimeInterval: 1.3)
+        #expect(try b.claimableThumbnails(limit: 10) == [asset.id], "the pause is over: any host may take it")
+        #expect(try b.claimThumbnail(assetID: asset.id)?.attempts == 1)
+        #expect(try b.finishThumbnail(assetID: asset.id, etag: asset.etag, status: .ready, reason: nil))
+        let second = try readyAsset(a)
+        try a.queueThumbnail(assetID: second.id)
+        let claimed = try #require(try a.claimThumbnail(assetID: second.id))
+        #expect(try a.releaseThumbnail(claimed, for: .seconds(60)))
+        #expect(try a.claimThumbnail(assetID: second.id)?.attempts == 1, "its own host's retry needs no expiry")
+    }
+
     @Test func aRunningTaskKeepsItsLeaseByRenewal() throws {
         let (a, b) = try hosts(lease: .seconds(3))
         let asset = try readyAsset(a)

@@ -191,15 +191,17 @@ def test_a_receiver_sees_every_event_signed_and_in_order_per_asset(workdir):
 def test_kill_9_during_a_delivery_loses_no_event_and_duplicates_keep_their_id(workdir):
     secret = new_secret()
     receiver = Receiver(secret, hold=4)   # holds each answer: assetd is killed while it waits
-    private = start_private(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off")
+    # A claim's lease is the webhook's 15 s timeout and ASSETD_EVENT_CLAIM_MARGIN (30 s by
+    # default; 1 here, so the resend comes after 16 s instead of 45).
+    private = start_private(workdir, ASSETD_WEBHOOK_URLS=receiver.url, ASSETD_WEBHOOK_SECRET=secret, ASSETD_THUMBNAILS="off",
+                            ASSETD_EVENT_CLAIM_MARGIN="1")
     try:
         ids = [upload(private, png_bytes(i), f"p{i}.png")["id"] for i in range(1, 5)]
         wait_until("a delivery in flight", lambda: receiver.events(), seconds=20)
         private.kill()
         receiver.hold = 0
         private.start()
-        # A webhook claim's lease is 45 s (its 15 s timeout and a 30 s margin): what was in
-        # flight is sent again after it.
+        # What was in flight is sent again once its claim's lease (16 s here) ends.
         wait_until("every asset.ready", lambda: sorted(by_asset(receiver.delivered())) == sorted(ids), seconds=90)
 
         def resent():

@@ -7,6 +7,7 @@ import glob
 import os
 import re
 import subprocess
+import time
 
 import pytest
 import requests
@@ -76,6 +77,35 @@ def test_metrics_count_the_requests_made(base_url, alice):
     assert "assetd_open_uploads " in text
     # Ids never become labels.
     assert "/api/assets/{assetId}" in text or "route=\"/api/assets/1\"" not in text
+
+
+def value(text, name):
+    """The value of an unlabelled sample, None when the metric is absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split(" ", 1)[1])
+    return None
+
+
+def test_thumbnail_decoder_and_reconciler_metrics(base_url, alice):
+    """What a sysadmin alerts on (docs/OPERATIONS.md, "Metrics"): an image of its own (the
+    test also runs alone) gets its thumbnail, counted by result (every result's series is
+    there from the start); the decoder was reached; the pending gauge is read from the
+    database; and a reconciler pass finished on some host (one host a pass on PostgreSQL:
+    the max over hosts)."""
+    from test_thumbnails import direct_upload, gradient, jpeg_bytes, settled
+    asset = direct_upload(alice, jpeg_bytes(gradient(64, 48)), "metrics.jpg")
+    assert settled(alice, asset["id"])["thumbnail"]["status"] == "ready"
+    texts = metrics_of_each(base_url)
+    assert total(texts, "assetd_thumbnail_tasks_total", result="ready") >= 1
+    for text in texts:
+        for result in ("ready", "failed", "retried", "unavailable"):
+            assert f'assetd_thumbnail_tasks_total{{result="{result}"}} ' in text
+        assert value(text, "assetd_thumbnail_pending") is not None
+    ups = [value(text, "assetd_decoder_up") for text in texts]
+    assert 1.0 in ups and all(up in (None, 0.0, 1.0) for up in ups), ups
+    passes = [value(text, "assetd_reconciler_last_pass_timestamp_seconds") or 0 for text in texts]
+    assert time.time() - 6 * 3600 < max(passes) <= time.time() + 5, passes
 
 
 def test_logs_hold_no_token_signature_or_secret(settings):

@@ -11,12 +11,18 @@ import JSON
 extension PostgresRecordStore {
     @discardableResult
     public func queueThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: false)
+    }
+
+    /// A new task: pending, no reason, no attempt, no lease (any host's poller may claim
+    /// it at once), on a ready asset; `onlyIfFailed`: only while its thumbnail is failed.
+    private func setThumbnailPending(assetID: Int64, now: Date, onlyIfFailed: Bool) throws -> Bool {
         try run {
             try pool.with { connection in
                 try connection.query("""
                     UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0,
                         thumbnail_owner = NULL, thumbnail_lease_until = NULL, updated_at = $1
-                    WHERE id = $2 AND status = 'ready'
+                    WHERE id = $2 AND status = 'ready' \(onlyIfFailed ? "AND thumbnail_status = 'failed'" : "")
                     """, [now.timeIntervalSince1970, assetID]).affectedRows == 1
             }
         }
@@ -55,6 +61,28 @@ extension PostgresRecordStore {
             startLeaseRenewal()
         }
         return task
+    }
+
+    /// The lease stays this host's, expiring after `pause` (on the database's clock): this
+    /// host may claim it again at any time (its retry after the pause), another host only
+    /// after the pause (the poller), so that an outage of every host's decoder does not
+    /// spin the fleet. No renewal extends it meanwhile.
+    @discardableResult
+    public func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool {
+        let assetID = task.asset.id
+        let seconds = Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18
+        let released = try run {
+            try pool.with { connection in
+                try connection.query("""
+                    UPDATE asset SET thumbnail_attempts = thumbnail_attempts - 1, thumbnail_lease_until = \(Self.databaseNow) + $1
+                    WHERE id = $2 AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS NOT DISTINCT FROM $3
+                    AND thumbnail_owner = $4 AND thumbnail_attempts = $5
+                    """, [seconds, assetID, task.asset.etag, settings.owner, task.attempts]).affectedRows == 1
+            }
+        }
+        // No longer held: no renewal extends the pause's lease.
+        if released { claims.withLock { if $0[assetID] == task.attempts { $0[assetID] = nil } } }
+        return released
     }
 
     /// Fenced: only the holder of the task's current lease (owner and attempt) finishes it.
@@ -203,6 +231,39 @@ extension PostgresRecordStore {
                     AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
                     ORDER BY id LIMIT $1
                     """, [limit]).rows.map(Self.asset(from:))
+            }
+        }
+    }
+
+    public func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail] {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT id, workspace_id, thumbnail_reason FROM asset
+                    WHERE status = 'ready' AND thumbnail_status = 'failed' AND id > $1 AND ($2::bigint IS NULL OR workspace_id = $2)
+                    ORDER BY id LIMIT $3
+                    """, [afterID, workspaceID, limit]).rows.map { row in
+                    FailedThumbnail(assetID: row.int64(0) ?? 0, workspaceID: row.int64(1) ?? 0, reason: row.string(2))
+                }
+            }
+        }
+    }
+
+    /// As SQLite's, the lease cleared too: any host's poller may claim it at once.
+    @discardableResult
+    public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: true)
+    }
+
+    /// As SQLite's: through the partial index asset_thumbnail_unsettled.
+    public func pendingThumbnailCount() throws -> Int {
+        try run {
+            try pool.with { connection in
+                try connection.query("""
+                    SELECT count(*) FROM asset WHERE status = 'ready'
+                    AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
+                    AND thumbnail_status = 'pending'
+                    """).first?.int(0) ?? 0
             }
         }
     }

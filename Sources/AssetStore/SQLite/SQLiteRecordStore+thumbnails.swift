@@ -9,11 +9,17 @@ extension SQLiteRecordStore {
     /// False when the asset is not ready (deleted meanwhile).
     @discardableResult
     public func queueThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: false)
+    }
+
+    /// Pending, no reason, no attempt, on a ready asset; `onlyIfFailed`: only while its
+    /// thumbnail is failed.
+    private func setThumbnailPending(assetID: Int64, now: Date, onlyIfFailed: Bool) throws -> Bool {
         try run {
             try pool.write { db in
                 try db.execute(sql: """
                     UPDATE asset SET thumbnail_status = 'pending', thumbnail_reason = NULL, thumbnail_attempts = 0, updated_at = ?
-                    WHERE id = ? AND status = 'ready'
+                    WHERE id = ? AND status = 'ready' \(onlyIfFailed ? "AND thumbnail_status = 'failed'" : "")
                     """, arguments: [now.timeIntervalSince1970, assetID])
                 return db.changesCount == 1
             }
@@ -47,6 +53,20 @@ extension SQLiteRecordStore {
                                                  arguments: [assetID])
                 else { return nil }
                 return try ThumbnailTask(asset: Self.asset(from: row), attempts: row["thumbnail_attempts"])
+            }
+        }
+    }
+
+    /// One process owns an SQLite file, so `pause` is kept by the caller's queue alone.
+    @discardableResult
+    public func releaseThumbnail(_ task: ThumbnailTask, for pause: Duration) throws -> Bool {
+        try run {
+            try pool.write { db in
+                try db.execute(sql: """
+                    UPDATE asset SET thumbnail_attempts = thumbnail_attempts - 1
+                    WHERE id = ? AND status = 'ready' AND thumbnail_status = 'pending' AND etag IS ? AND thumbnail_attempts = ?
+                    """, arguments: [task.asset.id, task.asset.etag, task.attempts])
+                return db.changesCount == 1
             }
         }
     }
@@ -192,6 +212,37 @@ extension SQLiteRecordStore {
                     """, arguments: [limit]).map(Self.asset(from:))
             }
         }
+    }
+
+    public func failedThumbnails(workspaceID: Int64?, afterID: Int64, limit: Int) throws -> [FailedThumbnail] {
+        try run {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT id, workspace_id, thumbnail_reason FROM asset
+                    WHERE status = 'ready' AND thumbnail_status = 'failed' AND id > ? AND (? IS NULL OR workspace_id = ?)
+                    ORDER BY id LIMIT ?
+                    """, arguments: [afterID, workspaceID, workspaceID, limit]).map { row in
+                    FailedThumbnail(assetID: row[0], workspaceID: row[1], reason: row[2])
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    public func requeueFailedThumbnail(assetID: Int64, now: Date) throws -> Bool {
+        try setThumbnailPending(assetID: assetID, now: now, onlyIfFailed: true)
+    }
+
+    /// The condition of asset_thumbnail_unsettled, word for word, so that SQLite counts
+    /// through that partial index instead of every asset.
+    static let pendingThumbnailsSQL = """
+        SELECT count(*) FROM asset WHERE status = 'ready'
+        AND (thumbnail_status = 'pending' OR (thumbnail_status = 'none' AND thumbnail_reason IS NULL))
+        AND thumbnail_status = 'pending'
+        """
+
+    public func pendingThumbnailCount() throws -> Int {
+        try run { try pool.read { db in try Int.fetchOne(db, sql: Self.pendingThumbnailsSQL) ?? 0 } }
     }
 
     public func thumbnailState(assetID: Int64) throws -> ThumbnailState? {
