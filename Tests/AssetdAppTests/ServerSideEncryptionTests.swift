@@ -4,6 +4,7 @@ import Foundation
 import Hashing
 import JSON
 import Logging
+import Media
 import S3Client
 import Synchronization
 import Testing
@@ -330,7 +331,7 @@ private struct CapturingLogHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        captured.lines.withLock { $0.append((level, "\(message)")) }
+    func log(event: LogEvent) {
+        captured.lines.withLock { $0.append((event.level, "\(event.message)")) }
     }
 }
