@@ -91,6 +91,8 @@ public enum Bootstrap {
             "s3_concurrency": "\(configuration.s3Concurrency)", "s3_timeout_s": "\(configuration.s3Timeout)",
             "sse": "\(configuration.serverSideEncryption)", "bucket_sse": "\(bucketEncryption)",
             "etags": "\(service.encryptionKeepsMD5ETags ? "md5" : "not md5")",
+            // Only a count: a rotation left unfinished shows, never a secret.
+            "jwt_accepted_secrets": "\(configuration.jwtAcceptedSecrets.count)",
         ])
         Reconciler(service: service, interval: .seconds(configuration.reconcileInterval),
                    grace: .seconds(configuration.reconcileGrace), fleet: records as? any FleetCoordination, metrics: metrics).start()
@@ -104,15 +106,7 @@ public enum Bootstrap {
         accessLogBuffer?.startFlusher()
         let responder = AccessLog(router: Routes(service: service).router(), metrics: metrics, logger: logger,
                                   buffer: accessLogBuffer) {
-            if let open = try? records.pendingUploadCount() {
-                metrics.setOpenUploads(open)
-            }
-            if let backlog = try? records.eventBacklog() {
-                metrics.setEventBacklog(backlog)
-            }
-            if let pending = try? records.pendingThumbnailCount() {
-                metrics.setPendingThumbnails(pending)
-            }
+            scrape(metrics, records: records, service: service)
         }
         // The access lines still held go out once the requests in flight are done, before
         // the server's last line ("drained; exiting").
@@ -181,6 +175,20 @@ public enum Bootstrap {
     public static func migrate(_ configuration: Configuration, logger: Logger) throws -> String {
         _ = try openRecords(configuration, logger: logger, command: true)
         return "the schema of \(DatabaseLocation.redacted(configuration.databasePath)) is current"
+    }
+
+    /// The gauges read at each GET /metrics.
+    static func scrape(_ metrics: Metrics, records: any RecordStore, service: AssetService) {
+        if let open = try? records.pendingUploadCount() {
+            metrics.setOpenUploads(open)
+        }
+        if let backlog = try? records.eventBacklog() {
+            metrics.setEventBacklog(backlog)
+        }
+        if let pending = try? records.pendingThumbnailCount() {
+            metrics.setPendingThumbnails(pending)
+        }
+        metrics.setETagsMD5(service.objectETagsAreMD5)
     }
 
     /// The records: PostgreSQL for a postgres:// URL (any number of hosts), else SQLite at

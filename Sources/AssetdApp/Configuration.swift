@@ -30,15 +30,14 @@ public struct Configuration: Sendable {
     /// AWS_ENDPOINT_URL_S3: nil for AWS itself.
     public var endpoint: S3Endpoint?
     public var publicEndpoint: S3Endpoint?
-    /// ASSETD_JWT_SECRET: comma-separated, as ASSETD_WEBHOOK_SECRET. A token (and a list
-    /// cursor) is accepted when signed with any of them; assetd signs with the first. More
-    /// than one only while secrets are rotated (docs/OPERATIONS.md, "Rotating secrets").
-    public var jwtSecrets: [String]
-    /// The secret assetd signs with: the first of ASSETD_JWT_SECRET ("" when unset).
-    public var jwtSecret: String {
-        get { jwtSecrets.first ?? "" }
-        set { jwtSecrets = [newValue] }
-    }
+    /// ASSETD_JWT_SECRET: the one secret tokens (and list cursors) are signed with, taken
+    /// verbatim (a comma or a space in it is part of it); "" when unset (`assetd token`).
+    public var jwtSecret: String
+    /// ASSETD_JWT_ACCEPTED_SECRETS: the other secrets that verify tokens and list cursors
+    /// but never sign, only while secrets are rotated (docs/OPERATIONS.md, "Rotating secrets").
+    public var jwtAcceptedSecrets: [String] = []
+    /// Every secret that verifies, the signing one first (JWTVerifier, ListCursor).
+    public var jwtSecrets: [String] { [jwtSecret] + jwtAcceptedSecrets }
     /// ASSETD_DATABASE: an SQLite path (one host) or a postgres:// URL (several hosts).
     /// Never logged as it is: `DatabaseLocation.redacted` hides a password.
     public var databasePath: String
@@ -164,22 +163,22 @@ public struct Configuration: Sendable {
     /// with ASSETD_THUMBNAILS=off): warned of as ignored, at start-up and by check-config.
     public var ignoredSettings: [IgnoredSetting] = []
 
-    /// S3's limit on an object built by a multipart upload: 5 TiB.
-    /// ASSETD_JWT_SECRET's secrets: split at commas, spaces around each trimmed, as
-    /// ASSETD_WEBHOOK_SECRET's; each at least 32 characters. A secret that itself holds a
-    /// comma is refused as two short ones, rather than taken silently as two secrets.
-    /// Unset (`requireAll` false, `assetd token`): no secret.
-    static func jwtSecrets(_ text: String, requireAll: Bool) throws -> [String] {
-        if text.isEmpty && !requireAll { return [] }
+    /// ASSETD_JWT_ACCEPTED_SECRETS: split at commas, spaces around each trimmed, as
+    /// ASSETD_WEBHOOK_SECRET's; each at least 32 characters, named by its position in an
+    /// error, never by its value. One equal to ASSETD_JWT_SECRET is dropped (it would only
+    /// cost a second HMAC for a token that fails).
+    static func jwtAcceptedSecrets(_ text: String?, signing: String) throws -> [String] {
+        guard let text else { return [] }
         let secrets = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
-        for (index, secret) in secrets.enumerated() where secret.utf8.count < 32 {
-            throw ConfigurationError(description: secrets.count == 1
-                ? "ASSETD_JWT_SECRET must be at least 32 characters long"
-                : "ASSETD_JWT_SECRET: secret \(index + 1) of \(secrets.count) must be at least 32 characters long (commas separate secrets)")
+        for (index, secret) in secrets.enumerated() where secret.utf8.count < JWTVerifier.minimumSecretLength {
+            throw ConfigurationError(description: "ASSETD_JWT_ACCEPTED_SECRETS: secret \(index + 1) of \(secrets.count) must be at least \(JWTVerifier.minimumSecretLength) characters long (commas separate secrets)")
         }
-        return secrets
+        var kept: [String] = []
+        for secret in secrets where secret != signing && !kept.contains(secret) { kept.append(secret) }
+        return kept
     }
 
+    /// S3's limit on an object built by a multipart upload: 5 TiB.
     public static let s3MaxObjectBytes: Int64 = 5 * 1024 * 1024 * 1024 * 1024
 
     /// Reads the settings. `required` false lets commands that need no S3 or database
@@ -202,7 +201,11 @@ public struct Configuration: Sendable {
         )
         endpoint = try reader.endpoint("AWS_ENDPOINT_URL_S3")
         publicEndpoint = try reader.endpoint("ASSETD_S3_PUBLIC_ENDPOINT")
-        jwtSecrets = try Self.jwtSecrets(try reader.required("ASSETD_JWT_SECRET"), requireAll: requireAll)
+        jwtSecret = try reader.required("ASSETD_JWT_SECRET")
+        if requireAll || !jwtSecret.isEmpty, jwtSecret.utf8.count < 32 {
+            throw ConfigurationError(description: "ASSETD_JWT_SECRET must be at least 32 characters long")
+        }
+        jwtAcceptedSecrets = try Self.jwtAcceptedSecrets(reader.optional("ASSETD_JWT_ACCEPTED_SECRETS"), signing: jwtSecret)
         databasePath = try reader.required("ASSETD_DATABASE")
         databasePool = try reader.integer("ASSETD_DATABASE_POOL", default: 10, in: 1...500)
         databaseStatementTimeout = try reader.integer("ASSETD_DATABASE_STATEMENT_TIMEOUT", default: 10_000, in: 100...600_000)

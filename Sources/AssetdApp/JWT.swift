@@ -20,13 +20,13 @@ public struct Principal: Sendable, Equatable {
 /// HS256 JSON Web Tokens (RFC 7519): verification for every route, and minting for
 /// `assetd token`. Any other algorithm is refused, `alg: none` above all.
 ///
-/// Several secrets (ASSETD_JWT_SECRET rotated): a token signed with any of them is
-/// accepted, and `mint` signs with the first. The first is tried first and alone costs
+/// Several secrets (a rotation: ASSETD_JWT_SECRET, then ASSETD_JWT_ACCEPTED_SECRETS): a
+/// token signed with any of them is accepted, and `mint` signs with the first. The first is tried first and alone costs
 /// what one secret does; the others are tried only when it fails.
 public struct JWTVerifier: Sendable {
-    /// The secret tokens are signed with (the first of ASSETD_JWT_SECRET).
+    /// The secret tokens are signed with (ASSETD_JWT_SECRET).
     private let secret: [UInt8]
-    /// The other secrets, still accepted while tokens signed with them may be in use.
+    /// The other secrets (ASSETD_JWT_ACCEPTED_SECRETS), accepted while tokens signed with them may be in use.
     private let acceptedSecrets: [[UInt8]]
     /// Tokens already verified, by their exact text: a browser sends the same token with
     /// every call, and a hit skips the HMAC and the JSON. The time claims are checked on

@@ -19,6 +19,7 @@ public final class Metrics: Sendable {
     private let eventBacklog: Gauge
     private let pendingThumbnails: Gauge
     private let reconcilerLastPass: Gauge
+    private let etagsMD5: Gauge
     /// assetd_thumbnail_tasks_total by result, all four made at start (0 until counted),
     /// so that a rate() of each exists before the first event.
     private let thumbnailTasks: [ThumbnailTaskResult: Counter]
@@ -64,6 +65,9 @@ public final class Metrics: Sendable {
         reconcilerLastPass = registry.makeGauge(
             name: "assetd_reconciler_last_pass_timestamp_seconds",
             help: "Unix time at which this host last finished a reconciler pass (0: none yet; on PostgreSQL one host a pass: take the max over hosts).")
+        etagsMD5 = registry.makeGauge(
+            name: "assetd_etags_md5",
+            help: "1 when this host compares part and object ETags with MD5s; 0 under ASSETD_SSE=aws:kms, or since the bucket's default encryption was seen as SSE-KMS with ASSETD_SSE unset (until a restart).")
         var tasks: [ThumbnailTaskResult: Counter] = [:]
         for result in ThumbnailTaskResult.allCases {
             tasks[result] = registry.makeCounter(
@@ -135,6 +139,9 @@ public final class Metrics: Sendable {
         }
         gauge.set(Int64(up ? 1 : 0))
     }
+
+    /// Whether complete-upload compares ETags with MD5s (`AssetService.objectETagsAreMD5`), read at each scrape.
+    func setETagsMD5(_ md5: Bool) { etagsMD5.set(Int64(md5 ? 1 : 0)) }
 
     /// A reconciler pass finished on this host.
     func reconcilerPassed(at date: Date) { reconcilerLastPass.set(date.timeIntervalSince1970) }

@@ -92,7 +92,7 @@ struct Serve: ParsableCommand {
 
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a bearer token signed with ASSETD_JWT_SECRET, its first secret when it lists several (for development and load tests)."
+        abstract: "Print a bearer token signed with ASSETD_JWT_SECRET (for development and load tests)."
     )
 
     @OptionGroup var options: ConfigOptions

@@ -4,7 +4,9 @@ import Foundation
 import Hashing
 import JSON
 import Logging
+import Media
 import S3Client
+import Synchronization
 import Testing
 @testable import AssetdApp
 
@@ -260,6 +262,42 @@ import Testing
         #expect(!service.objectETagsAreMD5 && !service.encryptionKeepsMD5ETags)
     }
 
+    /// Review L5: the switch only goes on, so one who set the bucket's default to KMS for a
+    /// moment (s3:PutEncryptionConfiguration, a spoofed plain-http endpoint) would leave
+    /// every host without MD5 checks, silently, until a restart. While it is on and the
+    /// bucket reads none or AES256 again: an error line at each pass, and assetd_etags_md5 0.
+    @Test func aSwitchLeftOnIsAnErrorEachPassAndAGauge() throws {
+        let captured = CapturedLines()
+        let logged = Logger(label: "test") { _ in CapturingLogHandler(captured: captured) }
+        let service = AssetService(configuration: self.service.configuration, records: routes.records, objects: routes.store,
+                                   detector: try ContentDetector(), logger: logged)
+        let metrics = Metrics()
+        func gauge() -> String? {
+            String(decoding: metrics.render(), as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("assetd_etags_md5 ") }.map(String.init)
+        }
+        func errors() -> [String] { captured.lines.withLock { $0.filter { $0.0 == .error }.map(\.1) } }
+        routes.store.state.withLock { $0.bucketEncryption = .aes256 }
+        service.readBucketEncryption(startUp: true)
+        Bootstrap.scrape(metrics, records: routes.records, service: service)
+        #expect(gauge() == "assetd_etags_md5 1.0")
+        #expect(errors().isEmpty)
+        routes.store.state.withLock { $0.bucketEncryption = .kms(keyID: nil, bucketKey: nil) }
+        service.readBucketEncryption(startUp: false)
+        Bootstrap.scrape(metrics, records: routes.records, service: service)
+        #expect(gauge() == "assetd_etags_md5 0.0")
+        #expect(errors().count == 1)
+        routes.store.state.withLock { $0.bucketEncryption = .aes256 }
+        for _ in 0..<3 { service.readBucketEncryption(startUp: false) }
+        let reverted = errors().dropFirst()
+        #expect(reverted.count == 3, "one a pass, not only at the change: \(errors())")
+        #expect(reverted.allSatisfy { $0.contains("restart assetd") && $0.contains("set ASSETD_SSE") }, "\(reverted)")
+        Bootstrap.scrape(metrics, records: routes.records, service: service)
+        #expect(gauge() == "assetd_etags_md5 0.0", "until a restart")
+        routes.store.state.withLock { $0.bucketEncryption = .none }
+        service.readBucketEncryption(startUp: false)
+        #expect(errors().count == 5 && errors().last?.contains("is now none") == true)
+    }
+
     /// A failure to read is no refusal: ETags stay what ASSETD_SSE says.
     @Test func anUnreadableDefaultChangesNothing() {
         routes.store.fail("bucketEncryption", with: S3Error.service(.accessDenied, status: 403, message: "", requestID: nil))
@@ -277,5 +315,23 @@ import Testing
         guard case .notRead = configured.app.service.readBucketEncryption(startUp: true) else { Issue.record("read"); return }
         #expect(configured.app.service.objectETagsAreMD5)
         #expect(!configured.store.state.withLock { $0.calls }.contains("bucketEncryption"))
+    }
+}
+
+/// Each line's level and message.
+private final class CapturedLines: Sendable {
+    let lines = Mutex<[(Logger.Level, String)]>([])
+}
+
+private struct CapturingLogHandler: LogHandler {
+    let captured: CapturedLines
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) {
+        captured.lines.withLock { $0.append((event.level, "\(event.message)")) }
     }
 }

@@ -195,6 +195,42 @@ def test_check_config_compares_the_bucket_default(encrypted):
         assert code == 0 and line.startswith("OK   encryption:"), line
 
 
+def test_a_kms_default_switched_back_is_an_error_each_pass_and_a_gauge(tmp_path):
+    """Review L5: a bucket default set to KMS for a moment, then removed, leaves the host
+    without its ETag-to-MD5 checks until a restart: said at each reconciler pass (1 s here)
+    by an error line naming the restart and ASSETD_SSE, and by assetd_etags_md5 0."""
+    instance = PrivateAssetd(str(tmp_path), ASSETD_THREADS=2, ASSETD_RECONCILE_INTERVAL=1)
+    try:
+        key = kms_key(instance.env)
+        if refusal(instance, ServerSideEncryption="aws:kms", SSEKMSKeyId=key["KeyId"]):
+            pytest.skip("this S3 server refuses aws:kms; SSE is tested on moto")
+
+        def gauge():
+            r = instance.request("GET", "/metrics", token=False)
+            assert r.status == 200, r.body
+            line = next(l for l in r.body.decode().splitlines() if l.startswith("assetd_etags_md5 "))
+            return float(line.split()[1])
+
+        instance.start()
+        assert gauge() == 1.0
+        instance.s3.put_bucket_encryption(Bucket=instance.bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["Arn"]}}]})
+        wait_until("the KMS default seen", lambda: "the bucket encrypts with aws:kms" in instance.log())
+        assert gauge() == 0.0
+        instance.s3.delete_bucket_encryption(Bucket=instance.bucket)
+        reverted = "but was SSE-KMS earlier"
+        wait_until("two passes saying so", lambda: instance.log().count(reverted) >= 2, seconds=30)
+        line = next(l for l in instance.log().splitlines() if reverted in l)
+        assert " error " in line.split(reverted)[0], line
+        assert "restart assetd" in line and "set ASSETD_SSE" in line, line
+        assert gauge() == 0.0, "until a restart"
+        instance.stop()
+        instance.start()
+        assert gauge() == 1.0, "a restart returns to MD5 ETags"
+    finally:
+        instance.close()
+
+
 def test_a_kms_bucket_default_with_sse_unset_is_noticed(tmp_path):
     """ASSETD_SSE unset over a bucket whose default encryption is SSE-KMS (review M1):
     assetd reads the default at start, says so (an error line naming what to set; sse,

@@ -1,7 +1,8 @@
-"""Rotating ASSETD_JWT_SECRET (docs/OPERATIONS.md, "Rotating secrets"; review M7): with
-several comma-separated secrets a token or list cursor signed with any of them is accepted
-and assetd signs with the first; once a secret is removed, what it signed is refused.
-One private assetd (real FastCGI binary, real S3), restarted with each step's setting."""
+"""Rotating ASSETD_JWT_SECRET (docs/OPERATIONS.md, "Rotating secrets"; review M7, L1): a
+token or list cursor signed with ASSETD_JWT_SECRET or any of ASSETD_JWT_ACCEPTED_SECRETS is
+accepted, and assetd signs with ASSETD_JWT_SECRET alone, taken verbatim (a comma in it is
+part of it); once a secret is removed, what it signed is refused.
+One private assetd (real FastCGI binary, real S3), restarted with each step's settings."""
 import base64
 import hashlib
 import hmac
@@ -50,19 +51,21 @@ def test_old_tokens_work_while_listed_and_are_refused_once_removed(tmp_path):
         assert status(new_token)[0] == 401
         instance.stop()
 
-        # Step 2 of the procedure: OLD,NEW; both accepted.
-        instance.start(ASSETD_JWT_SECRET=f"{old}, {new}")
+        # Step 2 of the procedure: NEW accepted, OLD still signs; both verify.
+        instance.start(ASSETD_JWT_SECRET=old, ASSETD_JWT_ACCEPTED_SECRETS=new)
         assert status(old_token)[0] == 200
         assert status(new_token)[0] == 200
         instance.stop()
 
-        # Step 3: NEW,OLD; still both, and assetd signs with NEW (assetd token).
-        instance.start(ASSETD_JWT_SECRET=f"{new},{old}")
+        # Step 3: NEW signs, OLD accepted (spaces around it dropped); still both, a cursor
+        # made with OLD still reads, and assetd signs with NEW (assetd token).
+        instance.start(ASSETD_JWT_SECRET=new, ASSETD_JWT_ACCEPTED_SECRETS=f" {old} ")
         assert status(old_token)[0] == 200
         code, page = status(new_token, f"workspaceId=1&limit=1&cursor={cursor}")
         assert code == 200 and len(page["assets"]) == 1, "a cursor made with OLD still reads"
         minted = subprocess.run([os.environ["ASSETD_BIN"], "token", "--sub", "cli", "--workspaces", "1"], capture_output=True, text=True,
-                                timeout=30, env={**instance.env, "ASSETD_JWT_SECRET": f"{new},{old}"}, check=True).stdout.strip()
+                                timeout=30, env={**instance.env, "ASSETD_JWT_SECRET": new, "ASSETD_JWT_ACCEPTED_SECRETS": old},
+                                check=True).stdout.strip()
         assert signed_with(minted, new) and not signed_with(minted, old)
         assert status(minted)[0] == 200
         instance.stop()
@@ -76,15 +79,23 @@ def test_old_tokens_work_while_listed_and_are_refused_once_removed(tmp_path):
         assert status(new_token)[0] == 200
         assert status(minted)[0] == 200
         instance.stop()
+
+        # Review L1: a secret holding a comma is one secret, as it always was: a token
+        # signed with the whole string verifies, one signed with either piece does not.
+        whole = f"{old},{new}"
+        instance.start(ASSETD_JWT_SECRET=whole)
+        assert status(make_token(whole, "rotating", [1]))[0] == 200
+        assert status(old_token)[0] == 401 and status(new_token)[0] == 401
+        instance.stop()
     finally:
         instance.close()
 
 
-def test_a_short_secret_in_the_list_stops_start_up_without_its_value():
+def test_a_short_accepted_secret_stops_start_up_without_its_value():
     good = secrets.token_hex(32)
     result = subprocess.run([os.environ["ASSETD_BIN"], "check-config"], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, **read_env_file(os.environ["ASSETD_ENV_FILE"]), "ASSETD_JWT_SECRET": f"{good},tooshort"})
+                            env={**os.environ, **read_env_file(os.environ["ASSETD_ENV_FILE"]), "ASSETD_JWT_ACCEPTED_SECRETS": f"{good},tooshort"})
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "ASSETD_JWT_SECRET: secret 2 of 2 must be at least 32 characters long (commas separate secrets)" in out, out
+    assert "ASSETD_JWT_ACCEPTED_SECRETS: secret 2 of 2 must be at least 32 characters long (commas separate secrets)" in out, out
     assert good not in out and "tooshort" not in out

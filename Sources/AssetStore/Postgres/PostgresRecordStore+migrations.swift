@@ -214,7 +214,13 @@ extension PostgresRecordStore {
             try connection.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '\(migrationLockTimeout)'")
             // The lock first: hosts starting together would otherwise race CREATE TABLE IF
             // NOT EXISTS, which PostgreSQL can fail with a unique violation on pg_type.
-            try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            // Tried first: when another host holds it, say so before waiting, since that line
+            // (MigrationLog) is what extends systemd's start timeout (EXTEND_TIMEOUT_USEC)
+            // past its 30 s while this host waits up to migrationLockTimeout.
+            if try connection.query("SELECT pg_try_advisory_xact_lock($1)", [migrationLock]).first?.bool(0) != true {
+                log?("waiting for another host's migration (the schema's lock, at most \(migrationLockTimeout))")
+                try connection.query("SELECT pg_advisory_xact_lock($1)", [migrationLock])
+            }
             try connection.execute("SET LOCAL lock_timeout = '\(migrationTableLockTimeout)'")
             try connection.execute("""
                 CREATE TABLE IF NOT EXISTS schema_version (

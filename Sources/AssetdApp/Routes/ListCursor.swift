@@ -14,12 +14,12 @@ import Hashing
 /// bytes before it. So a cursor made up, changed, or taken from another query or
 /// workspace is refused with a 400 before any SQL, and its values only ever reach SQL
 /// as bound parameters. Every host with the same secret reads the others' cursors.
-/// While ASSETD_JWT_SECRET lists several secrets (a rotation), cursors are made with the
-/// first and read with any, as tokens are.
+/// While ASSETD_JWT_ACCEPTED_SECRETS lists others (a rotation), cursors are made with
+/// ASSETD_JWT_SECRET and read with any, as tokens are.
 struct ListCursor {
     static let maxTextLength = 2048
     private static let macLength = 16
-    /// The key of each secret of ASSETD_JWT_SECRET, the first (which makes cursors) first.
+    /// The key of each secret, ASSETD_JWT_SECRET's (which makes cursors) first, then those of ASSETD_JWT_ACCEPTED_SECRETS.
     private let keys: [[UInt8]]
 
     init(secrets: [String]) {

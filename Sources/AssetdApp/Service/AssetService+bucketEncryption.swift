@@ -59,7 +59,8 @@ extension AssetService {
     /// default). A default of SSE-KMS (or DSSE-KMS) makes the objects' ETags no MD5s: from
     /// then on the service treats them exactly as under ASSETD_SSE=aws:kms (no ETag compared
     /// with an MD5, a direct upload's MD5 kept in its metadata) and says so in an error line
-    /// naming what to set. Best effort: a failure to read is a notice (at start-up, and
+    /// naming what to set; while the bucket's default then reads none or AES256 again, an
+    /// error line each pass says a restart returns to MD5 ETags. Best effort: a failure to read is a notice (at start-up, and
     /// then only when the outcome changes), never a refusal to start.
     /// `bucket`: where to read it (start-up's client has short deadlines); the service's store by default.
     @discardableResult
@@ -80,8 +81,12 @@ extension AssetService {
             if bucketDefaultKMS.set() || changed {
                 logger.error("the bucket encrypts with \(found) by default but ASSETD_SSE is unset: its ETags are no MD5s, so assetd compares none with an MD5 (as under ASSETD_SSE=aws:kms); set ASSETD_SSE=aws:kms and ASSETD_SSE_KMS_KEY_ID to the bucket's key to say so, and check-config to compare them")
             }
-        } else if changed && bucketDefaultKMS.isSet {
-            logger.notice("the bucket's default encryption is now \(found == .none ? "none" : "\(found)"); ETags stay taken as no MD5s until assetd restarts")
+        } else if bucketDefaultKMS.isSet {
+            // At every pass, not only at the change (review L5): the switch never goes back,
+            // so one who can set the bucket's encryption for a moment (or a spoofed
+            // plain-http endpoint) leaves every host without its ETag checks until a
+            // restart; said loudly, and in assetd_etags_md5.
+            logger.error("the bucket's default encryption is now \(found == .none ? "none" : "\(found)") but was SSE-KMS earlier, so ETags stay taken as no MD5s (no ETag compared with an MD5): restart assetd to compare them with MD5s again, or set ASSETD_SSE (then the bucket's default no longer matters)")
         }
         return .found(found)
     }
