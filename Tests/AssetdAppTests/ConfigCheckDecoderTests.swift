@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import Testing
+import TestFiles
 @testable import AssetdApp
 
 /// check-config's `decoder` line (review M10): a configured decoder socket must accept a
@@ -18,16 +19,8 @@ struct ConfigCheckDecoderTests {
     /// A listening Unix socket at a fresh path; closed (and removed) by the caller.
     func listening() throws -> (path: String, descriptor: Int32) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-decoder-\(UUID().uuidString.prefix(8)).sock").path
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(descriptor, 4) == 0)
+        let descriptor = TestFiles.boundUnixSocket(at: path, type: Int32(SOCK_STREAM.rawValue))
+        try #require(descriptor >= 0 && listen(descriptor, 4) == 0)
         return (path, descriptor)
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import TestFiles
 @testable import Thumbnails
 
 /// The decoder (issue 17) with the real `assetd-thumbnailer` from this build, run as the
@@ -423,18 +424,9 @@ import Testing
     /// A unix datagram socket bound at a fresh path in the temporary directory, non-blocking.
     static func boundDatagramSocket() throws -> (path: String, descriptor: Int32, address: sockaddr_un) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-dgram-\(UUID().uuidString.prefix(8)).sock").path
-        let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let descriptor = TestFiles.boundUnixSocket(at: path, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
         try #require(descriptor >= 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0)
-        return (path, descriptor, address)
+        return (path, descriptor, TestFiles.unixAddress(path))
     }
 
     /// A parser's exploit must not reach a path-named (or abstract) datagram socket, such as
