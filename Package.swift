@@ -128,7 +128,7 @@ let package = Package(
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         // CSystem: the decoder child's confinement, tried in a forked process.
-        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo"], swiftSettings: swiftSettings),
+        .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
         .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
     ]
 )

@@ -246,15 +246,17 @@ public enum Bootstrap {
     public static let packagedDecoderSocket = "/run/assetd-thumbnailer/decoder.sock"
 
     /// The decoder zygote, first found first taken: ASSETD_THUMBNAILER_SOCKET; else, when
-    /// ASSETD_THUMBNAILER is unset too, the packaged decoder's socket if it exists and belongs
-    /// to this process's user (the assetd user running a command, `sudo -u assetd assetd
-    /// backfill-media`, with a settings file that names no socket: its decoders stay in
-    /// their unit's sandbox); else ASSETD_THUMBNAILER (or assetd-thumbnailer beside this
-    /// executable) run as assetd's own child.
+    /// ASSETD_THUMBNAILER is unset too, the packaged decoder's socket if it exists and may be
+    /// trusted (`isTrustedSocket`: the assetd user running a command, `sudo -u assetd assetd
+    /// backfill-media`, or root running one, `sudo assetd backfill-media`, with a settings
+    /// file that names no socket: its decoders stay in their unit's sandbox, not a child of
+    /// root that reads /etc/shadow); else ASSETD_THUMBNAILER (or assetd-thumbnailer beside
+    /// this executable) run as assetd's own child (the dev stack and the tests, as root,
+    /// without the packaged socket).
     static func decoderEndpoint(_ configuration: Configuration,
                                 packagedSocket: String = packagedDecoderSocket) throws -> IsolatedThumbnailer.Endpoint {
         if let socket = configuration.thumbnailerSocket { return .socket(path: socket) }
-        if configuration.thumbnailerPath == nil, isOwnSocket(packagedSocket) { return .socket(path: packagedSocket) }
+        if configuration.thumbnailerPath == nil, isTrustedSocket(packagedSocket) { return .socket(path: packagedSocket) }
         let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
         guard access(executable, X_OK) == 0 else {
             throw ConfigurationError(description: "the decoder \(executable) is not an executable (ASSETD_THUMBNAILER)")
@@ -262,10 +264,24 @@ public enum Bootstrap {
         return .spawn(executable: executable)
     }
 
-    /// Whether `path` is a unix socket owned by this process's effective user.
-    static func isOwnSocket(_ path: String) -> Bool {
+    /// Whether `path` is a unix socket this process may hand files to: one owned by its
+    /// effective user; or, for root, one whose directory and every directory above it belong
+    /// to root and are writable by nobody else (the packaged socket is the assetd user's, in
+    /// /run/assetd-thumbnailer, which systemd makes root's, mode 0755), so that no other user
+    /// could have put it there, or could swap it or a directory on its path.
+    static func isTrustedSocket(_ path: String, user: uid_t = geteuid()) -> Bool {
         var info = stat()
-        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK && info.st_uid == geteuid()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return false }
+        if info.st_uid == user { return true }
+        guard user == 0, path.hasPrefix("/") else { return false }
+        var directory = (path as NSString).deletingLastPathComponent
+        while true {
+            var parent = stat()
+            guard lstat(directory, &parent) == 0, parent.st_mode & S_IFMT == S_IFDIR, parent.st_uid == 0,
+                  parent.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return false }
+            if directory == "/" { return true }
+            directory = (directory as NSString).deletingLastPathComponent
+        }
     }
 
     /// The thumbnail worker `serve` runs, or nil when ASSETD_THUMBNAILS is off. libvips

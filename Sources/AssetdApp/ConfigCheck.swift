@@ -151,23 +151,29 @@ public struct ConfigCheck {
     }
 
     /// The decoder that thumbnails and media metadata need (nil when ASSETD_THUMBNAILS is
-    /// off): with ASSETD_THUMBNAILER_SOCKET, that the socket accepts a connection (under
-    /// systemd, assetd-thumbnailer.socket; a connection starts its zygote, and decodes
-    /// nothing); without it, that the decoder assetd would run as its child is an executable.
-    func decoder(_ configuration: Configuration) -> Item? {
+    /// off), the one `serve` and the commands would use (`Bootstrap.decoderEndpoint`): a
+    /// socket (ASSETD_THUMBNAILER_SOCKET, or the packaged one found), that it accepts a
+    /// connection (under systemd, assetd-thumbnailer.socket; a connection starts its zygote,
+    /// and decodes nothing); else that the decoder assetd would run as its child is an executable.
+    func decoder(_ configuration: Configuration, packagedSocket: String = Bootstrap.packagedDecoderSocket) -> Item? {
         guard configuration.thumbnailsEnabled else { return nil }
         let name = "decoder"
-        if let socket = configuration.thumbnailerSocket {
+        let endpoint: IsolatedThumbnailer.Endpoint
+        do {
+            endpoint = try Bootstrap.decoderEndpoint(configuration, packagedSocket: packagedSocket)
+        } catch {
+            return Item(name: name, ok: false, reason: "\(error); assetd would not start")
+        }
+        switch endpoint {
+        case .socket(let socket):
+            let origin = configuration.thumbnailerSocket == nil ? "the packaged decoder's socket" : "ASSETD_THUMBNAILER_SOCKET"
             if let failure = IsolatedThumbnailer.probe(socket: socket) {
-                return Item(name: name, ok: false, reason: "ASSETD_THUMBNAILER_SOCKET: \(failure) (systemctl enable --now assetd-thumbnailer.socket; the socket must be writable by uid \(geteuid())); thumbnails and media metadata would wait for it")
+                return Item(name: name, ok: false, reason: "\(origin) \(socket): \(failure) (systemctl enable --now assetd-thumbnailer.socket; the socket must be writable by uid \(geteuid())); thumbnails and media metadata would wait for it")
             }
-            return Item(name: name, ok: true, reason: "\(socket) accepts connections")
+            return Item(name: name, ok: true, reason: "\(socket) accepts connections (\(origin))")
+        case .spawn(let executable):
+            return Item(name: name, ok: true, reason: "assetd runs \(executable) as its own child, as uid \(geteuid()) (no ASSETD_THUMBNAILER_SOCKET, no packaged socket at \(packagedSocket) that uid \(geteuid()) may use)")
         }
-        let executable = configuration.thumbnailerPath ?? IsolatedThumbnailer.executableBesideSelf()
-        guard access(executable, X_OK) == 0 else {
-            return Item(name: name, ok: false, reason: "\(executable) is not an executable (ASSETD_THUMBNAILER); assetd would not start")
-        }
-        return Item(name: name, ok: true, reason: "ASSETD_THUMBNAILER_SOCKET is unset: assetd runs \(executable) as its own child")
     }
 
     func spool(_ path: String) -> Item {

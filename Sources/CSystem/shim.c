@@ -289,10 +289,32 @@ static int confine_seccomp(pid_t self) {
         // inherits; nothing it runs (libvips, poppler, libheif, ffmpeg and ffprobe with
         // -protocol_whitelist file) opens one: the decoder tests run every loader under
         // this filter. glibc's lookups (nscd, systemd-userdb) fail over to files.
-        // socketpair stays (a pair reaches nothing). io_uring could make a socket
-        // (IORING_OP_SOCKET) without this call: refused too.
+        // io_uring could make a socket (IORING_OP_SOCKET) without this call: refused too.
         NUMBER(__NR_socket),
         NUMBER(__NR_io_uring_setup),
+        // A socketpair only of connected types, SOCK_STREAM or SOCK_SEQPACKET (the type's
+        // low 4 bits; SOCK_NONBLOCK and SOCK_CLOEXEC are flags above them): an end of a
+        // SOCK_DGRAM pair sends to any path-named or abstract datagram socket its sendto or
+        // connect names (journald's /run/systemd/journal/socket, /dev/log: forged log lines,
+        // syslog forwarding off the host). connect is refused outright (an end of a pair is
+        // connected already), and sendto with an address (its fifth argument, both words);
+        // send and sendto without one stay. sendmsg's msg_name is in memory a filter cannot
+        // read, but a connected stream or seqpacket end ignores or refuses it.
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socketpair, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_STREAM, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SOCK_SEQPACKET, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        NUMBER(__NR_connect),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_sendto, 0, 6),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[4])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[4]) + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, REFUSE),
         // fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP: the kernel would send
         // a descriptor's SIGIO (or the signal F_SETSIG chose) to the owner they name, with
         // only the uid checked. The command is the low 32 bits of the second argument.

@@ -1,4 +1,5 @@
 import Foundation
+public import Glibc
 import Synchronization
 
 /// Where the unit tests put their SQLite files and scratch directories: new paths in the temporary directory,
@@ -16,6 +17,31 @@ public enum TestFiles {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString).sqlite").path
         paths.withLock { $0.append(path) }
         return path
+    }
+
+    /// The address of a path-named unix socket (a path longer than sun_path is cut short).
+    public static func unixAddress(_ path: String) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+
+    /// A unix socket of `type` (SOCK_STREAM, SOCK_DGRAM, with flags) bound at `path`, or -1.
+    public static func boundUnixSocket(at path: String, type: Int32) -> Int32 {
+        let descriptor = socket(AF_UNIX, type, 0)
+        guard descriptor >= 0 else { return -1 }
+        var address = unixAddress(path)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else {
+            close(descriptor)
+            return -1
+        }
+        return descriptor
     }
 
     /// A new, empty directory `<temporary directory>/<prefix>-<UUID>` (a thumbnail

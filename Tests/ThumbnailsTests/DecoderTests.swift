@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+import TestFiles
 @testable import Thumbnails
 
 /// The decoder (issue 17) with the real `assetd-thumbnailer` from this build, run as the
@@ -418,6 +419,65 @@ import Testing
             bits: 1 an AF_INET socket, 2 an AF_INET6 socket, 4 a netlink or packet socket, 8 io_uring was not refused; \
             16 no socketpair, 32 an AF_UNIX socket (a local resolver's) was not refused; 100 could not confine itself (Landlock ABI \(min(assetd_system_landlock_abi(), highestABI)))
             """)
+    }
+
+    /// A unix datagram socket bound at a fresh path in the temporary directory, non-blocking.
+    static func boundDatagramSocket() throws -> (path: String, descriptor: Int32, address: sockaddr_un) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("assetd-dgram-\(UUID().uuidString.prefix(8)).sock").path
+        let descriptor = TestFiles.boundUnixSocket(at: path, type: Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+        try #require(descriptor >= 0)
+        return (path, descriptor, TestFiles.unixAddress(path))
+    }
+
+    /// A parser's exploit must not reach a path-named (or abstract) datagram socket, such as
+    /// journald's or /dev/log, through a socketpair (review 10, M1): a SOCK_DGRAM pair is
+    /// refused (with or without SOCK_CLOEXEC and SOCK_NONBLOCK), and so are connect and a
+    /// sendto with an address on the stream pair it may have; send on that pair still works.
+    @Test(arguments: [Int32.max, 0]) func aConfinedProcessSendsNoDatagramToANamedSocket(_ highestABI: Int32) throws {
+        let (path, listener, address) = try Self.boundDatagramSocket()
+        var target = address
+        defer { close(listener); unlink(path) }
+        let pid = assetd_system_fork()
+        if pid == 0 {
+            var failed: Int32 = 0
+            if assetd_system_confine_below_landlock_abi_for_tests(highestABI) < 0 { _exit(100) }
+            func refused(_ result: Int) -> Bool { result == -1 && errno == EPERM }
+            let size = socklen_t(MemoryLayout<sockaddr_un>.size)
+            func sendTo(_ descriptor: Int32) -> Int {
+                withUnsafePointer(to: &target) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, "leak", 4, 0, $0, size) }
+                }
+            }
+            func connectTo(_ descriptor: Int32) -> Int {
+                Int(withUnsafePointer(to: &target) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, size) } })
+            }
+            let flags = Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+            for type in [Int32(SOCK_DGRAM.rawValue), Int32(SOCK_DGRAM.rawValue) | flags] {
+                var datagram: [Int32] = [-1, -1]
+                if !refused(Int(socketpair(AF_UNIX, type, 0, &datagram))) {
+                    failed |= 1
+                    _ = sendTo(datagram[0])  // what an exploit would do with it
+                    if connectTo(datagram[1]) == 0 { _ = send(datagram[1], "leak", 4, 0) }
+                }
+            }
+            var pair: [Int32] = [-1, -1]
+            if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | flags, 0, &pair) != 0 { failed |= 2 }
+            var packets: [Int32] = [-1, -1]
+            if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &packets) != 0 { failed |= 2 }
+            if !refused(sendTo(pair[0])) { failed |= 4 }
+            if !refused(connectTo(pair[1])) { failed |= 8 }
+            if send(pair[0], "x", 1, 0) != 1 || send(packets[0], "x", 1, 0) != 1 { failed |= 2 }
+            _exit(failed)
+        }
+        let (signal, failed) = try Self.wait(for: pid)
+        #expect(signal == 0, "killed by signal \(signal)")
+        #expect(failed == 0, """
+            bits: 1 a SOCK_DGRAM socketpair was not refused, 2 a stream or seqpacket pair or its send failed, \
+            4 sendto with an address was not refused, 8 connect was not refused; 100 could not confine itself
+            """)
+        var byte: UInt8 = 0
+        let received = recv(listener, &byte, 1, 0)
+        #expect(received == -1 && errno == EAGAIN, "a confined process delivered a datagram to \(path)")
     }
 
     /// Landlock refused (EPERM from a seccomp filter, as a container's or systemd's may) is

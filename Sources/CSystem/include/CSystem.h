@@ -94,7 +94,8 @@ int assetd_system_refuse_landlock_for_tests(void);
 /// nothing), so that no signal leaves the child below Landlock ABI 6 either; setsid and
 /// setpgid (what it runs stays in the process group the zygote kills); no socket() of any
 /// family, AF_UNIX too, and no io_uring (no network whatever the Landlock ABI, nor a local
-/// resolver); socketpair stays; and no limit or
+/// resolver); socketpair only SOCK_STREAM or SOCK_SEQPACKET, no connect, no sendto with an
+/// address (no datagram to journald or /dev/log); and no limit or
 /// scheduling of another process: prlimit64, sched_setaffinity, sched_setscheduler,
 /// sched_setparam and sched_setattr only on pid 0 or its own, setpriority only
 /// PRIO_PROCESS of 0 or its own pid, ioprio_set never (prlimit64 on another process of
