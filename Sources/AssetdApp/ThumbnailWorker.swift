@@ -333,7 +333,8 @@ public final class ThumbnailWorker: Sendable {
             throw .final(.none, "the file (\(size) bytes) is over ASSETD_THUMBNAIL_MAX_SOURCE_BYTES (\(maxSourceBytes))")
         }
         do {
-            _ = try objects.getObject(key: asset.key, toFile: descriptor, expectedSize: Int(asset.size ?? 0))
+            // No more than the size recorded (the cap when none is): S3 does not get to fill the disk.
+            _ = try objects.getObject(key: asset.key, toFile: descriptor, expectedSize: Int(asset.size ?? maxSourceBytes))
         } catch let error as S3Error where error.httpStatus == 404 {
             throw .final(.failed, "the object is missing from S3")
         } catch {

@@ -19,13 +19,18 @@ enum RequestBody {
     }
 }
 
-/// Where a response body goes.
+/// Where a response body goes. A sink with a limit stops a transfer whose 2xx body grows
+/// past it, and the call fails with `S3Error.malformed`: a server does not get to send
+/// more than was asked for (into memory or onto the state disk).
 enum ResponseSink {
     /// Into `TransportResponse.body` (at most `CurlTransport.maxResponseBody`).
     case memory
-    /// A 2xx body is written to an open file from offset 0 with pwrite (a retry starts
-    /// over); any other status's body (S3's `<Error>`) still goes to memory.
-    case file(descriptor: Int32)
+    /// Into `TransportResponse.body`, a 2xx body of at most `limit` bytes (a byte range).
+    case memoryUpTo(limit: Int)
+    /// A 2xx body of at most `limit` bytes is written to an open file from offset 0 with
+    /// pwrite (a retry starts over); any other status's body (S3's `<Error>`) still goes
+    /// to memory.
+    case file(descriptor: Int32, limit: Int)
     /// The first `limit` bytes into `TransportResponse.body`, the rest read and dropped (a
     /// webhook receiver's answer, which only its status matters for).
     case bounded(limit: Int)
@@ -162,6 +167,9 @@ final class CurlTransport: Sendable {
         }
 
         let code = curl_easy_perform(handle)
+        if let limit = state.exceeded {
+            throw S3Error.malformed("the answer's body went past the \(limit) bytes it may have (\(method) \(Self.redact(url)))")
+        }
         guard code == CURLE_OK else {
             let text = String(cString: curl_easy_strerror(code))
             let message = "\(text) (\(method) \(Self.redact(url)))"
@@ -192,6 +200,8 @@ private final class TransferState {
     var status = 0
     var fileOffset = 0
     var fileError: Int32 = 0
+    /// The sink's limit, once a body went past it (the transfer was stopped).
+    var exceeded: Int?
 
     init(body: RequestBody, sink: ResponseSink) {
         self.source = body
@@ -200,7 +210,9 @@ private final class TransferState {
 
     /// A piece of the response body; returning less than its size stops the transfer.
     func write(_ bytes: UnsafeRawBufferPointer) -> Int {
-        if case .file(let descriptor) = sink, (200..<300).contains(status) {
+        let success = (200..<300).contains(status)
+        if case .file(let descriptor, let limit) = sink, success {
+            guard fileOffset + bytes.count <= limit else { return stop(exceeding: limit) }
             var done = 0
             while done < bytes.count {
                 let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(fileOffset + done))
@@ -219,9 +231,17 @@ private final class TransferState {
             if room > 0 { body.append(contentsOf: bytes.prefix(room)) }
             return bytes.count
         }
-        guard body.count + bytes.count <= CurlTransport.maxResponseBody else { return 0 }
+        var limit = CurlTransport.maxResponseBody
+        if case .memoryUpTo(let asked) = sink, success { limit = min(asked, limit) }
+        guard body.count + bytes.count <= limit else { return stop(exceeding: limit) }
         body.append(contentsOf: bytes)
         return bytes.count
+    }
+
+    /// Stops the transfer: its body went past `limit`.
+    private func stop(exceeding limit: Int) -> Int {
+        exceeded = limit
+        return 0
     }
 
     func header(line: UnsafeRawBufferPointer) {

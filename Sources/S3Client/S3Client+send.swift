@@ -162,11 +162,14 @@ extension S3Client {
         case 503: .slowDown
         default: .other("HTTP\(status)")
         }
-        return .service(code, status: status, message: "", requestID: headers["x-amz-request-id"])
+        return .service(code, status: status, message: "", requestID: S3Error.requestID(headers["x-amz-request-id"]))
     }
 
+    /// The `<Error>` answer as an S3Error. Its texts are the server's: cut to a length a log
+    /// line can carry (`S3Error.excerpt`).
     static func error(from tree: XMLTree, status: Int, headers: [String: String]) -> S3Error {
-        .service(S3Error.Code(tree.value("Code") ?? "HTTP\(status)"), status: status, message: tree.value("Message") ?? "",
-                 requestID: tree.value("RequestId") ?? headers["x-amz-request-id"])
+        .service(S3Error.Code(tree.value("Code") ?? "HTTP\(status)"), status: status,
+                 message: S3Error.excerpt(tree.value("Message") ?? ""),
+                 requestID: S3Error.requestID(tree.value("RequestId") ?? headers["x-amz-request-id"]))
     }
 }

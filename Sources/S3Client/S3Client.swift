@@ -196,11 +196,20 @@ public final class S3Client: Sendable {
         return response.headers["etag"] ?? ""
     }
 
-    /// GetObject, whole or a byte range, into memory (at most 64 MiB).
+    /// GetObject, whole or a byte range, into memory (at most 64 MiB). An answer to a range
+    /// with more bytes than the range is stopped (`S3Error.malformed`), and so is a 200 to a
+    /// range that does not start at 0 (a server that ignored it): a 200 whose body fits a
+    /// range from 0 is the same bytes (an object shorter than the range).
     public func getObject(key: String, range: ClosedRange<Int>? = nil) throws -> [UInt8] {
-        var headers: [(String, String)] = []
-        if let range { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
-        return try send(.getObject, "GET", key: key, headers: headers, kind: .transfer(bytes: range?.count ?? CurlTransport.maxResponseBody)).body
+        guard let range else {
+            return try send(.getObject, "GET", key: key, kind: .transfer(bytes: CurlTransport.maxResponseBody)).body
+        }
+        let response = try send(.getObject, "GET", key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound)")],
+                                kind: .transfer(bytes: range.count), sink: .memoryUpTo(limit: range.count))
+        guard response.status == 206 || range.lowerBound == 0 else {
+            throw S3Error.malformed("GetObject of bytes \(range.lowerBound)-\(range.upperBound) answered \(response.status), not 206")
+        }
+        return response.body
     }
 
     /// HeadObject; nil when there is no such object.
@@ -249,8 +258,8 @@ public final class S3Client: Sendable {
                                 body: .bytes(body))
         if let tree = XMLTree.parse(response.body), let failed = tree.child("Error") {
             throw S3Error.service(S3Error.Code(failed.value("Code") ?? "InternalError"), status: response.status,
-                                  message: "could not delete \(failed.value("Key") ?? "an object"): \(failed.value("Message") ?? "")",
-                                  requestID: response.headers["x-amz-request-id"])
+                                  message: S3Error.excerpt("could not delete \(failed.value("Key") ?? "an object"): \(failed.value("Message") ?? "")"),
+                                  requestID: S3Error.requestID(response.headers["x-amz-request-id"]))
         }
     }
 
@@ -317,20 +326,37 @@ public final class S3Client: Sendable {
     }
 
     /// ListObjectsV2: every key under `prefix`, following pagination, at most `limit`.
+    ///
+    /// What comes back is deleted, so the server is not trusted to keep to the prefix or to
+    /// end its pages: a key outside `prefix`, a truncated page without keys, a continuation
+    /// token seen before, or more pages than `limit` keys need (1,000 a page, and two
+    /// more) is `S3Error.malformed`, and nothing is returned.
     public func listKeys(prefix: String, limit: Int = 100_000) throws -> [String] {
         var keys: [String] = []
         var token: String?
-        repeat {
+        var tokens: Set<String> = []
+        for _ in 0..<(limit / 1000 + 2) {
             var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
             if let token { query.append(("continuation-token", token)) }
             let response = try send(.listObjects, "GET", key: "", query: query)
             guard let tree = XMLTree.parse(response.body), tree.isResult(of: "ListBucket") else {
                 throw S3Error.malformed("ListObjectsV2 answered without a ListBucketResult")
             }
-            keys += tree.all("Contents").compactMap { $0.value("Key") }
-            token = tree.value("IsTruncated") == "true" ? tree.value("NextContinuationToken") : nil
-        } while token != nil && keys.count < limit
-        return Array(keys.prefix(limit))
+            let page = tree.all("Contents").compactMap { $0.value("Key") }
+            if let stray = page.first(where: { !$0.hasPrefix(prefix) }) {
+                logger.error("ListObjectsV2 answered a key outside the prefix asked for: nothing listed is deleted", metadata: [
+                    "prefix": "\(prefix)", "key": "\(S3Error.excerpt(stray))",
+                ])
+                throw S3Error.malformed("ListObjectsV2 of \(prefix) answered a key outside it")
+            }
+            keys += page
+            guard keys.count < limit, tree.value("IsTruncated") == "true" else { return Array(keys.prefix(limit)) }
+            guard !page.isEmpty, let next = tree.value("NextContinuationToken"), tokens.insert(next).inserted else {
+                throw S3Error.malformed("ListObjectsV2 of \(prefix) answered a truncated page without keys or a new continuation token")
+            }
+            token = next
+        }
+        throw S3Error.malformed("ListObjectsV2 of \(prefix) was still truncated after \(limit / 1000 + 2) pages for at most \(limit) keys")
     }
 
     /// The unsigned URL of an object (the `location` of a completed upload).

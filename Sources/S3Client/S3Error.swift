@@ -16,7 +16,8 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
     /// The local side failed: a downloaded body could not be written to its file.
     case local(String)
 
-    /// The error codes of S3's that assetd acts on; any other is `.other` with its text.
+    /// The error codes of S3's that assetd acts on; any other is `.other` with its text, cut
+    /// to `Code.maxOtherLength` printable ASCII characters (the server chose it).
     public enum Code: Sendable, Hashable, CustomStringConvertible {
         case noSuchUpload, noSuchKey, noSuchBucket
         /// A 404 without a body (HEAD answers have none): nothing says what is missing.
@@ -39,7 +40,32 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
 
         /// The code S3 wrote in an `<Error>` body.
         public init(_ text: String) {
-            self = Self.named[text] ?? .other(text)
+            self = Self.named[text] ?? .other(S3Error.excerpt(text, maxLength: Self.maxOtherLength))
+        }
+
+        /// The longest text an `.other` code keeps: S3's longest codes are about 45 characters.
+        public static let maxOtherLength = 64
+
+        /// Codes that are no case of their own but that an operator watches for (a rotated
+        /// key, a skewed clock, KMS): the metrics label names them.
+        static let labelled: Set<String> = [
+            "InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestTimeTooSkewed", "ExpiredToken", "InvalidToken",
+            "TokenRefreshRequired", "AllAccessDisabled", "AccountProblem", "InvalidBucketState", "PermanentRedirect",
+            "TemporaryRedirect", "AuthorizationHeaderMalformed", "ServiceUnavailable", "RequestTimeout", "InvalidRange",
+            "EntityTooLarge", "InvalidArgument", "InvalidRequest", "MalformedXML", "MissingContentLength", "NotImplemented",
+            "XAmzContentSHA256Mismatch", "MethodNotAllowed", "OperationAborted", "InvalidObjectState", "KMS.DisabledException",
+            "KMS.NotFoundException", "KMS.KMSInvalidStateException", "KMS.ThrottlingException", "KMS.AccessDeniedException",
+            "QuotaExceeded", "UserSuspended",
+        ]
+
+        /// A label from a bounded set, for metrics and the client's 502 message: the name of a
+        /// case, a code in `labelled`, `HTTPnnn` for an error status without a body, else
+        /// `Other`. A server that answers a new `<Code>` each time adds no label.
+        public var label: String {
+            guard case .other(let text) = self else { return description }
+            if Self.labelled.contains(text) { return text }
+            if text.count == 7, text.hasPrefix("HTTP"), text.utf8.dropFirst(4).allSatisfy({ (0x30...0x39).contains($0) }) { return text }
+            return "Other"
         }
 
         /// S3's own spelling (`NoSuchUpload`).
@@ -79,16 +105,37 @@ public enum S3Error: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// A bounded label for metrics and logs: S3's code, or the kind of failure.
+    /// A bounded label for metrics and the client's 502 message: S3's code (`Code.label`),
+    /// or the kind of failure. Logs get the whole error (`description`), itself bounded.
     public var label: String {
         switch self {
-        case .service(let code, _, _, _): code.description
+        case .service(let code, _, _, _): code.label
         case .timeout: "Timeout"
         case .network: "NetworkError"
         case .refused: "Refused"
         case .malformed: "MalformedResponse"
         case .local: "LocalError"
         }
+    }
+
+    /// The longest `<Message>` an error keeps.
+    static let maxMessageLength = 256
+
+    /// At most `maxLength` characters of `text`, printable ASCII only (others become `?`),
+    /// with `…` when cut: S3's own words (a code, a message, a request id) as a log may show
+    /// them, whatever a server sent.
+    static func excerpt(_ text: String, maxLength: Int = maxMessageLength) -> String {
+        var out = ""
+        for (count, byte) in text.utf8.enumerated() {
+            guard count < maxLength else { return out + "…" }
+            out.unicodeScalars.append((0x20...0x7e).contains(byte) ? Unicode.Scalar(byte) : "?")
+        }
+        return out
+    }
+
+    /// A request id from an answer, as `excerpt` keeps it.
+    static func requestID(_ text: String?) -> String? {
+        text.map { excerpt($0, maxLength: Code.maxOtherLength) }
     }
 
     public var description: String {

@@ -25,7 +25,8 @@ public protocol ObjectStorage: Sendable {
     func headObject(key: String) throws -> S3Client.ObjectInfo?
     /// A byte range of an object, into memory (the content check reads 64 KiB).
     func getObject(key: String, range: ClosedRange<Int>?) throws -> [UInt8]
-    /// GetObject streamed into an open file; returns the bytes written.
+    /// GetObject streamed into an open file; returns the bytes written. A body longer than
+    /// `expectedSize` is an error, written no further.
     func getObject(key: String, toFile descriptor: Int32, expectedSize: Int) throws -> Int
     /// Copies an object within the bucket; the copy gets `contentType` and `metadata`.
     func copy(from source: String, to key: String, size: Int64, contentType: String, metadata: [String: String]) throws
