@@ -366,17 +366,18 @@ def test_exit_78_stops_the_socket_and_no_other_end_does(tmp_path):
     commands = [l.split("=", 1)[1] for l in text.splitlines() if l.startswith("ExecStopPost=")]
     # `+`: outside the sandbox (User=assetd may not stop a unit).
     assert len(commands) == 1 and commands[0].startswith("+"), commands
-    argv = shlex.split(commands[0][1:].replace("$$", "$"))
-    fake = tmp_path / "bin"
-    fake.mkdir()
+    # systemctl by its full path: the settings file (EnvironmentFile=) could set PATH.
+    assert "exec /bin/systemctl --no-block stop assetd.socket" in commands[0], commands
+    fake = tmp_path / "systemctl"
+    argv = shlex.split(commands[0][1:].replace("$$", "$").replace("/bin/systemctl", str(fake)))
     calls = tmp_path / "calls"
-    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >>"{calls}"\n')
-    (fake / "systemctl").chmod(0o755)
+    fake.write_text(f'#!/bin/sh\necho "$*" >>"{calls}"\n')
+    fake.chmod(0o755)
     ends = [("exit-code", "exited", "78", True), ("success", "exited", "0", False), ("exit-code", "exited", "1", False),
             ("signal", "killed", "KILL", False), ("success", "killed", "TERM", False), ("timeout", "killed", "ABRT", False)]
     for result, code, status, stops in ends:
         calls.unlink(missing_ok=True)
-        env = {"PATH": f"{fake}:/usr/bin:/bin", "SERVICE_RESULT": result, "EXIT_CODE": code, "EXIT_STATUS": status}
+        env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": result, "EXIT_CODE": code, "EXIT_STATUS": status}
         done = run(argv, env=env)
         assert done.returncode == 0, (status, done.stderr)
         recorded = calls.read_text().splitlines() if calls.exists() else []
