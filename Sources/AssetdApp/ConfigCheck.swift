@@ -6,8 +6,9 @@ import S3Client
 import Thumbnails
 
 /// `assetd check-config`: every setting, then what assetd will touch at start-up: the
-/// database, the socket, the spool directory and the bucket (HeadBucket, then a small put,
-/// get and delete under `_assetd_check/`). One OK or FAIL line per item, with its reason,
+/// database, the socket, the spool directory, the bucket (HeadBucket, then a small put,
+/// get and delete under `_assetd_check/`) and the event sinks (each webhook receiver
+/// connected to, Typesense's collection read). One OK or FAIL line per item, with its reason,
 /// and OK lines with a warning naming the settings it does not know, and those set that this
 /// configuration does not use (assetd starts, ignoring them);
 /// it changes nothing but that one object, which it deletes.
@@ -71,6 +72,7 @@ public struct ConfigCheck {
         note(spool(configuration.tmpDirectory))
         if let item = decoder(configuration) { note(item) }
         for item in bucket(configuration) { note(item) }
+        for item in sinks(configuration) { note(item) }
         return !failed
     }
 
@@ -173,6 +175,54 @@ public struct ConfigCheck {
             return Item(name: name, ok: true, reason: "\(socket) accepts connections (\(origin))")
         case .spawn(let executable):
             return Item(name: name, ok: true, reason: "assetd runs \(executable) as its own child, as uid \(geteuid()) (no ASSETD_THUMBNAILER_SOCKET, no packaged socket at \(packagedSocket) that uid \(geteuid()) may use)")
+        }
+    }
+
+    /// How long check-config gives one sink's probe: name resolution, the connection (TLS
+    /// too) and, for Typesense, the answer.
+    static let sinkProbeTimeout: Duration = .seconds(5)
+
+    /// The event sinks `serve` would deliver to (`EventDispatcher.sinks`), probed as it would
+    /// reach them, through the same libcurl client. A webhook receiver: its host resolved and
+    /// connected to (TLS too, certificate checked), then the connection dropped; no request,
+    /// so no event or anything that looks like one. Typesense: `GET /collections/{c}` with the
+    /// configured key, as every delivery sends it. Lines name URLs without their query, and
+    /// never a key or secret.
+    func sinks(_ configuration: Configuration, http: some HTTPSending & ConnectionProbing = HTTPClient()) -> [Item] {
+        var items: [Item] = []
+        for url in configuration.webhookURLs {
+            let shown = EventEndpoint.redacted(url)
+            do {
+                try http.connect(url: url, timeout: Self.sinkProbeTimeout)
+                items.append(Item(name: "webhook", ok: true, reason: "\(shown) accepts connections (nothing was sent)"))
+            } catch {
+                items.append(Item(name: "webhook", ok: false, reason: "\(shown): \(error.description); its events would wait in the outbox (assetd_event_backlog)"))
+            }
+        }
+        if let settings = configuration.typesense { items.append(typesense(TypesenseSink(settings: settings, http: http, timeout: Self.sinkProbeTimeout))) }
+        return items
+    }
+
+    /// Typesense's collection, read with the key every delivery sends.
+    func typesense(_ sink: TypesenseSink) -> Item {
+        let name = "typesense", collection = sink.settings.collection
+        let shown = "\(EventEndpoint.redacted(sink.settings.url)) collection \(collection)"
+        let answer: HTTPClient.Response
+        do {
+            answer = try sink.http.send(method: "GET", url: sink.collectionURL, headers: sink.headers, body: [], timeout: sink.timeout,
+                                        maxResponseBytes: 64 * 1024)
+        } catch {
+            return Item(name: name, ok: false, reason: "\(shown): \(error.description)")
+        }
+        switch answer.status {
+        case 200:
+            return Item(name: name, ok: true, reason: "\(shown) exists and ASSETD_TYPESENSE_API_KEY may read it")
+        case 401, 403:
+            return Item(name: name, ok: false, reason: "\(shown): Typesense refused ASSETD_TYPESENSE_API_KEY (HTTP \(answer.status)): a wrong key, or one without access to this collection")
+        case 404:
+            return Item(name: name, ok: false, reason: "\(shown) does not exist (HTTP 404): `assetd setup-search` creates it")
+        default:
+            return Item(name: name, ok: false, reason: "\(shown): Typesense answered HTTP \(answer.status) to GET /collections/\(collection)")
         }
     }
 

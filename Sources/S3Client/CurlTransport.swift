@@ -183,6 +183,26 @@ final class CurlTransport: Sendable {
         return TransportResponse(status: status, headers: state.headers, body: state.body, fileBytes: state.fileOffset)
     }
 
+    /// Resolves `url`'s host and connects to it (the TLS handshake too, for https, with the
+    /// certificate checked as a request's is) within `milliseconds`, then hangs up: no byte
+    /// of HTTP is sent. A handle of its own, not the pool's: its connection is not kept.
+    func connectOnly(url: String, milliseconds: Int) throws {
+        guard let handle = curl_easy_init() else {
+            throw S3Error.network("libcurl could not create a handle")
+        }
+        defer { curl_easy_cleanup(handle) }
+        assetd_curl_setopt_string(handle, CURLOPT_URL, url)
+        assetd_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        assetd_curl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1)
+        assetd_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, milliseconds))
+        assetd_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, milliseconds))
+        let code = curl_easy_perform(handle)
+        guard code == CURLE_OK else {
+            let message = "\(String(cString: curl_easy_strerror(code))) (connecting to \(Self.redact(url)))"
+            throw code == CURLE_OPERATION_TIMEDOUT ? S3Error.timeout(message) : S3Error.network(message)
+        }
+    }
+
     /// The URL without its query, for messages: presigned or not, a query can carry secrets.
     static func redact(_ url: String) -> String {
         String(url.split(separator: "?", maxSplits: 1)[0])

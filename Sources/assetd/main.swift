@@ -140,8 +140,8 @@ struct SetupBucket: ParsableCommand {
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Check every setting, the database, the socket, the spool directory and the bucket; print OK or FAIL per item.",
-        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. Exits 1 when any item fails. An OK line whose reason starts with warning: names the ASSETD_* keys of the settings file or the environment that are no setting (a misspelling?): assetd ignores them, and they fail nothing. Run it as the service's user."
+        abstract: "Check every setting, the database, the socket, the spool directory, the bucket and the event sinks; print OK or FAIL per item.",
+        discussion: "Reaches the bucket with HeadBucket, compares its default encryption (GetBucketEncryption) with ASSETD_SSE, then puts, gets and deletes one small object under _assetd_check/. With ASSETD_WEBHOOK_URLS, connects to each receiver (TLS too) and sends nothing; with ASSETD_TYPESENSE_*, reads the collection with the key (FAIL names HTTP 401/403, a refused key, and 404, a collection that assetd setup-search has not made). 5 s per sink; no key, secret or URL query is printed. Exits 1 when any item fails. An OK line whose reason starts with warning: names the ASSETD_* keys of the settings file or the environment that are no setting (a misspelling?): assetd ignores them, and they fail nothing. Run it as the service's user."
     )
 
     @OptionGroup var options: ConfigOptions
@@ -256,10 +256,12 @@ struct MigrateDB: ParsableCommand {
         discussion: """
             Reads the SQLite file (ASSETD_DATABASE, or --from) and copies every record, ids kept, into \
             the PostgreSQL database named by --to, in one transaction: all or nothing. The target must \
-            hold no asset yet (its schema is created if missing). assetd must be stopped: the SQLite \
+            hold no records (its schema is created if missing; a database that hosts already started \
+            against, with only their sinks and bookkeeping, is fine; one with records is refused, \
+            naming them). assetd must be stopped: the SQLite \
             file's lock is taken for the copy. The password comes from the URL or from PGPASSFILE \
             (~/.pgpass) and is never printed. Afterwards set ASSETD_DATABASE to the URL; the SQLite \
-            file is left as it was (keep it as a backup). docs/OPERATIONS.md, "Several hosts".
+            file is brought to this assetd's schema first, its records only read (keep it as a backup). docs/OPERATIONS.md, "Several hosts".
             """
     )
 

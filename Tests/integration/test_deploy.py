@@ -9,6 +9,7 @@ import json
 import os
 import re
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -60,10 +61,12 @@ def assetd_bin():
 
 def start_nginx(name, socket_path, https_port, http_port=None, origins=(ALLOWED,), edit=None):
     """A second nginx with the production site: its allowlist, its own ports. `edit`, when
-    given, is called with the rendered directory before nginx -t, as an administrator edits."""
+    given, is called with the rendered directory before nginx -t, as an administrator edits.
+    `socket_path` may be a list: one upstream of several servers, in that order."""
     out = os.path.join(state_dir(), name)
-    args = [RENDER, out, "--state", state_dir(), "--https-port", str(https_port), "--socket", socket_path,
-            "--log-prefix", name]
+    args = [RENDER, out, "--state", state_dir(), "--https-port", str(https_port), "--log-prefix", name]
+    for path in socket_path if isinstance(socket_path, (list, tuple)) else [socket_path]:
+        args += ["--socket", path]
     if http_port:
         args += ["--http-port", str(http_port)]
     for origin in origins:
@@ -350,6 +353,96 @@ def test_systemd_units_verify_and_score(tmp_path):
     print(line)
     score = float(line.split(":")[1].split()[0])
     assert score <= 2.0, line
+
+
+def test_exit_78_stops_the_socket_and_no_other_end_does(tmp_path):
+    """M2: assetd.service's ExecStopPost stops assetd.socket when assetd exits 78 (a setting
+    it refuses, not restarted), so that nginx's connections are refused instead of waiting in
+    the socket's backlog; any other end (a clean stop, an upgrade's restart, a crash that
+    Restart= retries, a signal) keeps the socket. The command runs as systemd runs it: `$$`
+    unescaped, with the EXIT_CODE/EXIT_STATUS/SERVICE_RESULT it sets, and a systemctl that
+    records its arguments (no systemd runs here as PID 1)."""
+    text = open(os.path.join(ROOT, "systemd", "assetd.service")).read()
+    commands = [l.split("=", 1)[1] for l in text.splitlines() if l.startswith("ExecStopPost=")]
+    # `+`: outside the sandbox (User=assetd may not stop a unit).
+    assert len(commands) == 1 and commands[0].startswith("+"), commands
+    # systemctl by its full path: the settings file (EnvironmentFile=) could set PATH.
+    assert "exec /bin/systemctl --no-block stop assetd.socket" in commands[0], commands
+    fake = tmp_path / "systemctl"
+    argv = shlex.split(commands[0][1:].replace("$$", "$").replace("/bin/systemctl", str(fake)))
+    calls = tmp_path / "calls"
+    fake.write_text(f'#!/bin/sh\necho "$*" >>"{calls}"\n')
+    fake.chmod(0o755)
+    ends = [("exit-code", "exited", "78", True), ("success", "exited", "0", False), ("exit-code", "exited", "1", False),
+            ("signal", "killed", "KILL", False), ("success", "killed", "TERM", False), ("timeout", "killed", "ABRT", False)]
+    for result, code, status, stops in ends:
+        calls.unlink(missing_ok=True)
+        env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": result, "EXIT_CODE": code, "EXIT_STATUS": status}
+        done = run(argv, env=env)
+        assert done.returncode == 0, (status, done.stderr)
+        recorded = calls.read_text().splitlines() if calls.exists() else []
+        assert recorded == (["--no-block stop assetd.socket"] if stops else []), (status, recorded)
+        if stops:
+            assert "stopping assetd.socket" in done.stdout, done.stdout
+
+
+def never_answering_socket(path):
+    """A listening socket that nobody accepts on: systemd's assetd.socket while assetd.service
+    is stopped, failed or restarting (connections wait in its backlog)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    os.chmod(path, 0o666)
+    return listener
+
+
+def quick_timeout(seconds):
+    """An edit of the rendered site: the quick routes' read timeout (30 s as shipped) made
+    shorter, so that a test waits it out in seconds."""
+    def edit(out):
+        site = os.path.join(out, "assetd.conf")
+        text = open(site).read()
+        shipped = "\n    fastcgi_read_timeout 30s;\n"
+        assert text.count(shipped) == 1, "the site's server-wide read timeout is no longer 30s"
+        open(site, "w").write(text.replace(shipped, f"\n    fastcgi_read_timeout {seconds}s;\n"))
+    return edit
+
+
+def test_a_host_that_accepts_but_never_answers_costs_quick_routes_the_short_timeout(tmp_path):
+    """M2, nginx's side: quick routes wait the site's short read timeout (30 s shipped, 2 s
+    here), then get nginx's 503 JSON with Retry-After; complete-upload and delete keep 300 s
+    (still waiting after 6 s); and with a second, live server in the upstream, an idempotent
+    request moves on to it after that timeout."""
+    dead = never_answering_socket(str(tmp_path / "dead.sock"))
+    shipped = open(os.path.join(ROOT, "nginx", "assetd.conf")).read()
+    assert re.search(r"location ~ \^/s3/\(\?:complete-upload\|delete\)\$ \{\n        fastcgi_read_timeout 300s;", shipped)
+    snippet = open(os.path.join(ROOT, "nginx", "snippets", "assetd-fastcgi.conf")).read()
+    assert not re.search(r"^\s*fastcgi_read_timeout", snippet, re.M), "the snippet would clash with the site's per-location timeouts"
+    port = free_port()
+    nginx = start_nginx("stalled-nginx", str(tmp_path / "dead.sock"), port, edit=quick_timeout(2))
+    try:
+        started = time.monotonic()
+        r = requests.get(f"https://127.0.0.1:{port}/healthz", headers={"Origin": ALLOWED}, verify=CERTIFICATE, timeout=20)
+        waited = time.monotonic() - started
+        assert assert_json_error(r, 503) == "assetd did not answer in time; try again shortly."
+        assert r.headers.get("Retry-After") == "5" and 1.5 <= waited < 8, (r.headers, waited)
+        for method, path in (("POST", "/s3/complete-upload"), ("DELETE", "/s3/delete?workspaceId=1&assetId=1")):
+            with pytest.raises(requests.exceptions.ReadTimeout):
+                requests.request(method, f"https://127.0.0.1:{port}{path}", data=b"{}" if method == "POST" else None,
+                                 headers={"Origin": ALLOWED, "Content-Type": "application/json"}, verify=CERTIFICATE, timeout=6)
+    finally:
+        stop_nginx(nginx)
+    port = free_port()
+    nginx = start_nginx("stalled-pair-nginx", [str(tmp_path / "dead.sock"), stack_socket()], port, edit=quick_timeout(2))
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            r = requests.get(f"https://127.0.0.1:{port}/healthz", verify=CERTIFICATE, timeout=20)
+            assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+            assert time.monotonic() - started < 8
+    finally:
+        stop_nginx(nginx)
+        dead.close()
 
 
 def test_socket_activation_serves_through_nginx_and_notifies(tmp_path, settings):

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -267,6 +268,93 @@ def test_a_bad_webhook_setting_stops_start_up_with_one_line(workdir):
         assert "ASSETD_WEBHOOK_SECRET" in result.stderr and "t0psecret" not in result.stderr
     finally:
         private.close()
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RawListener:
+    """A TCP listener on loopback that records every connection and every byte sent on it."""
+
+    def __init__(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.server.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hooks/assetd"
+        self.connections, self.received, self.running = 0, b"", True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                conn, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                self.connections += 1
+                conn.settimeout(5)
+                try:
+                    while chunk := conn.recv(4096):
+                        self.received += chunk
+                except OSError:
+                    pass
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=10)
+        self.server.close()
+
+
+def test_check_config_probes_each_sink_as_serve_would(workdir):
+    """check-config connects to each webhook receiver (nothing sent: the receiver records no
+    request), reads Typesense's collection with the configured key (404 before setup-search,
+    401 with a wrong key), and prints neither keys, secrets nor a URL's query."""
+    recorder = TypesenseRecorder(api_key="ts-check-key")
+    secret = new_secret()
+    receiver = RawListener()
+    closed = closed_port()
+    hooks = f"{receiver.url}?token=q5ecret,http://127.0.0.1:{closed}/hook,http://assetd-nowhere.invalid/hook"
+    settings = dict(ASSETD_WEBHOOK_URLS=hooks, ASSETD_WEBHOOK_SECRET=secret, ASSETD_TYPESENSE_URL=recorder.url,
+                    ASSETD_TYPESENSE_API_KEY="ts-check-key", ASSETD_TYPESENSE_COLLECTION="assets", ASSETD_THUMBNAILS="off")
+    private = private_assetd(workdir, **settings)
+    try:
+        def check(**overrides):
+            env = dict(private.env, **overrides)
+            result = subprocess.run([os.environ["ASSETD_BIN"], "check-config"], env=env, capture_output=True, text=True, timeout=60)
+            for hidden in ("q5ecret", "ts-check-key", "wrong-key", secret, secret[len("whsec_"):]):
+                assert hidden not in result.stdout + result.stderr, hidden
+            return result, [line for line in result.stdout.splitlines() if line[5:].startswith(("webhook:", "typesense:"))]
+
+        first, sinks = check()
+        assert first.returncode == 1, first.stdout
+        assert sinks[0] == f"OK   webhook: {receiver.url}?(query hidden) accepts connections (nothing was sent)", sinks
+        assert sinks[1].startswith(f"FAIL webhook: http://127.0.0.1:{closed}/hook: no answer: Couldn't connect"), sinks
+        assert sinks[2].startswith("FAIL webhook: http://assetd-nowhere.invalid/hook: no answer"), sinks
+        assert sinks[3] == (f"FAIL typesense: {recorder.url} collection assets does not exist (HTTP 404): "
+                            "`assetd setup-search` creates it"), sinks
+        assert len(sinks) == 4, sinks
+        wait_until("the probe's connection", lambda: receiver.connections >= 1, 5)
+        assert receiver.received == b"", receiver.received[:200]
+        assert [(m, p, s) for m, p, _, _, s in recorder.requests] == [("GET", "/collections/assets", 404)]
+
+        made = run_cli(private, "setup-search")
+        assert made.returncode == 0, made.stderr
+        _, sinks = check()
+        assert sinks[3] == f"OK   typesense: {recorder.url} collection assets exists and ASSETD_TYPESENSE_API_KEY may read it", sinks
+        _, sinks = check(ASSETD_TYPESENSE_API_KEY="wrong-key")
+        assert sinks[3] == (f"FAIL typesense: {recorder.url} collection assets: Typesense refused ASSETD_TYPESENSE_API_KEY (HTTP 401): "
+                            "a wrong key, or one without access to this collection"), sinks
+        wait_until("every probe's connection", lambda: receiver.connections >= 3, 5)
+        assert receiver.received == b"", receiver.received[:200]
+    finally:
+        private.close()
+        recorder.close()
+        receiver.close()
 
 
 def test_typesense_gets_valid_imports_and_a_delete(workdir):

@@ -360,3 +360,45 @@ def test_migrate_db_moves_a_filled_sqlite_database_to_postgres():
                     pg.kill()
         finally:
             lite.close()
+
+
+@needs_postgres
+def test_migrate_db_into_a_database_a_host_already_started_against():
+    """L5: a host pointed at the target PostgreSQL early (started, then stopped) left the schema,
+    its webhook sink and its bookkeeping there, but no record: migrate-db copies into it (the
+    sink named on both sides kept once), and the host then serves the moved asset. A target
+    that holds a record is refused, naming what it holds."""
+    hook = dict(ASSETD_WEBHOOK_URLS="http://127.0.0.1:9/assetd-hook", ASSETD_WEBHOOK_SECRET="whsec_" + "c2VjcmV0" * 4,
+                ASSETD_THUMBNAILS="off", ASSETD_THREADS=4)
+    with tempfile.TemporaryDirectory() as workdir, tempfile.TemporaryDirectory() as pgdir:
+        lite = PrivateAssetd(workdir, **hook)
+        target = fresh_schema_url("mh_")
+        pg = PrivateAssetd(pgdir, ASSETD_DATABASE=target, **hook)
+        pg.s3.delete_bucket(Bucket=pg.bucket)
+        pg.bucket = pg.env["AWS_BUCKET"] = lite.bucket
+        try:
+            lite.start()
+            r = direct_upload(None, jpeg(90), host=lite)
+            assert r.status == 200, r.body
+            moved_asset = r.json()["asset"]
+            lite.stop()
+            pg.start()
+            assert "records in PostgreSQL" in pg.log()
+            pg.stop()
+
+            moved = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", target], env=lite.env,
+                                   capture_output=True, timeout=60)
+            assert moved.returncode == 0, moved.stderr
+            assert b"asset: 1 rows" in moved.stdout and b"event_sink: 1 rows" in moved.stdout, moved.stdout
+            pg.start()
+            again = pg.request("GET", f"/api/assets/{moved_asset['id']}", "workspaceId=1")
+            assert again.status == 200 and again.json()["asset"]["key"] == moved_asset["key"], again.body
+            pg.stop()
+
+            refused = subprocess.run([os.environ["ASSETD_BIN"], "migrate-db", "--to", target], env=lite.env,
+                                     capture_output=True, timeout=60)
+            assert refused.returncode != 0
+            assert b"already holds records (asset: 1 rows" in refused.stderr, refused.stderr
+        finally:
+            pg.kill()
+            lite.close()

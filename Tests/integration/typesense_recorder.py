@@ -5,6 +5,7 @@ the wire format as strictly as Typesense would and records what it was sent:
 - every request carries `X-TYPESENSE-API-KEY` with the key (else 401);
 - POST /collections: a schema {name, fields: [{name, type, facet?, optional?}],
   default_sorting_field?}; 201 with the schema, 409 when the name exists;
+- GET /collections/{c}: 200 with the schema, 404 when there is none;
 - POST /collections/{c}/documents/import?action=create|upsert|update|emplace: a JSONL body,
   one JSON object a line; always 200, with one JSON line per document, {"success": true} or
   {"success": false, "error": ..., "document": ...}: a document must have a string `id`
@@ -92,6 +93,10 @@ class TypesenseRecorder:
     def route(self, h, method, path, query, body):
         if method == "POST" and path == "/collections":
             return self.create_collection(h, body)
+        m = re.fullmatch(r"/collections/([^/]+)", path)
+        if method == "GET" and m:
+            name = unquote(m.group(1))
+            return h.answer(200, self.collections[name]) if name in self.collections else h.answer(404, {"message": "Not Found"})
         m = re.fullmatch(r"/collections/([^/]+)/documents/import", path)
         if method == "POST" and m:
             return self.import_documents(h, unquote(m.group(1)), query, body)

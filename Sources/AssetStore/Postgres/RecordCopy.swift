@@ -11,8 +11,25 @@ public enum RecordCopy {
     static let tables = ["asset", "upload", "asset_version", "version_switch", "delete_sweep", "upload_part_md5",
                          "event", "event_sink", "event_delivery"]
 
+    /// The tables that hold records: the target must have none. `event_sink` is not one: a
+    /// host that started against the target added its sinks there (bookkeeping, like
+    /// `reconciler_pass` and `schema_version`, which are not copied), and SQLite's sinks are
+    /// merged into those.
+    static let recordTables = tables.filter { $0 != "event_sink" }
+
+    /// SQLite's sink rows into a target that may already name the same sinks: a sink
+    /// active on either side stays active, and SQLite's disabling (a receiver that answered
+    /// 410, with its reason) is kept.
+    static let mergeSink = """
+        ON CONFLICT (sink) DO UPDATE SET active = event_sink.active OR excluded.active,
+            disabled_at = coalesce(excluded.disabled_at, event_sink.disabled_at),
+            disabled_reason = coalesce(excluded.disabled_reason, event_sink.disabled_reason)
+        """
+
     /// Copies the SQLite database at `path` (migrated first to this assetd's schema) into
-    /// the PostgreSQL database at `url` (migrated too), which must hold no asset yet.
+    /// the PostgreSQL database at `url` (migrated too), which must hold no records yet: an
+    /// empty database, or one that hosts started against but that holds only their
+    /// bookkeeping (sinks, reconciler passes).
     /// Returns the rows copied per table. The SQLite file is only read.
     public static func copy(sqlitePath path: String, toPostgres url: String) throws -> [(table: String, rows: Int)] {
         guard FileManager.default.fileExists(atPath: path) else {
@@ -36,8 +53,12 @@ public enum RecordCopy {
             try target.pool.transaction { connection in
                 // Nobody else writes meanwhile: a second migrate-db, or an assetd started early.
                 try connection.execute("LOCK TABLE \(tables.joined(separator: ", ")) IN EXCLUSIVE MODE")
-                guard try connection.query("SELECT count(*) FROM asset").first?.int(0) == 0 else {
-                    throw RecordStoreError.database("the PostgreSQL database already holds assets: migrate-db copies into an empty one only")
+                let held = try recordTables.compactMap { table -> String? in
+                    let count = try connection.query("SELECT count(*) FROM \(table)").first?.int(0) ?? 0
+                    return count == 0 ? nil : "\(table): \(count) rows"
+                }
+                guard held.isEmpty else {
+                    throw RecordStoreError.database("the PostgreSQL database already holds records (\(held.joined(separator: ", "))): migrate-db copies only into a database without any, so that no record is overwritten or mixed with another host's")
                 }
                 var counts: [(String, Int)] = []
                 try source.read { db in
@@ -45,6 +66,7 @@ public enum RecordCopy {
                         let columns = try db.columns(in: table).map(\.name)
                         let marks = columns.indices.map { "$\($0 + 1)" }.joined(separator: ", ")
                         let insert = "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(marks))"
+                            + (table == "event_sink" ? " " + mergeSink : "")
                         var count = 0
                         let rows = try Row.fetchCursor(db, sql: "SELECT \(columns.joined(separator: ", ")) FROM \(table)")
                         while let row = try rows.next() {

@@ -34,4 +34,9 @@ public protocol HTTPSending: Sendable {
               maxResponseBytes: Int) throws(HTTPClient.Failure) -> HTTPClient.Response
 }
 
-extension HTTPClient: HTTPSending {}
+/// A connection made and dropped, nothing sent: check-config's probe of a webhook receiver.
+public protocol ConnectionProbing: Sendable {
+    func connect(url: String, timeout: Duration) throws(HTTPClient.Failure)
+}
+
+extension HTTPClient: HTTPSending, ConnectionProbing {}
