@@ -90,8 +90,9 @@ public struct JWTVerifier: Sendable {
             return start..<i
         }
         let scheme = word(), token = word()
+        let bearer: StaticString = "bearer"
         guard word().isEmpty, !token.isEmpty, scheme.count == 6,
-              zip(bytes[scheme], "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 })
+              (0..<6).allSatisfy({ bytes[scheme.lowerBound + $0] | 0x20 == bearer.utf8Start[$0] })
         else { return nil }
         return Array(UnsafeBufferPointer(rebasing: bytes[token]))
     }
@@ -229,6 +230,13 @@ final class VerifiedTokens: Sendable {
         let bytes: [UInt8]
         func hash(into hasher: inout Hasher) {
             bytes.withUnsafeBytes { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0.suffix(32))) }
+        }
+
+        /// Every byte compared, with memcmp: `[UInt8]`'s == compares an element at a time.
+        static func == (a: Key, b: Key) -> Bool {
+            a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
+                b.bytes.withUnsafeBytes { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+            }
         }
     }
 

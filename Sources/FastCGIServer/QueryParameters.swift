@@ -6,21 +6,18 @@ internal import Glibc
 /// Split once, decoded on demand: a handler reads a few of the names, and decoding every
 /// name and value into Strings cost about 5,000 instructions a presign (callgrind).
 public struct QueryParameters: Sendable {
-    /// The query string as it came, contiguous UTF-8.
-    private let raw: String
+    /// The query string's UTF-8 as it came. An array, not the String: a String's bytes
+    /// reached through `withContiguousStorageIfAvailable` cost ~500 instructions a lookup
+    /// (an unspecialised generic call, callgrind), an array's one copy at the start ~150.
+    private let raw: [UInt8]
     /// Where each field's name and value (nil without `=`) sit in `raw`'s UTF-8, and
     /// whether the name is plain: ASCII without `%` or `+`, its own decoding.
     private var fields: [(name: Range<Int>, value: Range<Int>?, plain: Bool)] = []
 
     public init(_ query: String) {
-        var query = query
-        guard !query.isEmpty else {
-            raw = query
-            return
-        }
-        query.makeContiguousUTF8()
-        raw = query
-        query.withUTF8 { bytes in
+        let utf8 = Array(query.utf8)
+        raw = utf8
+        utf8.withUnsafeBufferPointer { bytes in
             guard let base = bytes.baseAddress else { return }
             // The `&` and `=` found with memchr, and only a name's bytes looked at one by one:
             // a byte-wise scan of a presign's ~150-byte query cost ~2,300 instructions.
@@ -121,10 +118,9 @@ public struct QueryParameters: Sendable {
         return decode(UnsafeBufferPointer(rebasing: bytes[range])) == name()
     }
 
+    @inline(__always)
     private func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        if let result = raw.utf8.withContiguousStorageIfAvailable(body) { return result }
-        var copy = raw
-        return copy.withUTF8(body)
+        raw.withUnsafeBufferPointer(body)
     }
 
     /// Percent-decoding with `+` as space. Malformed escapes are kept as they are;
