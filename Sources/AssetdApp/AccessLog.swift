@@ -129,14 +129,15 @@ public struct AccessLog: Responder {
     /// from the query's bytes: a value without `%` or `+` is its own decoding, and only
     /// another is decoded (two Strings a request less, callgrind).
     private static func appendNumber(_ query: QueryParameters, _ name: StaticString, key: StaticString, to out: inout [UInt8]) {
-        let escaped = query.withRawValue(name) { raw -> Bool in
-            guard let raw else { return false }
-            if raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return true }
-            if isPlainNumber(raw) {
+        var escaped = false
+        query.withRawValue(name) { raw in
+            guard let raw else { return }
+            if raw.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+                escaped = true
+            } else if isPlainNumber(raw) {
                 out.append(key)
                 out.append(contentsOf: raw)
             }
-            return false
         }
         if escaped, let number = query[name.description].flatMap(plainNumber) {
             out.append(key)

@@ -74,16 +74,17 @@ public struct QueryParameters: Sendable {
     /// The first `name`'s value as it was sent, not decoded (empty without `=`; nil when
     /// `name` is absent), for a caller that can use the bytes themselves when they hold no
     /// `%` or `+` (the access log's ids) without a String made of them. The bytes live
-    /// only as long as the call.
-    public func withRawValue<Result>(_ name: StaticString, _ body: (UnsafeBufferPointer<UInt8>?) -> Result) -> Result {
+    /// only as long as the call. Not generic: a caller in another module would run a
+    /// generic unspecialised (~250 instructions a call, callgrind).
+    public func withRawValue(_ name: StaticString, _ body: (UnsafeBufferPointer<UInt8>?) -> Void) {
         guard !fields.isEmpty else { return body(nil) }
         let asked = UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
-        return withBytes { bytes in
+        withBytes { bytes in
             let askedPlain = asked.allSatisfy { $0 < 0x80 }
             for field in fields where Self.matches(field.name, plain: field.plain, in: bytes, asked, askedPlain, name.description) {
                 return body(field.value.map { UnsafeBufferPointer(rebasing: bytes[$0]) } ?? UnsafeBufferPointer(start: nil, count: 0))
             }
-            return body(nil)
+            body(nil)
         }
     }
 
