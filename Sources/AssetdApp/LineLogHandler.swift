@@ -24,14 +24,15 @@ import Synchronization
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
-    private let label: String
+    /// The label, escaped once: every line carries it.
+    private let escapedLabel: [UInt8]
     let descriptor: Int32
     let stallLimit: Int32
 
     /// `descriptor` 2 is standard error. `stallLimitMilliseconds`: how long one line waits
     /// for room in a descriptor that would block (see `writeLine`) before it is given up.
     public init(label: String, descriptor: Int32 = 2, stallLimitMilliseconds: Int32 = 100) {
-        self.label = label
+        escapedLabel = Array(Self.escape(label).utf8)
         self.descriptor = descriptor
         stallLimit = stallLimitMilliseconds
     }
@@ -65,9 +66,9 @@ public struct LineLogHandler: LogHandler {
         Timestamp.append(to: &line)
         line.append(UInt8(ascii: " "))
         line.append(contentsOf: level.rawValue.utf8)
-        if !label.isEmpty {
+        if !escapedLabel.isEmpty {
             line.append(UInt8(ascii: " "))
-            Self.appendEscaped(label, to: &line)
+            line.append(contentsOf: escapedLabel)
         }
         line.append(UInt8(ascii: ":"))
         appendFields(&line)

@@ -136,32 +136,43 @@ extension Request {
 
         /// The value of the header `name` (lower-case), the last one given.
         public subscript(name: String) -> String? {
-            withValue(name) { value in value.map { String(decoding: $0, as: UTF8.self) } }
+            let text = name
+            var contiguous = name
+            return contiguous.withUTF8 { asked in
+                withValue(asked, text) { value in value.map { String(decoding: $0, as: UTF8.self) } }
+            }
         }
 
         /// The bytes of the header `name` (lower-case), the last one given, or nil: for a
         /// value read on every request (the bearer token, the request id), without a String
-        /// made of it. The bytes live only as long as the call.
-        public func withValue<Result>(_ name: String, _ body: (UnsafeBufferPointer<UInt8>?) throws -> Result) rethrows -> Result {
+        /// made of it. The bytes live only as long as the call. The name is a literal: its
+        /// bytes are at hand, where a String's cost a closure through `withUTF8` (~500
+        /// instructions a lookup, callgrind).
+        public func withValue<Result>(_ name: StaticString, _ body: (UnsafeBufferPointer<UInt8>?) throws -> Result) rethrows -> Result {
+            try withValue(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), name.description, body)
+        }
+
+        /// `withValue` of the name whose UTF-8 is `asked`; `name` is the same name as a
+        /// String, for a comparison where either is not ASCII.
+        private func withValue<Result>(
+            _ asked: UnsafeBufferPointer<UInt8>, _ name: @autoclosure () -> String, _ body: (UnsafeBufferPointer<UInt8>?) throws -> Result
+        ) rethrows -> Result {
             guard !fields.isEmpty else { return try body(nil) }
-            var contiguous = name
-            return try contiguous.withUTF8 { asked in
-                try bytes.withUnsafeBufferPointer { all in
-                    let askedASCII = asked.allSatisfy { $0 < 0x80 }
-                    var i = fields.count
-                    while i > 0 {
-                        i -= 1
-                        let field = fields[i]
-                        // Byte equality where both are ASCII; otherwise String equality, as
-                        // the dictionary's keys compared (canonical equivalence).
-                        let same = askedASCII && field.ascii
-                            ? field.name.count == asked.count
-                                && (asked.isEmpty || memcmp(all.baseAddress! + field.name.lowerBound, asked.baseAddress!, asked.count) == 0)
-                            : String(decoding: UnsafeBufferPointer(rebasing: all[field.name]), as: UTF8.self) == name
-                        if same { return try body(UnsafeBufferPointer(rebasing: all[field.value])) }
-                    }
-                    return try body(nil)
+            return try bytes.withUnsafeBufferPointer { all in
+                let askedASCII = asked.allSatisfy { $0 < 0x80 }
+                var i = fields.count
+                while i > 0 {
+                    i -= 1
+                    let field = fields[i]
+                    // Byte equality where both are ASCII; otherwise String equality, as
+                    // the dictionary's keys compared (canonical equivalence).
+                    let same = askedASCII && field.ascii
+                        ? field.name.count == asked.count
+                            && (asked.isEmpty || memcmp(all.baseAddress! + field.name.lowerBound, asked.baseAddress!, asked.count) == 0)
+                        : String(decoding: UnsafeBufferPointer(rebasing: all[field.name]), as: UTF8.self) == name()
+                    if same { return try body(UnsafeBufferPointer(rebasing: all[field.value])) }
                 }
+                return try body(nil)
             }
         }
 

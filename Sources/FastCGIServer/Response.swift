@@ -51,21 +51,26 @@ public struct Response: Sendable {
     /// emptied first and keeps its capacity: each worker reuses one buffer.
     func writeHead(to out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
-        out.append(contentsOf: "Status: ".utf8)
+        out.append("Status: ")
         Self.appendDecimal(status.code, to: &out)
         out.append(UInt8(ascii: " "))
-        out.append(contentsOf: status.reason.utf8)
-        out.append(contentsOf: "\r\n".utf8)
+        out.append(utf8: status.reason)
+        out.append("\r\n")
         for (name, value) in headers {
-            out.append(contentsOf: name.utf8)
-            out.append(contentsOf: ": ".utf8)
-            // A header value never carries a line break into the stream.
-            for byte in value.utf8 where byte != 0x0d && byte != 0x0a { out.append(byte) }
-            out.append(contentsOf: "\r\n".utf8)
+            out.append(utf8: name)
+            out.append(": ")
+            // A header value never carries a line break into the stream: one without any
+            // (every value but a hostile one) is copied whole.
+            if value.utf8.contains(where: { $0 == 0x0d || $0 == 0x0a }) {
+                for byte in value.utf8 where byte != 0x0d && byte != 0x0a { out.append(byte) }
+            } else {
+                out.append(utf8: value)
+            }
+            out.append("\r\n")
         }
-        out.append(contentsOf: "Content-Length: ".utf8)
+        out.append("Content-Length: ")
         Self.appendDecimal(body.count, to: &out)
-        out.append(contentsOf: "\r\n\r\n".utf8)
+        out.append("\r\n\r\n")
     }
 
     /// The decimal digits of `value` (0 for anything not positive), appended to `out`.
@@ -74,11 +79,15 @@ public struct Response: Sendable {
             out.append(UInt8(ascii: "0"))
             return
         }
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        while divisor > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-            divisor /= 10
+        // Right to left into 20 bytes on the stack (Int.max has 19 digits), then one copy.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var rest = value, start = digits.count
+            while rest > 0 {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
         }
     }
 }

@@ -11,8 +11,8 @@ public protocol Responder: Sendable {
 /// Maps method and path to a handler. Paths are literal (`/s3/start-upload`) or have
 /// `{name}` segments (`/api/assets/{assetId}`); a literal match wins.
 public struct Router: Responder {
-    private var literal: [String: [String: Handler]] = [:]
-    private var patterns: [(segments: [Substring], methods: [String: Handler])] = []
+    private var literal: [String: Match] = [:]
+    private var patterns: [(segments: [Substring], match: Match)] = []
     /// Runs around every handler: authentication, error mapping.
     private var wrap: @Sendable (Request, Handler) throws -> Response = { try $1($0) }
 
@@ -29,12 +29,12 @@ public struct Router: Responder {
         if path.contains("{") {
             let segments = path.split(separator: "/")
             if let i = patterns.firstIndex(where: { $0.segments == segments }) {
-                patterns[i].methods[method] = handler
+                patterns[i].match.methods[method] = handler
             } else {
-                patterns.append((segments, [method: handler]))
+                patterns.append((segments, Match(pattern: "/" + segments.joined(separator: "/"), methods: [method: handler])))
             }
         } else {
-            literal[path, default: [:]][method] = handler
+            literal[path, default: Match(pattern: path, methods: [:])].methods[method] = handler
         }
     }
 
@@ -43,9 +43,47 @@ public struct Router: Responder {
         self.wrap = wrap
     }
 
+    /// What a path matched: its route's pattern as it was registered
+    /// (`/api/assets/{assetId}`), its handlers, and the `{name}` segments' values.
+    public struct Match: Sendable {
+        /// Logs and metrics label requests by it, so their labels never grow with ids.
+        public let pattern: String
+        fileprivate var methods: [String: Handler]
+        fileprivate var parameters: [String: String] = [:]
+    }
+
+    /// The route `path` matches, or nil. A caller that labels the request by its pattern
+    /// (the access log) matches once and passes the match to `respond(to:matched:)`.
+    public func match(_ path: String) -> Match? {
+        if let exact = literal[path] { return exact }
+        let segments = path.split(separator: "/")
+        outer: for pattern in patterns where pattern.segments.count == segments.count {
+            var match = pattern.match
+            for (p, s) in zip(pattern.segments, segments) {
+                if p.first == "{", p.last == "}" {
+                    match.parameters[String(p.dropFirst().dropLast())] = String(s)
+                } else if p != s {
+                    continue outer
+                }
+            }
+            return match
+        }
+        return nil
+    }
+
+    /// The route's pattern that `path` matches, or nil.
+    public func pattern(for path: String) -> String? {
+        match(path)?.pattern
+    }
+
     public func respond(to request: Request) -> Response {
+        respond(to: request, matched: match(request.path))
+    }
+
+    /// Answers `request`, whose path matched `match` (nil: no route).
+    public func respond(to request: Request, matched match: Match?) -> Response {
         do {
-            let handler = try route(request)
+            let handler = try route(request, match)
             return try wrap(request, handler)
         } catch let error as HTTPError {
             return .error(error)
@@ -55,47 +93,13 @@ public struct Router: Responder {
         }
     }
 
-    /// The route that `path` matches, as it was registered (`/api/assets/{assetId}`), or
-    /// nil: logs and metrics label requests by it, so their labels never grow with ids.
-    public func pattern(for path: String) -> String? {
-        if literal[path] != nil { return path }
-        let segments = path.split(separator: "/")
-        for pattern in patterns where pattern.segments.count == segments.count {
-            let matches = zip(pattern.segments, segments).allSatisfy { p, s in (p.first == "{" && p.last == "}") || p == s }
-            if matches { return "/" + pattern.segments.joined(separator: "/") }
-        }
-        return nil
-    }
-
-    func route(_ request: Request) throws -> Handler {
-        let methods: [String: Handler]?
-        if let exact = literal[request.path] {
-            methods = exact
-        } else {
-            methods = matchPattern(request)
-        }
-        guard let methods else { throw HTTPError(.notFound, "No route for \(request.path).") }
-        guard let handler = methods[request.method] else {
-            let allowed = methods.keys.sorted().joined(separator: ", ")
+    func route(_ request: Request, _ match: Match?) throws -> Handler {
+        guard let match else { throw HTTPError(.notFound, "No route for \(request.path).") }
+        if !match.parameters.isEmpty { request.parameters = match.parameters }
+        guard let handler = match.methods[request.method] else {
+            let allowed = match.methods.keys.sorted().joined(separator: ", ")
             throw HTTPError(.methodNotAllowed, "\(request.method) is not allowed on \(request.path); use \(allowed).", headers: [("Allow", allowed)])
         }
         return handler
-    }
-
-    private func matchPattern(_ request: Request) -> [String: Handler]? {
-        let segments = request.path.split(separator: "/")
-        outer: for pattern in patterns where pattern.segments.count == segments.count {
-            var parameters: [String: String] = [:]
-            for (p, s) in zip(pattern.segments, segments) {
-                if p.first == "{", p.last == "}" {
-                    parameters[String(p.dropFirst().dropLast())] = String(s)
-                } else if p != s {
-                    continue outer
-                }
-            }
-            request.parameters = parameters
-            return pattern.methods
-        }
-        return nil
     }
 }

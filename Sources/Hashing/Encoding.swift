@@ -21,16 +21,23 @@ public enum Encoding {
 
     /// Appends lower-case hex of `bytes` to `out`.
     public static func appendHex(raw bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        // Written into a buffer on the stack, then appended in one copy: a byte-wise append
+        // cost ~12 instructions a digit, and zeros appended then overwritten ~500 a digest
+        // (callgrind).
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 2 * bytes.count) { buffer in
+            guard let target = buffer.baseAddress else { return }
+            writeHex(raw: bytes, to: target)
+            out.append(contentsOf: UnsafeBufferPointer(start: target, count: 2 * bytes.count))
+        }
+    }
+
+    /// Writes lower-case hex of `bytes` at `target`, which must hold `2 * bytes.count` bytes.
+    public static func writeHex(raw bytes: UnsafeRawBufferPointer, to target: UnsafeMutablePointer<UInt8>) {
         let digits: StaticString = "0123456789abcdef"
         let table = digits.utf8Start
-        // Written in place: a byte-wise append cost ~12 instructions a digit (callgrind).
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: 2 * bytes.count))
-        out.withUnsafeMutableBufferPointer { buffer in
-            for (i, byte) in bytes.enumerated() {
-                buffer[start + 2 * i] = table[Int(byte >> 4)]
-                buffer[start + 2 * i + 1] = table[Int(byte & 0x0f)]
-            }
+        for (i, byte) in bytes.enumerated() {
+            target[2 * i] = table[Int(byte >> 4)]
+            target[2 * i + 1] = table[Int(byte & 0x0f)]
         }
     }
 

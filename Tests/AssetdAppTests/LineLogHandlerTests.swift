@@ -120,6 +120,12 @@ struct LineLogHandlerTests {
         ("PO\nST", "/x", "", [:]),
         ("GET", "/api/assets/{assetId}", "workspaceId=12345678901234567890123&assetId=x1", ["x-request-id": "ab-12\r\nZ<é>`[@"]),
         ("DELETE", "unmatched", "assetId=7&workspaceId=%0A", ["x-request-id": ""]),
+        // The ids read from the query's bytes: escaped digits decoded, `+` a space, the
+        // first of a repeated name, a name without `=`, an escaped name.
+        ("GET", "/s3/get-upload-url", "workspaceId=%31%32&assetId=4%32", [:]),
+        ("GET", "/s3/get-upload-url", "workspaceId=+1&assetId=1+", [:]),
+        ("GET", "/s3/get-upload-url", "workspaceId&workspaceId=5&assetId=&assetId=6", [:]),
+        ("GET", "/s3/get-upload-url", "workspace%49d=8&asset%49d=9&workspaceId=123456789012345678901", [:]),
     ] as [(String, String, String, [String: String])])
     func theAccessLineIsTheLineLoggerInfoWrites(fields: (String, String, String, [String: String])) throws {
         let (method, route, query, headers) = fields

@@ -16,6 +16,21 @@ struct RouterTests {
         #expect(body(missing).hasPrefix(#"{"error":"#))
     }
 
+    /// One match gives the access log its label and the router its handler.
+    @Test func oneMatchGivesPatternAndParameters() {
+        var router = Router()
+        router.on("GET", "/s3/start-upload") { _ in .json(["route": "start"]) }
+        router.on("GET", "/api/assets/{assetId}") { request in .json(["id": .string(request.parameters["assetId"] ?? "")]) }
+        #expect(router.match("/s3/start-upload")?.pattern == "/s3/start-upload")
+        let match = router.match("/api/assets/7")
+        #expect(match?.pattern == "/api/assets/{assetId}")
+        let request = Request(method: "GET", path: "/api/assets/7")
+        #expect(body(router.respond(to: request, matched: match)) == #"{"id":"7"}"#)
+        #expect(request.parameters == ["assetId": "7"])
+        #expect(router.match("/api/assets") == nil)
+        #expect(router.respond(to: Request(method: "GET", path: "/nowhere"), matched: nil).status == .notFound)
+    }
+
     @Test func wrongMethodIs405WithAllow() {
         var router = Router()
         router.on("POST", "/s3/complete-upload") { _ in .json([:]) }
@@ -87,6 +102,22 @@ struct QueryParametersTests {
         #expect(query["d"] == "ሴ")
         #expect(query["bad"] == "%zz%4")
         #expect(query["missing"] == nil)
+    }
+
+    /// The raw value is the first one given, as sent; nil only when the name is absent.
+    @Test func rawValuesAsSent() {
+        func raw(_ query: QueryParameters, _ name: StaticString) -> String? {
+            var text: String?
+            query.withRawValue(name) { bytes in text = bytes.map { String(decoding: $0, as: UTF8.self) } }
+            return text
+        }
+        let query = QueryParameters("a=1%32&b&a=3&%63=4&d=")
+        #expect(raw(query, "a") == "1%32")
+        #expect(raw(query, "b") == "")
+        #expect(raw(query, "c") == "4")
+        #expect(raw(query, "d") == "")
+        #expect(raw(query, "e") == nil)
+        #expect(raw(QueryParameters(""), "a") == nil)
     }
 
     @Test func edgesOfTheSyntax() {

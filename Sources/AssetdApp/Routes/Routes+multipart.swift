@@ -56,9 +56,9 @@ extension Routes {
         // {"url":"...","expiresIn":N}, as `.json` writes it, into one buffer of its size.
         var body: [UInt8] = []
         body.reserveCapacity(url.utf8.count + 48)
-        body.append(contentsOf: #"{"url":"#.utf8)
+        body.append(#"{"url":"#)
         JSONValue.string(url).write(to: &body)
-        body.append(contentsOf: #","expiresIn":"#.utf8)
+        body.append(#","expiresIn":"#)
         Response.appendDecimal(configuration.presignExpires, to: &body)
         body.append(UInt8(ascii: "}"))
         return .json(serialized: body)
