@@ -5,8 +5,8 @@ import Foundation
 ///
 /// A search is CPU in PostgreSQL: its walks and bitmap gathers read thousands of rows. With
 /// more of them running than the database's cores, each one is time-shared with the others
-/// (bench/search.sh at -c8 on 2 cores: 8 backends, a run queue of 10, every statement 4
-/// times slower than at -c2, and p99 4-8 times the p50) and none is faster for it. Past the
+/// (bench/search.sh at -c8 on 2 cores: 8 backends, a run queue of 10, every statement 3-4
+/// times slower than at -c2, and a p99 up to 7 times the p50) and none is faster for it. Past the
 /// limit a search waits here, first come first served, and then runs at full speed.
 ///
 /// A waiter is handed its slot directly by the search that ends (no barging: a search that
