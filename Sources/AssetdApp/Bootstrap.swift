@@ -225,6 +225,7 @@ public enum Bootstrap {
     static func postgresSettings(_ configuration: Configuration, command: Bool) -> PostgresRecordStore.Settings {
         var settings = PostgresRecordStore.Settings()
         settings.poolSize = configuration.databasePool
+        if configuration.databaseSearches > 0 { settings.searches = configuration.databaseSearches }
         settings.statementTimeout = .milliseconds(configuration.databaseStatementTimeout)
         settings.thumbnailLease = .seconds(configuration.thumbnailLease)
         settings.uploadCache = configuration.databaseUploadCache && !command

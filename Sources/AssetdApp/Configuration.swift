@@ -43,6 +43,9 @@ public struct Configuration: Sendable {
     public var databasePath: String
     /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
     public var databasePool: Int
+    /// ASSETD_DATABASE_SEARCHES: PostgreSQL text searches at once per process (the others
+    /// wait their turn); 0 is this host's cores.
+    public var databaseSearches: Int
     /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a statement may run. PostgreSQL: every
     /// statement (and lock wait); SQLite: the listing and search of GET /api/assets.
     public var databaseStatementTimeout: Int
@@ -208,6 +211,7 @@ public struct Configuration: Sendable {
         jwtAcceptedSecrets = try Self.jwtAcceptedSecrets(reader.optional("ASSETD_JWT_ACCEPTED_SECRETS"), signing: jwtSecret)
         databasePath = try reader.required("ASSETD_DATABASE")
         databasePool = try reader.integer("ASSETD_DATABASE_POOL", default: 10, in: 1...500)
+        databaseSearches = try reader.integer("ASSETD_DATABASE_SEARCHES", default: 0, in: 0...500)
         databaseStatementTimeout = try reader.integer("ASSETD_DATABASE_STATEMENT_TIMEOUT", default: 10_000, in: 100...600_000)
         thumbnailLease = try reader.integer("ASSETD_THUMBNAIL_LEASE", default: 60, in: 5...86_400)
         switch reader.string("ASSETD_DATABASE_UPLOAD_CACHE", default: "on").lowercased() {

@@ -37,13 +37,18 @@ extension PostgresRecordStore {
 
     public func searchAssets(_ query: AssetQuery) throws -> [(asset: AssetRecord, position: AssetPosition)] {
         try run {
-            try pool.with { connection in
-                if query.sort == .relevance {
-                    guard let text = query.text else { return [] }
-                    return try searching(connection) { try relevancePage(query, text, connection) }
+            guard let text = query.text else {
+                guard query.sort != .relevance else { return [] }
+                // No text: one walk down the order's index, as cheap as the plain list.
+                return try pool.with { connection in try sortedPage(query, connection) }
+            }
+            // A search waits for its turn before it takes a connection (`SearchGate`).
+            return try searchGate.run {
+                try pool.with { connection in
+                    try searching(connection) {
+                        query.sort == .relevance ? try relevancePage(query, text, connection) : try sortedPage(query, connection)
+                    }
                 }
-                guard query.text != nil else { return try sortedPage(query, connection) }
-                return try searching(connection) { try sortedPage(query, connection) }
             }
         }
     }

@@ -19,8 +19,11 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         /// ASSETD_DATABASE_POOL: connections per process.
         public var poolSize = 10
         public var statementTimeout: Duration = .seconds(10)
-        /// How long a caller waits for a free connection before a 503.
+        /// How long a caller waits for a free connection (or a search for its turn) before a 503.
         public var acquireTimeout: Duration = .seconds(5)
+        /// ASSETD_DATABASE_SEARCHES: text searches in PostgreSQL at once from this process
+        /// (`SearchGate`); the others wait their turn, first come first served.
+        public var searches = PostgresRecordStore.defaultSearches
         /// ASSETD_THUMBNAIL_LEASE: how long a claimed thumbnail task is this host's without a renewal.
         public var thumbnailLease: Duration = .seconds(60)
         /// Who this process is, in leases and in the reconciler's log line.
@@ -40,6 +43,8 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
 
     let pool: PGPool
     let settings: Settings
+    /// Text searches at once (`Settings.searches`).
+    let searchGate: SearchGate
     /// The thumbnail tasks this process holds, with the attempt each claim made: every
     /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
     let claims = Mutex<[Int64: Int]>([:])
@@ -63,6 +68,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         poolSettings.statementTimeout = settings.statementTimeout
         poolSettings.acquireTimeout = settings.acquireTimeout
         pool = PGPool(url: url, settings: poolSettings)
+        searchGate = SearchGate(limit: settings.searches, timeout: settings.acquireTimeout)
         do {
             try pool.with { connection in try Self.migrate(connection, log: settings.migrationLog) }
         } catch {
@@ -72,6 +78,9 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     }
 
     deinit { uploadListener?.stop() }
+
+    /// ASSETD_DATABASE_SEARCHES' default: this host's cores (2 at least).
+    public static var defaultSearches: Int { max(2, ProcessInfo.processInfo.activeProcessorCount) }
 
     /// host:pid:random, unique per process even when a pid is reused.
     public static func defaultOwner() -> String {
