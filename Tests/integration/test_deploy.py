@@ -360,28 +360,37 @@ def test_exit_78_stops_the_socket_and_no_other_end_does(tmp_path):
     it refuses, not restarted), so that nginx's connections are refused instead of waiting in
     the socket's backlog; any other end (a clean stop, an upgrade's restart, a crash that
     Restart= retries, a signal) keeps the socket. The command runs as systemd runs it: `$$`
-    unescaped, with the EXIT_CODE/EXIT_STATUS/SERVICE_RESULT it sets, and a systemctl that
-    records its arguments (no systemd runs here as PID 1)."""
+    unescaped, with systemd's EXIT_* variables and the settings file's merged over them, and a
+    systemctl that answers `show -P ExecMainStatus` and records the rest (no systemd runs here
+    as PID 1). The status is systemd's, not $EXIT_STATUS: the settings file could set that."""
     text = open(os.path.join(ROOT, "systemd", "assetd.service")).read()
     commands = [l.split("=", 1)[1] for l in text.splitlines() if l.startswith("ExecStopPost=")]
-    # `+`: outside the sandbox (User=assetd may not stop a unit).
-    assert len(commands) == 1 and commands[0].startswith("+"), commands
-    # systemctl by its full path: the settings file (EnvironmentFile=) could set PATH.
+    # `+`: outside the sandbox (User=assetd may not stop a unit); `env -i`: nothing of the
+    # settings file (PATH, LD_PRELOAD, EXIT_STATUS) reaches this root command.
+    assert len(commands) == 1 and commands[0].startswith("+/usr/bin/env -i /bin/sh -c "), commands
     assert "exec /bin/systemctl --no-block stop assetd.socket" in commands[0], commands
+    assert "EXIT_STATUS" not in commands[0], commands
     fake = tmp_path / "systemctl"
     argv = shlex.split(commands[0][1:].replace("$$", "$").replace("/bin/systemctl", str(fake)))
     calls = tmp_path / "calls"
-    fake.write_text(f'#!/bin/sh\necho "$*" >>"{calls}"\n')
+    status_file = tmp_path / "status"
+    fake.write_text(f'#!/bin/sh\nif [ "$1" = show ]; then echo "$*" >>"{calls}.show"; cat "{status_file}"; exit 0; fi\n'
+                    f'echo "$*" >>"{calls}"\n')
     fake.chmod(0o755)
-    ends = [("exit-code", "exited", "78", True), ("success", "exited", "0", False), ("exit-code", "exited", "1", False),
-            ("signal", "killed", "KILL", False), ("success", "killed", "TERM", False), ("timeout", "killed", "ABRT", False)]
-    for result, code, status, stops in ends:
+    # (systemd's ExecMainStatus, what the settings file sets in the environment, stops?)
+    ends = [("78", {}, True), ("0", {}, False), ("1", {}, False), ("9", {}, False), ("15", {}, False),
+            ("0", {"EXIT_STATUS": "78", "EXIT_CODE": "exited", "SERVICE_RESULT": "exit-code"}, False),
+            ("78", {"EXIT_STATUS": "0", "PATH": str(tmp_path)}, True)]
+    for status, from_settings, stops in ends:
         calls.unlink(missing_ok=True)
-        env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": result, "EXIT_CODE": code, "EXIT_STATUS": status}
+        status_file.write_text(status + "\n")
+        env = {"PATH": "/usr/bin:/bin", "SERVICE_RESULT": "exit-code", "EXIT_CODE": "exited", "EXIT_STATUS": status}
+        env.update(from_settings)
         done = run(argv, env=env)
         assert done.returncode == 0, (status, done.stderr)
         recorded = calls.read_text().splitlines() if calls.exists() else []
-        assert recorded == (["--no-block stop assetd.socket"] if stops else []), (status, recorded)
+        assert recorded == (["--no-block stop assetd.socket"] if stops else []), (status, from_settings, recorded)
+        assert open(f"{calls}.show").read().splitlines()[-1] == "show -P ExecMainStatus assetd.service"
         if stops:
             assert "stopping assetd.socket" in done.stdout, done.stdout
 
@@ -416,8 +425,9 @@ def test_a_host_that_accepts_but_never_answers_costs_quick_routes_the_short_time
     dead = never_answering_socket(str(tmp_path / "dead.sock"))
     shipped = open(os.path.join(ROOT, "nginx", "assetd.conf")).read()
     assert re.search(r"location ~ \^/s3/\(\?:complete-upload\|delete\)\$ \{\n        fastcgi_read_timeout 300s;", shipped)
-    snippet = open(os.path.join(ROOT, "nginx", "snippets", "assetd-fastcgi.conf")).read()
+    snippet = open(os.path.join(ROOT, "nginx", "snippets", "assetd-fastcgi-pass.conf")).read()
     assert not re.search(r"^\s*fastcgi_read_timeout", snippet, re.M), "the snippet would clash with the site's per-location timeouts"
+    assert "assetd-fastcgi.conf" not in shipped, "the shipped site includes the pass snippet; the old one adds 300 s for older sites"
     port = free_port()
     nginx = start_nginx("stalled-nginx", str(tmp_path / "dead.sock"), port, edit=quick_timeout(2))
     try:
@@ -443,6 +453,34 @@ def test_a_host_that_accepts_but_never_answers_costs_quick_routes_the_short_time
     finally:
         stop_nginx(nginx)
         dead.close()
+
+
+def older_site(out):
+    """An edit of the rendered site into one written before assetd-fastcgi-pass.conf: every
+    location includes assetd-fastcgi.conf and the site sets no read timeout of its own. A
+    package upgrade replaces the snippets but never the site, so upgraded hosts run this."""
+    site = os.path.join(out, "assetd.conf")
+    text = open(site).read()
+    assert "assetd-fastcgi-pass.conf;" in text
+    text = text.replace("assetd-fastcgi-pass.conf;", "assetd-fastcgi.conf;")
+    text = re.sub(r"^\s*fastcgi_read_timeout [0-9]+s;\n", "", text, flags=re.M)
+    open(site, "w").write(text)
+
+
+def test_a_site_written_before_the_split_snippet_keeps_its_300_s_after_an_upgrade(tmp_path):
+    """The upgrade path of the read timeouts: an older site, with the new snippets, passes
+    nginx -t (no second fastcgi_read_timeout in a location), serves, and every route keeps
+    300 s, as before, instead of nginx's default 60 s."""
+    snippet = open(os.path.join(ROOT, "nginx", "snippets", "assetd-fastcgi.conf")).read()
+    assert re.search(r"^fastcgi_read_timeout 300s;$", snippet, re.M), snippet
+    assert "include /etc/nginx/snippets/assetd-fastcgi-pass.conf;" in snippet, snippet
+    port = free_port()
+    nginx = start_nginx("older-site-nginx", stack_socket(), port, edit=older_site)
+    try:
+        r = requests.get(f"https://127.0.0.1:{port}/healthz", verify=CERTIFICATE, timeout=20)
+        assert r.status_code == 200 and r.json() == {"ok": True}, r.text
+    finally:
+        stop_nginx(nginx)
 
 
 def test_socket_activation_serves_through_nginx_and_notifies(tmp_path, settings):
@@ -792,6 +830,7 @@ def package_installs_runs_and_purges(tmp_path):
     # non-interactive upgrade at dpkg's prompt); the snippets that hold no choice are.
     conffiles = run(["dpkg-deb", "-I", deb, "conffiles"], check=True).stdout.split()
     assert "/etc/nginx/snippets/assetd-fastcgi.conf" in conffiles, conffiles
+    assert "/etc/nginx/snippets/assetd-fastcgi-pass.conf" in conffiles, conffiles
     for edited in ADMINISTRATORS_FILES:
         assert edited not in conffiles, conffiles
     try:
