@@ -328,8 +328,8 @@ public final class S3Client: Sendable {
     /// ListObjectsV2: every key under `prefix`, following pagination, at most `limit`.
     ///
     /// What comes back is deleted, so the server is not trusted to keep to the prefix or to
-    /// end its pages: a key outside `prefix`, a truncated page without keys, a continuation
-    /// token seen before, or more pages than `limit` keys need (1,000 a page, and two
+    /// end its pages: a key outside `prefix`, a truncated page without a continuation
+    /// token or with one seen before, or more pages than `limit` keys need (1,000 a page, and two
     /// more) is `S3Error.malformed`, and nothing is returned.
     public func listKeys(prefix: String, limit: Int = 100_000) throws -> [String] {
         var keys: [String] = []
@@ -351,8 +351,11 @@ public final class S3Client: Sendable {
             }
             keys += page
             guard keys.count < limit, tree.value("IsTruncated") == "true" else { return Array(keys.prefix(limit)) }
-            guard !page.isEmpty, let next = tree.value("NextContinuationToken"), tokens.insert(next).inserted else {
-                throw S3Error.malformed("ListObjectsV2 of \(prefix) answered a truncated page without keys or a new continuation token")
+            // A truncated page may hold no keys (AWS, GCS and MinIO have been seen to answer
+            // so): it is progress as long as its token is new; the tokens seen and the page
+            // bound above stop a listing that goes round or never ends.
+            guard let next = tree.value("NextContinuationToken"), tokens.insert(next).inserted else {
+                throw S3Error.malformed("ListObjectsV2 of \(prefix) answered a truncated page without a new continuation token")
             }
             token = next
         }

@@ -145,4 +145,4 @@ def test_a_listing_that_never_ends_does_not_pin_a_worker(private, hostile):
     r = private.request("DELETE", "/s3/delete", f"workspaceId=1&assetId={mine}", timeout=30)
     assert r is not None and r.status == 502 and b"MalformedResponse" in r.body, r and (r.status, r.body)
     assert time.time() - started < 10
-    assert hostile.listings == 1, "a truncated page without keys is no progress"
+    assert hostile.listings == 2, "an empty truncated page is followed once; its token again is no progress"
