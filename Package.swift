@@ -36,8 +36,9 @@ let package = Package(
         // PostgreSQL's client library, for the records of several hosts (ASSETD_DATABASE=postgres://...).
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // glibc extras behind _GNU_SOURCE or macros: O_TMPFILE, gettid, closefrom for posix_spawn,
-        // prctl (dumpable, no new privileges), setrlimit, SCM_RIGHTS.
-        .target(name: "CSystem"),
+        // prctl (dumpable, no new privileges), setrlimit, SCM_RIGHTS; and, before main, libcrypto
+        // told to register no atexit cleanup (threads still hashing at exit crashed it).
+        .target(name: "CSystem", linkerSettings: [.linkedLibrary("crypto")]),
 
         // A read-write lock around a value, for the caches on the request path.
         .target(name: "Locking", swiftSettings: swiftSettings),

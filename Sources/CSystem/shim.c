@@ -5,6 +5,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+/* OpenSSL frees its global locks in an atexit handler (OPENSSL_cleanup). A thread that
+   still hashes while the process exits (libpq's SCRAM exchange on a reconnect, a lease
+   renewal, a request being drained) then takes a freed lock and crashes the exit: seen as
+   signal 11 in pthread_rwlock_rdlock(NULL) from libcrypto, after every test had passed.
+   Before main, so before anything else initialises libcrypto, it is told not to register
+   that handler; the process's memory goes with it anyway. */
+__attribute__((constructor)) static void assetd_openssl_no_atexit(void) {
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+
 int assetd_system_open_tmpfile(const char *directory, int flags, mode_t mode) {
 #ifdef O_TMPFILE
     return open(directory, O_TMPFILE | flags, mode);
