@@ -96,7 +96,8 @@ extension PostgresRecordStore {
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
-    /// plan or a generic one (never once a row), and served by the GIN index as a bitmap.
+    /// plan or a generic one (never once a row), and served by the GIN index as a bitmap;
+    /// `assetd_query` is PL/pgSQL (migration v8), whose plans stay for the connection.
     struct TextConditions {
         let words: String?
         let substring: String?
