@@ -317,8 +317,13 @@ public struct SigV4Signer: Sendable {
 
     static func foldSpaces(_ value: String) -> String {
         // Most values (a host, an MD5) have no space to fold: kept as they are, no copy.
-        guard value.utf8.contains(where: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") })
-        else { return value }
+        // Looked for in the contiguous bytes: through the UTF8View's iterator it cost
+        // ~30 instructions a byte (callgrind).
+        var bytes = value
+        let hasSpace = bytes.withUTF8 { utf8 in
+            utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+        }
+        guard hasSpace else { return value }
         var out: [UInt8] = []
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false

@@ -188,3 +188,12 @@ struct RequestHeadersTests {
         #expect(Request.Headers([:]).isEmpty)
     }
 }
+
+/// REQUEST_METHOD's bytes become the usual methods as literals, any other as given.
+struct RequestMethodTests {
+    @Test(arguments: ["GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "get", "GETS", "GE", "", "PÜT"])
+    func methodIsTheBytesGiven(_ method: String) {
+        let bytes = Array(method.utf8)
+        #expect(bytes.withUnsafeBufferPointer { FastCGIServer.method($0) } == method)
+    }
+}
