@@ -118,12 +118,9 @@ public struct SigV4Signer: Sendable {
         // fields merged into them (the same canonical query as sorting all of them).
         let constant = presignFields(day: day, expires: expires, signedHeaders: sortedHeaders.signedHeaders,
                                      omitSessionToken: omitSessionToken)
-        var fields = query
-        fields.reserveCapacity(query.count + 1)
-        fields.append(("X-Amz-Date", time.dateTime))
         let canonical = canonicalRequest(
             method: method, path: path, headers: sortedHeaders, payloadHash: payloadHash, normalizePath: normalizePath
-        ) { URIEncoding.appendCanonicalQuery(fields, merging: constant, to: &$0) }
+        ) { URIEncoding.appendCanonicalQuery(query, plus: ("X-Amz-Date", time.dateTime), merging: constant, to: &$0) }
         out.reserveCapacity(out.count + canonical.path.count + canonical.query.count + 120)
         canonical.bytes.withUnsafeBufferPointer { bytes in
             if includingPath {
