@@ -135,7 +135,8 @@ public enum URIEncoding {
             let start = at
             let hex: StaticString = "0123456789ABCDEF"
             let table = hex.utf8Start
-            // 256 bytes (a test checks it against `isKept`): every UInt8 indexes inside it.
+            // 256 bytes (a test checks its length, and every byte against the rule): any
+            // UInt8 indexes inside it.
             let unreserved = unreservedTable.utf8Start
             for byte in bytes {
                 if unreserved[Int(byte)] == UInt8(ascii: "1") {
@@ -161,16 +162,18 @@ public enum URIEncoding {
                               _ sorted: EncodedQuery, to out: inout [UInt8]) {
         let count = freshPairs.count + sorted.pairs.count
         guard count > 0 else { return }
-        // Written in place: `=` and `&` per pair besides the bytes (appending each range
-        // cost ~90 instructions a call).
-        let start = out.count, length = a.count + sorted.bytes.count + 2 * count - 1
-        out.append(contentsOf: repeatElement(0, count: length))
+        // Written on the stack, `=` and `&` per pair besides the bytes, then appended in one
+        // copy: appending each range cost ~90 instructions a call, and growing `out` with
+        // zeros to write it in place ~420 (callgrind).
+        let length = a.count + sorted.bytes.count + 2 * count - 1
         sorted.bytes.withUnsafeBufferPointer { b in
-            out.withUnsafeMutableBufferPointer { buffer in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { buffer in
                 let target = buffer.baseAddress!
-                var at = start, i = 0, j = 0
+                var at = 0, i = 0, j = 0
+                // `length` is the sum of what the pairs write, so `at` stays inside it
+                // (checked once at the end, as before).
                 func put(_ bytes: UnsafeBufferPointer<UInt8>, _ pair: (name: Range<Int>, value: Range<Int>)) {
-                    if at > start {
+                    if at > 0 {
                         target[at] = UInt8(ascii: "&")
                         at += 1
                     }
@@ -204,7 +207,8 @@ public enum URIEncoding {
                         j += 1
                     }
                 }
-                precondition(at == start + length)
+                precondition(at == length)
+                out.append(contentsOf: UnsafeBufferPointer(buffer))
             }
         }
     }
