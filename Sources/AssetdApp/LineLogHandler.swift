@@ -1,5 +1,6 @@
 import Glibc
 public import Logging
+import Locking
 import Synchronization
 
 /// The process's log handler: one line per event on a file descriptor (standard error,
@@ -199,15 +200,16 @@ public struct LineLogHandler: LogHandler {
 
     /// `2026-12-01T05:38:00+0000` in local time, formatted once for each second.
     enum Timestamp {
-        private static let cache = Mutex<(second: time_t, text: [UInt8])>((-1, []))
+        /// Each thread's last second formatted: a worker's own, not one behind a lock that
+        /// every worker takes for every line (as SigV4's `AmzTime`).
+        private static let cache = PerThread<(second: time_t, text: [UInt8])> { (-1, []) }
 
         static func append(to line: inout [UInt8]) {
             let now = time(nil)
-            let text = cache.withLock { cached in
+            cache.withValue { cached in
                 if cached.second != now { cached = (now, format(now)) }
-                return cached.text
+                line.append(contentsOf: cached.text)
             }
-            line.append(contentsOf: text)
         }
 
         static func format(_ second: time_t) -> [UInt8] {

@@ -88,6 +88,12 @@ struct URIEncodingTests {
                 let kept = unreserved || (keepSlash && byte == UInt8(ascii: "/"))
                 #expect(out == (kept ? [byte] : escaped), "byte \(value), keepSlash \(keepSlash)")
             }
+            // The fresh fields of a presign go through the table, not `isKept`.
+            #expect(URIEncoding.unreservedTable.utf8CodeUnitCount == 256)
+            var merged: [UInt8] = []
+            URIEncoding.appendCanonicalQuery([], plus: (String(decoding: [byte], as: UTF8.self), ""), merging: EncodedQuery([]), to: &merged)
+            let expected = value < 0x80 ? (unreserved ? [byte] : escaped) : Array("%EF%BF%BD".utf8)
+            #expect(merged == expected + [UInt8(ascii: "=")], "byte \(value) through the fresh fields")
         }
     }
 
@@ -177,6 +183,12 @@ struct MergedCanonicalQueryTests {
                 var merged: [UInt8] = []
                 URIEncoding.appendCanonicalQuery(query, merging: EncodedQuery(kept), to: &merged)
                 #expect(String(decoding: merged, as: UTF8.self) == URIEncoding.canonicalQuery(query + kept))
+                // The last fresh field given apart (as the presign gives its X-Amz-Date).
+                if let last = query.last {
+                    var split: [UInt8] = []
+                    URIEncoding.appendCanonicalQuery(Array(query.dropLast()), plus: last, merging: EncodedQuery(kept), to: &split)
+                    #expect(split == merged)
+                }
             }
         }
     }
