@@ -235,9 +235,11 @@ extension PostgresRecordStore {
     ///    matches, and those were at most 1 in 60 too: the rest of the page from the matches
     ///    of all the later tiers at once, gathered the same way, each row's tier computed,
     ///    in the order of tier and id (nothing, a rare word, a substring: one statement for
-    ///    the later tiers where each took a walk and a gather). Not all tiers at once from the
-    ///    start: a page that tier 0 fills (a title) gathers its whole words only, which the
-    ///    GIN index intersects in a third of the time that prefixes take;
+    ///    the later tiers where each took a walk and a gather), in the same statement as
+    ///    this tier's gather, run only when this tier leaves the page short (UNION ALL).
+    ///    Not all tiers at once from the start: a page that tier 0 fills (a title) gathers
+    ///    its whole words only, which the GIN index intersects in a third of the time that
+    ///    prefixes take;
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
@@ -289,15 +291,11 @@ extension PostgresRecordStore {
             }
             if walked.count == query.limit { return (walked, false) }
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
-            if let gathered = try gather(connection, workspaceID: query.workspaceID, position: query.position, text: query.text,
-                                         filters: query.filters, key: { _ in key }, keyDirection: direction, idDirection: direction,
-                                         limit: query.limit) {
-                if gathered.count < query.limit, let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows,
-                   let later = try gather(connection, workspaceID: query.workspaceID, position: { _ in nil }, text: tiers.matched,
-                                          filters: query.filters, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC",
-                                          limit: query.limit - gathered.count) {
-                    return (gathered + later, true)
-                }
+            let thisTier = Gathered(position: query.position, text: query.text, key: { _ in key }, keyDirection: direction, idDirection: direction)
+            if let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows {
+                let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
+                if let gathered = try gather(connection, query, thisTier, then: later) { return gathered }
+            } else if let gathered = try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit) {
                 return (gathered, false)
             }
             gatheredTooMany = true
@@ -312,34 +310,85 @@ extension PostgresRecordStore {
             """, sql.values).rows, false)
     }
 
+    /// What a gather reads: the matches of `text` after `position`, in the order of `key`
+    /// (nil: NULL) and the id.
+    struct Gathered {
+        let position: (SQLParameters) -> String?
+        let text: (SQLParameters) -> String
+        let key: (SQLParameters) -> String?
+        let keyDirection: String
+        let idDirection: String
+    }
+
+    /// A gather's two CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
+    /// most `gatheredMatches` + 1), and `name_page`, the page's ids sorted from those.
+    private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, filters: (SQLParameters) -> String,
+                           _ gathered: Gathered, limit: Int) -> String {
+        let after = gathered.position(sql).map { " AND \($0)" } ?? ""
+        let filters = filters(sql)
+        let text = gathered.text(sql)
+        let key = gathered.key(sql)
+        return """
+            \(name) AS MATERIALIZED (
+                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
+                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
+            \(name)_page AS (SELECT \(name).id, \(name).sort_key FROM \(name)
+                ORDER BY \(name).sort_key \(gathered.keyDirection), \(name).id \(gathered.idDirection) LIMIT \(sql.bind(limit)))
+            """
+    }
+
     /// The matches' ids and sort keys from the GIN indexes (at most `gatheredMatches` + 1),
     /// the page's ids sorted from those, and its rows read by id, each with its sort key;
     /// nil when more than `gatheredMatches` matched.
-    private func gather(_ connection: PGConnection, workspaceID: Int64, position: (SQLParameters) -> String?,
-                        text: (SQLParameters) -> String, filters: (SQLParameters) -> String, key: (SQLParameters) -> String?,
-                        keyDirection: String, idDirection: String, limit: Int) throws -> [PGRow]? {
+    private func gather(_ connection: PGConnection, workspaceID: Int64, filters: (SQLParameters) -> String, _ gathered: Gathered,
+                        limit: Int) throws -> [PGRow]? {
         let sql = SQLParameters()
         let workspace = sql.bind(workspaceID)
-        let after = position(sql).map { " AND \($0)" } ?? ""
-        let filters = filters(sql)
-        let text = text(sql)
-        let key = key(sql)
-        let bounds = settings.searchBounds
+        let ctes = gathering("matched", sql, workspace: workspace, filters: filters, gathered, limit: limit)
         try use(.bitmap, connection)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
-        let gathered = try connection.query("""
-            WITH matched AS MATERIALIZED (
-                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
-            page AS (SELECT matched.id, matched.sort_key FROM matched
-                ORDER BY matched.sort_key \(keyDirection), matched.id \(idDirection) LIMIT \(sql.bind(limit)))
+        let rows = try connection.query("""
+            WITH \(ctes)
             SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
-            LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
-            ORDER BY page.sort_key \(keyDirection), page.id \(idDirection)
+            LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
+            ORDER BY page.sort_key \(gathered.keyDirection), page.id \(gathered.idDirection)
             """, sql.values).rows
-        guard (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches else { return nil }
-        return gathered.filter { $0.int64(0) != nil }
+        guard (rows.first?.int(Self.assetColumnCount + 1) ?? 0) <= settings.searchBounds.gatheredMatches else { return nil }
+        return rows.filter { $0.int64(0) != nil }
+    }
+
+    /// A relevance page's gather of its tier and, when that leaves the page short, of the
+    /// later tiers after it, in one statement: `(this tier's page) UNION ALL (the later
+    /// tiers' page) LIMIT limit`, whose Append runs the second branch only when the first
+    /// returned fewer rows than the limit (EXPLAIN ANALYZE: "never executed" for a page
+    /// that its tier fills, a title's). Each row carries its branch's count of matches
+    /// (the count of a branch without rows is 0, and more than `gatheredMatches` matches
+    /// leave a row in it); this tier's rows have no sort key (NULL), the later tiers' have
+    /// their tier. nil when more than `gatheredMatches` matched this tier; this tier's rows
+    /// alone (`laterTiersRead` false) when more matched the later ones.
+    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered) throws
+        -> (rows: [PGRow], laterTiersRead: Bool)? {
+        let sql = SQLParameters()
+        let workspace = sql.bind(query.workspaceID)
+        let ctes = [gathering("tier", sql, workspace: workspace, filters: query.filters, thisTier, limit: query.limit),
+                    gathering("later", sql, workspace: workspace, filters: query.filters, later, limit: query.limit)]
+        try use(.bitmap, connection)
+        let rows = try connection.query("""
+            WITH \(ctes.joined(separator: ",\n"))
+            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
+                ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
+            UNION ALL
+            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT count(*) FROM later) FROM later_page JOIN asset ON asset.id = later_page.id
+                ORDER BY later_page.sort_key \(later.keyDirection), later_page.id \(later.idDirection))
+            LIMIT \(sql.bind(query.limit))
+            """, sql.values).rows
+        let bound = settings.searchBounds.gatheredMatches
+        let tierRows = Array(rows.prefix { $0.int64(Self.assetColumnCount) == nil })
+        let laterRows = rows.dropFirst(tierRows.count)
+        guard (tierRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return nil }
+        guard tierRows.count < query.limit, (laterRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return (tierRows, false) }
+        return (tierRows + laterRows, true)
     }
 
     enum Plan { case walk, bitmap }
