@@ -337,7 +337,8 @@ struct SearchTests {
         let beach = try store.createAsset(NewAsset(workspaceID: 1, fileType: "video/mp4", fileExtension: "mp4", fileName: "beach_1", size: 5),
                                           status: .ready, now: Date())
         func shown(_ connection: PGConnection) throws -> [String?] {
-            try ["enable_seqscan", "enable_sort", "enable_bitmapscan", "enable_indexscan", "default_transaction_read_only", "plan_cache_mode"]
+            try ["enable_seqscan", "enable_sort", "enable_bitmapscan", "enable_indexscan", "default_transaction_read_only", "plan_cache_mode",
+                 "enable_incremental_sort"]
                 .map { try connection.query("SHOW \($0)").first?.string(0) }
         }
         for (q, sort) in [("beach", AssetSort.relevance), ("each", .size), ("beach", .name), ("zzz", .relevance)] {
@@ -345,8 +346,8 @@ struct SearchTests {
             #expect(found == (q == "zzz" ? [] : [beach.id]), "q=\(q) sort=\(sort)")
             let (session, plan) = try store.searchPool.with { connection in (try shown(connection), connection.searchPlan) }
             #expect(session == ["off", plan == .walk ? "off" : "on", plan == .walk ? "off" : "on", plan == .walk ? "on" : "off", "on",
-                                "force_generic_plan"], "q=\(q) sort=\(sort)")
-            #expect(try store.pool.with(shown) == ["on", "on", "on", "on", "off", "auto"])
+                                "force_generic_plan", "off"], "q=\(q) sort=\(sort)")
+            #expect(try store.pool.with(shown) == ["on", "on", "on", "on", "off", "auto", "on"])
         }
         #expect(throws: (any Error).self) { try store.searchPool.with { try $0.execute("UPDATE asset SET title = 'x'") } }
         #expect(try store.asset(id: beach.id, workspaceID: 1)?.title == nil)
