@@ -246,7 +246,8 @@ struct SearchTests {
         try store.pool.with { connection in
             try connection.execute("""
                 INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
-                SELECT w, 'k' || w || '-' || i, 'bulk_' || i, 'image/png', i % 97, 'ready', 0, 0
+                SELECT w, 'k' || w || '-' || i, 'bulk_' || i,
+                       (ARRAY['image/png', 'video/mp4', 'application/pdf', 'application/zip'])[i % 4 + 1], i % 97, 'ready', 0, 0
                 FROM generate_series(0, \(count - 1)) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) ORDER BY i, w
                 """)
         }
@@ -274,12 +275,27 @@ struct SearchTests {
             for limit in [7, 50] {
                 let pages = try store.allPages(query(1, q, limit: limit))
                 #expect(pages.map(\.id) == (whole + rest).map(\.id), "q=\(q) limit=\(limit)")
+                // With a type, the walks go over that type's rows only (migration v9's
+                // indexes): the same matches of that type, in the same order.
+                for kind in AssetKind.allCases where limit == 7 {
+                    let typed = try store.allPages(query(1, q, kind: kind, limit: limit))
+                    #expect(typed.map(\.id) == (whole + rest).filter { Self.isOf(kind, $0) }.map(\.id), "q=\(q) type=\(kind)")
+                }
                 for sort in [AssetSort.name, .size, .created] {
                     for order in [ListOrder.ascending, .descending] {
                         let all = try store.allPages(query(1, nil, sort: sort, order: order, limit: 200))
                         let ids = Set(expected.map(\.id))
                         let sorted = try store.allPages(query(1, q, sort: sort, order: order, limit: limit))
                         #expect(sorted.map(\.id) == all.filter { ids.contains($0.id) }.map(\.id), "q=\(q) sort=\(sort) \(order) limit=\(limit)")
+                        for kind in AssetKind.allCases where limit == 7 {
+                            let typed = try store.allPages(query(1, q, kind: kind, sort: sort, order: order, limit: limit))
+                            #expect(typed.map(\.id) == all.filter { ids.contains($0.id) && Self.isOf(kind, $0) }.map(\.id),
+                                    "q=\(q) type=\(kind) sort=\(sort) \(order)")
+                            if q == "bulk" {
+                                let listed = try store.allPages(query(1, nil, kind: kind, sort: sort, order: order, limit: limit))
+                                #expect(listed.map(\.id) == all.filter { Self.isOf(kind, $0) }.map(\.id), "type=\(kind) sort=\(sort) \(order)")
+                            }
+                        }
                     }
                 }
             }
@@ -299,6 +315,42 @@ struct SearchTests {
             #expect(try store.allPages(query(1, "mixa", limit: limit)).map(\.id) == tiers.flatMap { $0.reversed() }, "limit=\(limit)")
             #expect(try store.allPages(query(1, "mixa", kind: .video, limit: limit)).isEmpty)
         }
+    }
+
+    static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {
+        switch kind {
+        case .image: asset.fileType.hasPrefix("image/")
+        case .video: asset.fileType.hasPrefix("video/")
+        case .pdf: asset.fileType == "application/pdf"
+        }
+    }
+
+    /// Searches run on connections of their own, whose sessions keep the plan settings (and
+    /// are read only); the pool's connections, which every other statement uses, keep
+    /// PostgreSQL's defaults; a search connection's remembered plan is the one its session has.
+    @Test func searchSettingsStayOnTheSearchConnections() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var settings = PostgresRecordStore.Settings()
+        settings.poolSize = 1
+        settings.searches = 1
+        let store = try PostgresRecordStore(url: url, settings: settings)
+        let beach = try store.createAsset(NewAsset(workspaceID: 1, fileType: "video/mp4", fileExtension: "mp4", fileName: "beach_1", size: 5),
+                                          status: .ready, now: Date())
+        func shown(_ connection: PGConnection) throws -> [String?] {
+            try ["enable_seqscan", "enable_sort", "enable_bitmapscan", "enable_indexscan", "default_transaction_read_only", "plan_cache_mode",
+                 "enable_incremental_sort"]
+                .map { try connection.query("SHOW \($0)").first?.string(0) }
+        }
+        for (q, sort) in [("beach", AssetSort.relevance), ("each", .size), ("beach", .name), ("zzz", .relevance)] {
+            let found = try store.searchAssets(query(1, q, kind: .video, sort: sort)).map(\.asset.id)
+            #expect(found == (q == "zzz" ? [] : [beach.id]), "q=\(q) sort=\(sort)")
+            let (session, plan) = try store.searchPool.with { connection in (try shown(connection), connection.searchPlan) }
+            #expect(session == ["off", plan == .walk ? "off" : "on", plan == .walk ? "off" : "on", plan == .walk ? "on" : "off", "on",
+                                "force_generic_plan", "off"], "q=\(q) sort=\(sort)")
+            #expect(try store.pool.with(shown) == ["on", "on", "on", "on", "off", "auto", "on"])
+        }
+        #expect(throws: (any Error).self) { try store.searchPool.with { try $0.execute("UPDATE asset SET title = 'x'") } }
+        #expect(try store.asset(id: beach.id, workspaceID: 1)?.title == nil)
     }
 
     /// A sorted search tests the rows of the sort index one by one (ASCII text) before it

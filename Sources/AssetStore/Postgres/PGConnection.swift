@@ -42,6 +42,9 @@ final class PGConnection {
     var answered = 0
     /// The payloads this transaction NOTIFYed (the UploadCache), for `PGPool.afterCommit`.
     var notified: [String] = []
+    /// A search connection's plan settings now (`PostgresRecordStore.use`): a new one's
+    /// session begins with the walk's.
+    var searchPlan = PostgresRecordStore.Plan.walk
 
     /// Connects with `parameters` (libpq keywords, in order: later ones override earlier
     /// ones, and a `dbname` holding a URL is expanded where it stands).

@@ -15,6 +15,9 @@ final class PGPool: @unchecked Sendable {
         var statementTimeout: Duration = .seconds(10)
         var backoff: Duration = .seconds(1)
         var applicationName = "assetd"
+        /// Statements every new connection of this pool runs after the common settings:
+        /// the search connections' session (`PostgresRecordStore.searchSession`).
+        var session: String?
     }
 
     let settings: Settings
@@ -150,6 +153,7 @@ final class PGPool: @unchecked Sendable {
                                // No NOTICE on standard error (libpq prints them there, outside the
                                // log's format): "relation ... already exists, skipping" at each start.
                                + "SET client_min_messages = warning")
+        if let session = settings.session { try connection.execute(session) }
         return connection
     }
 

@@ -42,21 +42,24 @@ extension PostgresRecordStore {
                 // No text: one walk down the order's index, as cheap as the plain list.
                 return try pool.with { connection in try sortedPage(query, connection) }
             }
-            // A search waits for its turn before it takes a connection (`SearchGate`).
+            // A search waits for its turn before it takes a connection (`SearchGate`), one of
+            // the search connections, whose session has the plan settings (`searchSession`).
             return try searchGate.run {
-                try pool.with { connection in
-                    try searching(connection) {
-                        query.sort == .relevance ? try relevancePage(query, text, connection) : try sortedPage(query, connection)
-                    }
+                try searchPool.with { connection in
+                    query.sort == .relevance ? try relevancePage(query, text, connection) : try sortedPage(query, connection)
                 }
             }
         }
     }
 
-    /// `body` in a read-only transaction whose plans use no sequential scan, and the walk's
-    /// until a step says otherwise (`page` says which plan each of its steps uses, and why:
-    /// its first, set here, saves a round trip).
-    private func searching<T>(_ connection: PGConnection, _ body: () throws -> T) throws -> T {
+    /// The session of a search connection (`searchPool`), set once when it connects:
+    /// read only, plans without a sequential scan, and the walk's plan until a step says
+    /// otherwise (`page` says which plan each of its steps uses, and why). These settings
+    /// were SET LOCAL in a transaction of each search, 0.2-0.3 ms of PostgreSQL's time and
+    /// two round trips a search; these connections run searches only, so they keep them.
+    /// Each statement of a page has its own snapshot, as it had in that READ COMMITTED
+    /// transaction.
+    static let searchSession =
         // No parallel workers either: a request's statement is short, and forking
         // workers for it costs more than it saves on a busy host. No JIT: a plan that must
         // sort with enable_sort off costs 10^10 to the planner, far above jit_above_cost,
@@ -65,20 +68,13 @@ extension PostgresRecordStore {
         // hand finds nothing better, but PostgreSQL kept planning each statement anew (a
         // gather's custom plan costs less than its generic one, estimated with default
         // selectivities), about 1 ms of planning a statement against 0.03 ms for the
-        // generic plan, the same plan (EXPLAIN ANALYZE of a prepared gather).
-        try connection.execute("""
-            BEGIN READ ONLY; SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off;
-            SET LOCAL plan_cache_mode = force_generic_plan; \(Self.settings(of: .walk))
-            """)
-        do {
-            let value = try body()
-            try connection.execute("COMMIT")
-            return value
-        } catch {
-            try? connection.execute("ROLLBACK")
-            throw error
-        }
-    }
+        // generic plan, the same plan (EXPLAIN ANALYZE of a prepared gather). No
+        // incremental sort (which enable_sort does not forbid): with the statistics of an
+        // ANALYZE, a walk with a type read every row of that type by the newest-first index
+        // and sorted them on the workspace's presorted key (18-36 ms at 10,000 videos)
+        // instead of walking the type's sort index.
+        "SET default_transaction_read_only = on; SET enable_seqscan = off; SET max_parallel_workers_per_gather = 0; SET jit = off; "
+        + "SET plan_cache_mode = force_generic_plan; SET enable_incremental_sort = off; " + settings(of: .walk)
 
     /// The case-folded texts that tier 2 searches, stored (migration v7) as the trigram index has them.
     static let searchedText = "asset.search_text"
@@ -193,6 +189,8 @@ extension PostgresRecordStore {
         let text: (SQLParameters) -> String
         /// Not gone, and the query's filters.
         let filters: (SQLParameters) -> String
+        /// The walks' rows: the workspace's, or with a type that type's only (`walking`).
+        let type: AssetKind?
         /// The sort key's expression (no parameters in it); nil: the id.
         let key: String?
         let descending: Bool
@@ -241,14 +239,16 @@ extension PostgresRecordStore {
     ///    matches, and those were at most 1 in 60 too: the rest of the page from the matches
     ///    of all the later tiers at once, gathered the same way, each row's tier computed,
     ///    in the order of tier and id (nothing, a rare word, a substring: one statement for
-    ///    the later tiers where each took a walk and a gather). Not all tiers at once from the
-    ///    start: a page that tier 0 fills (a title) gathers its whole words only, which the
-    ///    GIN index intersects in a third of the time that prefixes take;
+    ///    the later tiers where each took a walk and a gather), in the same statement as
+    ///    this tier's gather, run only when this tier leaves the page short (UNION ALL).
+    ///    Not all tiers at once from the start: a page that tier 0 fills (a title) gathers
+    ///    its whole words only, which the GIN index intersects in a third of the time that
+    ///    prefixes take;
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
     /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
-    private func page(_ connection: PGConnection, _ plan: inout Plan, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
+    private func page(_ connection: PGConnection, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
         let direction = query.descending ? "DESC" : "ASC"
         let key = query.key
         let order = "asset.workspace_id \(direction), " + (key.map { "\($0) \(direction), " } ?? "") + "asset.id \(direction)"
@@ -260,7 +260,7 @@ extension PostgresRecordStore {
         var gatheredTooMany = false
         var countsTiers = query.laterTiers != nil && key == nil
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
-            try use(.walk, &plan, connection)
+            try use(.walk, connection)
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let after = query.position(sql).map { " AND \($0)" } ?? ""
@@ -276,7 +276,7 @@ extension PostgresRecordStore {
                 let matched = tiers.matched(sql)
                 let result = try connection.query("""
                     WITH walked AS MATERIALIZED (
-                        SELECT asset.* FROM asset WHERE \(Self.walking(workspace))\(after) ORDER BY \(order) LIMIT \(rows))
+                        SELECT asset.* FROM asset WHERE \(Self.walking(workspace, query.type))\(after) ORDER BY \(order) LIMIT \(rows))
                     SELECT \(Self.assetColumns), NULL, total.found
                     FROM (SELECT count(*) AS found FROM walked AS asset WHERE \(filters) AND \(matched)) AS total
                     LEFT JOIN LATERAL (SELECT * FROM walked AS asset WHERE \(filters) AND \(text)
@@ -288,83 +288,130 @@ extension PostgresRecordStore {
             } else {
                 walked = try connection.query("""
                     SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
-                        SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace))\(after)
+                        SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
                         ORDER BY \(order) LIMIT \(rows)
                     ) AS asset WHERE \(filters) AND \(text) ORDER BY \(walkedOrder) LIMIT \(sql.bind(query.limit))
                     """, sql.values).rows
             }
             if walked.count == query.limit { return (walked, false) }
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
-            if let gathered = try gather(connection, &plan, workspaceID: query.workspaceID, position: query.position, text: query.text,
-                                         filters: query.filters, key: { _ in key }, keyDirection: direction, idDirection: direction,
-                                         limit: query.limit) {
-                if gathered.count < query.limit, let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows,
-                   let later = try gather(connection, &plan, workspaceID: query.workspaceID, position: { _ in nil }, text: tiers.matched,
-                                          filters: query.filters, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC",
-                                          limit: query.limit - gathered.count) {
-                    return (gathered + later, true)
-                }
+            let thisTier = Gathered(position: query.position, text: query.text, key: { _ in key }, keyDirection: direction, idDirection: direction)
+            if let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows {
+                let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
+                if let gathered = try gather(connection, query, thisTier, then: later) { return gathered }
+            } else if let gathered = try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit) {
                 return (gathered, false)
             }
             gatheredTooMany = true
         }
-        try use(.walk, &plan, connection)
+        try use(.walk, connection)
         let sql = SQLParameters()
         let workspace = sql.bind(query.workspaceID)
         let after = query.position(sql).map { " AND \($0)" } ?? ""
         return (try connection.query("""
-            SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(after)
+            SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
             AND \(query.filters(sql)) AND \(query.text(sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
             """, sql.values).rows, false)
+    }
+
+    /// What a gather reads: the matches of `text` after `position`, in the order of `key`
+    /// (nil: NULL) and the id.
+    struct Gathered {
+        let position: (SQLParameters) -> String?
+        let text: (SQLParameters) -> String
+        let key: (SQLParameters) -> String?
+        let keyDirection: String
+        let idDirection: String
+    }
+
+    /// A gather's two CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
+    /// most `gatheredMatches` + 1), and `name_page`, the page's ids sorted from those.
+    private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, filters: (SQLParameters) -> String,
+                           _ gathered: Gathered, limit: Int) -> String {
+        let after = gathered.position(sql).map { " AND \($0)" } ?? ""
+        let filters = filters(sql)
+        let text = gathered.text(sql)
+        let key = gathered.key(sql)
+        return """
+            \(name) AS MATERIALIZED (
+                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
+                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
+            \(name)_page AS (SELECT \(name).id, \(name).sort_key FROM \(name)
+                ORDER BY \(name).sort_key \(gathered.keyDirection), \(name).id \(gathered.idDirection) LIMIT \(sql.bind(limit)))
+            """
     }
 
     /// The matches' ids and sort keys from the GIN indexes (at most `gatheredMatches` + 1),
     /// the page's ids sorted from those, and its rows read by id, each with its sort key;
     /// nil when more than `gatheredMatches` matched.
-    private func gather(_ connection: PGConnection, _ plan: inout Plan, workspaceID: Int64, position: (SQLParameters) -> String?,
-                        text: (SQLParameters) -> String, filters: (SQLParameters) -> String, key: (SQLParameters) -> String?,
-                        keyDirection: String, idDirection: String, limit: Int) throws -> [PGRow]? {
+    private func gather(_ connection: PGConnection, workspaceID: Int64, filters: (SQLParameters) -> String, _ gathered: Gathered,
+                        limit: Int) throws -> [PGRow]? {
         let sql = SQLParameters()
         let workspace = sql.bind(workspaceID)
-        let after = position(sql).map { " AND \($0)" } ?? ""
-        let filters = filters(sql)
-        let text = text(sql)
-        let key = key(sql)
-        let bounds = settings.searchBounds
-        try use(.bitmap, &plan, connection)
+        let ctes = gathering("matched", sql, workspace: workspace, filters: filters, gathered, limit: limit)
+        try use(.bitmap, connection)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
-        let gathered = try connection.query("""
-            WITH matched AS MATERIALIZED (
-                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(bounds.gatheredMatches + 1)),
-            page AS (SELECT matched.id, matched.sort_key FROM matched
-                ORDER BY matched.sort_key \(keyDirection), matched.id \(idDirection) LIMIT \(sql.bind(limit)))
+        let rows = try connection.query("""
+            WITH \(ctes)
             SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
-            LEFT JOIN (page JOIN asset ON asset.id = page.id) ON true
-            ORDER BY page.sort_key \(keyDirection), page.id \(idDirection)
+            LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
+            ORDER BY page.sort_key \(gathered.keyDirection), page.id \(gathered.idDirection)
             """, sql.values).rows
-        guard (gathered.first?.int(Self.assetColumnCount + 1) ?? 0) <= bounds.gatheredMatches else { return nil }
-        return gathered.filter { $0.int64(0) != nil }
+        guard (rows.first?.int(Self.assetColumnCount + 1) ?? 0) <= settings.searchBounds.gatheredMatches else { return nil }
+        return rows.filter { $0.int64(0) != nil }
+    }
+
+    /// A relevance page's gather of its tier and, when that leaves the page short, of the
+    /// later tiers after it, in one statement: `(this tier's page) UNION ALL (the later
+    /// tiers' page) LIMIT limit`, whose Append runs the second branch only when the first
+    /// returned fewer rows than the limit (EXPLAIN ANALYZE: "never executed" for a page
+    /// that its tier fills, a title's). Each row carries its branch's count of matches
+    /// (the count of a branch without rows is 0, and more than `gatheredMatches` matches
+    /// leave a row in it); this tier's rows have no sort key (NULL), the later tiers' have
+    /// their tier. nil when more than `gatheredMatches` matched this tier; this tier's rows
+    /// alone (`laterTiersRead` false) when more matched the later ones.
+    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered) throws
+        -> (rows: [PGRow], laterTiersRead: Bool)? {
+        let sql = SQLParameters()
+        let workspace = sql.bind(query.workspaceID)
+        let ctes = [gathering("tier", sql, workspace: workspace, filters: query.filters, thisTier, limit: query.limit),
+                    gathering("later", sql, workspace: workspace, filters: query.filters, later, limit: query.limit)]
+        try use(.bitmap, connection)
+        let rows = try connection.query("""
+            WITH \(ctes.joined(separator: ",\n"))
+            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
+                ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
+            UNION ALL
+            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT count(*) FROM later) FROM later_page JOIN asset ON asset.id = later_page.id
+                ORDER BY later_page.sort_key \(later.keyDirection), later_page.id \(later.idDirection))
+            LIMIT \(sql.bind(query.limit))
+            """, sql.values).rows
+        let bound = settings.searchBounds.gatheredMatches
+        let tierRows = Array(rows.prefix { $0.int64(Self.assetColumnCount) == nil })
+        let laterRows = rows.dropFirst(tierRows.count)
+        guard (tierRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return nil }
+        guard tierRows.count < query.limit, (laterRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return (tierRows, false) }
+        return (tierRows + laterRows, true)
     }
 
     enum Plan { case walk, bitmap }
 
-    /// The plans a step may use, for the rest of the transaction: the walk (an index
-    /// scan; no bitmap, and no sort, else the planner, misled by its estimates, reads every
-    /// row of the workspace by another index and sorts them) or bitmaps only. `current`
-    /// is what the transaction has, so that a step of the same plan
-    /// costs no round trip.
-    private func use(_ plan: Plan, _ current: inout Plan, _ connection: PGConnection) throws {
-        guard current != plan else { return }
+    /// The plans a step may use, for the connection's session (a search connection): the
+    /// walk (an index scan; no bitmap, and no sort, else the planner, misled by its
+    /// estimates, reads every row of the workspace by another index and sorts them) or
+    /// bitmaps only. The connection remembers which its session has, so that a step of the
+    /// same plan costs no round trip; it is changed only once PostgreSQL has applied it.
+    private func use(_ plan: Plan, _ connection: PGConnection) throws {
+        guard connection.searchPlan != plan else { return }
         try connection.execute(Self.settings(of: plan))
-        current = plan
+        connection.searchPlan = plan
     }
 
     private static func settings(of plan: Plan) -> String {
         switch plan {
-        case .walk: "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_indexscan = on"
-        case .bitmap: "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_sort = on; SET LOCAL enable_indexscan = off"
+        case .walk: "SET enable_bitmapscan = off; SET enable_sort = off; SET enable_indexscan = on"
+        case .bitmap: "SET enable_bitmapscan = on; SET enable_sort = on; SET enable_indexscan = off"
         }
     }
 
@@ -381,7 +428,6 @@ extension PostgresRecordStore {
             startTier = tier
             afterID = id
         }
-        var plan = Plan.walk
         for tier in startTier...2 where page.count < query.limit {
             guard conditions.tier(tier, SQLParameters()) != nil else { continue }
             let position: (SQLParameters) -> String? = { sql in
@@ -389,9 +435,9 @@ extension PostgresRecordStore {
             }
             let laterTiers = tier < 2 && conditions.fromTier(tier + 1, SQLParameters()) != nil
                 ? LaterTiers(matched: { conditions.fromTier(tier + 1, $0)! }, tier: { conditions.tierOfRow($0) }) : nil
-            let (rows, laterTiersRead) = try self.page(connection, &plan, PageQuery(
+            let (rows, laterTiersRead) = try self.page(connection, PageQuery(
                 workspaceID: query.workspaceID, position: position, text: { conditions.tier(tier, $0)! },
-                filters: { Self.filters(query, $0) }, key: nil, descending: true, limit: query.limit - page.count,
+                filters: { Self.filters(query, $0) }, type: query.kind, key: nil, descending: true, limit: query.limit - page.count,
                 laterTiers: laterTiers))
             for row in rows {
                 let asset = try Self.asset(from: row)
@@ -438,16 +484,15 @@ extension PostgresRecordStore {
         if let text = query.text {
             let conditions = TextConditions(text)
             guard conditions.either(SQLParameters()) != nil else { return [] }
-            var plan = Plan.walk
-            rows = try page(connection, &plan, PageQuery(
+                rows = try page(connection, PageQuery(
                 workspaceID: query.workspaceID, position: position, text: { conditions.either($0)! },
-                filters: { Self.filters(query, $0) }, key: key, descending: descending, limit: query.limit, laterTiers: nil)).rows
+                filters: { Self.filters(query, $0) }, type: query.kind, key: key, descending: descending, limit: query.limit, laterTiers: nil)).rows
         } else {
             // No text: the filters alone, by the order's index (they match most rows).
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             rows = try connection.query("""
-                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace))\(position(sql).map { " AND \($0)" } ?? "")
+                SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace, query.kind))\(position(sql).map { " AND \($0)" } ?? "")
                 AND \(Self.filters(query, sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
                 """, sql.values).rows
         }
@@ -468,21 +513,32 @@ extension PostgresRecordStore {
     /// every other workspace's newer rows when this one holds many of the table's. The
     /// range keeps it on the indexes that begin with the workspace. The GIN indexes get
     /// the equality (a range is a partial match there, which reads all the workspace's
-    /// entries).
-    private static func walking(_ workspace: String) -> String {
-        "asset.workspace_id >= \(workspace) AND asset.workspace_id <= \(workspace)"
+    /// entries). With a type, the walk is over that type's rows only, by the sort indexes
+    /// that have the type's first 6 characters after the workspace (migration v9): an
+    /// equality there leaves the rest of the index in the walk's order.
+    private static func walking(_ workspace: String, _ type: AssetKind?) -> String {
+        "asset.workspace_id >= \(workspace) AND asset.workspace_id <= \(workspace)" + (type.map { " AND \(typePrefix($0))" } ?? "")
+    }
+
+    /// A type's first 6 characters, as the type-scoped indexes have them (migrations v5 and v9).
+    private static func typePrefix(_ type: AssetKind) -> String {
+        switch type {
+        case .image: "left(asset.file_type, 6) = 'image/'"
+        case .video: "left(asset.file_type, 6) = 'video/'"
+        case .pdf: "left(asset.file_type, 6) = 'applic'"
+        }
     }
 
     /// The conditions every listing has besides its workspace: not gone, and the filters.
     private static func filters(_ query: AssetQuery, _ sql: SQLParameters) -> String {
         var filters = "asset.status NOT IN ('deleting', 'deleted')"
         if let status = query.status { filters += " AND asset.status = \(sql.bind(status.rawValue))" }
-        switch query.kind {
-        case .image?: filters += " AND left(asset.file_type, 6) = 'image/'"
-        case .video?: filters += " AND left(asset.file_type, 6) = 'video/'"
         // The first 6 characters as the GIN indexes have them (migration v5), so that the
         // index narrows a search by type too: said again for PDFs.
-        case .pdf?: filters += " AND asset.file_type = 'application/pdf' AND left(asset.file_type, 6) = 'applic'"
+        switch query.kind {
+        case .image?: filters += " AND \(typePrefix(.image))"
+        case .video?: filters += " AND \(typePrefix(.video))"
+        case .pdf?: filters += " AND asset.file_type = 'application/pdf' AND \(typePrefix(.pdf))"
         case nil: break
         }
         return filters

@@ -45,6 +45,9 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     let settings: Settings
     /// Text searches at once (`Settings.searches`).
     let searchGate: SearchGate
+    /// The connections that text searches run on, one for each of `searchGate`'s slots,
+    /// whose sessions keep the searches' plan settings (`searchSession`); they run nothing else.
+    let searchPool: PGPool
     /// The thumbnail tasks this process holds, with the attempt each claim made: every
     /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
     let claims = Mutex<[Int64: Int]>([:])
@@ -69,6 +72,10 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         poolSettings.acquireTimeout = settings.acquireTimeout
         pool = PGPool(url: url, settings: poolSettings)
         searchGate = SearchGate(limit: settings.searches, timeout: settings.acquireTimeout)
+        var searchSettings = poolSettings
+        searchSettings.size = searchGate.limit
+        searchSettings.session = Self.searchSession
+        searchPool = PGPool(url: url, settings: searchSettings)
         do {
             try pool.with { connection in try Self.migrate(connection, log: settings.migrationLog) }
         } catch {
