@@ -7,11 +7,22 @@ public enum Input {
     /// A positive integer written as plain digits: no sign, space, exponent, leading zero,
     /// fraction, slash or overflow.
     public static func parseID(_ text: Substring) -> Int64? {
-        guard !text.isEmpty, text.utf8.count <= 19, text.utf8.first != UInt8(ascii: "0"),
-              text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              let value = Int64(text), value > 0
-        else { return nil }
-        return value
+        // One pass over the bytes in one piece, the value built as the digits are checked.
+        // Checking them through the UTF8View and then `Int64(text)` cost ~330 instructions
+        // an id (callgrind; three ids a part URL). Overflow is refused as `Int64(text)` did.
+        var text = text
+        return text.withUTF8 { digits -> Int64? in
+            guard !digits.isEmpty, digits.count <= 19, digits[0] != UInt8(ascii: "0") else { return nil }
+            var value: Int64 = 0
+            for digit in digits {
+                guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+                let (tens, tensOverflow) = value.multipliedReportingOverflow(by: 10)
+                let (sum, sumOverflow) = tens.addingReportingOverflow(Int64(digit &- UInt8(ascii: "0")))
+                guard !tensOverflow, !sumOverflow else { return nil }
+                value = sum
+            }
+            return value  // > 0: a first digit from 1 to 9
+        }
     }
 
     public static func id(_ text: String?, field: String) throws -> Int64 {

@@ -127,8 +127,16 @@ public struct QueryParameters: Sendable {
     /// Percent-decoding with `+` as space. Malformed escapes are kept as they are;
     /// bytes that are not UTF-8 become U+FFFD, so that strict parsers downstream refuse them.
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        // Nothing to decode (ids, numbers, tokens): the bytes as they are, copied in one go.
+        // The loop below, a byte at a time, cost ~1,000 instructions for a ~100-byte upload
+        // id (callgrind); two memchr and a copy cost a few hundred. Without an escape the
+        // bytes are a slice of the query String's UTF-8, so they are valid as they are.
+        if let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "%")), bytes.count) == nil,
+           memchr(base, Int32(UInt8(ascii: "+")), bytes.count) == nil {
+            return String(decoding: bytes, as: UTF8.self)
+        }
         // The String initialiser validates the bytes and repairs invalid UTF-8.
-        String(unsafeUninitializedCapacity: bytes.count) { out in
+        return String(unsafeUninitializedCapacity: bytes.count) { out in
             var i = 0, n = 0
             while i < bytes.count {
                 let c = bytes[i]

@@ -5,13 +5,21 @@ import Logging
 @testable import AssetdApp
 
 struct InputTests {
-    @Test(arguments: ["1", "42", "9223372036854775807"])
+    @Test(arguments: ["1", "42", "1000000000000000000", "9223372036854775806", "9223372036854775807"])
     func acceptsPlainIDs(text: String) {
         #expect(Input.parseID(Substring(text)) == Int64(text))
     }
 
+    /// A slice is read from where it starts to where it ends, not the String around it.
+    @Test func parsesASlice() {
+        let text = "x12y"
+        #expect(Input.parseID(text.dropFirst().dropLast()) == 12)
+        #expect(Input.parseID(text.dropFirst()) == nil)
+    }
+
     @Test(arguments: ["", "0", "01", "-1", "+1", " 1", "1 ", "1e3", "1.0", "0x1", "../1", "1/2",
-                      "9223372036854775808", "99999999999999999999", "１", "1\u{0}"])
+                      "9223372036854775808", "9223372036854775810", "9999999999999999999", "99999999999999999999",
+                      "１", "\u{663}", "1\u{0}", "1\u{301}"])
     func refusesEverythingElse(text: String) {
         #expect(Input.parseID(Substring(text)) == nil)
     }

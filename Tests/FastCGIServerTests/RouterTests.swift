@@ -104,6 +104,22 @@ struct QueryParametersTests {
         #expect(query["missing"] == nil)
     }
 
+    /// Values with nothing to decode (no `%`, no `+`) are copied as they are: short and long
+    /// (a String's small and heap forms), ASCII and not; a single escape or `+` anywhere,
+    /// first or last, still decodes.
+    @Test func valuesWithoutEscapesAsSent() {
+        let id = "2~aB3dEf-GhIjK_LmNoPqRsTuVwXyZ0123456789.aB3dEfGhIjKLmNoPqRsTuVwXyZ0123456789aB3dEfGhIjKLmNoPqRsTu"
+        let query = QueryParameters("id=\(id)&n=42&s=caf\u{E9}&long=\(String(repeating: "\u{1F600}", count: 8))&p=\(id)+&q=%41\(id)&r=+")
+        #expect(query["id"] == id)
+        #expect(query["n"] == "42")
+        #expect(query["s"] == "caf\u{E9}")
+        #expect(query["long"] == String(repeating: "\u{1F600}", count: 8))
+        #expect(query["p"] == id + " ")
+        #expect(query["q"] == "A" + id)
+        #expect(query["r"] == " ")
+        #expect(query.pairs.map(\.value) == [id, "42", "caf\u{E9}", String(repeating: "\u{1F600}", count: 8), id + " ", "A" + id, " "])
+    }
+
     /// The raw value is the first one given, as sent; nil only when the name is absent.
     @Test func rawValuesAsSent() {
         func raw(_ query: QueryParameters, _ name: StaticString) -> String? {
