@@ -8,6 +8,10 @@ import Glibc
 /// `Mutex` that all sixteen FastCGI workers took on every request: on 2 cores a holder is
 /// often descheduled, and perf showed the mutex's slow path (spinning, then futex) at about
 /// 1.3 µs a presign. A thread's own copy costs a `pthread_getspecific`.
+///
+/// Meant for a `static let` that lives as long as the process: `deinit` deletes the key but
+/// cannot reach the other threads' values, so a `PerThread` freed while threads still hold
+/// values leaks them.
 public final class PerThread<Value>: @unchecked Sendable {
     /// Only ever touched by its own thread (the key gives each thread its own box).
     @usableFromInline final class Box {
@@ -25,10 +29,10 @@ public final class PerThread<Value>: @unchecked Sendable {
     }
 
     private let key: pthread_key_t
-    private let make: () -> Value
+    private let make: @Sendable () -> Value
 
-    /// `make` gives a thread's first value.
-    public init(_ make: @escaping () -> Value) {
+    /// `make` gives a thread's first value; it runs on whichever thread first asks.
+    public init(_ make: @escaping @Sendable () -> Value) {
         self.make = make
         var key = pthread_key_t()
         precondition(pthread_key_create(&key) { pointer in
@@ -42,6 +46,9 @@ public final class PerThread<Value>: @unchecked Sendable {
     /// Runs `body` with the calling thread's value. Inlinable, so that each caller has it
     /// specialised for its value (unspecialised, the value is copied through its witness
     /// table: ~300 instructions a call, callgrind).
+    ///
+    /// Not re-entrant: `body` must not call `withValue` on the same `PerThread` (it would get
+    /// a second `inout` access to the value it is already changing).
     @inlinable
     public func withValue<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         try body(&box().value.pointee)
