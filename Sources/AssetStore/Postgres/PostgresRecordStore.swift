@@ -81,6 +81,13 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         } catch {
             throw RecordStoreError.database("cannot open ASSETD_DATABASE \(DatabaseLocation.redacted(url)): \(error)")
         }
+        // After the migration's COMMIT, on a connection of its own that ends with it: the
+        // indexes built concurrently. A failure here leaves searches correct, only slower.
+        do {
+            try Self.buildIndexes(try pool.connect(), log: settings.migrationLog)
+        } catch {
+            settings.migrationLog?("could not build the schema's indexes: \(error) (searches with a type are slower until a start builds them)")
+        }
         (uploadCache, uploadListener) = Self.startUploadCache(settings.uploadCache, pool: pool, url: url)
     }
 
