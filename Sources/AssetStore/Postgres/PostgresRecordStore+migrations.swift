@@ -320,15 +320,16 @@ extension PostgresRecordStore {
     /// nothing half-built stays, and the next start tries again. Each step is logged with
     /// the index's name, the table's rows and the seconds (`log`).
     static func buildIndexes(_ connection: PGConnection, log: MigrationLog?) throws {
+        // Not the pool's statement timeout (ASSETD_DATABASE_STATEMENT_TIMEOUT, for requests):
+        // a build over millions of rows takes minutes. Lock waits bounded (the build waits
+        // for transactions older than it: a pg_dump, a report).
+        try connection.execute("SET statement_timeout = 0; SET lock_timeout = '\(migrationTableLockTimeout)'")
         let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
         func valid(_ name: String) throws -> Bool? {
             try connection.query("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", [name]).first?.bool(0)
         }
         let wanted = try concurrentIndexes.filter { try $0.version <= current && valid($0.name) != true }
         guard !wanted.isEmpty else { return }
-        // No statement timeout: a build over millions of rows takes minutes. Lock waits
-        // bounded (the build waits for transactions older than it: a pg_dump, a report).
-        try connection.execute("SET statement_timeout = 0; SET lock_timeout = '\(migrationTableLockTimeout)'")
         let lock = "\(indexLock), hashtext(current_schema())"
         guard try connection.query("SELECT pg_try_advisory_lock(\(lock))").first?.bool(0) == true else {
             log?("another host is building the indexes \(wanted.map(\.name).joined(separator: ", ")) (CREATE INDEX CONCURRENTLY): searches with a type are slower until it is done")
@@ -364,14 +365,16 @@ extension PostgresRecordStore {
 extension PostgresRecordStore {
     /// For check-config: connects once (changing nothing) and reads the schema version;
     /// nil when no assetd has migrated this database yet.
-    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int) {
+    /// Also the server's `max_connections`, which the hosts' connections must stay under.
+    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int, maxConnections: Int?) {
         do {
             var settings = PGPool.Settings()
             settings.size = 1
             let connection = try PGPool(url: url, settings: settings).connect()
+            let maxConnections = try connection.query("SHOW max_connections").first?.int(0)
             let exists = try connection.query("SELECT to_regclass('schema_version') IS NOT NULL").first?.bool(0) ?? false
-            guard exists else { return (nil, migrations.count) }
-            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count)
+            guard exists else { return (nil, migrations.count, maxConnections) }
+            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count, maxConnections)
         } catch let error as PGError {
             throw RecordStoreError.database("\(error)")
         }
