@@ -394,10 +394,53 @@ struct PostgresRecordStoreTests {
         #expect(logged.last?.hasPrefix("built index asset_by_type_name in ") == true && logged.last?.hasSuffix(" s (2 assets)") == true)
         #expect(try listing(second) == before && before == ["a.jpg", "b.jpg"])
     }
+
+    /// Review 12, P1: the search connections are extra, so they are few (2 to 4 by default),
+    /// named `assetd-search` in pg_stat_activity, closed once idle, and counted with the
+    /// others against the server's max_connections, read at start.
+    @Test func searchConnectionsAreNamedAndClosedWhenIdle() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        let store = try PostgresRecordStore(url: url)
+        #expect((2...4).contains(PostgresRecordStore.defaultSearches))
+        #expect(store.maxConnections.map { $0 > 0 } == true)
+        #expect(store.connectionBudget.total == 10 + PostgresRecordStore.defaultSearches + 1 + 1)
+        _ = try store.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("cat")!, sort: .relevance))
+        let (pid, name) = try store.searchPool.with { connection in
+            let row = try connection.query("SELECT pg_backend_pid(), current_setting('application_name')").first
+            return (row?.int(0), row?.string(1))
+        }
+        #expect(name == "assetd-search")
+        #expect(store.searchPool.openConnections == 1)
+        store.searchPool.closeIdle(olderThan: .seconds(60))
+        #expect(store.searchPool.openConnections == 1, "not idle for long yet")
+        store.searchPool.closeIdle(olderThan: .zero)
+        #expect(store.searchPool.openConnections == 0)
+        let other = try PGPool(url: url, settings: .init()).connect()
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = try other.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", [pid ?? 0]).first?.int(0) == 0
+            if !gone { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(gone, "the server's backend ended")
+        // And a search after that opens one again.
+        _ = try store.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("cat")!, sort: .relevance))
+        #expect(store.searchPool.openConnections == 1)
+    }
 }
 
 /// No server needed.
 struct PostgresConnectionTests {
+    /// Review 12, P1: what this process may hold, and the warning past a quarter of max_connections.
+    @Test func theConnectionBudgetWarnsPastAQuarterOfMaxConnections() {
+        let budget = PostgresRecordStore.ConnectionBudget(pool: 10, searches: 4, listener: 1)
+        #expect(budget.description == "16 (pool 10 + searches 4 + upload listener 1 + reconciler 1)")
+        #expect(budget.warning(maxConnections: 100) == nil)
+        #expect(budget.warning(maxConnections: 63)?.contains("this process may open 16 (pool 10") == true)
+        var settings = PostgresRecordStore.Settings()
+        settings.uploadCache = false
+        #expect(PostgresRecordStore.connectionBudget(settings).total == 10 + PostgresRecordStore.defaultSearches + 1)
+    }
+
     @Test func passwordsNeverShow() {
         #expect(DatabaseLocation.redacted("postgres://assetd:s3cret@db.example:5432/assetd?sslmode=require")
                 == "postgres://assetd:***@db.example:5432/assetd?sslmode=require")
