@@ -355,7 +355,7 @@ extension PostgresRecordStore {
                 try? connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(index.name)")
                 log?("""
                     could not build index \(index.name) after \((ContinuousClock.now - start).migrationSeconds) (\(error)): dropped again; \
-                    searches with a type are slower until a start builds it (docs/OPERATIONS.md, "Upgrading to schema v9")
+                    searches with a type are slower until a start builds it (docs/OPERATIONS.md, "Upgrades": migration v9)
                     """)
             }
         }
