@@ -211,7 +211,13 @@ public enum Bootstrap {
             settings.migrationLog = migrationLog
             let store = try PostgresRecordStore(url: configuration.databasePath, settings: settings)
             logger.info("records in PostgreSQL", metadata: ["host": "\(store.hostName)", "pool": "\(settings.poolSize)",
+                                                       "searches": "\(settings.searches)",
+                                                       "connections": "\(store.connectionBudget)",
+                                                       "max_connections": "\(store.maxConnections.map(String.init) ?? "unknown")",
                                                        "upload_cache": "\(settings.uploadCache ? "on" : "off")"])
+            if let maximum = store.maxConnections, let warning = store.connectionBudget.warning(maxConnections: maximum) {
+                logger.warning("\(warning)")
+            }
             return store
         }
         try SingleInstanceLock.acquire(beside: configuration.databasePath)

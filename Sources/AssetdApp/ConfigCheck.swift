@@ -68,6 +68,7 @@ public struct ConfigCheck {
         }
         note(partChecksums(configuration.partChecksum))
         note(database(configuration.databasePath))
+        if DatabaseLocation.isPostgres(configuration.databasePath), let item = connections(configuration) { note(item) }
         note(socket(configuration.socketPath))
         note(spool(configuration.tmpDirectory))
         if let item = decoder(configuration) { note(item) }
@@ -114,6 +115,19 @@ public struct ConfigCheck {
         } catch {
             return Item(name: name, ok: false, reason: "\(shown): \(error)")
         }
+    }
+
+    /// A warning when this process's connections exceed a quarter of the server's
+    /// `max_connections` (as at start), else what they are; nil when the server did not answer
+    /// (the database line says why).
+    func connections(_ configuration: Configuration) -> Item? {
+        guard let maximum = (try? PostgresRecordStore.inspectSchema(url: configuration.databasePath))?.maxConnections else { return nil }
+        let budget = PostgresRecordStore.connectionBudget(Bootstrap.postgresSettings(configuration, command: false))
+        if let warning = budget.warning(maxConnections: maximum) {
+            return Item(name: "database connections", ok: true, reason: warning, warning: true)
+        }
+        return Item(name: "database connections", ok: true,
+                    reason: "this process may open \(budget) of the server's max_connections \(maximum); every host counts")
     }
 
     /// "D does not exist; create it: install -d ..." or "D is not writable by uid N; ...":

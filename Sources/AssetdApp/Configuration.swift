@@ -44,7 +44,7 @@ public struct Configuration: Sendable {
     /// ASSETD_DATABASE_POOL: PostgreSQL connections per process.
     public var databasePool: Int
     /// ASSETD_DATABASE_SEARCHES: PostgreSQL text searches at once per process (the others
-    /// wait their turn); 0 is this host's cores.
+    /// wait their turn); 0 is this host's cores, 2 to 4.
     public var databaseSearches: Int
     /// ASSETD_DATABASE_STATEMENT_TIMEOUT: milliseconds a statement may run. PostgreSQL: every
     /// statement (and lock wait); SQLite: the listing and search of GET /api/assets.

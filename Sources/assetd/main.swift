@@ -235,7 +235,9 @@ struct Migrate: ParsableCommand {
             A database migrated by a newer assetd is refused (exit 1). With SQLite, stop assetd \
             first (systemctl stop assetd.socket assetd.service: the database's lock is taken); \
             with PostgreSQL, run it on one host while the others serve (they wait for the tables \
-            a step alters), then restart every host. Run it as the service's user, with its \
+            a step alters), then restart every host; PostgreSQL indexes a release adds (v9's) are \
+            then built with CREATE INDEX CONCURRENTLY, writes going on, one log line each with its \
+            rows and seconds. Run it as the service's user, with its \
             settings (--config /etc/assetd/assetd.env). docs/OPERATIONS.md, "Upgrades".
             """
     )

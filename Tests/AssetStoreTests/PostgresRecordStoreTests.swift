@@ -307,8 +307,11 @@ struct PostgresRecordStoreTests {
         #expect(logged.first == "waiting for another host's migration (the schema's lock, at most \(PostgresRecordStore.migrationLockTimeout))", "\(logged)")
         logged.removeFirst()
         #expect(logged.first == "migrating schema 0 -> \(PostgresRecordStore.migrations.count) (PostgreSQL, one transaction: reads and writes of the tables it alters wait)")
-        #expect(logged.count == PostgresRecordStore.migrations.count + 1)
-        #expect(logged.dropFirst().allSatisfy { $0.hasPrefix("migrated \"v") && $0.hasSuffix(" s") }, "\(logged)")
+        // Then the indexes built concurrently after the COMMIT (buildIndexes), two lines each.
+        let built = PostgresRecordStore.concurrentIndexes.count * 2
+        #expect(logged.count == PostgresRecordStore.migrations.count + 1 + built, "\(logged)")
+        #expect(logged.dropFirst().dropLast(built).allSatisfy { $0.hasPrefix("migrated \"v") && $0.hasSuffix(" s") }, "\(logged)")
+        #expect(logged.suffix(built).allSatisfy { $0.hasPrefix("building index asset_by_type") || $0.hasPrefix("built index asset_by_type") }, "\(logged)")
         // Current: nothing to migrate, so nothing to say about it. (A wait for the lock may
         // be said: the lock is the database's, and other tests migrate their own schemas
         // meanwhile.)
@@ -317,10 +320,127 @@ struct PostgresRecordStoreTests {
         let said = lines.withLock { $0 }.filter { !$0.hasPrefix("waiting for another host's migration") }
         #expect(said.isEmpty, "\(said)")
     }
+
+    /// Review 12, P2: v9 built its indexes in the migration's transaction, which held every
+    /// host's writes to asset (SHARE) until the COMMIT. Now, at the moment v9 is recorded,
+    /// still in that transaction, another connection takes the lock an INSERT takes at
+    /// once; the indexes come after the COMMIT (CREATE INDEX CONCURRENTLY, `buildIndexes`).
+    @Test func migrationV9HoldsNoWriteLockAndItsIndexesComeAfterTheCommit() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        let pool = PGPool(url: url, settings: .init())
+        try pool.with { try PostgresRecordStore.migrate($0, through: 8) }
+        let writes = Mutex<[String]>([])
+        let log: MigrationLog = { line in
+            guard line.hasPrefix("migrated \"v9") else { return }
+            do {
+                let other = try PGPool(url: url, settings: .init()).connect()
+                try other.execute("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE asset IN ROW EXCLUSIVE MODE")
+                try other.execute("ROLLBACK")
+                writes.withLock { $0.append("written") }
+            } catch {
+                writes.withLock { $0.append("\(error)") }
+            }
+        }
+        try pool.with { try PostgresRecordStore.migrate($0, log: log) }
+        #expect(writes.withLock { $0 } == ["written"])
+        let connection = try pool.connect()
+        func valid(_ name: String) throws -> Bool? {
+            try connection.query("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", [name]).first?.bool(0)
+        }
+        #expect(try valid("asset_by_type") == nil)
+        try PostgresRecordStore.buildIndexes(try pool.connect(), log: nil)
+        for index in PostgresRecordStore.concurrentIndexes { #expect(try valid(index.name) == true, "\(index.name)") }
+    }
+
+    /// Review 12, P3: a CREATE INDEX CONCURRENTLY that did not finish (cancelled, or here
+    /// failed on a duplicate) leaves an INVALID index under the name, which IF NOT EXISTS
+    /// kept forever. The next start drops it and builds it again, saying so; searches with
+    /// a type give the same results meanwhile, without it.
+    @Test func anInvalidIndexIsBuiltAgainAtStart() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        let first = try PostgresRecordStore(url: url)
+        for name in ["b.jpg", "a.jpg"] {
+            let asset = try first.createAsset(NewAsset(workspaceID: 1, fileType: "image/jpeg", fileExtension: "jpg", fileName: name, size: 10))
+            _ = try first.markAssetReady(id: asset.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .none)
+        }
+        let listing = { (db: PostgresRecordStore) in
+            try db.searchAssets(AssetQuery(workspaceID: 1, kind: .image, sort: .name, order: .ascending, limit: 10)).compactMap(\.asset.fileName)
+        }
+        let before = try listing(first)
+        let other = try PGPool(url: url, settings: .init()).connect()
+        try other.execute("DROP INDEX asset_by_type_name")
+        #expect(try listing(first) == before, "the same results without the index")
+        #expect(throws: PGError.self) {
+            try other.execute("CREATE UNIQUE INDEX CONCURRENTLY asset_by_type_name ON asset (workspace_id)")
+        }
+        func state() throws -> (valid: Bool?, definition: String?) {
+            let row = try other.query("""
+                SELECT indisvalid, pg_get_indexdef(indexrelid) FROM pg_index WHERE indexrelid = to_regclass('asset_by_type_name')
+                """).first
+            return (row?.bool(0), row?.string(1))
+        }
+        #expect(try state().valid == false)
+        let lines = Mutex<[String]>([])
+        var settings = PostgresRecordStore.Settings()
+        settings.migrationLog = { line in lines.withLock { $0.append(line) } }
+        let second = try PostgresRecordStore(url: url, settings: settings)
+        let (valid, definition) = try state()
+        #expect(valid == true)
+        #expect(definition?.contains("translate(") == true && definition?.contains("UNIQUE") == false, "\(definition ?? "")")
+        let logged = lines.withLock { $0 }.filter { !$0.hasPrefix("waiting for another host's migration") }
+        #expect(logged.count == 3, "\(logged)")
+        #expect(logged.first == "index asset_by_type_name is INVALID (a CREATE INDEX CONCURRENTLY that did not finish): dropping it to build it again")
+        #expect(logged.dropFirst().first == "building index asset_by_type_name (CREATE INDEX CONCURRENTLY over 2 assets; writes go on meanwhile)")
+        #expect(logged.last?.hasPrefix("built index asset_by_type_name in ") == true && logged.last?.hasSuffix(" s (2 assets)") == true)
+        #expect(try listing(second) == before && before == ["a.jpg", "b.jpg"])
+    }
+
+    /// Review 12, P1: the search connections are extra, so they are few (2 to 4 by default),
+    /// named `assetd-search` in pg_stat_activity, closed once idle, and counted with the
+    /// others against the server's max_connections, read at start.
+    @Test func searchConnectionsAreNamedAndClosedWhenIdle() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        let store = try PostgresRecordStore(url: url)
+        #expect((2...4).contains(PostgresRecordStore.defaultSearches))
+        #expect(store.maxConnections.map { $0 > 0 } == true)
+        #expect(store.connectionBudget.total == 10 + PostgresRecordStore.defaultSearches + 1 + 1)
+        _ = try store.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("cat")!, sort: .relevance))
+        let (pid, name) = try store.searchPool.with { connection in
+            let row = try connection.query("SELECT pg_backend_pid(), current_setting('application_name')").first
+            return (row?.int(0), row?.string(1))
+        }
+        #expect(name == "assetd-search")
+        #expect(store.searchPool.openConnections == 1)
+        store.searchPool.closeIdle(olderThan: .seconds(60))
+        #expect(store.searchPool.openConnections == 1, "not idle for long yet")
+        store.searchPool.closeIdle(olderThan: .zero)
+        #expect(store.searchPool.openConnections == 0)
+        let other = try PGPool(url: url, settings: .init()).connect()
+        var gone = false
+        for _ in 0..<50 where !gone {
+            gone = try other.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", [pid ?? 0]).first?.int(0) == 0
+            if !gone { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(gone, "the server's backend ended")
+        // And a search after that opens one again.
+        _ = try store.searchAssets(AssetQuery(workspaceID: 1, text: SearchText("cat")!, sort: .relevance))
+        #expect(store.searchPool.openConnections == 1)
+    }
 }
 
 /// No server needed.
 struct PostgresConnectionTests {
+    /// Review 12, P1: what this process may hold, and the warning past a quarter of max_connections.
+    @Test func theConnectionBudgetWarnsPastAQuarterOfMaxConnections() {
+        let budget = PostgresRecordStore.ConnectionBudget(pool: 10, searches: 4, listener: 1)
+        #expect(budget.description == "16 (pool 10 + searches 4 + upload listener 1 + reconciler 1)")
+        #expect(budget.warning(maxConnections: 100) == nil)
+        #expect(budget.warning(maxConnections: 63)?.contains("this process may open 16 (pool 10") == true)
+        var settings = PostgresRecordStore.Settings()
+        settings.uploadCache = false
+        #expect(PostgresRecordStore.connectionBudget(settings).total == 10 + PostgresRecordStore.defaultSearches + 1)
+    }
+
     @Test func passwordsNeverShow() {
         #expect(DatabaseLocation.redacted("postgres://assetd:s3cret@db.example:5432/assetd?sslmode=require")
                 == "postgres://assetd:***@db.example:5432/assetd?sslmode=require")

@@ -18,6 +18,9 @@ final class PGPool: @unchecked Sendable {
         /// Statements every new connection of this pool runs after the common settings:
         /// the search connections' session (`PostgresRecordStore.searchSession`).
         var session: String?
+        /// Idle connections older than this are closed (the search connections': they are
+        /// extra, and a quiet process should not keep them); nil keeps them.
+        var idleTimeout: Duration?
     }
 
     let settings: Settings
@@ -26,7 +29,8 @@ final class PGPool: @unchecked Sendable {
     var afterCommit: (([String]) -> Void)?
     private let url: String
     private let condition = NSCondition()
-    private var idle: [PGConnection] = []
+    /// The idle connections, the last released last, each with when it was released.
+    private var idle: [(connection: PGConnection, since: ContinuousClock.Instant)] = []
     private var open = 0
     private var failingUntil: ContinuousClock.Instant?
     /// Set when the pool drops a broken connection: bumped so that the others, made before
@@ -36,6 +40,36 @@ final class PGPool: @unchecked Sendable {
     init(url: String, settings: Settings) {
         self.url = url
         self.settings = settings
+        if let timeout = settings.idleTimeout {
+            // Checked every half timeout, so an idle connection lives at most 1.5 of it.
+            Thread.detachNewThread { [weak self] in
+                while true {
+                    Thread.sleep(forTimeInterval: Double(timeout.components.seconds) / 2 + 0.001)
+                    guard let self else { return }
+                    self.closeIdle(olderThan: timeout)
+                }
+            }
+        }
+    }
+
+    /// Closes the connections idle for longer than `age` (outside the lock: PQfinish).
+    func closeIdle(olderThan age: Duration) {
+        let cutoff = ContinuousClock.now - age
+        condition.lock()
+        // Released in order: the old ones are at the front.
+        let old = idle.prefix { $0.since < cutoff }.map(\.connection)
+        idle.removeFirst(old.count)
+        open -= old.count
+        condition.broadcast()
+        condition.unlock()
+        withExtendedLifetime(old) {}
+    }
+
+    /// How many connections are open (idle or in use): for tests.
+    var openConnections: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return open
     }
 
     /// Runs `body` with a connection of the pool. A connection broken before `body` got an
@@ -92,7 +126,7 @@ final class PGPool: @unchecked Sendable {
             idle.removeAll()
         }
         while true {
-            if let connection = idle.popLast() {
+            if let connection = idle.popLast()?.connection {
                 condition.unlock()
                 return (connection, true)
             }
@@ -130,7 +164,7 @@ final class PGPool: @unchecked Sendable {
 
     private func release(_ connection: PGConnection) {
         condition.lock()
-        idle.append(connection)
+        idle.append((connection, ContinuousClock.now))
         condition.signal()
         condition.unlock()
     }

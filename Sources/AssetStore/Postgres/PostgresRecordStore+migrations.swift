@@ -216,19 +216,34 @@ extension PostgresRecordStore {
             """),
         ("v9: sort indexes by type", """
             -- As SQLite's "v11: sort indexes by kind": v1's and v2's sort indexes with the
-            -- type's first 6 characters after the workspace (`image/`, `video/`, `applic`: the
-            -- type filters, as v5's GIN indexes have them), so that a listing or search with a
-            -- type walks its order over that type's rows only (PostgresRecordStore+search.swift:
-            -- a sorted search with a type finds its page in the walk instead of gathering every
-            -- match from the GIN indexes). Built in the migration's transaction (writes to
-            -- asset wait, about 1 s each at 100,000 assets); docs/OPERATIONS.md says how to
-            -- build them beforehand with CREATE INDEX CONCURRENTLY.
-            CREATE INDEX IF NOT EXISTS asset_by_type ON asset (workspace_id, (left(file_type, 6)), id);
-            CREATE INDEX IF NOT EXISTS asset_by_type_name ON asset (workspace_id, (left(file_type, 6)),
-                (translate(coalesce(file_name, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') COLLATE "C"), id);
-            CREATE INDEX IF NOT EXISTS asset_by_type_size ON asset (workspace_id, (left(file_type, 6)), (coalesce(size, -1)), id);
+            -- type's first 6 characters after the workspace, built after this transaction
+            -- commits, with CREATE INDEX CONCURRENTLY (`concurrentIndexes`, `buildIndexes`):
+            -- built here, they held every host's writes to asset until the COMMIT. Nothing
+            -- to do in the transaction but record the version.
+            SELECT 'v9'
             """),
     ]
+
+    /// Indexes that the schema's version wants, built after its migration's transaction
+    /// commits with CREATE INDEX CONCURRENTLY, which takes no lock that holds writes
+    /// (`buildIndexes`). v9's: v1's and v2's sort indexes with the type's first 6 characters
+    /// after the workspace (`image/`, `video/`, `applic`: the type filters, as v5's GIN
+    /// indexes have them), so that a listing or search with a type walks its order over that
+    /// type's rows only (PostgresRecordStore+search.swift). Until they are valid the same
+    /// statements stay correct, only slower (the filters still test the type).
+    static let concurrentIndexes: [(name: String, version: Int, definition: String)] = [
+        ("asset_by_type", 9, "asset (workspace_id, (left(file_type, 6)), id)"),
+        ("asset_by_type_name", 9, """
+            asset (workspace_id, (left(file_type, 6)), \
+            (translate(coalesce(file_name, ''), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') COLLATE "C"), id)
+            """),
+        ("asset_by_type_size", 9, "asset (workspace_id, (left(file_type, 6)), (coalesce(size, -1)), id)"),
+    ]
+
+    /// The session advisory lock under which one host at a time builds `concurrentIndexes`
+    /// ("assetd-i", with the schema's name: test schemas, or deployments sharing a database,
+    /// do not wait for each other).
+    static let indexLock: Int32 = 0x6173_2d69
 
     /// The advisory lock key that serializes migrations across hosts ("assetd-m").
     static let migrationLock: Int64 = 0x6173_7365_7464_2d6d
@@ -293,19 +308,73 @@ extension PostgresRecordStore {
             throw error
         }
     }
+
+    /// Builds the `concurrentIndexes` of the schema's versions that are missing or INVALID,
+    /// on `connection` (a plain one of its own, outside any transaction: CREATE INDEX
+    /// CONCURRENTLY cannot run in one), after `migrate` committed. Writes to asset go on
+    /// meanwhile on every host. An INVALID index (a CREATE INDEX CONCURRENTLY cancelled here
+    /// or by hand: IF NOT EXISTS would keep it forever, and the planner never uses it) is
+    /// dropped and built again. One host at a time: a session advisory lock, only tried, so
+    /// that a host finding another one building starts at once (its searches correct, only
+    /// slower until the indexes are valid). A build that fails is dropped again and logged:
+    /// nothing half-built stays, and the next start tries again. Each step is logged with
+    /// the index's name, the table's rows and the seconds (`log`).
+    static func buildIndexes(_ connection: PGConnection, log: MigrationLog?) throws {
+        // Not the pool's statement timeout (ASSETD_DATABASE_STATEMENT_TIMEOUT, for requests):
+        // a build over millions of rows takes minutes. Lock waits bounded (the build waits
+        // for transactions older than it: a pg_dump, a report).
+        try connection.execute("SET statement_timeout = 0; SET lock_timeout = '\(migrationTableLockTimeout)'")
+        let current = try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0) ?? 0
+        func valid(_ name: String) throws -> Bool? {
+            try connection.query("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", [name]).first?.bool(0)
+        }
+        let wanted = try concurrentIndexes.filter { try $0.version <= current && valid($0.name) != true }
+        guard !wanted.isEmpty else { return }
+        let lock = "\(indexLock), hashtext(current_schema())"
+        guard try connection.query("SELECT pg_try_advisory_lock(\(lock))").first?.bool(0) == true else {
+            log?("another host is building the indexes \(wanted.map(\.name).joined(separator: ", ")) (CREATE INDEX CONCURRENTLY): searches with a type are slower until it is done")
+            return
+        }
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock(\(lock))") }
+        let rows = try connection.query("SELECT count(*) FROM asset").first?.int(0) ?? 0
+        for index in wanted {
+            let start = ContinuousClock.now
+            do {
+                // Again under the lock: another host may have built it meanwhile.
+                switch try valid(index.name) {
+                case true?: continue
+                case false?:
+                    log?("index \(index.name) is INVALID (a CREATE INDEX CONCURRENTLY that did not finish): dropping it to build it again")
+                    try connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(index.name)")
+                case nil: break
+                }
+                log?("building index \(index.name) (CREATE INDEX CONCURRENTLY over \(rows) assets; writes go on meanwhile)")
+                try connection.execute("CREATE INDEX CONCURRENTLY \(index.name) ON \(index.definition)")
+                log?("built index \(index.name) in \((ContinuousClock.now - start).migrationSeconds) (\(rows) assets)")
+            } catch let error as PGError where !error.connectionLost {
+                try? connection.execute("DROP INDEX CONCURRENTLY IF EXISTS \(index.name)")
+                log?("""
+                    could not build index \(index.name) after \((ContinuousClock.now - start).migrationSeconds) (\(error)): dropped again; \
+                    searches with a type are slower until a start builds it (docs/OPERATIONS.md, "Upgrades": migration v9)
+                    """)
+            }
+        }
+    }
 }
 
 extension PostgresRecordStore {
     /// For check-config: connects once (changing nothing) and reads the schema version;
     /// nil when no assetd has migrated this database yet.
-    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int) {
+    /// Also the server's `max_connections`, which the hosts' connections must stay under.
+    public static func inspectSchema(url: String) throws -> (current: Int?, expected: Int, maxConnections: Int?) {
         do {
             var settings = PGPool.Settings()
             settings.size = 1
             let connection = try PGPool(url: url, settings: settings).connect()
+            let maxConnections = try connection.query("SHOW max_connections").first?.int(0)
             let exists = try connection.query("SELECT to_regclass('schema_version') IS NOT NULL").first?.bool(0) ?? false
-            guard exists else { return (nil, migrations.count) }
-            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count)
+            guard exists else { return (nil, migrations.count, maxConnections) }
+            return (try connection.query("SELECT coalesce(max(version), 0) FROM schema_version").first?.int(0), migrations.count, maxConnections)
         } catch let error as PGError {
             throw RecordStoreError.database("\(error)")
         }

@@ -61,7 +61,10 @@ extension PostgresRecordStore {
     /// transaction.
     static let searchSession =
         // No parallel workers either: a request's statement is short, and forking
-        // workers for it costs more than it saves on a busy host. No JIT: a plan that must
+        // workers for it costs more than it saves on a busy host; and a relevance page's
+        // gather (`gather(_:_:_:then:)`) needs its UNION ALL's branches in order, which a
+        // Parallel Append does not keep (it checks, and fails the search, rather than
+        // mis-order a page). No JIT: a plan that must
         // sort with enable_sort off costs 10^10 to the planner, far above jit_above_cost,
         // and compiling it took 0.5-1 s (a relevance walk's count, in EXPLAIN ANALYZE).
         // Generic plans: each step's plan is forced, so that a custom plan for the values at
@@ -388,8 +391,19 @@ extension PostgresRecordStore {
             LIMIT \(sql.bind(query.limit))
             """, sql.values).rows
         let bound = settings.searchBounds.gatheredMatches
+        // The branch of each row is its sort key: NULL in this tier's, the tier in the later
+        // ones'. SQL does not promise UNION ALL's order; PostgreSQL's Append gives the first
+        // branch's rows first when it runs one branch after the other (no parallel workers,
+        // `searchSession`; no ORDER BY around it). Checked, not assumed: rows in another
+        // order would give a mis-ordered page and a cursor that skips or repeats.
         let tierRows = Array(rows.prefix { $0.int64(Self.assetColumnCount) == nil })
         let laterRows = rows.dropFirst(tierRows.count)
+        guard laterRows.allSatisfy({ $0.int64(Self.assetColumnCount) != nil }) else {
+            throw RecordStoreError.database("""
+                a relevance gather's rows came out of branch order (this tier's after the later tiers'): \
+                the plan of its UNION ALL changed (parallel workers?)
+                """)
+        }
         guard (tierRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return nil }
         guard tierRows.count < query.limit, (laterRows.first?.int(Self.assetColumnCount + 1) ?? 0) <= bound else { return (tierRows, false) }
         return (tierRows + laterRows, true)

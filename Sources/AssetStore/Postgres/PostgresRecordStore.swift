@@ -62,6 +62,10 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     let uploadListener: PGUploadListener?
 
     public var hostName: String { settings.owner }
+    /// The server's `max_connections`, read at start (nil when it could not be read).
+    public let maxConnections: Int?
+    /// The connections this process may hold at once.
+    public var connectionBudget: ConnectionBudget { Self.connectionBudget(settings) }
 
     /// Connects to `url` (postgres:// or postgresql://) and migrates the schema.
     public init(url: String, settings: Settings = Settings()) throws {
@@ -75,19 +79,69 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         var searchSettings = poolSettings
         searchSettings.size = searchGate.limit
         searchSettings.session = Self.searchSession
+        searchSettings.applicationName = "assetd-search"
+        searchSettings.idleTimeout = Self.searchIdleTimeout
         searchPool = PGPool(url: url, settings: searchSettings)
         do {
             try pool.with { connection in try Self.migrate(connection, log: settings.migrationLog) }
         } catch {
             throw RecordStoreError.database("cannot open ASSETD_DATABASE \(DatabaseLocation.redacted(url)): \(error)")
         }
+        // After the migration's COMMIT, on a connection of its own that ends with it: the
+        // indexes built concurrently. A failure here leaves searches correct, only slower.
+        do {
+            try Self.buildIndexes(try pool.connect(), log: settings.migrationLog)
+        } catch {
+            settings.migrationLog?("could not build the schema's indexes: \(error) (searches with a type are slower until a start builds them)")
+        }
+        maxConnections = try? pool.with { connection in try connection.query("SHOW max_connections").first?.int(0) } ?? nil
         (uploadCache, uploadListener) = Self.startUploadCache(settings.uploadCache, pool: pool, url: url)
     }
 
     deinit { uploadListener?.stop() }
 
-    /// ASSETD_DATABASE_SEARCHES' default: this host's cores (2 at least).
-    public static var defaultSearches: Int { max(2, ProcessInfo.processInfo.activeProcessorCount) }
+    /// ASSETD_DATABASE_SEARCHES' default: this host's cores, 2 at least, 4 at most. Each is
+    /// a connection beside the pool's, on every host: sized by the app host's cores alone, a
+    /// fleet of big hosts would open more than `max_connections` (review 12, P1), and more
+    /// searches at once than the database's cores only time-share them.
+    public static var defaultSearches: Int { min(4, max(2, ProcessInfo.processInfo.activeProcessorCount)) }
+
+    /// Search connections idle for longer are closed: they are extra, and a quiet process
+    /// gives them back to the server.
+    static let searchIdleTimeout: Duration = .seconds(60)
+
+    /// The connections one process may hold at once: what counts in the server's
+    /// `max_connections`, once per host.
+    public struct ConnectionBudget: Sendable, CustomStringConvertible {
+        public var pool: Int
+        public var searches: Int
+        /// The upload cache's LISTEN connection (0 when the cache is off).
+        public var listener: Int
+        /// The reconciler's connection, during a pass.
+        public var reconciler = 1
+
+        public var total: Int { pool + searches + listener + reconciler }
+
+        public var description: String {
+            "\(total) (pool \(pool) + searches \(searches) + upload listener \(listener) + reconciler \(reconciler))"
+        }
+
+        /// A warning when this process alone may hold over a quarter of `maxConnections`: a
+        /// few hosts, or a failover's reconnects, would run the server out (53300 for every
+        /// pool, not only searches).
+        public func warning(maxConnections: Int) -> String? {
+            guard total * 4 > maxConnections else { return nil }
+            return """
+                this process may open \(description) connections to PostgreSQL, over a quarter of its max_connections \
+                (\(maxConnections)): hosts × \(total) must stay under it (lower ASSETD_DATABASE_POOL or \
+                ASSETD_DATABASE_SEARCHES, or raise max_connections; docs/CONFIGURATION.md)
+                """
+        }
+    }
+
+    public static func connectionBudget(_ settings: Settings) -> ConnectionBudget {
+        ConnectionBudget(pool: max(1, settings.poolSize), searches: max(1, settings.searches), listener: settings.uploadCache ? 1 : 0)
+    }
 
     /// host:pid:random, unique per process even when a pid is reused.
     public static func defaultOwner() -> String {
