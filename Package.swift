@@ -130,6 +130,9 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         // CSystem: the decoder child's confinement, tried in a forked process.
         .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
-        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles",
+                                                    // MetricsTests renders with the registry to compare.
+                                                    .product(name: "Prometheus", package: "swift-prometheus")],
+                    swiftSettings: swiftSettings),
     ]
 )
