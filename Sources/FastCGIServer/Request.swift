@@ -114,13 +114,19 @@ extension Request {
             fields.append((start..<middle, middle..<bytes.count, name.allSatisfy { $0 < 0x80 }))
         }
 
-        /// Appends a header under its CGI name: `USER_AGENT` as `user-agent`.
-        mutating func append(cgiName name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        /// Appends a header as libfcgi holds it, `USER_AGENT=value` (from after nginx's
+        /// `HTTP_`), in one copy: `nameCount` bytes of CGI name, "=", then the value. The
+        /// name is kept as `user-agent`; the "=" stays between name and value, in neither
+        /// range. (Name and value copied apart were two `append(contentsOf:)`, ~90
+        /// instructions each, for a dozen headers a request: callgrind.)
+        mutating func append(cgiEntry entry: UnsafeBufferPointer<UInt8>, nameCount: Int) {
+            precondition(nameCount < entry.count && entry[nameCount] == UInt8(ascii: "="), "a CGI entry is NAME=value")
             let start = bytes.count
-            bytes.append(contentsOf: name)
+            bytes.append(contentsOf: entry)
+            let middle = start + nameCount
             var ascii = true
             bytes.withUnsafeMutableBufferPointer { out in
-                for i in start..<out.count {
+                for i in start..<middle {
                     switch out[i] {
                     case UInt8(ascii: "_"): out[i] = UInt8(ascii: "-")
                     case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[i] += 32
@@ -129,9 +135,7 @@ extension Request {
                     }
                 }
             }
-            let middle = bytes.count
-            bytes.append(contentsOf: value)
-            fields.append((start..<middle, middle..<bytes.count, ascii))
+            fields.append((start..<middle, middle + 1..<bytes.count, ascii))
         }
 
         /// The value of the header `name` (lower-case), the last one given.
