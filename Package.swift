@@ -59,7 +59,7 @@ let package = Package(
         // libfcgi accept loops on their own threads; Request, Response, Router, HTTPError.
         .target(
             name: "FastCGIServer",
-            dependencies: ["CFastCGI", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "JSON", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The storage protocol (RecordStore) and its backends, each with its migrations:

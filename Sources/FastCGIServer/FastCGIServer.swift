@@ -333,7 +333,7 @@ public final class FastCGIServer: Sendable {
         // Headers stay bytes, in one buffer with room for a browser's dozen: a handler reads
         // two or three of them (callgrind: a String for each name and value, and a dictionary,
         // cost about 9,000 instructions a presign).
-        var headers = Request.Headers(capacity: 1024)
+        var headers = Request.Headers.reused(capacity: 1024)
         if var cursor = raw.pointee.envp {
             while let entry = cursor.pointee {
                 cursor += 1

@@ -261,3 +261,30 @@ struct ResponseHeadTests {
         }
     }
 }
+
+/// A freed request's header buffers go to the thread's next request: empty again, and
+/// never shared with a copy that something still holds.
+struct HeaderReuseTests {
+    @Test func reusedHeadersAreEmptyAndKeptCopiesStayAsTheyWere() {
+        var held: Request.Headers?
+        do {
+            let request = Request(method: "GET", path: "/", headers: ["authorization": "Bearer a", "x-request-id": "1"])
+            held = request.headers
+        }
+        // This thread's spare is the request's headers, still held by `held`.
+        var next = Request.Headers.reused(capacity: 64)
+        #expect(next.isEmpty)
+        #expect(next["authorization"] == nil)
+        Array("X_REQUEST_ID=2".utf8).withUnsafeBufferPointer { next.append(cgiEntry: $0, nameCount: 12) }
+        #expect(next["x-request-id"] == "2")
+        #expect(held?["x-request-id"] == "1")
+        #expect(held?["authorization"] == "Bearer a")
+        // Without any other holder, the buffers are taken over in place and emptied.
+        do { _ = Request(method: "GET", path: "/", headers: ["a": "b"]) }
+        let again = Request.Headers.reused(capacity: 64)
+        #expect(again.isEmpty)
+        #expect(again["a"] == nil)
+        // Nothing spare now: new ones.
+        #expect(Request.Headers.reused(capacity: 64).isEmpty)
+    }
+}
