@@ -59,7 +59,7 @@ let package = Package(
         // libfcgi accept loops on their own threads; Request, Response, Router, HTTPError.
         .target(
             name: "FastCGIServer",
-            dependencies: ["CFastCGI", "JSON", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CFastCGI", "JSON", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The storage protocol (RecordStore) and its backends, each with its migrations:
@@ -130,6 +130,9 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media"], swiftSettings: swiftSettings),
         // CSystem: the decoder child's confinement, tried in a forked process.
         .testTarget(name: "ThumbnailsTests", dependencies: ["Thumbnails", "CSystem", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
-        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles"], swiftSettings: swiftSettings),
+        .testTarget(name: "AssetdAppTests", dependencies: ["AssetdApp", "MediaInfo", "TestFiles",
+                                                    // MetricsTests renders with the registry to compare.
+                                                    .product(name: "Prometheus", package: "swift-prometheus")],
+                    swiftSettings: swiftSettings),
     ]
 )

@@ -4,7 +4,8 @@ import Prometheus
 import Synchronization
 
 /// What GET /metrics reports, in Prometheus's text format (swift-prometheus's registry: a
-/// lock per metric, so the FastCGI worker threads record without any async bridging).
+/// lock per metric, so the FastCGI worker threads record without any async bridging; the
+/// request durations, recorded on every request, in per-thread shards of assetd's own).
 /// Labels are route patterns, methods, statuses and S3 operation names: bounded sets,
 /// never ids, keys or query strings.
 public final class Metrics: Sendable {
@@ -56,12 +57,15 @@ public final class Metrics: Sendable {
             hasher.combine(status &<< 16 | route.utf8.count &<< 4 | method.utf8.count)
         }
     }
-    /// A label set's counter, and its route's histogram (the registry gives each route's
-    /// one histogram to every label set of that route): one lookup a request.
+    /// A label set's counter, and its route's slot in `requestDurations` (one histogram a
+    /// route, shared by every label set of that route): one lookup a request.
     private struct RequestSeries {
         let counter: Counter
-        let duration: DurationHistogram
+        let durationSlot: Int
     }
+    /// assetd_http_request_duration_seconds, kept per thread and rendered by assetd after
+    /// the registry's families (see `RequestDurationHistogram`).
+    private let requestDurations = RequestDurationHistogram(bounds: Metrics.latencyBuckets)
 
     public init() {
         openUploads = registry.makeGauge(name: "assetd_open_uploads", help: "Multipart uploads started and neither completed, aborted nor expired.")
@@ -95,14 +99,12 @@ public final class Metrics: Sendable {
                 counter: registry.makeCounter(name: "assetd_http_requests_total",
                                               labels: [("route", route), ("method", method), ("status", String(status))],
                                               help: "Requests answered, by route, method and status."),
-                duration: registry.makeDurationHistogram(name: "assetd_http_request_duration_seconds", labels: [("route", route)],
-                                                         buckets: Self.latencyBuckets,
-                                                         help: "Time from the request's parameters to its response, by route."))
+                durationSlot: requestDurations.slot(for: route))
             all[labels] = made
             return made
         }
         series.counter.increment()
-        series.duration.record(duration)
+        requestDurations.record(duration, slot: series.durationSlot)
     }
 
     /// One S3 call; `error` is `S3Error.label` when it failed: S3's code, or Timeout, NetworkError, Refused, ...
@@ -155,6 +157,12 @@ public final class Metrics: Sendable {
     /// A reconciler pass finished on this host.
     func reconcilerPassed(at date: Date) { reconcilerLastPass.set(date.timeIntervalSince1970) }
 
-    /// The text exposition (version 0.0.4).
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    /// The text exposition (version 0.0.4): the registry's families (in its dictionary's
+    /// order, which was never fixed from one process to the next), then the request
+    /// durations.
+    public func render() -> [UInt8] {
+        var text = registry.emitToBuffer()
+        requestDurations.render(into: &text)
+        return text
+    }
 }

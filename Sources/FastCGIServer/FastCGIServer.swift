@@ -333,7 +333,7 @@ public final class FastCGIServer: Sendable {
         // Headers stay bytes, in one buffer with room for a browser's dozen: a handler reads
         // two or three of them (callgrind: a String for each name and value, and a dictionary,
         // cost about 9,000 instructions a presign).
-        var headers = Request.Headers(capacity: 1024)
+        var headers = Request.Headers.reused(capacity: 1024)
         if var cursor = raw.pointee.envp {
             while let entry = cursor.pointee {
                 cursor += 1
@@ -348,7 +348,9 @@ public final class FastCGIServer: Sendable {
                 // Only the parameters kept become Strings.
                 var value: String { String(decoding: valueBytes, as: UTF8.self) }
                 if name.count > 5, name.starts(with: "HTTP_") {
-                    headers.append(cgiName: UnsafeBufferPointer(rebasing: name[5...]), value: valueBytes)
+                    // The entry from after "HTTP_" to the value's end, "=" included.
+                    headers.append(cgiEntry: UnsafeBufferPointer(start: name.baseAddress! + 5, count: name.count - 5 + 1 + strlen(found + 1)),
+                                   nameCount: name.count - 5)
                 } else if name.equals("REQUEST_METHOD") {
                     method = Self.method(valueBytes)
                 } else if name.equals("DOCUMENT_URI") {

@@ -160,9 +160,7 @@ struct RequestHeadersTests {
     func cgi(_ pairs: [(String, String)]) -> Request.Headers {
         var headers = Request.Headers(capacity: 64)
         for (name, value) in pairs {
-            Array(name.utf8).withUnsafeBufferPointer { n in
-                Array(value.utf8).withUnsafeBufferPointer { v in headers.append(cgiName: n, value: v) }
-            }
+            Array((name + "=" + value).utf8).withUnsafeBufferPointer { headers.append(cgiEntry: $0, nameCount: name.utf8.count) }
         }
         return headers
     }
@@ -175,6 +173,15 @@ struct RequestHeadersTests {
         #expect(headers["USER_AGENT"] == nil)
         #expect(headers["user-agen"] == nil)
         #expect(headers["host"] == nil)
+    }
+
+    /// The name ends at the first "=": a value may hold more of them, or be empty.
+    @Test func cgiValuesKeepTheirEqualsSigns() {
+        let headers = cgi([("COOKIE", "a=b; c=d="), ("X_EMPTY", ""), ("X_EQ", "=")])
+        #expect(headers["cookie"] == "a=b; c=d=")
+        #expect(headers["x-empty"] == "")
+        #expect(headers["x-eq"] == "=")
+        #expect(headers["cookie=a"] == nil)
     }
 
     @Test func valuesThatAreNotUTF8AreRepairedAsBefore() {
@@ -211,5 +218,73 @@ struct RequestMethodTests {
     func methodIsTheBytesGiven(_ method: String) {
         let bytes = Array(method.utf8)
         #expect(bytes.withUnsafeBufferPointer { FastCGIServer.method($0) } == method)
+    }
+}
+
+/// The CGI head, measured and written in one copy, is the bytes the appends wrote.
+struct ResponseHeadTests {
+    /// The head as it was written before: one `append` after another.
+    static func appendedHead(_ response: Response) -> [UInt8] {
+        var out: [UInt8] = []
+        out.append("Status: ")
+        Response.appendDecimal(response.status.code, to: &out)
+        out.append(UInt8(ascii: " "))
+        out.append(contentsOf: response.status.reason.utf8)
+        out.append("\r\n")
+        for (name, value) in response.headers {
+            out.append(contentsOf: name.utf8)
+            out.append(": ")
+            for byte in value.utf8 where byte != 0x0d && byte != 0x0a { out.append(byte) }
+            out.append("\r\n")
+        }
+        out.append("Content-Length: ")
+        Response.appendDecimal(response.body.count, to: &out)
+        out.append("\r\n\r\n")
+        return out
+    }
+
+    @Test func headsAsAppended() {
+        let long = String(repeating: "https://bucket.example/key?X-Amz-Signature=abc&", count: 60)
+        let responses = [
+            Response(),
+            Response(status: .badRequest, body: Array(repeating: 1, count: 9)),
+            Response(status: HTTPStatus(0, ""), headers: [("", "")], body: Array(repeating: 1, count: 10)),
+            Response(status: HTTPStatus(-3, "Odd"), body: Array(repeating: 1, count: 12_345)),
+            Response(status: HTTPStatus(302, "Found"), headers: [("Location", long), ("Content-Type", "text/plain")]),
+            Response(status: .ok, headers: [("X-Evil", "a\r\nSet-Cookie: x=1\n\r"), ("X-Only", "\r\n"), ("X-Käse", "grüß")]),
+        ]
+        var reused: [UInt8] = Array(repeating: 7, count: 3)
+        for response in responses {
+            response.writeHead(to: &reused)
+            #expect(reused == Self.appendedHead(response))
+            #expect(response.serialized() == Self.appendedHead(response) + response.body)
+        }
+    }
+}
+
+/// A freed request's header buffers go to the thread's next request: empty again, and
+/// never shared with a copy that something still holds.
+struct HeaderReuseTests {
+    @Test func reusedHeadersAreEmptyAndKeptCopiesStayAsTheyWere() {
+        var held: Request.Headers?
+        do {
+            let request = Request(method: "GET", path: "/", headers: ["authorization": "Bearer a", "x-request-id": "1"])
+            held = request.headers
+        }
+        // This thread's spare is the request's headers, still held by `held`.
+        var next = Request.Headers.reused(capacity: 64)
+        #expect(next.isEmpty)
+        #expect(next["authorization"] == nil)
+        Array("X_REQUEST_ID=2".utf8).withUnsafeBufferPointer { next.append(cgiEntry: $0, nameCount: 12) }
+        #expect(next["x-request-id"] == "2")
+        #expect(held?["x-request-id"] == "1")
+        #expect(held?["authorization"] == "Bearer a")
+        // Without any other holder, the buffers are taken over in place and emptied.
+        do { _ = Request(method: "GET", path: "/", headers: ["a": "b"]) }
+        let again = Request.Headers.reused(capacity: 64)
+        #expect(again.isEmpty)
+        #expect(again["a"] == nil)
+        // Nothing spare now: new ones.
+        #expect(Request.Headers.reused(capacity: 64).isEmpty)
     }
 }
