@@ -44,8 +44,8 @@ extension PostgresRecordStore {
             }
             // A search waits for its turn before it takes a connection (`SearchGate`), one of
             // the search connections, whose session has the plan settings (`searchSession`).
-            return try searchGate.run {
-                try searchPool.with { connection in
+            return try searchGate.run { deadline in
+                try searchPool.with(until: deadline) { connection in
                     query.sort == .relevance ? try relevancePage(query, text, connection) : try sortedPage(query, connection)
                 }
             }
