@@ -490,4 +490,30 @@ extension PostgresRecordStoreTests {
         #expect(next.map(\.type) == [.thumbnailReady])
         #expect(try a.eventBacklog() == 2)
     }
+
+    /// Review 12, P6: a search waited up to 5 s for its turn (`SearchGate`) and then up to
+    /// 5 s more for a connection. The gate's deadline now bounds the pool's wait: a search
+    /// that waited its 5 s at the gate finds the pool's wait over, not starting.
+    @Test func aSearchWaitsForItsTurnAndAConnectionWithinOneTimeout() throws {
+        guard case .postgres(let url) = try Backend.postgres.fresh() else { throw TestDatabase.NoServer() }
+        var settings = PGPool.Settings()
+        settings.size = 1
+        settings.acquireTimeout = .seconds(5)
+        let pool = PGPool(url: url, settings: settings)
+        let gate = SearchGate(limit: 1, timeout: .milliseconds(600))
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        // The pool's only connection taken by another statement (not a search) meanwhile.
+        Thread.detachNewThread {
+            _ = try? pool.with { _ in holding.signal(); release.wait() }
+        }
+        holding.wait()
+        defer { release.signal() }
+        let start = ContinuousClock.now
+        #expect(throws: PGError.self) {
+            try gate.run { deadline in try pool.with(until: deadline) { _ in } }
+        }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(500) && waited < .seconds(2), "\(waited)")
+    }
 }

@@ -236,6 +236,14 @@ struct SearchTests {
                       // The later tiers gathered at once (below: `mixa`), and too many for that.
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 1000),
                       PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 10),
+                      // The gathers without the workspace's key in their GIN scans (workspace
+                      // 2 has as many matches, interleaved), with it, and without the hints.
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 3, walkedRows: 5, gatheredMatches: 40, workspaceKey: .never),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 40, gatheredMatches: 1000, workspaceKey: .never),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 960, walkedRows: 960, gatheredMatches: 1000, workspaceKey: .never),
+                      PostgresRecordStore.SearchBounds(workspaceKey: .never),
+                      PostgresRecordStore.SearchBounds(firstWalkedRows: 3, walkedRows: 5, gatheredMatches: 40, workspaceKey: .always,
+                                                       gathersFirst: false),
                       PostgresRecordStore.SearchBounds()])
     func manyMatchesOnPostgresPageTheSameAsFew(_ bounds: PostgresRecordStore.SearchBounds) throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
@@ -315,6 +323,52 @@ struct SearchTests {
             #expect(try store.allPages(query(1, "mixa", limit: limit)).map(\.id) == tiers.flatMap { $0.reversed() }, "limit=\(limit)")
             #expect(try store.allPages(query(1, "mixa", kind: .video, limit: limit)).isEmpty)
         }
+    }
+
+    /// A workspace that holds most of the table (by the planner's statistics, after an
+    /// ANALYZE) gathers without its key in the GIN scans (`WorkspaceKey.byShare`): the same
+    /// pages as with the key, and the small workspace's matches never among them, nor the
+    /// dominant one's among the small one's (which keeps its key). The same query again
+    /// gathers at once (`SearchHints`), with the same pages.
+    @Test func aDominantWorkspaceGathersWithoutItsKeyAndSeesItsOwnOnly() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var keyed = PostgresRecordStore.Settings()
+        keyed.searchBounds = PostgresRecordStore.SearchBounds(firstWalkedRows: 3, walkedRows: 5, gatheredMatches: 1000, workspaceKey: .always)
+        let store = try PostgresRecordStore(url: url, settings: keyed)
+        var settings = keyed
+        settings.searchBounds.workspaceKey = .byShare
+        let dominant = try PostgresRecordStore(url: url, settings: settings)
+        // Workspace 1: 400 assets; workspace 2: 20, named alike, sharing heap pages.
+        try store.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at, title)
+                SELECT w, 'k' || w || '-' || i, 'trip_' || i || '_x', (ARRAY['image/png', 'video/mp4'])[i % 2 + 1], i % 97, 'ready', 0, 0,
+                       CASE WHEN i % 3 = 0 THEN 'Trip to snow' END
+                FROM generate_series(0, 399) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) WHERE w = 1 OR i % 20 = 0 ORDER BY i, w
+                """)
+            try connection.execute("ANALYZE asset")
+        }
+        let shares = try dominant.searchPool.with { connection throws -> (Double, Double) in
+            (try dominant.searchHints.share(of: 1, connection), try dominant.searchHints.share(of: 2, connection))
+        }
+        #expect(shares.0 > PostgresRecordStore.keylessShare && shares.1 < PostgresRecordStore.keylessShare, "\(shares)")
+        for q in ["trip to snow", "snow", "trip", "rip_1", "ip_3", "zzz", "sno"] {
+            for workspace: Int64 in [1, 2] {
+                for sort in [AssetSort.relevance, .size] {
+                    for kind in [nil, AssetKind.video] {
+                        let expected = try store.allPages(query(workspace, q, kind: kind, sort: sort, limit: 7))
+                        #expect(expected.allSatisfy { $0.workspaceID == workspace })
+                        for round in 0..<2 {
+                            let pages = try dominant.allPages(query(workspace, q, kind: kind, sort: sort, limit: 7))
+                            #expect(pages.map(\.id) == expected.map(\.id),
+                                    "q=\(q) workspace=\(workspace) sort=\(sort) type=\(String(describing: kind)) round \(round)")
+                        }
+                    }
+                }
+            }
+        }
+        #expect(try dominant.allPages(query(2, "snow", limit: 50)).count == 7)
+        #expect(try dominant.allPages(query(1, "trip to snow", limit: 50)).count == 134)
     }
 
     static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {

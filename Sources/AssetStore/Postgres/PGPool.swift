@@ -76,8 +76,10 @@ final class PGPool: @unchecked Sendable {
     /// answer to its first statement (the server restarted while it sat idle) is replaced
     /// and `body` run once more on the new one: nothing it sent can have been applied.
     /// After an answer, a broken connection fails the call (a commit may have happened).
-    func with<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        var (connection, reused) = try acquire()
+    /// `deadline`: when the caller's wait for a connection ends, if sooner than `acquireTimeout`
+    /// from now (a search's, which waited for its turn already: `SearchGate`).
+    func with<T>(until deadline: ContinuousClock.Instant? = nil, _ body: (PGConnection) throws -> T) throws -> T {
+        var (connection, reused) = try acquire(until: deadline)
         var retried = false
         while true {
             connection.answered = 0
@@ -90,7 +92,7 @@ final class PGPool: @unchecked Sendable {
                 if !usable { discard() } else { release(connection) }
                 guard error.connectionLost, reused, !retried, connection.answered == 0 else { throw error }
                 retried = true
-                (connection, reused) = try acquire(fresh: true)
+                (connection, reused) = try acquire(fresh: true, until: deadline)
             } catch {
                 // Not the connection's failure (a Rollback, a conflict): roll back what is open.
                 if !connection.isUsable { try? connection.execute("ROLLBACK") }
@@ -117,8 +119,8 @@ final class PGPool: @unchecked Sendable {
         }
     }
 
-    private func acquire(fresh: Bool = false) throws -> (PGConnection, reused: Bool) {
-        let deadline = ContinuousClock.now + settings.acquireTimeout
+    private func acquire(fresh: Bool = false, until callerDeadline: ContinuousClock.Instant? = nil) throws -> (PGConnection, reused: Bool) {
+        let deadline = min(ContinuousClock.now + settings.acquireTimeout, callerDeadline ?? .now + settings.acquireTimeout)
         condition.lock()
         if fresh {
             // A restart breaks every connection made before it: drop the idle ones at once.

@@ -44,8 +44,8 @@ extension PostgresRecordStore {
             }
             // A search waits for its turn before it takes a connection (`SearchGate`), one of
             // the search connections, whose session has the plan settings (`searchSession`).
-            return try searchGate.run {
-                try searchPool.with { connection in
+            return try searchGate.run { deadline in
+                try searchPool.with(until: deadline) { connection in
                     query.sort == .relevance ? try relevancePage(query, text, connection) : try sortedPage(query, connection)
                 }
             }
@@ -91,7 +91,32 @@ extension PostgresRecordStore {
         var walkedRows = 1500
         /// Matches read from the GIN indexes at most, when a walk met few, before the walk goes on.
         var gatheredMatches = 20_000
+        /// Whether a gather's GIN scans use the workspace's key (`WorkspaceKey`).
+        var workspaceKey = WorkspaceKey.byShare
+        /// Whether a query whose first walk lately met few matches gathers at once (`SearchHints`).
+        var gathersFirst = true
     }
+
+    /// Whether a gather's GIN scans take the workspace's key (migrations v5 and v7 put it
+    /// first in the GIN indexes) or the words or trigrams only. The key leaves out other
+    /// workspaces' matches before the heap, but intersecting its postings costs in
+    /// proportion to the workspace: 1.2 of the 2.2 ms of a title's bitmap at 100,000 assets
+    /// in one workspace (EXPLAIN ANALYZE, BENCHMARKS.md "pgsearch8"), where it leaves out
+    /// nothing. Without the key the workspace is still a condition on every row
+    /// (`asset.workspace_id + 0 = $n`, which no index serves), so another workspace's row
+    /// never comes back; it only costs a heap visit.
+    enum WorkspaceKey: Sendable {
+        /// The key unless the workspace holds `keylessShare` of the table or more, by the
+        /// planner's statistics (`SearchHints.share`).
+        case byShare
+        case always
+        case never
+    }
+
+    /// The share of the table from which a workspace's gathers leave its key out: its
+    /// matches are then at least half of all workspaces' (with words spread alike), so the
+    /// heap visits that the key would save are at most as many as the workspace's own.
+    static let keylessShare = 0.5
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -200,6 +225,8 @@ extension PostgresRecordStore {
         let limit: Int
         /// Relevance: the tiers after this one, at once (`page`).
         let laterTiers: LaterTiers?
+        /// What `SearchHints` remembers this query by (its cursor left out); nil: nothing.
+        let hint: String?
     }
 
     /// The tiers of a relevance page after its current one, as one set (from their start).
@@ -262,6 +289,15 @@ extension PostgresRecordStore {
         let walkedOrder = "asset.workspace_id \(direction), " + (key == nil ? "" : "asset.sort_key \(direction), ") + "asset.id \(direction)"
         var gatheredTooMany = false
         var countsTiers = query.laterTiers != nil && key == nil
+        let thisTier = Gathered(position: query.position, text: query.text, key: { _ in key }, keyDirection: direction, idDirection: direction)
+        // A query whose first walk lately met few matches (a title, a substring: their
+        // walks meet none in the bench's order) gathers at once, as that walk would have
+        // led it to, without the walk (0.5-0.9 ms) nor its plan's SETs.
+        if bounds.gathersFirst, let hint = query.hint, let laterTiers = searchHints.gathered(hint) {
+            if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) { return gathered }
+            searchHints.remember(hint, gathered: nil)
+            gatheredTooMany = true
+        }
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
             try use(.walk, connection)
             let sql = SQLParameters()
@@ -298,12 +334,10 @@ extension PostgresRecordStore {
             }
             if walked.count == query.limit { return (walked, false) }
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
-            let thisTier = Gathered(position: query.position, text: query.text, key: { _ in key }, keyDirection: direction, idDirection: direction)
-            if let tiers = query.laterTiers, let found = walkedInLaterTiers, found * 60 <= rows {
-                let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
-                if let gathered = try gather(connection, query, thisTier, then: later) { return gathered }
-            } else if let gathered = try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit) {
-                return (gathered, false)
+            let laterTiers = walkedInLaterTiers.map { $0 * 60 <= rows } ?? false
+            if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) {
+                if let hint = query.hint { searchHints.remember(hint, gathered: laterTiers) }
+                return gathered
             }
             gatheredTooMany = true
         }
@@ -315,6 +349,29 @@ extension PostgresRecordStore {
             SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
             AND \(query.filters(sql)) AND \(query.text(sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
             """, sql.values).rows, false)
+    }
+
+    /// The page from the GIN indexes: this tier's matches (a sorted page's: all of them),
+    /// then with `laterTiers` the later tiers' in the same statement; nil when more than
+    /// `gatheredMatches` matched this tier.
+    private func gatherPage(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, laterTiers: Bool) throws
+        -> (rows: [PGRow], laterTiersRead: Bool)? {
+        let keyed = try workspaceKeyed(query.workspaceID, connection)
+        if laterTiers, let tiers = query.laterTiers {
+            let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
+            return try gather(connection, query, thisTier, then: later, keyed: keyed)
+        }
+        return try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit, keyed: keyed)
+            .map { ($0, false) }
+    }
+
+    /// Whether a gather in the workspace takes its key in the GIN scans (`WorkspaceKey`).
+    private func workspaceKeyed(_ workspaceID: Int64, _ connection: PGConnection) throws -> Bool {
+        switch settings.searchBounds.workspaceKey {
+        case .always: true
+        case .never: false
+        case .byShare: try searchHints.share(of: workspaceID, connection) < Self.keylessShare
+        }
     }
 
     /// What a gather reads: the matches of `text` after `position`, in the order of `key`
@@ -329,7 +386,9 @@ extension PostgresRecordStore {
 
     /// A gather's two CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
     /// most `gatheredMatches` + 1), and `name_page`, the page's ids sorted from those.
-    private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, filters: (SQLParameters) -> String,
+    /// `keyed` false: the workspace is a condition on each row, not a key of the GIN scans
+    /// (`WorkspaceKey`).
+    private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, keyed: Bool, filters: (SQLParameters) -> String,
                            _ gathered: Gathered, limit: Int) -> String {
         let after = gathered.position(sql).map { " AND \($0)" } ?? ""
         let filters = filters(sql)
@@ -338,7 +397,7 @@ extension PostgresRecordStore {
         return """
             \(name) AS MATERIALIZED (
                 SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                WHERE asset.workspace_id = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
+                WHERE \(keyed ? "asset.workspace_id" : "asset.workspace_id + 0") = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
             \(name)_page AS (SELECT \(name).id, \(name).sort_key FROM \(name)
                 ORDER BY \(name).sort_key \(gathered.keyDirection), \(name).id \(gathered.idDirection) LIMIT \(sql.bind(limit)))
             """
@@ -348,10 +407,10 @@ extension PostgresRecordStore {
     /// the page's ids sorted from those, and its rows read by id, each with its sort key;
     /// nil when more than `gatheredMatches` matched.
     private func gather(_ connection: PGConnection, workspaceID: Int64, filters: (SQLParameters) -> String, _ gathered: Gathered,
-                        limit: Int) throws -> [PGRow]? {
+                        limit: Int, keyed: Bool) throws -> [PGRow]? {
         let sql = SQLParameters()
         let workspace = sql.bind(workspaceID)
-        let ctes = gathering("matched", sql, workspace: workspace, filters: filters, gathered, limit: limit)
+        let ctes = gathering("matched", sql, workspace: workspace, keyed: keyed, filters: filters, gathered, limit: limit)
         try use(.bitmap, connection)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
@@ -374,12 +433,12 @@ extension PostgresRecordStore {
     /// leave a row in it); this tier's rows have no sort key (NULL), the later tiers' have
     /// their tier. nil when more than `gatheredMatches` matched this tier; this tier's rows
     /// alone (`laterTiersRead` false) when more matched the later ones.
-    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered) throws
+    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered, keyed: Bool) throws
         -> (rows: [PGRow], laterTiersRead: Bool)? {
         let sql = SQLParameters()
         let workspace = sql.bind(query.workspaceID)
-        let ctes = [gathering("tier", sql, workspace: workspace, filters: query.filters, thisTier, limit: query.limit),
-                    gathering("later", sql, workspace: workspace, filters: query.filters, later, limit: query.limit)]
+        let ctes = [gathering("tier", sql, workspace: workspace, keyed: keyed, filters: query.filters, thisTier, limit: query.limit),
+                    gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
         try use(.bitmap, connection)
         let rows = try connection.query("""
             WITH \(ctes.joined(separator: ",\n"))
@@ -452,7 +511,7 @@ extension PostgresRecordStore {
             let (rows, laterTiersRead) = try self.page(connection, PageQuery(
                 workspaceID: query.workspaceID, position: position, text: { conditions.tier(tier, $0)! },
                 filters: { Self.filters(query, $0) }, type: query.kind, key: nil, descending: true, limit: query.limit - page.count,
-                laterTiers: laterTiers))
+                laterTiers: laterTiers, hint: Self.hint(query, step: "tier \(tier)", text)))
             for row in rows {
                 let asset = try Self.asset(from: row)
                 // This tier's rows have no tier column (NULL); the later tiers' have theirs.
@@ -500,7 +559,8 @@ extension PostgresRecordStore {
             guard conditions.either(SQLParameters()) != nil else { return [] }
                 rows = try page(connection, PageQuery(
                 workspaceID: query.workspaceID, position: position, text: { conditions.either($0)! },
-                filters: { Self.filters(query, $0) }, type: query.kind, key: key, descending: descending, limit: query.limit, laterTiers: nil)).rows
+                filters: { Self.filters(query, $0) }, type: query.kind, key: key, descending: descending, limit: query.limit, laterTiers: nil,
+                hint: Self.hint(query, step: "sort", text))).rows
         } else {
             // No text: the filters alone, by the order's index (they match most rows).
             let sql = SQLParameters()
@@ -519,6 +579,13 @@ extension PostgresRecordStore {
             }
             return (asset, position)
         }
+    }
+
+    /// What `SearchHints` remembers a page's step by: the query but its cursor and limit
+    /// (later pages, and a page's rest after a tier, walk alike), and the step; the text
+    /// last, so that the fields before it cannot run into each other.
+    private static func hint(_ query: AssetQuery, step: String, _ text: SearchText) -> String {
+        "\(query.workspaceID) \(query.kind?.rawValue ?? "-") \(query.status?.rawValue ?? "-") \(query.sort.rawValue) \(query.order.rawValue) \(step)\n\(text.text)"
     }
 
     /// The workspace of a walk down an index, as a range of one value, with the orders all

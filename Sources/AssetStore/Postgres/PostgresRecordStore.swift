@@ -48,6 +48,9 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
     /// The connections that text searches run on, one for each of `searchGate`'s slots,
     /// whose sessions keep the searches' plan settings (`searchSession`); they run nothing else.
     let searchPool: PGPool
+    /// What searches remember to choose their statements (the workspace's share of the
+    /// table, the queries whose walks met few matches).
+    let searchHints = SearchHints()
     /// The thumbnail tasks this process holds, with the attempt each claim made: every
     /// later update names both (fencing), and `LeaseRenewer` extends them while they run.
     let claims = Mutex<[Int64: Int]>([:])

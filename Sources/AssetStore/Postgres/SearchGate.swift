@@ -38,9 +38,17 @@ final class SearchGate: @unchecked Sendable {
 
     /// `body` once a slot is this caller's; throws `PGError` 53300 after `timeout` waiting.
     func run<T>(_ body: () throws -> T) throws -> T {
+        try run { _ in try body() }
+    }
+
+    /// The same, `body` told when this caller's `timeout` ends (from its arrival here), so
+    /// that what it waits for next (a connection) ends then too: a search waits `timeout`
+    /// in all before its 503, not `timeout` here and again in the pool.
+    func run<T>(_ body: (_ deadline: ContinuousClock.Instant) throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + timeout
         try enter()
         defer { leave() }
-        return try body()
+        return try body(deadline)
     }
 
     private func enter() throws {
