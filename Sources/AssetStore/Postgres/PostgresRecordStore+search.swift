@@ -299,7 +299,6 @@ extension PostgresRecordStore {
             gatheredTooMany = true
         }
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
-            try use(.walk, connection)
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let after = query.position(sql).map { " AND \($0)" } ?? ""
@@ -313,7 +312,7 @@ extension PostgresRecordStore {
                 // how many any later tier matches (one row at least, NULL columns when this
                 // tier has none).
                 let matched = tiers.matched(sql)
-                let result = try connection.query("""
+                let result = try self.query(.walk, connection, """
                     WITH walked AS MATERIALIZED (
                         SELECT asset.* FROM asset WHERE \(Self.walking(workspace, query.type))\(after) ORDER BY \(order) LIMIT \(rows))
                     SELECT \(Self.assetColumns), NULL, total.found
@@ -325,7 +324,7 @@ extension PostgresRecordStore {
                 walkedInLaterTiers = result.first?.int(Self.assetColumnCount + 1) ?? 0
                 walked = result.filter { $0.int64(0) != nil }
             } else {
-                walked = try connection.query("""
+                walked = try self.query(.walk, connection, """
                     SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
                         SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
                         ORDER BY \(order) LIMIT \(rows)
@@ -341,11 +340,10 @@ extension PostgresRecordStore {
             }
             gatheredTooMany = true
         }
-        try use(.walk, connection)
         let sql = SQLParameters()
         let workspace = sql.bind(query.workspaceID)
         let after = query.position(sql).map { " AND \($0)" } ?? ""
-        return (try connection.query("""
+        return (try self.query(.walk, connection, """
             SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
             AND \(query.filters(sql)) AND \(query.text(sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
             """, sql.values).rows, false)
@@ -411,10 +409,9 @@ extension PostgresRecordStore {
         let sql = SQLParameters()
         let workspace = sql.bind(workspaceID)
         let ctes = gathering("matched", sql, workspace: workspace, keyed: keyed, filters: filters, gathered, limit: limit)
-        try use(.bitmap, connection)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
-        let rows = try connection.query("""
+        let rows = try self.query(.bitmap, connection, """
             WITH \(ctes)
             SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
             LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
@@ -439,8 +436,7 @@ extension PostgresRecordStore {
         let workspace = sql.bind(query.workspaceID)
         let ctes = [gathering("tier", sql, workspace: workspace, keyed: keyed, filters: query.filters, thisTier, limit: query.limit),
                     gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
-        try use(.bitmap, connection)
-        let rows = try connection.query("""
+        let rows = try self.query(.bitmap, connection, """
             WITH \(ctes.joined(separator: ",\n"))
             (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
                 ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
@@ -470,21 +466,28 @@ extension PostgresRecordStore {
 
     enum Plan { case walk, bitmap }
 
-    /// The plans a step may use, for the connection's session (a search connection): the
-    /// walk (an index scan; no bitmap, and no sort, else the planner, misled by its
-    /// estimates, reads every row of the workspace by another index and sorts them) or
-    /// bitmaps only. The connection remembers which its session has, so that a step of the
-    /// same plan costs no round trip; it is changed only once PostgreSQL has applied it.
-    private func use(_ plan: Plan, _ connection: PGConnection) throws {
-        guard connection.searchPlan != plan else { return }
-        try connection.execute(Self.settings(of: plan))
+    /// Runs a step's statement under `plan`, of the plans a step may use, for the
+    /// connection's session (a search connection): the walk (an index scan; no bitmap, and
+    /// no sort, else the planner, misled by its estimates, reads every row of the workspace
+    /// by another index and sorts them) or bitmaps only. The connection remembers which its
+    /// session has, so that a step of the same plan sends its statement alone; another
+    /// plan's SETs go in the statement's round trip (`PGConnection.query(after:_:_:)`), and
+    /// the connection's plan changes only once PostgreSQL has applied them.
+    private func query(_ plan: Plan, _ connection: PGConnection, _ sql: String, _ values: [any PGBindable]) throws -> PGResult {
+        guard connection.searchPlan != plan else { return try connection.query(sql, values) }
+        let result = try connection.query(after: Self.settingStatements(of: plan), sql, values)
         connection.searchPlan = plan
+        return result
     }
 
     private static func settings(of plan: Plan) -> String {
+        settingStatements(of: plan).joined(separator: "; ")
+    }
+
+    private static func settingStatements(of plan: Plan) -> [String] {
         switch plan {
-        case .walk: "SET enable_bitmapscan = off; SET enable_sort = off; SET enable_indexscan = on"
-        case .bitmap: "SET enable_bitmapscan = on; SET enable_sort = on; SET enable_indexscan = off"
+        case .walk: ["SET enable_bitmapscan = off", "SET enable_sort = off", "SET enable_indexscan = on"]
+        case .bitmap: ["SET enable_bitmapscan = on", "SET enable_sort = on", "SET enable_indexscan = off"]
         }
     }
 
