@@ -371,6 +371,61 @@ struct SearchTests {
         #expect(try dominant.allPages(query(1, "trip to snow", limit: 50)).count == 134)
     }
 
+    /// A workspace's share is not trusted from statistics that more than `staleShare` of the
+    /// table changed since (review13 P1): after an import into another workspace, the one
+    /// that was most of the table keeps its key in the GIN scans until an ANALYZE.
+    @Test func aShareFromStaleStatisticsIsNotTrusted() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let store = try PostgresRecordStore(url: url)
+        func insert(_ workspace: Int64, _ count: Int) throws {
+            try store.pool.with { connection in
+                try connection.execute("""
+                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+                // Its count of changed rows into the statistics now, not up to a second later.
+                _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            }
+        }
+        func share(_ workspace: Int64) throws -> Double {
+            let fresh = try PostgresRecordStore(url: url)
+            return try fresh.searchPool.with { try fresh.searchHints.share(of: workspace, $0) }
+        }
+        try insert(1, 400)
+        try insert(2, 20)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        #expect(try share(1) > PostgresRecordStore.keylessShare)
+        // 10 % of the table changed since: still trusted; more: not (0, the key kept).
+        try insert(2, 30)
+        #expect(try share(1) > PostgresRecordStore.keylessShare)
+        try insert(2, 400)
+        #expect(try share(1) == 0)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        #expect(try share(1) > 0.4 && share(1) < PostgresRecordStore.keylessShare)
+    }
+
+    /// The sparse-query hints (review13 P2): one workspace's stream of distinct texts forgets
+    /// its own oldest only, never another workspace's; all of them together stay within
+    /// `capacity`, each workspace keeping its newest.
+    @Test func oneWorkspacesStreamOfQueriesForgetsOnlyItsOwnHints() {
+        let hints = SearchHints()
+        for index in 0..<10 { hints.remember("a\(index)", workspace: 1, gathered: index % 2 == 0) }
+        for index in 0..<5_000 { hints.remember("b\(index)", workspace: 2, gathered: true) }
+        #expect((0..<10).allSatisfy { hints.gathered("a\($0)", workspace: 1) == ($0 % 2 == 0) })
+        #expect(hints.gathered("b4999", workspace: 2) == true)
+        #expect(hints.gathered("b\(4_999 - SearchHints.workspaceCapacity + 1)", workspace: 2) == true)
+        #expect(hints.gathered("b\(4_999 - SearchHints.workspaceCapacity)", workspace: 2) == nil)
+        #expect(hints.gathered("a1", workspace: 2) == nil)
+        for workspace: Int64 in 10..<20 {
+            for index in 0..<200 { hints.remember("c\(index)", workspace: workspace, gathered: false) }
+        }
+        #expect(hints.remembered <= SearchHints.capacity)
+        #expect((Int64(10)..<20).allSatisfy { hints.gathered("c199", workspace: $0) == false })
+        hints.remember("c199", workspace: 19, gathered: nil)
+        #expect(hints.gathered("c199", workspace: 19) == nil)
+    }
+
     static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {
         switch kind {
         case .image: asset.fileType.hasPrefix("image/")

@@ -277,7 +277,9 @@ extension PostgresRecordStore {
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
-    /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
+    /// other workspaces' matches, but for the gathers of a workspace that holds half the
+    /// table or more (`WorkspaceKey`), which read the others' matches too (at most as many
+    /// as its own while it does); statement_timeout bounds what a crowded corpus makes of it.
     private func page(_ connection: PGConnection, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
         let direction = query.descending ? "DESC" : "ASC"
         let key = query.key
@@ -293,9 +295,9 @@ extension PostgresRecordStore {
         // A query whose first walk lately met few matches (a title, a substring: their
         // walks meet none in the bench's order) gathers at once, as that walk would have
         // led it to, without the walk (0.5-0.9 ms) nor its plan's SETs.
-        if bounds.gathersFirst, let hint = query.hint, let laterTiers = searchHints.gathered(hint) {
+        if bounds.gathersFirst, let hint = query.hint, let laterTiers = searchHints.gathered(hint, workspace: query.workspaceID) {
             if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) { return gathered }
-            searchHints.remember(hint, gathered: nil)
+            searchHints.remember(hint, workspace: query.workspaceID, gathered: nil)
             gatheredTooMany = true
         }
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
@@ -335,7 +337,7 @@ extension PostgresRecordStore {
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
             let laterTiers = walkedInLaterTiers.map { $0 * 60 <= rows } ?? false
             if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) {
-                if let hint = query.hint { searchHints.remember(hint, gathered: laterTiers) }
+                if let hint = query.hint { searchHints.remember(hint, workspace: query.workspaceID, gathered: laterTiers) }
                 return gathered
             }
             gatheredTooMany = true
