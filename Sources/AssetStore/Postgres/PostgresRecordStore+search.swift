@@ -106,17 +106,23 @@ extension PostgresRecordStore {
     /// (`asset.workspace_id + 0 = $n`, which no index serves), so another workspace's row
     /// never comes back; it only costs a heap visit.
     enum WorkspaceKey: Sendable {
-        /// The key unless the workspace holds `keylessShare` of the table or more, by the
-        /// planner's statistics (`SearchHints.share`).
+        /// The key unless the workspace holds `keylessShare` of the table or more and the
+        /// other workspaces fewer than `keylessOtherRows` rows, by the planner's statistics
+        /// (`SearchHints.share`).
         case byShare
         case always
         case never
     }
 
-    /// The share of the table from which a workspace's gathers leave its key out: its
-    /// matches are then at least half of all workspaces' (with words spread alike), so the
-    /// heap visits that the key would save are at most as many as the workspace's own.
-    static let keylessShare = 0.5
+    /// The share of the table from which a workspace's gathers leave its key out, with
+    /// the other workspaces' rows fewer than `keylessOtherRows`: a workspace that is (nearly)
+    /// the whole table, whose key leaves out (nearly) nothing. Keyless, a gather visits the
+    /// other workspaces' matches too (each a heap visit, ~1 µs): its time depends on them,
+    /// and their number could be timed by the workspace's users (review13 P1: at half the
+    /// table, 12,000 foreign matches made a search 3x slower). The bound makes that at most
+    /// 2,000 visits (~2 ms) of rows that are not its own, in a table that is all but its own.
+    static let keylessShare = 0.98
+    static let keylessOtherRows = 2_000.0
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -277,9 +283,9 @@ extension PostgresRecordStore {
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
-    /// other workspaces' matches, but for the gathers of a workspace that holds half the
-    /// table or more (`WorkspaceKey`), which read the others' matches too (at most as many
-    /// as its own while it does); statement_timeout bounds what a crowded corpus makes of it.
+    /// other workspaces' matches, but for the gathers of a workspace that is nearly the whole
+    /// table (`WorkspaceKey`), which read the others' matches too (of fewer than 2,000 rows);
+    /// statement_timeout bounds what a crowded corpus makes of it.
     private func page(_ connection: PGConnection, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
         let direction = query.descending ? "DESC" : "ASC"
         let key = query.key
@@ -366,11 +372,12 @@ extension PostgresRecordStore {
     }
 
     /// Whether a gather in the workspace takes its key in the GIN scans (`WorkspaceKey`).
-    private func workspaceKeyed(_ workspaceID: Int64, _ connection: PGConnection) throws -> Bool {
+    func workspaceKeyed(_ workspaceID: Int64, _ connection: PGConnection) throws -> Bool {
         switch settings.searchBounds.workspaceKey {
         case .always: true
         case .never: false
         case .byShare: try searchHints.share(of: workspaceID, connection) < Self.keylessShare
+            || searchHints.otherRows(besides: workspaceID, connection) >= Self.keylessOtherRows
         }
     }
 

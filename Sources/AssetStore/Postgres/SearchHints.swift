@@ -15,7 +15,7 @@ final class SearchHints: Sendable {
 
     /// The shares: when read, by workspace, and whether the statistics were fresh enough
     /// to be trusted then.
-    private let shares = Mutex<(read: ContinuousClock.Instant?, byWorkspace: [Int64: Double])>((nil, [:]))
+    private let shares = Mutex<(read: ContinuousClock.Instant?, byWorkspace: [Int64: Double], rows: Double)>((nil, [:], 0))
     private let sparse = Mutex(Remembered())
 
     /// The sparse queries of each workspace, each in the order first remembered.
@@ -58,22 +58,37 @@ final class SearchHints: Sendable {
     /// (never analyzed, a workspace too small to be among them, or statistics that more
     /// than `staleShare` of the table's rows changed since, by pg_stat_user_tables).
     func share(of workspace: Int64, _ connection: PGConnection) throws -> Double {
+        try statistics(connection).byWorkspace[workspace] ?? 0
+    }
+
+    /// The rows of the asset table outside the workspace, by the same statistics (its
+    /// share of pg_class's `reltuples`); the whole table when its share is unknown.
+    func otherRows(besides workspace: Int64, _ connection: PGConnection) throws -> Double {
+        let known = try statistics(connection)
+        return (1 - (known.byWorkspace[workspace] ?? 0)) * known.rows
+    }
+
+    private func statistics(_ connection: PGConnection) throws -> (byWorkspace: [Int64: Double], rows: Double) {
         let now = ContinuousClock.now
-        if let known = shares.withLock({ $0.read.map { now - $0 < Self.lifetime } == true ? $0.byWorkspace : nil }) {
-            return known[workspace] ?? 0
+        if let known = shares.withLock({ $0.read.map { now - $0 < Self.lifetime } == true ? ($0.byWorkspace, $0.rows) : nil }) {
+            return known
         }
         var read: [Int64: Double] = [:]
+        var rows = 0.0
         for row in try connection.query("""
-            SELECT unnest(most_common_vals::text::bigint[]), unnest(most_common_freqs) FROM pg_catalog.pg_stats
+            SELECT unnest(most_common_vals::text::bigint[]), unnest(most_common_freqs),
+                   (SELECT greatest(reltuples, 0) FROM pg_catalog.pg_class WHERE oid = to_regclass('asset'))
+            FROM pg_catalog.pg_stats
             WHERE schemaname = current_schema() AND tablename = 'asset' AND attname = 'workspace_id'
             AND coalesce((SELECT changed.n_mod_since_analyze FROM pg_catalog.pg_stat_user_tables AS changed
                           WHERE changed.schemaname = current_schema() AND changed.relname = 'asset'), 0)
                 <= $1 * greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = to_regclass('asset')), 0)
             """, [Self.staleShare]).rows {
             if let workspace = row.int64(0), let share = row.double(1) { read[workspace] = share }
+            rows = row.double(2) ?? rows
         }
-        shares.withLock { $0 = (now, read) }
-        return read[workspace] ?? 0
+        shares.withLock { $0 = (now, read, rows) }
+        return (read, rows)
     }
 
     /// Whether the query `key` of `workspace` lately had a first walk that met few matches
