@@ -220,30 +220,23 @@ function request()
 end
 LUA
     } >"$script"
-    local out="$STATE/wrk-$1.txt" count
-    count=$(wc -l <"$texts")
-    wrk -t2 -c"$CONNECTIONS" -d"$ROUND_SECONDS"s --latency -s "$script" -H "Authorization: Bearer $TOKEN" "$BASE" >"$out"
-    local rps p50 p99 non2xx
-    rps=$(awk '/Requests\/sec/ {print $2}' "$out")
-    p50=$(awk '$1 == "50%" {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {print $2}' "$out")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
-    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$CONNECTIONS" "$count texts" "$rps" "$p50" "$p99" "$non2xx"
-    [ "$non2xx" = 0 ] || die "$1 saw $non2xx non-2xx answers"
+    wrk -t2 -c"$CONNECTIONS" -d"$ROUND_SECONDS"s --latency -s "$script" -H "Authorization: Bearer $TOKEN" "$BASE" >"$STATE/wrk-$1.txt"
+    report "$1" "$CONNECTIONS" "$(wc -l <"$texts") texts"
 }
 
 run() { # NAME CONNECTIONS PATH
-    local out="$STATE/wrk-$1.txt"
     curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$STATE/answer-$1.json" || die "$1: assetd does not answer $3"
-    local count
-    count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["assets"]))' "$STATE/answer-$1.json")
-    wrk -t2 -c"$2" -d"$ROUND_SECONDS"s --latency -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$out"
-    local rps p50 p99 non2xx
+    wrk -t2 -c"$2" -d"$ROUND_SECONDS"s --latency -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$STATE/wrk-$1.txt"
+    report "$1" "$2" "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["assets"]))' "$STATE/answer-$1.json")"
+}
+
+report() { # NAME CONNECTIONS COUNT: a line of wrk's figures in $STATE/wrk-NAME.txt; stops at any non-2xx
+    local out="$STATE/wrk-$1.txt" rps p50 p99 non2xx
     rps=$(awk '/Requests\/sec/ {print $2}' "$out")
     p50=$(awk '$1 == "50%" {print $2}' "$out")
     p99=$(awk '$1 == "99%" {print $2}' "$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
-    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$2" "$count" "$rps" "$p50" "$p99" "$non2xx"
+    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "$non2xx"
     [ "$non2xx" = 0 ] || die "$1 saw $non2xx non-2xx answers"
 }
 
