@@ -117,8 +117,10 @@ final class PGConnection {
         var answer: OpaquePointer?
         for index in 0...settings.count {
             let result = PQgetResult(raw)
-            if PQgetResult(raw) != nil || result == nil {
+            let extra = result == nil ? nil : PQgetResult(raw)
+            if result == nil || extra != nil {
                 if let result { PQclear(result) }
+                if let extra { PQclear(extra) }
                 throw PGError(message: "PostgreSQL: the pipeline's answers are out of step [pipeline]", sqlState: nil, connectionLost: true)
             }
             if failure == nil, PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
