@@ -19,6 +19,12 @@
 #   BENCH_DB=postgres OTHER_ASSETS=100000 bench/search.sh
 #                                            PostgreSQL tenancy: as many again in workspace 2, interleaved
 #                                            with workspace 1's rows and matching the same queries
+#   COLD=1 bench/search.sh                   after the kinds above, the cold ones: substring and title
+#                                            rotating through 2,000+ distinct texts each (`cold_texts`),
+#                                            more than a process's search hints keep (SearchHints.capacity,
+#                                            1,024), so that every search walks first as a new text does
+#   COLD=only bench/search.sh                the hinted substring and title, `q=ch_20&type=video&sort=size`
+#                                            and the two cold kinds only (a short sitting)
 #
 # Run it under the exclusive lock: flock /tmp/assetd-bench.lock bench/search.sh
 set -euo pipefail
@@ -93,6 +99,10 @@ FROM generate_series(1::bigint, greatest($ASSETS, $OTHER_ASSETS)) AS i
 WHERE (ws = 1 AND i <= $ASSETS) OR (ws = 2 AND i <= $OTHER_ASSETS)
 ORDER BY i % 10, (i % 20) / 10, i, ws;
 COMMIT;
+-- The load's count of changed rows into the statistics now (they are sent at most once a
+-- second), so that the ANALYZE below zeroes it: else it lands after and the table looks
+-- changed since its statistics, which assetd then does not trust (SearchHints.share).
+SELECT pg_stat_force_next_flush() \g /dev/null
 -- What autovacuum does some seconds after a bulk load (the visibility map, the GIN
 -- indexes' pending lists merged, the planner's statistics), done now, so that every
 -- run measures the same settled table.
@@ -160,24 +170,87 @@ fi
 deep=$(sqlite3 "$DB" "SELECT id FROM asset WHERE workspace_id = 1 ORDER BY id DESC LIMIT 1 OFFSET 50000")
 fi
 
+# cold_texts KIND: one percent-encoded search text a line, 2,000 or more, of the shape and
+# selectivity of the fixed ones. substring: the end of one seed word, `_`, the start of
+# another (2 or 3 letters, then 2 to 5), as `ch_ri`: the file names `a_b_YEAR_N` of that
+# pair (some hundreds of rows each); and the end of one, `_`, the end of another, which no
+# name has (`ch_er`). title: three words of the titles `Trip to W YEAR`, as `trip to snow`
+# (about 2,500 rows each): trip, to and one of the 20 words, in each of their 6 orders and 27
+# mixes of case (the same rows; distinct texts to the hints, which keep the text as typed).
+cold_texts() {
+    python3 - "$1" "$WORDS" <<'PY'
+import itertools, re, sys, urllib.parse
+kind, words = sys.argv[1], re.findall(r"'([^']*)'", sys.argv[2])
+plain = [w for w in words if w.isascii()]
+texts = []
+if kind == "substring":
+    for a, b in itertools.product(plain, plain):
+        texts += [a[-k:] + "_" + b[:m] for k in (2, 3) for m in (2, 3, 4, 5)]
+        texts.append(a[-2:] + "_" + b[-2:])
+else:
+    cases = lambda w: [w, w.capitalize(), w.upper()]
+    for w in words:
+        for order in itertools.permutations(["trip", "to", w]):
+            texts += [" ".join(t) for t in itertools.product(*map(cases, order))]
+texts = list(dict.fromkeys(texts))
+assert len(texts) >= 2000, (kind, len(texts))
+print("\n".join(urllib.parse.quote_plus(t) for t in texts))
+PY
+}
+
+# run_cold NAME KIND: as `run`, wrk's requests rotating through KIND's `cold_texts`. Each
+# of wrk's 2 threads takes every other text, so that a text comes back only after all the
+# others (2,000 or more searches): the hints, 1,024 at most and all forgotten past that,
+# have forgotten it by then.
+run_cold() {
+    local texts="$STATE/cold-$2.txt" script="$STATE/cold-$2.lua"
+    cold_texts "$2" >"$texts"
+    {
+        echo "local texts = {"
+        sed 's/.*/"&",/' "$texts"
+        cat <<'LUA'
+}
+local next_id = 0
+function setup(thread) thread:set("id", next_id); next_id = next_id + 1 end
+function init(args) step = id end
+function request()
+    local text = texts[step % #texts + 1]
+    step = step + 2
+    return wrk.format("GET", "/api/assets?workspaceId=1&q=" .. text)
+end
+LUA
+    } >"$script"
+    wrk -t2 -c"$CONNECTIONS" -d"$ROUND_SECONDS"s --latency -s "$script" -H "Authorization: Bearer $TOKEN" "$BASE" >"$STATE/wrk-$1.txt"
+    report "$1" "$CONNECTIONS" "$(wc -l <"$texts") texts"
+}
+
 run() { # NAME CONNECTIONS PATH
-    local out="$STATE/wrk-$1.txt"
     curl -sfk -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$STATE/answer-$1.json" || die "$1: assetd does not answer $3"
-    local count
-    count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["assets"]))' "$STATE/answer-$1.json")
-    wrk -t2 -c"$2" -d"$ROUND_SECONDS"s --latency -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$out"
-    local rps p50 p99 non2xx
+    wrk -t2 -c"$2" -d"$ROUND_SECONDS"s --latency -H "Authorization: Bearer $TOKEN" "$BASE$3" >"$STATE/wrk-$1.txt"
+    report "$1" "$2" "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["assets"]))' "$STATE/answer-$1.json")"
+}
+
+report() { # NAME CONNECTIONS COUNT: a line of wrk's figures in $STATE/wrk-NAME.txt; stops at any non-2xx
+    local out="$STATE/wrk-$1.txt" rps p50 p99 non2xx
     rps=$(awk '/Requests\/sec/ {print $2}' "$out")
     p50=$(awk '$1 == "50%" {print $2}' "$out")
     p99=$(awk '$1 == "99%" {print $2}' "$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$out"); non2xx=${non2xx:-0}
-    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$2" "$count" "$rps" "$p50" "$p99" "$non2xx"
+    printf '%-22s %4s %8s %10s %10s %8s %7s\n' "$1" "$2" "$3" "$rps" "$p50" "$p99" "$non2xx"
     [ "$non2xx" = 0 ] || die "$1 saw $non2xx non-2xx answers"
 }
 
 say "warming up"
 wrk -t2 -c8 -d2s -H "Authorization: Bearer $TOKEN" "$BASE/api/assets?workspaceId=1" >/dev/null
 printf '\n%-22s %4s %8s %10s %10s %8s %7s\n' query conn assets req/s p50 p99 non-2xx
+if [ "${COLD:-}" = only ]; then
+    run q-substring "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_ri"
+    run q-title "$CONNECTIONS" "/api/assets?workspaceId=1&q=trip+to+snow"
+    run q-substring-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_20&type=video&sort=size"
+    run_cold cold-substring substring
+    run_cold cold-title title
+    exit 0
+fi
 run list "$LIST_CONNECTIONS" "/api/assets?workspaceId=1"
 run list-c8 "$CONNECTIONS" "/api/assets?workspaceId=1"
 run list-deep "$CONNECTIONS" "/api/assets?workspaceId=1&cursor=$deep"
@@ -198,3 +271,7 @@ run q-sort-size "$CONNECTIONS" "/api/assets?workspaceId=1&q=beach&sort=size"
 run q-prefix-river "$CONNECTIONS" "/api/assets?workspaceId=1&q=rive"
 run q-substring-sort "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_20&type=video&sort=size"
 run q-prefix-name "$CONNECTIONS" "/api/assets?workspaceId=1&q=bea&sort=name"
+if [ -n "${COLD:-}" ]; then
+    run_cold cold-substring substring
+    run_cold cold-title title
+fi

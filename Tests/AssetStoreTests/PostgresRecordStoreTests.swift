@@ -25,6 +25,26 @@ struct PostgresRecordStoreTests {
         return try #require(try db.markAssetReady(id: asset.id, size: 10, etag: "\"e1\"", sha256: nil, thumbnail: .none))
     }
 
+    /// Settings sent with a statement in one round trip (`PGConnection.query(after:_:_:)`, a
+    /// search's change of plan): applied with it, undone with it when it fails (one implicit
+    /// transaction), and the connection usable after either.
+    @Test func settingsSentWithAStatementAreUndoneWhenItFails() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let store = try PostgresRecordStore(url: url)
+        try store.pool.with { connection in
+            let result = try connection.query(after: ["SET enable_sort = off", "SET enable_bitmapscan = off"],
+                                              "SELECT current_setting('enable_sort'), $1::int", [7])
+            #expect(result.first?.string(0) == "off" && result.first?.int(1) == 7)
+            #expect(throws: PGError.self) { try connection.query(after: ["SET enable_sort = on"], "SELECT 1 / $1::int", [0]) }
+            #expect(connection.isUsable)
+            #expect(try connection.query("SHOW enable_sort").first?.string(0) == "off")
+            #expect(throws: PGError.self) { try connection.query(after: ["SET no_such_setting = 1"], "SELECT $1::int", [1]) }
+            #expect(connection.isUsable)
+            #expect(try connection.query(after: [], "SELECT $1::int", [3]).first?.int(0) == 3)
+            try connection.execute("RESET enable_sort; RESET enable_bitmapscan")
+        }
+    }
+
     @Test func aLeasedTaskIsNoOtherHostsUntilItExpiresAndThenTheOldHolderIsFenced() throws {
         let (a, b) = try hosts(lease: .seconds(1), aRenews: false)
         let asset = try readyAsset(a)

@@ -70,4 +70,31 @@ struct SearchGateTests {
         done.wait()
         #expect(try gate.run { 7 } == 7)
     }
+
+    /// A search that waited at the gate waits for a search connection only until its
+    /// deadline, and the 503's message names the search connections, their setting and
+    /// the wait it made (review13 P3), not the main pool's 5 s.
+    @Test func aSearchConnectionsWaitIsNamedForWhatItWaited() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var settings = PostgresRecordStore.Settings()
+        settings.searches = 1
+        let store = try PostgresRecordStore(url: url, settings: settings)
+        let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? store.searchPool.with { _ in holding.signal(); release.wait() }
+            done.signal()
+        }
+        holding.wait()
+        defer { release.signal(); done.wait() }
+        let started = ContinuousClock.now
+        do {
+            try store.searchPool.with(until: .now + .milliseconds(200)) { _ in }
+            Issue.record("a busy search connection was handed out")
+        } catch let error as PGError {
+            #expect(error.sqlState == "53300")
+            #expect(error.message.contains("search connection") && error.message.contains("ASSETD_DATABASE_SEARCHES=1"), "\(error.message)")
+            #expect(!error.message.contains("5 seconds") && !error.message.contains("ASSETD_DATABASE_POOL"), "\(error.message)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
 }

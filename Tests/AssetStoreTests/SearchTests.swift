@@ -338,14 +338,15 @@ struct SearchTests {
         var settings = keyed
         settings.searchBounds.workspaceKey = .byShare
         let dominant = try PostgresRecordStore(url: url, settings: settings)
-        // Workspace 1: 400 assets; workspace 2: 20, named alike, sharing heap pages.
+        // Workspace 1: 400 assets; workspace 2: 4, named alike, sharing heap pages.
         try store.pool.with { connection in
             try connection.execute("""
                 INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at, title)
                 SELECT w, 'k' || w || '-' || i, 'trip_' || i || '_x', (ARRAY['image/png', 'video/mp4'])[i % 2 + 1], i % 97, 'ready', 0, 0,
                        CASE WHEN i % 3 = 0 THEN 'Trip to snow' END
-                FROM generate_series(0, 399) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) WHERE w = 1 OR i % 20 = 0 ORDER BY i, w
+                FROM generate_series(0, 399) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) WHERE w = 1 OR i % 100 = 0 ORDER BY i, w
                 """)
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
             try connection.execute("ANALYZE asset")
         }
         let shares = try dominant.searchPool.with { connection throws -> (Double, Double) in
@@ -367,8 +368,87 @@ struct SearchTests {
                 }
             }
         }
-        #expect(try dominant.allPages(query(2, "snow", limit: 50)).count == 7)
+        #expect(try dominant.searchPool.with { (try dominant.workspaceKeyed(1, $0), try dominant.workspaceKeyed(2, $0)) } == (false, true))
+        #expect(try dominant.allPages(query(2, "snow", limit: 50)).count == 2)
         #expect(try dominant.allPages(query(1, "trip to snow", limit: 50)).count == 134)
+    }
+
+    /// A workspace's share is not trusted from statistics that more than `staleShare` of the
+    /// table changed since (review13 P1): after an import into another workspace, the one
+    /// that was most of the table keeps its key in the GIN scans until an ANALYZE.
+    @Test func aShareFromStaleStatisticsIsNotTrusted() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let store = try PostgresRecordStore(url: url)
+        func insert(_ workspace: Int64, _ count: Int) throws {
+            try store.pool.with { connection in
+                try connection.execute("""
+                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+                // Its count of changed rows into the statistics now, not up to a second later.
+                _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            }
+        }
+        func share(_ workspace: Int64) throws -> Double {
+            let fresh = try PostgresRecordStore(url: url)
+            return try fresh.searchPool.with { try fresh.searchHints.share(of: workspace, $0) }
+        }
+        try insert(1, 400)
+        try insert(2, 5)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        #expect(try share(1) > PostgresRecordStore.keylessShare)
+        // 10 % of the table changed since: still trusted; more: not (0, the key kept).
+        try insert(2, 30)
+        #expect(try share(1) > PostgresRecordStore.keylessShare)
+        try insert(2, 400)
+        #expect(try share(1) == 0)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        #expect(try share(1) > 0.4 && share(1) < PostgresRecordStore.keylessShare)
+    }
+
+    /// A workspace that holds half the table, or most of it beside 2,000 rows of others or
+    /// more, keeps its key in the GIN scans (review13 P1): keyless, its searches' time would
+    /// grow with the other workspaces' matches of its words, which its users could time.
+    @Test func aWorkspaceOfHalfTheTableKeepsItsKey() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        let store = try PostgresRecordStore(url: url)
+        try store.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at, title)
+                SELECT w, 'k' || w || '-' || i, 'f_' || i, 'image/png', i, 'ready', 0, 0, 'qqfoo ' || i
+                FROM generate_series(1, 400) AS i CROSS JOIN (VALUES (1), (2)) AS v(w) WHERE w = 1 OR i <= 300
+                """)
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            try connection.execute("ANALYZE asset")
+        }
+        let (share, keyed) = try store.searchPool.with { connection in
+            (try store.searchHints.share(of: 1, connection), try store.workspaceKeyed(1, connection))
+        }
+        #expect(share > 0.5 && keyed, "share \(share)")
+        #expect(try store.searchPool.with { try store.workspaceKeyed(2, $0) })
+        #expect(try store.allPages(query(1, "qqfoo", limit: 50)).count == 400)
+    }
+
+    /// The sparse-query hints (review13 P2): one workspace's stream of distinct texts forgets
+    /// its own oldest only, never another workspace's; all of them together stay within
+    /// `capacity`, each workspace keeping its newest.
+    @Test func oneWorkspacesStreamOfQueriesForgetsOnlyItsOwnHints() {
+        let hints = SearchHints()
+        for index in 0..<10 { hints.remember("a\(index)", workspace: 1, gathered: index % 2 == 0) }
+        for index in 0..<5_000 { hints.remember("b\(index)", workspace: 2, gathered: true) }
+        #expect((0..<10).allSatisfy { hints.gathered("a\($0)", workspace: 1) == ($0 % 2 == 0) })
+        #expect(hints.gathered("b4999", workspace: 2) == true)
+        #expect(hints.gathered("b\(4_999 - SearchHints.workspaceCapacity + 1)", workspace: 2) == true)
+        #expect(hints.gathered("b\(4_999 - SearchHints.workspaceCapacity)", workspace: 2) == nil)
+        #expect(hints.gathered("a1", workspace: 2) == nil)
+        for workspace: Int64 in 10..<20 {
+            for index in 0..<200 { hints.remember("c\(index)", workspace: workspace, gathered: false) }
+        }
+        #expect(hints.remembered <= SearchHints.capacity)
+        #expect((Int64(10)..<20).allSatisfy { hints.gathered("c199", workspace: $0) == false })
+        hints.remember("c199", workspace: 19, gathered: nil)
+        #expect(hints.gathered("c199", workspace: 19) == nil)
     }
 
     static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {

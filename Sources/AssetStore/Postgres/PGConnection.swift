@@ -71,21 +71,15 @@ final class PGConnection {
 
     deinit { PQfinish(raw) }
 
-    var isUsable: Bool { PQstatus(raw) == CONNECTION_OK && PQtransactionStatus(raw) == PQTRANS_IDLE }
+    /// Connected, outside a transaction, and not left in pipeline mode by a failed `query(after:_:_:)`.
+    var isUsable: Bool {
+        PQstatus(raw) == CONNECTION_OK && PQtransactionStatus(raw) == PQTRANS_IDLE && PQpipelineStatus(raw) == PQ_PIPELINE_OFF
+    }
 
     /// Runs `sql` with `parameters` as `$1...`; the rows, if any. Prepared on first use.
     @discardableResult
     func query(_ sql: String, _ parameters: [any PGBindable] = []) throws(PGError) -> PGResult {
-        let name: String
-        if let known = prepared[sql] {
-            name = known
-        } else {
-            name = "s\(prepared.count)"
-            let result = PQprepare(raw, name, sql, 0, nil)
-            try check(result, sql: sql)
-            PQclear(result)
-            prepared[sql] = name
-        }
+        let name = try preparedName(sql)
         let texts = parameters.map { $0.pgText.map { strdup($0) } ?? nil }
         defer { texts.forEach { free($0) } }
         let result = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
@@ -96,6 +90,56 @@ final class PGConnection {
         return PGResult(raw: result!)
     }
 
+    /// Runs `settings` (statements without parameters or rows, one each: SETs), then `sql`
+    /// with `parameters` as `query` does, in one round trip: libpq's pipeline mode, one Sync
+    /// after them all, so that they are one implicit transaction (a failing `sql` undoes the
+    /// settings too: the session is as before). A search's change of plan (`use`) was a
+    /// round trip of its own before each statement that needed it.
+    func query(after settings: [String], _ sql: String, _ parameters: [any PGBindable]) throws(PGError) -> PGResult {
+        let name = try preparedName(sql)
+        guard PQenterPipelineMode(raw) == 1 else {
+            throw PGError(message: "PostgreSQL: libpq could not enter pipeline mode: \(Self.trimmed(PQerrorMessage(raw)))",
+                          sqlState: nil, connectionLost: PQstatus(raw) != CONNECTION_OK)
+        }
+        let texts = parameters.map { $0.pgText.map { strdup($0) } ?? nil }
+        defer { texts.forEach { free($0) } }
+        var sent = settings.allSatisfy { PQsendQueryParams(raw, $0, 0, nil, nil, nil, nil, 0) == 1 }
+        sent = sent && texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
+            PQsendQueryPrepared(raw, name, Int32(texts.count), values.baseAddress, nil, nil, 0) == 1
+        }
+        guard sent, PQpipelineSync(raw) == 1 else {
+            // What was sent cannot be read back in order: the connection is not reused.
+            throw PGError(message: "PostgreSQL: \(Self.trimmed(PQerrorMessage(raw))) [pipeline]", sqlState: nil, connectionLost: true)
+        }
+        // Every statement's result, each followed by a NULL, then the Sync's. The first
+        // failure is thrown once all are read (the statements after it come back aborted).
+        var failure: PGError?
+        var answer: OpaquePointer?
+        for index in 0...settings.count {
+            let result = PQgetResult(raw)
+            let extra = result == nil ? nil : PQgetResult(raw)
+            if result == nil || extra != nil {
+                if let result { PQclear(result) }
+                if let extra { PQclear(extra) }
+                throw PGError(message: "PostgreSQL: the pipeline's answers are out of step [pipeline]", sqlState: nil, connectionLost: true)
+            }
+            if failure == nil, PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
+                do { try check(result, sql: index < settings.count ? settings[index] : sql, clears: false) } catch { failure = error }
+            }
+            if index == settings.count, failure == nil { answer = result } else { PQclear(result) }
+        }
+        let sync = PQgetResult(raw)
+        let synced = sync.map(PQresultStatus) == PGRES_PIPELINE_SYNC
+        if let sync { PQclear(sync) }
+        guard synced, PQexitPipelineMode(raw) == 1 else {
+            if let answer { PQclear(answer) }
+            throw PGError(message: "PostgreSQL: the pipeline ended without its Sync [pipeline]", sqlState: nil, connectionLost: true)
+        }
+        if let failure { throw failure }
+        answered += 1
+        return PGResult(raw: answer!)
+    }
+
     /// Runs statements without parameters (BEGIN, COMMIT, SET, a migration's DDL).
     func execute(_ sql: String) throws(PGError) {
         let result = PQexec(raw, sql)
@@ -104,13 +148,25 @@ final class PGConnection {
         PQclear(result)
     }
 
-    private func check(_ result: OpaquePointer?, sql: String) throws(PGError) {
+    /// The name `sql` is prepared under on this connection, prepared now if it is new.
+    private func preparedName(_ sql: String) throws(PGError) -> String {
+        if let known = prepared[sql] { return known }
+        let name = "s\(prepared.count)"
+        let result = PQprepare(raw, name, sql, 0, nil)
+        try check(result, sql: sql)
+        PQclear(result)
+        prepared[sql] = name
+        return name
+    }
+
+    /// Throws the failure `result` holds, if any (freeing it, unless `clears` is false).
+    private func check(_ result: OpaquePointer?, sql: String, clears: Bool = true) throws(PGError) {
         let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
         guard status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK else { return }
         let state = result.flatMap { PQresultErrorField($0, Int32(UInt8(ascii: "C"))) }.map { String(cString: $0) }
         let message = result.flatMap { PQresultErrorMessage($0) }.map { Self.trimmed($0) } ?? ""
         let fallback = Self.trimmed(PQerrorMessage(raw))
-        if let result { PQclear(result) }
+        if clears, let result { PQclear(result) }
         let lost = PQstatus(raw) != CONNECTION_OK
         // The statement's first words only: values travel as parameters, never in the text.
         let head = sql.split(separator: " ", maxSplits: 3).prefix(3).joined(separator: " ")

@@ -15,6 +15,10 @@ final class PGPool: @unchecked Sendable {
         var statementTimeout: Duration = .seconds(10)
         var backoff: Duration = .seconds(1)
         var applicationName = "assetd"
+        /// What the pool's connections are, and the setting of their number, for its "busy"
+        /// error: the main pool's, or the search connections' (`PostgresRecordStore.searchPool`).
+        var name = "database connection"
+        var sizeSetting = "ASSETD_DATABASE_POOL"
         /// Statements every new connection of this pool runs after the common settings:
         /// the search connections' session (`PostgresRecordStore.searchSession`).
         var session: String?
@@ -120,7 +124,8 @@ final class PGPool: @unchecked Sendable {
     }
 
     private func acquire(fresh: Bool = false, until callerDeadline: ContinuousClock.Instant? = nil) throws -> (PGConnection, reused: Bool) {
-        let deadline = min(ContinuousClock.now + settings.acquireTimeout, callerDeadline ?? .now + settings.acquireTimeout)
+        let started = ContinuousClock.now
+        let deadline = min(started + settings.acquireTimeout, callerDeadline ?? started + settings.acquireTimeout)
         condition.lock()
         if fresh {
             // A restart breaks every connection made before it: drop the idle ones at once.
@@ -158,7 +163,10 @@ final class PGPool: @unchecked Sendable {
                   || !idle.isEmpty || open < settings.size
             else {
                 condition.unlock()
-                throw PGError(message: "every database connection stayed busy for \(settings.acquireTimeout) (ASSETD_DATABASE_POOL=\(settings.size))",
+                // The wait made here (a search's deadline may have left it less than
+                // acquireTimeout: the rest went to its turn, `SearchGate`).
+                let waited = Int((ContinuousClock.now - started) / .milliseconds(1))
+                throw PGError(message: "every \(settings.name) stayed busy for \(waited) ms (\(settings.sizeSetting)=\(settings.size))",
                               sqlState: "53300", connectionLost: false)
             }
         }

@@ -106,17 +106,23 @@ extension PostgresRecordStore {
     /// (`asset.workspace_id + 0 = $n`, which no index serves), so another workspace's row
     /// never comes back; it only costs a heap visit.
     enum WorkspaceKey: Sendable {
-        /// The key unless the workspace holds `keylessShare` of the table or more, by the
-        /// planner's statistics (`SearchHints.share`).
+        /// The key unless the workspace holds `keylessShare` of the table or more and the
+        /// other workspaces fewer than `keylessOtherRows` rows, by the planner's statistics
+        /// (`SearchHints.share`).
         case byShare
         case always
         case never
     }
 
-    /// The share of the table from which a workspace's gathers leave its key out: its
-    /// matches are then at least half of all workspaces' (with words spread alike), so the
-    /// heap visits that the key would save are at most as many as the workspace's own.
-    static let keylessShare = 0.5
+    /// The share of the table from which a workspace's gathers leave its key out, with
+    /// the other workspaces' rows fewer than `keylessOtherRows`: a workspace that is (nearly)
+    /// the whole table, whose key leaves out (nearly) nothing. Keyless, a gather visits the
+    /// other workspaces' matches too (each a heap visit, ~1 µs): its time depends on them,
+    /// and their number could be timed by the workspace's users (review13 P1: at half the
+    /// table, 12,000 foreign matches made a search 3x slower). The bound makes that at most
+    /// 2,000 visits (~2 ms) of rows that are not its own, in a table that is all but its own.
+    static let keylessShare = 0.98
+    static let keylessOtherRows = 2_000.0
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -277,7 +283,9 @@ extension PostgresRecordStore {
     /// 3. otherwise the walk on, unbounded (matches are common, or more than
     ///    `gatheredMatches` of the workspace's rows match, so the walk meets them soon).
     /// Either way a search reads its own workspace's rows only, never in proportion to
-    /// other workspaces' matches; statement_timeout bounds what a crowded corpus makes of it.
+    /// other workspaces' matches, but for the gathers of a workspace that is nearly the whole
+    /// table (`WorkspaceKey`), which read the others' matches too (of fewer than 2,000 rows);
+    /// statement_timeout bounds what a crowded corpus makes of it.
     private func page(_ connection: PGConnection, _ query: PageQuery) throws -> (rows: [PGRow], laterTiersRead: Bool) {
         let direction = query.descending ? "DESC" : "ASC"
         let key = query.key
@@ -293,13 +301,12 @@ extension PostgresRecordStore {
         // A query whose first walk lately met few matches (a title, a substring: their
         // walks meet none in the bench's order) gathers at once, as that walk would have
         // led it to, without the walk (0.5-0.9 ms) nor its plan's SETs.
-        if bounds.gathersFirst, let hint = query.hint, let laterTiers = searchHints.gathered(hint) {
+        if bounds.gathersFirst, let hint = query.hint, let laterTiers = searchHints.gathered(hint, workspace: query.workspaceID) {
             if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) { return gathered }
-            searchHints.remember(hint, gathered: nil)
+            searchHints.remember(hint, workspace: query.workspaceID, gathered: nil)
             gatheredTooMany = true
         }
         for rows in [bounds.firstWalkedRows, bounds.walkedRows] {
-            try use(.walk, connection)
             let sql = SQLParameters()
             let workspace = sql.bind(query.workspaceID)
             let after = query.position(sql).map { " AND \($0)" } ?? ""
@@ -313,7 +320,7 @@ extension PostgresRecordStore {
                 // how many any later tier matches (one row at least, NULL columns when this
                 // tier has none).
                 let matched = tiers.matched(sql)
-                let result = try connection.query("""
+                let result = try self.query(.walk, connection, """
                     WITH walked AS MATERIALIZED (
                         SELECT asset.* FROM asset WHERE \(Self.walking(workspace, query.type))\(after) ORDER BY \(order) LIMIT \(rows))
                     SELECT \(Self.assetColumns), NULL, total.found
@@ -325,7 +332,7 @@ extension PostgresRecordStore {
                 walkedInLaterTiers = result.first?.int(Self.assetColumnCount + 1) ?? 0
                 walked = result.filter { $0.int64(0) != nil }
             } else {
-                walked = try connection.query("""
+                walked = try self.query(.walk, connection, """
                     SELECT \(Self.assetColumns), \(key == nil ? "NULL" : "asset.sort_key") FROM (
                         SELECT asset.*, \(key ?? "NULL") AS sort_key FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
                         ORDER BY \(order) LIMIT \(rows)
@@ -336,16 +343,15 @@ extension PostgresRecordStore {
             guard walked.count * 60 <= rows, !gatheredTooMany else { continue }
             let laterTiers = walkedInLaterTiers.map { $0 * 60 <= rows } ?? false
             if let gathered = try gatherPage(connection, query, thisTier, laterTiers: laterTiers) {
-                if let hint = query.hint { searchHints.remember(hint, gathered: laterTiers) }
+                if let hint = query.hint { searchHints.remember(hint, workspace: query.workspaceID, gathered: laterTiers) }
                 return gathered
             }
             gatheredTooMany = true
         }
-        try use(.walk, connection)
         let sql = SQLParameters()
         let workspace = sql.bind(query.workspaceID)
         let after = query.position(sql).map { " AND \($0)" } ?? ""
-        return (try connection.query("""
+        return (try self.query(.walk, connection, """
             SELECT \(Self.assetColumns), \(key ?? "NULL") FROM asset WHERE \(Self.walking(workspace, query.type))\(after)
             AND \(query.filters(sql)) AND \(query.text(sql)) ORDER BY \(order) LIMIT \(sql.bind(query.limit))
             """, sql.values).rows, false)
@@ -366,11 +372,12 @@ extension PostgresRecordStore {
     }
 
     /// Whether a gather in the workspace takes its key in the GIN scans (`WorkspaceKey`).
-    private func workspaceKeyed(_ workspaceID: Int64, _ connection: PGConnection) throws -> Bool {
+    func workspaceKeyed(_ workspaceID: Int64, _ connection: PGConnection) throws -> Bool {
         switch settings.searchBounds.workspaceKey {
         case .always: true
         case .never: false
         case .byShare: try searchHints.share(of: workspaceID, connection) < Self.keylessShare
+            || searchHints.otherRows(besides: workspaceID, connection) >= Self.keylessOtherRows
         }
     }
 
@@ -411,10 +418,9 @@ extension PostgresRecordStore {
         let sql = SQLParameters()
         let workspace = sql.bind(workspaceID)
         let ctes = gathering("matched", sql, workspace: workspace, keyed: keyed, filters: filters, gathered, limit: limit)
-        try use(.bitmap, connection)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
-        let rows = try connection.query("""
+        let rows = try self.query(.bitmap, connection, """
             WITH \(ctes)
             SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
             LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
@@ -439,8 +445,7 @@ extension PostgresRecordStore {
         let workspace = sql.bind(query.workspaceID)
         let ctes = [gathering("tier", sql, workspace: workspace, keyed: keyed, filters: query.filters, thisTier, limit: query.limit),
                     gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
-        try use(.bitmap, connection)
-        let rows = try connection.query("""
+        let rows = try self.query(.bitmap, connection, """
             WITH \(ctes.joined(separator: ",\n"))
             (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
                 ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
@@ -470,21 +475,28 @@ extension PostgresRecordStore {
 
     enum Plan { case walk, bitmap }
 
-    /// The plans a step may use, for the connection's session (a search connection): the
-    /// walk (an index scan; no bitmap, and no sort, else the planner, misled by its
-    /// estimates, reads every row of the workspace by another index and sorts them) or
-    /// bitmaps only. The connection remembers which its session has, so that a step of the
-    /// same plan costs no round trip; it is changed only once PostgreSQL has applied it.
-    private func use(_ plan: Plan, _ connection: PGConnection) throws {
-        guard connection.searchPlan != plan else { return }
-        try connection.execute(Self.settings(of: plan))
+    /// Runs a step's statement under `plan`, of the plans a step may use, for the
+    /// connection's session (a search connection): the walk (an index scan; no bitmap, and
+    /// no sort, else the planner, misled by its estimates, reads every row of the workspace
+    /// by another index and sorts them) or bitmaps only. The connection remembers which its
+    /// session has, so that a step of the same plan sends its statement alone; another
+    /// plan's SETs go in the statement's round trip (`PGConnection.query(after:_:_:)`), and
+    /// the connection's plan changes only once PostgreSQL has applied them.
+    private func query(_ plan: Plan, _ connection: PGConnection, _ sql: String, _ values: [any PGBindable]) throws -> PGResult {
+        guard connection.searchPlan != plan else { return try connection.query(sql, values) }
+        let result = try connection.query(after: Self.settingStatements(of: plan), sql, values)
         connection.searchPlan = plan
+        return result
     }
 
     private static func settings(of plan: Plan) -> String {
+        settingStatements(of: plan).joined(separator: "; ")
+    }
+
+    private static func settingStatements(of plan: Plan) -> [String] {
         switch plan {
-        case .walk: "SET enable_bitmapscan = off; SET enable_sort = off; SET enable_indexscan = on"
-        case .bitmap: "SET enable_bitmapscan = on; SET enable_sort = on; SET enable_indexscan = off"
+        case .walk: ["SET enable_bitmapscan = off", "SET enable_sort = off", "SET enable_indexscan = on"]
+        case .bitmap: ["SET enable_bitmapscan = on", "SET enable_sort = on", "SET enable_indexscan = off"]
         }
     }
 

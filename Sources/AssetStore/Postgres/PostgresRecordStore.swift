@@ -83,6 +83,8 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         searchSettings.size = searchGate.limit
         searchSettings.session = Self.searchSession
         searchSettings.applicationName = "assetd-search"
+        searchSettings.name = "search connection"
+        searchSettings.sizeSetting = "ASSETD_DATABASE_SEARCHES"
         searchSettings.idleTimeout = Self.searchIdleTimeout
         searchPool = PGPool(url: url, settings: searchSettings)
         do {
