@@ -203,6 +203,51 @@ struct RequestHeadersTests {
         #expect(Request.Headers([:]).withValue("host") { $0 == nil })
     }
 
+    /// The name's bytes as the byte-by-byte loop turned them (before the eight-at-a-time
+    /// one): A-Z to a-z, "_" to "-", and whether all were ASCII.
+    static func loweredByteByByte(_ name: [UInt8]) -> ([UInt8], Bool) {
+        var ascii = true
+        let out = name.map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "_"): return UInt8(ascii: "-")
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte + 32
+            case 0x80...: ascii = false; return byte
+            default: return byte
+            }
+        }
+        return (out, ascii)
+    }
+
+    /// Every byte value at every place of names 1-17 bytes long, with and without eight
+    /// bytes after the name in the buffer: the same bytes and the same answer as the
+    /// byte-by-byte loop, and the bytes after the name (the "=" and the value) untouched.
+    @Test func namesLowerCasedEightAtATimeAsByteByByte() {
+        let after: [UInt8] = Array("=Value_AZ\u{80}".utf8)
+        var checked = 0, mismatches: [[UInt8]] = []
+        for length in 1...17 {
+            for place in 0..<length {
+                for value in 0...255 {
+                    // A name of varied neighbours: "_", letters either side of A-Z, high bytes.
+                    let fill: [UInt8] = [0x5f, 0x41, 0x5a, 0x40, 0x5b, 0x60, 0x61, 0x7a, 0x7b, 0x7f, 0x80, 0xff, 0x2d, 0x30]
+                    var name = (0..<length).map { fill[($0 * 7 + length) % fill.count] }
+                    name[place] = UInt8(value)
+                    let (expected, expectedASCII) = Self.loweredByteByByte(name)
+                    for tail in [after, [UInt8(ascii: "=")]] {
+                        var buffer = [0x41, 0x5f] + name + tail
+                        let ascii = buffer.withUnsafeMutableBytes { Request.Headers.lowerCGIName(in: $0, 2..<(2 + length)) }
+                        if Array(buffer[2..<(2 + length)]) != expected || ascii != expectedASCII
+                            || Array(buffer[0..<2]) != [0x41, 0x5f] || Array(buffer[(2 + length)...]) != tail {
+                            mismatches.append(name)
+                        }
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(mismatches.prefix(5).map { $0 } == [])
+        #expect(checked == 2 * 256 * (1...17).reduce(0, +))
+    }
+
     @Test func fromADictionary() {
         let headers = Request.Headers(["authorization": "Bearer t", "content-type": "image/png"])
         #expect(headers["authorization"] == "Bearer t")
