@@ -129,6 +129,9 @@ extension Request {
         /// Spare buffers no larger than this are kept (bytes; a request with huge headers
         /// does not leave its buffer to every later request of its thread).
         static let reuseLimit = 16 * 1024
+        /// Nor a fields array with room for more headers than this: 40 bytes each, so at
+        /// most 10 KB (nginx passes up to 64 KB of header lines, thousands of empty ones).
+        static let fieldsReuseLimit = 256
 
         /// Empty headers for a new request: the calling thread's spare buffers, emptied,
         /// when it has some; else new ones with room for `capacity` bytes.
@@ -145,7 +148,7 @@ extension Request {
 
         /// Keeps `headers`' buffers as the calling thread's spare (`reused`).
         static func keepForReuse(_ headers: Headers) {
-            guard headers.bytes.capacity <= reuseLimit else { return }
+            guard headers.bytes.capacity <= reuseLimit, headers.fields.capacity <= fieldsReuseLimit else { return }
             spare.withValue { $0 = headers }
         }
 
@@ -256,5 +259,8 @@ extension Request {
 
         /// Whether there is no header.
         public var isEmpty: Bool { fields.isEmpty }
+
+        /// The room in the two buffers, for tests of what a spare keeps.
+        var capacities: (bytes: Int, fields: Int) { (bytes.capacity, fields.capacity) }
     }
 }

@@ -332,4 +332,21 @@ struct HeaderReuseTests {
         // Nothing spare now: new ones.
         #expect(Request.Headers.reused(capacity: 64).isEmpty)
     }
+
+    /// Thousands of empty headers fit in few bytes but a large fields array: neither buffer
+    /// is kept when it is larger than the limits (review13 S1).
+    @Test func manyTinyHeadersAreNotKept() {
+        do {
+            var headers = Request.Headers(capacity: 64)
+            for _ in 0..<5_000 {
+                Array("A=".utf8).withUnsafeBufferPointer { headers.append(cgiEntry: $0, nameCount: 1) }
+            }
+            #expect(headers.capacities.bytes <= Request.Headers.reuseLimit)
+            #expect(headers.capacities.fields >= 5_000)
+            Request.Headers.keepForReuse(headers)  // as a freed Request gives them
+        }
+        let next = Request.Headers.reused(capacity: 64)
+        #expect(next.capacities.fields <= Request.Headers.fieldsReuseLimit)
+        #expect(next.capacities.bytes <= Request.Headers.reuseLimit)
+    }
 }
