@@ -42,7 +42,15 @@ public final class Request {
     public internal(set) var parameters: [String: String] = [:]
     public var logger: Logger
 
-    public private(set) lazy var query: QueryParameters = QueryParameters(queryString)
+    /// The query string's fields, parsed on first use (into the thread's spare buffers:
+    /// `QueryParameters.reusing`).
+    public var query: QueryParameters {
+        if let parsedQuery { return parsedQuery }
+        let parsed = QueryParameters.reusing(queryString)
+        parsedQuery = parsed
+        return parsed
+    }
+    private var parsedQuery: QueryParameters?
 
     public convenience init(
         method: String, path: String, queryString: String = "", headers: [String: String] = [:],
@@ -65,8 +73,12 @@ public final class Request {
         self.logger = logger
     }
 
-    /// Gives the header buffers to this thread's next request (`Headers.reused`).
-    deinit { Headers.keepForReuse(headers) }
+    /// Gives the header buffers and the query's to this thread's next request
+    /// (`Headers.reused`, `QueryParameters.reusing`).
+    deinit {
+        Headers.keepForReuse(headers)
+        if let parsedQuery { QueryParameters.keepForReuse(parsedQuery) }
+    }
 
     /// Reads the whole body into memory, refusing more than `limit` bytes with 413.
     /// Only for small bodies (JSON); uploads stream through `body`.

@@ -350,3 +350,40 @@ struct HeaderReuseTests {
         #expect(next.capacities.bytes <= Request.Headers.reuseLimit)
     }
 }
+
+/// A freed request's parsed query goes to the thread's next one: the same answers as a
+/// fresh parse, and a copy that something still holds stays as it was.
+struct QueryReuseTests {
+    @Test func reusedQueriesAnswerAsFreshOnes() {
+        let queries = [
+            "workspaceId=1&assetId=2&UploadId=abc&PartNumber=7", "", "&&=v&x==y&e=%FF%41&t=%4&u=%&k",
+            "a=1&a=2&b", String(repeating: "q=1&", count: 40), "a=%C3%A9&b+c=d+e", "x",
+        ]
+        var held: QueryParameters?
+        for (i, text) in queries.enumerated() {
+            do {
+                let request = Request(method: "GET", path: "/", queryString: text)
+                let query = request.query
+                let fresh = QueryParameters(text)
+                #expect(query.pairs.map(\.name) == fresh.pairs.map(\.name))
+                #expect(query.pairs.map(\.value) == fresh.pairs.map(\.value))
+                #expect(query.values("a") == fresh.values("a"))
+                #expect(query["b c"] == fresh["b c"])
+                if i == 0 { held = query }
+            }
+        }
+        // The first request's query, held past its request, answers as it did.
+        #expect(held?["UploadId"] == "abc")
+        #expect(held?["PartNumber"] == "7")
+        #expect(held?.pairs.count == 4)
+    }
+
+    /// A query of thousands of fields leaves no spare of that size to the thread.
+    @Test func largeQueriesAreNotKept() {
+        do { _ = Request(method: "GET", path: "/", queryString: String(repeating: "a&", count: 5_000)).query }
+        let next = QueryParameters.reusing("x=1")
+        #expect(next.capacities.fields <= QueryParameters.fieldsReuseLimit)
+        #expect(next.capacities.raw <= QueryParameters.reuseLimit)
+        #expect(next["x"] == "1")
+    }
+}
