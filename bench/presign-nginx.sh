@@ -14,14 +14,8 @@ source "$(dirname "$0")/../scripts/lib/common.sh"
 case "${1:-}" in -h|--help) print_help "$0"; exit 0 ;; esac
 ROUNDS=${ROUNDS:-3}
 SECONDS_EACH=${SECONDS_EACH:-4}
-export ASSETD_THREADS=${THREADS:-16}
-export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-nginx.XXXXXX)}
-export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443} ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
-export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
-FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
-STATE=$ASSETD_STATE_DIR
-command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
 source "$ROOT/bench/lib-floor.sh"
+presign_settings nginx
 presign_stack
 start_reference "$((ASSETD_HTTPS_PORT + 2))" "$ASSETD_THREADS"
 conf=$STATE/nginx/assetd.conf
