@@ -13,7 +13,20 @@
 #   presign_stack                the dev stack, presign_request and the floor on FLOOR_PORT,
 #                                stopped on EXIT, both warmed with 2 s of `load`
 #   load PORT SECONDS            wrk -t2 -c64 on the part URL; prints the requests made
+#   presign_settings NAME        the settings the perf-based presign benchmarks share
+#                                (THREADS, a state directory /tmp/assetd-NAME.*, the ports,
+#                                FLOOR_PORT, STATE); they need perf
 floor_pid=""; floor_nginx=""; reference_pid=""; reference_nginx=""
+
+presign_settings() {
+    export ASSETD_THREADS=${THREADS:-16}
+    export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d "/tmp/assetd-$1.XXXXXX")}
+    export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443} ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
+    export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
+    FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
+    STATE=$ASSETD_STATE_DIR
+    command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
+}
 
 start_floor() {
     local port=$1 threads=$2

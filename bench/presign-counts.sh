@@ -13,14 +13,9 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 SECONDS_EACH=${SECONDS_EACH:-4}
-export ASSETD_THREADS=${THREADS:-16}
-export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-counts.XXXXXX)}
-export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443} ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
-export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
-FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
-STATE=$ASSETD_STATE_DIR
-command -v perf >/dev/null && command -v strace >/dev/null || die "needs perf and strace (apt-get install linux-perf strace)"
+command -v strace >/dev/null || die "needs strace (apt-get install strace)"
 source "$ROOT/bench/lib-floor.sh"
+presign_settings counts
 presign_stack
 targets="assetd floor"
 if [ "${REFERENCE:-on}" = on ]; then

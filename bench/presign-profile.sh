@@ -13,14 +13,8 @@ set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 SECONDS_EACH=${SECONDS_EACH:-5}
 FREQ=${FREQ:-4999}
-export ASSETD_THREADS=${THREADS:-16}
-export ASSETD_STATE_DIR=${ASSETD_STATE_DIR:-$(mktemp -d /tmp/assetd-profile.XXXXXX)}
-export ASSETD_HTTPS_PORT=${ASSETD_HTTPS_PORT:-28443} ASSETD_S3_PORT=${ASSETD_S3_PORT:-29000}
-export ASSETD_LOG_LEVEL=${ASSETD_LOG_LEVEL:-info}
-FLOOR_PORT=$((ASSETD_HTTPS_PORT + 1))
-STATE=$ASSETD_STATE_DIR
-command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
 source "$ROOT/bench/lib-floor.sh"
+presign_settings profile
 presign_stack
 assetd_pid=$(cat "$STATE/pids/assetd.pid")
 targets="assetd floor"

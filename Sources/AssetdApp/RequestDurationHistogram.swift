@@ -12,6 +12,11 @@ import Synchronization
 /// swift-prometheus renders a `DurationHistogram` (the same HELP and TYPE lines, label,
 /// bucket bounds and number formats; MetricsTests compares the two byte for byte), and the
 /// sums stay exact: `Duration`s added, as the registry adds them.
+///
+/// Made once a process, with its `Metrics` (Bootstrap), and never freed: its `PerThread`
+/// takes one of the process's 1,024 pthread keys, and freeing it cannot reach the leases
+/// other threads still hold (`PerThread` is meant to live as long as the process). Tests
+/// that make many may leak a few leases; nothing else should make one (review13 S2).
 final class RequestDurationHistogram: Sendable {
     static let name = "assetd_http_request_duration_seconds"
     static let help = "Time from the request's parameters to its response, by route."

@@ -42,7 +42,15 @@ public final class Request {
     public internal(set) var parameters: [String: String] = [:]
     public var logger: Logger
 
-    public private(set) lazy var query: QueryParameters = QueryParameters(queryString)
+    /// The query string's fields, parsed on first use (into the thread's spare buffers:
+    /// `QueryParameters.reusing`).
+    public var query: QueryParameters {
+        if let parsedQuery { return parsedQuery }
+        let parsed = QueryParameters.reusing(queryString)
+        parsedQuery = parsed
+        return parsed
+    }
+    private var parsedQuery: QueryParameters?
 
     public convenience init(
         method: String, path: String, queryString: String = "", headers: [String: String] = [:],
@@ -65,8 +73,12 @@ public final class Request {
         self.logger = logger
     }
 
-    /// Gives the header buffers to this thread's next request (`Headers.reused`).
-    deinit { Headers.keepForReuse(headers) }
+    /// Gives the header buffers and the query's to this thread's next request
+    /// (`Headers.reused`, `QueryParameters.reusing`).
+    deinit {
+        Headers.keepForReuse(headers)
+        if let parsedQuery { QueryParameters.keepForReuse(parsedQuery) }
+    }
 
     /// Reads the whole body into memory, refusing more than `limit` bytes with 413.
     /// Only for small bodies (JSON); uploads stream through `body`.
@@ -129,6 +141,9 @@ extension Request {
         /// Spare buffers no larger than this are kept (bytes; a request with huge headers
         /// does not leave its buffer to every later request of its thread).
         static let reuseLimit = 16 * 1024
+        /// Nor a fields array with room for more headers than this: 40 bytes each, so at
+        /// most 10 KB (nginx passes up to 64 KB of header lines, thousands of empty ones).
+        static let fieldsReuseLimit = 256
 
         /// Empty headers for a new request: the calling thread's spare buffers, emptied,
         /// when it has some; else new ones with room for `capacity` bytes.
@@ -145,7 +160,7 @@ extension Request {
 
         /// Keeps `headers`' buffers as the calling thread's spare (`reused`).
         static func keepForReuse(_ headers: Headers) {
-            guard headers.bytes.capacity <= reuseLimit else { return }
+            guard headers.bytes.capacity <= reuseLimit, headers.fields.capacity <= fieldsReuseLimit else { return }
             spare.withValue { $0 = headers }
         }
 
@@ -159,18 +174,57 @@ extension Request {
             let start = bytes.count
             bytes.append(contentsOf: entry)
             let middle = start + nameCount
-            var ascii = true
-            bytes.withUnsafeMutableBufferPointer { out in
-                for i in start..<middle {
-                    switch out[i] {
-                    case UInt8(ascii: "_"): out[i] = UInt8(ascii: "-")
-                    case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[i] += 32
-                    case 0x80...: ascii = false
-                    default: break
-                    }
-                }
-            }
+            let ascii = bytes.withUnsafeMutableBytes { Self.lowerCGIName(in: $0, start..<middle) }
             fields.append((start..<middle, middle + 1..<bytes.count, ascii))
+        }
+
+        /// Turns a CGI name's bytes at `range` of `buffer` into a header name in place (A-Z to
+        /// a-z, "_" to "-", every other byte as it is) and answers whether they are all ASCII.
+        ///
+        /// Eight bytes at a time, in a `UInt64`, rather than a switch a byte: per byte, bit 7
+        /// of `low + 0x3f` says "at least A" and bit 7 of `low + 0x25` says "above Z", where
+        /// `low` is the byte less its bit 7 (no sum carries into the next byte: 0x7f + 0x3f <
+        /// 0x100). A last word shorter than eight bytes is loaded whole when the buffer holds
+        /// eight from there (the name is followed by "=" and its value) and changed only in its
+        /// first bytes; otherwise byte by byte.
+        static func lowerCGIName(in buffer: UnsafeMutableRawBufferPointer, _ range: Range<Int>) -> Bool {
+            precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "the name lies in the buffer")
+            var ascii = true
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let left = range.upperBound - i
+                guard left >= 8 || buffer.count - i >= 8 else {
+                    // Fewer than eight bytes left in the whole buffer: one at a time.
+                    for j in i..<range.upperBound {
+                        let byte = buffer[j]
+                        if byte == UInt8(ascii: "_") {
+                            buffer[j] = UInt8(ascii: "-")
+                        } else if byte >= UInt8(ascii: "A"), byte <= UInt8(ascii: "Z") {
+                            buffer[j] = byte + 32
+                        } else if byte >= 0x80 {
+                            ascii = false
+                        }
+                    }
+                    break
+                }
+                // The bytes of this word that belong to the name (little-endian: the low ones).
+                let mask: UInt64 = left >= 8 ? ~0 : (1 << UInt64(8 * left)) - 1
+                let word = UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let high: UInt64 = 0x8080_8080_8080_8080
+                let low = word & ~high
+                let asciiBytes = ~word & high
+                let upper = (low &+ 0x3f3f_3f3f_3f3f_3f3f) & ~(low &+ 0x2525_2525_2525_2525) & asciiBytes
+                // A byte of `low ^ 0x5f...` is zero where the byte is "_": then bit 7 of its sum with 0x7f stays clear.
+                let underscore = ~((low ^ 0x5f5f_5f5f_5f5f_5f5f) &+ 0x7f7f_7f7f_7f7f_7f7f) & asciiBytes
+                // 0x20 turns A-Z into a-z; 0x72 turns "_" (0x5f) into "-" (0x2d).
+                let change = ((upper >> 2) | ((underscore >> 7) &* 0x72)) & mask
+                if word & high & mask != 0 { ascii = false }
+                if change != 0 {
+                    buffer.storeBytes(of: (word ^ change).littleEndian, toByteOffset: i, as: UInt64.self)
+                }
+                i += 8
+            }
+            return ascii
         }
 
         /// The value of the header `name` (lower-case), the last one given.
@@ -217,5 +271,8 @@ extension Request {
 
         /// Whether there is no header.
         public var isEmpty: Bool { fields.isEmpty }
+
+        /// The room in the two buffers, for tests of what a spare keeps.
+        var capacities: (bytes: Int, fields: Int) { (bytes.capacity, fields.capacity) }
     }
 }

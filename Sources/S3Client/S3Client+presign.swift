@@ -13,9 +13,7 @@ extension S3Client {
         let path = endpoint.path(bucket: configuration.bucket, key: key)
         var url: [UInt8] = []
         url.reserveCapacity(512)
-        url.append(contentsOf: endpoint.scheme.utf8)
-        url.append(contentsOf: "://".utf8)
-        url.append(contentsOf: endpoint.host.utf8)
+        url.append(contentsOf: publicOrigin)
         signer.appendPresignedQuery(
             to: &url, includingPath: true, method: method, path: path, query: query.map { ($0.0, $0.1) },
             headers: headers.isEmpty ? publicHostHeader : publicHostHeader + headers.map { ($0.0, $0.1) },

@@ -99,10 +99,14 @@ public final class S3Client: Sendable {
     let attempts = 3
     /// The `host` header every presigned URL signs: made once, not an array a presign.
     let publicHostHeader: [SigV4Signer.Field]
+    /// "scheme://host" of the public endpoint, the start of every presigned URL: made once
+    /// (three `append(contentsOf:)` of Strings' UTF-8 cost ~500 instructions a presign).
+    let publicOrigin: [UInt8]
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.publicHostHeader = [("host", configuration.publicEndpoint.host)]
+        self.publicOrigin = Array("\(configuration.publicEndpoint.scheme)://\(configuration.publicEndpoint.host)".utf8)
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         self.transport = CurlTransport()
         self.gate = configuration.gate.map(S3Gate.init(configuration:))

@@ -203,6 +203,51 @@ struct RequestHeadersTests {
         #expect(Request.Headers([:]).withValue("host") { $0 == nil })
     }
 
+    /// The name's bytes as the byte-by-byte loop turned them (before the eight-at-a-time
+    /// one): A-Z to a-z, "_" to "-", and whether all were ASCII.
+    static func loweredByteByByte(_ name: [UInt8]) -> ([UInt8], Bool) {
+        var ascii = true
+        let out = name.map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "_"): return UInt8(ascii: "-")
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte + 32
+            case 0x80...: ascii = false; return byte
+            default: return byte
+            }
+        }
+        return (out, ascii)
+    }
+
+    /// Every byte value at every place of names 1-17 bytes long, with and without eight
+    /// bytes after the name in the buffer: the same bytes and the same answer as the
+    /// byte-by-byte loop, and the bytes after the name (the "=" and the value) untouched.
+    @Test func namesLowerCasedEightAtATimeAsByteByByte() {
+        let after: [UInt8] = Array("=Value_AZ\u{80}".utf8)
+        var checked = 0, mismatches: [[UInt8]] = []
+        for length in 1...17 {
+            for place in 0..<length {
+                for value in 0...255 {
+                    // A name of varied neighbours: "_", letters either side of A-Z, high bytes.
+                    let fill: [UInt8] = [0x5f, 0x41, 0x5a, 0x40, 0x5b, 0x60, 0x61, 0x7a, 0x7b, 0x7f, 0x80, 0xff, 0x2d, 0x30]
+                    var name = (0..<length).map { fill[($0 * 7 + length) % fill.count] }
+                    name[place] = UInt8(value)
+                    let (expected, expectedASCII) = Self.loweredByteByByte(name)
+                    for tail in [after, [UInt8(ascii: "=")]] {
+                        var buffer = [0x41, 0x5f] + name + tail
+                        let ascii = buffer.withUnsafeMutableBytes { Request.Headers.lowerCGIName(in: $0, 2..<(2 + length)) }
+                        if Array(buffer[2..<(2 + length)]) != expected || ascii != expectedASCII
+                            || Array(buffer[0..<2]) != [0x41, 0x5f] || Array(buffer[(2 + length)...]) != tail {
+                            mismatches.append(name)
+                        }
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(mismatches.prefix(5).map { $0 } == [])
+        #expect(checked == 2 * 256 * (1...17).reduce(0, +))
+    }
+
     @Test func fromADictionary() {
         let headers = Request.Headers(["authorization": "Bearer t", "content-type": "image/png"])
         #expect(headers["authorization"] == "Bearer t")
@@ -286,5 +331,59 @@ struct HeaderReuseTests {
         #expect(again["a"] == nil)
         // Nothing spare now: new ones.
         #expect(Request.Headers.reused(capacity: 64).isEmpty)
+    }
+
+    /// Thousands of empty headers fit in few bytes but a large fields array: neither buffer
+    /// is kept when it is larger than the limits (review13 S1).
+    @Test func manyTinyHeadersAreNotKept() {
+        do {
+            var headers = Request.Headers(capacity: 64)
+            for _ in 0..<5_000 {
+                Array("A=".utf8).withUnsafeBufferPointer { headers.append(cgiEntry: $0, nameCount: 1) }
+            }
+            #expect(headers.capacities.bytes <= Request.Headers.reuseLimit)
+            #expect(headers.capacities.fields >= 5_000)
+            Request.Headers.keepForReuse(headers)  // as a freed Request gives them
+        }
+        let next = Request.Headers.reused(capacity: 64)
+        #expect(next.capacities.fields <= Request.Headers.fieldsReuseLimit)
+        #expect(next.capacities.bytes <= Request.Headers.reuseLimit)
+    }
+}
+
+/// A freed request's parsed query goes to the thread's next one: the same answers as a
+/// fresh parse, and a copy that something still holds stays as it was.
+struct QueryReuseTests {
+    @Test func reusedQueriesAnswerAsFreshOnes() {
+        let queries = [
+            "workspaceId=1&assetId=2&UploadId=abc&PartNumber=7", "", "&&=v&x==y&e=%FF%41&t=%4&u=%&k",
+            "a=1&a=2&b", String(repeating: "q=1&", count: 40), "a=%C3%A9&b+c=d+e", "x",
+        ]
+        var held: QueryParameters?
+        for (i, text) in queries.enumerated() {
+            do {
+                let request = Request(method: "GET", path: "/", queryString: text)
+                let query = request.query
+                let fresh = QueryParameters(text)
+                #expect(query.pairs.map(\.name) == fresh.pairs.map(\.name))
+                #expect(query.pairs.map(\.value) == fresh.pairs.map(\.value))
+                #expect(query.values("a") == fresh.values("a"))
+                #expect(query["b c"] == fresh["b c"])
+                if i == 0 { held = query }
+            }
+        }
+        // The first request's query, held past its request, answers as it did.
+        #expect(held?["UploadId"] == "abc")
+        #expect(held?["PartNumber"] == "7")
+        #expect(held?.pairs.count == 4)
+    }
+
+    /// A query of thousands of fields leaves no spare of that size to the thread.
+    @Test func largeQueriesAreNotKept() {
+        do { _ = Request(method: "GET", path: "/", queryString: String(repeating: "a&", count: 5_000)).query }
+        let next = QueryParameters.reusing("x=1")
+        #expect(next.capacities.fields <= QueryParameters.fieldsReuseLimit)
+        #expect(next.capacities.raw <= QueryParameters.reuseLimit)
+        #expect(next["x"] == "1")
     }
 }
