@@ -38,16 +38,30 @@ public struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// The unencoded request path for `key` in `bucket` (`key` empty: the bucket itself).
     func path(bucket: String, key: String) -> String {
-        // Joined by hand: an interpolation costs several times more, on every presign.
-        var path = "/"
-        if pathStyle {
-            path.reserveCapacity(bucket.utf8.count + key.utf8.count + 2)
-            path += bucket
-            if key.isEmpty { return path }
-            path += "/"
+        // Written into the new String's own storage, each part in one copy: an interpolation
+        // costs several times more, and three `+=` cost ~1,250 instructions a presign
+        // (callgrind).
+        var bucket = bucket, key = key
+        let withBucket = pathStyle
+        let count = 1 + (withBucket ? bucket.utf8.count + (key.isEmpty ? 0 : 1) : 0) + key.utf8.count
+        return String(unsafeUninitializedCapacity: count) { out in
+            var at = 0
+            func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                precondition(at + bytes.count <= out.count, "the path's parts fit the length measured")
+                if let base = bytes.baseAddress, let target = out.baseAddress { (target + at).update(from: base, count: bytes.count) }
+                at += bytes.count
+            }
+            let slash: StaticString = "/"
+            let slashBytes = UnsafeBufferPointer(start: slash.utf8Start, count: 1)
+            put(slashBytes)
+            if withBucket {
+                bucket.withUTF8(put)
+                if key.isEmpty { return at }
+                put(slashBytes)
+            }
+            key.withUTF8(put)
+            return at
         }
-        path += key
-        return path
     }
 
     public var description: String { "\(scheme)://\(host)\(pathStyle ? " (path style)" : "")" }
