@@ -50,7 +50,9 @@ public struct AccessLog: Responder {
         // value would be a series kept for ever.
         let method = Self.isKnownMethod(request.method) ? request.method : "other"
         metrics.request(route: route, method: method, status: response.status.code, duration: duration)
-        if logger.logLevel <= .info {
+        // The line handler's level is the logger's (a copy of its handler, and the logger is
+        // a `let`), read without the run-time exclusivity check of the logger's box.
+        if (lineHandler?.logLevel ?? logger.logLevel) <= .info {
             if let lineHandler, let buffer {
                 buffer.append { lines in
                     lineHandler.appendLine(level: .info, source: Self.source, message: "request", appendFields: { line in
