@@ -138,7 +138,7 @@ public enum URIEncoding {
             // 256 bytes (a test checks its length, and every byte against the rule): any
             // UInt8 indexes inside it.
             let unreserved = unreservedTable.utf8Start
-            for byte in bytes {
+            @inline(__always) func put(_ byte: UInt8) {
                 if unreserved[Int(byte)] == UInt8(ascii: "1") {
                     at.pointee = byte
                     at += 1
@@ -148,6 +148,28 @@ public enum URIEncoding {
                     at[2] = table[Int(byte & 0x0f)]
                     at += 3
                 }
+            }
+            // Eight bytes at a time while all eight are unreserved (ids, dates, names: most
+            // of a presign's ~110 bytes), copied as one word: the table's entries are "1"
+            // (0x31) or "0" (0x30), so their AND is "1" only when each is. A byte at a time
+            // cost ~10 instructions a byte (callgrind).
+            let base = bytes.baseAddress!
+            var i = 0
+            while bytes.count - i >= 8 {
+                let p = base + i
+                let all = unreserved[Int(p[0])] & unreserved[Int(p[1])] & unreserved[Int(p[2])] & unreserved[Int(p[3])]
+                    & unreserved[Int(p[4])] & unreserved[Int(p[5])] & unreserved[Int(p[6])] & unreserved[Int(p[7])]
+                if all == UInt8(ascii: "1") {
+                    UnsafeMutableRawPointer(at).copyMemory(from: p, byteCount: 8)
+                    at += 8
+                } else {
+                    for j in 0..<8 { put(p[j]) }
+                }
+                i += 8
+            }
+            while i < bytes.count {
+                put(base[i])
+                i += 1
             }
             return at - start
         }

@@ -116,6 +116,36 @@ struct URIEncodingTests {
         }
     }
 
+    /// The fresh fields' encoding, eight bytes at a time while all eight are unreserved,
+    /// against `appendEncoded` (the `isKept` rule): every ASCII byte at offsets on both sides
+    /// of the 8-byte steps, and non-ASCII characters across a step.
+    @Test func freshFieldsEveryByteInsideLongerText() {
+        func fresh(_ text: String) -> [UInt8] {
+            var merged: [UInt8] = []
+            URIEncoding.appendCanonicalQuery([], plus: (text, ""), merging: EncodedQuery([]), to: &merged)
+            return merged
+        }
+        func byRule(_ text: String) -> [UInt8] {
+            var out: [UInt8] = []
+            URIEncoding.appendEncoded(text, to: &out, keepSlash: false)
+            return out + [UInt8(ascii: "=")]
+        }
+        for value in 0...127 {
+            for offset in [0, 1, 7, 8, 9, 15, 16, 23, 24, 30] {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 31)
+                bytes[offset] = UInt8(value)
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(fresh(text) == byRule(text), "byte \(value) at \(offset)")
+            }
+        }
+        for length in 0...20 {
+            for special in ["é", "☃", "/", "~", "%"] {
+                let text = String(repeating: "Ab9-_.~", count: 3).prefix(length) + special + "tail0123456789"
+                #expect(fresh(String(text)) == byRule(String(text)), "\(text)")
+            }
+        }
+    }
+
     @Test func mixedRunsAndSorting() {
         #expect(URIEncoding.encode("a b/c~d%") == "a%20b%2Fc~d%25")
         #expect(URIEncoding.encodePath("/k/ä b.jpg") == "/k/%C3%A4%20b.jpg")
