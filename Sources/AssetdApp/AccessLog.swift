@@ -21,6 +21,8 @@ public struct AccessLog: Responder {
     /// Where the lines go when they are buffered (ASSETD_ACCESS_LOG_BUFFER): a worker's
     /// buffer, written in batches, instead of a `write(2)` a line. Only with `lineHandler`.
     let buffer: AccessLogBuffer?
+    /// The access line's level, source and message as `lineHandler` writes them, made once.
+    let lineParts: LineLogHandler.LineParts?
 
     public init(router: Router, metrics: Metrics, logger: Logger, buffer: AccessLogBuffer? = nil,
                 beforeScrape: @escaping @Sendable () -> Void = {}) {
@@ -30,6 +32,7 @@ public struct AccessLog: Responder {
         self.beforeScrape = beforeScrape
         lineHandler = (logger.handler as? LineLogHandler).flatMap { $0.metadata.isEmpty ? $0 : nil }
         self.buffer = lineHandler == nil ? nil : buffer
+        lineParts = lineHandler?.lineParts(level: .info, source: Self.source, message: "request")
     }
 
     public func respond(to request: Request) -> Response {
@@ -53,14 +56,14 @@ public struct AccessLog: Responder {
         // The line handler's level is the logger's (a copy of its handler, and the logger is
         // a `let`), read without the run-time exclusivity check of the logger's box.
         if (lineHandler?.logLevel ?? logger.logLevel) <= .info {
-            if let lineHandler, let buffer {
+            if let lineHandler, let lineParts, let buffer {
                 buffer.append { lines in
-                    lineHandler.appendLine(level: .info, source: Self.source, message: "request", appendFields: { line in
+                    lineHandler.appendLine(lineParts, appendFields: { line in
                         Self.appendLine(request, route: route, status: response.status.code, duration: duration, to: &line)
                     }, to: &lines)
                 }
-            } else if let lineHandler {
-                lineHandler.writeLine(level: .info, source: Self.source, message: "request") { line in
+            } else if let lineHandler, let lineParts {
+                lineHandler.writeLine(lineParts) { line in
                     Self.appendLine(request, route: route, status: response.status.code, duration: duration, to: &line)
                 }
             } else {
@@ -176,16 +179,42 @@ public struct AccessLog: Responder {
         // nginx's id (32 safe bytes) is copied in one append: a byte at a time cost about
         // 2,000 instructions a presign (callgrind).
         let head = UnsafeBufferPointer(rebasing: bytes.prefix(64))
-        if head.allSatisfy(isSafeIDByte) {
+        if allSafeIDBytes(head) {
             out.append(contentsOf: head)
         } else {
             for byte in head where isSafeIDByte(byte) { out.append(byte) }
         }
     }
 
-    private static func isSafeIDByte(_ byte: UInt8) -> Bool {
+    static func isSafeIDByte(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
             || byte == UInt8(ascii: "-")
+    }
+
+    /// `isSafeIDByte` of each byte value: "1" at the index of `A-Z a-z 0-9 -`, "0" elsewhere.
+    /// 256 bytes, so any byte indexes it (a test checks it against `isSafeIDByte`).
+    static let safeIDTable: StaticString =
+        "0000000000000000000000000000000000000000000001001111111111000000011111111111111111111111111000000111111111111111111111111110000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+    /// `bytes.allSatisfy(isSafeIDByte)`, through the table, eight bytes a step: their
+    /// entries ("1" is 0x31, "0" 0x30) AND to "1" only when each is. The predicate a byte
+    /// cost ~14 instructions a byte, 32 bytes a request (callgrind).
+    static func allSafeIDBytes(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let table = safeIDTable.utf8Start
+        var i = 0
+        while bytes.count - i >= 8 {
+            let p = base + i
+            let all = table[Int(p[0])] & table[Int(p[1])] & table[Int(p[2])] & table[Int(p[3])]
+                & table[Int(p[4])] & table[Int(p[5])] & table[Int(p[6])] & table[Int(p[7])]
+            if all != UInt8(ascii: "1") { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if table[Int(base[i])] != UInt8(ascii: "1") { return false }
+            i += 1
+        }
+        return true
     }
 
     private func scrape(_ request: Request) -> Response {

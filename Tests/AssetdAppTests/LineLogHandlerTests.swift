@@ -140,7 +140,15 @@ struct LineLogHandlerTests {
         let viaLogger = try written { logger in
             logger.info("request", metadata: AccessLog.line(request, route: route, status: 201, duration: duration), source: AccessLog.source)
         }
+        // The access log's own path: the level, source and message made once (`lineParts`).
+        let viaParts = try written { logger in
+            let handler = logger.handler as! LineLogHandler
+            handler.writeLine(handler.lineParts(level: .info, source: AccessLog.source, message: "request")) { line in
+                AccessLog.appendLine(request, route: route, status: 201, duration: duration, to: &line)
+            }
+        }
         #expect(untimed(direct) == untimed(viaLogger))
+        #expect(untimed(viaParts) == untimed(viaLogger))
         #expect(direct.hasSuffix(" [AssetdApp] request\n"))
         #expect(direct.contains(" duration_ms=12.345 "))
     }
