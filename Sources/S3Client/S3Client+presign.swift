@@ -11,7 +11,7 @@ extension S3Client {
     ) -> String {
         var url: [UInt8] = []
         url.reserveCapacity(512)
-        appendPresignedURL(to: &url, method: method, key: key, query: query, headers: headers, expires: expires, date: date)
+        appendPresignedURL(to: &url, method: method, key: key, query: query.map { ($0.0, $0.1) }, headers: headers, expires: expires, date: date)
         return String(decoding: url, as: UTF8.self)
     }
 
@@ -22,15 +22,19 @@ extension S3Client {
     /// path and query (unreserved characters, `%XX`, `/`, `?`, `=`, `&`), so when the origin
     /// holds only printable ASCII other than `"` and `\`, so does every byte appended, and
     /// a JSON string of it needs no escape (a test checks this against JSON's own rule).
+    ///
+    /// `query` is labeled as the signer's fields are, so that it is passed as it is: an
+    /// array of unlabeled pairs is copied into a new array to become one (~280 instructions
+    /// a presign, callgrind).
     @discardableResult
     public func appendPresignedURL(
-        to out: inout [UInt8], method: String, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
+        to out: inout [UInt8], method: String, key: String, query: [(name: String, value: String)] = [], headers: [(String, String)] = [],
         expires: Int, date: Date = Date()
     ) -> Bool {
         let path = configuration.publicEndpoint.path(bucket: configuration.bucket, key: key)
         out.append(contentsOf: publicOrigin)
         signer.appendPresignedQuery(
-            to: &out, includingPath: true, method: method, path: path, query: query.map { ($0.0, $0.1) },
+            to: &out, includingPath: true, method: method, path: path, query: query,
             headers: headers.isEmpty ? publicHostHeader : publicHostHeader + headers.map { ($0.0, $0.1) },
             expires: expires, date: date
         )

@@ -300,6 +300,13 @@ public struct SigV4Signer: Sendable {
     /// Lower-cased names, sorted; values trimmed, inner runs of spaces folded into one,
     /// repeated headers joined with commas in their order.
     static func sortedHeaders(_ headers: [Field]) -> SortedHeaders {
+        // One header whose name has no upper case and whose value no space to fold (a
+        // presign's `host`) is its own sorted form: the array is kept, not rebuilt (an
+        // allocation and its free, ~350 instructions a presign, callgrind).
+        if headers.count == 1, !headers[0].name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }),
+           !hasSpaceToFold(headers[0].value) {
+            return SortedHeaders(fields: headers, signedHeaders: headers[0].name)
+        }
         var fields: [Field] = []
         fields.reserveCapacity(headers.count)
         for (name, value) in headers {
@@ -320,11 +327,7 @@ public struct SigV4Signer: Sendable {
         // Most values (a host, an MD5) have no space to fold: kept as they are, no copy.
         // Looked for in the contiguous bytes: through the UTF8View's iterator it cost
         // ~30 instructions a byte (callgrind).
-        var bytes = value
-        let hasSpace = bytes.withUTF8 { utf8 in
-            utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
-        }
-        guard hasSpace else { return value }
+        guard hasSpaceToFold(value) else { return value }
         var out: [UInt8] = []
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false
@@ -338,6 +341,14 @@ public struct SigV4Signer: Sendable {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `value` holds a space, tab, CR or LF, which `foldSpaces` would change.
+    static func hasSpaceToFold(_ value: String) -> Bool {
+        var bytes = value
+        return bytes.withUTF8 { utf8 in
+            utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+        }
     }
 
     /// RFC 3986 dot-segment removal, with empty segments dropped (generic services only).

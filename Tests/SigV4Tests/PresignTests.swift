@@ -146,6 +146,22 @@ struct URIEncodingTests {
         }
     }
 
+    /// One header: kept as it is only when it is already canonical; otherwise lower-cased
+    /// and folded as any header is.
+    @Test func oneHeaderSortedAsAnyOther() {
+        func sorted(_ headers: [SigV4Signer.Field]) -> ([String], [String], String) {
+            let result = SigV4Signer.sortedHeaders(headers)
+            return (result.fields.map(\.name), result.fields.map(\.value), result.signedHeaders)
+        }
+        #expect(sorted([("host", "s3.example:9000")]) == (["host"], ["s3.example:9000"], "host"))
+        #expect(sorted([("Host", "s3.example")]) == (["host"], ["s3.example"], "host"))
+        #expect(sorted([("host", "  a \t b  ")]) == (["host"], ["a b"], "host"))
+        #expect(sorted([("host", "a\r\nb")]) == (["host"], ["a b"], "host"))
+        #expect(sorted([("x-É", "v")]) == (["x-É"], ["v"], "x-É"))
+        // The same header among others comes out the same way.
+        #expect(sorted([("Host", " a  b "), ("a", "1")]) == (["a", "host"], ["1", "a b"], "a;host"))
+    }
+
     @Test func mixedRunsAndSorting() {
         #expect(URIEncoding.encode("a b/c~d%") == "a%20b%2Fc~d%25")
         #expect(URIEncoding.encodePath("/k/ä b.jpg") == "/k/%C3%A4%20b.jpg")

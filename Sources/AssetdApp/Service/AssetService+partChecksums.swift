@@ -72,7 +72,7 @@ extension AssetService {
     }
 
     /// The query and the signed headers of one part's presigned PUT.
-    private func partPresign(_ upload: UploadRecord, _ part: PartToSign) -> (query: [(String, String)], headers: [(String, String)]) {
+    private func partPresign(_ upload: UploadRecord, _ part: PartToSign) -> (query: [(name: String, value: String)], headers: [(String, String)]) {
         let headers = configuration.partChecksum != .off ? part.contentMD5.map { [("content-md5", Encoding.base64($0))] } ?? [] : []
         return ([("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)], headers)
     }
