@@ -33,7 +33,10 @@ public final class Request {
     /// The decoded path (DOCUMENT_URI), without the query string.
     public let path: String
     /// The raw query string (QUERY_STRING).
-    public let queryString: String
+    public var queryString: String { queryText ?? query.text }
+    /// The query string as it was given as a String; nil when `makeRequest` parsed it at
+    /// once from libfcgi's bytes (ASCII: their String is those bytes), whose parse holds them.
+    private let queryText: String?
     /// Request headers by lower-case name (`authorization`, `content-type`, ...).
     public let headers: Headers
     public let contentLength: Int?
@@ -55,7 +58,7 @@ public final class Request {
     /// `QueryParameters.reusing`).
     public var query: QueryParameters {
         if let parsedQuery { return parsedQuery }
-        let parsed = QueryParameters.reusing(queryString)
+        let parsed = QueryParameters.reusing(queryText ?? "")
         parsedQuery = parsed
         return parsed
     }
@@ -75,7 +78,23 @@ public final class Request {
     ) {
         self.method = method
         self.path = path
-        self.queryString = queryString
+        self.queryText = queryString
+        self.headers = headers
+        self.contentLength = contentLength
+        self.body = body
+        self.logger = logger
+    }
+
+    /// A request whose query string is already parsed (`makeRequest`, from ASCII bytes):
+    /// no String is made of it unless `queryString` is read.
+    init(
+        method: String, path: String, parsedQuery: QueryParameters, headers: Headers,
+        contentLength: Int?, body: BodySource, logger: Logger
+    ) {
+        self.method = method
+        self.path = path
+        self.queryText = nil
+        self.parsedQuery = parsedQuery
         self.headers = headers
         self.contentLength = contentLength
         self.body = body

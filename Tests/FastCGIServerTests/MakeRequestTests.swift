@@ -1,0 +1,78 @@
+import CFastCGI
+import Foundation
+import Logging
+import Testing
+@testable import FastCGIServer
+
+/// `makeRequest` from libfcgi's parameters as nginx passes them: an ASCII query parsed
+/// from its bytes at once, any other as the String repairs it; DOCUMENT_URI's String
+/// reused from the thread's last one only when the bytes are the same.
+struct MakeRequestTests {
+    /// A request made from `entries` (`NAME=value` as bytes, as libfcgi holds them).
+    func request(_ entries: [[UInt8]]) -> Request {
+        let strings = entries.map { entry -> UnsafeMutablePointer<CChar> in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: entry.count + 1)
+            for (i, byte) in entry.enumerated() { copy[i] = CChar(bitPattern: byte) }
+            copy[entry.count] = 0
+            return copy
+        }
+        let envp = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: strings.count + 1)
+        for (i, string) in strings.enumerated() { envp[i] = string }
+        envp[strings.count] = nil
+        let raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        raw.initialize(to: FCGX_Request())
+        raw.pointee.envp = envp
+        defer {
+            strings.forEach { $0.deallocate() }
+            envp.deallocate()
+            raw.deallocate()
+        }
+        return FastCGIServer.makeRequest(raw, body: FastCGIInput(raw), logger: Logger(label: "make-request-test"))
+    }
+
+    func entry(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test func anASCIIQueryIsParsedFromItsBytes() {
+        let query = "workspaceId=1&assetId=42&UploadId=2~abc&PartNumber=7&a=%41+b&e=%C3%A9"
+        let made = request([entry("REQUEST_METHOD=GET"), entry("DOCUMENT_URI=/s3/get-upload-url"), entry("QUERY_STRING=" + query),
+                            entry("HTTP_HOST=example"), entry("CONTENT_LENGTH=")])
+        let expected = QueryParameters(query)
+        #expect(made.queryString == query)
+        #expect(made.path == "/s3/get-upload-url")
+        for name in ["workspaceId", "assetId", "UploadId", "PartNumber", "a", "e", "missing"] {
+            #expect(made.query[name] == expected[name], "\(name)")
+        }
+        #expect(made.query.value("a") == "A b")
+        #expect(made.query.value("e") == "é")
+        #expect(made.headers["host"] == "example")
+        #expect(made.contentLength == nil)
+    }
+
+    /// Non-ASCII and invalid UTF-8 bytes: the query is the repaired String, parsed from it,
+    /// as before (an invalid byte next to an escape must not combine with it).
+    @Test func anyOtherQueryIsTheRepairedString() {
+        let bytes: [UInt8] = Array("x=".utf8) + [0xC3] + Array("%A9&y=é&z=%FF".utf8)
+        let made = request([entry("DOCUMENT_URI=/p"), entry("QUERY_STRING=") + bytes])
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(made.queryString == text)
+        for name in ["x", "y", "z"] { #expect(made.query[name] == QueryParameters(text)[name], "\(name)") }
+        #expect(made.query["x"] == "\u{FFFD}\u{FFFD}")
+        // Without QUERY_STRING: empty.
+        #expect(request([entry("DOCUMENT_URI=/p")]).queryString == "")
+        #expect(request([entry("DOCUMENT_URI=/p"), entry("QUERY_STRING=")]).queryString == "")
+    }
+
+    @Test func thePathIsTheStringOfItsBytes() {
+        let paths: [[UInt8]] = [entry("/s3/get-upload-url"), entry("/s3/get-upload-url"), entry("/s3/get-upload-urm"), entry("/"),
+                                entry(""), entry("/a") + [0xFF], entry("/a\u{FFFD}"), entry("/a") + [0xFF],
+                                entry("/" + String(repeating: "long/", count: 80)), entry("/" + String(repeating: "long/", count: 80)),
+                                entry("/s3/get-upload-url")]
+        for bytes in paths {
+            let made = request([entry("DOCUMENT_URI=") + bytes])
+            #expect(made.path == String(decoding: bytes, as: UTF8.self))
+            #expect(Array(made.path.utf8) == Array(String(decoding: bytes, as: UTF8.self).utf8))
+        }
+        // Without DOCUMENT_URI: REQUEST_URI up to the query.
+        #expect(request([entry("REQUEST_URI=/x/y?z=1")]).path == "/x/y")
+    }
+}
