@@ -90,6 +90,7 @@ struct URIEncodingTests {
             }
             // The fresh fields of a presign go through the table, not `isKept`.
             #expect(URIEncoding.unreservedTable.utf8CodeUnitCount == 256)
+            #expect(URIEncoding.pathTable.utf8CodeUnitCount == 256)
             var merged: [UInt8] = []
             URIEncoding.appendCanonicalQuery([], plus: (String(decoding: [byte], as: UTF8.self), ""), merging: EncodedQuery([]), to: &merged)
             let expected = value < 0x80 ? (unreserved ? [byte] : escaped) : Array("%EF%BF%BD".utf8)
