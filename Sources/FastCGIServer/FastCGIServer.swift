@@ -303,12 +303,13 @@ public final class FastCGIServer: Sendable {
     }
 
     private func serve(_ raw: UnsafeMutablePointer<FCGX_Request>, input: FastCGIInput, buffer: inout [UInt8]) {
-        input.isOpen = true
+        input.open()
         let request = Self.makeRequest(raw, body: input, logger: logger)
         let response = responder.respond(to: request)
         // The handler is done with the body: a `Request` kept past this point reads nothing
-        // more (neither this request's stream, which FCGX_Finish_r frees, nor the next one's).
-        input.isOpen = false
+        // more (neither this request's stream, which FCGX_Finish_r frees, nor, through
+        // `Request.body`, a later one's).
+        input.close()
         if response.status.code >= 500 {
             logger.warning("request failed", metadata: [
                 "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
@@ -385,12 +386,10 @@ public final class FastCGIServer: Sendable {
         let path = documentURI ?? requestURI.map { String(decoding: $0.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) } ?? "/"
         if let parsedQuery {
             return Request(method: method, path: path, parsedQuery: parsedQuery, headers: headers,
-                           contentLength: contentLength, body: body, logger: logger)
+                           contentLength: contentLength, input: body, logger: logger)
         }
-        return Request(
-            method: method, path: path, queryString: query, headers: headers,
-            contentLength: contentLength, body: body, logger: logger
-        )
+        return Request(method: method, path: path, queryString: query, headers: headers,
+                       contentLength: contentLength, input: body, logger: logger)
     }
 
     /// Whether every byte is below 0x80, eight at a time.
@@ -445,15 +444,28 @@ public final class FastCGIServer: Sendable {
 
 /// FastCGI stdin as a body source: one per worker, reading the stream of the request the
 /// worker serves (an object a request cost an allocation and a free, ~300 instructions a
-/// presign, callgrind). Closed between requests: a `Request` kept after its response reads
-/// the end of its body, never the next request's.
+/// presign, callgrind). Closed between requests; and each request the worker serves has
+/// its own `generation`, which its `Request` notes, so that a `Request` kept after its
+/// response reads nothing once the worker serves another (`Request.body`, review14 S1):
+/// never that request's body.
 final class FastCGIInput: BodySource {
     private let request: UnsafeMutablePointer<FCGX_Request>
     /// Whether the worker is serving a request (set and cleared by `serve`, on the worker's
     /// thread: a `Request` is not Sendable, so no other thread reads through this).
-    var isOpen = false
+    private(set) var isOpen = false
+    /// How many requests the worker has begun serving (`open`).
+    private(set) var generation = 0
 
     init(_ request: UnsafeMutablePointer<FCGX_Request>) { self.request = request }
+
+    /// The worker begins serving a request: the stream is that request's from now on.
+    func open() {
+        generation &+= 1
+        isOpen = true
+    }
+
+    /// The handler is done with the body.
+    func close() { isOpen = false }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard isOpen, let stream = request.pointee.in, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }

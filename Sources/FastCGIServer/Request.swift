@@ -27,6 +27,12 @@ public final class BytesBody: BodySource {
     }
 }
 
+/// The body of a `Request` kept past its response (`Request.body`): nothing.
+final class ClosedBody: BodySource, Sendable {
+    static let shared = ClosedBody()
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { 0 }
+}
+
 /// One HTTP request as nginx passed it over FastCGI.
 public final class Request {
     public let method: String
@@ -40,7 +46,18 @@ public final class Request {
     /// Request headers by lower-case name (`authorization`, `content-type`, ...).
     public let headers: Headers
     public let contentLength: Int?
-    public let body: BodySource
+    /// Where the body is read from. FastCGI stdin only while this request's worker has not
+    /// begun serving another: after that, an empty body, so that a `Request` kept past its
+    /// response never reads another client's body (review14 S1). Read it through this
+    /// property each time; the source itself is not to be kept.
+    public var body: BodySource {
+        if let input, input.generation != generation { return ClosedBody.shared }
+        return source
+    }
+    private let source: BodySource
+    /// `source` when it is the worker's FastCGI stdin, and the request it was serving then.
+    private let input: FastCGIInput?
+    private let generation: Int
     /// Path parameters that the router matched, such as `{assetId}`.
     public internal(set) var parameters: [String: String] {
         get { storedParameters }
@@ -69,36 +86,42 @@ public final class Request {
         contentLength: Int? = nil, body: BodySource = BytesBody(), logger: Logger = Logger(label: "assetd.request")
     ) {
         self.init(method: method, path: path, queryString: queryString, headers: Headers(headers),
-                  contentLength: contentLength, body: body, logger: logger)
+                  contentLength: contentLength, source: body, input: nil, logger: logger)
     }
 
-    init(
+    /// A request of FastCGI `input`, made while its worker serves it (`makeRequest`).
+    convenience init(
         method: String, path: String, queryString: String, headers: Headers,
-        contentLength: Int?, body: BodySource, logger: Logger
+        contentLength: Int?, input: FastCGIInput, logger: Logger
+    ) {
+        self.init(method: method, path: path, queryString: queryString, headers: headers,
+                  contentLength: contentLength, source: input, input: input, logger: logger)
+    }
+
+    private init(
+        method: String, path: String, queryString: String?, parsedQuery: QueryParameters? = nil, headers: Headers,
+        contentLength: Int?, source: BodySource, input: FastCGIInput?, logger: Logger
     ) {
         self.method = method
         self.path = path
         self.queryText = queryString
-        self.headers = headers
-        self.contentLength = contentLength
-        self.body = body
-        self.logger = logger
-    }
-
-    /// A request whose query string is already parsed (`makeRequest`, from ASCII bytes):
-    /// no String is made of it unless `queryString` is read.
-    init(
-        method: String, path: String, parsedQuery: QueryParameters, headers: Headers,
-        contentLength: Int?, body: BodySource, logger: Logger
-    ) {
-        self.method = method
-        self.path = path
-        self.queryText = nil
         self.parsedQuery = parsedQuery
         self.headers = headers
         self.contentLength = contentLength
-        self.body = body
+        self.source = source
+        self.input = input
+        self.generation = input?.generation ?? 0
         self.logger = logger
+    }
+
+    /// A request of FastCGI `input` whose query string is already parsed (`makeRequest`,
+    /// from ASCII bytes): no String is made of it unless `queryString` is read.
+    convenience init(
+        method: String, path: String, parsedQuery: QueryParameters, headers: Headers,
+        contentLength: Int?, input: FastCGIInput, logger: Logger
+    ) {
+        self.init(method: method, path: path, queryString: nil, parsedQuery: parsedQuery, headers: headers,
+                  contentLength: contentLength, source: input, input: input, logger: logger)
     }
 
     /// Gives the header buffers and the query's to this thread's next request

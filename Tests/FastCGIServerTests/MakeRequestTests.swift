@@ -32,6 +32,52 @@ struct MakeRequestTests {
 
     func entry(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+    /// review14 S1: a `Request` kept past its response, its body read while the same worker
+    /// serves a later request, must read nothing, not the later request's body.
+    @Test func aRequestKeptPastItsResponseReadsNoLaterBody() throws {
+        // Two requests' stdin as libfcgi's reader streams over bytes in memory (FCGX_GetStr
+        // copies from `rdNext` up to `stop`).
+        func stream(_ text: String) -> (UnsafeMutablePointer<FCGX_Stream>, UnsafeMutableBufferPointer<UInt8>) {
+            let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: text.utf8.count)
+            _ = bytes.initialize(from: text.utf8)
+            let stream = UnsafeMutablePointer<FCGX_Stream>.allocate(capacity: 1)
+            stream.initialize(to: FCGX_Stream())
+            stream.pointee.rdNext = bytes.baseAddress
+            stream.pointee.stop = bytes.baseAddress! + bytes.count
+            stream.pointee.stopUnget = bytes.baseAddress
+            stream.pointee.isReader = 1
+            return (stream, bytes)
+        }
+        let first = stream("first"), second = stream("second")
+        let raw = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        raw.initialize(to: FCGX_Request())
+        defer {
+            for (s, b) in [first, second] { s.deallocate(); b.deallocate() }
+            raw.deallocate()
+        }
+        let input = FastCGIInput(raw)
+        let logger = Logger(label: "make-request-test")
+        func read(_ request: Request, _ count: Int) throws -> String {
+            var buffer = [UInt8](repeating: 0, count: count)
+            let n = try buffer.withUnsafeMutableBytes { try request.body.read(into: $0) }
+            return String(decoding: buffer.prefix(n), as: UTF8.self)
+        }
+
+        raw.pointee.in = first.0
+        input.open()
+        let kept = FastCGIServer.makeRequest(raw, body: input, logger: logger)
+        #expect(try read(kept, 2) == "fi")
+        input.close()
+        #expect(try read(kept, 3) == "")  // between requests: nothing
+
+        raw.pointee.in = second.0
+        input.open()
+        let later = FastCGIServer.makeRequest(raw, body: input, logger: logger)
+        #expect(try read(kept, 6) == "", "the kept request must not read the later one's body")
+        #expect(try read(later, 6) == "second")
+        input.close()
+    }
+
     @Test func anASCIIQueryIsParsedFromItsBytes() {
         let query = "workspaceId=1&assetId=42&UploadId=2~abc&PartNumber=7&a=%41+b&e=%C3%A9"
         let made = request([entry("REQUEST_METHOD=GET"), entry("DOCUMENT_URI=/s3/get-upload-url"), entry("QUERY_STRING=" + query),
