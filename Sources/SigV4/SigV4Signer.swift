@@ -496,6 +496,11 @@ extension Array<UInt8> {
     /// Appends a String's UTF-8 with one copy of its contiguous bytes (a native String's
     /// always are): `append(contentsOf: text.utf8)` walks String.UTF8View's generic path,
     /// ~165 instructions a call, five a presign in `canonicalRequest` (callgrind).
+    ///
+    /// The same as FastCGIServer's public `append(utf8:)` (Array+appendBytes.swift), kept
+    /// here on purpose: SigV4 sits below FastCGIServer (S3Client and the tools sign without
+    /// a FastCGI server) and must not import it, and a module for these five lines alone is
+    /// more than they are worth (review14 I1). Internal, so neither clashes with the other.
     @inline(__always)
     mutating func append(utf8 text: String) {
         if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) != nil { return }
