@@ -14,6 +14,31 @@ public enum Encoding {
         }
     }
 
+    /// Whether `table` has "1" at the index of every byte of `bytes` (a 256-byte table of
+    /// "1" and "0", so any byte indexes it: checked here), eight bytes a step: the entries
+    /// ("1" is 0x31, "0" 0x30) AND to "1" only when each is. A test of a byte class a byte
+    /// (shifts or ranges and a branch) cost 7-14 instructions a byte on the presign path
+    /// (callgrind): the URI encoding's unreserved bytes, the access log's request id.
+    @inlinable
+    public static func allInTable(_ bytes: UnsafeBufferPointer<UInt8>, _ table: StaticString) -> Bool {
+        precondition(table.utf8CodeUnitCount == 256, "a table holds an entry for each byte value")
+        guard let base = bytes.baseAddress else { return true }
+        let entries = table.utf8Start
+        var i = 0
+        while bytes.count - i >= 8 {
+            let p = base + i
+            let all = entries[Int(p[0])] & entries[Int(p[1])] & entries[Int(p[2])] & entries[Int(p[3])]
+                & entries[Int(p[4])] & entries[Int(p[5])] & entries[Int(p[6])] & entries[Int(p[7])]
+            if all != UInt8(ascii: "1") { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if entries[Int(base[i])] != UInt8(ascii: "1") { return false }
+            i += 1
+        }
+        return true
+    }
+
     /// Appends lower-case hex of `bytes` to `out`.
     public static func appendHex(raw bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         // Written into a buffer on the stack, then appended in one copy: a byte-wise append

@@ -1,4 +1,5 @@
 internal import Glibc
+internal import Hashing
 
 /// Percent-encoding as SigV4 defines it: every byte but the unreserved characters
 /// `A-Z a-z 0-9 - _ . ~` becomes `%XX` with upper-case hex.
@@ -22,26 +23,11 @@ public enum URIEncoding {
     static let pathTable: StaticString =
         "0000000000000000000000000000000000000000000001111111111111000000011111111111111111111111111000010111111111111111111111111110001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 
-    /// Whether no byte needs an escape (`/` kept with `keepSlash`): eight table entries
-    /// ANDed a step ("1" is 0x31, "0" 0x30: the AND is "1" only when each is). `isKept`'s
-    /// shifts and branches a byte cost ~7 instructions a byte of a presign's path
-    /// (callgrind).
+    /// Whether no byte needs an escape (`/` kept with `keepSlash`), through the table eight
+    /// bytes a step (`Encoding.allInTable`): `isKept`'s shifts and branches a byte cost ~7
+    /// instructions a byte of a presign's path (callgrind).
     static func allKept(_ bytes: UnsafeBufferPointer<UInt8>, keepSlash: Bool) -> Bool {
-        guard let base = bytes.baseAddress else { return true }
-        let table = (keepSlash ? pathTable : unreservedTable).utf8Start
-        var i = 0
-        while bytes.count - i >= 8 {
-            let p = base + i
-            let all = table[Int(p[0])] & table[Int(p[1])] & table[Int(p[2])] & table[Int(p[3])]
-                & table[Int(p[4])] & table[Int(p[5])] & table[Int(p[6])] & table[Int(p[7])]
-            if all != UInt8(ascii: "1") { return false }
-            i += 8
-        }
-        while i < bytes.count {
-            if table[Int(base[i])] != UInt8(ascii: "1") { return false }
-            i += 1
-        }
-        return true
+        Encoding.allInTable(bytes, keepSlash ? pathTable : unreservedTable)
     }
 
     @inline(__always)
