@@ -103,14 +103,16 @@ public struct AccessLog: Responder {
     /// The fields of `line`, as `LineLogHandler` lays them out (` key=value`, sorted by
     /// key, escaped), written into `out` without a dictionary.
     static func appendLine(_ request: Request, route: String, status: Int, duration: Duration, to out: inout [UInt8]) {
-        // Keys in the sorted order appendFields gives them.
+        // Keys in the sorted order appendFields gives them. The query read once: each
+        // `Request.query` is a copy (two arrays retained and released).
+        let query = request.query
         if !request.parameters.isEmpty, let asset = request.parameters["assetId"] {
             if let asset = plainNumber(asset) {
                 out.append(" asset=")
                 out.append(utf8: asset)
             }
         } else {
-            appendNumber(request.query, "assetId", key: " asset=", to: &out)
+            appendNumber(query, "assetId", key: " asset=", to: &out)
         }
         out.append(" duration_ms=")
         duration.appendMilliseconds(to: &out)
@@ -128,7 +130,7 @@ public struct AccessLog: Responder {
         LineLogHandler.appendEscaped(route, to: &out)
         out.append(" status=")
         Response.appendDecimal(status, to: &out)
-        appendNumber(request.query, "workspaceId", key: " workspace=", to: &out)
+        appendNumber(query, "workspaceId", key: " workspace=", to: &out)
     }
 
     /// `key` and the query's `name` when it is a `plainNumber`, as `line` gives it, read

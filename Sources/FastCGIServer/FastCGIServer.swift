@@ -354,7 +354,7 @@ public final class FastCGIServer: Sendable {
                 var valueBytes: UnsafeBufferPointer<UInt8> {
                     UnsafeBufferPointer(start: UnsafeRawPointer(found + 1).assumingMemoryBound(to: UInt8.self), count: strlen(found + 1))
                 }
-                if name.count > 5, name.starts(with: "HTTP_") {
+                if Self.hasHTTPPrefix(name) {
                     // The entry from after "HTTP_" to the value's end, "=" included.
                     headers.append(cgiEntry: UnsafeBufferPointer(start: name.baseAddress! + 5, count: name.count - 5 + 1 + strlen(found + 1)),
                                    nameCount: name.count - 5)
@@ -390,6 +390,17 @@ public final class FastCGIServer: Sendable {
         }
         return Request(method: method, path: path, queryString: query, headers: headers,
                        contentLength: contentLength, input: body, logger: logger)
+    }
+
+    /// Whether a parameter's name is longer than "HTTP_" and begins with it (a header): one
+    /// 4-byte load and a byte, where a `memcmp` call for each of ~26 parameters cost ~15
+    /// instructions each (callgrind).
+    @inline(__always)
+    static func hasHTTPPrefix(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count > 5, let base = name.baseAddress else { return false }
+        // "HTTP" as the bytes 48 54 54 50, read as a little-endian UInt32.
+        return UInt32(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt32.self)) == 0x5054_5448
+            && base[4] == UInt8(ascii: "_")
     }
 
     /// Whether every byte is below 0x80, eight at a time.

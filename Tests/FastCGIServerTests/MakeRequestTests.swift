@@ -108,6 +108,21 @@ struct MakeRequestTests {
         #expect(request([entry("DOCUMENT_URI=/p"), entry("QUERY_STRING=")]).queryString == "")
     }
 
+    /// A header is a parameter named HTTP_ and more, compared as a word and a byte.
+    @Test func headersAreTheParametersNamedHTTPAndMore() {
+        func prefixed(_ name: String) -> Bool { Array(name.utf8).withUnsafeBufferPointer(FastCGIServer.hasHTTPPrefix) }
+        #expect(prefixed("HTTP_X"))
+        #expect(prefixed("HTTP_AUTHORIZATION"))
+        for name in ["HTTP_", "HTTP", "", "HTTPX_A", "http_x", "HTTP-X", "XHTTP_A", "HTTQ_A", "GTTP_A", "HTTP\u{0}A"] {
+            #expect(!prefixed(name), "\(name)")
+        }
+        let made = request([entry("HTTP_X_REQUEST_ID=abc"), entry("HTTP_=odd"), entry("HTTPS=on"), entry("HTTP_ACCEPT=*/*")])
+        #expect(made.headers["x-request-id"] == "abc")
+        #expect(made.headers["accept"] == "*/*")
+        #expect(made.headers[""] == nil)
+        #expect(made.headers["s"] == nil)
+    }
+
     @Test func thePathIsTheStringOfItsBytes() {
         let paths: [[UInt8]] = [entry("/s3/get-upload-url"), entry("/s3/get-upload-url"), entry("/s3/get-upload-urm"), entry("/"),
                                 entry(""), entry("/a") + [0xFF], entry("/a\u{FFFD}"), entry("/a") + [0xFF],

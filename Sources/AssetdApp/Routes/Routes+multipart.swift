@@ -30,8 +30,10 @@ extension Routes {
     /// The upload a query names, checked: workspace, asset, upload, still pending. The
     /// upload id's field is the route's own (CONTRACT.md): S3's `UploadId` for the part URLs,
     /// `uploadId` for list-parts; the other spelling is taken too, and errors name `field`.
-    private func pendingUpload(_ request: Request, _ principal: Principal, uploadIDField field: UploadIDField) throws -> UploadRecord {
-        let query = request.query
+    /// The pending upload the query names (workspace, asset, upload id), authorized. Takes
+    /// the query, not the request: `Request.query` copies the parsed query out each time
+    /// (two arrays retained and released), so a route reads it once.
+    private func pendingUpload(_ query: QueryParameters, _ principal: Principal, uploadIDField field: UploadIDField) throws -> UploadRecord {
         let workspaceID = try workspace(query.value("workspaceId"), principal)
         let assetID = try Input.id(query.value("assetId"), field: "assetId")
         let uploadID = switch field {
@@ -51,8 +53,8 @@ extension Routes {
     }
 
     /// The `contentMD5` parameter, given at most once; nil when absent.
-    private static func contentMD5Text(_ request: Request) throws -> String? {
-        let given = request.query.values("contentMD5" as StaticString)
+    private static func contentMD5Text(_ query: QueryParameters) throws -> String? {
+        let given = query.values("contentMD5" as StaticString)
         guard given.count <= 1 else { throw HTTPError(.badRequest, "contentMD5 must be given once.") }
         return given.first
     }
@@ -62,8 +64,8 @@ extension Routes {
         let partText = query.value("PartNumber") ?? query.value("partNumber")
         guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
         let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
-        let md5 = try Self.contentMD5Text(request).map { try Input.contentMD5(Substring($0)) }
-        let upload = try pendingUpload(request, principal, uploadIDField: .upperCase)
+        let md5 = try Self.contentMD5Text(query).map { try Input.contentMD5(Substring($0)) }
+        let upload = try pendingUpload(query, principal, uploadIDField: .upperCase)
         // {"url":"...","expiresIn":N}, as `.json` writes it, the URL signed straight into
         // the body: no String of it, and no scan for JSON escapes when the store says its
         // bytes need none (`ObjectURLs.appendPresignedURL`).
@@ -86,7 +88,7 @@ extension Routes {
         let partNumbersText = request.query["partNumbers"]
         let numbers = try Input.partNumbers(partNumbersText, field: "partNumbers", max: Self.maxURLsAtOnce)
         var parts: [PartToSign] = numbers.map { ($0, nil) }
-        if let list = try Self.contentMD5Text(request) {
+        if let list = try Self.contentMD5Text(request.query) {
             // One MD5 a part, in the order partNumbers names them.
             let written = Input.partNumbersAsWritten(partNumbersText ?? "")
             guard written.count == numbers.count else {
@@ -102,13 +104,13 @@ extension Routes {
             }
             parts.sort { $0.partNumber < $1.partNumber }
         }
-        let upload = try pendingUpload(request, principal, uploadIDField: .upperCase)
+        let upload = try pendingUpload(request.query, principal, uploadIDField: .upperCase)
         let urls: [JSONValue] = try service.partURLs(upload, parts: parts).map { ["partNumber": .int($0.partNumber), "url": .string($0.url)] }
         return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
     }
 
     @Sendable func listParts(_ request: Request, _ principal: Principal) throws -> Response {
-        let parts = try service.listParts(of: pendingUpload(request, principal, uploadIDField: .lowerCase))
+        let parts = try service.listParts(of: pendingUpload(request.query, principal, uploadIDField: .lowerCase))
         let list: [JSONValue] = parts.map { ["PartNumber": .int($0.partNumber), "ETag": .string($0.etag), "Size": .int($0.size)] }
         return .json(["parts": .array(list)])
     }
