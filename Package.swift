@@ -121,7 +121,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client", "Hashing"], swiftSettings: swiftSettings),
-        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "CFastCGI"], swiftSettings: swiftSettings),
         // GRDB too: the tests write what the store would refuse to (a corrupt record) straight into the file.
         .testTarget(
             name: "AssetStoreTests", dependencies: ["AssetStore", "JSON", "MediaInfo", "TestFiles", .product(name: "GRDB", package: "GRDB.swift")],

@@ -56,14 +56,39 @@ public enum Input {
     /// A token-like string (upload ids): printable ASCII, no spaces, at most `maxLength`.
     public static func token(_ text: String?, field: String, maxLength: Int = 1024) throws -> String {
         guard let text, !text.isEmpty else { throw HTTPError(.badRequest, "\(field) is required.") }
-        // Over the bytes in one piece where the String has them so (always, but for a
-        // bridged one): the UTF8View's iterator costs several times more a byte.
-        let printable = text.utf8.withContiguousStorageIfAvailable { $0.allSatisfy { $0 > 0x20 && $0 < 0x7f } }
-            ?? text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }
-        guard text.utf8.count <= maxLength, printable else {
+        // Over the bytes in one piece, eight at a time: the UTF8View's iterator costs several
+        // times more a byte, and a byte-wise `allSatisfy` ~8 instructions a byte (~450 an
+        // upload id, callgrind).
+        var contiguous = text
+        let valid = contiguous.withUTF8 { $0.count <= maxLength && isPrintableToken($0) }
+        guard valid else {
             throw HTTPError(.badRequest, "\(field) is not a valid upload id.")
         }
         return text
+    }
+
+    /// Whether every byte is printable ASCII other than space (0x21-0x7E).
+    ///
+    /// Eight bytes at a time in a `UInt64`: `(w - 0x21…) & ~w & 0x80…` is non-zero exactly
+    /// when some byte is below 0x21 (a borrow runs only upward from such a byte, so the
+    /// answer for the word is exact), and `((w & 0x7f…) + 0x01…) | w` has bit 7 of a byte set
+    /// exactly when that byte is 0x7F or above (no sum carries out of its byte).
+    static func isPrintableToken(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let ones: UInt64 = 0x0101_0101_0101_0101, high: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while bytes.count - i >= 8 {
+            let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+            let below = (w &- ones &* 0x21) & ~w
+            let above = ((w & ~high) &+ ones) | w
+            if (below | above) & high != 0 { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            guard base[i] > 0x20, base[i] < 0x7f else { return false }
+            i += 1
+        }
+        return true
     }
 
     /// A file name as a label: the last path component, control characters removed,

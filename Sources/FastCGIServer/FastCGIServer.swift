@@ -2,6 +2,7 @@ internal import CFastCGI
 import Foundation
 import Glibc
 public import Logging
+import Locking
 import Synchronization
 
 /// Why the server could not start; `description` is the one line start-up prints.
@@ -302,12 +303,13 @@ public final class FastCGIServer: Sendable {
     }
 
     private func serve(_ raw: UnsafeMutablePointer<FCGX_Request>, input: FastCGIInput, buffer: inout [UInt8]) {
-        input.isOpen = true
+        input.open()
         let request = Self.makeRequest(raw, body: input, logger: logger)
         let response = responder.respond(to: request)
         // The handler is done with the body: a `Request` kept past this point reads nothing
-        // more (neither this request's stream, which FCGX_Finish_r frees, nor the next one's).
-        input.isOpen = false
+        // more (neither this request's stream, which FCGX_Finish_r frees, nor, through
+        // `Request.body`, a later one's).
+        input.close()
         if response.status.code >= 500 {
             logger.warning("request failed", metadata: [
                 "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
@@ -336,6 +338,7 @@ public final class FastCGIServer: Sendable {
     /// request, and Character-wise String work here cost more than the handlers.
     static func makeRequest(_ raw: UnsafeMutablePointer<FCGX_Request>, body: FastCGIInput, logger: Logger) -> Request {
         var method = "GET", documentURI: String?, requestURI: UnsafeBufferPointer<UInt8>?, query = "", contentLength: Int?
+        var parsedQuery: QueryParameters?
         // Headers stay bytes, in one buffer with room for a browser's dozen: a handler reads
         // two or three of them (callgrind: a String for each name and value, and a dictionary,
         // cost about 9,000 instructions a presign).
@@ -351,20 +354,25 @@ public final class FastCGIServer: Sendable {
                 var valueBytes: UnsafeBufferPointer<UInt8> {
                     UnsafeBufferPointer(start: UnsafeRawPointer(found + 1).assumingMemoryBound(to: UInt8.self), count: strlen(found + 1))
                 }
-                // Only the parameters kept become Strings.
-                var value: String { String(decoding: valueBytes, as: UTF8.self) }
-                if name.count > 5, name.starts(with: "HTTP_") {
+                if Self.hasHTTPPrefix(name) {
                     // The entry from after "HTTP_" to the value's end, "=" included.
                     headers.append(cgiEntry: UnsafeBufferPointer(start: name.baseAddress! + 5, count: name.count - 5 + 1 + strlen(found + 1)),
                                    nameCount: name.count - 5)
                 } else if name.equals("REQUEST_METHOD") {
                     method = Self.method(valueBytes)
                 } else if name.equals("DOCUMENT_URI") {
-                    documentURI = value
+                    documentURI = Self.path(valueBytes)
                 } else if name.equals("REQUEST_URI") {
                     requestURI = valueBytes
                 } else if name.equals("QUERY_STRING") {
-                    query = value
+                    // ASCII (as nginx passes a query, percent-encoded) is its own String:
+                    // parsed from the bytes. Anything else as the String repairs it.
+                    let bytes = valueBytes
+                    if Self.isASCII(bytes) {
+                        parsedQuery = QueryParameters.reusing(utf8: bytes)
+                    } else {
+                        query = String(decoding: bytes, as: UTF8.self)
+                    }
                 } else if name.equals("CONTENT_LENGTH") {
                     // nginx sends it empty on a request without a body: nil, as Int("") is.
                     let bytes = valueBytes
@@ -376,11 +384,62 @@ public final class FastCGIServer: Sendable {
         }
         // DOCUMENT_URI is the decoded path; without it, REQUEST_URI up to the query.
         let path = documentURI ?? requestURI.map { String(decoding: $0.prefix { $0 != UInt8(ascii: "?") }, as: UTF8.self) } ?? "/"
-        return Request(
-            method: method, path: path, queryString: query, headers: headers,
-            contentLength: contentLength, body: body, logger: logger
-        )
+        if let parsedQuery {
+            return Request(method: method, path: path, parsedQuery: parsedQuery, headers: headers,
+                           contentLength: contentLength, input: body, logger: logger)
+        }
+        return Request(method: method, path: path, queryString: query, headers: headers,
+                       contentLength: contentLength, input: body, logger: logger)
     }
+
+    /// Whether a parameter's name is longer than "HTTP_" and begins with it (a header): one
+    /// 4-byte load and a byte, where a `memcmp` call for each of ~26 parameters cost ~15
+    /// instructions each (callgrind).
+    @inline(__always)
+    static func hasHTTPPrefix(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard name.count > 5, let base = name.baseAddress else { return false }
+        // "HTTP" as the bytes 48 54 54 50, read as a little-endian UInt32.
+        return UInt32(littleEndian: UnsafeRawPointer(base).loadUnaligned(as: UInt32.self)) == 0x5054_5448
+            && base[4] == UInt8(ascii: "_")
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        var i = 0
+        while bytes.count - i >= 8 {
+            if UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if base[i] >= 0x80 { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// DOCUMENT_URI as a String: the String this thread made last when the bytes are the
+    /// same (a client asks for the same few paths again and again), else a new one, kept
+    /// for next time when it is short. A new String of the path cost an allocation, a
+    /// validation and a free a request (~250 instructions, callgrind); the bytes compared
+    /// are the kept String's own, so a hit is the String `String(decoding:)` would make.
+    static func path(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        lastPath.withValue { last in
+            if last.utf8.count == bytes.count,
+               last.utf8.withContiguousStorageIfAvailable({ kept in
+                   kept.isEmpty || memcmp(kept.baseAddress!, bytes.baseAddress!, kept.count) == 0
+               }) == true {
+                return last
+            }
+            let made = String(decoding: bytes, as: UTF8.self)
+            if bytes.count <= lastPathLimit { last = made }
+            return made
+        }
+    }
+
+    private static let lastPath = PerThread<String> { "" }
+    /// Longer paths are not kept (bytes).
+    static let lastPathLimit = 256
 
     /// REQUEST_METHOD as a literal when it is one of the usual ones: validating the bytes
     /// into a String cost ~200 instructions a request (callgrind); any other as given.
@@ -396,15 +455,28 @@ public final class FastCGIServer: Sendable {
 
 /// FastCGI stdin as a body source: one per worker, reading the stream of the request the
 /// worker serves (an object a request cost an allocation and a free, ~300 instructions a
-/// presign, callgrind). Closed between requests: a `Request` kept after its response reads
-/// the end of its body, never the next request's.
+/// presign, callgrind). Closed between requests; and each request the worker serves has
+/// its own `generation`, which its `Request` notes, so that a `Request` kept after its
+/// response reads nothing once the worker serves another (`Request.body`, review14 S1):
+/// never that request's body.
 final class FastCGIInput: BodySource {
     private let request: UnsafeMutablePointer<FCGX_Request>
     /// Whether the worker is serving a request (set and cleared by `serve`, on the worker's
     /// thread: a `Request` is not Sendable, so no other thread reads through this).
-    var isOpen = false
+    private(set) var isOpen = false
+    /// How many requests the worker has begun serving (`open`).
+    private(set) var generation = 0
 
     init(_ request: UnsafeMutablePointer<FCGX_Request>) { self.request = request }
+
+    /// The worker begins serving a request: the stream is that request's from now on.
+    func open() {
+        generation &+= 1
+        isOpen = true
+    }
+
+    /// The handler is done with the body.
+    func close() { isOpen = false }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard isOpen, let stream = request.pointee.in, let base = buffer.baseAddress, buffer.count > 0 else { return 0 }

@@ -27,26 +27,55 @@ public final class BytesBody: BodySource {
     }
 }
 
+/// The body of a `Request` kept past its response (`Request.body`): nothing.
+final class ClosedBody: BodySource, Sendable {
+    static let shared = ClosedBody()
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { 0 }
+}
+
 /// One HTTP request as nginx passed it over FastCGI.
 public final class Request {
     public let method: String
     /// The decoded path (DOCUMENT_URI), without the query string.
     public let path: String
     /// The raw query string (QUERY_STRING).
-    public let queryString: String
+    public var queryString: String { queryText ?? query.text }
+    /// The query string as it was given as a String; nil when `makeRequest` parsed it at
+    /// once from libfcgi's bytes (ASCII: their String is those bytes), whose parse holds them.
+    private let queryText: String?
     /// Request headers by lower-case name (`authorization`, `content-type`, ...).
     public let headers: Headers
     public let contentLength: Int?
-    public let body: BodySource
+    /// Where the body is read from. FastCGI stdin only while this request's worker has not
+    /// begun serving another: after that, an empty body, so that a `Request` kept past its
+    /// response never reads another client's body (review14 S1). Read it through this
+    /// property each time; the source itself is not to be kept.
+    public var body: BodySource {
+        if let input, input.generation != generation { return ClosedBody.shared }
+        return source
+    }
+    private let source: BodySource
+    /// `source` when it is the worker's FastCGI stdin, and the request it was serving then.
+    private let input: FastCGIInput?
+    private let generation: Int
     /// Path parameters that the router matched, such as `{assetId}`.
-    public internal(set) var parameters: [String: String] = [:]
+    public internal(set) var parameters: [String: String] {
+        get { storedParameters }
+        set { storedParameters = newValue }
+    }
+    /// `parameters`, not checked for exclusive access at run time: a `Request` is not
+    /// Sendable (one thread), the router sets it once before the handler runs, and no
+    /// access to it overlaps another (each read for the access line cost a
+    /// `swift_beginAccess`, ~63 instructions, callgrind). Behind a computed property: a
+    /// stored one read from another module is checked whatever its attribute says.
+    @exclusivity(unchecked) private var storedParameters: [String: String] = [:]
     public var logger: Logger
 
     /// The query string's fields, parsed on first use (into the thread's spare buffers:
     /// `QueryParameters.reusing`).
     public var query: QueryParameters {
         if let parsedQuery { return parsedQuery }
-        let parsed = QueryParameters.reusing(queryString)
+        let parsed = QueryParameters.reusing(queryText ?? "")
         parsedQuery = parsed
         return parsed
     }
@@ -57,20 +86,42 @@ public final class Request {
         contentLength: Int? = nil, body: BodySource = BytesBody(), logger: Logger = Logger(label: "assetd.request")
     ) {
         self.init(method: method, path: path, queryString: queryString, headers: Headers(headers),
-                  contentLength: contentLength, body: body, logger: logger)
+                  contentLength: contentLength, source: body, input: nil, logger: logger)
     }
 
-    init(
+    /// A request of FastCGI `input`, made while its worker serves it (`makeRequest`).
+    convenience init(
         method: String, path: String, queryString: String, headers: Headers,
-        contentLength: Int?, body: BodySource, logger: Logger
+        contentLength: Int?, input: FastCGIInput, logger: Logger
+    ) {
+        self.init(method: method, path: path, queryString: queryString, headers: headers,
+                  contentLength: contentLength, source: input, input: input, logger: logger)
+    }
+
+    private init(
+        method: String, path: String, queryString: String?, parsedQuery: QueryParameters? = nil, headers: Headers,
+        contentLength: Int?, source: BodySource, input: FastCGIInput?, logger: Logger
     ) {
         self.method = method
         self.path = path
-        self.queryString = queryString
+        self.queryText = queryString
+        self.parsedQuery = parsedQuery
         self.headers = headers
         self.contentLength = contentLength
-        self.body = body
+        self.source = source
+        self.input = input
+        self.generation = input?.generation ?? 0
         self.logger = logger
+    }
+
+    /// A request of FastCGI `input` whose query string is already parsed (`makeRequest`,
+    /// from ASCII bytes): no String is made of it unless `queryString` is read.
+    convenience init(
+        method: String, path: String, parsedQuery: QueryParameters, headers: Headers,
+        contentLength: Int?, input: FastCGIInput, logger: Logger
+    ) {
+        self.init(method: method, path: path, queryString: nil, parsedQuery: parsedQuery, headers: headers,
+                  contentLength: contentLength, source: input, input: input, logger: logger)
     }
 
     /// Gives the header buffers and the query's to this thread's next request

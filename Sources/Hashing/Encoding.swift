@@ -9,14 +9,34 @@ public enum Encoding {
 
     public static func hex(raw bytes: UnsafeRawBufferPointer) -> String {
         String(unsafeUninitializedCapacity: bytes.count * 2) { out in
-            let digits: StaticString = "0123456789abcdef"
-            let table = digits.utf8Start
-            for (i, byte) in bytes.enumerated() {
-                out[2 * i] = table[Int(byte >> 4)]
-                out[2 * i + 1] = table[Int(byte & 0x0f)]
-            }
+            if let target = out.baseAddress { writeHex(raw: bytes, to: target) }
             return bytes.count * 2
         }
+    }
+
+    /// Whether `table` has "1" at the index of every byte of `bytes` (a 256-byte table of
+    /// "1" and "0", so any byte indexes it: checked here), eight bytes a step: the entries
+    /// ("1" is 0x31, "0" 0x30) AND to "1" only when each is. A test of a byte class a byte
+    /// (shifts or ranges and a branch) cost 7-14 instructions a byte on the presign path
+    /// (callgrind): the URI encoding's unreserved bytes, the access log's request id.
+    @inlinable
+    public static func allInTable(_ bytes: UnsafeBufferPointer<UInt8>, _ table: StaticString) -> Bool {
+        precondition(table.utf8CodeUnitCount == 256, "a table holds an entry for each byte value")
+        guard let base = bytes.baseAddress else { return true }
+        let entries = table.utf8Start
+        var i = 0
+        while bytes.count - i >= 8 {
+            let p = base + i
+            let all = entries[Int(p[0])] & entries[Int(p[1])] & entries[Int(p[2])] & entries[Int(p[3])]
+                & entries[Int(p[4])] & entries[Int(p[5])] & entries[Int(p[6])] & entries[Int(p[7])]
+            if all != UInt8(ascii: "1") { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if entries[Int(base[i])] != UInt8(ascii: "1") { return false }
+            i += 1
+        }
+        return true
     }
 
     /// Appends lower-case hex of `bytes` to `out`.
@@ -32,13 +52,41 @@ public enum Encoding {
     }
 
     /// Writes lower-case hex of `bytes` at `target`, which must hold `2 * bytes.count` bytes.
+    ///
+    /// Four bytes at a time into the eight digits of one `UInt64` (`hexDigits`), the last
+    /// one to three bytes through the table: a table lookup a digit cost ~490 instructions a
+    /// digest, two digests a presign (callgrind).
     public static func writeHex(raw bytes: UnsafeRawBufferPointer, to target: UnsafeMutablePointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        let count = bytes.count
+        var i = 0
+        while count - i >= 4 {
+            let word = UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
+            UnsafeMutableRawPointer(target + 2 * i).storeBytes(of: hexDigits(word).littleEndian, as: UInt64.self)
+            i += 4
+        }
         let digits: StaticString = "0123456789abcdef"
         let table = digits.utf8Start
-        for (i, byte) in bytes.enumerated() {
+        while i < count {
+            let byte = base.load(fromByteOffset: i, as: UInt8.self)
             target[2 * i] = table[Int(byte >> 4)]
             target[2 * i + 1] = table[Int(byte & 0x0f)]
+            i += 1
         }
+    }
+
+    /// The eight lower-case hex digits of the four bytes in the low half of `word` (the
+    /// first byte lowest), as the bytes of a little-endian `UInt64`: byte `k` moves to byte
+    /// `2k`, its high nibble stays there and its low one goes to byte `2k + 1`; then each
+    /// nibble `n` becomes `"0" + n`, plus 39 (`"a" - "0" - 10`) when `n + 6` carries into
+    /// bit 4, i.e. `n >= 10`. No byte's sum exceeds 102, so nothing carries between bytes.
+    @inline(__always)
+    static func hexDigits(_ word: UInt64) -> UInt64 {
+        var spread = (word | (word << 16)) & 0x0000_ffff_0000_ffff
+        spread = (spread | (spread << 8)) & 0x00ff_00ff_00ff_00ff
+        let nibbles = ((spread >> 4) & 0x000f_000f_000f_000f) | ((spread & 0x000f_000f_000f_000f) << 8)
+        let letters = ((nibbles &+ 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101
+        return nibbles &+ 0x3030_3030_3030_3030 &+ letters &* 39
     }
 
     private static let base64Alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)

@@ -62,6 +62,22 @@ extension JSONValue {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Ends a JSON string written in place: its opening quote is at `out[start - 1]` and its
+    /// text, valid UTF-8, is `out[start...]`. Appends the closing quote when no byte needs an
+    /// escape; otherwise writes the text again escaped, in place of itself. Either way `out`
+    /// ends with the bytes `JSONValue.string(text).write` writes.
+    public static func closeString(in out: inout [UInt8], textFrom start: Int) {
+        precondition(start >= 1 && start <= out.count && out[start - 1] == UInt8(ascii: "\""), "the text follows its opening quote")
+        let escape = out.withUnsafeBufferPointer { needsEscape(UnsafeBufferPointer(rebasing: $0[start...])) }
+        guard escape else {
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        let text = String(decoding: out[start...], as: UTF8.self)
+        out.removeSubrange((start - 1)...)
+        writeString(text, to: &out)
+    }
+
     /// Whether any byte needs an escape: a control character, DEL, `"` or `\`.
     ///
     /// Eight bytes at a time: a presigned URL is 400-600 bytes, and a byte-wise scan of it

@@ -102,11 +102,14 @@ public final class S3Client: Sendable {
     /// "scheme://host" of the public endpoint, the start of every presigned URL: made once
     /// (three `append(contentsOf:)` of Strings' UTF-8 cost ~500 instructions a presign).
     let publicOrigin: [UInt8]
+    /// Whether `publicOrigin` is all printable ASCII but `"` and `\` (`appendPresignedURL`).
+    let publicOriginIsPlain: Bool
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
         self.publicHostHeader = [("host", configuration.publicEndpoint.host)]
         self.publicOrigin = Array("\(configuration.publicEndpoint.scheme)://\(configuration.publicEndpoint.host)".utf8)
+        self.publicOriginIsPlain = Self.isPlain(publicOrigin)
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region, service: "s3")
         self.transport = CurlTransport()
         self.gate = configuration.gate.map(S3Gate.init(configuration:))

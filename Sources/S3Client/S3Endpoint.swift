@@ -38,16 +38,35 @@ public struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
 
     /// The unencoded request path for `key` in `bucket` (`key` empty: the bucket itself).
     func path(bucket: String, key: String) -> String {
-        // Joined by hand: an interpolation costs several times more, on every presign.
-        var path = "/"
-        if pathStyle {
-            path.reserveCapacity(bucket.utf8.count + key.utf8.count + 2)
-            path += bucket
-            if key.isEmpty { return path }
-            path += "/"
+        // Written into the new String's own storage, each part in one copy: an interpolation
+        // costs several times more, and three `+=` cost ~1,250 instructions a presign
+        // (callgrind).
+        var bucket = bucket, key = key
+        let withBucket = pathStyle
+        let count = 1 + (withBucket ? bucket.utf8.count + (key.isEmpty ? 0 : 1) : 0) + key.utf8.count
+        return String(unsafeUninitializedCapacity: count) { out in
+            // `put` is static and takes `at` inout: a nested function capturing it, passed
+            // as `withUTF8`'s closure, made it a boxed variable checked for exclusive access
+            // at run time on every use (~190 instructions a presign, callgrind).
+            var at = 0
+            let slash: StaticString = "/"
+            let slashBytes = UnsafeBufferPointer(start: slash.utf8Start, count: 1)
+            Self.put(slashBytes, into: out, at: &at)
+            if withBucket {
+                bucket.withUTF8 { Self.put($0, into: out, at: &at) }
+                if key.isEmpty { return at }
+                Self.put(slashBytes, into: out, at: &at)
+            }
+            key.withUTF8 { Self.put($0, into: out, at: &at) }
+            return at
         }
-        path += key
-        return path
+    }
+
+    /// Copies `bytes` into `out` at `at`, and moves `at` past them.
+    private static func put(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+        precondition(at >= 0 && out.count - at >= bytes.count, "the path's parts fit the length measured")
+        if let base = bytes.baseAddress, let target = out.baseAddress { (target + at).update(from: base, count: bytes.count) }
+        at += bytes.count
     }
 
     public var description: String { "\(scheme)://\(host)\(pathStyle ? " (path style)" : "")" }

@@ -216,23 +216,30 @@ public struct SigV4Signer: Sendable {
         let algorithm = Self.algorithmLiteral
         let count = algorithm.utf8CodeUnitCount + dateTime.utf8.count + scope.utf8.count + 3 + 64
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { buffer in
-            let text = buffer.baseAddress!
+            // `putLine` is a static function given `at` inout, not a nested one capturing
+            // it: a nested function passed as `withUTF8`'s closure made `at` a boxed
+            // variable checked for exclusive access at run time on every use (~250
+            // instructions a presign, callgrind).
             var at = 0
-            func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-                if let base = bytes.baseAddress { (text + at).update(from: base, count: bytes.count) }
-                at += bytes.count
-                text[at] = UInt8(ascii: "\n")
-                at += 1
-            }
-            put(UnsafeBufferPointer(start: algorithm.utf8Start, count: algorithm.utf8CodeUnitCount))
-            dateTime.withUTF8(put)
-            scope.withUTF8(put)
+            Self.putLine(UnsafeBufferPointer(start: algorithm.utf8Start, count: algorithm.utf8CodeUnitCount), into: buffer, at: &at)
+            dateTime.withUTF8 { Self.putLine($0, into: buffer, at: &at) }
+            scope.withUTF8 { Self.putLine($0, into: buffer, at: &at) }
+            precondition(count - at == 64, "room for the digest's hex")
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
                 canonicalRequest.withUnsafeBytes { SHA256.hash(raw: $0, into: digest.baseAddress!) }
-                Encoding.writeHex(raw: UnsafeRawBufferPointer(digest), to: text + at)
+                Encoding.writeHex(raw: UnsafeRawBufferPointer(digest), to: buffer.baseAddress! + at)
             }
             return body(UnsafeRawBufferPointer(buffer))
         }
+    }
+
+    /// Copies `bytes` and a newline into `buffer` at `at`, and moves `at` past them.
+    private static func putLine(_ bytes: UnsafeBufferPointer<UInt8>, into buffer: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
+        precondition(at >= 0 && buffer.count - at > bytes.count, "room for the line and its newline")
+        let target = buffer.baseAddress! + at
+        if let base = bytes.baseAddress { target.update(from: base, count: bytes.count) }
+        target[bytes.count] = UInt8(ascii: "\n")
+        at += bytes.count + 1
     }
 
     /// Stage 3: the signing key, derived once a day and kept, prepared for HMAC, with
@@ -254,18 +261,16 @@ public struct SigV4Signer: Sendable {
     /// -Security-Token (unless omitted), encoded and sorted: kept while the day, the
     /// credentials, the expiry and the signed headers stay the same.
     func presignFields(day: DayScope, expires: Int, signedHeaders: String, omitSessionToken: Bool) -> EncodedQuery {
-        let key = PresignFieldsCache.Key(
-            day: day.day, accessKeyID: credentials.accessKeyID, sessionToken: omitSessionToken ? nil : credentials.sessionToken,
-            expires: expires, signedHeaders: signedHeaders
-        )
-        return presignCache.fields(for: key) {
+        let sessionToken = omitSessionToken ? nil : credentials.sessionToken
+        return presignCache.fields(day: day.day, accessKeyID: credentials.accessKeyID, sessionToken: sessionToken,
+                                   expires: expires, signedHeaders: signedHeaders) {
             var fields: [Field] = [
                 ("X-Amz-Algorithm", Self.algorithm),
                 ("X-Amz-Credential", day.credential),
                 ("X-Amz-Expires", String(expires)),
                 ("X-Amz-SignedHeaders", signedHeaders),
             ]
-            if let token = key.sessionToken { fields.append(("X-Amz-Security-Token", token)) }
+            if let token = sessionToken { fields.append(("X-Amz-Security-Token", token)) }
             return EncodedQuery(fields)
         }
     }
@@ -295,6 +300,13 @@ public struct SigV4Signer: Sendable {
     /// Lower-cased names, sorted; values trimmed, inner runs of spaces folded into one,
     /// repeated headers joined with commas in their order.
     static func sortedHeaders(_ headers: [Field]) -> SortedHeaders {
+        // One header whose name has no upper case and whose value no space to fold (a
+        // presign's `host`) is its own sorted form: the array is kept, not rebuilt (an
+        // allocation and its free, ~350 instructions a presign, callgrind).
+        if headers.count == 1, !headers[0].name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5a }),
+           !hasSpaceToFold(headers[0].value) {
+            return SortedHeaders(fields: headers, signedHeaders: headers[0].name)
+        }
         var fields: [Field] = []
         fields.reserveCapacity(headers.count)
         for (name, value) in headers {
@@ -315,11 +327,7 @@ public struct SigV4Signer: Sendable {
         // Most values (a host, an MD5) have no space to fold: kept as they are, no copy.
         // Looked for in the contiguous bytes: through the UTF8View's iterator it cost
         // ~30 instructions a byte (callgrind).
-        var bytes = value
-        let hasSpace = bytes.withUTF8 { utf8 in
-            utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
-        }
-        guard hasSpace else { return value }
+        guard hasSpaceToFold(value) else { return value }
         var out: [UInt8] = []
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false
@@ -333,6 +341,14 @@ public struct SigV4Signer: Sendable {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Whether `value` holds a space, tab, CR or LF, which `foldSpaces` would change.
+    static func hasSpaceToFold(_ value: String) -> Bool {
+        var bytes = value
+        return bytes.withUTF8 { utf8 in
+            utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }
+        }
     }
 
     /// RFC 3986 dot-segment removal, with empty segments dropped (generic services only).
@@ -402,13 +418,25 @@ struct AmzTime {
 }
 
 /// What depends only on the day: the credential scope and the signing key.
-struct DayScope: Sendable {
+///
+/// A class, made once a day and shared: as a struct of three Strings and a key, each copy
+/// out of the cache and each pass to a stage retained and released all four through the
+/// generic lock's value witnesses (~600 instructions a presign, callgrind); a reference is
+/// one retain.
+final class DayScope: Sendable {
     let day: String
     /// `20150830/us-east-1/s3/aws4_request`
     let scope: String
     /// `AKID/20150830/us-east-1/s3/aws4_request`
     let credential: String
     let key: HMACKey
+
+    init(day: String, scope: String, credential: String, key: HMACKey) {
+        self.day = day
+        self.scope = scope
+        self.credential = credential
+        self.key = key
+    }
 }
 
 /// Keeps the last day's scope and signing key: they change once a day.
@@ -433,14 +461,28 @@ final class PresignFieldsCache: Sendable {
         let sessionToken: String?
         let expires: Int
         let signedHeaders: String
+
+        /// `self == Key(...)` without making the key: a `Key` a lookup cost four Strings
+        /// retained and released (callgrind).
+        func matches(day: String, accessKeyID: String, sessionToken: String?, expires: Int, signedHeaders: String) -> Bool {
+            self.expires == expires && self.day == day && self.signedHeaders == signedHeaders
+                && self.accessKeyID == accessKeyID && self.sessionToken == sessionToken
+        }
     }
 
     private static let capacity = 4
     /// The newest last; the oldest goes when a fifth comes.
     private let cached = ReadWriteLocked<[(key: Key, fields: EncodedQuery)]>([])
 
-    func fields(for key: Key, make: () -> EncodedQuery) -> EncodedQuery {
-        if let hit = cached.read({ entries in entries.last(where: { $0.key == key })?.fields }) { return hit }
+    func fields(day: String, accessKeyID: String, sessionToken: String?, expires: Int, signedHeaders: String,
+                make: () -> EncodedQuery) -> EncodedQuery {
+        let hit = cached.read { entries in
+            entries.last(where: {
+                $0.key.matches(day: day, accessKeyID: accessKeyID, sessionToken: sessionToken, expires: expires, signedHeaders: signedHeaders)
+            })?.fields
+        }
+        if let hit { return hit }
+        let key = Key(day: day, accessKeyID: accessKeyID, sessionToken: sessionToken, expires: expires, signedHeaders: signedHeaders)
         let fresh = make()
         cached.write { entries in
             if entries.count >= Self.capacity { entries.removeFirst() }
@@ -454,6 +496,11 @@ extension Array<UInt8> {
     /// Appends a String's UTF-8 with one copy of its contiguous bytes (a native String's
     /// always are): `append(contentsOf: text.utf8)` walks String.UTF8View's generic path,
     /// ~165 instructions a call, five a presign in `canonicalRequest` (callgrind).
+    ///
+    /// The same as FastCGIServer's public `append(utf8:)` (Array+appendBytes.swift), kept
+    /// here on purpose: SigV4 sits below FastCGIServer (S3Client and the tools sign without
+    /// a FastCGI server) and must not import it, and a module for these five lines alone is
+    /// more than they are worth (review14 I1). Internal, so neither clashes with the other.
     @inline(__always)
     mutating func append(utf8 text: String) {
         if text.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) != nil { return }

@@ -1,4 +1,5 @@
 internal import Glibc
+internal import Hashing
 
 /// Percent-encoding as SigV4 defines it: every byte but the unreserved characters
 /// `A-Z a-z 0-9 - _ . ~` becomes `%XX` with upper-case hex.
@@ -17,6 +18,17 @@ public enum URIEncoding {
     /// per-request path (`encode`).
     static let unreservedTable: StaticString =
         "0000000000000000000000000000000000000000000001101111111111000000011111111111111111111111111000010111111111111111111111111110001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+    /// `unreservedTable` with `/` kept too (index 47), for paths.
+    static let pathTable: StaticString =
+        "0000000000000000000000000000000000000000000001111111111111000000011111111111111111111111111000010111111111111111111111111110001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+
+    /// Whether no byte needs an escape (`/` kept with `keepSlash`), through the table eight
+    /// bytes a step (`Encoding.allInTable`): `isKept`'s shifts and branches a byte cost ~7
+    /// instructions a byte of a presign's path (callgrind).
+    static func allKept(_ bytes: UnsafeBufferPointer<UInt8>, keepSlash: Bool) -> Bool {
+        Encoding.allInTable(bytes, keepSlash ? pathTable : unreservedTable)
+    }
 
     @inline(__always)
     static func isKept(_ byte: UInt8, low: UInt64) -> Bool {
@@ -54,12 +66,12 @@ public enum URIEncoding {
     static func appendEncoded(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8], keepSlash: Bool) {
         let low = keepSlash ? unreservedLow | slash : unreservedLow
         // Most names and values need no escape: they are copied whole.
-        var escapes = 0
-        for byte in bytes where !isKept(byte, low: low) { escapes += 1 }
-        if escapes == 0 {
+        if allKept(bytes, keepSlash: keepSlash) {
             out.append(contentsOf: bytes)
             return
         }
+        var escapes = 0
+        for byte in bytes where !isKept(byte, low: low) { escapes += 1 }
         // Written in place of a byte-wise append, which cost ~20 instructions a byte.
         let hex: StaticString = "0123456789ABCDEF"
         let table = hex.utf8Start
@@ -138,7 +150,7 @@ public enum URIEncoding {
             // 256 bytes (a test checks its length, and every byte against the rule): any
             // UInt8 indexes inside it.
             let unreserved = unreservedTable.utf8Start
-            for byte in bytes {
+            @inline(__always) func put(_ byte: UInt8) {
                 if unreserved[Int(byte)] == UInt8(ascii: "1") {
                     at.pointee = byte
                     at += 1
@@ -148,6 +160,28 @@ public enum URIEncoding {
                     at[2] = table[Int(byte & 0x0f)]
                     at += 3
                 }
+            }
+            // Eight bytes at a time while all eight are unreserved (ids, dates, names: most
+            // of a presign's ~110 bytes), copied as one word: the table's entries are "1"
+            // (0x31) or "0" (0x30), so their AND is "1" only when each is. A byte at a time
+            // cost ~10 instructions a byte (callgrind).
+            let base = bytes.baseAddress!
+            var i = 0
+            while bytes.count - i >= 8 {
+                let p = base + i
+                let all = unreserved[Int(p[0])] & unreserved[Int(p[1])] & unreserved[Int(p[2])] & unreserved[Int(p[3])]
+                    & unreserved[Int(p[4])] & unreserved[Int(p[5])] & unreserved[Int(p[6])] & unreserved[Int(p[7])]
+                if all == UInt8(ascii: "1") {
+                    UnsafeMutableRawPointer(at).copyMemory(from: p, byteCount: 8)
+                    at += 8
+                } else {
+                    for j in 0..<8 { put(p[j]) }
+                }
+                i += 8
+            }
+            while i < bytes.count {
+                put(base[i])
+                i += 1
             }
             return at - start
         }

@@ -5,6 +5,35 @@ import Logging
 @testable import AssetdApp
 
 struct InputTests {
+    /// `Input.token`'s check eight bytes at a time against a byte at a time, for every byte
+    /// value at every position of one and two words and of the tail, and every length to 24.
+    @Test func printableTokenEightBytesAtATimeEqualsTheByteLoop() throws {
+        func byByte(_ bytes: [UInt8]) -> Bool { bytes.allSatisfy { $0 > 0x20 && $0 < 0x7f } }
+        func eightAtATime(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBufferPointer(Input.isPrintableToken) }
+        for value in 0...255 {
+            for length in [8, 9, 13, 16, 21] {
+                for position in 0..<length {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "A") + UInt8(position % 26), count: length)
+                    bytes[position] = UInt8(value)
+                    #expect(eightAtATime(bytes) == byByte(bytes), "byte \(value) at \(position) of \(length)")
+                    // Next to the edges of the range, the neighbours of the byte tested.
+                    bytes[(position + 1) % length] = [0x21, 0x7e, 0x20, 0x7f][value % 4]
+                    #expect(eightAtATime(bytes) == byByte(bytes), "byte \(value) at \(position) of \(length), neighbour")
+                }
+            }
+        }
+        for length in 0...24 {
+            let bytes = (0..<length).map { UInt8(0x21 + ($0 * 7) % 94) }
+            #expect(eightAtATime(bytes) == byByte(bytes))
+        }
+        #expect(throws: HTTPError.self) { try Input.token("2~abc def", field: "UploadId") }
+        #expect(throws: HTTPError.self) { try Input.token("2~abcdefgh\u{7f}", field: "UploadId") }
+        #expect(throws: HTTPError.self) { try Input.token("é-not-ascii-at-all", field: "UploadId") }
+        #expect(throws: HTTPError.self) { try Input.token(String(repeating: "a", count: 1025), field: "UploadId") }
+        #expect(try Input.token(String(repeating: "a", count: 1024), field: "UploadId").utf8.count == 1024)
+        #expect(try Input.token("0mSDx7ICHA5675WOXCr3uatcEMotHHIDsOXtIObmPmDjN8uJIt15tCjsNw", field: "UploadId").count == 58)
+    }
+
     @Test(arguments: ["1", "42", "1000000000000000000", "9223372036854775806", "9223372036854775807"])
     func acceptsPlainIDs(text: String) {
         #expect(Input.parseID(Substring(text)) == Int64(text))

@@ -140,7 +140,22 @@ struct LineLogHandlerTests {
         let viaLogger = try written { logger in
             logger.info("request", metadata: AccessLog.line(request, route: route, status: 201, duration: duration), source: AccessLog.source)
         }
+        // The access log's own path: the level, source and message made once (`lineParts`),
+        // the thread's spare line buffer reused: a longer line, then this one twice.
+        let viaParts = try written { logger in
+            let handler = logger.handler as! LineLogHandler
+            let parts = handler.lineParts(level: .info, source: AccessLog.source, message: "request")
+            handler.writeLine(parts) { $0.append(contentsOf: Array(repeating: UInt8(ascii: "x"), count: 300)) }
+            for _ in 0..<2 {
+                handler.writeLine(parts) { line in
+                    AccessLog.appendLine(request, route: route, status: 201, duration: duration, to: &line)
+                }
+            }
+        }
+        let partsLines = viaParts.split(separator: "\n", omittingEmptySubsequences: false).map { untimed(String($0)) + "\n" }
+        #expect(partsLines.count == 4 && partsLines[0].hasSuffix(String(repeating: "x", count: 300) + " [AssetdApp] request\n"))
         #expect(untimed(direct) == untimed(viaLogger))
+        #expect(partsLines.count == 4 && partsLines[1] == untimed(viaLogger) && partsLines[2] == untimed(viaLogger))
         #expect(direct.hasSuffix(" [AssetdApp] request\n"))
         #expect(direct.contains(" duration_ms=12.345 "))
     }

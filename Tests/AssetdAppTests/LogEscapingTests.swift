@@ -45,6 +45,28 @@ struct LogEscapingTests {
         #expect(AccessLog.safeID(String(repeating: "a", count: 100)).count == 64)
     }
 
+    /// The table behind the eight-at-a-time check holds `isSafeIDByte` of every byte value,
+    /// and the check answers as `allSatisfy` does for every byte value at every position.
+    @Test func safeIDTableAndWordCheckEqualThePredicate() {
+        #expect(AccessLog.safeIDTable.utf8CodeUnitCount == 256)
+        let table = Array(UnsafeBufferPointer(start: AccessLog.safeIDTable.utf8Start, count: 256))
+        for value in 0...255 {
+            #expect((table[value] == UInt8(ascii: "1")) == AccessLog.isSafeIDByte(UInt8(value)), "byte \(value)")
+            for length in [8, 13, 32, 64] {
+                for position in stride(from: 0, to: length, by: 3) {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "f"), count: length)
+                    bytes[position] = UInt8(value)
+                    let expected = bytes.allSatisfy(AccessLog.isSafeIDByte)
+                    #expect(bytes.withUnsafeBufferPointer(AccessLog.allSafeIDBytes) == expected, "byte \(value) at \(position) of \(length)")
+                    if expected {
+                        let id = String(decoding: bytes, as: UTF8.self)
+                        #expect(AccessLog.safeID(id) == id, "byte \(value) at \(position)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func plainTextPassesAsItIs() {
         #expect(LineLogHandler.escape("café 1/digital_assets/7.jpg") == "café 1/digital_assets/7.jpg")
         // Latin-1 letters lead with C2 too, and are not control characters.

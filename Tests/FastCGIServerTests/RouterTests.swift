@@ -78,6 +78,37 @@ struct RouterTests {
 }
 
 struct QueryParametersTests {
+    /// `value` and `values` of a literal answer as the String lookups do: escaped names and
+    /// values, `+`, non-ASCII names (canonical equivalence), absent names, a name without
+    /// `=`; on a fresh parse and on a thread's spare reused after a query with escapes and
+    /// after one without (the spare's "no escape anywhere" must not carry over).
+    @Test func literalLookupsAnswerAsStringLookups() {
+        let queries = ["%61b=1&a+b=2&K=3&%C3%A9=4&e%CC%81=5&ab=6&flag&v=%2B+x", "ab=1&ab=2&UploadId=2~abc&v=plain", "",
+                       "v=a%20b&ab=%41", "ab=x&v=1+1", "UploadId=0mSDx7ICHA5675WOXCr3uatcEMotHHIDsOXtIObmPmDjN8uJIt15tCjsNw&v="]
+        func check(_ query: QueryParameters, _ text: String) {
+            #expect(query.value("ab") == query["ab"], "\(text)")
+            #expect(query.value("v") == query["v"], "\(text)")
+            #expect(query.value("a b") == query["a b"], "\(text)")
+            #expect(query.value("é") == query["é"], "\(text)")
+            #expect(query.value("e\u{301}") == query["e\u{301}"], "\(text)")
+            #expect(query.value("\u{212A}") == query["\u{212A}"], "\(text)")
+            #expect(query.value("flag") == query["flag"], "\(text)")
+            #expect(query.value("UploadId") == query["UploadId"], "\(text)")
+            #expect(query.value("missing") == nil)
+            #expect(query.values("ab" as StaticString) == query.values("ab"), "\(text)")
+            #expect(query.values("e\u{301}" as StaticString) == query.values("e\u{301}"), "\(text)")
+        }
+        for text in queries { check(QueryParameters(text), text) }
+        for order in [queries, queries.reversed()] {
+            for text in order {
+                let reused = QueryParameters.reusing(text)
+                check(reused, text)
+                #expect(reused.value("v") == QueryParameters(text)["v"], "\(text)")
+                QueryParameters.keepForReuse(reused)
+            }
+        }
+    }
+
     /// Names are matched as the decoded Strings were: escaped names, `+`, and String
     /// equality (canonical equivalence) where a side is not ASCII.
     @Test func namesMatchAsDecodedStrings() {

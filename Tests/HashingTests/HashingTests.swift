@@ -10,6 +10,36 @@ struct HashingTests {
         #expect(Encoding.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    /// `writeHex` four bytes at a time against a digit at a time from the table, for every
+    /// byte value at every position of a word, and every length from 0 to 40 (the tail).
+    @Test func hexFourBytesAtATimeEqualsTheTable() {
+        func byTable(_ bytes: [UInt8]) -> String {
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
+        }
+        func written(_ bytes: [UInt8]) -> String {
+            var out = [UInt8](repeating: 0xee, count: 2 * bytes.count + 8)
+            bytes.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { Encoding.writeHex(raw: raw, to: $0.baseAddress!) } }
+            #expect(out[(2 * bytes.count)...].allSatisfy { $0 == 0xee }, "nothing written past 2n")
+            return String(decoding: out[..<(2 * bytes.count)], as: UTF8.self)
+        }
+        for value in 0...255 {
+            for position in 0..<9 {
+                var bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: value &* 7 &+ 3), count: 9)
+                bytes[position] = UInt8(value)
+                #expect(written(bytes) == byTable(bytes))
+                #expect(Encoding.hex(bytes) == byTable(bytes))
+            }
+        }
+        for length in 0...40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            #expect(written(bytes) == byTable(bytes))
+            var appended: [UInt8] = [0x2a]
+            bytes.withUnsafeBytes { Encoding.appendHex(raw: $0, to: &appended) }
+            #expect(appended == [0x2a] + Array(byTable(bytes).utf8))
+        }
+    }
+
     @Test func streamingEqualsOneShot() {
         let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let digest = Digest(.sha256)

@@ -2,6 +2,24 @@ import Testing
 @testable import JSON
 
 struct JSONTests {
+    /// `closeString`: a string written in place, then closed, gives the bytes that writing
+    /// it as a `.string` gives, plain or escaped, whatever comes before it.
+    @Test func closeStringInPlaceEqualsWritingTheString() {
+        let texts = ["", "plain", "https://s3.example/b/k?X-Amz-Signature=abc", "quote\"", "back\\slash", "nl\n", "ctl\u{1}\u{1f}",
+                     "del\u{7f}", "é☃ and \"both\\\u{0}", String(repeating: "x", count: 600) + "\"", String(repeating: "ab\t", count: 100)]
+        for text in texts {
+            for prefix in [#"{"url":"#, ""] {
+                var expected: [UInt8] = Array(prefix.utf8)
+                JSONValue.string(text).write(to: &expected)
+                var out: [UInt8] = Array(prefix.utf8) + [UInt8(ascii: "\"")]
+                let start = out.count
+                out.append(contentsOf: text.utf8)
+                JSONValue.closeString(in: &out, textFrom: start)
+                #expect(out == expected, "\(text)")
+            }
+        }
+    }
+
     func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
 
     @Test func parsesDocument() throws {

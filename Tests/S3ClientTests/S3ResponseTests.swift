@@ -83,6 +83,16 @@ struct S3ResponseTests {
         let aws = S3Endpoint.aws(region: "eu-west-1", bucket: "assets")
         #expect(aws.host == "assets.s3.eu-west-1.amazonaws.com")
         #expect(aws.path(bucket: "assets", key: "k") == "/k")
+        // Each part copied into the path's storage: the bucket alone, empty parts, long and
+        // non-ASCII keys (bytes kept as they are), a bucket made of a longer String's slice.
+        #expect(local.path(bucket: "b", key: "") == "/b")
+        #expect(aws.path(bucket: "assets", key: "") == "/")
+        #expect(local.path(bucket: "", key: "k") == "//k")
+        let long = String(repeating: "x/é☃", count: 200)
+        #expect(local.path(bucket: "assets-bucket", key: long) == "/assets-bucket/" + long)
+        #expect(aws.path(bucket: "assets", key: long) == "/" + long)
+        let sliced = String("--bucket--".dropFirst(2).dropLast(2))
+        #expect(local.path(bucket: sliced, key: "1/k.jpg") == "/bucket/1/k.jpg")
     }
 }
 

@@ -90,6 +90,7 @@ struct URIEncodingTests {
             }
             // The fresh fields of a presign go through the table, not `isKept`.
             #expect(URIEncoding.unreservedTable.utf8CodeUnitCount == 256)
+            #expect(URIEncoding.pathTable.utf8CodeUnitCount == 256)
             var merged: [UInt8] = []
             URIEncoding.appendCanonicalQuery([], plus: (String(decoding: [byte], as: UTF8.self), ""), merging: EncodedQuery([]), to: &merged)
             let expected = value < 0x80 ? (unreserved ? [byte] : escaped) : Array("%EF%BF%BD".utf8)
@@ -114,6 +115,52 @@ struct URIEncodingTests {
                 }
             }
         }
+    }
+
+    /// The fresh fields' encoding, eight bytes at a time while all eight are unreserved,
+    /// against `appendEncoded` (the `isKept` rule): every ASCII byte at offsets on both sides
+    /// of the 8-byte steps, and non-ASCII characters across a step.
+    @Test func freshFieldsEveryByteInsideLongerText() {
+        func fresh(_ text: String) -> [UInt8] {
+            var merged: [UInt8] = []
+            URIEncoding.appendCanonicalQuery([], plus: (text, ""), merging: EncodedQuery([]), to: &merged)
+            return merged
+        }
+        func byRule(_ text: String) -> [UInt8] {
+            var out: [UInt8] = []
+            URIEncoding.appendEncoded(text, to: &out, keepSlash: false)
+            return out + [UInt8(ascii: "=")]
+        }
+        for value in 0...127 {
+            for offset in [0, 1, 7, 8, 9, 15, 16, 23, 24, 30] {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: 31)
+                bytes[offset] = UInt8(value)
+                let text = String(decoding: bytes, as: UTF8.self)
+                #expect(fresh(text) == byRule(text), "byte \(value) at \(offset)")
+            }
+        }
+        for length in 0...20 {
+            for special in ["é", "☃", "/", "~", "%"] {
+                let text = String(repeating: "Ab9-_.~", count: 3).prefix(length) + special + "tail0123456789"
+                #expect(fresh(String(text)) == byRule(String(text)), "\(text)")
+            }
+        }
+    }
+
+    /// One header: kept as it is only when it is already canonical; otherwise lower-cased
+    /// and folded as any header is.
+    @Test func oneHeaderSortedAsAnyOther() {
+        func sorted(_ headers: [SigV4Signer.Field]) -> ([String], [String], String) {
+            let result = SigV4Signer.sortedHeaders(headers)
+            return (result.fields.map(\.name), result.fields.map(\.value), result.signedHeaders)
+        }
+        #expect(sorted([("host", "s3.example:9000")]) == (["host"], ["s3.example:9000"], "host"))
+        #expect(sorted([("Host", "s3.example")]) == (["host"], ["s3.example"], "host"))
+        #expect(sorted([("host", "  a \t b  ")]) == (["host"], ["a b"], "host"))
+        #expect(sorted([("host", "a\r\nb")]) == (["host"], ["a b"], "host"))
+        #expect(sorted([("x-É", "v")]) == (["x-É"], ["v"], "x-É"))
+        // The same header among others comes out the same way.
+        #expect(sorted([("Host", " a  b "), ("a", "1")]) == (["a", "host"], ["1", "a b"], "a;host"))
     }
 
     @Test func mixedRunsAndSorting() {

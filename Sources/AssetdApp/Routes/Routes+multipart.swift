@@ -30,34 +30,54 @@ extension Routes {
     /// The upload a query names, checked: workspace, asset, upload, still pending. The
     /// upload id's field is the route's own (CONTRACT.md): S3's `UploadId` for the part URLs,
     /// `uploadId` for list-parts; the other spelling is taken too, and errors name `field`.
-    private func pendingUpload(_ request: Request, _ principal: Principal, uploadIDField field: String) throws -> UploadRecord {
-        let query = request.query
-        let workspaceID = try workspace(query["workspaceId"], principal)
-        let assetID = try Input.id(query["assetId"], field: "assetId")
-        let other = field == "UploadId" ? "uploadId" : "UploadId"
-        let uploadID = try Input.token(query[field] ?? query[other], field: field)
+    /// The pending upload the query names (workspace, asset, upload id), authorized. Takes
+    /// the query, not the request: `Request.query` copies the parsed query out each time
+    /// (two arrays retained and released), so a route reads it once.
+    private func pendingUpload(_ query: QueryParameters, _ principal: Principal, uploadIDField field: UploadIDField) throws -> UploadRecord {
+        let workspaceID = try workspace(query.value("workspaceId"), principal)
+        let assetID = try Input.id(query.value("assetId"), field: "assetId")
+        let uploadID = switch field {
+        case .upperCase: try Input.token(query.value("UploadId") ?? query.value("uploadId"), field: "UploadId")
+        case .lowerCase: try Input.token(query.value("uploadId") ?? query.value("UploadId"), field: "uploadId")
+        }
         return try service.pendingUpload(uploadID, asset: assetID, in: workspaceID)
     }
 
+    /// Which spelling of the upload id a route names first (and in its errors): either is
+    /// read. Names as literals, looked up without a String's bytes (`QueryParameters.value`).
+    private enum UploadIDField {
+        /// `UploadId`, then `uploadId`.
+        case upperCase
+        /// `uploadId`, then `UploadId`.
+        case lowerCase
+    }
+
     /// The `contentMD5` parameter, given at most once; nil when absent.
-    private static func contentMD5Text(_ request: Request) throws -> String? {
-        let given = request.query.values("contentMD5")
+    private static func contentMD5Text(_ query: QueryParameters) throws -> String? {
+        let given = query.values("contentMD5" as StaticString)
         guard given.count <= 1 else { throw HTTPError(.badRequest, "contentMD5 must be given once.") }
         return given.first
     }
 
     @Sendable func uploadPartURL(_ request: Request, _ principal: Principal) throws -> Response {
-        let partText = request.query["PartNumber"] ?? request.query["partNumber"]
+        let query = request.query
+        let partText = query.value("PartNumber") ?? query.value("partNumber")
         guard partText != nil else { throw HTTPError(.badRequest, "PartNumber is required.") }
         let partNumber = try Input.integer(partText, field: "PartNumber", in: 1...AssetService.maxParts)!
-        let md5 = try Self.contentMD5Text(request).map { try Input.contentMD5(Substring($0)) }
-        let upload = try pendingUpload(request, principal, uploadIDField: "UploadId")
-        let url = try service.partURL(upload, part: (Int(partNumber), md5))
-        // {"url":"...","expiresIn":N}, as `.json` writes it, into one buffer of its size.
+        let md5 = try Self.contentMD5Text(query).map { try Input.contentMD5(Substring($0)) }
+        let upload = try pendingUpload(query, principal, uploadIDField: .upperCase)
+        // {"url":"...","expiresIn":N}, as `.json` writes it, the URL signed straight into
+        // the body: no String of it, and no scan for JSON escapes when the store says its
+        // bytes need none (`ObjectURLs.appendPresignedURL`).
         var body: [UInt8] = []
-        body.reserveCapacity(url.utf8.count + 48)
-        body.append(#"{"url":"#)
-        JSONValue.string(url).write(to: &body)
+        body.reserveCapacity(640)
+        body.append(#"{"url":""#)
+        let urlStart = body.count
+        if try service.appendPartURL(upload, part: (Int(partNumber), md5), to: &body) {
+            body.append(UInt8(ascii: "\""))
+        } else {
+            JSONValue.closeString(in: &body, textFrom: urlStart)
+        }
         body.append(#","expiresIn":"#)
         Response.appendDecimal(configuration.presignExpires, to: &body)
         body.append(UInt8(ascii: "}"))
@@ -68,7 +88,7 @@ extension Routes {
         let partNumbersText = request.query["partNumbers"]
         let numbers = try Input.partNumbers(partNumbersText, field: "partNumbers", max: Self.maxURLsAtOnce)
         var parts: [PartToSign] = numbers.map { ($0, nil) }
-        if let list = try Self.contentMD5Text(request) {
+        if let list = try Self.contentMD5Text(request.query) {
             // One MD5 a part, in the order partNumbers names them.
             let written = Input.partNumbersAsWritten(partNumbersText ?? "")
             guard written.count == numbers.count else {
@@ -84,13 +104,13 @@ extension Routes {
             }
             parts.sort { $0.partNumber < $1.partNumber }
         }
-        let upload = try pendingUpload(request, principal, uploadIDField: "UploadId")
+        let upload = try pendingUpload(request.query, principal, uploadIDField: .upperCase)
         let urls: [JSONValue] = try service.partURLs(upload, parts: parts).map { ["partNumber": .int($0.partNumber), "url": .string($0.url)] }
         return .json(["urls": .array(urls), "expiresIn": .int(configuration.presignExpires)])
     }
 
     @Sendable func listParts(_ request: Request, _ principal: Principal) throws -> Response {
-        let parts = try service.listParts(of: pendingUpload(request, principal, uploadIDField: "uploadId"))
+        let parts = try service.listParts(of: pendingUpload(request.query, principal, uploadIDField: .lowerCase))
         let list: [JSONValue] = parts.map { ["PartNumber": .int($0.partNumber), "ETag": .string($0.etag), "Size": .int($0.size)] }
         return .json(["parts": .array(list)])
     }

@@ -37,6 +37,16 @@ extension AssetService {
         return signedPartURL(upload, part)
     }
 
+    /// `partURL`'s UTF-8 appended to `out` (the response body), without a String of it.
+    /// Returns what `ObjectURLs.appendPresignedURL` says: whether the bytes are known to
+    /// need no JSON escape.
+    public func appendPartURL(_ upload: UploadRecord, part: PartToSign, to out: inout [UInt8]) throws -> Bool {
+        try recordSignedParts(upload, CollectionOfOne(part))
+        let (query, headers) = partPresign(upload, part)
+        return objects.appendPresignedURL(to: &out, method: "PUT", key: upload.key, query: query, headers: headers,
+                                          expires: configuration.presignExpires, date: now())
+    }
+
     /// ASSETD_PART_CHECKSUM's rule for the parts about to be signed, and their MD5s recorded.
     private func recordSignedParts(_ upload: UploadRecord, _ parts: some Collection<PartToSign>) throws {
         let mode = configuration.partChecksum
@@ -57,9 +67,14 @@ extension AssetService {
 
     /// One part's presigned PUT, `content-md5` signed in when it has one (unless `off`).
     private func signedPartURL(_ upload: UploadRecord, _ part: PartToSign) -> String {
+        let (query, headers) = partPresign(upload, part)
+        return presign("PUT", key: upload.key, query: query, headers: headers, expires: configuration.presignExpires)
+    }
+
+    /// The query and the signed headers of one part's presigned PUT.
+    private func partPresign(_ upload: UploadRecord, _ part: PartToSign) -> (query: [(name: String, value: String)], headers: [(String, String)]) {
         let headers = configuration.partChecksum != .off ? part.contentMD5.map { [("content-md5", Encoding.base64($0))] } ?? [] : []
-        return presign("PUT", key: upload.key, query: [("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)],
-                       headers: headers, expires: configuration.presignExpires)
+        return ([("partNumber", String(part.partNumber)), ("uploadId", upload.uploadID)], headers)
     }
 
     /// Before CompleteMultipartUpload: each submitted part against the MD5 signed for it.

@@ -42,6 +42,20 @@ public protocol ObjectURLs: Sendable {
     func presignedURL(method: String, key: String, query: [(String, String)], headers: [(String, String)], expires: Int, date: Date) -> String
     /// The unsigned URL of an object (a completed upload's `location`).
     func objectURL(key: String) -> String
+    /// `presignedURL`'s UTF-8 appended to `out`. Returns true only when every byte appended
+    /// is known to be printable ASCII other than `"` and `\` (a JSON string of it needs no
+    /// escape); false when not known.
+    func appendPresignedURL(to out: inout [UInt8], method: String, key: String, query: [(name: String, value: String)],
+                            headers: [(String, String)], expires: Int, date: Date) -> Bool
+}
+
+extension ObjectURLs {
+    /// The URL made as a String and appended: nothing known of its bytes.
+    public func appendPresignedURL(to out: inout [UInt8], method: String, key: String, query: [(name: String, value: String)],
+                                   headers: [(String, String)], expires: Int, date: Date) -> Bool {
+        out.append(contentsOf: presignedURL(method: method, key: key, query: query, headers: headers, expires: expires, date: date).utf8)
+        return false
+    }
 }
 
 /// Readiness: whether the bucket answers.
