@@ -451,6 +451,98 @@ struct SearchTests {
         #expect(hints.gathered("c199", workspace: 19) == nil)
     }
 
+    /// Forgetting a hint (a gather that found too many, or an expired one) leaves the others
+    /// in their order: the workspace's oldest is still the one forgotten for a new one past
+    /// `workspaceCapacity`, also after hints in between were forgotten and remembered again.
+    @Test func forgottenHintsKeepTheOthersInTheirOrder() {
+        let hints = SearchHints()
+        let capacity = SearchHints.workspaceCapacity
+        for index in 0..<capacity { hints.remember("h\(index)", workspace: 1, gathered: true) }
+        // Forgotten, then remembered again: newest now.
+        for index in stride(from: 0, to: capacity, by: 3) { hints.remember("h\(index)", workspace: 1, gathered: nil) }
+        for index in stride(from: 0, to: capacity, by: 6) { hints.remember("h\(index)", workspace: 1, gathered: false) }
+        // Renewed in place: keeps its place.
+        hints.remember("h1", workspace: 1, gathered: false)
+        #expect(hints.remembered == capacity - (capacity + 2) / 3 + (capacity + 5) / 6)
+        // Fill up to the capacity, then 3 more: the 3 oldest still remembered go (h1, h2, h4).
+        var added = 0
+        while hints.remembered < capacity { hints.remember("n\(added)", workspace: 1, gathered: true); added += 1 }
+        for index in 0..<3 { hints.remember("m\(index)", workspace: 1, gathered: true) }
+        #expect(hints.remembered == capacity)
+        #expect(hints.gathered("h1", workspace: 1) == nil && hints.gathered("h2", workspace: 1) == nil)
+        #expect(hints.gathered("h4", workspace: 1) == nil && hints.gathered("h5", workspace: 1) == true)
+        #expect(hints.gathered("h0", workspace: 1) == false && hints.gathered("m2", workspace: 1) == true)
+        // Forgetting every one, one by one, empties it; a new one is then alone.
+        for index in 0..<capacity { hints.remember("h\(index)", workspace: 1, gathered: nil) }
+        for index in 0..<added { hints.remember("n\(index)", workspace: 1, gathered: nil) }
+        for index in 0..<3 { hints.remember("m\(index)", workspace: 1, gathered: nil) }
+        #expect(hints.remembered == 0)
+        hints.remember("last", workspace: 1, gathered: true)
+        #expect(hints.remembered == 1 && hints.gathered("last", workspace: 1) == true)
+    }
+
+    /// A substring with `_`, a space, `-` or `.` (`ch_be`) is gathered through migration
+    /// v10's trigram index of the joined text, not v7's, whose trigrams of `ch_be` (`ch `,
+    /// ` be`) every `beach` has: the gather's plan scans the joined index only. The same
+    /// rows as the walk (which tests the LIKE alone), for texts with every joined character,
+    /// LIKE's own `% _ \`, and `ǂ` itself, which the joined text holds for each of them but
+    /// which matches itself only; and the same without v10's index (dropped: the plain LIKE).
+    @Test func substringsWithPunctuationAreGatheredThroughTheJoinedText() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var walking = PostgresRecordStore.Settings()
+        walking.searchBounds = PostgresRecordStore.SearchBounds(firstWalkedRows: 100_000, walkedRows: 100_000, gatheredMatches: 0)
+        var gathering = PostgresRecordStore.Settings()
+        gathering.searchBounds = PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000)
+        let walker = try PostgresRecordStore(url: url, settings: walking)
+        let names = ["beach_river", "beach river", "beach-river", "beach.river", "beachǂriver", "beach\nriver", "beach%river",
+                     "beach\\_river", "beachriver", "reach_bend", "each_be", "ch_be", "beach__river", "beach_-river", "BEACH_RIVER",
+                     "x_y.z-w v", "beach", "river"]
+        for (index, name) in names.enumerated() {
+            for workspace: Int64 in [1, 2] {
+                _ = try walker.createAsset(NewAsset(workspaceID: workspace, fileType: index % 2 == 0 ? "image/png" : "video/mp4",
+                                                    fileExtension: "bin", fileName: name, size: Int64(index)), status: .ready, now: Date())
+            }
+        }
+        // Many rows with `beach` that `ch_be` does not match, as the bench's.
+        try walker.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                SELECT 1, 'k-' || i, 'beach_' || i || '_river', 'image/png', i, 'ready', 0, 0 FROM generate_series(1, 300) AS i
+                """)
+            try connection.execute("ANALYZE asset")
+        }
+        let texts = ["ch_be", "h_r", "h r", "h-r", "h.r", "hǂr", "h%r", "h\\_r", "_", "__", "h__r", "h_-r", "ch_ri", "y.z-w v", "x_y",
+                     "h\nr", "%", "\\", "ǂ", "ach_", "_river", "ch.be", "each_be"]
+        func pages(_ store: PostgresRecordStore) throws -> [[String]] {
+            try texts.flatMap { text in
+                try [query(1, text, limit: 7), query(1, text, kind: .video, limit: 7), query(1, text, sort: .name, order: .ascending, limit: 7),
+                     query(2, text, limit: 50)].map { try store.allPages($0).map { "\($0.workspaceID) \($0.fileName ?? "")" } }
+            }
+        }
+        let walked = try pages(walker)
+        #expect(walked[0] == ["1 ch_be", "1 each_be", "1 reach_bend"], "\(walked[0])")
+        let gatherer = try PostgresRecordStore(url: url, settings: gathering)
+        #expect(try gatherer.searchPool.with { try gatherer.searchHints.joinedTextIndexed($0) })
+        #expect(try pages(gatherer) == walked)
+        // The gather's plan (bitmaps, as a gather's session has them): the joined index, not v7's.
+        let sql = SQLParameters()
+        sql.joinedText = true
+        let text = try #require(SearchText("ch_be"))
+        let condition = try #require(PostgresRecordStore.TextConditions(text).substring(sql))
+        let plain = try PGPool(url: url, settings: .init()).connect()
+        try plain.execute("SET enable_seqscan = off; SET enable_indexscan = off")
+        let plan = try plain.query("EXPLAIN SELECT asset.id FROM asset WHERE \(condition)", ["ch\\_be"])
+            .rows.compactMap { $0.string(0) }.joined(separator: "\n")
+        #expect(plan.contains("asset_joined_text_by_workspace") && !plan.contains("asset_search_text_by_workspace"), "\(plan)")
+        // A start builds v10's index again when it is missing; without it, the LIKE alone: the same rows.
+        try plain.execute("DROP INDEX asset_joined_text_by_workspace")
+        let without = try PostgresRecordStore(url: url, settings: gathering)
+        #expect(try plain.query("SELECT to_regclass('asset_joined_text_by_workspace') IS NOT NULL").first?.bool(0) == true)
+        try plain.execute("DROP INDEX asset_joined_text_by_workspace")
+        #expect(try without.searchPool.with { try without.searchHints.joinedTextIndexed($0) } == false)
+        #expect(try pages(without) == walked)
+    }
+
     static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {
         switch kind {
         case .image: asset.fileType.hasPrefix("image/")

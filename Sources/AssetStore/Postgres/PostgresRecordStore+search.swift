@@ -195,8 +195,21 @@ extension PostgresRecordStore {
             return "CASE WHEN \(whole) THEN 0 WHEN \(prefix) THEN 1 ELSE 2 END"
         }
 
+        /// The searched text holds the substring (LIKE, case folded). In a gather once v10's
+        /// index is there (`SQLParameters.joinedText`), the joined text holds the joined
+        /// substring too, which that index serves: a condition every match meets (`joinedText`
+        /// maps character for character), where v7's index loses what is around the
+        /// substring's punctuation (`ch_be`: every `beach` a candidate). The exact LIKE is
+        /// then `IS TRUE`, which no index serves, so that the planner cannot add v7's bitmap
+        /// to the joined one's (BitmapAnd: its 8,822 candidates collected for nothing). The
+        /// joined pattern is the escaped one joined (`joinedText`), the same parameter.
         func substring(_ sql: SQLParameters) -> String? {
-            substring.map { "\(PostgresRecordStore.searchedText) LIKE '%' || lower(\(sql.bind($0))) || '%'" }
+            guard let substring else { return nil }
+            let pattern = "lower(\(sql.bind(substring)))"
+            let like = "\(PostgresRecordStore.searchedText) LIKE '%' || \(pattern) || '%'"
+            guard sql.joinedText else { return like }
+            let joined = PostgresRecordStore.joinedText(of: PostgresRecordStore.searchedText)
+            return "(\(joined) LIKE '%' || \(PostgresRecordStore.joinedText(of: pattern)) || '%' AND (\(like)) IS TRUE)"
         }
 
         /// What tier `tier` matches, leaving out the tiers before it; nil when it cannot match.
@@ -363,12 +376,13 @@ extension PostgresRecordStore {
     private func gatherPage(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, laterTiers: Bool) throws
         -> (rows: [PGRow], laterTiersRead: Bool)? {
         let keyed = try workspaceKeyed(query.workspaceID, connection)
+        let joinedText = try searchHints.joinedTextIndexed(connection)
         if laterTiers, let tiers = query.laterTiers {
             let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
-            return try gather(connection, query, thisTier, then: later, keyed: keyed)
+            return try gather(connection, query, thisTier, then: later, keyed: keyed, joinedText: joinedText)
         }
-        return try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit, keyed: keyed)
-            .map { ($0, false) }
+        return try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit, keyed: keyed,
+                          joinedText: joinedText).map { ($0, false) }
     }
 
     /// Whether a gather in the workspace takes its key in the GIN scans (`WorkspaceKey`).
@@ -414,8 +428,9 @@ extension PostgresRecordStore {
     /// the page's ids sorted from those, and its rows read by id, each with its sort key;
     /// nil when more than `gatheredMatches` matched.
     private func gather(_ connection: PGConnection, workspaceID: Int64, filters: (SQLParameters) -> String, _ gathered: Gathered,
-                        limit: Int, keyed: Bool) throws -> [PGRow]? {
+                        limit: Int, keyed: Bool, joinedText: Bool) throws -> [PGRow]? {
         let sql = SQLParameters()
+        sql.joinedText = joinedText
         let workspace = sql.bind(workspaceID)
         let ctes = gathering("matched", sql, workspace: workspace, keyed: keyed, filters: filters, gathered, limit: limit)
         // One row at least, the count of matches read in the last column (NULL columns
@@ -439,9 +454,10 @@ extension PostgresRecordStore {
     /// leave a row in it); this tier's rows have no sort key (NULL), the later tiers' have
     /// their tier. nil when more than `gatheredMatches` matched this tier; this tier's rows
     /// alone (`laterTiersRead` false) when more matched the later ones.
-    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered, keyed: Bool) throws
-        -> (rows: [PGRow], laterTiersRead: Bool)? {
+    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered, keyed: Bool,
+                        joinedText: Bool) throws -> (rows: [PGRow], laterTiersRead: Bool)? {
         let sql = SQLParameters()
+        sql.joinedText = joinedText
         let workspace = sql.bind(query.workspaceID)
         let ctes = [gathering("tier", sql, workspace: workspace, keyed: keyed, filters: query.filters, thisTier, limit: query.limit),
                     gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
@@ -641,6 +657,9 @@ extension PostgresRecordStore {
 /// The parameters of a statement being written: `bind` appends a value and answers its `$n`.
 final class SQLParameters {
     private(set) var values: [any PGBindable] = []
+    /// The statement is a gather, and v10's index of the joined text is there: a substring
+    /// is searched through it (`TextConditions.substring`). Walks test the plain LIKE.
+    var joinedText = false
 
     func bind(_ value: any PGBindable) -> String {
         values.append(value)

@@ -14,25 +14,59 @@ final class SearchHints: Sendable {
     static let workspaceCapacity = 256
 
     /// The shares: when read, by workspace, and whether the statistics were fresh enough
-    /// to be trusted then.
-    private let shares = Mutex<(read: ContinuousClock.Instant?, byWorkspace: [Int64: Double], rows: Double)>((nil, [:], 0))
+    /// to be trusted then; the table's rows, and whether v10's index is there.
+    private let shares = Mutex<(read: ContinuousClock.Instant?, statistics: Statistics)>((nil, Statistics()))
     private let sparse = Mutex(Remembered())
 
-    /// The sparse queries of each workspace, each in the order first remembered.
+    /// What a search connection read of the catalog at most once a `lifetime`.
+    private struct Statistics {
+        var byWorkspace: [Int64: Double] = [:]
+        var rows = 0.0
+        /// Whether migration v10's index of the joined text is valid (`joinedTextIndexed`).
+        var joinedTextIndexed = false
+    }
+
+    /// The sparse queries of each workspace, each in the order first remembered: `order`
+    /// from `head` on holds (key, serial) for each hint, and the entries of forgotten or
+    /// renewed ones (whose serial is not the hint's), dropped when they reach the head or
+    /// when they are half of it (so that forgetting is a dictionary removal, not a scan).
     private struct Remembered {
-        var byWorkspace: [Int64: (hints: [String: (until: ContinuousClock.Instant, laterTiers: Bool)], order: [String])] = [:]
+        struct Workspace {
+            var hints: [String: (until: ContinuousClock.Instant, laterTiers: Bool, serial: Int)] = [:]
+            var order: [(key: String, serial: Int)] = []
+            var head = 0
+        }
+        var byWorkspace: [Int64: Workspace] = [:]
         var count = 0
+        var serial = 0
 
         mutating func forget(_ key: String, of workspace: Int64) {
             guard byWorkspace[workspace]?.hints.removeValue(forKey: key) != nil else { return }
-            byWorkspace[workspace]!.order.removeAll { $0 == key }
             count -= 1
-            if byWorkspace[workspace]!.hints.isEmpty { byWorkspace[workspace] = nil }
+            if byWorkspace[workspace]!.hints.isEmpty { byWorkspace[workspace] = nil; return }
+            compact(workspace)
+        }
+
+        /// The order's entries of forgotten hints dropped once they are as many as the hints.
+        private mutating func compact(_ workspace: Int64) {
+            guard let remembered = byWorkspace[workspace], remembered.order.count - remembered.head > 2 * remembered.hints.count + 8 else { return }
+            byWorkspace[workspace]!.order = remembered.order[remembered.head...].filter { remembered.hints[$0.key]?.serial == $0.serial }
+            byWorkspace[workspace]!.head = 0
         }
 
         mutating func forgetOldest(of workspace: Int64) {
-            guard let oldest = byWorkspace[workspace]?.order.first else { return }
-            forget(oldest, of: workspace)
+            while let remembered = byWorkspace[workspace], remembered.head < remembered.order.count {
+                let (key, serial) = remembered.order[remembered.head]
+                byWorkspace[workspace]!.head += 1
+                if remembered.hints[key]?.serial == serial { forget(key, of: workspace); return }
+            }
+        }
+
+        mutating func add(_ key: String, of workspace: Int64, until: ContinuousClock.Instant, laterTiers: Bool) {
+            serial += 1
+            byWorkspace[workspace, default: Workspace()].hints[key] = (until, laterTiers, serial)
+            byWorkspace[workspace]!.order.append((key, serial))
+            count += 1
         }
 
         /// Every expired hint forgotten; then, if still `capacity`, the oldest of the
@@ -41,7 +75,7 @@ final class SearchHints: Sendable {
             for (workspace, remembered) in byWorkspace {
                 for (key, hint) in remembered.hints where hint.until <= now { forget(key, of: workspace) }
             }
-            if count >= SearchHints.capacity, let largest = byWorkspace.max(by: { $0.value.order.count < $1.value.order.count })?.key {
+            if count >= SearchHints.capacity, let largest = byWorkspace.max(by: { $0.value.hints.count < $1.value.hints.count })?.key {
                 forgetOldest(of: largest)
             }
         }
@@ -68,27 +102,41 @@ final class SearchHints: Sendable {
         return (1 - (known.byWorkspace[workspace] ?? 0)) * known.rows
     }
 
-    private func statistics(_ connection: PGConnection) throws -> (byWorkspace: [Int64: Double], rows: Double) {
+    /// Whether migration v10's trigram index of the joined text (`asset_joined_text_by_workspace`)
+    /// is valid, read with the statistics: until it is built (CREATE INDEX CONCURRENTLY after
+    /// the migration, `buildIndexes`) a gather's substring condition is the plain LIKE, which
+    /// v7's index serves (`PostgresRecordStore.TextConditions.substring`).
+    func joinedTextIndexed(_ connection: PGConnection) throws -> Bool {
+        try statistics(connection).joinedTextIndexed
+    }
+
+    private func statistics(_ connection: PGConnection) throws -> Statistics {
         let now = ContinuousClock.now
-        if let known = shares.withLock({ $0.read.map { now - $0 < Self.lifetime } == true ? ($0.byWorkspace, $0.rows) : nil }) {
+        if let known = shares.withLock({ $0.read.map { now - $0 < Self.lifetime } == true ? $0.statistics : nil }) {
             return known
         }
-        var read: [Int64: Double] = [:]
-        var rows = 0.0
+        // One row at least (NULL shares when none is known or trusted): the table's
+        // `reltuples` read once, the shares beside it.
+        var read = Statistics()
         for row in try connection.query("""
-            SELECT unnest(most_common_vals::text::bigint[]), unnest(most_common_freqs),
-                   (SELECT greatest(reltuples, 0) FROM pg_catalog.pg_class WHERE oid = to_regclass('asset'))
-            FROM pg_catalog.pg_stats
-            WHERE schemaname = current_schema() AND tablename = 'asset' AND attname = 'workspace_id'
-            AND coalesce((SELECT changed.n_mod_since_analyze FROM pg_catalog.pg_stat_user_tables AS changed
-                          WHERE changed.schemaname = current_schema() AND changed.relname = 'asset'), 0)
-                <= $1 * greatest((SELECT reltuples FROM pg_catalog.pg_class WHERE oid = to_regclass('asset')), 0)
+            WITH asset_table AS (SELECT greatest(reltuples, 0) AS rows FROM pg_catalog.pg_class WHERE oid = to_regclass('asset'))
+            SELECT share.workspace, share.frequency, asset_table.rows,
+                   coalesce((SELECT indisvalid FROM pg_catalog.pg_index
+                             WHERE indexrelid = to_regclass('asset_joined_text_by_workspace')), false)
+            FROM asset_table LEFT JOIN LATERAL (
+                SELECT unnest(most_common_vals::text::bigint[]) AS workspace, unnest(most_common_freqs) AS frequency
+                FROM pg_catalog.pg_stats
+                WHERE schemaname = current_schema() AND tablename = 'asset' AND attname = 'workspace_id'
+                AND coalesce((SELECT changed.n_mod_since_analyze FROM pg_catalog.pg_stat_user_tables AS changed
+                              WHERE changed.schemaname = current_schema() AND changed.relname = 'asset'), 0)
+                    <= $1 * asset_table.rows) AS share ON true
             """, [Self.staleShare]).rows {
-            if let workspace = row.int64(0), let share = row.double(1) { read[workspace] = share }
-            rows = row.double(2) ?? rows
+            if let workspace = row.int64(0), let share = row.double(1) { read.byWorkspace[workspace] = share }
+            read.rows = row.double(2) ?? read.rows
+            read.joinedTextIndexed = row.bool(3) ?? false
         }
-        shares.withLock { $0 = (now, read, rows) }
-        return (read, rows)
+        shares.withLock { $0 = (now, read) }
+        return read
     }
 
     /// Whether the query `key` of `workspace` lately had a first walk that met few matches
@@ -111,17 +159,15 @@ final class SearchHints: Sendable {
         let now = ContinuousClock.now
         sparse.withLock { remembered in
             guard let laterTiers else { remembered.forget(key, of: workspace); return }
-            if remembered.byWorkspace[workspace]?.hints[key] != nil {
-                remembered.byWorkspace[workspace]!.hints[key] = (now + Self.lifetime, laterTiers)
+            if let hint = remembered.byWorkspace[workspace]?.hints[key] {
+                remembered.byWorkspace[workspace]!.hints[key] = (now + Self.lifetime, laterTiers, hint.serial)
                 return
             }
-            if (remembered.byWorkspace[workspace]?.order.count ?? 0) >= Self.workspaceCapacity {
+            if (remembered.byWorkspace[workspace]?.hints.count ?? 0) >= Self.workspaceCapacity {
                 remembered.forgetOldest(of: workspace)
             }
             if remembered.count >= Self.capacity { remembered.makeRoom(now) }
-            remembered.byWorkspace[workspace, default: ([:], [])].hints[key] = (now + Self.lifetime, laterTiers)
-            remembered.byWorkspace[workspace]!.order.append(key)
-            remembered.count += 1
+            remembered.add(key, of: workspace, until: now + Self.lifetime, laterTiers: laterTiers)
         }
     }
 
