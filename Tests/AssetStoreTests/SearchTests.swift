@@ -407,6 +407,39 @@ struct SearchTests {
         #expect(try share(1) > 0.4 && share(1) < PostgresRecordStore.keylessShare)
     }
 
+    /// Review14 P1: the other workspaces' rows are counted, not taken from the last ANALYZE,
+    /// whose statistics stay trusted until 10% of the table changed: rows added to another
+    /// workspace since (here 35 beside 5, past a test-sized bound of 20) give the dominant
+    /// workspace its key back at once, though its share by the statistics is unchanged.
+    @Test func aDominantWorkspaceCountsTheOthersRowsSinceTheStatistics() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var settings = PostgresRecordStore.Settings()
+        settings.searchBounds.keylessOtherRows = 20
+        let store = try PostgresRecordStore(url: url, settings: settings)
+        func insert(_ workspace: Int64, _ count: Int) throws {
+            try store.pool.with { connection in
+                try connection.execute("""
+                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+                _ = try connection.query("SELECT pg_stat_force_next_flush()")
+            }
+        }
+        func keyed() throws -> (share: Double, keyed: Bool) {
+            let fresh = try PostgresRecordStore(url: url, settings: settings)
+            return try fresh.searchPool.with { (try fresh.searchHints.share(of: 1, $0), try fresh.workspaceKeyed(1, $0)) }
+        }
+        try insert(1, 400)
+        try insert(2, 5)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        let before = try keyed()
+        #expect(before.share > PostgresRecordStore.keylessShare && !before.keyed, "\(before)")
+        try insert(2, 35)
+        let after = try keyed()
+        #expect(after.share == before.share && after.keyed, "\(after)")
+    }
+
     /// A workspace that holds half the table, or most of it beside 2,000 rows of others or
     /// more, keeps its key in the GIN scans (review13 P1): keyless, its searches' time would
     /// grow with the other workspaces' matches of its words, which its users could time.

@@ -12,16 +12,17 @@ final class SearchHints: Sendable {
     /// Queries of one workspace remembered at most: its oldest is forgotten for a new one,
     /// so that one tenant's stream of distinct texts forgets only its own (review13 P2).
     static let workspaceCapacity = 256
+    /// How often, at most, a full `capacity` looks through every hint for expired ones.
+    static let sweepInterval: Duration = .seconds(1)
 
     /// The shares: when read, by workspace, and whether the statistics were fresh enough
-    /// to be trusted then; the table's rows, and whether v10's index is there.
+    /// to be trusted then; and whether v10's index is there.
     private let shares = Mutex<(read: ContinuousClock.Instant?, statistics: Statistics)>((nil, Statistics()))
     private let sparse = Mutex(Remembered())
 
     /// What a search connection read of the catalog at most once a `lifetime`.
     private struct Statistics {
         var byWorkspace: [Int64: Double] = [:]
-        var rows = 0.0
         /// Whether migration v10's index of the joined text is valid (`joinedTextIndexed`).
         var joinedTextIndexed = false
     }
@@ -39,6 +40,8 @@ final class SearchHints: Sendable {
         var byWorkspace: [Int64: Workspace] = [:]
         var count = 0
         var serial = 0
+        /// When `makeRoom` may next look through every hint for expired ones.
+        var nextSweep: ContinuousClock.Instant?
 
         mutating func forget(_ key: String, of workspace: Int64) {
             guard byWorkspace[workspace]?.hints.removeValue(forKey: key) != nil else { return }
@@ -69,11 +72,15 @@ final class SearchHints: Sendable {
             count += 1
         }
 
-        /// Every expired hint forgotten; then, if still `capacity`, the oldest of the
-        /// workspace that has the most.
+        /// Every expired hint forgotten, at most once a `sweepInterval` (review14 P3: at
+        /// capacity, each new hint walked all 1,024 under the mutex that every search's
+        /// lookup takes); then, if still `capacity`, the oldest of the workspace that has the most.
         mutating func makeRoom(_ now: ContinuousClock.Instant) {
-            for (workspace, remembered) in byWorkspace {
-                for (key, hint) in remembered.hints where hint.until <= now { forget(key, of: workspace) }
+            if nextSweep.map({ now >= $0 }) ?? true {
+                nextSweep = now + SearchHints.sweepInterval
+                for (workspace, remembered) in byWorkspace {
+                    for (key, hint) in remembered.hints where hint.until <= now { forget(key, of: workspace) }
+                }
             }
             if count >= SearchHints.capacity, let largest = byWorkspace.max(by: { $0.value.hints.count < $1.value.hints.count })?.key {
                 forgetOldest(of: largest)
@@ -95,11 +102,31 @@ final class SearchHints: Sendable {
         try statistics(connection).byWorkspace[workspace] ?? 0
     }
 
-    /// The rows of the asset table outside the workspace, by the same statistics (its
-    /// share of pg_class's `reltuples`); the whole table when its share is unknown.
-    func otherRows(besides workspace: Int64, _ connection: PGConnection) throws -> Double {
-        let known = try statistics(connection)
-        return (1 - (known.byWorkspace[workspace] ?? 0)) * known.rows
+    /// How long a count of the other workspaces' rows (`otherRows`) is trusted: an import
+    /// into another workspace is seen within this (review14 P1).
+    static let countLifetime: Duration = .seconds(5)
+    private let counts = Mutex<[Int64: (read: ContinuousClock.Instant, rows: Int)]>([:])
+
+    /// The rows of the asset table outside the workspace, counted up to `bound` (two
+    /// index-only scans of at most `bound` entries of the workspace index, each side of
+    /// the workspace; UNION ALL, so that a bitmap plan cannot read them all), read again on
+    /// `connection` after `countLifetime`. Only a workspace whose share is `keylessShare`
+    /// or more asks (`PostgresRecordStore.workspaceKeyed`), so only it pays the count.
+    func otherRows(besides workspace: Int64, upTo bound: Int, _ connection: PGConnection) throws -> Int {
+        let now = ContinuousClock.now
+        if let known = counts.withLock({ $0[workspace].flatMap { now - $0.read < Self.countLifetime ? $0.rows : nil } }) {
+            return known
+        }
+        let rows = try connection.query("""
+            SELECT count(*) FROM ((SELECT 1 FROM asset WHERE asset.workspace_id < $1 LIMIT $2)
+                UNION ALL (SELECT 1 FROM asset WHERE asset.workspace_id > $1 LIMIT $2) LIMIT $2) AS other
+            """, [workspace, Int64(bound)]).first?.int(0) ?? bound
+        counts.withLock { known in
+            // Dominant workspaces are few (one in a table, at 98%): this never grows past a handful.
+            known = known.filter { now - $0.value.read < Self.countLifetime }
+            known[workspace] = (now, rows)
+        }
+        return rows
     }
 
     /// Whether migration v10's trigram index of the joined text (`asset_joined_text_by_workspace`)
@@ -115,12 +142,12 @@ final class SearchHints: Sendable {
         if let known = shares.withLock({ $0.read.map { now - $0 < Self.lifetime } == true ? $0.statistics : nil }) {
             return known
         }
-        // One row at least (NULL shares when none is known or trusted): the table's
-        // `reltuples` read once, the shares beside it.
+        // One row at least (NULL shares when none is known or trusted), the table's
+        // `reltuples` read once for the staleness of the shares.
         var read = Statistics()
         for row in try connection.query("""
             WITH asset_table AS (SELECT greatest(reltuples, 0) AS rows FROM pg_catalog.pg_class WHERE oid = to_regclass('asset'))
-            SELECT share.workspace, share.frequency, asset_table.rows,
+            SELECT share.workspace, share.frequency,
                    coalesce((SELECT indisvalid FROM pg_catalog.pg_index
                              WHERE indexrelid = to_regclass('asset_joined_text_by_workspace')), false)
             FROM asset_table LEFT JOIN LATERAL (
@@ -132,8 +159,7 @@ final class SearchHints: Sendable {
                     <= $1 * asset_table.rows) AS share ON true
             """, [Self.staleShare]).rows {
             if let workspace = row.int64(0), let share = row.double(1) { read.byWorkspace[workspace] = share }
-            read.rows = row.double(2) ?? read.rows
-            read.joinedTextIndexed = row.bool(3) ?? false
+            read.joinedTextIndexed = row.bool(2) ?? false
         }
         shares.withLock { $0 = (now, read) }
         return read
