@@ -373,23 +373,26 @@ struct SearchTests {
         #expect(try dominant.allPages(query(1, "trip to snow", limit: 50)).count == 134)
     }
 
+    /// `count` ready assets into `workspace`, their count of changed rows into the statistics
+    /// now (pg_stat_user_tables), not up to a second later.
+    static func insertCounted(_ store: PostgresRecordStore, _ workspace: Int64, _ count: Int) throws {
+        try store.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
+                FROM generate_series(1, \(count)) AS i
+                """)
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+        }
+    }
+
     /// A workspace's share is not trusted from statistics that more than `staleShare` of the
     /// table changed since (review13 P1): after an import into another workspace, the one
     /// that was most of the table keeps its key in the GIN scans until an ANALYZE.
     @Test func aShareFromStaleStatisticsIsNotTrusted() throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
         let store = try PostgresRecordStore(url: url)
-        func insert(_ workspace: Int64, _ count: Int) throws {
-            try store.pool.with { connection in
-                try connection.execute("""
-                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
-                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-                // Its count of changed rows into the statistics now, not up to a second later.
-                _ = try connection.query("SELECT pg_stat_force_next_flush()")
-            }
-        }
+        func insert(_ workspace: Int64, _ count: Int) throws { try Self.insertCounted(store, workspace, count) }
         func share(_ workspace: Int64) throws -> Double {
             let fresh = try PostgresRecordStore(url: url)
             return try fresh.searchPool.with { try fresh.searchHints.share(of: workspace, $0) }
@@ -416,16 +419,7 @@ struct SearchTests {
         var settings = PostgresRecordStore.Settings()
         settings.searchBounds.keylessOtherRows = 20
         let store = try PostgresRecordStore(url: url, settings: settings)
-        func insert(_ workspace: Int64, _ count: Int) throws {
-            try store.pool.with { connection in
-                try connection.execute("""
-                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
-                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-                _ = try connection.query("SELECT pg_stat_force_next_flush()")
-            }
-        }
+        func insert(_ workspace: Int64, _ count: Int) throws { try Self.insertCounted(store, workspace, count) }
         func keyed() throws -> (share: Double, keyed: Bool) {
             let fresh = try PostgresRecordStore(url: url, settings: settings)
             return try fresh.searchPool.with { (try fresh.searchHints.share(of: 1, $0), try fresh.workspaceKeyed(1, $0)) }
