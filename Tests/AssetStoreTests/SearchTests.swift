@@ -506,6 +506,11 @@ struct SearchTests {
         #expect(hints.remembered == 0)
         hints.remember("last", workspace: 1, gathered: true)
         #expect(hints.remembered == 1 && hints.gathered("last", workspace: 1) == true)
+        // A workspace at its capacity, a new text each time: its order stays within twice
+        // its hints (the oldest forgotten for each new one, their entries dropped).
+        for index in 0..<10 * capacity { hints.remember("s\(index)", workspace: 3, gathered: true) }
+        #expect(hints.orderCount(of: 3) <= 2 * capacity + 8, "\(hints.orderCount(of: 3))")
+        #expect(hints.gathered("s\(10 * capacity - 1)", workspace: 3) == true && hints.gathered("s0", workspace: 3) == nil)
     }
 
     /// A substring with `_`, a space, `-` or `.` (`ch_be`) is gathered through migration

@@ -50,20 +50,30 @@ final class SearchHints: Sendable {
             compact(workspace)
         }
 
-        /// The order's entries of forgotten hints dropped once they are as many as the hints.
+        /// The order's entries of forgotten hints, and those before its head, dropped once
+        /// the order is twice the hints (amortised: a workspace that forgets its oldest for
+        /// each new one does not grow its order).
         private mutating func compact(_ workspace: Int64) {
-            guard let remembered = byWorkspace[workspace], remembered.order.count - remembered.head > 2 * remembered.hints.count + 8 else { return }
+            guard let remembered = byWorkspace[workspace], remembered.order.count > 2 * remembered.hints.count + 8 else { return }
             byWorkspace[workspace]!.order = remembered.order[remembered.head...].filter { remembered.hints[$0.key]?.serial == $0.serial }
             byWorkspace[workspace]!.head = 0
         }
 
         mutating func forgetOldest(of workspace: Int64) {
-            while let remembered = byWorkspace[workspace], remembered.head < remembered.order.count {
-                let (key, serial) = remembered.order[remembered.head]
+            while true {
+                // The head entry, and whether it is a hint's (not one forgotten or remembered again since).
+                guard let (key, live) = byWorkspace[workspace].flatMap({ remembered -> (String, Bool)? in
+                    guard remembered.head < remembered.order.count else { return nil }
+                    let (key, serial) = remembered.order[remembered.head]
+                    return (key, remembered.hints[key]?.serial == serial)
+                }) else { return }
                 byWorkspace[workspace]!.head += 1
-                if remembered.hints[key]?.serial == serial { forget(key, of: workspace); return }
+                if live { forget(key, of: workspace); return }
             }
         }
+
+        /// The entries in a workspace's order, live or not (the tests).
+        func orderCount(of workspace: Int64) -> Int { byWorkspace[workspace]?.order.count ?? 0 }
 
         mutating func add(_ key: String, of workspace: Int64, until: ContinuousClock.Instant, laterTiers: Bool) {
             serial += 1
@@ -199,4 +209,7 @@ final class SearchHints: Sendable {
 
     /// How many queries are remembered (for tests).
     var remembered: Int { sparse.withLock { $0.count } }
+
+    /// How many entries a workspace's order holds, forgotten ones included (for tests).
+    func orderCount(of workspace: Int64) -> Int { sparse.withLock { $0.orderCount(of: workspace) } }
 }
