@@ -413,20 +413,34 @@ extension PostgresRecordStore {
         let idDirection: String
     }
 
-    /// A gather's two CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
-    /// most `gatheredMatches` + 1), and `name_page`, the page's ids sorted from those.
-    /// `keyed` false: the workspace is a condition on each row, not a key of the GIN scans
-    /// (`WorkspaceKey`).
+    /// A gather's three CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
+    /// most `gatheredMatches` + 1), `name_found`, how many, and `name_page`, the page's ids
+    /// sorted from those. Without a sort key (a relevance page's tier, a title's), the
+    /// matches are counted and the page's ids collected in one pass (`array_agg` sorted by
+    /// id, its first `limit`), not kept in a materialized CTE that a top-N sort and the
+    /// count read again: 1.4-2.2 ms against 1.9-4.4 for a cold title's 2,499-6,559 matches
+    /// (BENCHMARKS.md, pgsearch11). `keyed` false: the workspace is a condition on each row,
+    /// not a key of the GIN scans (`WorkspaceKey`).
     private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, keyed: Bool, filters: (SQLParameters) -> String,
                            _ gathered: Gathered, limit: Int) -> String {
         let after = gathered.position(sql).map { " AND \($0)" } ?? ""
         let filters = filters(sql)
         let text = gathered.text(sql)
-        let key = gathered.key(sql)
+        let condition = "\(keyed ? "asset.workspace_id" : "asset.workspace_id + 0") = \(workspace)\(after) AND \(filters) AND \(text)"
+        let bound = settings.searchBounds.gatheredMatches + 1
+        guard let key = gathered.key(sql) else {
+            return """
+                \(name) AS MATERIALIZED (
+                    SELECT count(*) AS found, (array_agg(matched.id ORDER BY matched.id \(gathered.idDirection)))[1:\(sql.bind(limit))] AS ids
+                    FROM (SELECT asset.id FROM asset WHERE \(condition) LIMIT \(bound)) AS matched),
+                \(name)_found AS (SELECT \(name).found FROM \(name)),
+                \(name)_page AS (SELECT page.id, NULL::bigint AS sort_key FROM \(name), unnest(\(name).ids) AS page(id))
+                """
+        }
         return """
             \(name) AS MATERIALIZED (
-                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                WHERE \(keyed ? "asset.workspace_id" : "asset.workspace_id + 0") = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
+                SELECT asset.id, \(key) AS sort_key FROM asset WHERE \(condition) LIMIT \(bound)),
+            \(name)_found AS (SELECT count(*) AS found FROM \(name)),
             \(name)_page AS (SELECT \(name).id, \(name).sort_key FROM \(name)
                 ORDER BY \(name).sort_key \(gathered.keyDirection), \(name).id \(gathered.idDirection) LIMIT \(sql.bind(limit)))
             """
@@ -445,7 +459,7 @@ extension PostgresRecordStore {
         // before it when there is none).
         let rows = try self.query(.bitmap, connection, """
             WITH \(ctes)
-            SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
+            SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT found FROM matched_found) AS total
             LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
             ORDER BY page.sort_key \(gathered.keyDirection), page.id \(gathered.idDirection)
             """, sql.values).rows
@@ -471,10 +485,10 @@ extension PostgresRecordStore {
                     gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
         let rows = try self.query(.bitmap, connection, """
             WITH \(ctes.joined(separator: ",\n"))
-            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
+            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT found FROM tier_found) FROM tier_page JOIN asset ON asset.id = tier_page.id
                 ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
             UNION ALL
-            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT count(*) FROM later) FROM later_page JOIN asset ON asset.id = later_page.id
+            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT found FROM later_found) FROM later_page JOIN asset ON asset.id = later_page.id
                 ORDER BY later_page.sort_key \(later.keyDirection), later_page.id \(later.idDirection))
             LIMIT \(sql.bind(query.limit))
             """, sql.values).rows
