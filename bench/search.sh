@@ -25,6 +25,11 @@
 #                                            1,024), so that every search walks first as a new text does
 #   COLD=only bench/search.sh                the hinted substring and title, `q=ch_20&type=video&sort=size`
 #                                            and the two cold kinds only (a short sitting)
+#   BENCH_DB=postgres FLOOR=1 bench/search.sh
+#                                            the floor of PostgreSQL alone under the cold kinds: the
+#                                            statements of one cold search of each kind (PostgreSQL's
+#                                            log), replayed by pgbench through the same texts at -c8 and
+#                                            -c2, and 8 clients for 2 slots simulated (bench/search-floor.py)
 #
 # Run it under the exclusive lock: flock /tmp/assetd-bench.lock bench/search.sh
 set -euo pipefail
@@ -240,8 +245,50 @@ report() { # NAME CONNECTIONS COUNT: a line of wrk's figures in $STATE/wrk-NAME.
     [ "$non2xx" = 0 ] || die "$1 saw $non2xx non-2xx answers"
 }
 
+# search_floor: FLOOR=1 (above). The superuser through the server's socket (local trust).
+search_floor() {
+    local url dir=$STATE/floor log=$STATE/postgres/postgres.log start kind clients pgbench=/usr/lib/postgresql/15/bin/pgbench
+    url=$(sed -n 's/^ASSETD_DATABASE=//p' "$STATE/assetd.env")
+    local su=(env PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$STATE/postgres" -p "${ASSETD_PG_PORT:-5433}" -U postgres -d assetd)
+    [ -x "$pgbench" ] || pgbench=$(command -v pgbench) || die "pgbench (postgresql-15) is needed for FLOOR=1"
+    mkdir -p "$dir"
+    # The cold texts, each with the words and the LIKE pattern assetd binds for it.
+    for kind in substring title; do
+        cold_texts "$kind" | python3 "$ROOT/bench/search-floor.py" texts "$kind"
+    done >"$dir/texts.tsv"
+    "${su[@]}" -c "DROP TABLE IF EXISTS bench_floor_text" \
+        -c "CREATE TABLE bench_floor_text (kind text, i int, words text, pattern text, PRIMARY KEY (kind, i))" \
+        -c "\\copy bench_floor_text FROM '$dir/texts.tsv' WITH (FORMAT csv, DELIMITER E'\\t')" \
+        -c "GRANT SELECT ON bench_floor_text TO assetd"
+    # One cold search of each kind with every statement logged.
+    "${su[@]}" -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+    start=$(wc -l <"$log")
+    curl -sfk -o /dev/null -H "Authorization: Bearer $TOKEN" "$BASE/api/assets?workspaceId=1&q=ch_fo" || die "assetd does not answer"
+    curl -sfk -o /dev/null -H "Authorization: Bearer $TOKEN" "$BASE/api/assets?workspaceId=1&q=Trip+to+garden" || die "assetd does not answer"
+    "${su[@]}" -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
+    tail -n +"$((start + 1))" "$log" | python3 "$ROOT/bench/search-floor.py" scripts "$dir" \
+        || die "the cold searches' statements are not in PostgreSQL's log ($log)"
+    # The search connections' session (PostgresRecordStore.searchSession).
+    export PGOPTIONS="-c default_transaction_read_only=on -c enable_seqscan=off -c max_parallel_workers_per_gather=0 -c jit=off -c plan_cache_mode=force_generic_plan -c enable_incremental_sort=off"
+    printf '\n%-10s %4s %8s %8s %8s   %s\n' kind conn tps p50 p99 "8 clients for 2 slots, simulated from -c2: p50 p99"
+    for kind in substring title; do
+        for clients in 8 2; do
+            rm -rf "$dir/log-$kind-$clients"; mkdir "$dir/log-$kind-$clients"
+            (cd "$dir/log-$kind-$clients" && "$pgbench" -n -M prepared -c"$clients" -j2 -T"${FLOOR_SECONDS:-10}" --log \
+                -f "$dir/cold-$kind.pgb" "$url" >out.txt 2>&1) || die "pgbench failed: $dir/log-$kind-$clients/out.txt"
+            python3 "$ROOT/bench/search-floor.py" latencies "$dir/log-$kind-$clients" "$kind" "$clients" "${FLOOR_SECONDS:-10}"
+        done
+    done
+    "${su[@]}" -c "DROP TABLE bench_floor_text"
+}
+
 say "warming up"
 wrk -t2 -c8 -d2s -H "Authorization: Bearer $TOKEN" "$BASE/api/assets?workspaceId=1" >/dev/null
+if [ -n "${FLOOR:-}" ]; then
+    [ "$BENCH_DB" = postgres ] || die "FLOOR=1 needs BENCH_DB=postgres"
+    search_floor
+    exit 0
+fi
 printf '\n%-22s %4s %8s %10s %10s %8s %7s\n' query conn assets req/s p50 p99 non-2xx
 if [ "${COLD:-}" = only ]; then
     run q-substring "$CONNECTIONS" "/api/assets?workspaceId=1&q=ch_ri"

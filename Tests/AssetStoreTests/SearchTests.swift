@@ -373,23 +373,26 @@ struct SearchTests {
         #expect(try dominant.allPages(query(1, "trip to snow", limit: 50)).count == 134)
     }
 
+    /// `count` ready assets into `workspace`, their count of changed rows into the statistics
+    /// now (pg_stat_user_tables), not up to a second later.
+    static func insertCounted(_ store: PostgresRecordStore, _ workspace: Int64, _ count: Int) throws {
+        try store.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
+                FROM generate_series(1, \(count)) AS i
+                """)
+            _ = try connection.query("SELECT pg_stat_force_next_flush()")
+        }
+    }
+
     /// A workspace's share is not trusted from statistics that more than `staleShare` of the
     /// table changed since (review13 P1): after an import into another workspace, the one
     /// that was most of the table keeps its key in the GIN scans until an ANALYZE.
     @Test func aShareFromStaleStatisticsIsNotTrusted() throws {
         guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
         let store = try PostgresRecordStore(url: url)
-        func insert(_ workspace: Int64, _ count: Int) throws {
-            try store.pool.with { connection in
-                try connection.execute("""
-                    INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
-                    SELECT \(workspace), 'k\(workspace)-' || i || '-' || random(), 'f_' || i, 'image/png', i, 'ready', 0, 0
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-                // Its count of changed rows into the statistics now, not up to a second later.
-                _ = try connection.query("SELECT pg_stat_force_next_flush()")
-            }
-        }
+        func insert(_ workspace: Int64, _ count: Int) throws { try Self.insertCounted(store, workspace, count) }
         func share(_ workspace: Int64) throws -> Double {
             let fresh = try PostgresRecordStore(url: url)
             return try fresh.searchPool.with { try fresh.searchHints.share(of: workspace, $0) }
@@ -405,6 +408,30 @@ struct SearchTests {
         #expect(try share(1) == 0)
         try store.pool.with { try $0.execute("ANALYZE asset") }
         #expect(try share(1) > 0.4 && share(1) < PostgresRecordStore.keylessShare)
+    }
+
+    /// Review14 P1: the other workspaces' rows are counted, not taken from the last ANALYZE,
+    /// whose statistics stay trusted until 10% of the table changed: rows added to another
+    /// workspace since (here 35 beside 5, past a test-sized bound of 20) give the dominant
+    /// workspace its key back at once, though its share by the statistics is unchanged.
+    @Test func aDominantWorkspaceCountsTheOthersRowsSinceTheStatistics() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var settings = PostgresRecordStore.Settings()
+        settings.searchBounds.keylessOtherRows = 20
+        let store = try PostgresRecordStore(url: url, settings: settings)
+        func insert(_ workspace: Int64, _ count: Int) throws { try Self.insertCounted(store, workspace, count) }
+        func keyed() throws -> (share: Double, keyed: Bool) {
+            let fresh = try PostgresRecordStore(url: url, settings: settings)
+            return try fresh.searchPool.with { (try fresh.searchHints.share(of: 1, $0), try fresh.workspaceKeyed(1, $0)) }
+        }
+        try insert(1, 400)
+        try insert(2, 5)
+        try store.pool.with { try $0.execute("ANALYZE asset") }
+        let before = try keyed()
+        #expect(before.share > PostgresRecordStore.keylessShare && !before.keyed, "\(before)")
+        try insert(2, 35)
+        let after = try keyed()
+        #expect(after.share == before.share && after.keyed, "\(after)")
     }
 
     /// A workspace that holds half the table, or most of it beside 2,000 rows of others or
@@ -449,6 +476,133 @@ struct SearchTests {
         #expect((Int64(10)..<20).allSatisfy { hints.gathered("c199", workspace: $0) == false })
         hints.remember("c199", workspace: 19, gathered: nil)
         #expect(hints.gathered("c199", workspace: 19) == nil)
+    }
+
+    /// Forgetting a hint (a gather that found too many, or an expired one) leaves the others
+    /// in their order: the workspace's oldest is still the one forgotten for a new one past
+    /// `workspaceCapacity`, also after hints in between were forgotten and remembered again.
+    @Test func forgottenHintsKeepTheOthersInTheirOrder() {
+        let hints = SearchHints()
+        let capacity = SearchHints.workspaceCapacity
+        for index in 0..<capacity { hints.remember("h\(index)", workspace: 1, gathered: true) }
+        // Forgotten, then remembered again: newest now.
+        for index in stride(from: 0, to: capacity, by: 3) { hints.remember("h\(index)", workspace: 1, gathered: nil) }
+        for index in stride(from: 0, to: capacity, by: 6) { hints.remember("h\(index)", workspace: 1, gathered: false) }
+        // Renewed in place: keeps its place.
+        hints.remember("h1", workspace: 1, gathered: false)
+        #expect(hints.remembered == capacity - (capacity + 2) / 3 + (capacity + 5) / 6)
+        // Fill up to the capacity, then 3 more: the 3 oldest still remembered go (h1, h2, h4).
+        var added = 0
+        while hints.remembered < capacity { hints.remember("n\(added)", workspace: 1, gathered: true); added += 1 }
+        for index in 0..<3 { hints.remember("m\(index)", workspace: 1, gathered: true) }
+        #expect(hints.remembered == capacity)
+        #expect(hints.gathered("h1", workspace: 1) == nil && hints.gathered("h2", workspace: 1) == nil)
+        #expect(hints.gathered("h4", workspace: 1) == nil && hints.gathered("h5", workspace: 1) == true)
+        #expect(hints.gathered("h0", workspace: 1) == false && hints.gathered("m2", workspace: 1) == true)
+        // Forgetting every one, one by one, empties it; a new one is then alone.
+        for index in 0..<capacity { hints.remember("h\(index)", workspace: 1, gathered: nil) }
+        for index in 0..<added { hints.remember("n\(index)", workspace: 1, gathered: nil) }
+        for index in 0..<3 { hints.remember("m\(index)", workspace: 1, gathered: nil) }
+        #expect(hints.remembered == 0)
+        hints.remember("last", workspace: 1, gathered: true)
+        #expect(hints.remembered == 1 && hints.gathered("last", workspace: 1) == true)
+        // A workspace at its capacity, a new text each time: its order stays within twice
+        // its hints (the oldest forgotten for each new one, their entries dropped).
+        for index in 0..<10 * capacity { hints.remember("s\(index)", workspace: 3, gathered: true) }
+        #expect(hints.orderCount(of: 3) <= 2 * capacity + 8, "\(hints.orderCount(of: 3))")
+        #expect(hints.gathered("s\(10 * capacity - 1)", workspace: 3) == true && hints.gathered("s0", workspace: 3) == nil)
+    }
+
+    /// A substring with `_`, a space, `-` or `.` (`ch_be`) is gathered through migration
+    /// v10's trigram index of the joined text, not v7's, whose trigrams of `ch_be` (`ch `,
+    /// ` be`) every `beach` has: the gather's plan scans the joined index only. The same
+    /// rows as the walk (which tests the LIKE alone), for texts with every joined character,
+    /// LIKE's own `% _ \`, and the joiner `q` itself, which the joined text holds for each of
+    /// them but which matches itself only (and `ǂ`, the joiner before); and the same without
+    /// v10's index (dropped: the plain LIKE).
+    @Test func substringsWithPunctuationAreGatheredThroughTheJoinedText() throws {
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        var walking = PostgresRecordStore.Settings()
+        walking.searchBounds = PostgresRecordStore.SearchBounds(firstWalkedRows: 100_000, walkedRows: 100_000, gatheredMatches: 0)
+        var gathering = PostgresRecordStore.Settings()
+        gathering.searchBounds = PostgresRecordStore.SearchBounds(firstWalkedRows: 0, walkedRows: 0, gatheredMatches: 1000)
+        let walker = try PostgresRecordStore(url: url, settings: walking)
+        let names = ["beach_river", "beach river", "beach-river", "beach.river", "beachǂriver", "beach\nriver", "beach%river",
+                     "beach\\_river", "beachriver", "reach_bend", "each_be", "ch_be", "beach__river", "beach_-river", "beachqriver", "chqbe", "BEACH_RIVER",
+                     "x_y.z-w v", "beach", "river"]
+        for (index, name) in names.enumerated() {
+            for workspace: Int64 in [1, 2] {
+                _ = try walker.createAsset(NewAsset(workspaceID: workspace, fileType: index % 2 == 0 ? "image/png" : "video/mp4",
+                                                    fileExtension: "bin", fileName: name, size: Int64(index)), status: .ready, now: Date())
+            }
+        }
+        // Many rows with `beach` that `ch_be` does not match, as the bench's.
+        try walker.pool.with { connection in
+            try connection.execute("""
+                INSERT INTO asset (workspace_id, key, file_name, file_type, size, status, created_at, updated_at)
+                SELECT 1, 'k-' || i, 'beach_' || i || '_river', 'image/png', i, 'ready', 0, 0 FROM generate_series(1, 300) AS i
+                """)
+            try connection.execute("ANALYZE asset")
+        }
+        let texts = ["ch_be", "h_r", "h r", "h-r", "h.r", "hǂr", "h%r", "h\\_r", "_", "__", "h__r", "h_-r", "ch_ri", "y.z-w v", "x_y",
+                     "h\nr", "%", "\\", "ǂ", "ach_", "_river", "ch.be", "each_be",
+                     "q", "hqr", "chqbe", "h\\qr", "Q_R"]
+        func pages(_ store: PostgresRecordStore) throws -> [[String]] {
+            try texts.flatMap { text in
+                try [query(1, text, limit: 7), query(1, text, kind: .video, limit: 7), query(1, text, sort: .name, order: .ascending, limit: 7),
+                     query(2, text, limit: 50)].map { try store.allPages($0).map { "\($0.workspaceID) \($0.fileName ?? "")" } }
+            }
+        }
+        let walked = try pages(walker)
+        #expect(walked[0] == ["1 ch_be", "1 each_be", "1 reach_bend"], "\(walked[0])")
+        let gatherer = try PostgresRecordStore(url: url, settings: gathering)
+        #expect(try gatherer.searchPool.with { try gatherer.searchHints.joinedTextIndexed($0) })
+        #expect(try pages(gatherer) == walked)
+        // The gather's plan (bitmaps, as a gather's session has them): the joined index, not v7's.
+        let sql = SQLParameters()
+        sql.joinedText = true
+        let text = try #require(SearchText("ch_be"))
+        let condition = try #require(PostgresRecordStore.TextConditions(text).substring(sql))
+        let plain = try PGPool(url: url, settings: .init()).connect()
+        try plain.execute("SET enable_seqscan = off; SET enable_indexscan = off")
+        let plan = try plain.query("EXPLAIN SELECT asset.id FROM asset WHERE \(condition)", ["ch\\_be"])
+            .rows.compactMap { $0.string(0) }.joined(separator: "\n")
+        #expect(plan.contains("asset_joined_text_by_workspace") && !plan.contains("asset_search_text_by_workspace"), "\(plan)")
+        // A start builds v10's index again when it is missing; without it, the LIKE alone: the same rows.
+        try plain.execute("DROP INDEX asset_joined_text_by_workspace")
+        let without = try PostgresRecordStore(url: url, settings: gathering)
+        #expect(try plain.query("SELECT to_regclass('asset_joined_text_by_workspace') IS NOT NULL").first?.bool(0) == true)
+        try plain.execute("DROP INDEX asset_joined_text_by_workspace")
+        #expect(try without.searchPool.with { try without.searchHints.joinedTextIndexed($0) } == false)
+        #expect(try pages(without) == walked)
+    }
+
+    /// v10's joined text keeps a substring's trigrams across its punctuation whatever the
+    /// database's LC_CTYPE: `ch_be` joined is `chqbe`, whose trigrams `chq hqb qbe` pg_trgm
+    /// keeps whole in the test database and, when the run has one (scripts/test's
+    /// ASSETD_TEST_POSTGRES_C_URL), in a database with LC_CTYPE C, where a non-ASCII joiner
+    /// (`ǂ`, review14 C1) is a word end as `_` is, so that the index kept v7's candidates.
+    @Test func theJoinedTextKeepsItsTrigramsInEveryCtype() throws {
+        #expect(PostgresRecordStore.joiner.unicodeScalars.allSatisfy { $0.isASCII && $0.properties.isLowercase })
+        guard Backend.all.contains(.postgres), case .postgres(let url) = try Backend.postgres.fresh() else { return }
+        func trigrams(_ connection: PGConnection, _ text: String) throws -> Set<String> {
+            let array = try connection.query("SELECT public.show_trgm(\(PostgresRecordStore.joinedText(of: "$1::text")))::text", [text])
+                .first?.string(0) ?? ""
+            return Set(array.dropFirst().dropLast().split(separator: ",").map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) })
+        }
+        let store = try PostgresRecordStore(url: url)
+        let here = try store.pool.with { try trigrams($0, "ch_be") }
+        #expect(here.isSuperset(of: ["chq", "hqb", "qbe"]), "\(here)")
+        guard let cURL = ProcessInfo.processInfo.environment["ASSETD_TEST_POSTGRES_C_URL"], !cURL.isEmpty else { return }
+        let connection = try PGPool(url: cURL, settings: .init()).connect()
+        #expect(try connection.query("SHOW lc_ctype").first?.string(0) == "C")
+        try connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+        #expect(try trigrams(connection, "ch_be").isSuperset(of: ["chq", "hqb", "qbe"]))
+        let joined = try trigrams(connection, "chqbeqriqveqr")
+        #expect(try trigrams(connection, "ch be-ri.ve\nr") == joined)
+        // What this guards against: under C, `ǂ` splits the words as `_` does.
+        let old = try connection.query("SELECT public.show_trgm('chǂbe')::text").first?.string(0) ?? ""
+        #expect(old == #"{"  b","  c"," be"," ch","be ","ch "}"#, "\(old)")
     }
 
     static func isOf(_ kind: AssetKind, _ asset: AssetRecord) -> Bool {

@@ -64,6 +64,18 @@ SQL
     printf 'postgresql://assetd:%s@127.0.0.1:%s/assetd\n' "$password" "$port"
 }
 
+# postgres_c_database DIR PORT: a database `assetd_c` beside postgres_up's, owned by the same
+# role, with LC_CTYPE and LC_COLLATE `C` (as deployments that pick C for speed have), for the
+# store tests of what depends on the ctype (pg_trgm's word characters); prints its URL.
+postgres_c_database() {
+    local dir=$1 port=$2
+    pg_as "$PG_BIN/psql" -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 >/dev/null <<SQL || die "cannot create the assetd_c database"
+SELECT 'CREATE DATABASE assetd_c OWNER assetd LC_CTYPE ''C'' LC_COLLATE ''C'' TEMPLATE template0'
+    WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'assetd_c') \gexec
+SQL
+    printf 'postgresql://assetd:%s@127.0.0.1:%s/assetd_c\n' "$(cat "$dir/password")" "$port"
+}
+
 # postgres_down DIR PIDS: stops the server postgres_up started in DIR (fast shutdown).
 # The server is the one running on DIR/data (its postmaster.pid), which postgres_up made:
 # after a postgres_ctl restart its pid differs from the one recorded at `up`.

@@ -119,12 +119,20 @@ final class PGConnection {
             let result = PQgetResult(raw)
             let extra = result == nil ? nil : PQgetResult(raw)
             if result == nil || extra != nil {
+                if failure == nil, let result, PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
+                    do { try check(result, sql: index < settings.count ? settings[index] : sql, clears: false) } catch { failure = error }
+                }
                 if let result { PQclear(result) }
                 if let extra { PQclear(extra) }
-                throw PGError(message: "PostgreSQL: the pipeline's answers are out of step [pipeline]", sqlState: nil, connectionLost: true)
+                throw Self.lost(failure, "the pipeline's answers are out of step")
             }
-            if failure == nil, PQresultStatus(result) != PGRES_PIPELINE_ABORTED {
-                do { try check(result, sql: index < settings.count ? settings[index] : sql, clears: false) } catch { failure = error }
+            if failure == nil {
+                if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                    // Aborted by a failure that was not read first: never an empty answer (review14 I3).
+                    failure = PGError(message: "PostgreSQL: the pipeline was aborted [pipeline]", sqlState: nil, connectionLost: true)
+                } else {
+                    do { try check(result, sql: index < settings.count ? settings[index] : sql, clears: false) } catch { failure = error }
+                }
             }
             if index == settings.count, failure == nil { answer = result } else { PQclear(result) }
         }
@@ -133,11 +141,23 @@ final class PGConnection {
         if let sync { PQclear(sync) }
         guard synced, PQexitPipelineMode(raw) == 1 else {
             if let answer { PQclear(answer) }
-            throw PGError(message: "PostgreSQL: the pipeline ended without its Sync [pipeline]", sqlState: nil, connectionLost: true)
+            throw Self.lost(failure, "the pipeline ended without its Sync")
         }
         if let failure { throw failure }
         answered += 1
         return PGResult(raw: answer!)
+    }
+
+    /// A pipeline that cannot go on: the connection is not reused (`connectionLost`, which
+    /// also lets the pool retry once on a fresh one). The server's own error when one was
+    /// read (review14 P2: a backend terminated mid-statement sends 57P01 before the
+    /// connection ends, which the log must say), else `what`. `PQstatus` may still say
+    /// CONNECTION_OK when that error is read, hence `connectionLost` forced.
+    private static func lost(_ failure: PGError?, _ what: String) -> PGError {
+        guard var failure else { return PGError(message: "PostgreSQL: \(what) [pipeline]", sqlState: nil, connectionLost: true) }
+        failure.message += " [pipeline]"
+        failure.connectionLost = true
+        return failure
     }
 
     /// Runs statements without parameters (BEGIN, COMMIT, SET, a migration's DDL).

@@ -95,6 +95,9 @@ extension PostgresRecordStore {
         var workspaceKey = WorkspaceKey.byShare
         /// Whether a query whose first walk lately met few matches gathers at once (`SearchHints`).
         var gathersFirst = true
+        /// The other workspaces' rows from which a dominant workspace keeps its key
+        /// (`keylessOtherRows`; a test's small one).
+        var keylessOtherRows = PostgresRecordStore.keylessOtherRows
     }
 
     /// Whether a gather's GIN scans take the workspace's key (migrations v5 and v7 put it
@@ -106,9 +109,9 @@ extension PostgresRecordStore {
     /// (`asset.workspace_id + 0 = $n`, which no index serves), so another workspace's row
     /// never comes back; it only costs a heap visit.
     enum WorkspaceKey: Sendable {
-        /// The key unless the workspace holds `keylessShare` of the table or more and the
-        /// other workspaces fewer than `keylessOtherRows` rows, by the planner's statistics
-        /// (`SearchHints.share`).
+        /// The key unless the workspace holds `keylessShare` of the table or more by the
+        /// planner's statistics (`SearchHints.share`) and the other workspaces fewer than
+        /// `keylessOtherRows` rows, counted (`SearchHints.otherRows`).
         case byShare
         case always
         case never
@@ -120,9 +123,13 @@ extension PostgresRecordStore {
     /// other workspaces' matches too (each a heap visit, ~1 µs): its time depends on them,
     /// and their number could be timed by the workspace's users (review13 P1: at half the
     /// table, 12,000 foreign matches made a search 3x slower). The bound makes that at most
-    /// 2,000 visits (~2 ms) of rows that are not its own, in a table that is all but its own.
+    /// 2,000 visits (~2 ms) of rows that are not its own, in a table that is all but its own:
+    /// the other rows are counted (up to the bound, two index-only scans, at most every
+    /// `SearchHints.countLifetime`), not taken from the last ANALYZE, whose statistics are
+    /// trusted until 10% of the table changed (review14 P1: 20,000 foreign rows were taken
+    /// for 1,113 at 200,000 rows).
     static let keylessShare = 0.98
-    static let keylessOtherRows = 2_000.0
+    static let keylessOtherRows = 2_000
 
     /// The conditions of a text's tiers: every word whole, every word a prefix, the substring.
     /// Each tsquery is an InitPlan (`(SELECT ...)`): built once a statement, in a custom
@@ -195,8 +202,21 @@ extension PostgresRecordStore {
             return "CASE WHEN \(whole) THEN 0 WHEN \(prefix) THEN 1 ELSE 2 END"
         }
 
+        /// The searched text holds the substring (LIKE, case folded). In a gather once v10's
+        /// index is there (`SQLParameters.joinedText`), the joined text holds the joined
+        /// substring too, which that index serves: a condition every match meets (`joinedText`
+        /// maps character for character), where v7's index loses what is around the
+        /// substring's punctuation (`ch_be`: every `beach` a candidate). The exact LIKE is
+        /// then `IS TRUE`, which no index serves, so that the planner cannot add v7's bitmap
+        /// to the joined one's (BitmapAnd: its 8,822 candidates collected for nothing). The
+        /// joined pattern is the escaped one joined (`joinedText`), the same parameter.
         func substring(_ sql: SQLParameters) -> String? {
-            substring.map { "\(PostgresRecordStore.searchedText) LIKE '%' || lower(\(sql.bind($0))) || '%'" }
+            guard let substring else { return nil }
+            let pattern = "lower(\(sql.bind(substring)))"
+            let like = "\(PostgresRecordStore.searchedText) LIKE '%' || \(pattern) || '%'"
+            guard sql.joinedText else { return like }
+            let joined = PostgresRecordStore.joinedText(of: PostgresRecordStore.searchedText)
+            return "(\(joined) LIKE '%' || \(PostgresRecordStore.joinedText(of: pattern)) || '%' AND (\(like)) IS TRUE)"
         }
 
         /// What tier `tier` matches, leaving out the tiers before it; nil when it cannot match.
@@ -363,12 +383,13 @@ extension PostgresRecordStore {
     private func gatherPage(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, laterTiers: Bool) throws
         -> (rows: [PGRow], laterTiersRead: Bool)? {
         let keyed = try workspaceKeyed(query.workspaceID, connection)
+        let joinedText = try searchHints.joinedTextIndexed(connection)
         if laterTiers, let tiers = query.laterTiers {
             let later = Gathered(position: { _ in nil }, text: tiers.matched, key: tiers.tier, keyDirection: "ASC", idDirection: "DESC")
-            return try gather(connection, query, thisTier, then: later, keyed: keyed)
+            return try gather(connection, query, thisTier, then: later, keyed: keyed, joinedText: joinedText)
         }
-        return try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit, keyed: keyed)
-            .map { ($0, false) }
+        return try gather(connection, workspaceID: query.workspaceID, filters: query.filters, thisTier, limit: query.limit, keyed: keyed,
+                          joinedText: joinedText).map { ($0, false) }
     }
 
     /// Whether a gather in the workspace takes its key in the GIN scans (`WorkspaceKey`).
@@ -377,7 +398,8 @@ extension PostgresRecordStore {
         case .always: true
         case .never: false
         case .byShare: try searchHints.share(of: workspaceID, connection) < Self.keylessShare
-            || searchHints.otherRows(besides: workspaceID, connection) >= Self.keylessOtherRows
+            || searchHints.otherRows(besides: workspaceID, upTo: settings.searchBounds.keylessOtherRows, connection)
+                >= settings.searchBounds.keylessOtherRows
         }
     }
 
@@ -391,20 +413,34 @@ extension PostgresRecordStore {
         let idDirection: String
     }
 
-    /// A gather's two CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
-    /// most `gatheredMatches` + 1), and `name_page`, the page's ids sorted from those.
-    /// `keyed` false: the workspace is a condition on each row, not a key of the GIN scans
-    /// (`WorkspaceKey`).
+    /// A gather's three CTEs: `name`, the matches' ids and sort keys from the GIN indexes (at
+    /// most `gatheredMatches` + 1), `name_found`, how many, and `name_page`, the page's ids
+    /// sorted from those. Without a sort key (a relevance page's tier, a title's), the
+    /// matches are counted and the page's ids collected in one pass (`array_agg` sorted by
+    /// id, its first `limit`), not kept in a materialized CTE that a top-N sort and the
+    /// count read again: 1.4-2.2 ms against 1.9-4.4 for a cold title's 2,499-6,559 matches
+    /// (BENCHMARKS.md, pgsearch11). `keyed` false: the workspace is a condition on each row,
+    /// not a key of the GIN scans (`WorkspaceKey`).
     private func gathering(_ name: String, _ sql: SQLParameters, workspace: String, keyed: Bool, filters: (SQLParameters) -> String,
                            _ gathered: Gathered, limit: Int) -> String {
         let after = gathered.position(sql).map { " AND \($0)" } ?? ""
         let filters = filters(sql)
         let text = gathered.text(sql)
-        let key = gathered.key(sql)
+        let condition = "\(keyed ? "asset.workspace_id" : "asset.workspace_id + 0") = \(workspace)\(after) AND \(filters) AND \(text)"
+        let bound = settings.searchBounds.gatheredMatches + 1
+        guard let key = gathered.key(sql) else {
+            return """
+                \(name) AS MATERIALIZED (
+                    SELECT count(*) AS found, (array_agg(matched.id ORDER BY matched.id \(gathered.idDirection)))[1:\(sql.bind(limit))] AS ids
+                    FROM (SELECT asset.id FROM asset WHERE \(condition) LIMIT \(bound)) AS matched),
+                \(name)_found AS (SELECT \(name).found FROM \(name)),
+                \(name)_page AS (SELECT page.id, NULL::bigint AS sort_key FROM \(name), unnest(\(name).ids) AS page(id))
+                """
+        }
         return """
             \(name) AS MATERIALIZED (
-                SELECT asset.id, \(key ?? "NULL::bigint") AS sort_key FROM asset
-                WHERE \(keyed ? "asset.workspace_id" : "asset.workspace_id + 0") = \(workspace)\(after) AND \(filters) AND \(text) LIMIT \(settings.searchBounds.gatheredMatches + 1)),
+                SELECT asset.id, \(key) AS sort_key FROM asset WHERE \(condition) LIMIT \(bound)),
+            \(name)_found AS (SELECT count(*) AS found FROM \(name)),
             \(name)_page AS (SELECT \(name).id, \(name).sort_key FROM \(name)
                 ORDER BY \(name).sort_key \(gathered.keyDirection), \(name).id \(gathered.idDirection) LIMIT \(sql.bind(limit)))
             """
@@ -414,15 +450,16 @@ extension PostgresRecordStore {
     /// the page's ids sorted from those, and its rows read by id, each with its sort key;
     /// nil when more than `gatheredMatches` matched.
     private func gather(_ connection: PGConnection, workspaceID: Int64, filters: (SQLParameters) -> String, _ gathered: Gathered,
-                        limit: Int, keyed: Bool) throws -> [PGRow]? {
+                        limit: Int, keyed: Bool, joinedText: Bool) throws -> [PGRow]? {
         let sql = SQLParameters()
+        sql.joinedText = joinedText
         let workspace = sql.bind(workspaceID)
         let ctes = gathering("matched", sql, workspace: workspace, keyed: keyed, filters: filters, gathered, limit: limit)
         // One row at least, the count of matches read in the last column (NULL columns
         // before it when there is none).
         let rows = try self.query(.bitmap, connection, """
             WITH \(ctes)
-            SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT count(*) AS found FROM matched) AS total
+            SELECT \(Self.assetColumns), page.sort_key, total.found FROM (SELECT found FROM matched_found) AS total
             LEFT JOIN (matched_page AS page JOIN asset ON asset.id = page.id) ON true
             ORDER BY page.sort_key \(gathered.keyDirection), page.id \(gathered.idDirection)
             """, sql.values).rows
@@ -439,18 +476,19 @@ extension PostgresRecordStore {
     /// leave a row in it); this tier's rows have no sort key (NULL), the later tiers' have
     /// their tier. nil when more than `gatheredMatches` matched this tier; this tier's rows
     /// alone (`laterTiersRead` false) when more matched the later ones.
-    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered, keyed: Bool) throws
-        -> (rows: [PGRow], laterTiersRead: Bool)? {
+    private func gather(_ connection: PGConnection, _ query: PageQuery, _ thisTier: Gathered, then later: Gathered, keyed: Bool,
+                        joinedText: Bool) throws -> (rows: [PGRow], laterTiersRead: Bool)? {
         let sql = SQLParameters()
+        sql.joinedText = joinedText
         let workspace = sql.bind(query.workspaceID)
         let ctes = [gathering("tier", sql, workspace: workspace, keyed: keyed, filters: query.filters, thisTier, limit: query.limit),
                     gathering("later", sql, workspace: workspace, keyed: keyed, filters: query.filters, later, limit: query.limit)]
         let rows = try self.query(.bitmap, connection, """
             WITH \(ctes.joined(separator: ",\n"))
-            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT count(*) FROM tier) FROM tier_page JOIN asset ON asset.id = tier_page.id
+            (SELECT \(Self.assetColumns), tier_page.sort_key, (SELECT found FROM tier_found) FROM tier_page JOIN asset ON asset.id = tier_page.id
                 ORDER BY tier_page.sort_key \(thisTier.keyDirection), tier_page.id \(thisTier.idDirection))
             UNION ALL
-            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT count(*) FROM later) FROM later_page JOIN asset ON asset.id = later_page.id
+            (SELECT \(Self.assetColumns), later_page.sort_key, (SELECT found FROM later_found) FROM later_page JOIN asset ON asset.id = later_page.id
                 ORDER BY later_page.sort_key \(later.keyDirection), later_page.id \(later.idDirection))
             LIMIT \(sql.bind(query.limit))
             """, sql.values).rows
@@ -641,6 +679,9 @@ extension PostgresRecordStore {
 /// The parameters of a statement being written: `bind` appends a value and answers its `$n`.
 final class SQLParameters {
     private(set) var values: [any PGBindable] = []
+    /// The statement is a gather, and v10's index of the joined text is there: a substring
+    /// is searched through it (`TextConditions.substring`). Walks test the plain LIKE.
+    var joinedText = false
 
     func bind(_ value: any PGBindable) -> String {
         values.append(value)

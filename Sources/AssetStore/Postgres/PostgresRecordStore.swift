@@ -97,7 +97,7 @@ public final class PostgresRecordStore: RecordStore, FleetCoordination {
         do {
             try Self.buildIndexes(try pool.connect(), log: settings.migrationLog)
         } catch {
-            settings.migrationLog?("could not build the schema's indexes: \(error) (searches with a type are slower until a start builds them)")
+            settings.migrationLog?("could not build the schema's indexes: \(error) (searches with a type or a substring are slower until a start builds them)")
         }
         maxConnections = try? pool.with { connection in try connection.query("SHOW max_connections").first?.int(0) } ?? nil
         (uploadCache, uploadListener) = Self.startUploadCache(settings.uploadCache, pool: pool, url: url)
