@@ -13,8 +13,13 @@
    signal 11 in pthread_rwlock_rdlock(NULL) from libcrypto, after every test had passed.
    Before main, so before anything else initialises libcrypto, it is told not to register
    that handler; the process's memory goes with it anyway. */
+static int assetd_openssl_no_atexit_result = 0;
 __attribute__((constructor)) static void assetd_openssl_no_atexit(void) {
-    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+    assetd_openssl_no_atexit_result = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
+
+int assetd_system_openssl_atexit_off(void) {
+    return assetd_openssl_no_atexit_result;
 }
 
 int assetd_system_open_tmpfile(const char *directory, int flags, mode_t mode) {

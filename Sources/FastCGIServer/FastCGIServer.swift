@@ -60,11 +60,50 @@ public final class FastCGIServer: Sendable {
     /// A worker thread and what it is doing, so that the shutdown's SIGUSR2 goes only to a
     /// worker waiting in accept, never to one serving a request (whose reads and writes it
     /// would interrupt), without a signal-mask change per request (two system calls each).
+    ///
+    /// The worker's thread must not end between run()'s turning its phase to `woken` and
+    /// the wake-up's going out: pthread_kill on a thread that has ended reads its freed
+    /// descriptor (that was a SIGSEGV in __pthread_kill_implementation at about one stop in
+    /// ten under load, a worker leaving its loop as it saw `stopping`). So run() marks the
+    /// wake-up `signalled` once it is sent, and a leaving worker that finds `woken` waits
+    /// for that; a worker that run() has turned never enters `accepting` again.
     final class Worker: Sendable {
-        static let serving = 0, accepting = 1, woken = 2
+        static let serving = 0, accepting = 1, woken = 2, signalled = 3
         let thread: pthread_t
         let phase = Atomic<Int>(Worker.serving)
         init(thread: pthread_t) { self.thread = thread }
+
+        /// The worker, before accept: `serving` to `accepting`. False once run() has turned
+        /// it (`woken` or `signalled`): the server is stopping, the worker leaves.
+        func willAccept() -> Bool {
+            phase.compareExchange(expected: Worker.serving, desired: Worker.accepting, ordering: .sequentiallyConsistent).exchanged
+        }
+
+        /// The worker, after accept (or instead of it): back to `serving`. False when run()
+        /// turned it first: a wake-up was or is being sent.
+        func didAccept() -> Bool {
+            phase.compareExchange(expected: Worker.accepting, desired: Worker.serving, ordering: .sequentiallyConsistent).exchanged
+        }
+
+        /// The worker, last thing on its thread: out of `accepting`, or, when run() turned
+        /// it first, wait until run() has sent the wake-up, so that it never goes to an
+        /// ended thread.
+        func leave() {
+            if didAccept() { return }
+            while phase.load(ordering: .sequentiallyConsistent) == Worker.woken { sched_yield() }
+        }
+
+        /// run(), at shutdown: wakes (`send`) the worker only when it is in accept. True
+        /// when it was.
+        @discardableResult
+        func wakeIfAccepting(_ send: (pthread_t) -> Void) -> Bool {
+            guard phase.compareExchange(expected: Worker.accepting, desired: Worker.woken, ordering: .sequentiallyConsistent).exchanged else {
+                return false
+            }
+            send(thread)
+            phase.store(Worker.signalled, ordering: .sequentiallyConsistent)
+            return true
+        }
     }
 
     public init(configuration: Configuration, responder: any Responder, logger: Logger) {
@@ -172,10 +211,7 @@ public final class FastCGIServer: Sendable {
         // done (it stores `accepting` before it reads `stopping`, and this thread stored
         // `stopping` before it reads the phase: one of the two sees the other's store).
         for worker in workers.withLock({ $0 }) {
-            if worker.phase.compareExchange(expected: Worker.accepting, desired: Worker.woken,
-                                            ordering: .sequentiallyConsistent).exchanged {
-                pthread_kill(worker.thread, SIGUSR2)
-            }
+            worker.wakeIfAccepting { pthread_kill($0, SIGUSR2) }
         }
 
         // A second SIGTERM or SIGINT during the drain is logged and ignored: the drain is
@@ -278,12 +314,13 @@ public final class FastCGIServer: Sendable {
         var wake = sigset_t()
         sigemptyset(&wake)
         sigaddset(&wake, SIGUSR2)
-        while true {
-            worker.phase.store(Worker.accepting, ordering: .sequentiallyConsistent)
+        // Whichever way the loop ends, the thread ends only once no wake-up can still be
+        // sent to it (Worker.leave).
+        defer { worker.leave() }
+        while worker.willAccept() {
             if stopping.load(ordering: .sequentiallyConsistent) { break }
             let rc = FCGX_Accept_r(request)
-            if !worker.phase.compareExchange(expected: Worker.accepting, desired: Worker.serving,
-                                             ordering: .sequentiallyConsistent).exchanged {
+            if !worker.didAccept() {
                 pthread_sigmask(SIG_BLOCK, &wake, nil)
             }
             if rc < 0 {

@@ -18,6 +18,11 @@ pid_t assetd_system_gettid(void);
 /// descriptor from `from` on.
 int assetd_system_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
+/// 1 when this process's constructor told libcrypto, before main, to register no atexit
+/// cleanup (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT)): exit() then frees nothing that
+/// threads still hashing use. 0 if that call failed or did not run.
+int assetd_system_openssl_atexit_off(void);
+
 /// prctl(PR_SET_DUMPABLE, dumpable): 0 makes /proc/PID/{environ,mem,fd} root's and keeps
 /// every process of the same user from ptrace-attaching. 0 or -1 with errno.
 int assetd_system_set_dumpable(int dumpable);
